@@ -1,0 +1,59 @@
+/**
+ * On-disk framing for Storage records: [length u32 LE][crc32 u32 LE][payload].
+ * Shared by the file storage (runtime/) and the simulated storage (sim/), so a
+ * torn or corrupt tail is detected the same way in both.
+ */
+export const recordHeaderBytes = 8;
+export const maxRecordBytes = 16 * 1024 * 1024;
+
+const crcTable = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+export function crc32(bytes: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (let index = 0; index < bytes.length; index++) crc = crcTable[(crc ^ bytes[index]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+export function frameRecord(payload: Uint8Array): Uint8Array {
+  if (payload.length > maxRecordBytes) throw new RangeError(`record of ${payload.length} bytes exceeds ${maxRecordBytes}`);
+  const framed = new Uint8Array(recordHeaderBytes + payload.length);
+  const view = new DataView(framed.buffer);
+  view.setUint32(0, payload.length, true);
+  view.setUint32(4, crc32(payload), true);
+  framed.set(payload, recordHeaderBytes);
+  return framed;
+}
+
+export interface ParsedRecords {
+  readonly records: Uint8Array[];
+  /** Bytes up to the end of the last intact record. */
+  readonly intactBytes: number;
+  /** Bytes after it: a torn write or corruption, to be cut off. */
+  readonly discardedTailBytes: number;
+}
+
+/** Reads records until the first one that is short or fails its checksum; everything from there on is the discarded tail. */
+export function parseRecords(bytes: Uint8Array): ParsedRecords {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const records: Uint8Array[] = [];
+  let offset = 0;
+  while (offset + recordHeaderBytes <= bytes.length) {
+    const length = view.getUint32(offset, true);
+    const checksum = view.getUint32(offset + 4, true);
+    const end = offset + recordHeaderBytes + length;
+    if (length > maxRecordBytes || end > bytes.length) break;
+    const payload = bytes.slice(offset + recordHeaderBytes, end);
+    if (crc32(payload) !== checksum) break;
+    records.push(payload);
+    offset = end;
+  }
+  return { records, intactBytes: offset, discardedTailBytes: bytes.length - offset };
+}
