@@ -1,0 +1,237 @@
+/**
+ * The Storage port over files: one file per record log, `<name>.log` in a
+ * directory, records framed with length and crc32 (actors/recordFraming.ts).
+ *
+ * Appends stay in memory until `sync`, which writes them at the known end of
+ * the intact data and fdatasyncs: a crash loses exactly the unsynced records,
+ * as in the simulator. A torn or corrupt tail found on open is truncated away
+ * (and counted) before anything new is written after it. `rewrite` writes a
+ * temp file, fsyncs it, renames it over the log and fsyncs the directory, so
+ * a crash leaves either the old log or the new one.
+ */
+import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
+import { open as openAsync, rename, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { frameRecord, parseRecords } from "../actors/recordFraming.ts";
+import { storageNamePattern, type RecordLog, type Storage, type SyncOutcome } from "../actors/ports/storage.ts";
+
+export const logFileSuffix = ".log";
+export const rewriteTempSuffix = ".log.rewrite";
+/** Bytes written per sync at most; a bigger backlog is written over several writes of the same sync. */
+export const maxWriteChunkBytes = 4 * 1024 * 1024;
+export const maxOpenLogs = 1_024;
+/** Unsynced bytes a log buffers at most; appending past this throws (callers must sync). */
+export const maxUnsyncedBytes = 256 * 1024 * 1024;
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return joined;
+}
+
+function fsyncDirectory(directory: string): void {
+  const descriptor = openSync(directory, "r");
+  try {
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) {
+    const length = Math.min(maxWriteChunkBytes, bytes.length - written);
+    const { bytesWritten } = await handle.write(bytes, written, length, position + written);
+    if (bytesWritten <= 0) throw new Error("write made no progress");
+    written += bytesWritten;
+  }
+}
+
+class FileRecordLog implements RecordLog {
+  readonly discardedTailBytes: number;
+  private records: Uint8Array[];
+  /** Framed records appended since the last sync() call. */
+  private unwritten: Uint8Array[] = [];
+  private unwrittenBytes = 0;
+  /** Framed records a failed write did not get onto disk; the next sync writes them first. */
+  private carryOver: Uint8Array[] = [];
+  /** Length of the file's intact prefix: every write goes here, so a failed write is overwritten by the next. */
+  private intactFileBytes: number;
+  private handle: Promise<FileHandle>;
+  /** Operations run one after another, in call order. */
+  private queue: Promise<void> = Promise.resolve();
+  /** After a failed fsync or rewrite the file's state is unknown: every later sync fails (reopen to recover). */
+  private failure: string | undefined;
+
+  constructor(
+    private readonly directory: string,
+    readonly name: string,
+  ) {
+    const path = this.path();
+    // A crash in the middle of a rewrite leaves its temp file behind; the log itself is whole.
+    rmSync(this.tempPath(), { force: true });
+    const bytes = existsSync(path) ? new Uint8Array(readFileSync(path)) : new Uint8Array();
+    const parsed = parseRecords(bytes);
+    this.records = parsed.records;
+    this.discardedTailBytes = parsed.discardedTailBytes;
+    this.intactFileBytes = parsed.intactBytes;
+    const descriptor = openSync(path, existsSync(path) ? "r+" : "w+");
+    try {
+      if (parsed.discardedTailBytes > 0) {
+        ftruncateSync(descriptor, parsed.intactBytes);
+        fsyncSync(descriptor);
+      }
+    } finally {
+      closeSync(descriptor);
+    }
+    fsyncDirectory(directory);
+    this.handle = openAsync(path, "r+");
+    this.handle.catch((error: unknown) => {
+      this.failure = `cannot open ${path}: ${errorMessage(error)}`;
+    });
+  }
+
+  readAll(): readonly Uint8Array[] {
+    return this.records.slice();
+  }
+
+  append(record: Uint8Array): void {
+    const framed = frameRecord(record);
+    if (this.unwrittenBytes + framed.length > maxUnsyncedBytes) {
+      throw new RangeError(`log ${this.name}: more than ${maxUnsyncedBytes} unsynced bytes`);
+    }
+    this.records.push(record.slice());
+    this.unwritten.push(framed);
+    this.unwrittenBytes += framed.length;
+  }
+
+  sync(done: (outcome: SyncOutcome) => void): void {
+    // Exactly the records appended before this call belong to this sync.
+    const chunks = this.unwritten;
+    this.unwritten = [];
+    this.unwrittenBytes = 0;
+    this.enqueue(done, async () => {
+      const handle = await this.handle;
+      const pending = [...this.carryOver, ...chunks];
+      if (pending.length > 0) {
+        this.carryOver = pending;
+        const bytes = concat(pending);
+        await writeFully(handle, bytes, this.intactFileBytes);
+        this.intactFileBytes += bytes.length;
+        this.carryOver = [];
+      }
+      try {
+        await handle.datasync();
+      } catch (error) {
+        this.failure = `log ${this.name}: fdatasync failed, state unknown until reopened: ${errorMessage(error)}`;
+        throw error;
+      }
+    });
+  }
+
+  rewrite(records: readonly Uint8Array[], done: (outcome: SyncOutcome) => void): void {
+    const framed = records.map((record) => frameRecord(record));
+    this.records = records.map((record) => record.slice());
+    this.unwritten = [];
+    this.unwrittenBytes = 0;
+    this.enqueue(done, async () => {
+      try {
+        const bytes = concat(framed);
+        const temp = await openAsync(this.tempPath(), "w");
+        try {
+          await writeFully(temp, bytes, 0);
+          await temp.sync();
+        } finally {
+          await temp.close();
+        }
+        await rename(this.tempPath(), this.path());
+        fsyncDirectory(this.directory);
+        const previous = await this.handle;
+        this.handle = openAsync(this.path(), "r+");
+        await previous.close().catch(() => undefined);
+        await this.handle;
+        this.intactFileBytes = bytes.length;
+        this.carryOver = [];
+      } catch (error) {
+        this.failure = `log ${this.name}: rewrite failed, state unknown until reopened: ${errorMessage(error)}`;
+        throw error;
+      }
+    });
+  }
+
+  /** Closes the file after every queued operation; unsynced appends are lost, as in a crash. */
+  close(): Promise<void> {
+    const closing = this.queue.then(async () => {
+      const handle = await this.handle.catch(() => undefined);
+      await handle?.close().catch(() => undefined);
+    });
+    this.queue = closing;
+    return closing;
+  }
+
+  private path(): string {
+    return join(this.directory, `${this.name}${logFileSuffix}`);
+  }
+
+  private tempPath(): string {
+    return join(this.directory, `${this.name}${rewriteTempSuffix}`);
+  }
+
+  private enqueue(done: (outcome: SyncOutcome) => void, operation: () => Promise<void>): void {
+    const run = async (): Promise<SyncOutcome> => {
+      if (this.failure) return { ok: false, error: this.failure };
+      try {
+        await operation();
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, error: this.failure ?? `log ${this.name}: ${errorMessage(error)}` };
+      }
+    };
+    this.queue = this.queue.then(run).then((outcome) => {
+      // A throwing callback is the caller's bug: it must not poison the queue or become an unhandled rejection.
+      try {
+        done(outcome);
+      } catch (error) {
+        process.emitWarning(`storage callback for log ${this.name} threw: ${errorMessage(error)}`);
+      }
+    });
+  }
+}
+
+export class FileStorage implements Storage {
+  private readonly logs = new Map<string, FileRecordLog>();
+
+  /** Creates the directory if absent. */
+  constructor(readonly directory: string) {
+    mkdirSync(directory, { recursive: true });
+  }
+
+  /** Opens (creating if absent) the log of that name; the same object for the same name. */
+  open(name: string): RecordLog {
+    if (!storageNamePattern.test(name)) throw new RangeError(`invalid log name ${JSON.stringify(name)}: use 1-64 of [A-Za-z0-9_-]`);
+    const existing = this.logs.get(name);
+    if (existing) return existing;
+    if (this.logs.size >= maxOpenLogs) throw new RangeError(`more than ${maxOpenLogs} open logs`);
+    const log = new FileRecordLog(this.directory, name);
+    this.logs.set(name, log);
+    return log;
+  }
+
+  /** Waits for queued operations and closes every file. Unsynced appends are dropped. */
+  async close(): Promise<void> {
+    const logs = [...this.logs.values()];
+    this.logs.clear();
+    await Promise.all(logs.map((log) => log.close()));
+  }
+}
