@@ -25,18 +25,18 @@ export class RealClock implements Clock {
     const timer: ChainedTimer = { handle: undefined };
     if (delayMs === Number.POSITIVE_INFINITY) return timer;
     const dueAtMs = this.now() + (Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0);
-    const arm = () => {
-      const remainingMs = Math.max(0, dueAtMs - this.now());
-      if (remainingMs > maxNodeTimerDelayMs) {
-        timer.handle = setTimeout(arm, maxNodeTimerDelayMs);
-      } else {
-        timer.handle = setTimeout(() => {
-          timer.handle = undefined;
-          callback();
-        }, remainingMs);
+    // Node measures delays on its cached loop time and may fire a little early by now(): a timer
+    // that wakes before its due time waits out the rest, so callbacks never see now() < due.
+    const wake = () => {
+      const remainingMs = dueAtMs - this.now();
+      if (remainingMs > 0) {
+        timer.handle = setTimeout(wake, Math.min(maxNodeTimerDelayMs, Math.ceil(remainingMs)));
+        return;
       }
+      timer.handle = undefined;
+      callback();
     };
-    arm();
+    timer.handle = setTimeout(wake, Math.min(maxNodeTimerDelayMs, Math.max(0, dueAtMs - this.now())));
     return timer;
   }
 
