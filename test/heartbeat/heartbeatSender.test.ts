@@ -109,12 +109,12 @@ test("on a fallback monitor the host drifts back to its preferred one after drif
       { to: order[0]!, reason: "drift-back", atMs: 5_250 },
     ],
   );
-  t.is(sent.at(-1)!.monitorId, order[0]);
+  t.is(sent.at(-1)!.monitorId, order[0]!);
 });
 
 test("when every monitor misses, the host keeps rotating through all of them", (t) => {
   const { virtualClock, switches } = startSender(() => "miss");
   virtualClock.runUntil(2_000);
   const order = rendezvousOrder("h1", ["m1", "m2", "m3"]);
-  t.deepEqual(switches.slice(0, 4).map((s) => s.to), [order[1], order[2], order[0], order[1]]);
+  t.deepEqual(switches.slice(0, 4).map((s) => s.to), [order[1]!, order[2]!, order[0]!, order[1]!]);
 });
