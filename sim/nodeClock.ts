@@ -1,0 +1,285 @@
+/**
+ * One node's view of the simulator's shared VirtualClock, usable as the Clock
+ * port and as xstate's `clock` option.
+ *
+ * A node's clock may be skewed (read ahead of or behind global time) and may
+ * drift (run at rate 1 + ppm/1e6), yet it never goes backwards: after a
+ * backward skew it stands still until global time catches up. Timers are in
+ * node time: `setTimeout(cb, ms)` fires once the node's own clock has advanced
+ * by `ms`, so a fast clock fires early in global time.
+ *
+ * A paused node (a stopped process, a long GC) holds the timers that come due
+ * and fires them, in the order they came due, after it resumes. A crash
+ * cancels every timer; a generation counter makes sure a callback scheduled by
+ * an earlier incarnation can never run in a later one.
+ *
+ * The node keeps its timers in its own small heap and has at most one entry
+ * (its earliest timer) armed on the global clock. Timers that are cancelled
+ * before they become the earliest, like request timeouts, never touch the
+ * global heap; with thousands of nodes that is most of them.
+ */
+import type { Clock } from "../actors/ports/clock.ts";
+import type { VirtualClock } from "./virtualClock.ts";
+
+/** Real quartz is within ±100 ppm; the bound leaves room for deliberately bad clocks while keeping the rate positive. */
+export const maxClockDriftPpm = 500_000;
+/** A day: more skew than that is a scenario typo, not a clock fault. */
+export const maxClockOffsetMs = 86_400_000;
+/** Timers one node may have pending; more is a leak in the node's code. */
+export const maxTimersPerNode = 1_000_000;
+/** Cancelled timers stay in the heap until they surface; past this size, mostly-dead heaps are rebuilt. */
+const heapCompactionMinimum = 4096;
+
+/**
+ * Fields are `declare`d and set in the constructor: a class field initializer
+ * (define semantics under ES2022) costs a measurable share of a simulation
+ * that creates millions of timers.
+ */
+class NodeTimer {
+  declare callback: (() => void) | undefined;
+  declare readonly owner: NodeClock;
+  declare readonly generation: number;
+  declare readonly dueAtNodeMs: number;
+  declare readonly sequence: number;
+
+  constructor(owner: NodeClock, generation: number, dueAtNodeMs: number, sequence: number, callback: () => void) {
+    this.callback = callback;
+    this.owner = owner;
+    this.generation = generation;
+    this.dueAtNodeMs = dueAtNodeMs;
+    this.sequence = sequence;
+  }
+}
+
+function firesBefore(a: NodeTimer, b: NodeTimer): boolean {
+  return a.dueAtNodeMs < b.dueAtNodeMs || (a.dueAtNodeMs === b.dueAtNodeMs && a.sequence < b.sequence);
+}
+
+export class NodeClock implements Clock {
+  private anchorGlobalMs: number;
+  private anchorNodeMs: number;
+  private rate = 1;
+  private drift = 0;
+  /** now() never returns less than this; raised by backward skew and by fired timers. */
+  private floorMs: number;
+  private generation = 0;
+  private down = false;
+  private paused = false;
+  private firing = false;
+  private nextSequence = 0;
+  /** Min-heap of this node's timers by (node due time, sequence); cancelled ones are dropped when they surface. */
+  private readonly heap: NodeTimer[] = [];
+  private liveTimers = 0;
+  private armedHandle: unknown = undefined;
+  /** Node time the armed global entry was computed for (Infinity when nothing is armed). */
+  private armedForNodeMs = Infinity;
+  private readonly fireArmed = (): void => this.fire();
+
+  constructor(private readonly global: VirtualClock) {
+    this.anchorGlobalMs = global.now();
+    this.anchorNodeMs = this.anchorGlobalMs;
+    this.floorMs = this.anchorGlobalMs;
+  }
+
+  now(): number {
+    const raw = this.rawNow();
+    return raw > this.floorMs ? raw : this.floorMs;
+  }
+
+  setTimeout(callback: () => void, delayMs: number): NodeTimer {
+    const safeDelayMs = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
+    const timer = new NodeTimer(this, this.generation, this.now() + safeDelayMs, this.nextSequence++, callback);
+    if (this.down) {
+      timer.callback = undefined;
+      return timer;
+    }
+    if (this.liveTimers >= maxTimersPerNode) throw new RangeError(`more than ${maxTimersPerNode} timers on one node`);
+    if (this.heap.length >= heapCompactionMinimum && this.heap.length > 4 * this.liveTimers) this.compact();
+    this.push(timer);
+    this.liveTimers++;
+    // Inside our own timer callbacks arming waits until the batch ends, so a timer set and then superseded never reaches the global heap.
+    if (!this.firing && timer.dueAtNodeMs < this.armedForNodeMs) this.arm();
+    return timer;
+  }
+
+  clearTimeout(id: unknown): void {
+    if (!(id instanceof NodeTimer) || id.owner !== this || id.callback === undefined) return;
+    id.callback = undefined;
+    this.liveTimers--;
+  }
+
+  get driftPpm(): number {
+    return this.drift;
+  }
+
+  /** How far this node's clock reads ahead of global time right now. */
+  get offsetMs(): number {
+    return this.now() - this.global.now();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  get isDown(): boolean {
+    return this.down;
+  }
+
+  /** Timers that will still fire, for tests and reports. */
+  get activeTimers(): number {
+    return this.liveTimers;
+  }
+
+  /**
+   * From now on this node's clock reads global time + `offsetMs` and advances at
+   * 1 + driftPpm/1e6 per global ms (but never backwards: a backward step makes it
+   * stand still until it catches up). Pending timers keep their node-time due
+   * times, so they fire earlier or later in global time.
+   */
+  setSkew(offsetMs: number, driftPpm: number): void {
+    if (!Number.isFinite(offsetMs) || Math.abs(offsetMs) > maxClockOffsetMs) {
+      throw new RangeError(`clock offset must be finite and within ±${maxClockOffsetMs} ms, got ${offsetMs}`);
+    }
+    if (!Number.isFinite(driftPpm) || Math.abs(driftPpm) > maxClockDriftPpm) {
+      throw new RangeError(`clock drift must be finite and within ±${maxClockDriftPpm} ppm, got ${driftPpm}`);
+    }
+    this.floorMs = this.now();
+    this.anchorGlobalMs = this.global.now();
+    this.anchorNodeMs = this.anchorGlobalMs + offsetMs;
+    this.drift = driftPpm;
+    this.rate = 1 + driftPpm / 1e6;
+    this.disarm();
+    this.arm();
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Timers that came due during the pause fire next, in due order, after anything already due at this instant. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.arm();
+  }
+
+  /** Cancels every timer; nothing set before the crash will ever fire. */
+  crash(): void {
+    this.generation++;
+    this.down = true;
+    this.paused = false;
+    this.disarm();
+    for (const timer of this.heap) timer.callback = undefined;
+    this.heap.length = 0;
+    this.liveTimers = 0;
+  }
+
+  /** A new incarnation: timers work again; the clock itself (skew, drift, monotonic reading) carries on. */
+  restart(): void {
+    this.down = false;
+  }
+
+  private rawNow(): number {
+    const elapsedGlobalMs = this.global.now() - this.anchorGlobalMs;
+    return this.anchorNodeMs + (this.rate === 1 ? elapsedGlobalMs : elapsedGlobalMs * this.rate);
+  }
+
+  /** Fires every timer that was due when this event began (like one pass of Node's timer phase); later ones wait for the next pass. */
+  private fire(): void {
+    const armedForNodeMs = this.armedForNodeMs;
+    this.armedHandle = undefined;
+    this.armedForNodeMs = Infinity;
+    if (this.paused || this.down) return;
+    const generation = this.generation;
+    const sequenceLimit = this.nextSequence;
+    // Drift arithmetic may land a hair early: what we were armed for counts as due.
+    const nowNodeMs = Math.max(this.now(), armedForNodeMs);
+    this.firing = true;
+    try {
+      for (;;) {
+        const timer = this.peekLive();
+        if (timer === undefined || timer.sequence >= sequenceLimit || timer.dueAtNodeMs > nowNodeMs) break;
+        this.pop();
+        const callback = timer.callback!;
+        timer.callback = undefined;
+        this.liveTimers--;
+        if (this.floorMs < timer.dueAtNodeMs) this.floorMs = timer.dueAtNodeMs;
+        if (timer.generation === generation) callback();
+        if (this.paused || this.generation !== generation) break;
+      }
+    } finally {
+      this.firing = false;
+      this.arm();
+    }
+  }
+
+  /** Makes sure the earliest live timer has an entry on the global clock. */
+  private arm(): void {
+    if (this.down || this.paused) return;
+    const timer = this.peekLive();
+    if (timer === undefined) return;
+    const due = timer.dueAtNodeMs;
+    if (this.armedHandle !== undefined) {
+      if (this.armedForNodeMs <= due) return;
+      this.global.cancel(this.armedHandle);
+    }
+    const raw = this.rawNow();
+    const nowNodeMs = raw > this.floorMs ? raw : this.floorMs;
+    // Once the clock stands at or past the floor it moves with the raw reading, so due time T is reached when raw reaches T.
+    const globalDelayMs = due <= nowNodeMs ? 0 : this.rate === 1 ? due - raw : (due - raw) / this.rate;
+    this.armedHandle = this.global.schedule(globalDelayMs, this.fireArmed);
+    this.armedForNodeMs = due;
+  }
+
+  private disarm(): void {
+    if (this.armedHandle !== undefined) this.global.cancel(this.armedHandle);
+    this.armedHandle = undefined;
+    this.armedForNodeMs = Infinity;
+  }
+
+  /** Drops cancelled timers; a sorted array is a valid heap. */
+  private compact(): void {
+    const live = this.heap.filter((timer) => timer.callback !== undefined);
+    live.sort((a, b) => (firesBefore(a, b) ? -1 : 1));
+    this.heap.length = 0;
+    for (const timer of live) this.heap.push(timer);
+  }
+
+  private peekLive(): NodeTimer | undefined {
+    const heap = this.heap;
+    while (heap.length > 0 && heap[0]!.callback === undefined) this.pop();
+    return heap[0];
+  }
+
+  private push(timer: NodeTimer): void {
+    const heap = this.heap;
+    let index = heap.length;
+    heap.push(timer);
+    while (index > 0) {
+      const parentIndex = (index - 1) >> 1;
+      const parent = heap[parentIndex]!;
+      if (!firesBefore(timer, parent)) break;
+      heap[index] = parent;
+      index = parentIndex;
+    }
+    heap[index] = timer;
+  }
+
+  private pop(): void {
+    const heap = this.heap;
+    const last = heap.pop();
+    const length = heap.length;
+    if (last === undefined || length === 0) return;
+    let index = 0;
+    for (;;) {
+      const left = index * 2 + 1;
+      if (left >= length) break;
+      const right = left + 1;
+      const child = right < length && firesBefore(heap[right]!, heap[left]!) ? right : left;
+      if (!firesBefore(heap[child]!, last)) break;
+      heap[index] = heap[child]!;
+      index = child;
+    }
+    heap[index] = last;
+  }
+}
