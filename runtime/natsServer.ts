@@ -90,6 +90,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Whether `promise` settled within `ms`; the timer is cleared either way so it never holds the process open. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function httpGetJson(url: string): Promise<{ status: number; body: unknown }> {
   const response = await fetch(url, { signal: AbortSignal.timeout(readinessRequestTimeoutMs) });
   const text = await response.text();
@@ -219,7 +232,7 @@ export class NatsServer {
     const child = this.child;
     if (!child) return;
     child.kill("SIGKILL");
-    await Promise.race([this.exited, sleep(killWaitMs)]);
+    await settlesWithin(this.exited, killWaitMs);
   }
 
   /** Starts the process again on the same ports with the same data, and waits until it is ready. */
@@ -235,8 +248,7 @@ export class NatsServer {
     const child = this.child;
     if (child) {
       child.kill("SIGTERM");
-      const exitedInTime = await Promise.race([this.exited.then(() => true), sleep(stopGraceMs).then(() => false)]);
-      if (!exitedInTime) await this.kill();
+      if (!(await settlesWithin(this.exited, stopGraceMs))) await this.kill();
     }
     this.removeDirectory();
   }

@@ -149,7 +149,7 @@ async function script(backend: Backend): Promise<Trace> {
   return trace;
 }
 
-function simBackend(): Backend {
+function simBackend(): Backend & { readonly server: SimStreamServer } {
   const virtualClock = new VirtualClock();
   const clock: Clock = {
     now: () => virtualClock.now(),
@@ -164,6 +164,7 @@ function simBackend(): Backend {
     }
   };
   return {
+    server,
     stream: server.client("n1"),
     call<T>(start: (done: (outcome: T) => void) => void) {
       let settled = false;
@@ -186,34 +187,46 @@ function simBackend(): Backend {
   };
 }
 
-let server: NatsServer | undefined;
-let network: NatsNetwork | undefined;
-let realStream: NatsStream | undefined;
+interface RealSetup {
+  readonly server: NatsServer;
+  readonly network: NatsNetwork;
+  readonly streams: NatsStream[];
+}
+
+const realSetups: RealSetup[] = [];
 
 test.after.always(async () => {
-  await realStream?.close();
-  await network?.close();
-  await server?.stop();
+  for (const setup of realSetups) {
+    await Promise.all(setup.streams.map((stream) => stream.close()));
+    await setup.network.close();
+    await setup.server.stop();
+  }
 });
 
+const realCall = <T>(start: (done: (outcome: T) => void) => void) => new Promise<T>((resolve) => start(resolve));
+const realWait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+async function realUntil(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await realWait(10);
+  }
+}
+
+async function realSetup(): Promise<RealSetup> {
+  const server = await startNatsServer();
+  const network = await NatsNetwork.connect({ servers: server.url, name: "agreement" });
+  const setup: RealSetup = { server, network, streams: [] };
+  realSetups.push(setup);
+  return setup;
+}
+
 async function realBackend(): Promise<Backend> {
-  server = await startNatsServer();
-  network = await NatsNetwork.connect({ servers: server.url, name: "agreement" });
+  const setup = await realSetup();
   // One attempt: the simulator answers "no stream" at once, and retries would only make the test slower.
-  realStream = new NatsStream(network.connection, { maxPublishAttempts: 1, onError: () => undefined });
-  const stream = realStream;
-  return {
-    stream,
-    call: <T>(start: (done: (outcome: T) => void) => void) => new Promise<T>((resolve) => start(resolve)),
-    wait: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    async until(condition, what) {
-      const deadline = performance.now() + 10_000;
-      while (!condition()) {
-        if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    },
-  };
+  const stream = new NatsStream(setup.network.connection, { maxPublishAttempts: 1, onError: () => undefined });
+  setup.streams.push(stream);
+  return { stream, call: realCall, wait: realWait, until: realUntil };
 }
 
 test("SimStream and real JetStream give the same trace for the same script", async (t) => {
@@ -237,4 +250,91 @@ test("SimStream and real JetStream give the same trace for the same script", asy
     [5, "four"],
   ]);
   t.deepEqual(steps.get("watched"), ["epoch=e2@2", "hosts.h1=up@3", "epoch=e3@4"]);
+});
+
+interface LossBackend extends Backend {
+  /** Fails fast (one attempt): for requests made while the server is gone. */
+  readonly impatient: Stream;
+  loseServer(): Promise<void>;
+  restoreServer(): Promise<void>;
+}
+
+async function lossScript(backend: LossBackend): Promise<Trace> {
+  const stream = backend.stream;
+  const trace: Trace = [];
+  const record = (step: string, outcome: unknown) => trace.push([step, outcome]);
+  record(
+    "ensureStream",
+    await backend.call((done) =>
+      stream.ensureStream({ name: "LOSS", subjects: ["loss.>"], duplicateWindowMs: 60_000, replicas: 1, maxMessages: 1_000, maxBytes: 1 << 20 }, done),
+    ),
+  );
+  const deliveries: string[] = [];
+  const ready = await backend.call<Parameters<Parameters<Stream["consume"]>[3]>[0]>((done) =>
+    stream.consume(
+      "LOSS",
+      { durableName: "survivor", filterSubject: "loss.>", ackWaitMs, maxDeliver: 5, maxAckPending: 100 },
+      (message) => {
+        const body = text(message.data);
+        deliveries.push(`${body}#${message.deliveryCount}`);
+        if (message.deliveryCount >= 2 || body === "after") message.ack();
+      },
+      done,
+    ),
+  );
+  if (!ready.ok) throw new Error(ready.error);
+  const publish = (via: Stream, body: string) =>
+    backend.call((done: Parameters<Stream["publish"]>[3]) => via.publish(`loss.${body}`, encoder.encode(body), { msgId: body }, done));
+  record("publish before", await publish(stream, "before"));
+  await backend.until(() => deliveries.length === 1, "the first delivery");
+
+  await backend.loseServer();
+  record("publish while the server is gone", (await publish(backend.impatient, "during")).ok);
+  record(
+    "kv get while the server is gone",
+    (await backend.call((done: Parameters<Stream["kvGet"]>[2]) => backend.impatient.kvGet("lossview", "k", done))).ok,
+  );
+  record("deliveries while the server is gone", deliveries.slice());
+
+  await backend.restoreServer();
+  record("publish after", await publish(stream, "after"));
+  await backend.until(() => deliveries.includes("before#2") && deliveries.includes("after#1"), "redelivery and the new message");
+  await backend.wait(ackWaitMs + 100);
+  ready.subscription.unsubscribe();
+  record("deliveries", [...deliveries].sort());
+  return trace;
+}
+
+test("after NATS server loss both fail requests, keep stored messages and resume the consumer", async (t) => {
+  const sim = simBackend();
+  const simulated = await lossScript({
+    ...sim,
+    impatient: sim.stream,
+    loseServer: async () => sim.server.setAvailable(false),
+    restoreServer: async () => sim.server.setAvailable(true),
+  });
+
+  const setup = await realSetup();
+  const patient = new NatsStream(setup.network.connection, { apiTimeoutMs: 1_000, onError: () => undefined });
+  const impatient = new NatsStream(setup.network.connection, { apiTimeoutMs: 1_000, maxPublishAttempts: 1, onError: () => undefined });
+  setup.streams.push(patient, impatient);
+  const real = await lossScript({
+    stream: patient,
+    impatient,
+    call: realCall,
+    wait: realWait,
+    until: realUntil,
+    loseServer: () => setup.server.kill(),
+    restoreServer: async () => {
+      await setup.server.restart();
+      await realUntil(() => setup.network.isConnected, "the reconnect");
+    },
+  });
+
+  t.deepEqual(simulated, real);
+  const steps = new Map(simulated.map((entry) => entry as [string, unknown]));
+  t.is(steps.get("publish while the server is gone"), false);
+  t.deepEqual(steps.get("deliveries while the server is gone"), ["before#1"]);
+  t.deepEqual(steps.get("publish after"), { ok: true, stream: "LOSS", sequence: 2, duplicate: false });
+  t.deepEqual(steps.get("deliveries"), ["after#1", "before#1", "before#2"]);
 });
