@@ -27,12 +27,15 @@ export const maxStartAttempts = 3;
 export const loopbackHost = "127.0.0.1";
 
 /** Finds the binary: NATS_SERVER_BIN, then /usr/sbin/nats-server, then PATH. Throws with an install hint. */
-export function findNatsServerBinary(): string {
-  const fromEnvironment = process.env["NATS_SERVER_BIN"];
+export function findNatsServerBinary(
+  environment: Readonly<Record<string, string | undefined>> = process.env,
+  defaultBinary: string = defaultNatsServerBinary,
+): string {
+  const fromEnvironment = environment["NATS_SERVER_BIN"];
   const candidates = [
     ...(fromEnvironment ? [fromEnvironment] : []),
-    defaultNatsServerBinary,
-    ...(process.env["PATH"] ?? "").split(delimiter).filter((entry) => entry.length > 0).map((entry) => join(entry, "nats-server")),
+    defaultBinary,
+    ...(environment["PATH"] ?? "").split(delimiter).filter((entry) => entry.length > 0).map((entry) => join(entry, "nats-server")),
   ];
   for (const candidate of candidates) {
     try {
