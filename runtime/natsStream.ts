@@ -282,7 +282,7 @@ export class NatsStream implements Stream {
       await jsm.consumers.add(stream, consumerSettings);
       const consumer = await this.js.consumers.get(stream, config.durableName);
       const messages = await consumer.consume({
-        max_messages: Math.max(1, Math.min(maxPullBatchMessages, config.maxAckPending)),
+        max_messages: limit(config.maxAckPending) === -1 ? maxPullBatchMessages : Math.min(maxPullBatchMessages, limit(config.maxAckPending)),
         callback: (message) => {
           if (!state.active) return; // left unacked: the server redelivers it after ack wait
           try {
@@ -413,7 +413,7 @@ export class NatsStream implements Stream {
         this.reportError(context, errorMessage(error));
       }
       watcher.iterator = undefined;
-      if (watcher.active && !this.closed) {
+      if (watcher.active && !this.closed && !this.connection.isClosed()) {
         const delayMs = Math.min(watchRestartMaxDelayMs, watchRestartBaseDelayMs * 2 ** Math.min(failures, 10));
         watcher.timer = setTimeout(() => void run(), delayMs);
       }
