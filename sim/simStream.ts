@@ -115,15 +115,25 @@ function limitOrInfinity(value: number): number {
   return Number.isFinite(value) && value > 0 ? Math.floor(value) : Number.POSITIVE_INFINITY;
 }
 
-const textEncoder = new TextEncoder();
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code < 0xdc00) {
+      bytes += 4; // a surrogate pair is one 4-byte code point
+      index++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
 
 /** Size of the headers as NATS sends them ("NATS/1.0\r\nName: value\r\n...\r\n"). */
 function headerWireBytes(headers: Headers): number {
-  const names = Object.keys(headers);
-  if (names.length === 0) return 0;
-  let bytes = 12;
-  for (const name of names) bytes += textEncoder.encode(name).length + textEncoder.encode(headers[name]!).length + 4;
-  return bytes;
+  let bytes = 0;
+  for (const name in headers) bytes += utf8Length(name) + utf8Length(headers[name]!) + 4;
+  return bytes === 0 ? 0 : bytes + 12;
 }
 
 interface StoredMessage {
@@ -145,15 +155,28 @@ interface StreamSettings {
   maxValueBytes: number;
 }
 
+interface DedupeEntry {
+  readonly msgId: string;
+  readonly sequence: number;
+  readonly atMs: number;
+}
+
 class SimStreamState {
   readonly messages = new Map<number, StoredMessage>();
+  /** Kept as a number: finding a Map's oldest entry means walking past deleted slots. */
+  firstSequence = 1;
   lastSequence = 0;
   bytes = 0;
-  /** msg id → (sequence, stored at); insertion order is time order, so expiry trims from the front. */
-  readonly dedupe = new Map<string, { readonly sequence: number; readonly atMs: number }>();
+  /** msg id → its dedupe entry; `dedupeOrder` holds the same entries oldest first, from `dedupeHead` on. */
+  readonly dedupe = new Map<string, DedupeEntry>();
+  dedupeOrder: DedupeEntry[] = [];
+  dedupeHead = 0;
   /** KV buckets only: the sequences held per subject, oldest first. */
   readonly perSubject = new Map<string, number[]>();
   readonly consumers = new Map<string, SimConsumer>();
+  /** Consumers by literal filter subject, so a publish finds its consumers without testing every filter. */
+  readonly literalFilterConsumers = new Map<string, SimConsumer[]>();
+  readonly wildcardFilterConsumers = new Set<SimConsumer>();
   readonly watchers = new Set<SimWatcher>();
 
   constructor(
@@ -162,9 +185,8 @@ class SimStreamState {
     readonly isKv: boolean,
   ) {}
 
-  get firstSequence(): number {
-    for (const sequence of this.messages.keys()) return sequence;
-    return this.lastSequence + 1;
+  get dedupeEntries(): number {
+    return this.dedupeOrder.length - this.dedupeHead;
   }
 }
 
@@ -180,8 +202,11 @@ interface Binding {
 }
 
 class SimConsumer {
-  /** Next stream sequence not yet delivered for the first time. */
-  nextSequence: number;
+  /** Highest stream sequence delivered for the first time so far. */
+  deliveredUpTo = 0;
+  /** Matching sequences not yet delivered for the first time, oldest first, from `backlogHead` on. */
+  private backlog: number[] = [];
+  private backlogHead = 0;
   /** Delivered and waiting for ack (or for a nak delay). */
   readonly pending = new Map<number, PendingDelivery>();
   /** Deliveries made so far of messages not yet finished, including those waiting for redelivery. */
@@ -196,7 +221,44 @@ class SimConsumer {
     readonly durableName: string,
     public config: ConsumerConfig,
   ) {
-    this.nextSequence = stream.firstSequence;
+    this.rebuildBacklog();
+  }
+
+  get isLiteralFilter(): boolean {
+    return !this.config.filterSubject.split(".").some((token) => token === "*" || token === ">");
+  }
+
+  /** Deliver policy "all": every stored message after what was already delivered that the filter matches. */
+  rebuildBacklog(): void {
+    this.backlog = [];
+    this.backlogHead = 0;
+    for (const message of this.stream.messages.values()) {
+      if (message.sequence > this.deliveredUpTo && subjectMatches(this.config.filterSubject, message.subject)) {
+        this.backlog.push(message.sequence);
+      }
+    }
+  }
+
+  enqueue(sequence: number): void {
+    // Sequences the stream has already discarded are dropped here, so an idle consumer's backlog stays bounded.
+    const firstSequence = this.stream.firstSequence;
+    while (this.backlogHead < this.backlog.length && this.backlog[this.backlogHead]! < firstSequence) this.backlogHead++;
+    if (this.backlogHead > 1024 && this.backlogHead * 2 > this.backlog.length) {
+      this.backlog = this.backlog.slice(this.backlogHead);
+      this.backlogHead = 0;
+    }
+    this.backlog.push(sequence);
+  }
+
+  /** The oldest message not yet delivered that is still stored. */
+  takeNew(): StoredMessage | undefined {
+    while (this.backlogHead < this.backlog.length) {
+      const sequence = this.backlog[this.backlogHead++]!;
+      this.deliveredUpTo = sequence;
+      const message = this.stream.messages.get(sequence);
+      if (message) return message;
+    }
+    return undefined;
   }
 
   /** The next live binding, round robin; undefined when nobody is listening. */
@@ -336,7 +398,7 @@ export class SimStreamServer {
     return {
       ackPending: consumer.pending.size,
       waitingForRedelivery: consumer.redeliveries.length,
-      nextSequence: consumer.nextSequence,
+      nextSequence: consumer.deliveredUpTo + 1,
       bindings: consumer.bindings.filter((binding) => binding.active).length,
     };
   }
@@ -451,8 +513,10 @@ export class SimStreamServer {
     const storedHeaders: Headers = msgId !== undefined ? { ...headers, [msgIdHeader]: msgId } : headers;
     const sequence = this.store(target, subject, data, storedHeaders);
     if (msgId !== undefined && target.settings.duplicateWindowMs > 0) {
-      if (target.dedupe.size >= maxSimDedupeEntriesPerStream) target.dedupe.delete(target.dedupe.keys().next().value!);
-      target.dedupe.set(msgId, { sequence, atMs: this.clock.now() });
+      if (target.dedupeEntries >= maxSimDedupeEntriesPerStream) this.forgetOldestMsgId(target);
+      const entry: DedupeEntry = { msgId, sequence, atMs: this.clock.now() };
+      target.dedupe.set(msgId, entry);
+      target.dedupeOrder.push(entry);
     }
     return { ok: true, stream: target.name, sequence, duplicate: false };
   }
@@ -469,11 +533,18 @@ export class SimStreamServer {
     }
     let consumer = stream.consumers.get(config.durableName);
     if (consumer) {
+      const filterChanged = consumer.config.filterSubject !== config.filterSubject;
+      if (filterChanged) this.unindex(consumer);
       consumer.config = config;
+      if (filterChanged) {
+        this.index(consumer);
+        consumer.rebuildBacklog();
+      }
     } else {
       if (stream.consumers.size >= maxSimConsumersPerStream) return fail(`${context}: more than ${maxSimConsumersPerStream} consumers`);
       consumer = new SimConsumer(stream, config.durableName, config);
       stream.consumers.set(config.durableName, consumer);
+      this.index(consumer);
     }
     if (consumer.bindings.length >= maxSimBindingsPerConsumer) return fail(`${context}: more than ${maxSimBindingsPerConsumer} subscribers`);
     consumer.bindings.push(binding);
@@ -557,6 +628,27 @@ export class SimStreamServer {
 
   // ---- internals ----
 
+  private index(consumer: SimConsumer): void {
+    const stream = consumer.stream;
+    if (!consumer.isLiteralFilter) {
+      stream.wildcardFilterConsumers.add(consumer);
+      return;
+    }
+    const list = stream.literalFilterConsumers.get(consumer.config.filterSubject);
+    if (list) list.push(consumer);
+    else stream.literalFilterConsumers.set(consumer.config.filterSubject, [consumer]);
+  }
+
+  private unindex(consumer: SimConsumer): void {
+    const stream = consumer.stream;
+    stream.wildcardFilterConsumers.delete(consumer);
+    const list = stream.literalFilterConsumers.get(consumer.config.filterSubject);
+    if (!list) return;
+    const index = list.indexOf(consumer);
+    if (index >= 0) list.splice(index, 1);
+    if (list.length === 0) stream.literalFilterConsumers.delete(consumer.config.filterSubject);
+  }
+
   private checkReplicas(replicas: number): string | undefined {
     if (replicas !== 1 && replicas !== 3) return `replicas must be 1 or 3, got ${replicas}`;
     if (replicas > this.clusterSize) return "replicas > 1 not supported in non-clustered mode";
@@ -585,7 +677,12 @@ export class SimStreamServer {
       while (sequences.length > stream.settings.maxPerSubject) this.remove(stream, sequences.shift()!);
     }
     this.enforceLimits(stream);
-    for (const consumer of stream.consumers.values()) this.pump(consumer);
+    const interested: SimConsumer[] = [...(stream.literalFilterConsumers.get(subject) ?? [])];
+    for (const consumer of stream.wildcardFilterConsumers) {
+      if (subjectMatches(consumer.config.filterSubject, subject)) interested.push(consumer);
+    }
+    for (const consumer of interested) consumer.enqueue(sequence);
+    for (const consumer of interested) this.pump(consumer);
     for (const watcher of stream.watchers) this.pumpWatcher(stream, watcher);
     return sequence;
   }
@@ -593,8 +690,7 @@ export class SimStreamServer {
   private enforceLimits(stream: SimStreamState): void {
     const maxMessages = Math.min(stream.settings.maxMessages, maxSimMessagesPerStream);
     while (stream.messages.size > 0 && (stream.messages.size > maxMessages || stream.bytes > stream.settings.maxBytes)) {
-      const oldest = stream.messages.keys().next().value!;
-      this.remove(stream, oldest);
+      this.remove(stream, stream.firstSequence);
       this.counters.discardedByLimits++;
     }
   }
@@ -604,6 +700,9 @@ export class SimStreamServer {
     if (!message) return;
     stream.messages.delete(sequence);
     stream.bytes -= message.bytes;
+    if (sequence === stream.firstSequence) {
+      while (stream.firstSequence <= stream.lastSequence && !stream.messages.has(stream.firstSequence)) stream.firstSequence++;
+    }
     if (stream.isKv) {
       const sequences = stream.perSubject.get(message.subject);
       if (sequences) {
@@ -616,9 +715,15 @@ export class SimStreamServer {
 
   private expireDedupe(stream: SimStreamState): void {
     const cutoffMs = this.clock.now() - stream.settings.duplicateWindowMs;
-    for (const [msgId, entry] of stream.dedupe) {
-      if (entry.atMs > cutoffMs) break;
-      stream.dedupe.delete(msgId);
+    while (stream.dedupeEntries > 0 && stream.dedupeOrder[stream.dedupeHead]!.atMs <= cutoffMs) this.forgetOldestMsgId(stream);
+  }
+
+  private forgetOldestMsgId(stream: SimStreamState): void {
+    const entry = stream.dedupeOrder[stream.dedupeHead++]!;
+    if (stream.dedupe.get(entry.msgId) === entry) stream.dedupe.delete(entry.msgId);
+    if (stream.dedupeHead > 1024 && stream.dedupeHead * 2 > stream.dedupeOrder.length) {
+      stream.dedupeOrder = stream.dedupeOrder.slice(stream.dedupeHead);
+      stream.dedupeHead = 0;
     }
   }
 
@@ -650,13 +755,7 @@ export class SimStreamServer {
         message = stream.messages.get(sequence);
         if (!message) consumer.deliveryCounts.delete(sequence); // removed by limits meanwhile
       }
-      if (message === undefined) {
-        if (consumer.nextSequence < stream.firstSequence) consumer.nextSequence = stream.firstSequence;
-        while (message === undefined && consumer.nextSequence <= stream.lastSequence) {
-          const candidate = stream.messages.get(consumer.nextSequence++);
-          if (candidate && subjectMatches(consumer.config.filterSubject, candidate.subject)) message = candidate;
-        }
-      }
+      message ??= consumer.takeNew();
       if (message === undefined) return;
       const deliveryCount = (consumer.deliveryCounts.get(message.sequence) ?? 0) + 1;
       consumer.deliveryCounts.set(message.sequence, deliveryCount);
