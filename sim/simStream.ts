@@ -202,7 +202,7 @@ interface Binding {
 }
 
 class SimConsumer {
-  /** Highest stream sequence delivered for the first time so far. */
+  /** Highest stream sequence looked at for first delivery so far. */
   deliveredUpTo = 0;
   /** Matching sequences not yet delivered for the first time, oldest first, from `backlogHead` on. */
   private backlog: number[] = [];
@@ -250,7 +250,11 @@ class SimConsumer {
     this.backlog.push(sequence);
   }
 
-  /** The oldest message not yet delivered that is still stored. */
+  /**
+   * The oldest message not yet delivered that is still stored. Finding none
+   * counts as having looked at the whole stream, as the server's scan for a
+   * waiting pull does (it matters when the filter changes later).
+   */
   takeNew(): StoredMessage | undefined {
     while (this.backlogHead < this.backlog.length) {
       const sequence = this.backlog[this.backlogHead++]!;
@@ -258,6 +262,7 @@ class SimConsumer {
       const message = this.stream.messages.get(sequence);
       if (message) return message;
     }
+    this.deliveredUpTo = Math.max(this.deliveredUpTo, this.stream.lastSequence);
     return undefined;
   }
 

@@ -211,3 +211,43 @@ test("the same script gives the same trace twice", (t) => {
   t.is(once.length, 9);
   t.deepEqual(run(), once);
 });
+
+test("consumers see only their filter's messages, a late durable gets the stored backlog, and a changed filter re-targets it", (t) => {
+  const { first, publish, consume, virtualClock, server } = setUp();
+  const byConsumer = new Map<string, string[]>();
+  const record = (name: string) => (message: StreamMessage) => {
+    byConsumer.set(name, [...(byConsumer.get(name) ?? []), `${message.streamSequence}:${text(message.data)}`]);
+    message.ack();
+  };
+  for (const body of ["h1", "h2", "h1", "h3"]) publish(first, body);
+  consume(first, "one", record("one"), { filterSubject: "cmd.h1" });
+  consume(first, "all", record("all"), { filterSubject: "cmd.*" });
+  publish(first, "h2");
+  virtualClock.runFor(10);
+  t.deepEqual(byConsumer.get("one"), ["1:h1", "3:h1"]);
+  t.deepEqual(byConsumer.get("all"), ["1:h1", "2:h2", "3:h1", "4:h3", "5:h2"]);
+
+  const subscription = consume(first, "one", record("one"), { filterSubject: "cmd.h2" });
+  publish(first, "h2");
+  publish(first, "h1");
+  virtualClock.runFor(10);
+  subscription.unsubscribe();
+  t.deepEqual(byConsumer.get("one"), ["1:h1", "3:h1", "6:h2"], "after the filter change only later h2 messages");
+  t.is(server.consumerInfo("CMD", "all")!.ackPending, 0);
+});
+
+test("a KV bucket keeps one sequence for every key and serves the newest value within its history", (t) => {
+  const { first, call, server } = setUp();
+  call((done: Parameters<Stream["ensureKv"]>[1]) => first.ensureKv({ bucket: "hist", replicas: 1, history: 2, maxValueBytes: 100 }, done));
+  const put = (key: string, value: string) =>
+    call((done: Parameters<Stream["kvPut"]>[3]) => first.kvPut("hist", key, encoder.encode(value), done)).outcome;
+  t.deepEqual(put("a", "1"), { ok: true, value: 1 });
+  t.deepEqual(put("b", "1"), { ok: true, value: 2 });
+  t.deepEqual(put("a", "2"), { ok: true, value: 3 });
+  t.deepEqual(put("a", "3"), { ok: true, value: 4 });
+  const got = call((done: Parameters<Stream["kvGet"]>[2]) => first.kvGet("hist", "a", done)).outcome;
+  t.true(got.ok && got.value !== undefined && text(got.value.value) === "3" && got.value.revision === 4);
+  const info = server.streamInfo("KV_hist")!;
+  t.is(info.messages, 3, "two values of a (history 2) and one of b");
+  t.is(info.firstSequence, 2);
+});
