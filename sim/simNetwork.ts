@@ -436,7 +436,15 @@ export class SimFabric {
   }
 
   /** @internal Routes one publish. Returns how many subscriptions matched, or a negative code when it never went out. */
-  publishFrom(node: FabricNode, face: SimNetworkFace, subject: string, data: Uint8Array, headers: Headers | undefined, reply: string | undefined): number {
+  publishFrom(
+    node: FabricNode,
+    face: SimNetworkFace,
+    subject: string,
+    data: Uint8Array,
+    headers: Headers | undefined,
+    reply: string | undefined,
+    replyIsOwnInbox = false,
+  ): number {
     if (!face.alive) {
       this.count.droppedCrashed++;
       return notSent;
@@ -445,7 +453,7 @@ export class SimFabric {
       this.count.droppedPaused++;
       return notSent;
     }
-    if (!isValidPublishSubject(subject) || (reply !== undefined && !isValidPublishSubject(reply))) {
+    if (!isValidPublishSubject(subject) || (reply !== undefined && !replyIsOwnInbox && !isValidPublishSubject(reply))) {
       this.count.droppedInvalid++;
       return rejectedInvalid;
     }
@@ -505,9 +513,9 @@ export class SimFabric {
   }
 
   /** @internal */
-  openInbox(face: SimNetworkFace, inboxPrefix: string, done: (outcome: RequestOutcome) => void): PendingRequest {
+  openInbox(face: SimNetworkFace, done: (outcome: RequestOutcome) => void): PendingRequest {
     const slot = this.freeInboxSlots.pop() ?? this.inboxSlots.length;
-    const request = new PendingRequest(face, `${inboxPrefix}.${slot}`, slot, done);
+    const request = new PendingRequest(face, `${face.inboxPrefix}${++face.requestsMade}.${slot}`, slot, done);
     this.inboxSlots[slot] = request;
     this.inboxCount++;
     face.waitingRequests++;
@@ -676,10 +684,12 @@ export class SimFabric {
 class SimNetworkFace implements Network {
   alive = true;
   readonly subscriptions = new Set<SimSubscription>();
-  private nextRequestNumber = 0;
+  /** @internal */
+  requestsMade = 0;
   /** @internal maintained by the fabric. */
   waitingRequests = 0;
-  private readonly inboxPrefix: string;
+  /** @internal `_INBOX.<node>.<incarnation>.`; a request's inbox adds `<request number>.<slot>`. */
+  readonly inboxPrefix: string;
 
   constructor(
     readonly fabric: SimFabric,
@@ -721,9 +731,9 @@ class SimNetworkFace implements Network {
       clock.setTimeout(() => done(disconnectedOutcome), 0);
       return;
     }
-    const request = this.fabric.openInbox(this, this.inboxPrefix + String(++this.nextRequestNumber), done);
+    const request = this.fabric.openInbox(this, done);
     request.timer = clock.setTimeout(() => request.settle(timeoutOutcome), timeoutMs);
-    const routed = this.fabric.publishFrom(this.node, this, subject, data, options.headers, request.inbox);
+    const routed = this.fabric.publishFrom(this.node, this, subject, data, options.headers, request.inbox, true);
     if (routed === 0 || routed === rejectedInvalid) {
       // The server answers at once that nobody listens: one round trip to it.
       this.fabric.countRequestOutcome("noResponders");
