@@ -4,8 +4,10 @@
  *
  * A node's SimDisk outlives its incarnations; each incarnation mounts a fresh
  * SimStorage face. `append` only writes to the (simulated) page cache; `sync`
- * completes after a virtual fsync latency on the node's own clock, and only
- * then are those bytes durable. A crash keeps the durable bytes, optionally
+ * makes the bytes durable after a virtual fsync latency (global time: the disk
+ * keeps working while the node is paused) and then reports back through the
+ * node's own clock, so a paused node hears of it after it resumes and a
+ * crashed one never does. A crash keeps the durable bytes, optionally
  * plus a torn prefix of the unsynced ones; the next open detects the torn or
  * corrupt tail by its framing and cuts it (`discardedTailBytes`).
  */
@@ -14,6 +16,7 @@ import { storageNamePattern } from "../actors/ports/storage.ts";
 import type { RecordLog, Storage, SyncOutcome } from "../actors/ports/storage.ts";
 import { frameRecord, parseRecords, recordHeaderBytes } from "../actors/recordFraming.ts";
 import type { Clock } from "../actors/ports/clock.ts";
+import type { VirtualClock } from "./virtualClock.ts";
 
 /** Virtual fsync time of an SSD-class disk. */
 export const defaultSyncLatencyMs = 2;
@@ -80,11 +83,13 @@ export class SimDisk {
   private mounted: SimStorage | undefined = undefined;
 
   constructor(
+    /** The disk's own time: I/O completes whether or not the node is running. */
+    readonly global: VirtualClock,
     private readonly random: Random,
     private readonly faults: StorageFaultSettings,
   ) {}
 
-  /** A fresh face for a new incarnation; the previous face (if any) goes dead. */
+  /** A fresh face for a new incarnation, reporting through that incarnation's clock; the previous face (if any) goes dead. */
   mount(clock: Clock): SimStorage {
     this.mounted?.kill();
     this.mounted = new SimStorage(this, clock, this.faults);
@@ -164,10 +169,19 @@ export class SimStorage implements Storage {
   private alive = true;
 
   constructor(
-    private readonly disk: SimDisk,
+    readonly disk: SimDisk,
     readonly clock: Clock,
     readonly faults: StorageFaultSettings,
   ) {}
+
+  /** @internal After the fsync latency runs `complete` (unless the incarnation died), then `report` on the node's clock. */
+  afterSync(complete: () => void, report: () => void): void {
+    this.disk.global.schedule(this.faults.syncLatencyMs, () => {
+      if (!this.alive) return;
+      complete();
+      this.clock.setTimeout(report, 0);
+    });
+  }
 
   open(name: string): RecordLog {
     if (!storageNamePattern.test(name)) {
@@ -232,11 +246,12 @@ class SimRecordLog implements RecordLog {
     const file = this.file;
     const epoch = file.epoch;
     const markLength = file.length;
-    this.storage.clock.setTimeout(() => {
-      if (!this.storage.isAlive) return;
-      if (file.epoch === epoch && markLength > file.durableLength) file.durableLength = markLength;
-      done(refusal ?? { ok: true });
-    }, this.storage.faults.syncLatencyMs);
+    this.storage.afterSync(
+      () => {
+        if (file.epoch === epoch && markLength > file.durableLength) file.durableLength = markLength;
+      },
+      () => done(refusal ?? { ok: true }),
+    );
   }
 
   rewrite(records: readonly Uint8Array[], done: (outcome: SyncOutcome) => void): void {
@@ -265,17 +280,18 @@ class SimRecordLog implements RecordLog {
     file.replaceWith(image);
     file.durableLength = 0;
     this.records = records.map((record) => record.slice());
-    this.storage.clock.setTimeout(() => {
-      if (!this.storage.isAlive) return;
-      if (file.epoch === epoch) {
-        file.durableBeforeRewrite = undefined;
-        if (image.length > file.durableLength) file.durableLength = image.length;
-      } else {
-        // A later rewrite is still pending: this one's image is now what a crash would leave.
-        file.durableBeforeRewrite = image;
-      }
-      done({ ok: true });
-    }, this.storage.faults.syncLatencyMs);
+    this.storage.afterSync(
+      () => {
+        if (file.epoch === epoch) {
+          file.durableBeforeRewrite = undefined;
+          if (image.length > file.durableLength) file.durableLength = image.length;
+        } else {
+          // A later rewrite is still pending: this one's image is now what a crash would leave.
+          file.durableBeforeRewrite = image;
+        }
+      },
+      () => done({ ok: true }),
+    );
   }
 
   private takeRefusal(): SyncOutcome | undefined {

@@ -85,6 +85,8 @@ interface WorldNode {
   readonly random: Random;
   state: NodeLifecycleState;
   incarnation: number;
+  /** Counts pauses, so a timed pause's resume cannot end a later pause. */
+  pauses: number;
   running: RunningNode | undefined;
 }
 
@@ -139,12 +141,13 @@ export class SimWorld {
       nodeId,
       boot,
       clock,
-      disk: new SimDisk(this.root.fork(`storage:${nodeId}`), this.storageFaults),
+      disk: new SimDisk(this.clock, this.root.fork(`storage:${nodeId}`), this.storageFaults),
       metrics: new SimMetrics(),
       log: new SimLog(this.transcriptLog, nodeId),
       random: this.root.fork(`node:${nodeId}`),
       state: "up",
       incarnation: 1,
+      pauses: 0,
       running: undefined,
     };
     this.nodes.set(nodeId, node);
@@ -191,12 +194,12 @@ export class SimWorld {
     node.clock.pause();
     this.fabric.pauseNode(nodeId);
     node.state = "paused";
+    const pause = ++node.pauses;
     this.worldLine("info", "pause", durationMs === undefined ? { node: nodeId } : { node: nodeId, durationMs });
     this.emit({ type: "paused", nodeId, incarnation: node.incarnation });
     if (durationMs !== undefined) {
-      const incarnation = node.incarnation;
       this.clock.schedule(durationMs, () => {
-        if (node.state === "paused" && node.incarnation === incarnation) this.resume(nodeId);
+        if (node.state === "paused" && node.pauses === pause) this.resume(nodeId);
       });
     }
   }
@@ -296,6 +299,10 @@ export class SimWorld {
   /** Runs `callback` on the global clock after `delayMs` (scenario commands, test probes). */
   schedule(delayMs: number, callback: () => void): unknown {
     return this.clock.schedule(delayMs, callback);
+  }
+
+  cancelScheduled(handle: unknown): void {
+    this.clock.cancel(handle);
   }
 
   runFor(durationMs: number): void {

@@ -144,3 +144,21 @@ test("a dead incarnation's log handle no longer reaches the disk", (t) => {
   t.false(called);
   t.deepEqual(texts(log()), []);
 });
+
+test("the disk keeps working while the node is paused: the sync is durable on time, the node hears of it after resume", (t) => {
+  const { world, log } = node({ syncLatencyMs: 10 });
+  const wal = log();
+  wal.append(bytes("during-pause"));
+  const reported: number[] = [];
+  wal.sync(() => reported.push(world.now()));
+  world.pause("n1");
+  world.runFor(50);
+  t.deepEqual(reported, []);
+  t.is(world.disk("n1").durableLength("wal"), recordHeaderBytes + "during-pause".length);
+  world.resume("n1");
+  world.runFor(1);
+  t.deepEqual(reported, [50]);
+  world.crash("n1");
+  world.restart("n1");
+  t.deepEqual(texts(log()), ["during-pause"]);
+});

@@ -111,3 +111,19 @@ test("node ports carry ids, a per-node random stream and a log into the shared t
   world.runFor(10);
   t.true(world.transcript().endsWith("000001.250 a info hello from=a\n000001.250 b info hello from=b\n"));
 });
+
+test("a timed pause resumes by itself but never ends a later pause", (t) => {
+  const world = new SimWorld({ seed: 1, clusterId: "w" });
+  world.addNode("n1", () => ({ stop: () => {} }));
+  world.pause("n1", 100);
+  world.runFor(50);
+  world.resume("n1");
+  world.pause("n1");
+  world.runFor(200);
+  t.is(world.nodeState("n1"), "paused", "the first pause's timer must not resume the second pause");
+  world.resume("n1");
+  const handle = world.schedule(10, () => world.pause("n1"));
+  world.cancelScheduled(handle);
+  world.runFor(20);
+  t.is(world.nodeState("n1"), "up");
+});
