@@ -467,10 +467,8 @@ export class SimFabric {
       this.count.unrouted++;
       return 0;
     }
-    const message: NetMessage =
-      reply === undefined
-        ? { subject, data: data.slice(), headers: headers ? { ...headers } : emptyHeaders }
-        : { subject, data: data.slice(), headers: headers ? { ...headers } : emptyHeaders, reply };
+    // One shape for every message (reply present even when undefined) keeps handlers' property access monomorphic.
+    const message: NetMessage = { subject, data: data.slice(), headers: headers ? { ...headers } : emptyHeaders, reply };
     const matched = matches.length;
     let queueGroups: Map<string, Recipient[]> | undefined;
     for (let index = 0; index < matched; index++) {
