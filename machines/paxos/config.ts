@@ -1,0 +1,112 @@
+/**
+ * Every knob of the Paxos cores, with units in the names. One object is shared
+ * by all controllers of a cluster: the lease arithmetic is only safe when every
+ * acceptor grants the same `leaseDurationMs` that leaders count on.
+ */
+export interface PaxosConfig {
+  /** The acceptor set, in a fixed order; every controller runs one acceptor. */
+  readonly acceptorIds: readonly string[];
+  /** A leader sends a heartbeat (lease renewal, commit index) this often. */
+  readonly heartbeatIntervalMs: number;
+  /**
+   * A leader tells non-acceptor learners the commit index at least this often even when nothing new
+   * is chosen, so a learner that restarted empty during a quiet spell knows it is behind.
+   */
+  readonly commitBeaconIntervalMs: number;
+  /** How long an acceptor refuses a rival's prepare after granting the lease. */
+  readonly leaseDurationMs: number;
+  /** The leader counts its lease as `leaseDurationMs - clockDriftMarginMs` from when it sent the renewal. */
+  readonly clockDriftMarginMs: number;
+  /** A follower that hears nothing from a leader for this long (plus jitter) starts an election. */
+  readonly electionTimeoutMs: number;
+  /** Upper bound of the random extra delay before an election or a retried prepare. */
+  readonly electionJitterMs: number;
+  /** A phase 1 that has not reached a majority by then is abandoned (its promises are never used later). */
+  readonly prepareTimeoutMs: number;
+  /** An accept not acknowledged by a majority is re-sent after this long. */
+  readonly acceptRetryMs: number;
+  /** At most this many client commands go into one slot. */
+  readonly maxCommandsPerBatch: number;
+  /** At most this many slots are proposed but not yet chosen. */
+  readonly maxInFlightSlots: number;
+  /** Commands waiting at the leader for a slot; more are refused as overloaded. */
+  readonly maxPendingCommands: number;
+  /** A learner keeps this many applied slots to serve catch-up; older ones are only in snapshots. */
+  readonly maxRetainedSlots: number;
+  /** A learner snapshots its state (and the acceptor compacts below it) every this many applied slots. */
+  readonly snapshotEverySlots: number;
+  /** Chosen slots a learner buffers ahead of a gap; further ones are dropped and fetched later. */
+  readonly maxBufferedChosenSlots: number;
+  /** A catch-up fetch asks for at most this many slots. */
+  readonly maxFetchSlots: number;
+  /** A learner behind the commit index for this long fetches. */
+  readonly catchUpAfterMs: number;
+  /** An unanswered fetch is retried (at another peer) after this long. */
+  readonly fetchTimeoutMs: number;
+  /**
+   * An acceptor restarted from an empty disk stays silent this long before it
+   * fences: at least the longest a message may live in the network plus
+   * `prepareTimeoutMs` (see docs/paxos.md, "Rejoining from an empty disk").
+   */
+  readonly rejoinQuarantineMs: number;
+  /** A rejoining acceptor re-sends its fence if a majority has not answered after this long. */
+  readonly rejoinRetryMs: number;
+}
+
+export const defaultPaxosTimings = {
+  heartbeatIntervalMs: 50,
+  commitBeaconIntervalMs: 500,
+  leaseDurationMs: 300,
+  clockDriftMarginMs: 30,
+  electionTimeoutMs: 350,
+  electionJitterMs: 150,
+  prepareTimeoutMs: 200,
+  acceptRetryMs: 100,
+  maxCommandsPerBatch: 64,
+  maxInFlightSlots: 32,
+  maxPendingCommands: 4_096,
+  maxRetainedSlots: 1_024,
+  snapshotEverySlots: 512,
+  maxBufferedChosenSlots: 2_048,
+  maxFetchSlots: 256,
+  catchUpAfterMs: 100,
+  fetchTimeoutMs: 250,
+  rejoinQuarantineMs: 2_000,
+  rejoinRetryMs: 250,
+} as const satisfies Omit<PaxosConfig, "acceptorIds">;
+
+export function createPaxosConfig(acceptorIds: readonly string[], overrides: Partial<Omit<PaxosConfig, "acceptorIds">> = {}): PaxosConfig {
+  return { ...defaultPaxosTimings, ...overrides, acceptorIds: [...acceptorIds] };
+}
+
+export const maxAcceptors = 9;
+
+/** Every problem with the config, one sentence each; empty when it is usable. */
+export function paxosConfigProblems(config: PaxosConfig): string[] {
+  const problems: string[] = [];
+  const ids = config.acceptorIds;
+  if (ids.length < 1 || ids.length > maxAcceptors) problems.push(`acceptorIds must list 1 to ${maxAcceptors} controllers, got ${ids.length}`);
+  if (new Set(ids).size !== ids.length) problems.push("acceptorIds contains a duplicate");
+  for (const id of ids) if (id === "" || id === broadcastForbiddenId) problems.push(`acceptor id ${JSON.stringify(id)} is reserved`);
+  const positive: Array<keyof typeof defaultPaxosTimings> = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
+  for (const key of positive) {
+    const value = config[key];
+    if (!Number.isSafeInteger(value) || value < (key === "electionJitterMs" || key === "clockDriftMarginMs" ? 0 : 1)) {
+      problems.push(`${key} must be a ${key === "electionJitterMs" || key === "clockDriftMarginMs" ? "non-negative" : "positive"} integer, got ${value}`);
+    }
+  }
+  if (config.clockDriftMarginMs >= config.leaseDurationMs) problems.push("clockDriftMarginMs must be below leaseDurationMs");
+  if (config.heartbeatIntervalMs * 2 > config.leaseDurationMs - config.clockDriftMarginMs) {
+    problems.push("leaseDurationMs - clockDriftMarginMs must cover at least two heartbeat intervals, or the lease lapses between renewals");
+  }
+  if (config.electionTimeoutMs < config.leaseDurationMs) problems.push("electionTimeoutMs below leaseDurationMs only produces prepares the lease refuses");
+  if (config.maxRetainedSlots < config.snapshotEverySlots) problems.push("maxRetainedSlots must be at least snapshotEverySlots, or slots leave the log before a snapshot covers them");
+  return problems;
+}
+
+/** Not an acceptor id: it addresses every learner that is not an acceptor (hosts), see messages.ts. */
+const broadcastForbiddenId = "*";
+
+export function majorityOf(count: number): number {
+  return Math.floor(count / 2) + 1;
+}

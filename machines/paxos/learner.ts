@@ -1,0 +1,309 @@
+/**
+ * The learner: collects chosen values, applies them strictly in slot order to
+ * a replicated state machine, and catches up when it falls behind. Pure, like
+ * the other cores.
+ *
+ * Sources of chosen values: the node's own leader (majority of votes at its
+ * ballot), the commit broadcast, the commit index piggy-backed on accepts and
+ * heartbeats (resolved against the node's own acceptor votes by
+ * controllerNode.ts), and catch-up replies. A learner behind the commit index
+ * for `catchUpAfterMs` fetches from a peer: the peer answers with the slots it
+ * still retains, or with a snapshot of its state when the request reaches
+ * below its retained log. Every `snapshotEverySlots` applied slots the learner
+ * takes a snapshot; the node persists it and compacts its log below it.
+ */
+import type { PaxosConfig } from "./config.ts";
+import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
+import type { DurableRecord } from "./records.ts";
+import type { AppliedCommand, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
+import type { ChosenEntry, CommandEnvelope, SlotValue } from "./values.ts";
+
+export interface PendingFetch {
+  readonly target: string;
+  readonly fromSlot: number;
+  readonly sentAtMs: number;
+}
+
+export interface LearnerState<C extends CommandEnvelope, S> {
+  readonly learnerId: string;
+  readonly config: PaxosConfig;
+  readonly machine: ReplicatedStateMachine<S, C>;
+  /** The replicated state after applying every slot below `nextSlot`. */
+  readonly app: S;
+  readonly nextSlot: number;
+  /** Chosen but not yet applicable (a gap below them), at most `maxBufferedChosenSlots` ahead. */
+  readonly buffered: ReadonlyMap<number, SlotValue<C>>;
+  /** Applied slots [retainedFrom, nextSlot), kept to serve catch-up. */
+  readonly retained: ReadonlyMap<number, SlotValue<C>>;
+  readonly retainedFrom: number;
+  /** The highest commit index heard: every slot below it is chosen somewhere. */
+  readonly commitHint: number;
+  readonly leaderHint: string;
+  readonly lastProgressAtMs: number;
+  readonly fetch: PendingFetch | null;
+  readonly fetchRotation: number;
+  /** `throughSlot` of the newest snapshot taken or installed. */
+  readonly snapshotSlot: number;
+  readonly snapshotsRejected: number;
+}
+
+export type LearnerInput<C extends CommandEnvelope> =
+  /** Chosen values from this node itself (its leader, or piggy-backed commits resolved against its acceptor). */
+  | { readonly type: "learn"; readonly entries: readonly ChosenEntry<C>[]; readonly nowMs: number }
+  /** A commit index heard on an accept or heartbeat. */
+  | { readonly type: "hint"; readonly commitIndex: number; readonly leaderId: string; readonly nowMs: number }
+  | { readonly type: "message"; readonly message: PaxosMessage<C>; readonly nowMs: number }
+  | { readonly type: "tick"; readonly nowMs: number };
+
+export interface TakenSnapshot {
+  readonly throughSlot: number;
+  readonly snapshot: unknown;
+}
+
+export interface LearnerStep<C extends CommandEnvelope, S> {
+  readonly state: LearnerState<C, S>;
+  /** Catch-up requests and replies; the learner persists nothing of its own before them. */
+  readonly sendAfterSync: readonly PaxosMessage<C>[];
+  /** Commands applied in this step, in order, with their outcome. */
+  readonly applied: readonly AppliedCommand[];
+  /** Chosen values learned from other nodes in this step (a leader checks them against its proposals). */
+  readonly learnedFromPeers: readonly ChosenEntry<C>[];
+  /** A snapshot to persist; once durable the node may compact every slot below `throughSlot`. */
+  readonly snapshot: TakenSnapshot | null;
+}
+
+export interface LearnerCreation<C extends CommandEnvelope, S> {
+  readonly learnerId: string;
+  readonly config: PaxosConfig;
+  readonly machine: ReplicatedStateMachine<S, C>;
+  /** The node's durable records; the newest valid snapshot record is loaded. */
+  readonly records: readonly DurableRecord<C>[];
+  readonly nowMs: number;
+}
+
+export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCreation<C, S>): LearnerState<C, S> {
+  let app = creation.machine.initialState;
+  let nextSlot = 0;
+  for (const record of creation.records) {
+    if (record.kind !== "snapshot" || record.throughSlot <= nextSlot) continue;
+    const parsed = creation.machine.fromSnapshot(record.snapshot);
+    if (!parsed.ok) continue;
+    app = parsed.state;
+    nextSlot = record.throughSlot;
+  }
+  return {
+    learnerId: creation.learnerId,
+    config: creation.config,
+    machine: creation.machine,
+    app,
+    nextSlot,
+    buffered: new Map(),
+    retained: new Map(),
+    retainedFrom: nextSlot,
+    commitHint: nextSlot,
+    leaderHint: "",
+    lastProgressAtMs: creation.nowMs,
+    fetch: null,
+    fetchRotation: 0,
+    snapshotSlot: nextSlot,
+    snapshotsRejected: 0,
+  };
+}
+
+/** The value chosen for `slot` if this learner has it (applied and retained, or buffered). */
+export function knownValue<C extends CommandEnvelope, S>(state: LearnerState<C, S>, slot: number): SlotValue<C> | undefined {
+  return state.retained.get(slot) ?? state.buffered.get(slot);
+}
+
+interface Draft<C extends CommandEnvelope, S> {
+  state: LearnerState<C, S>;
+  send: PaxosMessage<C>[];
+  applied: AppliedCommand[];
+  learnedFromPeers: ChosenEntry<C>[];
+  snapshot: TakenSnapshot | null;
+}
+
+export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C, S>, input: LearnerInput<C>): LearnerStep<C, S> {
+  const draft: Draft<C, S> = { state, send: [], applied: [], learnedFromPeers: [], snapshot: null };
+  switch (input.type) {
+    case "learn":
+      learn(draft, input.entries, false);
+      applyReady(draft, input.nowMs);
+      break;
+    case "hint":
+      hint(draft, input.commitIndex, input.leaderId);
+      break;
+    case "message":
+      onMessage(draft, input.message, input.nowMs);
+      break;
+    case "tick":
+      maybeFetch(draft, input.nowMs);
+      break;
+  }
+  return { state: draft.state, sendAfterSync: draft.send, applied: draft.applied, learnedFromPeers: draft.learnedFromPeers, snapshot: draft.snapshot };
+}
+
+function hint<C extends CommandEnvelope, S>(draft: Draft<C, S>, commitIndex: number, leaderId: string): void {
+  const state = draft.state;
+  if (commitIndex <= state.commitHint && (leaderId === "" || leaderId === state.leaderHint)) return;
+  draft.state = { ...state, commitHint: Math.max(state.commitHint, commitIndex), leaderHint: leaderId === "" ? state.leaderHint : leaderId };
+}
+
+function learn<C extends CommandEnvelope, S>(draft: Draft<C, S>, entries: readonly ChosenEntry<C>[], fromPeer: boolean): void {
+  const state = draft.state;
+  const horizon = state.nextSlot + state.config.maxBufferedChosenSlots;
+  let buffered: Map<number, SlotValue<C>> | null = null;
+  let highest = state.commitHint;
+  for (const entry of entries) {
+    if (entry.slot < state.nextSlot || entry.slot >= horizon || state.buffered.has(entry.slot) || buffered?.has(entry.slot)) continue;
+    buffered ??= new Map(state.buffered);
+    buffered.set(entry.slot, entry.value);
+    highest = Math.max(highest, entry.slot + 1);
+    if (fromPeer) draft.learnedFromPeers.push(entry);
+  }
+  if (buffered) draft.state = { ...state, buffered, commitHint: highest };
+}
+
+function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: number): void {
+  const start = draft.state;
+  if (!start.buffered.has(start.nextSlot)) return;
+  const config = start.config;
+  const buffered = new Map(start.buffered);
+  const retained = new Map(start.retained);
+  let { app, nextSlot, retainedFrom } = start;
+  for (let value = buffered.get(nextSlot); value !== undefined; value = buffered.get(nextSlot)) {
+    buffered.delete(nextSlot);
+    if (value.kind === "commands") {
+      const result = start.machine.apply(app, nextSlot, value.commands);
+      app = result.state;
+      for (let index = 0; index < value.commands.length; index++) {
+        draft.applied.push({ slot: nextSlot, commandId: value.commands[index]!.id, outcome: result.outcomes[index] ?? { kind: "committed" } });
+      }
+    }
+    retained.set(nextSlot, value);
+    nextSlot++;
+  }
+  while (nextSlot - retainedFrom > config.maxRetainedSlots) retained.delete(retainedFrom++);
+  let snapshotSlot = start.snapshotSlot;
+  if (nextSlot - snapshotSlot >= config.snapshotEverySlots) {
+    snapshotSlot = nextSlot;
+    draft.snapshot = { throughSlot: nextSlot, snapshot: start.machine.toSnapshot(app) };
+  }
+  draft.state = {
+    ...start,
+    app,
+    nextSlot,
+    buffered,
+    retained,
+    retainedFrom,
+    snapshotSlot,
+    commitHint: Math.max(start.commitHint, nextSlot),
+    lastProgressAtMs: nowMs,
+  };
+}
+
+function onMessage<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: PaxosMessage<C>, nowMs: number): void {
+  switch (message.type) {
+    case "paxos.commit":
+      hint(draft, message.commitIndex, message.from);
+      learn(draft, message.entries, true);
+      applyReady(draft, nowMs);
+      return;
+    case "paxos.fetch":
+      serveFetch(draft, message.from, message.fromSlot, message.maxSlots);
+      return;
+    case "paxos.fetch-reply": {
+      const fetch = draft.state.fetch;
+      if (fetch && fetch.target === message.from) {
+        const progressed = message.entries.some((entry) => entry.slot === draft.state.nextSlot);
+        // An unhelpful peer is skipped next time; a helpful one may be asked again at once.
+        draft.state = { ...draft.state, fetch: null, fetchRotation: draft.state.fetchRotation + (progressed ? 0 : 1) };
+      }
+      hint(draft, message.commitIndex, "");
+      learn(draft, message.entries, true);
+      applyReady(draft, nowMs);
+      if (draft.state.fetch === null && fetch && fetch.target === message.from) maybeFetch(draft, nowMs, true);
+      return;
+    }
+    case "paxos.snapshot":
+      installSnapshot(draft, message, nowMs);
+      return;
+    default:
+      return;
+  }
+}
+
+function serveFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, requester: string, fromSlot: number, maxSlots: number): void {
+  const state = draft.state;
+  if (requester === state.learnerId) return;
+  const commitIndex = Math.max(state.commitHint, state.nextSlot);
+  if (fromSlot < state.retainedFrom) {
+    draft.send.push({
+      type: "paxos.snapshot",
+      from: state.learnerId,
+      to: requester,
+      throughSlot: state.nextSlot,
+      snapshot: state.machine.toSnapshot(state.app),
+      commitIndex,
+    });
+    return;
+  }
+  const entries: ChosenEntry<C>[] = [];
+  const end = Math.min(state.nextSlot, fromSlot + Math.max(0, Math.min(maxSlots, state.config.maxFetchSlots)));
+  for (let slot = fromSlot; slot < end; slot++) entries.push({ slot, value: state.retained.get(slot)! });
+  draft.send.push({ type: "paxos.fetch-reply", from: state.learnerId, to: requester, entries, commitIndex });
+}
+
+function installSnapshot<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: SnapshotMessage, nowMs: number): void {
+  const state = draft.state;
+  const fetch = state.fetch && state.fetch.target === message.from ? null : state.fetch;
+  if (message.throughSlot <= state.nextSlot) {
+    draft.state = { ...state, fetch, fetchRotation: state.fetchRotation + (fetch === state.fetch ? 0 : 1) };
+    return;
+  }
+  const parsed = state.machine.fromSnapshot(message.snapshot);
+  if (!parsed.ok) {
+    draft.state = { ...state, fetch, snapshotsRejected: state.snapshotsRejected + 1, fetchRotation: state.fetchRotation + 1 };
+    return;
+  }
+  const buffered = new Map<number, SlotValue<C>>();
+  for (const [slot, value] of state.buffered) if (slot >= message.throughSlot) buffered.set(slot, value);
+  draft.state = {
+    ...state,
+    app: parsed.state,
+    nextSlot: message.throughSlot,
+    buffered,
+    retained: new Map(),
+    retainedFrom: message.throughSlot,
+    commitHint: Math.max(state.commitHint, message.commitIndex, message.throughSlot),
+    snapshotSlot: message.throughSlot,
+    lastProgressAtMs: nowMs,
+    fetch,
+  };
+  draft.snapshot = { throughSlot: message.throughSlot, snapshot: message.snapshot };
+  applyReady(draft, nowMs);
+}
+
+function isBehind(state: LearnerState<CommandEnvelope, unknown>): boolean {
+  return state.commitHint > state.nextSlot || state.buffered.size > 0;
+}
+
+function maybeFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: number, immediately = false): void {
+  let state = draft.state;
+  if (!isBehind(state as LearnerState<CommandEnvelope, unknown>)) return;
+  if (state.fetch) {
+    if (nowMs - state.fetch.sentAtMs < state.config.fetchTimeoutMs) return;
+    state = { ...state, fetch: null, fetchRotation: state.fetchRotation + 1 };
+  } else if (!immediately && nowMs - state.lastProgressAtMs < state.config.catchUpAfterMs) {
+    return;
+  }
+  const peers = state.config.acceptorIds.filter((id) => id !== state.learnerId);
+  if (peers.length === 0) {
+    draft.state = state;
+    return;
+  }
+  const leaderIndex = peers.indexOf(state.leaderHint);
+  const target = peers[(Math.max(0, leaderIndex) + state.fetchRotation) % peers.length]!;
+  draft.send.push({ type: "paxos.fetch", from: state.learnerId, to: target, fromSlot: state.nextSlot, maxSlots: state.config.maxFetchSlots });
+  draft.state = { ...state, fetch: { target, fromSlot: state.nextSlot, sentAtMs: nowMs } };
+}

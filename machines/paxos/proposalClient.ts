@@ -1,0 +1,179 @@
+/**
+ * The client API other actors use to change the replicated state: submit a
+ * command, learn its outcome. Pure, like the Paxos cores.
+ *
+ * A submitted command is sent (as `paxos.propose`) to the controller believed
+ * to lead; a refusal redirects it to the hinted leader, silence retries it
+ * after a backoff at the next controller, at most `maxProposeAttempts` times
+ * in all. The outcome comes from this node's own learner (`applied` input): the
+ * slot it was committed at, or the deterministic rejection reason. Retries
+ * are safe because command ids are idempotent in the replicated state. After
+ * the last attempt the client gives up with "no outcome": the command may
+ * still be applied later (a client that must know resubmits the same id).
+ */
+import type { PaxosMessage, ProposeRefusal } from "./messages.ts";
+import type { AppliedCommand } from "./replicatedStateMachine.ts";
+import type { CommandEnvelope } from "./values.ts";
+
+export interface ProposalClientConfig {
+  readonly controllerIds: readonly string[];
+  readonly maxOutstandingProposals: number;
+  readonly maxProposeAttempts: number;
+  /** Wait before the first retry; doubles per attempt up to `maxRetryDelayMs`. */
+  readonly retryAfterMs: number;
+  readonly maxRetryDelayMs: number;
+}
+
+export const defaultProposalClientLimits = {
+  maxOutstandingProposals: 1_024,
+  maxProposeAttempts: 6,
+  retryAfterMs: 200,
+  maxRetryDelayMs: 2_000,
+} as const;
+
+export type ProposalOutcome =
+  | { readonly commandId: string; readonly kind: "committed"; readonly slot: number }
+  | { readonly commandId: string; readonly kind: "rejected"; readonly slot: number; readonly reason: string }
+  /** Not known to be applied after every attempt; it may still be, later. */
+  | { readonly commandId: string; readonly kind: "no-outcome"; readonly reason: string };
+
+/** Redirects followed at once between two timed attempts; more wait for the retry (two nodes may name each other). */
+export const maxRedirectsPerAttempt = 2;
+
+export interface OutstandingProposal<C extends CommandEnvelope> {
+  readonly command: C;
+  readonly attempts: number;
+  readonly redirects: number;
+  readonly target: string;
+  readonly retryAtMs: number;
+}
+
+export interface ProposalClientState<C extends CommandEnvelope> {
+  readonly clientId: string;
+  readonly config: ProposalClientConfig;
+  readonly outstanding: ReadonlyMap<string, OutstandingProposal<C>>;
+  readonly leaderHint: string;
+  readonly rotation: number;
+}
+
+export type ProposalClientInput<C extends CommandEnvelope> =
+  | { readonly type: "submit"; readonly command: C; readonly nowMs: number }
+  /** What this node's learner applied (ControllerStep.applied / LearnerStep.applied). */
+  | { readonly type: "applied"; readonly applied: readonly AppliedCommand[]; readonly nowMs: number }
+  | { readonly type: "message"; readonly message: PaxosMessage<C>; readonly nowMs: number }
+  /** Who leads, when the node knows (a controller's Leadership, a commit's sender). */
+  | { readonly type: "leader-hint"; readonly leaderId: string }
+  | { readonly type: "tick"; readonly nowMs: number };
+
+export interface ProposalClientStep<C extends CommandEnvelope> {
+  readonly state: ProposalClientState<C>;
+  /** The client persists nothing, so these may go at once. */
+  readonly send: readonly PaxosMessage<C>[];
+  readonly outcomes: readonly ProposalOutcome[];
+}
+
+export function createProposalClient<C extends CommandEnvelope>(clientId: string, config: ProposalClientConfig): ProposalClientState<C> {
+  return { clientId, config, outstanding: new Map(), leaderHint: "", rotation: 0 };
+}
+
+interface Draft<C extends CommandEnvelope> {
+  state: ProposalClientState<C>;
+  send: PaxosMessage<C>[];
+  outcomes: ProposalOutcome[];
+}
+
+export function stepProposalClient<C extends CommandEnvelope>(state: ProposalClientState<C>, input: ProposalClientInput<C>): ProposalClientStep<C> {
+  const draft: Draft<C> = { state, send: [], outcomes: [] };
+  switch (input.type) {
+    case "submit":
+      submit(draft, input.command, input.nowMs);
+      break;
+    case "applied":
+      onApplied(draft, input.applied);
+      break;
+    case "message":
+      if (input.message.type === "paxos.propose-reply") onRefusal(draft, input.message.commandId, input.message.refusal, input.message.leaderHint, input.nowMs);
+      break;
+    case "leader-hint":
+      if (input.leaderId !== "" && state.config.controllerIds.includes(input.leaderId)) draft.state = { ...state, leaderHint: input.leaderId };
+      break;
+    case "tick":
+      onTick(draft, input.nowMs);
+      break;
+  }
+  return { state: draft.state, send: draft.send, outcomes: draft.outcomes };
+}
+
+function retryDelayMs(config: ProposalClientConfig, attempts: number): number {
+  return Math.min(config.maxRetryDelayMs, config.retryAfterMs * 2 ** Math.max(0, attempts - 1));
+}
+
+function nextTarget<C extends CommandEnvelope>(draft: Draft<C>, avoid: string): string {
+  const state = draft.state;
+  const ids = state.config.controllerIds;
+  if (state.leaderHint !== "" && state.leaderHint !== avoid) return state.leaderHint;
+  const target = ids[state.rotation % ids.length]!;
+  draft.state = { ...state, rotation: state.rotation + 1 };
+  return target === avoid && ids.length > 1 ? nextTarget(draft, avoid) : target;
+}
+
+function sendAttempt<C extends CommandEnvelope>(draft: Draft<C>, command: C, attempts: number, redirects: number, avoid: string, nowMs: number): void {
+  const target = nextTarget(draft, avoid);
+  draft.send.push({ type: "paxos.propose", from: draft.state.clientId, to: target, command });
+  const outstanding = new Map(draft.state.outstanding);
+  outstanding.set(command.id, { command, attempts, redirects, target, retryAtMs: nowMs + retryDelayMs(draft.state.config, attempts) });
+  draft.state = { ...draft.state, outstanding };
+}
+
+function submit<C extends CommandEnvelope>(draft: Draft<C>, command: C, nowMs: number): void {
+  const state = draft.state;
+  if (state.outstanding.has(command.id)) return;
+  if (state.outstanding.size >= state.config.maxOutstandingProposals) {
+    draft.outcomes.push({ commandId: command.id, kind: "no-outcome", reason: `more than ${state.config.maxOutstandingProposals} proposals outstanding; not sent` });
+    return;
+  }
+  if (state.config.controllerIds.length === 0) {
+    draft.outcomes.push({ commandId: command.id, kind: "no-outcome", reason: "no controllers configured; not sent" });
+    return;
+  }
+  sendAttempt(draft, command, 1, 0, "", nowMs);
+}
+
+function onApplied<C extends CommandEnvelope>(draft: Draft<C>, applied: readonly AppliedCommand[]): void {
+  let outstanding: Map<string, OutstandingProposal<C>> | null = null;
+  for (const item of applied) {
+    if (!(outstanding ?? draft.state.outstanding).has(item.commandId)) continue;
+    outstanding ??= new Map(draft.state.outstanding);
+    outstanding.delete(item.commandId);
+    const outcome = item.outcome;
+    const slot = outcome.kind === "duplicate" ? outcome.firstSlot : item.slot;
+    const first = outcome.kind === "duplicate" ? outcome.first : outcome;
+    draft.outcomes.push(first.kind === "committed" ? { commandId: item.commandId, kind: "committed", slot } : { commandId: item.commandId, kind: "rejected", slot, reason: first.reason });
+  }
+  if (outstanding) draft.state = { ...draft.state, outstanding };
+}
+
+function onRefusal<C extends CommandEnvelope>(draft: Draft<C>, commandId: string, refusal: ProposeRefusal, leaderHint: string, nowMs: number): void {
+  const proposal = draft.state.outstanding.get(commandId);
+  if (!proposal) return;
+  const hinted = leaderHint !== "" && draft.state.config.controllerIds.includes(leaderHint) && leaderHint !== proposal.target ? leaderHint : "";
+  draft.state = { ...draft.state, leaderHint: hinted !== "" ? hinted : draft.state.leaderHint === proposal.target ? "" : draft.state.leaderHint };
+  if (refusal === "not-leader" && hinted !== "" && proposal.redirects < maxRedirectsPerAttempt) {
+    sendAttempt(draft, proposal.command, proposal.attempts, proposal.redirects + 1, proposal.target, nowMs);
+  }
+  // Otherwise (overloaded, or no better target known) the scheduled retry stands.
+}
+
+function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  for (const proposal of draft.state.outstanding.values()) {
+    if (nowMs < proposal.retryAtMs) continue;
+    if (proposal.attempts >= draft.state.config.maxProposeAttempts) {
+      const outstanding = new Map(draft.state.outstanding);
+      outstanding.delete(proposal.command.id);
+      draft.state = { ...draft.state, outstanding };
+      draft.outcomes.push({ commandId: proposal.command.id, kind: "no-outcome", reason: `no outcome after ${proposal.attempts} attempts; it may still be applied` });
+    } else {
+      sendAttempt(draft, proposal.command, proposal.attempts + 1, 0, proposal.target, nowMs);
+    }
+  }
+}

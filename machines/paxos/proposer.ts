@@ -1,0 +1,582 @@
+/**
+ * The proposer: failure detection, election and, once elected, the leader of
+ * Multi-Paxos. Pure, like the acceptor (see stepResult.ts for the contract).
+ *
+ * - Election: a follower that has heard no leader (accept or heartbeat with a
+ *   ballot at least the highest leader ballot it knows) for
+ *   `electionTimeoutMs` plus a random jitter prepares a ballot above every
+ *   round it has seen or used (the round is persisted before the prepare
+ *   leaves). A refusal or an expired prepare sends it back to follower with a
+ *   fresh random delay, so duelling candidates spread out.
+ * - Phase 1 covers every slot from the node's first unknown slot on. On a
+ *   majority of promises the leader re-proposes, per open slot, the value of
+ *   the highest-ballot vote reported, and fills slots nobody voted for with
+ *   no-ops. Slots below an acceptor's compaction floor are chosen already and
+ *   are left to catch-up.
+ * - Phase 2: client commands are batched (`maxCommandsPerBatch` per slot) and
+ *   pipelined (slots proposed only inside [commitIndex, commitIndex +
+ *   `maxInFlightSlots`)). A slot is chosen when a majority voted for it at
+ *   this ballot; the commit index (every slot below it chosen) rides on every
+ *   accept and heartbeat, and chosen values are broadcast to non-acceptor
+ *   learners.
+ * - Lease: each heartbeat is stamped with its local send
+ *   time; once a majority acknowledged it, the leader holds the lease until
+ *   send time + `leaseDurationMs` - `clockDriftMarginMs`. Acceptors start their
+ *   grant when they receive it, so theirs outlasts the leader's belief.
+ */
+import { compareBallots, sameBallot, zeroBallot, type Ballot } from "./ballot.ts";
+import { majorityOf, type PaxosConfig } from "./config.ts";
+import { drawJitterMs } from "./jitter.ts";
+import { learnerBroadcast, type PaxosMessage, type ProposeRefusal, type PromiseMessage, type RejectMessage, type ReportedVote } from "./messages.ts";
+import type { DurableRecord } from "./records.ts";
+import type { Effects } from "./stepResult.ts";
+import { noopValue, sameSlotValue, type ChosenEntry, type CommandEnvelope, type SlotValue } from "./values.ts";
+
+/** Heartbeats whose acknowledgements are still counted toward the lease. */
+export const maxTrackedHeartbeats = 8;
+
+export type ProposerRole = "follower" | "candidate" | "leader";
+
+export interface PendingCommand<C extends CommandEnvelope> {
+  readonly command: C;
+  /** The node that proposed it, told if the command is dropped without a slot. */
+  readonly origin: string;
+}
+
+export interface PhaseOne<C extends CommandEnvelope> {
+  readonly fromSlot: number;
+  readonly sentAtMs: number;
+  readonly promises: ReadonlyMap<string, { readonly floorSlot: number; readonly votes: readonly ReportedVote<C>[] }>;
+}
+
+export interface Proposal<C extends CommandEnvelope> {
+  readonly value: SlotValue<C>;
+  /** Acceptors that voted for it at this leader's ballot. */
+  readonly acks: readonly string[];
+  /** -1 until first sent. */
+  readonly firstSentAtMs: number;
+  readonly lastSentAtMs: number;
+  readonly chosen: boolean;
+}
+
+export interface HeartbeatRound {
+  readonly sequence: number;
+  readonly sentAtMs: number;
+  readonly acks: readonly string[];
+}
+
+export interface LeaderState<C extends CommandEnvelope> {
+  /** First slot this leader proposes; every slot below it is chosen. */
+  readonly startSlot: number;
+  /** Every slot below it is chosen (and known to this leader). */
+  readonly commitIndex: number;
+  /** Slots [commitIndex, nextSlot) have a proposal. */
+  readonly nextSlot: number;
+  /** Proposals at or above it have not been sent yet (re-proposals waiting for the window). */
+  readonly sendCursor: number;
+  readonly proposals: ReadonlyMap<number, Proposal<C>>;
+  readonly heartbeatSequence: number;
+  readonly lastHeartbeatAtMs: number;
+  readonly heartbeats: readonly HeartbeatRound[];
+  readonly leaseUntilMs: number;
+  readonly lastCommitBroadcastAtMs: number;
+}
+
+export interface ProposerState<C extends CommandEnvelope> {
+  readonly proposerId: string;
+  readonly config: PaxosConfig;
+  readonly role: ProposerRole;
+  /** The highest round this proposer has made durable. */
+  readonly roundUsed: number;
+  readonly maxRoundSeen: number;
+  /** Own ballot while candidate or leader; the zero ballot as follower. */
+  readonly ballot: Ballot;
+  /** Who is believed to lead ("" unknown), and with which ballot. */
+  readonly leaderId: string;
+  readonly leaderBallot: Ballot;
+  readonly electionDueAtMs: number;
+  readonly randomSeed: number;
+  readonly phaseOne: PhaseOne<C> | null;
+  readonly leader: LeaderState<C> | null;
+  readonly pending: readonly PendingCommand<C>[];
+}
+
+export type ProposerInput<C extends CommandEnvelope> =
+  | { readonly type: "tick"; readonly nowMs: number }
+  /** Replies addressed to this proposer, proposals, and (observed) prepares, accepts and heartbeats of other controllers. */
+  | { readonly type: "message"; readonly message: PaxosMessage<C>; readonly nowMs: number }
+  /** A command from this node itself (e.g. the leader announcing itself in the view). */
+  | { readonly type: "submit"; readonly command: C; readonly nowMs: number }
+  /** Chosen values the node's learner learned from elsewhere (catch-up): a leader checks them against its proposals. */
+  | { readonly type: "learned"; readonly entries: readonly ChosenEntry<C>[]; readonly nowMs: number };
+
+/** What the proposer needs to know about its own node. */
+export interface ProposerSurroundings {
+  /** Every slot below it is known chosen by this node's learner. */
+  readonly chosenBelow: number;
+  /**
+   * The round of the node's acceptor's promise. After a disk loss the proposer's own round record is
+   * gone; the rejoined acceptor's promise (a fence above every promise of a majority) is then above
+   * every round this proposer used before, so new ballots start above it.
+   */
+  readonly acceptorPromisedRound: number;
+  /** False while the node's acceptor is rejoining after a disk loss: no elections until then. */
+  readonly mayCampaign: boolean;
+}
+
+export interface ProposerStep<C extends CommandEnvelope> extends Effects<C> {
+  readonly state: ProposerState<C>;
+  /** Slots this leader saw chosen by a majority at its ballot: hand them to the node's learner. */
+  readonly chosen: readonly ChosenEntry<C>[];
+  /** Locally submitted commands that were dropped without a slot. */
+  readonly refused: readonly { readonly commandId: string; readonly refusal: ProposeRefusal }[];
+  /** Set on the step that made this proposer leader. */
+  readonly becameLeader: boolean;
+  /** Set on the step that ended its leadership. */
+  readonly lostLeadership: boolean;
+}
+
+export interface ProposerCreation<C extends CommandEnvelope> {
+  readonly proposerId: string;
+  readonly config: PaxosConfig;
+  readonly records: readonly DurableRecord<C>[];
+  readonly nowMs: number;
+  /** Drawn from the injected Random port. */
+  readonly randomSeed: number;
+}
+
+export function createProposer<C extends CommandEnvelope>(creation: ProposerCreation<C>): ProposerState<C> {
+  let roundUsed = 0;
+  let maxRoundSeen = 0;
+  for (const record of creation.records) {
+    if (record.kind === "round") roundUsed = Math.max(roundUsed, record.round);
+    else if (record.kind === "promise" || record.kind === "accept") maxRoundSeen = Math.max(maxRoundSeen, record.ballot.round);
+  }
+  const draw = drawJitterMs(creation.randomSeed >>> 0, creation.config.electionJitterMs);
+  return {
+    proposerId: creation.proposerId,
+    config: creation.config,
+    role: "follower",
+    roundUsed,
+    maxRoundSeen,
+    ballot: zeroBallot,
+    leaderId: "",
+    leaderBallot: zeroBallot,
+    electionDueAtMs: creation.nowMs + creation.config.electionTimeoutMs + draw.jitterMs,
+    randomSeed: draw.seed,
+    phaseOne: null,
+    leader: null,
+    pending: [],
+  };
+}
+
+export function isLeader(state: ProposerState<CommandEnvelope>): boolean {
+  return state.role === "leader";
+}
+
+/** True while this node may act as the one leader (the manager runs only then). */
+export function holdsLease(state: ProposerState<CommandEnvelope>, nowMs: number): boolean {
+  return state.role === "leader" && state.leader !== null && nowMs < state.leader.leaseUntilMs;
+}
+
+/** A mutable scratchpad for one step; the state itself is never mutated. */
+interface Draft<C extends CommandEnvelope> {
+  state: ProposerState<C>;
+  persist: DurableRecord<C>[];
+  send: PaxosMessage<C>[];
+  chosen: ChosenEntry<C>[];
+  refused: { commandId: string; refusal: ProposeRefusal }[];
+  becameLeader: boolean;
+  lostLeadership: boolean;
+}
+
+function finish<C extends CommandEnvelope>(draft: Draft<C>): ProposerStep<C> {
+  return {
+    state: draft.state,
+    persist: draft.persist,
+    sendAfterSync: draft.send,
+    chosen: draft.chosen,
+    refused: draft.refused,
+    becameLeader: draft.becameLeader,
+    lostLeadership: draft.lostLeadership,
+  };
+}
+
+export function stepProposer<C extends CommandEnvelope>(
+  state: ProposerState<C>,
+  input: ProposerInput<C>,
+  surroundings: ProposerSurroundings,
+): ProposerStep<C> {
+  const draft: Draft<C> = { state, persist: [], send: [], chosen: [], refused: [], becameLeader: false, lostLeadership: false };
+  switch (input.type) {
+    case "tick":
+      onTick(draft, input.nowMs, surroundings);
+      break;
+    case "message":
+      onMessage(draft, input.message, input.nowMs, surroundings);
+      break;
+    case "submit":
+      enqueue(draft, input.command, draft.state.proposerId, input.nowMs);
+      break;
+    case "learned":
+      onLearned(draft, input.entries, input.nowMs, surroundings);
+      break;
+  }
+  return finish(draft);
+}
+
+function electionDelayMs<C extends CommandEnvelope>(draft: Draft<C>, baseMs: number): number {
+  const draw = drawJitterMs(draft.state.randomSeed, draft.state.config.electionJitterMs);
+  draft.state = { ...draft.state, randomSeed: draw.seed };
+  return baseMs + draw.jitterMs;
+}
+
+function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
+  const state = draft.state;
+  switch (state.role) {
+    case "follower":
+      if (nowMs >= state.electionDueAtMs && surroundings.mayCampaign) startPhaseOne(draft, nowMs, surroundings);
+      return;
+    case "candidate":
+      if (state.phaseOne && nowMs - state.phaseOne.sentAtMs >= state.config.prepareTimeoutMs) {
+        // Abandoned for good: its promises are never counted later (the empty-disk rejoin relies on it).
+        becomeFollower(draft, "", nowMs, electionDelayMs(draft, 0));
+      }
+      return;
+    case "leader":
+      leaderTick(draft, nowMs, surroundings);
+      return;
+  }
+}
+
+function startPhaseOne<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
+  const state = draft.state;
+  const round = Math.max(state.roundUsed, state.maxRoundSeen, state.leaderBallot.round, surroundings.acceptorPromisedRound) + 1;
+  const ballot: Ballot = { round, controllerId: state.proposerId };
+  const wasLeader = state.role === "leader";
+  draft.lostLeadership ||= wasLeader;
+  draft.persist.push({ kind: "round", round });
+  draft.state = {
+    ...state,
+    role: "candidate",
+    roundUsed: round,
+    maxRoundSeen: Math.max(state.maxRoundSeen, round),
+    ballot,
+    phaseOne: { fromSlot: surroundings.chosenBelow, sentAtMs: nowMs, promises: new Map() },
+    leader: null,
+  };
+  for (const acceptorId of state.config.acceptorIds) {
+    draft.send.push({ type: "paxos.prepare", from: state.proposerId, to: acceptorId, ballot, fromSlot: surroundings.chosenBelow });
+  }
+}
+
+function becomeFollower<C extends CommandEnvelope>(draft: Draft<C>, leaderId: string, nowMs: number, delayMs: number): void {
+  const state = draft.state;
+  if (state.role === "leader") draft.lostLeadership = true;
+  for (const pending of state.pending) refuse(draft, pending, "not-leader", leaderId);
+  draft.state = { ...state, role: "follower", ballot: zeroBallot, phaseOne: null, leader: null, pending: [], leaderId, electionDueAtMs: nowMs + delayMs };
+}
+
+function refuse<C extends CommandEnvelope>(draft: Draft<C>, pending: PendingCommand<C>, refusal: ProposeRefusal, leaderHint: string): void {
+  if (pending.origin === draft.state.proposerId) {
+    draft.refused.push({ commandId: pending.command.id, refusal });
+  } else {
+    draft.send.push({ type: "paxos.propose-reply", from: draft.state.proposerId, to: pending.origin, commandId: pending.command.id, refusal, leaderHint });
+  }
+}
+
+function onMessage<C extends CommandEnvelope>(draft: Draft<C>, message: PaxosMessage<C>, nowMs: number, surroundings: ProposerSurroundings): void {
+  switch (message.type) {
+    case "paxos.promise":
+      onPromise(draft, message, nowMs);
+      return;
+    case "paxos.accepted":
+      if (message.to === draft.state.proposerId) onAccepted(draft, message.from, message.ballot, message.slot, nowMs);
+      return;
+    case "paxos.heartbeat-ack":
+      onHeartbeatAck(draft, message.from, message.ballot, message.sequence);
+      return;
+    case "paxos.reject":
+      onReject(draft, message, nowMs, surroundings);
+      return;
+    case "paxos.propose":
+      enqueue(draft, message.command, message.from, nowMs);
+      return;
+    case "paxos.prepare":
+      if (message.from !== draft.state.proposerId) observeCandidate(draft, message.ballot, nowMs);
+      return;
+    case "paxos.accept":
+    case "paxos.heartbeat":
+      if (message.from !== draft.state.proposerId) observeLeader(draft, message.from, message.ballot, nowMs);
+      return;
+    default:
+      return;
+  }
+}
+
+/**
+ * Another controller is campaigning. A follower gives it a full election timeout before campaigning
+ * itself (as Raft resets its timer on granting a vote), so candidates rarely collide.
+ */
+function observeCandidate<C extends CommandEnvelope>(draft: Draft<C>, ballot: Ballot, nowMs: number): void {
+  const state = draft.state;
+  const newer = ballot.round > state.maxRoundSeen;
+  draft.state = { ...state, maxRoundSeen: Math.max(state.maxRoundSeen, ballot.round) };
+  if (state.role !== "follower" || !newer || compareBallots(ballot, state.leaderBallot) <= 0) return;
+  const dueAtMs = nowMs + electionDelayMs(draft, state.config.electionTimeoutMs);
+  draft.state = { ...draft.state, electionDueAtMs: Math.max(draft.state.electionDueAtMs, dueAtMs) };
+}
+
+/** Another controller acts as leader with `ballot`: follow it if it is the newest leader known. */
+function observeLeader<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, nowMs: number): void {
+  const state = draft.state;
+  if (ballot.controllerId !== from) return;
+  draft.state = { ...state, maxRoundSeen: Math.max(state.maxRoundSeen, ballot.round) };
+  if (compareBallots(ballot, state.leaderBallot) < 0) return;
+  if (state.role !== "follower" && compareBallots(ballot, state.ballot) < 0) return;
+  const delayMs = electionDelayMs(draft, state.config.electionTimeoutMs);
+  if (draft.state.role !== "follower") becomeFollower(draft, from, nowMs, delayMs);
+  draft.state = { ...draft.state, leaderId: from, leaderBallot: ballot, electionDueAtMs: nowMs + delayMs };
+}
+
+function onPromise<C extends CommandEnvelope>(draft: Draft<C>, message: PromiseMessage<C>, nowMs: number): void {
+  const state = draft.state;
+  const phaseOne = state.phaseOne;
+  if (state.role !== "candidate" || !phaseOne || !sameBallot(message.ballot, state.ballot)) return;
+  if (!state.config.acceptorIds.includes(message.from)) return;
+  const promises = new Map(phaseOne.promises);
+  promises.set(message.from, { floorSlot: message.floorSlot, votes: message.votes });
+  draft.state = { ...state, phaseOne: { ...phaseOne, promises } };
+  if (promises.size >= majorityOf(state.config.acceptorIds.length)) becomeLeader(draft, nowMs);
+}
+
+function becomeLeader<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  const state = draft.state;
+  const phaseOne = state.phaseOne!;
+  let floorSlot = 0;
+  for (const promise of phaseOne.promises.values()) floorSlot = Math.max(floorSlot, promise.floorSlot);
+  const startSlot = Math.max(phaseOne.fromSlot, floorSlot);
+  const highest = new Map<number, { ballot: Ballot; value: SlotValue<C> }>();
+  let lastVotedSlot = startSlot - 1;
+  for (const promise of phaseOne.promises.values()) {
+    for (const vote of promise.votes) {
+      if (vote.slot < startSlot) continue;
+      const held = highest.get(vote.slot);
+      if (!held || compareBallots(vote.ballot, held.ballot) > 0) highest.set(vote.slot, { ballot: vote.ballot, value: vote.value });
+      lastVotedSlot = Math.max(lastVotedSlot, vote.slot);
+    }
+  }
+  const proposals = new Map<number, Proposal<C>>();
+  for (let slot = startSlot; slot <= lastVotedSlot; slot++) {
+    proposals.set(slot, { value: highest.get(slot)?.value ?? noopValue, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false });
+  }
+  draft.becameLeader = true;
+  draft.state = {
+    ...state,
+    role: "leader",
+    leaderId: state.proposerId,
+    leaderBallot: state.ballot,
+    phaseOne: null,
+    leader: {
+      startSlot,
+      commitIndex: startSlot,
+      nextSlot: lastVotedSlot + 1,
+      sendCursor: startSlot,
+      proposals,
+      heartbeatSequence: 0,
+      lastHeartbeatAtMs: nowMs,
+      heartbeats: [],
+      // Promises grant no lease; the first heartbeat a majority acknowledges does.
+      leaseUntilMs: 0,
+      lastCommitBroadcastAtMs: nowMs - state.config.commitBeaconIntervalMs,
+    },
+  };
+  sendHeartbeat(draft, nowMs);
+  fillWindow(draft, nowMs);
+}
+
+function sendHeartbeat<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader!;
+  const sequence = leader.heartbeatSequence + 1;
+  const heartbeats = [...leader.heartbeats, { sequence, sentAtMs: nowMs, acks: [] }].slice(-maxTrackedHeartbeats);
+  draft.state = { ...state, leader: { ...leader, heartbeatSequence: sequence, lastHeartbeatAtMs: nowMs, heartbeats } };
+  for (const acceptorId of state.config.acceptorIds) {
+    draft.send.push({ type: "paxos.heartbeat", from: state.proposerId, to: acceptorId, ballot: state.ballot, commitIndex: leader.commitIndex, sequence });
+  }
+}
+
+function leaderTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
+  const leader = draft.state.leader!;
+  const config = draft.state.config;
+  // The learner got ahead of the commit index by catch-up (a snapshot, or values another leader chose), past
+  // a slot this leader cannot confirm: after a grace period it prepares again from the learner's frontier.
+  const stalled = leader.proposals.get(leader.commitIndex);
+  if (surroundings.chosenBelow > leader.commitIndex && (!stalled || nowMs - stalled.firstSentAtMs >= config.prepareTimeoutMs)) {
+    const pending = draft.state.pending;
+    startPhaseOne(draft, nowMs, surroundings);
+    draft.state = { ...draft.state, pending };
+    return;
+  }
+  if (nowMs - leader.lastHeartbeatAtMs >= config.heartbeatIntervalMs) sendHeartbeat(draft, nowMs);
+  if (nowMs - leader.lastCommitBroadcastAtMs >= config.commitBeaconIntervalMs) broadcastCommit(draft, [], nowMs);
+  resendStaleAccepts(draft, nowMs);
+  fillWindow(draft, nowMs);
+}
+
+function acceptMessage<C extends CommandEnvelope>(state: ProposerState<C>, to: string, slot: number, value: SlotValue<C>): PaxosMessage<C> {
+  return { type: "paxos.accept", from: state.proposerId, to, ballot: state.ballot, slot, value, commitIndex: state.leader!.commitIndex };
+}
+
+function resendStaleAccepts<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader!;
+  let proposals: Map<number, Proposal<C>> | null = null;
+  for (let slot = leader.commitIndex; slot < leader.sendCursor; slot++) {
+    const proposal = leader.proposals.get(slot);
+    if (!proposal || proposal.chosen || nowMs - proposal.lastSentAtMs < state.config.acceptRetryMs) continue;
+    for (const acceptorId of state.config.acceptorIds) {
+      if (!proposal.acks.includes(acceptorId)) draft.send.push(acceptMessage(state, acceptorId, slot, proposal.value));
+    }
+    proposals ??= new Map(leader.proposals);
+    proposals.set(slot, { ...proposal, lastSentAtMs: nowMs });
+  }
+  if (proposals) draft.state = { ...state, leader: { ...leader, proposals } };
+}
+
+/** Sends waiting re-proposals, then new batches of pending commands, while the pipeline window has room. */
+function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader;
+  if (!leader) return;
+  const windowEnd = leader.commitIndex + state.config.maxInFlightSlots;
+  let { sendCursor, nextSlot } = leader;
+  let pending = state.pending;
+  let proposals: Map<number, Proposal<C>> | null = null;
+  while (sendCursor < windowEnd) {
+    if (sendCursor === nextSlot) {
+      if (pending.length === 0) break;
+      const batch = pending.slice(0, state.config.maxCommandsPerBatch);
+      pending = pending.slice(batch.length);
+      proposals ??= new Map(leader.proposals);
+      proposals.set(nextSlot, { value: { kind: "commands", commands: batch.map((item) => item.command) }, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false });
+      nextSlot++;
+    }
+    proposals ??= new Map(leader.proposals);
+    const proposal = proposals.get(sendCursor)!;
+    proposals.set(sendCursor, { ...proposal, firstSentAtMs: nowMs, lastSentAtMs: nowMs });
+    for (const acceptorId of state.config.acceptorIds) draft.send.push(acceptMessage(state, acceptorId, sendCursor, proposal.value));
+    sendCursor++;
+  }
+  if (proposals) draft.state = { ...state, pending, leader: { ...leader, sendCursor, nextSlot, proposals } };
+}
+
+function onAccepted<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, slot: number, nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader;
+  if (state.role !== "leader" || !leader || !sameBallot(ballot, state.ballot)) return;
+  const proposal = leader.proposals.get(slot);
+  if (!proposal || proposal.chosen || proposal.acks.includes(from) || !state.config.acceptorIds.includes(from)) return;
+  const acks = [...proposal.acks, from];
+  const chosen = acks.length >= majorityOf(state.config.acceptorIds.length);
+  const proposals = new Map(leader.proposals);
+  proposals.set(slot, { ...proposal, acks, chosen });
+  draft.state = { ...state, leader: { ...leader, proposals } };
+  if (chosen) markChosen(draft, [{ slot, value: proposal.value }], nowMs);
+}
+
+/** Records newly chosen slots, advances the commit index over the contiguous prefix, and tells learners. */
+function markChosen<C extends CommandEnvelope>(draft: Draft<C>, entries: readonly ChosenEntry<C>[], nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader!;
+  const proposals = new Map(leader.proposals);
+  for (const entry of entries) {
+    const proposal = proposals.get(entry.slot);
+    if (proposal && !proposal.chosen) proposals.set(entry.slot, { ...proposal, chosen: true });
+  }
+  let commitIndex = leader.commitIndex;
+  while (proposals.get(commitIndex)?.chosen) proposals.delete(commitIndex++);
+  draft.chosen.push(...entries);
+  draft.state = { ...state, leader: { ...leader, proposals, commitIndex } };
+  broadcastCommit(draft, entries, nowMs);
+  fillWindow(draft, nowMs);
+}
+
+function broadcastCommit<C extends CommandEnvelope>(draft: Draft<C>, entries: readonly ChosenEntry<C>[], nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader!;
+  draft.send.push({ type: "paxos.commit", from: state.proposerId, to: learnerBroadcast, entries, commitIndex: leader.commitIndex });
+  draft.state = { ...state, leader: { ...leader, lastCommitBroadcastAtMs: nowMs } };
+}
+
+function onHeartbeatAck<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, sequence: number): void {
+  const state = draft.state;
+  const leader = state.leader;
+  if (state.role !== "leader" || !leader || !sameBallot(ballot, state.ballot) || !state.config.acceptorIds.includes(from)) return;
+  const index = leader.heartbeats.findIndex((round) => round.sequence === sequence);
+  const round = leader.heartbeats[index];
+  if (!round || round.acks.includes(from)) return;
+  const acks = [...round.acks, from];
+  const heartbeats = leader.heartbeats.map((item, at) => (at === index ? { ...item, acks } : item));
+  let leaseUntilMs = leader.leaseUntilMs;
+  if (acks.length >= majorityOf(state.config.acceptorIds.length)) {
+    leaseUntilMs = Math.max(leaseUntilMs, round.sentAtMs + state.config.leaseDurationMs - state.config.clockDriftMarginMs);
+  }
+  draft.state = { ...state, leader: { ...leader, heartbeats, leaseUntilMs } };
+}
+
+function onReject<C extends CommandEnvelope>(draft: Draft<C>, message: RejectMessage, nowMs: number, surroundings: ProposerSurroundings): void {
+  const state = draft.state;
+  if (state.role === "follower" || !sameBallot(message.ballot, state.ballot)) return;
+  draft.state = { ...state, maxRoundSeen: Math.max(state.maxRoundSeen, message.promised.round) };
+  switch (message.reason) {
+    case "stale-ballot":
+      if (message.promised.controllerId === state.proposerId) {
+        // Fenced by a rejoining acceptor (the fence keeps the holder's id): prepare again at once.
+        const pending = draft.state.pending;
+        startPhaseOne(draft, nowMs, surroundings);
+        draft.state = { ...draft.state, pending };
+      } else {
+        becomeFollower(draft, message.promised.controllerId, nowMs, electionDelayMs(draft, state.config.electionTimeoutMs));
+      }
+      return;
+    case "lease-held":
+      if (state.role === "candidate") {
+        becomeFollower(draft, message.leaseHolderId, nowMs, electionDelayMs(draft, message.leaseRemainingMs));
+      }
+      return;
+    case "compacted":
+    case "rejoining":
+    case "vote-log-full":
+      return;
+  }
+}
+
+function enqueue<C extends CommandEnvelope>(draft: Draft<C>, command: C, origin: string, nowMs: number): void {
+  const state = draft.state;
+  const pending: PendingCommand<C> = { command, origin };
+  if (state.role !== "leader") return refuse(draft, pending, "not-leader", state.leaderId);
+  if (state.pending.length >= state.config.maxPendingCommands) return refuse(draft, pending, "overloaded", state.proposerId);
+  if (state.pending.some((item) => item.command.id === command.id)) return;
+  draft.state = { ...state, pending: [...state.pending, pending] };
+  fillWindow(draft, nowMs);
+}
+
+function onLearned<C extends CommandEnvelope>(draft: Draft<C>, entries: readonly ChosenEntry<C>[], nowMs: number, surroundings: ProposerSurroundings): void {
+  const state = draft.state;
+  const leader = state.leader;
+  if (state.role !== "leader" || !leader) return;
+  const confirmed: ChosenEntry<C>[] = [];
+  for (const entry of entries) {
+    const proposal = leader.proposals.get(entry.slot);
+    if (!proposal || proposal.chosen || entry.slot >= leader.sendCursor) continue;
+    if (!sameSlotValue(proposal.value, entry.value)) {
+      // Something else was chosen where this leader proposed: a newer leader exists.
+      becomeFollower(draft, "", nowMs, electionDelayMs(draft, state.config.electionTimeoutMs));
+      return;
+    }
+    confirmed.push(entry);
+  }
+  if (confirmed.length > 0) markChosen(draft, confirmed, nowMs);
+  void surroundings;
+}

@@ -1,0 +1,276 @@
+/**
+ * The view's transition function: applies one slot's commands, in order, and
+ * says for each whether it was committed or rejected (and why). Deterministic:
+ * it reads nothing but its arguments, so every learner that applies the same
+ * slots reaches the same view and the same rejections.
+ *
+ * Maps are copied at most once per slot, then changed in place on the copy.
+ */
+import type { CommandOutcome, FirstOutcome } from "../paxos/replicatedStateMachine.ts";
+import { commandProblem, type ViewCommand } from "./viewCommands.ts";
+import {
+  maxHosts,
+  maxRememberedCommands,
+  maxVms,
+  type HostRecord,
+  type HostState,
+  type RememberedCommand,
+  type View,
+  type VmRecord,
+} from "./viewTypes.ts";
+
+export interface SlotApplication {
+  readonly view: View;
+  readonly outcomes: readonly CommandOutcome[];
+}
+
+const committed: FirstOutcome = { kind: "committed" };
+
+function rejected(reason: string): FirstOutcome {
+  return { kind: "rejected", reason };
+}
+
+class ViewDraft {
+  epoch: number;
+  controllerIds: readonly string[];
+  leader: View["leader"];
+  private hostsCopy: Map<string, HostRecord> | null = null;
+  private vmsCopy: Map<string, VmRecord> | null = null;
+  private vmsByHostCopy: Map<string, readonly string[]> | null = null;
+  private recentCopy: RememberedCommand[] | null = null;
+  private recentIndexCopy: Map<string, RememberedCommand> | null = null;
+
+  constructor(private readonly base: View) {
+    this.epoch = base.epoch;
+    this.controllerIds = base.controllerIds;
+    this.leader = base.leader;
+  }
+
+  get hosts(): ReadonlyMap<string, HostRecord> {
+    return this.hostsCopy ?? this.base.hosts;
+  }
+  get vms(): ReadonlyMap<string, VmRecord> {
+    return this.vmsCopy ?? this.base.vms;
+  }
+  get recentIndex(): ReadonlyMap<string, RememberedCommand> {
+    return this.recentIndexCopy ?? this.base.recentCommandIndex;
+  }
+  vmsOnHost(hostId: string): readonly string[] {
+    return (this.vmsByHostCopy ?? vmsByHost(this.base)).get(hostId) ?? [];
+  }
+
+  setHost(host: HostRecord): void {
+    (this.hostsCopy ??= new Map(this.base.hosts)).set(host.hostId, host);
+  }
+  deleteHost(hostId: string): void {
+    (this.hostsCopy ??= new Map(this.base.hosts)).delete(hostId);
+  }
+  setVm(vm: VmRecord): void {
+    const previous = this.vms.get(vm.vmId);
+    (this.vmsCopy ??= new Map(this.base.vms)).set(vm.vmId, vm);
+    this.movePlacement(vm.vmId, previous?.placement?.hostId ?? null, vm.placement?.hostId ?? null);
+  }
+  deleteVm(vmId: string): void {
+    const previous = this.vms.get(vmId);
+    (this.vmsCopy ??= new Map(this.base.vms)).delete(vmId);
+    this.movePlacement(vmId, previous?.placement?.hostId ?? null, null);
+  }
+  private movePlacement(vmId: string, fromHost: string | null, toHost: string | null): void {
+    if (fromHost === toHost) return;
+    const index = (this.vmsByHostCopy ??= new Map(vmsByHost(this.base)));
+    if (fromHost !== null) {
+      const remaining = (index.get(fromHost) ?? []).filter((id) => id !== vmId);
+      if (remaining.length === 0) index.delete(fromHost);
+      else index.set(fromHost, remaining);
+    }
+    if (toHost !== null) index.set(toHost, [...(index.get(toHost) ?? []), vmId]);
+  }
+  remember(entry: RememberedCommand): void {
+    const recent = (this.recentCopy ??= [...this.base.recentCommands]);
+    const index = (this.recentIndexCopy ??= new Map(this.base.recentCommandIndex));
+    recent.push(entry);
+    index.set(entry.commandId, entry);
+    if (recent.length > maxRememberedCommands) {
+      const dropped = recent.splice(0, recent.length - maxRememberedCommands);
+      for (const old of dropped) index.delete(old.commandId);
+    }
+  }
+
+  finish(): View {
+    const view: View = {
+      epoch: this.epoch,
+      controllerIds: this.controllerIds,
+      leader: this.leader,
+      hosts: this.hosts,
+      vms: this.vms,
+      recentCommands: this.recentCopy ?? this.base.recentCommands,
+      recentCommandIndex: this.recentIndex,
+    };
+    vmsByHostCache.set(view, this.vmsByHostCopy ?? vmsByHost(this.base));
+    return view;
+  }
+}
+
+/** Which VMs are placed on each host: derived from `vms`, cached per view object. */
+const vmsByHostCache = new WeakMap<View, ReadonlyMap<string, readonly string[]>>();
+
+export function vmsByHost(view: View): ReadonlyMap<string, readonly string[]> {
+  let index = vmsByHostCache.get(view);
+  if (!index) {
+    const built = new Map<string, string[]>();
+    for (const vm of view.vms.values()) {
+      if (!vm.placement) continue;
+      const list = built.get(vm.placement.hostId);
+      if (list) list.push(vm.vmId);
+      else built.set(vm.placement.hostId, [vm.vmId]);
+    }
+    index = built;
+    vmsByHostCache.set(view, index);
+  }
+  return index;
+}
+
+export function applyViewCommands(view: View, slot: number, commands: readonly unknown[]): SlotApplication {
+  const draft = new ViewDraft(view);
+  const outcomes: CommandOutcome[] = [];
+  for (const command of commands) {
+    const id = typeof command === "object" && command !== null && typeof (command as { id?: unknown }).id === "string" ? (command as { id: string }).id : null;
+    const remembered = id === null ? undefined : draft.recentIndex.get(id);
+    if (remembered) {
+      // Applied before (a retried proposal): no change, and the first outcome.
+      outcomes.push({ kind: "duplicate", firstSlot: remembered.slot, first: remembered.outcome });
+      continue;
+    }
+    const problem = commandProblem(command);
+    const outcome: FirstOutcome = problem ? rejected(`malformed command: ${problem}`) : applyOne(draft, command as ViewCommand);
+    if (outcome.kind === "committed") draft.epoch++;
+    if (id !== null && !problem) draft.remember({ commandId: id, slot, outcome });
+    outcomes.push(outcome);
+  }
+  return { view: draft.finish(), outcomes };
+}
+
+function hostTransition(draft: ViewDraft, hostId: string, incarnation: number | null, from: readonly HostState[], to: HostState): FirstOutcome {
+  const host = draft.hosts.get(hostId);
+  if (!host) return rejected(`unknown host ${hostId}`);
+  if (incarnation !== null && incarnation !== host.incarnation) return rejected(`stale incarnation ${incarnation} for host ${hostId} (now ${host.incarnation})`);
+  if (!from.includes(host.state)) return rejected(`host ${hostId} is ${host.state}, not ${from.join(" or ")}`);
+  draft.setHost({ ...host, state: to, stateEpoch: draft.epoch + 1 });
+  return committed;
+}
+
+function compareLeader(a: { round: number; controllerId: string }, b: { round: number; controllerId: string }): number {
+  if (a.round !== b.round) return a.round < b.round ? -1 : 1;
+  return a.controllerId === b.controllerId ? 0 : a.controllerId < b.controllerId ? -1 : 1;
+}
+
+function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
+  switch (command.type) {
+    case "controllers.set":
+      draft.controllerIds = [...command.controllerIds];
+      return committed;
+    case "leader.elected": {
+      const elected = { controllerId: command.controllerId, round: command.round };
+      if (draft.leader && compareLeader(elected, draft.leader) <= 0) {
+        return rejected(`stale leader announcement ${command.round}.${command.controllerId} (view has ${draft.leader.round}.${draft.leader.controllerId})`);
+      }
+      draft.leader = elected;
+      return committed;
+    }
+    case "host.register":
+      if (draft.hosts.has(command.hostId)) return rejected(`host ${command.hostId} already registered`);
+      if (draft.hosts.size >= maxHosts) return rejected(`at most ${maxHosts} hosts`);
+      draft.setHost({ hostId: command.hostId, state: "joining", incarnation: 0, capacity: { ...command.capacity }, stateEpoch: draft.epoch + 1 });
+      return committed;
+    case "host.up":
+      return hostTransition(draft, command.hostId, command.incarnation, ["joining", "suspect"], "up");
+    case "host.suspect":
+      return hostTransition(draft, command.hostId, command.incarnation, ["up"], "suspect");
+    case "host.failed":
+      return hostTransition(draft, command.hostId, command.incarnation, ["joining", "up", "suspect"], "failed");
+    case "host.fenced":
+      return hostTransition(draft, command.hostId, command.incarnation, ["failed"], "fenced");
+    case "host.rejoin": {
+      const host = draft.hosts.get(command.hostId);
+      if (!host) return rejected(`unknown host ${command.hostId}`);
+      if (host.state !== "failed" && host.state !== "fenced") return rejected(`host ${command.hostId} is ${host.state}, not failed or fenced`);
+      if (command.incarnation <= host.incarnation) return rejected(`rejoin incarnation ${command.incarnation} must exceed ${host.incarnation}`);
+      draft.setHost({ ...host, state: "joining", incarnation: command.incarnation, stateEpoch: draft.epoch + 1 });
+      return committed;
+    }
+    case "host.maintenance-enter":
+      return hostTransition(draft, command.hostId, null, ["up"], "maintenance");
+    case "host.maintenance-exit":
+      return hostTransition(draft, command.hostId, null, ["maintenance"], "up");
+    case "host.remove": {
+      const host = draft.hosts.get(command.hostId);
+      if (!host) return rejected(`unknown host ${command.hostId}`);
+      if (host.state === "up" || host.state === "suspect") return rejected(`host ${command.hostId} is ${host.state}: fail, fence or drain it first`);
+      if (draft.vmsOnHost(command.hostId).length > 0) return rejected(`host ${command.hostId} still has VMs placed on it`);
+      draft.deleteHost(command.hostId);
+      return committed;
+    }
+    case "vm.add":
+      if (draft.vms.has(command.vmId)) return rejected(`vm ${command.vmId} already exists`);
+      if (draft.vms.size >= maxVms) return rejected(`at most ${maxVms} VMs`);
+      if (command.rules.affinity.includes(command.vmId) || command.rules.antiAffinity.includes(command.vmId)) return rejected(`vm ${command.vmId} names itself in its rules`);
+      if (command.rules.affinity.some((id) => command.rules.antiAffinity.includes(id))) return rejected(`vm ${command.vmId} has a VM in both affinity and anti-affinity`);
+      draft.setVm({
+        vmId: command.vmId,
+        desiredState: command.desiredState,
+        placement: null,
+        priority: command.priority,
+        resources: { ...command.resources },
+        rules: { affinity: [...command.rules.affinity], antiAffinity: [...command.rules.antiAffinity] },
+      });
+      return committed;
+    case "vm.remove":
+      if (!draft.vms.has(command.vmId)) return rejected(`unknown vm ${command.vmId}`);
+      draft.deleteVm(command.vmId);
+      return committed;
+    case "vm.set-desired": {
+      const vm = draft.vms.get(command.vmId);
+      if (!vm) return rejected(`unknown vm ${command.vmId}`);
+      if (vm.desiredState === command.desiredState) return rejected(`vm ${command.vmId} is already ${command.desiredState}`);
+      draft.setVm({ ...vm, desiredState: command.desiredState });
+      return committed;
+    }
+    case "vm.place":
+      return place(draft, command.vmId, command.hostId, command.expectedPlacementEpoch);
+    case "vm.unplace": {
+      const vm = draft.vms.get(command.vmId);
+      if (!vm) return rejected(`unknown vm ${command.vmId}`);
+      const current = vm.placement?.epoch ?? 0;
+      if (current !== command.expectedPlacementEpoch) return rejected(`placement epoch of vm ${command.vmId} is ${current}, not ${command.expectedPlacementEpoch}`);
+      if (!vm.placement) return rejected(`vm ${command.vmId} is not placed`);
+      draft.setVm({ ...vm, placement: null });
+      return committed;
+    }
+  }
+}
+
+function place(draft: ViewDraft, vmId: string, hostId: string, expectedPlacementEpoch: number): FirstOutcome {
+  const vm = draft.vms.get(vmId);
+  if (!vm) return rejected(`unknown vm ${vmId}`);
+  const current = vm.placement?.epoch ?? 0;
+  if (current !== expectedPlacementEpoch) return rejected(`placement epoch of vm ${vmId} is ${current}, not ${expectedPlacementEpoch}`);
+  const host = draft.hosts.get(hostId);
+  if (!host) return rejected(`unknown host ${hostId}`);
+  if (host.state !== "up") return rejected(`host ${hostId} is ${host.state}, not up`);
+  let cpu = vm.resources.cpu;
+  let memoryMiB = vm.resources.memoryMiB;
+  for (const otherId of draft.vmsOnHost(hostId)) {
+    if (otherId === vmId) continue;
+    const other = draft.vms.get(otherId)!;
+    cpu += other.resources.cpu;
+    memoryMiB += other.resources.memoryMiB;
+    if (vm.rules.antiAffinity.includes(otherId) || other.rules.antiAffinity.includes(vmId)) return rejected(`anti-affinity: vm ${vmId} may not share host ${hostId} with vm ${otherId}`);
+  }
+  if (cpu > host.capacity.cpu || memoryMiB > host.capacity.memoryMiB) return rejected(`host ${hostId} lacks capacity for vm ${vmId}`);
+  for (const partnerId of vm.rules.affinity) {
+    const partner = draft.vms.get(partnerId);
+    if (partner?.placement && partner.placement.hostId !== hostId) return rejected(`affinity: vm ${vmId} must run with vm ${partnerId} on host ${partner.placement.hostId}`);
+  }
+  draft.setVm({ ...vm, placement: { hostId, epoch: draft.epoch + 1 } });
+  return committed;
+}

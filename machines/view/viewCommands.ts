@@ -1,0 +1,176 @@
+/**
+ * Commands that change the view. Each carries a unique `id`: applying the same
+ * id twice changes nothing the second time (viewStateMachine.ts). Commands come
+ * from the network, so `commandProblem` checks their shape before anything
+ * reads them, and the answer is the same on every learner.
+ */
+import { isValidViewId } from "./viewIds.ts";
+import {
+  hostStates,
+  maxControllers,
+  maxCpuPerEntity,
+  maxMemoryMiBPerEntity,
+  maxRuleTargets,
+  vmDesiredStates,
+  vmPriorities,
+  type Resources,
+  type VmDesiredState,
+  type VmPriority,
+  type VmRules,
+} from "./viewTypes.ts";
+
+export const maxCommandIdLength = 128;
+
+interface CommandBase {
+  readonly id: string;
+}
+
+export type ViewCommand = CommandBase &
+  (
+    | { readonly type: "controllers.set"; readonly controllerIds: readonly string[] }
+    | { readonly type: "leader.elected"; readonly controllerId: string; readonly round: number }
+    | { readonly type: "host.register"; readonly hostId: string; readonly capacity: Resources }
+    | { readonly type: "host.up"; readonly hostId: string; readonly incarnation: number }
+    | { readonly type: "host.suspect"; readonly hostId: string; readonly incarnation: number }
+    | { readonly type: "host.failed"; readonly hostId: string; readonly incarnation: number }
+    | { readonly type: "host.fenced"; readonly hostId: string; readonly incarnation: number }
+    | { readonly type: "host.rejoin"; readonly hostId: string; readonly incarnation: number }
+    | { readonly type: "host.maintenance-enter"; readonly hostId: string }
+    | { readonly type: "host.maintenance-exit"; readonly hostId: string }
+    | { readonly type: "host.remove"; readonly hostId: string }
+    | {
+        readonly type: "vm.add";
+        readonly vmId: string;
+        readonly resources: Resources;
+        readonly priority: VmPriority;
+        readonly rules: VmRules;
+        readonly desiredState: VmDesiredState;
+      }
+    | { readonly type: "vm.remove"; readonly vmId: string }
+    | { readonly type: "vm.set-desired"; readonly vmId: string; readonly desiredState: VmDesiredState }
+    /** `expectedPlacementEpoch` is the placement epoch the proposer saw (0 when unplaced): a compare-and-set. */
+    | { readonly type: "vm.place"; readonly vmId: string; readonly hostId: string; readonly expectedPlacementEpoch: number }
+    | { readonly type: "vm.unplace"; readonly vmId: string; readonly expectedPlacementEpoch: number }
+  );
+
+export type ViewCommandType = ViewCommand["type"];
+
+export const viewCommandTypes: readonly ViewCommandType[] = [
+  "controllers.set",
+  "leader.elected",
+  "host.register",
+  "host.up",
+  "host.suspect",
+  "host.failed",
+  "host.fenced",
+  "host.rejoin",
+  "host.maintenance-enter",
+  "host.maintenance-exit",
+  "host.remove",
+  "vm.add",
+  "vm.remove",
+  "vm.set-desired",
+  "vm.place",
+  "vm.unplace",
+];
+
+const allowedKeys: Record<ViewCommandType, readonly string[]> = {
+  "controllers.set": ["controllerIds"],
+  "leader.elected": ["controllerId", "round"],
+  "host.register": ["hostId", "capacity"],
+  "host.up": ["hostId", "incarnation"],
+  "host.suspect": ["hostId", "incarnation"],
+  "host.failed": ["hostId", "incarnation"],
+  "host.fenced": ["hostId", "incarnation"],
+  "host.rejoin": ["hostId", "incarnation"],
+  "host.maintenance-enter": ["hostId"],
+  "host.maintenance-exit": ["hostId"],
+  "host.remove": ["hostId"],
+  "vm.add": ["vmId", "resources", "priority", "rules", "desiredState"],
+  "vm.remove": ["vmId"],
+  "vm.set-desired": ["vmId", "desiredState"],
+  "vm.place": ["vmId", "hostId", "expectedPlacementEpoch"],
+  "vm.unplace": ["vmId", "expectedPlacementEpoch"],
+};
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+function countProblem(value: unknown, name: string, max: number, min = 0): string | null {
+  return Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max ? null : `${name} must be an integer in [${min}, ${max}]`;
+}
+
+function idProblem(value: unknown, name: string): string | null {
+  return typeof value === "string" && isValidViewId(value) ? null : `${name} must be 1-64 of [A-Za-z0-9_-]`;
+}
+
+export function resourcesProblem(value: unknown, name: string): string | null {
+  if (!isRecord(value) || Object.keys(value).length !== 2) return `${name} must be { cpu, memoryMiB }`;
+  return countProblem(value.cpu, `${name}.cpu`, maxCpuPerEntity) ?? countProblem(value.memoryMiB, `${name}.memoryMiB`, maxMemoryMiBPerEntity);
+}
+
+function idListProblem(value: unknown, name: string, max: number): string | null {
+  if (!Array.isArray(value) || value.length > max) return `${name} must be a list of at most ${max} ids`;
+  for (const item of value) {
+    const problem = idProblem(item, `${name}[]`);
+    if (problem) return problem;
+  }
+  return new Set(value).size === value.length ? null : `${name} contains a duplicate`;
+}
+
+/** Why `value` is not a well-formed view command, or null when it is one. Never throws. */
+export function commandProblem(value: unknown): string | null {
+  if (!isRecord(value)) return "command must be an object";
+  if (typeof value.id !== "string" || value.id.length < 1 || value.id.length > maxCommandIdLength) return `id must be a string of 1-${maxCommandIdLength} characters`;
+  const type = value.type;
+  if (typeof type !== "string" || !(viewCommandTypes as readonly string[]).includes(type)) return "unknown command type";
+  const keys = allowedKeys[type as ViewCommandType];
+  for (const key of Object.keys(value)) if (key !== "id" && key !== "type" && !keys.includes(key)) return `unexpected field ${key.slice(0, 64)}`;
+  for (const key of keys) if (!(key in value)) return `missing field ${key}`;
+  const v = value;
+  switch (type as ViewCommandType) {
+    case "controllers.set":
+      return idListProblem(v.controllerIds, "controllerIds", maxControllers);
+    case "leader.elected":
+      return idProblem(v.controllerId, "controllerId") ?? countProblem(v.round, "round", Number.MAX_SAFE_INTEGER, 1);
+    case "host.register":
+      return idProblem(v.hostId, "hostId") ?? resourcesProblem(v.capacity, "capacity");
+    case "host.up":
+    case "host.suspect":
+    case "host.failed":
+    case "host.fenced":
+    case "host.rejoin":
+      return idProblem(v.hostId, "hostId") ?? countProblem(v.incarnation, "incarnation", Number.MAX_SAFE_INTEGER);
+    case "host.maintenance-enter":
+    case "host.maintenance-exit":
+    case "host.remove":
+      return idProblem(v.hostId, "hostId");
+    case "vm.add": {
+      const rules = v.rules;
+      if (!isRecord(rules) || Object.keys(rules).length !== 2) return "rules must be { affinity, antiAffinity }";
+      return (
+        idProblem(v.vmId, "vmId") ??
+        resourcesProblem(v.resources, "resources") ??
+        (typeof v.priority === "string" && (vmPriorities as readonly string[]).includes(v.priority) ? null : "priority must be high, medium or low") ??
+        (typeof v.desiredState === "string" && (vmDesiredStates as readonly string[]).includes(v.desiredState) ? null : "desiredState must be running or stopped") ??
+        idListProblem(rules.affinity, "rules.affinity", maxRuleTargets) ??
+        idListProblem(rules.antiAffinity, "rules.antiAffinity", maxRuleTargets)
+      );
+    }
+    case "vm.remove":
+      return idProblem(v.vmId, "vmId");
+    case "vm.set-desired":
+      return idProblem(v.vmId, "vmId") ?? (typeof v.desiredState === "string" && (vmDesiredStates as readonly string[]).includes(v.desiredState) ? null : "desiredState must be running or stopped");
+    case "vm.place":
+      return idProblem(v.vmId, "vmId") ?? idProblem(v.hostId, "hostId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER);
+    case "vm.unplace":
+      return idProblem(v.vmId, "vmId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER);
+  }
+}
+
+export function isHostState(value: unknown): value is (typeof hostStates)[number] {
+  return typeof value === "string" && (hostStates as readonly string[]).includes(value);
+}

@@ -1,0 +1,191 @@
+/**
+ * The view in plain form (arrays, no Maps) for snapshots on disk and on the
+ * wire, its validation (a snapshot from a peer is hostile input like any
+ * message), and the canonical JSON used for the KV mirror and for comparing
+ * learners.
+ */
+import { canonicalJson } from "./canonicalJson.ts";
+import { maxCommandIdLength, resourcesProblem } from "./viewCommands.ts";
+import { isValidViewId } from "./viewIds.ts";
+import {
+  hostStates,
+  maxControllers,
+  maxHosts,
+  maxRememberedCommands,
+  maxRuleTargets,
+  maxVms,
+  vmDesiredStates,
+  vmPriorities,
+  type HostRecord,
+  type LeaderRecord,
+  type RememberedCommand,
+  type View,
+  type VmRecord,
+} from "./viewTypes.ts";
+import type { SnapshotParse } from "../paxos/replicatedStateMachine.ts";
+
+export const viewSnapshotVersion = 1;
+
+export interface ViewSnapshot {
+  readonly version: typeof viewSnapshotVersion;
+  readonly epoch: number;
+  readonly controllerIds: readonly string[];
+  readonly leader: LeaderRecord | null;
+  readonly hosts: readonly HostRecord[];
+  readonly vms: readonly VmRecord[];
+  readonly recentCommands: readonly RememberedCommand[];
+}
+
+export function viewToSnapshot(view: View): ViewSnapshot {
+  return {
+    version: viewSnapshotVersion,
+    epoch: view.epoch,
+    controllerIds: view.controllerIds,
+    leader: view.leader,
+    hosts: [...view.hosts.values()],
+    vms: [...view.vms.values()],
+    recentCommands: view.recentCommands,
+  };
+}
+
+/** The whole view as canonical JSON: equal strings exactly when two learners hold equal views. */
+export function canonicalViewJson(view: View): string {
+  const { version: _version, ...rest } = viewToSnapshot(view);
+  return canonicalJson({ ...rest, hosts: view.hosts, vms: view.vms });
+}
+
+class SnapshotError extends Error {}
+
+function fail(message: string): never {
+  throw new SnapshotError(message);
+}
+
+function plainObject(value: unknown, path: string, keys: readonly string[]): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(`${path} must be an object`);
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) fail(`${path} must be a plain object`);
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) if (!keys.includes(key)) fail(`${path} has unexpected field ${key.slice(0, 64)}`);
+  for (const key of keys) if (!(key in record)) fail(`${path}.${key} is missing`);
+  return record;
+}
+
+function integer(value: unknown, path: string, min = 0): number {
+  if (!Number.isSafeInteger(value) || (value as number) < min) fail(`${path} must be an integer >= ${min}`);
+  return value as number;
+}
+
+function id(value: unknown, path: string): string {
+  if (typeof value !== "string" || !isValidViewId(value)) fail(`${path} must be an id`);
+  return value;
+}
+
+function list(value: unknown, path: string, max: number): readonly unknown[] {
+  if (!Array.isArray(value) || value.length > max) fail(`${path} must be a list of at most ${max}`);
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, path: string, allowed: readonly T[]): T {
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) fail(`${path} must be one of ${allowed.join(", ")}`);
+  return value as T;
+}
+
+function resources(value: unknown, path: string): { cpu: number; memoryMiB: number } {
+  const problem = resourcesProblem(value, path);
+  if (problem) fail(problem);
+  const record = value as { cpu: number; memoryMiB: number };
+  return { cpu: record.cpu, memoryMiB: record.memoryMiB };
+}
+
+function idList(value: unknown, path: string, max: number): string[] {
+  return list(value, path, max).map((item, index) => id(item, `${path}[${index}]`));
+}
+
+function parseHost(value: unknown, path: string): HostRecord {
+  const record = plainObject(value, path, ["hostId", "state", "incarnation", "capacity", "stateEpoch"]);
+  return {
+    hostId: id(record.hostId, `${path}.hostId`),
+    state: oneOf(record.state, `${path}.state`, hostStates),
+    incarnation: integer(record.incarnation, `${path}.incarnation`),
+    capacity: resources(record.capacity, `${path}.capacity`),
+    stateEpoch: integer(record.stateEpoch, `${path}.stateEpoch`),
+  };
+}
+
+function parseVm(value: unknown, path: string): VmRecord {
+  const record = plainObject(value, path, ["vmId", "desiredState", "placement", "priority", "resources", "rules"]);
+  let placement: VmRecord["placement"] = null;
+  if (record.placement !== null) {
+    const raw = plainObject(record.placement, `${path}.placement`, ["hostId", "epoch"]);
+    placement = { hostId: id(raw.hostId, `${path}.placement.hostId`), epoch: integer(raw.epoch, `${path}.placement.epoch`, 1) };
+  }
+  const rules = plainObject(record.rules, `${path}.rules`, ["affinity", "antiAffinity"]);
+  return {
+    vmId: id(record.vmId, `${path}.vmId`),
+    desiredState: oneOf(record.desiredState, `${path}.desiredState`, vmDesiredStates),
+    placement,
+    priority: oneOf(record.priority, `${path}.priority`, vmPriorities),
+    resources: resources(record.resources, `${path}.resources`),
+    rules: { affinity: idList(rules.affinity, `${path}.rules.affinity`, maxRuleTargets), antiAffinity: idList(rules.antiAffinity, `${path}.rules.antiAffinity`, maxRuleTargets) },
+  };
+}
+
+function parseRemembered(value: unknown, path: string): RememberedCommand {
+  const record = plainObject(value, path, ["commandId", "slot", "outcome"]);
+  if (typeof record.commandId !== "string" || record.commandId.length < 1 || record.commandId.length > maxCommandIdLength) fail(`${path}.commandId must be a command id`);
+  const outcomeRaw = record.outcome as { kind?: unknown } | null;
+  let outcome: RememberedCommand["outcome"];
+  if (typeof outcomeRaw === "object" && outcomeRaw !== null && outcomeRaw.kind === "committed") {
+    plainObject(outcomeRaw, `${path}.outcome`, ["kind"]);
+    outcome = { kind: "committed" };
+  } else {
+    const raw = plainObject(outcomeRaw, `${path}.outcome`, ["kind", "reason"]);
+    if (raw.kind !== "rejected" || typeof raw.reason !== "string" || raw.reason.length > 1_000) fail(`${path}.outcome must be committed or rejected with a reason`);
+    outcome = { kind: "rejected", reason: raw.reason };
+  }
+  return { commandId: record.commandId, slot: integer(record.slot, `${path}.slot`), outcome };
+}
+
+/** Checks every field and bound; never throws. */
+export function viewFromSnapshot(value: unknown): SnapshotParse<View> {
+  try {
+    const record = plainObject(value, "snapshot", ["version", "epoch", "controllerIds", "leader", "hosts", "vms", "recentCommands"]);
+    if (record.version !== viewSnapshotVersion) fail(`snapshot.version must be ${viewSnapshotVersion}`);
+    let leader: LeaderRecord | null = null;
+    if (record.leader !== null) {
+      const raw = plainObject(record.leader, "snapshot.leader", ["controllerId", "round"]);
+      leader = { controllerId: id(raw.controllerId, "snapshot.leader.controllerId"), round: integer(raw.round, "snapshot.leader.round", 1) };
+    }
+    const hosts = new Map<string, HostRecord>();
+    list(record.hosts, "snapshot.hosts", maxHosts).forEach((item, index) => {
+      const host = parseHost(item, `snapshot.hosts[${index}]`);
+      if (hosts.has(host.hostId)) fail(`snapshot.hosts has ${host.hostId} twice`);
+      hosts.set(host.hostId, host);
+    });
+    const vms = new Map<string, VmRecord>();
+    list(record.vms, "snapshot.vms", maxVms).forEach((item, index) => {
+      const vm = parseVm(item, `snapshot.vms[${index}]`);
+      if (vms.has(vm.vmId)) fail(`snapshot.vms has ${vm.vmId} twice`);
+      vms.set(vm.vmId, vm);
+    });
+    const recentCommands = list(record.recentCommands, "snapshot.recentCommands", maxRememberedCommands).map((item, index) => parseRemembered(item, `snapshot.recentCommands[${index}]`));
+    const recentCommandIndex = new Map<string, RememberedCommand>();
+    for (const remembered of recentCommands) {
+      if (recentCommandIndex.has(remembered.commandId)) fail(`snapshot.recentCommands has ${remembered.commandId.slice(0, 64)} twice`);
+      recentCommandIndex.set(remembered.commandId, remembered);
+    }
+    const view: View = {
+      epoch: integer(record.epoch, "snapshot.epoch"),
+      controllerIds: idList(record.controllerIds, "snapshot.controllerIds", maxControllers),
+      leader,
+      hosts,
+      vms,
+      recentCommands,
+      recentCommandIndex,
+    };
+    return { ok: true, state: view };
+  } catch (error) {
+    if (error instanceof SnapshotError) return { ok: false, error: error.message };
+    throw error;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The cluster view: the state every node learns from the Paxos log. It is a
+ * deterministic function of the applied commands (applyViewCommands.ts), so
+ * learners that applied the same slots hold equal views (compare them with
+ * canonicalViewJson).
+ *
+ * Maps keep insertion order, which is the order commands created the entries:
+ * the same on every learner.
+ */
+import type { FirstOutcome } from "../paxos/replicatedStateMachine.ts";
+
+export const hostStates = ["joining", "up", "suspect", "failed", "fenced", "maintenance"] as const;
+export type HostState = (typeof hostStates)[number];
+
+export const vmPriorities = ["high", "medium", "low"] as const;
+export type VmPriority = (typeof vmPriorities)[number];
+
+export const vmDesiredStates = ["running", "stopped"] as const;
+export type VmDesiredState = (typeof vmDesiredStates)[number];
+
+export interface Resources {
+  readonly cpu: number;
+  readonly memoryMiB: number;
+}
+
+export interface HostRecord {
+  readonly hostId: string;
+  readonly state: HostState;
+  /** Rises each time the host rejoins after failing or being fenced, so stale reports about it are refused. */
+  readonly incarnation: number;
+  readonly capacity: Resources;
+  /** The view epoch at which `state` was last set. */
+  readonly stateEpoch: number;
+}
+
+export interface VmPlacement {
+  readonly hostId: string;
+  /** The view epoch of the placement: a host may only run the VM while the view still names this epoch. */
+  readonly epoch: number;
+}
+
+export interface VmRules {
+  /** VMs that must run on the same host as this one. */
+  readonly affinity: readonly string[];
+  /** VMs that must not run on the same host as this one. */
+  readonly antiAffinity: readonly string[];
+}
+
+export interface VmRecord {
+  readonly vmId: string;
+  readonly desiredState: VmDesiredState;
+  readonly placement: VmPlacement | null;
+  readonly priority: VmPriority;
+  readonly resources: Resources;
+  readonly rules: VmRules;
+}
+
+export interface LeaderRecord {
+  readonly controllerId: string;
+  /** The Paxos ballot round under which it was elected; a lower or equal announcement is stale. */
+  readonly round: number;
+}
+
+export type RememberedOutcome = FirstOutcome;
+
+export interface RememberedCommand {
+  readonly commandId: string;
+  readonly slot: number;
+  readonly outcome: RememberedOutcome;
+}
+
+export interface View {
+  /** Rises by one with every command that changes the view; never goes back. */
+  readonly epoch: number;
+  readonly controllerIds: readonly string[];
+  readonly leader: LeaderRecord | null;
+  readonly hosts: ReadonlyMap<string, HostRecord>;
+  readonly vms: ReadonlyMap<string, VmRecord>;
+  /** The last `maxRememberedCommands` command ids applied, oldest first, with their outcome (part of every snapshot). */
+  readonly recentCommands: readonly RememberedCommand[];
+  readonly recentCommandIndex: ReadonlyMap<string, RememberedCommand>;
+}
+
+export const maxRememberedCommands = 10_000;
+export const maxHosts = 10_000;
+export const maxVms = 200_000;
+export const maxControllers = 9;
+export const maxRuleTargets = 64;
+export const maxCpuPerEntity = 1_000_000;
+export const maxMemoryMiBPerEntity = 1_000_000_000;
+
+export const emptyView: View = {
+  epoch: 0,
+  controllerIds: [],
+  leader: null,
+  hosts: new Map(),
+  vms: new Map(),
+  recentCommands: [],
+  recentCommandIndex: new Map(),
+};
