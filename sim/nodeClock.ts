@@ -179,9 +179,16 @@ export class NodeClock implements Clock {
     this.down = false;
   }
 
+  /** The reading before the monotonic floor. At rate 1 it is global time plus a constant, exact when that constant is 0. */
   private rawNow(): number {
-    const elapsedGlobalMs = this.global.now() - this.anchorGlobalMs;
-    return this.anchorNodeMs + (this.rate === 1 ? elapsedGlobalMs : elapsedGlobalMs * this.rate);
+    if (this.rate === 1) return this.global.now() + (this.anchorNodeMs - this.anchorGlobalMs);
+    return this.anchorNodeMs + (this.global.now() - this.anchorGlobalMs) * this.rate;
+  }
+
+  /** Global time at which the raw reading reaches `nodeMs`. */
+  private globalTimeOf(nodeMs: number): number {
+    if (this.rate === 1) return nodeMs - (this.anchorNodeMs - this.anchorGlobalMs);
+    return this.anchorGlobalMs + (nodeMs - this.anchorNodeMs) / this.rate;
   }
 
   /** Fires every timer that was due when this event began (like one pass of Node's timer phase); later ones wait for the next pass. */
@@ -223,11 +230,8 @@ export class NodeClock implements Clock {
       if (this.armedForNodeMs <= due) return;
       this.global.cancel(this.armedHandle);
     }
-    const raw = this.rawNow();
-    const nowNodeMs = raw > this.floorMs ? raw : this.floorMs;
-    // Once the clock stands at or past the floor it moves with the raw reading, so due time T is reached when raw reaches T.
-    const globalDelayMs = due <= nowNodeMs ? 0 : this.rate === 1 ? due - raw : (due - raw) / this.rate;
-    this.armedHandle = this.global.schedule(globalDelayMs, this.fireArmed);
+    // Once the clock stands at or past its floor it moves with the raw reading, so due time T comes when the raw reading reaches T.
+    this.armedHandle = this.global.scheduleAt(due <= this.now() ? this.global.now() : this.globalTimeOf(due), this.fireArmed);
     this.armedForNodeMs = due;
   }
 

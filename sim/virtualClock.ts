@@ -62,6 +62,15 @@ export class VirtualClock {
     return entry;
   }
 
+  /** Like schedule(), at an absolute time (a time already past counts as now): no rounding through a relative delay. */
+  scheduleAt(dueAtMs: number, callback: () => void): TimerEntry {
+    if (this.liveTimers >= maxPendingTimers) throw new RangeError(`more than ${maxPendingTimers} pending timers`);
+    const entry: TimerEntry = { callback, first: undefined, second: undefined };
+    this.push(entry, Number.isFinite(dueAtMs) && dueAtMs > this.nowMs ? dueAtMs : this.nowMs, this.nextSequence++);
+    this.liveTimers++;
+    return entry;
+  }
+
   cancel(handle: unknown): void {
     const entry = handle as TimerEntry | undefined;
     if (entry && entry.callback) {

@@ -144,3 +144,16 @@ test("works as xstate's clock: `after` delays follow node time, including drift"
   t.is(actor.getSnapshot().value, "done");
   actor.stop();
 });
+
+test("an unskewed clock created at an odd instant reads global time exactly and fires exactly at set time + delay", (t) => {
+  const global = new VirtualClock();
+  global.runUntil(0.1);
+  const node = new NodeClock(global);
+  const fired: number[] = [];
+  global.runUntil(0.7);
+  t.is(node.now(), global.now());
+  const setAtMs = node.now();
+  node.setTimeout(() => fired.push(global.now()), 0.2);
+  global.runUntil(10);
+  t.deepEqual(fired, [setAtMs + 0.2]);
+});
