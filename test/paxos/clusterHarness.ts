@@ -28,6 +28,7 @@ import {
 } from "../../machines/paxos/controllerNode.ts";
 import { createLearner, stepLearner, type LearnerInput, type LearnerState } from "../../machines/paxos/learner.ts";
 import { learnerBroadcast, type PaxosMessage } from "../../machines/paxos/messages.ts";
+import { holdsLease } from "../../machines/paxos/proposer.ts";
 import {
   createProposalClient,
   defaultProposalClientLimits,
@@ -97,6 +98,8 @@ interface ControllerSim {
   offsetMs: number;
   client: ProposalClientState<Command>;
   lastEpoch: number;
+  /** Global time until which this node may act as the one leader (its lease), or -1. */
+  leaseEndsAtGlobalMs: number;
 }
 
 interface HostSim {
@@ -194,6 +197,7 @@ class ClusterRun {
         offsetMs: clockRandom.int(10_000),
         client: createProposalClient<Command>(id, clientConfig),
         lastEpoch: 0,
+        leaseEndsAtGlobalMs: -1,
       });
     }
     for (let index = 0; index < options.hostLearnerCount; index++) {
@@ -268,7 +272,24 @@ class ClusterRun {
     this.clock.schedule(phase, tick);
   }
 
+  /** Only one controller may hold the leader lease at any instant of global time. */
+  private checkLease(node: ControllerSim): void {
+    const state = node.state;
+    const nowGlobalMs = this.clock.now();
+    if (!state || !holdsLease(state.proposer, this.nodeNow(node))) {
+      node.leaseEndsAtGlobalMs = -1;
+      return;
+    }
+    for (const other of this.controllers) {
+      if (other !== node && other.leaseEndsAtGlobalMs > nowGlobalMs) {
+        this.fail(`lease: ${node.id} holds the leader lease while ${other.id} holds it until ${other.leaseEndsAtGlobalMs.toFixed(1)}ms`);
+      }
+    }
+    node.leaseEndsAtGlobalMs = (state.proposer.leader!.leaseUntilMs - node.offsetMs) / node.rate;
+  }
+
   private crash(node: ControllerSim, wipeDisk: boolean): void {
+    node.leaseEndsAtGlobalMs = -1;
     this.options.trace?.(`${this.clock.now()} crash ${node.id}${wipeDisk ? " wiping its disk" : ""}`);
     node.alive = false;
     node.incarnation++;
@@ -289,6 +310,7 @@ class ClusterRun {
     const before = state.learner.nextSlot;
     const step = stepControllerNode(state, input);
     node.state = step.state;
+    this.checkLease(node);
     this.checkLearner(node.id, before, step.state.learner, step.applied, node);
     if (step.rewrite || step.persist.length > 0 || step.sendAfterSync.length > 0) {
       this.enqueueWrite(node, { records: step.persist, rewrite: step.rewrite, messages: step.sendAfterSync });

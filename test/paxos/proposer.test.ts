@@ -1,0 +1,281 @@
+import test from "ava";
+import type { Ballot } from "../../machines/paxos/ballot.ts";
+import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
+import type { PaxosMessage, ReportedVote } from "../../machines/paxos/messages.ts";
+import {
+  createProposer,
+  holdsLease,
+  stepProposer,
+  type ProposerInput,
+  type ProposerState,
+  type ProposerStep,
+  type ProposerSurroundings,
+} from "../../machines/paxos/proposer.ts";
+import type { SlotValue } from "../../machines/paxos/values.ts";
+
+interface Cmd {
+  readonly id: string;
+}
+
+const acceptors = ["c1", "c2", "c3"];
+const baseConfig = createPaxosConfig(acceptors, {
+  heartbeatIntervalMs: 50,
+  leaseDurationMs: 300,
+  clockDriftMarginMs: 30,
+  electionTimeoutMs: 400,
+  electionJitterMs: 100,
+  prepareTimeoutMs: 200,
+  acceptRetryMs: 100,
+  maxCommandsPerBatch: 4,
+  maxInFlightSlots: 2,
+  maxPendingCommands: 8,
+  commitBeaconIntervalMs: 1_000,
+});
+const around: ProposerSurroundings = { chosenBelow: 0, acceptorPromisedRound: 0, mayCampaign: true };
+const ballot = (round: number, controllerId: string): Ballot => ({ round, controllerId });
+const value = (...ids: string[]): SlotValue<Cmd> => ({ kind: "commands", commands: ids.map((id) => ({ id })) });
+const cmd = (id: string): Cmd => ({ id });
+
+function fresh(config: PaxosConfig = baseConfig, seed = 7): ProposerState<Cmd> {
+  return createProposer<Cmd>({ proposerId: "c1", config, records: [], nowMs: 0, randomSeed: seed });
+}
+
+function step(state: ProposerState<Cmd>, input: ProposerInput<Cmd>, surroundings = around): ProposerStep<Cmd> {
+  return stepProposer(state, input, surroundings);
+}
+
+function deliver(state: ProposerState<Cmd>, message: PaxosMessage<Cmd>, nowMs: number, surroundings = around): ProposerStep<Cmd> {
+  return step(state, { type: "message", message, nowMs }, surroundings);
+}
+
+function sent<T extends PaxosMessage<Cmd>["type"]>(result: ProposerStep<Cmd>, type: T): Extract<PaxosMessage<Cmd>, { type: T }>[] {
+  return result.sendAfterSync.filter((message): message is Extract<PaxosMessage<Cmd>, { type: T }> => message.type === type);
+}
+
+const promise = (from: string, b: Ballot, votes: ReportedVote<Cmd>[] = [], floorSlot = 0): PaxosMessage<Cmd> => ({ type: "paxos.promise", from, to: "c1", ballot: b, floorSlot, votes });
+const accepted = (from: string, b: Ballot, slot: number): PaxosMessage<Cmd> => ({ type: "paxos.accepted", from, to: "c1", ballot: b, slot });
+const propose = (from: string, id: string): PaxosMessage<Cmd> => ({ type: "paxos.propose", from, to: "c1", command: cmd(id) });
+
+/** Campaigns at `atMs` and collects promises from c1 and c2 with the given votes. */
+function elect(votes: { c1?: ReportedVote<Cmd>[]; c2?: ReportedVote<Cmd>[] } = {}, surroundings = around, config = baseConfig): { state: ProposerState<Cmd>; last: ProposerStep<Cmd>; b: Ballot } {
+  const campaign = step(fresh(config), { type: "tick", nowMs: 1_000 }, surroundings);
+  const b = campaign.state.ballot;
+  const first = deliver(campaign.state, promise("c1", b, votes.c1 ?? []), 1_010, surroundings);
+  const last = deliver(first.state, promise("c2", b, votes.c2 ?? []), 1_020, surroundings);
+  return { state: last.state, last, b };
+}
+
+test("a follower campaigns only after the election timeout plus jitter, persisting its round before preparing", (t) => {
+  const state = fresh();
+  t.true(state.electionDueAtMs >= 400 && state.electionDueAtMs <= 500);
+  t.deepEqual(step(state, { type: "tick", nowMs: state.electionDueAtMs - 1 }).sendAfterSync, []);
+  const campaign = step(state, { type: "tick", nowMs: state.electionDueAtMs }, { ...around, chosenBelow: 5 });
+  t.is(campaign.state.role, "candidate");
+  t.deepEqual(campaign.persist, [{ kind: "round", round: 1 }]);
+  t.deepEqual(
+    sent(campaign, "paxos.prepare").map((message) => [message.to, message.fromSlot, message.ballot.round]),
+    acceptors.map((to) => [to, 5, 1]),
+  );
+  // Different seeds spread the first election over the jitter window.
+  const dues = new Set(Array.from({ length: 20 }, (_, seed) => fresh(baseConfig, seed).electionDueAtMs));
+  t.true(dues.size > 10);
+});
+
+test("no campaign while the node's acceptor is rejoining, and rounds start above its promise", (t) => {
+  const state = fresh();
+  t.deepEqual(step(state, { type: "tick", nowMs: 10_000 }, { ...around, mayCampaign: false }).sendAfterSync, []);
+  const campaign = step(state, { type: "tick", nowMs: 10_000 }, { ...around, acceptorPromisedRound: 41 });
+  t.deepEqual(campaign.state.ballot, ballot(42, "c1"));
+});
+
+test("a heartbeat from a leader postpones the election; a newer candidate's prepare too", (t) => {
+  const state = fresh();
+  const heard = deliver(state, { type: "paxos.heartbeat", from: "c2", to: "c1", ballot: ballot(3, "c2"), commitIndex: 0, sequence: 1 }, 450);
+  t.is(heard.state.leaderId, "c2");
+  t.true(heard.state.electionDueAtMs >= 850);
+  t.deepEqual(step(heard.state, { type: "tick", nowMs: 849 }).sendAfterSync, []);
+  const prepared = deliver(state, { type: "paxos.prepare", from: "c3", to: "c1", ballot: ballot(2, "c3"), fromSlot: 0 }, 300);
+  t.true(prepared.state.electionDueAtMs >= 700);
+  t.is(prepared.state.maxRoundSeen, 2);
+});
+
+test("on a majority of promises the leader re-proposes the highest-ballot vote per slot and fills gaps with no-ops", (t) => {
+  const { state, last, b } = elect({
+    c1: [
+      { slot: 0, ballot: ballot(1, "c2"), value: value("a") },
+      { slot: 1, ballot: ballot(1, "c2"), value: value("b-old") },
+    ],
+    c2: [
+      { slot: 1, ballot: ballot(2, "c3"), value: value("b-new") },
+      { slot: 3, ballot: ballot(1, "c2"), value: value("d") },
+    ],
+  }, around, { ...baseConfig, maxInFlightSlots: 8 });
+  t.true(last.becameLeader);
+  t.is(state.role, "leader");
+  t.is(state.leader?.startSlot, 0);
+  t.is(state.leader?.nextSlot, 4);
+  const accepts = sent(last, "paxos.accept").filter((message) => message.to === "c2");
+  t.deepEqual(
+    accepts.map((message) => [message.slot, message.value]),
+    [
+      [0, value("a")],
+      [1, value("b-new")],
+      [2, { kind: "noop" }],
+      [3, value("d")],
+    ],
+  );
+  t.true(accepts.every((message) => message.ballot === b || (message.ballot.round === b.round && message.ballot.controllerId === b.controllerId)));
+  t.is(sent(last, "paxos.heartbeat").length, 3);
+});
+
+test("phase 1 starts above the highest compaction floor reported: those slots are chosen already", (t) => {
+  const { state } = elect({ c1: [{ slot: 12, ballot: ballot(1, "c2"), value: value("m") }] }, around);
+  t.is(state.leader?.startSlot, 0);
+  const campaign = step(fresh(), { type: "tick", nowMs: 1_000 });
+  const b = campaign.state.ballot;
+  const one = deliver(campaign.state, promise("c2", b, [{ slot: 12, ballot: ballot(1, "c2"), value: value("m") }], 10), 1_010);
+  const two = deliver(one.state, promise("c3", b, [], 4), 1_020);
+  t.is(two.state.leader?.startSlot, 10);
+  t.is(two.state.leader?.commitIndex, 10);
+  t.deepEqual(sent(two, "paxos.accept").map((message) => message.slot).filter((slot, index, all) => all.indexOf(slot) === index), [10, 11]);
+});
+
+test("commands are pipelined within maxInFlightSlots and batched while the window is full; a majority chooses and advances the commit index", (t) => {
+  let { state, b } = elect();
+  for (let index = 0; index < 7; index++) state = deliver(state, propose("h1", `x${index}`), 1_030).state;
+  t.is(state.leader?.sendCursor, 2, "two slots in flight, the rest waits");
+  t.deepEqual(state.leader?.proposals.get(0)?.value, value("x0"));
+  t.deepEqual(state.leader?.proposals.get(1)?.value, value("x1"));
+  t.deepEqual(state.pending.map((item) => item.command.id), ["x2", "x3", "x4", "x5", "x6"]);
+  // One vote is not a majority.
+  let result = deliver(state, accepted("c1", b, 1), 1_040);
+  t.deepEqual(result.chosen, []);
+  result = deliver(result.state, accepted("c3", b, 1), 1_041);
+  t.deepEqual(result.chosen, [{ slot: 1, value: value("x1") }]);
+  t.is(result.state.leader?.commitIndex, 0, "slot 0 is still open");
+  t.deepEqual(sent(result, "paxos.commit"), [{ type: "paxos.commit", from: "c1", to: "*", entries: [{ slot: 1, value: value("x1") }], commitIndex: 0 }]);
+  t.deepEqual(sent(result, "paxos.accept"), [], "the window is bounded by the commit index, not by chosen slots");
+  result = deliver(result.state, accepted("c2", b, 0), 1_042);
+  result = deliver(result.state, accepted("c3", b, 0), 1_043);
+  t.is(result.state.leader?.commitIndex, 2);
+  // The window opened: waiting commands go out in batches of maxCommandsPerBatch, carrying the new commit index.
+  const next = sent(result, "paxos.accept");
+  t.deepEqual([...new Set(next.map((message) => message.slot))], [2, 3]);
+  t.deepEqual(next.find((message) => message.slot === 2)?.value, value("x2", "x3", "x4", "x5"));
+  t.deepEqual(next.find((message) => message.slot === 3)?.value, value("x6"));
+  t.true(next.every((message) => message.commitIndex === 2));
+  // Duplicate votes are not counted twice.
+  const twice = deliver(deliver(result.state, accepted("c1", b, 2), 1_050).state, accepted("c1", b, 2), 1_051);
+  t.deepEqual(twice.chosen, []);
+});
+
+test("unacknowledged accepts are re-sent after acceptRetryMs to the acceptors that have not voted", (t) => {
+  let { state, b } = elect();
+  state = deliver(state, propose("h1", "x"), 1_030).state;
+  state = deliver(state, accepted("c2", b, 0), 1_040).state;
+  t.deepEqual(sent(step(state, { type: "tick", nowMs: 1_100 }), "paxos.accept"), []);
+  const resent = sent(step(state, { type: "tick", nowMs: 1_130 }), "paxos.accept");
+  t.deepEqual(resent.map((message) => message.to), ["c1", "c3"]);
+});
+
+test("the lease holds from a heartbeat's send time once a majority acknowledged it, minus the drift margin", (t) => {
+  const { state: leader, b } = elect();
+  t.false(holdsLease(leader, 1_020), "promises grant no lease");
+  const ticked = step(leader, { type: "tick", nowMs: 1_070 });
+  const heartbeats = sent(ticked, "paxos.heartbeat");
+  t.is(heartbeats.length, 3);
+  const sequence = heartbeats[0]!.sequence;
+  const ack = (from: string): PaxosMessage<Cmd> => ({ type: "paxos.heartbeat-ack", from, to: "c1", ballot: b, sequence });
+  let state = deliver(ticked.state, ack("c2"), 1_080).state;
+  t.false(holdsLease(state, 1_080));
+  state = deliver(state, ack("c3"), 1_090).state;
+  t.true(holdsLease(state, 1_090));
+  t.true(holdsLease(state, 1_070 + 300 - 30 - 1));
+  t.false(holdsLease(state, 1_070 + 300 - 30));
+});
+
+test("a stale-ballot refusal makes the leader step down and refuse its pending commands to their senders", (t) => {
+  let { state, b } = elect({}, around, { ...baseConfig, maxInFlightSlots: 1 });
+  state = deliver(state, propose("h1", "x"), 1_030).state;
+  state = deliver(state, propose("h2", "y"), 1_030).state;
+  const refusal: PaxosMessage<Cmd> = {
+    type: "paxos.reject",
+    from: "c2",
+    to: "c1",
+    ballot: b,
+    reason: "stale-ballot",
+    promised: ballot(9, "c3"),
+    leaseHolderId: "c3",
+    leaseRemainingMs: 0,
+    floorSlot: 0,
+    slot: 0,
+  };
+  const result = deliver(state, refusal, 1_040);
+  t.true(result.lostLeadership);
+  t.is(result.state.role, "follower");
+  t.is(result.state.leaderId, "c3");
+  t.is(result.state.maxRoundSeen, 9);
+  t.deepEqual(sent(result, "paxos.propose-reply"), [{ type: "paxos.propose-reply", from: "c1", to: "h2", commandId: "y", refusal: "not-leader", leaderHint: "c3" }]);
+  // A refusal naming this proposer's own id is a fence by a rejoining acceptor: prepare again at once.
+  const fenced = deliver(state, { ...refusal, promised: ballot(b.round + 1, "c1") }, 1_040);
+  t.is(fenced.state.role, "candidate");
+  t.deepEqual(fenced.state.ballot, ballot(b.round + 2, "c1"));
+  t.is(sent(fenced, "paxos.prepare").length, 3);
+});
+
+test("a candidate refused for a held lease waits at least the remaining lease before trying again", (t) => {
+  const campaign = step(fresh(), { type: "tick", nowMs: 1_000 });
+  const refused = deliver(
+    campaign.state,
+    { type: "paxos.reject", from: "c2", to: "c1", ballot: campaign.state.ballot, reason: "lease-held", promised: ballot(1, "c3"), leaseHolderId: "c3", leaseRemainingMs: 250, floorSlot: 0, slot: -1 },
+    1_010,
+  );
+  t.is(refused.state.role, "follower");
+  t.is(refused.state.leaderId, "c3");
+  t.true(refused.state.electionDueAtMs >= 1_260 && refused.state.electionDueAtMs <= 1_360);
+  // An unanswered prepare is abandoned after prepareTimeoutMs.
+  t.is(step(campaign.state, { type: "tick", nowMs: 1_199 }).state.role, "candidate");
+  t.is(step(campaign.state, { type: "tick", nowMs: 1_200 }).state.role, "follower");
+});
+
+test("proposals reaching a follower are refused with a leader hint; a full queue refuses as overloaded", (t) => {
+  const follower = deliver(fresh(), { type: "paxos.heartbeat", from: "c2", to: "c1", ballot: ballot(3, "c2"), commitIndex: 0, sequence: 1 }, 10).state;
+  t.deepEqual(sent(deliver(follower, propose("h1", "x"), 20), "paxos.propose-reply"), [
+    { type: "paxos.propose-reply", from: "c1", to: "h1", commandId: "x", refusal: "not-leader", leaderHint: "c2" },
+  ]);
+  let { state } = elect({}, around, { ...baseConfig, maxInFlightSlots: 1, maxCommandsPerBatch: 1, maxPendingCommands: 2 });
+  for (const id of ["a", "b", "c"]) state = deliver(state, propose("h1", id), 1_030).state;
+  t.deepEqual(state.pending.map((item) => item.command.id), ["b", "c"]);
+  t.deepEqual(sent(deliver(state, propose("h1", "d"), 1_031), "paxos.propose-reply").map((message) => message.refusal), ["overloaded"]);
+  // A local submission is refused through `refused`, not a message.
+  t.deepEqual(step(state, { type: "submit", command: cmd("e"), nowMs: 1_032 }).refused, [{ commandId: "e", refusal: "overloaded" }]);
+});
+
+test("a leader confirms slots its learner learned elsewhere when they match its proposal, and steps down when they do not", (t) => {
+  let { state } = elect();
+  state = deliver(state, propose("h1", "x"), 1_030).state;
+  const matching = step(state, { type: "learned", entries: [{ slot: 0, value: value("x") }], nowMs: 1_040 });
+  t.is(matching.state.leader?.commitIndex, 1);
+  t.deepEqual(matching.chosen, [{ slot: 0, value: value("x") }]);
+  const other = step(state, { type: "learned", entries: [{ slot: 0, value: value("z") }], nowMs: 1_040 });
+  t.is(other.state.role, "follower");
+  t.true(other.lostLeadership);
+});
+
+test("a leader whose learner jumped past its commit index by catch-up prepares again from there", (t) => {
+  let { state } = elect();
+  state = deliver(state, propose("h1", "x"), 1_030).state;
+  const ahead = { ...around, chosenBelow: 5 };
+  t.is(step(state, { type: "tick", nowMs: 1_100 }, ahead).state.role, "leader", "grace period");
+  const again = step(state, { type: "tick", nowMs: 1_030 + 200 }, ahead);
+  t.is(again.state.role, "candidate");
+  t.deepEqual(sent(again, "paxos.prepare").map((message) => message.fromSlot), [5, 5, 5]);
+  t.deepEqual(again.state.pending.map((item) => item.command.id), [], "x was in flight, not pending");
+});
+
+test("a restarted proposer never reuses a round it made durable", (t) => {
+  const campaign = step(fresh(), { type: "tick", nowMs: 1_000 });
+  const restarted = createProposer<Cmd>({ proposerId: "c1", config: baseConfig, records: [...campaign.persist], nowMs: 2_000, randomSeed: 1 });
+  const next = step(restarted, { type: "tick", nowMs: 10_000 });
+  t.deepEqual(next.state.ballot, ballot(2, "c1"));
+});
