@@ -141,7 +141,9 @@ test("phase 1 starts above the highest compaction floor reported: those slots ar
 });
 
 test("commands are pipelined within maxInFlightSlots and batched while the window is full; a majority chooses and advances the commit index", (t) => {
-  let { state, b } = elect();
+  const elected = elect();
+  const b = elected.b;
+  let state = elected.state;
   for (let index = 0; index < 7; index++) state = deliver(state, propose("h1", `x${index}`), 1_030).state;
   t.is(state.leader?.sendCursor, 2, "two slots in flight, the rest waits");
   t.deepEqual(state.leader?.proposals.get(0)?.value, value("x0"));
@@ -170,8 +172,9 @@ test("commands are pipelined within maxInFlightSlots and batched while the windo
 });
 
 test("unacknowledged accepts are re-sent after acceptRetryMs to the acceptors that have not voted", (t) => {
-  let { state, b } = elect();
-  state = deliver(state, propose("h1", "x"), 1_030).state;
+  const elected = elect();
+  const b = elected.b;
+  let state = deliver(elected.state, propose("h1", "x"), 1_030).state;
   state = deliver(state, accepted("c2", b, 0), 1_040).state;
   t.deepEqual(sent(step(state, { type: "tick", nowMs: 1_100 }), "paxos.accept"), []);
   const resent = sent(step(state, { type: "tick", nowMs: 1_130 }), "paxos.accept");
@@ -195,8 +198,9 @@ test("the lease holds from a heartbeat's send time once a majority acknowledged 
 });
 
 test("a stale-ballot refusal makes the leader step down and refuse its pending commands to their senders", (t) => {
-  let { state, b } = elect({}, around, { ...baseConfig, maxInFlightSlots: 1 });
-  state = deliver(state, propose("h1", "x"), 1_030).state;
+  const elected = elect({}, around, { ...baseConfig, maxInFlightSlots: 1 });
+  const b = elected.b;
+  let state = deliver(elected.state, propose("h1", "x"), 1_030).state;
   state = deliver(state, propose("h2", "y"), 1_030).state;
   const refusal: PaxosMessage<Cmd> = {
     type: "paxos.reject",
