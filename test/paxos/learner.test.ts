@@ -1,0 +1,172 @@
+import test from "ava";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { createLearner, stepLearner, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
+import type { PaxosMessage } from "../../machines/paxos/messages.ts";
+import type { ReplicatedStateMachine } from "../../machines/paxos/replicatedStateMachine.ts";
+import type { ChosenEntry, SlotValue } from "../../machines/paxos/values.ts";
+
+interface Cmd {
+  readonly id: string;
+}
+
+/** A log of applied ids; ids starting with "bad" are rejected, as a view rejects an invalid command. */
+const appendLog: ReplicatedStateMachine<readonly string[], Cmd> = {
+  initialState: [],
+  apply: (state, _slot, commands) => {
+    const next = [...state];
+    const outcomes = commands.map((command) => {
+      if (command.id.startsWith("bad")) return { kind: "rejected" as const, reason: `${command.id} is bad` };
+      next.push(command.id);
+      return { kind: "committed" as const };
+    });
+    return { state: next, outcomes };
+  },
+  toSnapshot: (state) => ({ ids: [...state] }),
+  fromSnapshot: (snapshot) => {
+    const ids = (snapshot as { ids?: unknown } | null)?.ids;
+    return Array.isArray(ids) && ids.every((id) => typeof id === "string") ? { ok: true, state: ids as string[] } : { ok: false, error: "not an id list" };
+  },
+};
+
+const config = createPaxosConfig(["c1", "c2", "c3"], {
+  maxRetainedSlots: 4,
+  snapshotEverySlots: 3,
+  maxBufferedChosenSlots: 8,
+  maxFetchSlots: 3,
+  catchUpAfterMs: 100,
+  fetchTimeoutMs: 200,
+});
+const value = (...ids: string[]): SlotValue<Cmd> => ({ kind: "commands", commands: ids.map((id) => ({ id })) });
+const entry = (slot: number, ...ids: string[]): ChosenEntry<Cmd> => ({ slot, value: ids.length === 0 ? { kind: "noop" } : value(...ids) });
+
+function fresh(learnerId = "c1"): LearnerState<Cmd, readonly string[]> {
+  return createLearner({ learnerId, config, machine: appendLog, records: [], nowMs: 0 });
+}
+
+function run(state: LearnerState<Cmd, readonly string[]>, inputs: LearnerInput<Cmd>[]): LearnerStep<Cmd, readonly string[]>[] {
+  const steps: LearnerStep<Cmd, readonly string[]>[] = [];
+  for (const input of inputs) {
+    const next = stepLearner(state, input);
+    steps.push(next);
+    state = next.state;
+  }
+  return steps;
+}
+
+const learn = (nowMs: number, ...entries: ChosenEntry<Cmd>[]): LearnerInput<Cmd> => ({ type: "learn", entries, nowMs });
+
+test("chosen values are applied strictly in slot order; later ones wait for the gap", (t) => {
+  const steps = run(fresh(), [learn(1, entry(1, "b")), learn(2, entry(2, "bad1", "c")), learn(3, entry(0, "a")), learn(4, entry(3))]);
+  t.deepEqual(steps[0]!.applied, []);
+  t.is(steps[0]!.state.nextSlot, 0);
+  t.deepEqual(steps[2]!.applied, [
+    { slot: 0, commandId: "a", outcome: { kind: "committed" } },
+    { slot: 1, commandId: "b", outcome: { kind: "committed" } },
+    { slot: 2, commandId: "bad1", outcome: { kind: "rejected", reason: "bad1 is bad" } },
+    { slot: 2, commandId: "c", outcome: { kind: "committed" } },
+  ]);
+  const last = steps[3]!.state;
+  t.is(last.nextSlot, 4, "a no-op slot is applied without commands");
+  t.deepEqual(last.app, ["a", "b", "c"]);
+});
+
+test("a slot learned twice, or already applied, changes nothing", (t) => {
+  const [first, second, third] = run(fresh(), [learn(1, entry(0, "a")), learn(2, entry(0, "other")), learn(3, entry(1, "b"), entry(1, "b2"))]);
+  t.deepEqual(first!.state.app, ["a"]);
+  t.deepEqual(second!.applied, []);
+  t.deepEqual(third!.state.app, ["a", "b"]);
+});
+
+test("values too far ahead of the applied slot are not buffered", (t) => {
+  const [step] = run(fresh(), [learn(1, entry(8, "far"), entry(7, "near"))]);
+  t.deepEqual([...step!.state.buffered.keys()], [7]);
+});
+
+test("a learner behind the commit index fetches from the leader after catchUpAfterMs, and from another peer when it times out", (t) => {
+  let state = stepLearner(fresh("c1"), { type: "hint", commitIndex: 5, leaderId: "c3", nowMs: 0 }).state;
+  t.deepEqual(stepLearner(state, { type: "tick", nowMs: 99 }).sendAfterSync, []);
+  const first = stepLearner(state, { type: "tick", nowMs: 100 });
+  t.deepEqual(first.sendAfterSync, [{ type: "paxos.fetch", from: "c1", to: "c3", fromSlot: 0, maxSlots: 3 }]);
+  state = first.state;
+  t.deepEqual(stepLearner(state, { type: "tick", nowMs: 299 }).sendAfterSync, [], "one fetch at a time");
+  const retry = stepLearner(state, { type: "tick", nowMs: 300 });
+  t.deepEqual(retry.sendAfterSync, [{ type: "paxos.fetch", from: "c1", to: "c2", fromSlot: 0, maxSlots: 3 }]);
+  // The reply is applied, and the next fetch follows at once while still behind.
+  const reply: PaxosMessage<Cmd> = { type: "paxos.fetch-reply", from: "c2", to: "c1", entries: [entry(0, "a"), entry(1, "b"), entry(2, "c")], commitIndex: 5 };
+  const applied = stepLearner(retry.state, { type: "message", message: reply, nowMs: 310 });
+  t.is(applied.state.nextSlot, 3);
+  t.deepEqual(applied.learnedFromPeers.map((item) => item.slot), [0, 1, 2]);
+  t.deepEqual(applied.sendAfterSync, [{ type: "paxos.fetch", from: "c1", to: "c2", fromSlot: 3, maxSlots: 3 }]);
+});
+
+test("a learner serves retained slots, and a snapshot of its state to a fetch below them", (t) => {
+  const [, served] = run(fresh("c2"), [learn(1, entry(0, "a"), entry(1, "b"), entry(2, "c"), entry(3, "d"), entry(4, "e"), entry(5, "f")), { type: "tick", nowMs: 2 }]);
+  const state = served!.state;
+  t.is(state.nextSlot, 6);
+  t.is(state.retainedFrom, 2, "at most maxRetainedSlots applied slots are kept");
+  const fetch = (fromSlot: number, maxSlots: number): PaxosMessage<Cmd> => ({ type: "paxos.fetch", from: "h1", to: "c2", fromSlot, maxSlots });
+  t.deepEqual(stepLearner(state, { type: "message", message: fetch(3, 10), nowMs: 3 }).sendAfterSync, [
+    { type: "paxos.fetch-reply", from: "c2", to: "h1", entries: [entry(3, "d"), entry(4, "e"), entry(5, "f")], commitIndex: 6 },
+  ]);
+  t.deepEqual(stepLearner(state, { type: "message", message: fetch(2, 2), nowMs: 3 }).sendAfterSync[0], {
+    type: "paxos.fetch-reply",
+    from: "c2",
+    to: "h1",
+    entries: [entry(2, "c"), entry(3, "d")],
+    commitIndex: 6,
+  });
+  t.deepEqual(stepLearner(state, { type: "message", message: fetch(1, 2), nowMs: 3 }).sendAfterSync, [
+    { type: "paxos.snapshot", from: "c2", to: "h1", throughSlot: 6, snapshot: { ids: ["a", "b", "c", "d", "e", "f"] }, commitIndex: 6 },
+  ]);
+});
+
+test("snapshots are taken every snapshotEverySlots applied slots, for the node to persist and compact below", (t) => {
+  const steps = run(fresh(), [learn(1, entry(0, "a"), entry(1, "b")), learn(2, entry(2, "c")), learn(3, entry(3, "d"))]);
+  t.is(steps[0]!.snapshot, null);
+  t.deepEqual(steps[1]!.snapshot, { throughSlot: 3, snapshot: { ids: ["a", "b", "c"] } });
+  t.is(steps[2]!.snapshot, null);
+});
+
+test("a snapshot from a peer is installed when ahead, validated first, and reported for persistence", (t) => {
+  let state = stepLearner(fresh("h1"), learn(1, entry(7, "later"))).state;
+  const bad: PaxosMessage<Cmd> = { type: "paxos.snapshot", from: "c2", to: "h1", throughSlot: 7, snapshot: { ids: [1, 2] }, commitIndex: 7 };
+  const rejected = stepLearner(state, { type: "message", message: bad, nowMs: 2 });
+  t.is(rejected.state.nextSlot, 0);
+  t.is(rejected.state.snapshotsRejected, 1);
+  const good: PaxosMessage<Cmd> = { ...bad, snapshot: { ids: ["x", "y"] } };
+  const installed = stepLearner(state, { type: "message", message: good, nowMs: 3 });
+  t.deepEqual(installed.snapshot, { throughSlot: 7, snapshot: { ids: ["x", "y"] } });
+  // The buffered slot right after the snapshot is applied at once.
+  t.is(installed.state.nextSlot, 8);
+  t.deepEqual(installed.state.app, ["x", "y", "later"]);
+  state = installed.state;
+  // An older snapshot is ignored.
+  t.is(stepLearner(state, { type: "message", message: { ...good, throughSlot: 4 }, nowMs: 4 }).state.nextSlot, 8);
+});
+
+test("a learner restarted with a snapshot record resumes from it", (t) => {
+  const restarted = createLearner({
+    learnerId: "c1",
+    config,
+    machine: appendLog,
+    records: [
+      { kind: "snapshot", throughSlot: 3, snapshot: { ids: ["a"] } },
+      { kind: "snapshot", throughSlot: 7, snapshot: { ids: ["a", "b"] } },
+      { kind: "snapshot", throughSlot: 9, snapshot: "corrupt" },
+    ],
+    nowMs: 0,
+  });
+  t.is(restarted.nextSlot, 7);
+  t.deepEqual(restarted.app, ["a", "b"]);
+  t.is(restarted.retainedFrom, 7);
+});
+
+test("commit broadcasts carry values and the commit index", (t) => {
+  const message: PaxosMessage<Cmd> = { type: "paxos.commit", from: "c3", to: "*", entries: [entry(0, "a")], commitIndex: 4 };
+  const step = stepLearner(fresh("h1"), { type: "message", message, nowMs: 1 });
+  t.is(step.state.nextSlot, 1);
+  t.is(step.state.commitHint, 4);
+  t.is(step.state.leaderHint, "c3");
+  // Still behind: it fetches the rest after catchUpAfterMs.
+  t.is(stepLearner(step.state, { type: "tick", nowMs: 101 }).sendAfterSync[0]?.type, "paxos.fetch");
+});
