@@ -125,6 +125,8 @@ export interface ActorHostOptions<TLogic extends AnyStateMachine> {
   readonly limits?: Partial<ActorHostLimits>;
   /** The node's shared counter (so each rejection kind is logged once per node); one per host otherwise. */
   readonly rejections?: RejectionCounter;
+  /** Called with each new xstate actor (first start and every restart) before it starts; see effectBinding.ts. */
+  readonly onActorCreated?: (actor: AnyActor) => void;
 }
 
 const maxLoggedTextChars = 300;
@@ -263,6 +265,12 @@ export function createActorHost<TLogic extends AnyStateMachine>(
     }
     actor = created;
     status = "running";
+    try {
+      options.onActorCreated?.(created);
+    } catch (error) {
+      onActorError(created, error);
+      return;
+    }
     // Every observer needs an error callback, or xstate rethrows on a global setTimeout.
     created.subscribe({
       next: (snapshot: SnapshotFrom<TLogic>) => {

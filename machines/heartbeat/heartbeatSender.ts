@@ -1,4 +1,4 @@
-import { and, assign, setup } from "xstate";
+import { assign, setup } from "xstate";
 import { rendezvousOrder } from "./rendezvousOrder.ts";
 
 /**
@@ -6,7 +6,9 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
  * host heartbeats one monitor at a time, chosen by rendezvous hash; after
  * `missedAcksBeforeSwitch` missed acks in a row it switches to the next monitor
  * at once, and after `driftBackAfterMs` on a fallback it tries its preferred
- * monitor again.
+ * monitor again. Drift-back is counted in beats rather than with a second
+ * timer: one timer per host keeps the machine a single state, which matters
+ * when a simulation runs ten thousand of them.
  *
  * Effects are named actions the actor layer provides: `sendHeartbeat` issues a
  * request that must end in exactly one `heartbeat.acked` or `heartbeat.missed`
@@ -38,6 +40,8 @@ export interface HeartbeatSenderContext {
   readonly targetIndex: number;
   readonly nextSequence: number;
   readonly consecutiveMissedAcks: number;
+  /** Beats sent to the current fallback monitor; drift back to the preferred one is due after `driftBackAfterMs` worth. */
+  readonly beatsOnFallback: number;
   readonly acksReceived: number;
   readonly acksMissed: number;
   readonly switches: number;
@@ -72,6 +76,9 @@ const missedAcksSwitchParams = ({ context }: { context: HeartbeatSenderContext }
 });
 
 
+const driftBackAfterBeats = (config: HeartbeatSenderConfig): number =>
+  Math.max(1, Math.ceil(config.driftBackAfterMs / config.heartbeatIntervalMs));
+
 export const heartbeatSenderMachine = setup({
   types: {
     context: {} as HeartbeatSenderContext,
@@ -84,7 +91,14 @@ export const heartbeatSenderMachine = setup({
     moveToNextTarget: assign({
       targetIndex: ({ context }) => nextTargetIndex(context),
       consecutiveMissedAcks: 0,
+      beatsOnFallback: 0,
       acksMissed: ({ context }) => context.acksMissed + 1,
+      switches: ({ context }) => context.switches + 1,
+    }),
+    moveToPreferredTarget: assign({
+      targetIndex: 0,
+      consecutiveMissedAcks: 0,
+      beatsOnFallback: 0,
       switches: ({ context }) => context.switches + 1,
     }),
   },
@@ -98,11 +112,10 @@ export const heartbeatSenderMachine = setup({
       event.monitorId === currentTarget(context) &&
       context.monitorOrder.length > 1 &&
       context.consecutiveMissedAcks + 1 >= context.config.missedAcksBeforeSwitch,
-    switchLandsOnPreferred: ({ context }) => nextTargetIndex(context) === 0,
+    driftBackDue: ({ context }) => context.targetIndex !== 0 && context.beatsOnFallback >= driftBackAfterBeats(context.config),
   },
   delays: {
     heartbeatInterval: ({ context }) => context.config.heartbeatIntervalMs,
-    driftBack: ({ context }) => context.config.driftBackAfterMs,
   },
 }).createMachine({
   id: "heartbeatSender",
@@ -115,49 +128,40 @@ export const heartbeatSenderMachine = setup({
       targetIndex: 0,
       nextSequence: 1,
       consecutiveMissedAcks: 0,
+      beatsOnFallback: 0,
       acksReceived: 0,
       acksMissed: 0,
       switches: 0,
     };
   },
-  type: "parallel",
+  initial: "beating",
   states: {
-    pulse: {
-      initial: "beating",
-      states: {
-        beating: {
-          entry: [
-            {
-              type: "sendHeartbeat",
-              params: ({ context }) => ({ monitorId: currentTarget(context), sequence: context.nextSequence }),
-            },
-            assign({ nextSequence: ({ context }) => context.nextSequence + 1 }),
-          ],
-          after: { heartbeatInterval: { target: "beating", reenter: true } },
-          on: { "haring.resume": { target: "beating", reenter: true } },
-        },
-      },
-    },
-    preference: {
-      initial: "onPreferred",
-      states: {
-        onPreferred: {},
-        onFallback: {
-          after: {
-            driftBack: {
-              target: "onPreferred",
-              actions: [
-                {
-                  type: "targetSwitched",
-                  params: ({ context }) => ({ from: currentTarget(context), to: context.monitorOrder[0] ?? "", reason: "drift-back" as const }),
-                },
-                assign({ targetIndex: 0, consecutiveMissedAcks: 0, switches: ({ context }) => context.switches + 1 }),
-              ],
-            },
+    beating: {
+      entry: [
+        { type: "sendHeartbeat", params: ({ context }) => ({ monitorId: currentTarget(context), sequence: context.nextSequence }) },
+        assign({
+          nextSequence: ({ context }) => context.nextSequence + 1,
+          beatsOnFallback: ({ context }) => (context.targetIndex === 0 ? 0 : context.beatsOnFallback + 1),
+        }),
+      ],
+      after: {
+        heartbeatInterval: [
+          {
+            guard: "driftBackDue",
+            target: "beating",
+            reenter: true,
+            actions: [
+              {
+                type: "targetSwitched",
+                params: ({ context }) => ({ from: currentTarget(context), to: context.monitorOrder[0] ?? "", reason: "drift-back" as const }),
+              },
+              "moveToPreferredTarget",
+            ],
           },
-          on: { "haring.resume": { target: "onFallback", reenter: true } },
-        },
+          { target: "beating", reenter: true },
+        ],
       },
+      on: { "haring.resume": { target: "beating", reenter: true } },
     },
   },
   on: {
@@ -167,14 +171,9 @@ export const heartbeatSenderMachine = setup({
     },
     "heartbeat.missed": [
       {
-        guard: and(["missCompletesStreak", "switchLandsOnPreferred"]),
-        target: [".pulse.beating", ".preference.onPreferred"],
-        reenter: true,
-        actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
-      },
-      {
         guard: "missCompletesStreak",
-        target: [".pulse.beating", ".preference.onFallback"],
+        // re-entering sends to the new target at once instead of waiting out the interval
+        target: ".beating",
         reenter: true,
         actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
       },

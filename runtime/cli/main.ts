@@ -1,0 +1,53 @@
+import { Command, CommanderError } from "commander";
+import { registerSimCommands } from "./simCommands.ts";
+import { exitCodes, UsageError } from "./usageError.ts";
+
+export interface CliOutput {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processOutput: CliOutput = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/** Runs the CLI and returns the exit code; never throws. */
+export async function main(argv: readonly string[], output: CliOutput = processOutput): Promise<number> {
+  let exitCode: number = exitCodes.ok;
+  const program = new Command("haring")
+    .description("High-availability runtime for virtualization clusters")
+    .version("0.1.0", "-V, --version")
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => output.out(text),
+      // commander's own messages become our one-line form below
+      writeErr: () => {},
+    });
+  registerSimCommands(program, output, (code) => {
+    exitCode = code;
+  });
+
+  try {
+    await program.parseAsync([...argv], { from: "user" });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") {
+        return exitCodes.ok;
+      }
+      if (error.code === "commander.executeSubCommandAsync") return exitCodes.environment;
+      const message = error.message.replace(/^error:\s*/i, "").split("\n")[0];
+      output.err(`haring: ${message}\nhint: run 'haring --help' to see the commands and options\n`);
+      return exitCodes.usage;
+    }
+    if (error instanceof UsageError) {
+      output.err(`haring: ${error.message}\nhint: ${error.hint}\n`);
+      return exitCodes.usage;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    output.err(`haring: ${message}\n`);
+    return exitCodes.environment;
+  }
+}
