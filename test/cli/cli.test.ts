@@ -1,0 +1,60 @@
+import test from "ava";
+import { execFileSync, spawnSync } from "node:child_process";
+import { main } from "../../runtime/cli/main.ts";
+
+async function run(argv: string[]) {
+  let out = "";
+  let err = "";
+  const code = await main(argv, { out: (text) => (out += text), err: (text) => (err += text) });
+  return { code, out, err };
+}
+
+test("--help lists the sim command and exits 0", async (t) => {
+  const { code, out, err } = await run(["--help"]);
+  t.is(code, 0);
+  t.regex(out, /sim/);
+  t.is(err, "");
+});
+
+test("an unknown command is one clear line plus a hint, exit 2", async (t) => {
+  const { code, err } = await run(["simulate"]);
+  t.is(code, 2);
+  const lines = err.trimEnd().split("\n");
+  t.is(lines.length, 2);
+  t.regex(lines[0]!, /^haring: unknown command 'simulate'/);
+  t.regex(lines[1]!, /^hint: /);
+});
+
+for (const [argv, pattern] of [
+  [["sim", "run", "--seed", "abc"], /--seed takes a whole number, got "abc"/],
+  [["sim", "run", "--hosts", "0"], /--hosts must be between 1 and 20000, got 0/],
+  [["sim", "run", "--duration-s", "1e9"], /--duration-s takes a whole number/],
+  [["sim", "run", "--bogus"], /unknown option '--bogus'/],
+] as const) {
+  test(`wrong argument ${argv.slice(2).join(" ")} is refused with exit 2`, async (t) => {
+    const { code, out, err } = await run([...argv]);
+    t.is(code, 2);
+    t.is(out, "");
+    t.regex(err, pattern);
+    t.is(err.trimEnd().split("\n").length, 2);
+  });
+}
+
+test("sim run --json prints a summary; the same seed prints the same bytes", async (t) => {
+  const argv = ["sim", "run", "--hosts", "10", "--duration-s", "5", "--seed", "3", "--json"];
+  const first = await run(argv);
+  const second = await run(argv);
+  t.is(first.code, 0, first.err);
+  const summary = JSON.parse(first.out) as { ok: boolean; hosts: number; seed: number };
+  t.deepEqual([summary.ok, summary.hosts, summary.seed], [true, 10, 3]);
+  t.is(first.out, second.out);
+});
+
+test("the installed bin runs as a process and survives a closed pipe", (t) => {
+  const output = execFileSync("node", ["bin/haring.js", "sim", "run", "--hosts", "5", "--duration-s", "3"], { encoding: "utf8" });
+  t.regex(output, /result: ok/);
+  const piped = spawnSync("bash", ["-c", "node bin/haring.js sim run --hosts 200 --duration-s 30 | head -1"], { encoding: "utf8" });
+  t.is(piped.status, 0);
+  t.is(piped.stderr, "");
+  t.regex(piped.stdout, /add-node/);
+});
