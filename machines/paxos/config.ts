@@ -100,6 +100,9 @@ export function paxosConfigProblems(config: PaxosConfig): string[] {
     problems.push("leaseDurationMs - clockDriftMarginMs must cover at least two heartbeat intervals, or the lease lapses between renewals");
   }
   if (config.electionTimeoutMs < config.leaseDurationMs) problems.push("electionTimeoutMs below leaseDurationMs only produces prepares the lease refuses");
+  if (config.rejoinQuarantineMs < Math.max(config.leaseDurationMs, config.prepareTimeoutMs)) {
+    problems.push("rejoinQuarantineMs must cover leaseDurationMs, and prepareTimeoutMs plus the longest a message may live, or a rejoining acceptor may break a lease or a promise it forgot");
+  }
   if (config.maxRetainedSlots < config.snapshotEverySlots) problems.push("maxRetainedSlots must be at least snapshotEverySlots, or slots leave the log before a snapshot covers them");
   return problems;
 }

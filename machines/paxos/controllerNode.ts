@@ -19,6 +19,7 @@ import { sameBallot } from "./ballot.ts";
 import type { PaxosConfig } from "./config.ts";
 import { acceptorRecords, recoverAcceptor, stepAcceptor, type AcceptorInput, type AcceptorState } from "./acceptor.ts";
 import { createLearner, stepLearner, type LearnerInput, type LearnerState, type TakenSnapshot } from "./learner.ts";
+import { paxosMessageProblem } from "./messageChecks.ts";
 import type { PaxosMessage, ProposeRefusal } from "./messages.ts";
 import { createProposer, holdsLease, stepProposer, type ProposerInput, type ProposerRole, type ProposerState } from "./proposer.ts";
 import type { DurableRecord } from "./records.ts";
@@ -60,6 +61,8 @@ export interface ControllerStep<C extends CommandEnvelope, S> {
   readonly leadership: Leadership | null;
   /** Commands submitted on this node that were dropped without a slot. */
   readonly refused: readonly { readonly commandId: string; readonly refusal: ProposeRefusal }[];
+  /** Why the input message was dropped unread (for the actor to log and count), or null. */
+  readonly droppedMessage: string | null;
 }
 
 export interface ControllerCreation<C extends CommandEnvelope, S> {
@@ -185,6 +188,10 @@ class StepCollector<C extends CommandEnvelope, S> {
 }
 
 export function stepControllerNode<C extends CommandEnvelope, S>(state: ControllerNodeState<C, S>, input: ControllerInput<C>): ControllerStep<C, S> {
+  if (input.type === "message") {
+    const problem = paxosMessageProblem(input.message);
+    if (problem) return { state, persist: [], rewrite: null, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: problem };
+  }
   const before = leadershipOf(state as ControllerNodeState<CommandEnvelope, unknown>);
   const step = new StepCollector<C, S>(state);
   const nowMs = input.nowMs;
@@ -241,5 +248,6 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
     applied: step.applied,
     leadership: changed ? after : null,
     refused: step.refused,
+    droppedMessage: null,
   };
 }

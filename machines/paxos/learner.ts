@@ -13,6 +13,7 @@
  * takes a snapshot; the node persists it and compacts its log below it.
  */
 import type { PaxosConfig } from "./config.ts";
+import { paxosMessageProblem } from "./messageChecks.ts";
 import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
 import type { DurableRecord } from "./records.ts";
 import type { AppliedCommand, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
@@ -70,6 +71,8 @@ export interface LearnerStep<C extends CommandEnvelope, S> {
   readonly learnedFromPeers: readonly ChosenEntry<C>[];
   /** A snapshot to persist; once durable the node may compact every slot below `throughSlot`. */
   readonly snapshot: TakenSnapshot | null;
+  /** Why the input message was dropped unread (for the actor to log and count), or null. */
+  readonly droppedMessage: string | null;
 }
 
 export interface LearnerCreation<C extends CommandEnvelope, S> {
@@ -124,6 +127,10 @@ interface Draft<C extends CommandEnvelope, S> {
 }
 
 export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C, S>, input: LearnerInput<C>): LearnerStep<C, S> {
+  if (input.type === "message") {
+    const problem = paxosMessageProblem(input.message);
+    if (problem) return { state, sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: problem };
+  }
   const draft: Draft<C, S> = { state, send: [], applied: [], learnedFromPeers: [], snapshot: null };
   switch (input.type) {
     case "learn":
@@ -140,7 +147,7 @@ export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C,
       maybeFetch(draft, input.nowMs);
       break;
   }
-  return { state: draft.state, sendAfterSync: draft.send, applied: draft.applied, learnedFromPeers: draft.learnedFromPeers, snapshot: draft.snapshot };
+  return { state: draft.state, sendAfterSync: draft.send, applied: draft.applied, learnedFromPeers: draft.learnedFromPeers, snapshot: draft.snapshot, droppedMessage: null };
 }
 
 function hint<C extends CommandEnvelope, S>(draft: Draft<C, S>, commitIndex: number, leaderId: string): void {

@@ -106,7 +106,7 @@ export function createLearnerMachine<C extends CommandEnvelope, S>() {
     "paxosLearner",
     (input: LearnerCreation<C, S>) => ({
       state: createLearner(input),
-      output: { sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null } as Omit<ReturnType<typeof stepLearner<C, S>>, "state">,
+      output: { sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: null } as Omit<ReturnType<typeof stepLearner<C, S>>, "state">,
     }),
     (state: LearnerState<C, S>, event: LearnerInput<C>) => {
       const next = stepLearner(state, event);
@@ -122,7 +122,7 @@ export function createControllerMachine<C extends CommandEnvelope, S>() {
       const started = createControllerNode(input);
       return {
         state: started.state,
-        output: { persist: started.persist, rewrite: null, sendAfterSync: [], applied: [], leadership: null, refused: [] } as Omit<ReturnType<typeof stepControllerNode<C, S>>, "state">,
+        output: { persist: started.persist, rewrite: null, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: null } as Omit<ReturnType<typeof stepControllerNode<C, S>>, "state">,
       };
     },
     (state: ControllerNodeState<C, S>, event: ControllerInput<C>) => {
