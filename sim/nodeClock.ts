@@ -55,6 +55,11 @@ function firesBefore(a: NodeTimer, b: NodeTimer): boolean {
   return a.dueAtNodeMs < b.dueAtNodeMs || (a.dueAtNodeMs === b.dueAtNodeMs && a.sequence < b.sequence);
 }
 
+/** One shared function for every node's armed entry: the global heap holds the clock as an argument, not a closure per node. */
+function fireNodeClock(clock: NodeClock): void {
+  clock.fire();
+}
+
 export class NodeClock implements Clock {
   private anchorGlobalMs: number;
   private anchorNodeMs: number;
@@ -73,7 +78,6 @@ export class NodeClock implements Clock {
   private armedHandle: unknown = undefined;
   /** Node time the armed global entry was computed for (Infinity when nothing is armed). */
   private armedForNodeMs = Infinity;
-  private readonly fireArmed = (): void => this.fire();
 
   constructor(private readonly global: VirtualClock) {
     this.anchorGlobalMs = global.now();
@@ -191,8 +195,8 @@ export class NodeClock implements Clock {
     return this.anchorGlobalMs + (nodeMs - this.anchorNodeMs) / this.rate;
   }
 
-  /** Fires every timer that was due when this event began (like one pass of Node's timer phase); later ones wait for the next pass. */
-  private fire(): void {
+  /** @internal Fires every timer that was due when this event began (like one pass of Node's timer phase); later ones wait for the next pass. */
+  fire(): void {
     const armedForNodeMs = this.armedForNodeMs;
     this.armedHandle = undefined;
     this.armedForNodeMs = Infinity;
@@ -231,7 +235,7 @@ export class NodeClock implements Clock {
       this.global.cancel(this.armedHandle);
     }
     // Once the clock stands at or past its floor it moves with the raw reading, so due time T comes when the raw reading reaches T.
-    this.armedHandle = this.global.scheduleAt(due <= this.now() ? this.global.now() : this.globalTimeOf(due), this.fireArmed);
+    this.armedHandle = this.global.scheduleAt(due <= this.now() ? this.global.now() : this.globalTimeOf(due), fireNodeClock, this, undefined);
     this.armedForNodeMs = due;
   }
 

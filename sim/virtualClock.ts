@@ -1,34 +1,42 @@
 /**
- * The simulator's one source of time: a discrete-event clock over a binary
- * heap. Each timer fires at its own due time; timers due at the same instant
- * fire in the order they were set (sequence number), which makes every run
- * with the same inputs replay identically.
+ * The simulator's one source of time: a discrete-event clock over a heap.
+ * Each timer fires at its own due time; timers due at the same instant fire in
+ * the order they were set (sequence number), which makes every run with the
+ * same inputs replay identically.
  *
  * xstate's own SimulatedClock re-sorts every timer on each tick and fires a
  * timer only once per jump, which does not scale past a few hundred actors.
+ *
+ * With thousands of nodes the cost of a step is mostly cache misses, so the
+ * heap is kept as parallel arrays (due times and sequences in typed arrays,
+ * callbacks and their arguments beside them) and 4-ary (half the depth of a
+ * binary heap; siblings sit side by side). Hot paths use scheduleCall with a
+ * shared function and its arguments: no closure and no handle per event.
  */
-interface TimerEntry {
-  callback: ((first: never, second: never) => void) | undefined;
-  /** Arguments for scheduleCall, so hot paths need no closure per event. */
-  first: unknown;
-  second: unknown;
+
+/** What schedule()/scheduleAt() return, for cancel(). */
+class TimerHandle {
+  declare live: boolean;
+
+  constructor() {
+    this.live = true;
+  }
 }
+
+type TimerCallback = (first: never, second: never) => void;
 
 export const maxPendingTimers = 50_000_000;
 const initialHeapCapacity = 1024;
-/** A 4-ary heap is half as deep as a binary one; its four children sit side by side in the typed arrays. */
 const heapArity = 4;
 
-/**
- * The heap keeps due times and sequence numbers in typed arrays beside the
- * entries, so sifting compares numbers in contiguous memory instead of
- * chasing a pointer per comparison: with tens of thousands of pending timers
- * that is most of the cost of a step.
- */
 export class VirtualClock {
   private dueAtMs = new Float64Array(initialHeapCapacity);
   private sequences = new Float64Array(initialHeapCapacity);
-  private entries: (TimerEntry | undefined)[] = [];
+  private readonly callbacks: (TimerCallback | undefined)[] = [];
+  private readonly firsts: unknown[] = [];
+  private readonly seconds: unknown[] = [];
+  /** The cancellation handle of each entry; undefined for scheduleCall entries, which cannot be cancelled. */
+  private readonly handles: (TimerHandle | undefined)[] = [];
   private size = 0;
   private nowMs = 0;
   private nextSequence = 0;
@@ -48,35 +56,31 @@ export class VirtualClock {
   }
 
   /** Returns a handle for cancel(). A negative or non-finite delay counts as 0. */
-  schedule(delayMs: number, callback: () => void): TimerEntry {
-    return this.scheduleCall(delayMs, callback, undefined, undefined);
+  schedule(delayMs: number, callback: () => void): TimerHandle {
+    return this.scheduleAt(this.nowMs + (Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0), callback, undefined, undefined);
   }
 
-  /** Like schedule(), calling `callback(first, second)`: one allocation per event instead of a closure as well. */
-  scheduleCall<First, Second>(delayMs: number, callback: (first: First, second: Second) => void, first: First, second: Second): TimerEntry {
-    if (this.liveTimers >= maxPendingTimers) throw new RangeError(`more than ${maxPendingTimers} pending timers`);
-    const safeDelayMs = Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0;
-    const entry: TimerEntry = { callback, first, second };
-    this.push(entry, this.nowMs + safeDelayMs, this.nextSequence++);
-    this.liveTimers++;
-    return entry;
+  /**
+   * At an absolute time (a time already past counts as now), calling
+   * `callback(first, second)`: no rounding through a relative delay, and no
+   * closure needed. Returns a handle for cancel().
+   */
+  scheduleAt<First, Second>(dueAtMs: number, callback: (first: First, second: Second) => void, first: First, second: Second): TimerHandle {
+    this.checkRoom();
+    const handle = new TimerHandle();
+    this.push(Number.isFinite(dueAtMs) && dueAtMs > this.nowMs ? dueAtMs : this.nowMs, callback, first, second, handle);
+    return handle;
   }
 
-  /** Like schedule(), at an absolute time (a time already past counts as now): no rounding through a relative delay. */
-  scheduleAt(dueAtMs: number, callback: () => void): TimerEntry {
-    if (this.liveTimers >= maxPendingTimers) throw new RangeError(`more than ${maxPendingTimers} pending timers`);
-    const entry: TimerEntry = { callback, first: undefined, second: undefined };
-    this.push(entry, Number.isFinite(dueAtMs) && dueAtMs > this.nowMs ? dueAtMs : this.nowMs, this.nextSequence++);
-    this.liveTimers++;
-    return entry;
+  /** Calls `callback(first, second)` after `delayMs`; cannot be cancelled, and allocates nothing (the hot path of message delivery). */
+  scheduleCall<First, Second>(delayMs: number, callback: (first: First, second: Second) => void, first: First, second: Second): void {
+    this.checkRoom();
+    this.push(this.nowMs + (Number.isFinite(delayMs) && delayMs > 0 ? delayMs : 0), callback, first, second, undefined);
   }
 
   cancel(handle: unknown): void {
-    const entry = handle as TimerEntry | undefined;
-    if (entry && entry.callback) {
-      entry.callback = undefined;
-      entry.first = undefined;
-      entry.second = undefined;
+    if (handle instanceof TimerHandle && handle.live) {
+      handle.live = false;
       this.liveTimers--;
     }
   }
@@ -92,17 +96,16 @@ export class VirtualClock {
     this.dropCancelledHead();
     if (this.size === 0) return false;
     const dueAtMs = this.dueAtMs[0]!;
-    const entry = this.popTop();
-    const callback = entry.callback as ((first: unknown, second: unknown) => void) | undefined;
-    const first = entry.first;
-    const second = entry.second;
-    entry.callback = undefined;
-    entry.first = undefined;
-    entry.second = undefined;
+    const callback = this.callbacks[0] as (first: unknown, second: unknown) => void;
+    const first = this.firsts[0];
+    const second = this.seconds[0];
+    const handle = this.handles[0];
+    this.popTop();
+    if (handle !== undefined) handle.live = false;
     this.liveTimers--;
     this.nowMs = dueAtMs;
     this.firedTimers++;
-    callback?.(first, second);
+    callback(first, second);
     return true;
   }
 
@@ -120,16 +123,30 @@ export class VirtualClock {
     this.runUntil(this.nowMs + durationMs);
   }
 
-  private dropCancelledHead(): void {
-    while (this.size > 0 && this.entries[0]!.callback === undefined) this.popTop();
+  private checkRoom(): void {
+    if (this.liveTimers >= maxPendingTimers) throw new RangeError(`more than ${maxPendingTimers} pending timers`);
   }
 
-  private push(entry: TimerEntry, dueAtMs: number, sequence: number): void {
+  private dropCancelledHead(): void {
+    const handles = this.handles;
+    while (this.size > 0) {
+      const handle = handles[0];
+      if (handle === undefined || handle.live) return;
+      this.popTop();
+    }
+  }
+
+  private push(dueAtMs: number, callback: TimerCallback, first: unknown, second: unknown, handle: TimerHandle | undefined): void {
     if (this.size === this.dueAtMs.length) this.grow();
+    const sequence = this.nextSequence++;
     const dues = this.dueAtMs;
     const sequences = this.sequences;
-    const entries = this.entries;
+    const callbacks = this.callbacks;
+    const firsts = this.firsts;
+    const seconds = this.seconds;
+    const handles = this.handles;
     let index = this.size++;
+    this.liveTimers++;
     // Sift up with a moving hole: ties go to the lower sequence, i.e. the timer set first.
     while (index > 0) {
       const parent = ((index - 1) / heapArity) | 0;
@@ -137,24 +154,32 @@ export class VirtualClock {
       if (parentDue < dueAtMs || (parentDue === dueAtMs && sequences[parent]! < sequence)) break;
       dues[index] = parentDue;
       sequences[index] = sequences[parent]!;
-      entries[index] = entries[parent];
+      callbacks[index] = callbacks[parent];
+      firsts[index] = firsts[parent];
+      seconds[index] = seconds[parent];
+      handles[index] = handles[parent];
       index = parent;
     }
     dues[index] = dueAtMs;
     sequences[index] = sequence;
-    entries[index] = entry;
+    callbacks[index] = callback;
+    firsts[index] = first;
+    seconds[index] = second;
+    handles[index] = handle;
   }
 
-  private popTop(): TimerEntry {
+  /** Removes the top entry (the caller has read what it needs of it). */
+  private popTop(): void {
     const dues = this.dueAtMs;
     const sequences = this.sequences;
-    const entries = this.entries;
-    const top = entries[0]!;
+    const callbacks = this.callbacks;
+    const firsts = this.firsts;
+    const seconds = this.seconds;
+    const handles = this.handles;
     const size = --this.size;
     if (size > 0) {
       const lastDue = dues[size]!;
       const lastSequence = sequences[size]!;
-      const last = entries[size];
       let index = 0;
       for (;;) {
         const firstChild = index * heapArity + 1;
@@ -172,15 +197,24 @@ export class VirtualClock {
         if (lastDue < childDue || (lastDue === childDue && lastSequence < sequences[child]!)) break;
         dues[index] = childDue;
         sequences[index] = sequences[child]!;
-        entries[index] = entries[child];
+        callbacks[index] = callbacks[child];
+        firsts[index] = firsts[child];
+        seconds[index] = seconds[child];
+        handles[index] = handles[child];
         index = child;
       }
       dues[index] = lastDue;
       sequences[index] = lastSequence;
-      entries[index] = last;
+      callbacks[index] = callbacks[size];
+      firsts[index] = firsts[size];
+      seconds[index] = seconds[size];
+      handles[index] = handles[size];
     }
-    entries[size] = undefined;
-    return top;
+    // Release what the vacated slot referenced.
+    callbacks[size] = undefined;
+    firsts[size] = undefined;
+    seconds[size] = undefined;
+    handles[size] = undefined;
   }
 
   private grow(): void {
