@@ -45,8 +45,10 @@ export interface PaxosConfig {
   readonly fetchTimeoutMs: number;
   /**
    * An acceptor restarted from an empty disk stays silent this long before it
-   * fences: at least the longest a message may live in the network plus
-   * `prepareTimeoutMs` (see docs/paxos.md, "Rejoining from an empty disk").
+   * fences: longer than `leaseDurationMs` (any lease it granted has run out)
+   * and than `prepareTimeoutMs` (no phase 1 can still count a promise it
+   * forgot), with a margin for clock drift. See docs/paxos.md, "Rejoining from
+   * an empty disk".
    */
   readonly rejoinQuarantineMs: number;
   /** A rejoining acceptor re-sends its fence if a majority has not answered after this long. */
@@ -101,7 +103,7 @@ export function paxosConfigProblems(config: PaxosConfig): string[] {
   }
   if (config.electionTimeoutMs < config.leaseDurationMs) problems.push("electionTimeoutMs below leaseDurationMs only produces prepares the lease refuses");
   if (config.rejoinQuarantineMs < Math.max(config.leaseDurationMs, config.prepareTimeoutMs)) {
-    problems.push("rejoinQuarantineMs must cover leaseDurationMs, and prepareTimeoutMs plus the longest a message may live, or a rejoining acceptor may break a lease or a promise it forgot");
+    problems.push("rejoinQuarantineMs must cover leaseDurationMs and prepareTimeoutMs, or a rejoining acceptor may break a lease or a promise it forgot");
   }
   if (config.maxRetainedSlots < config.snapshotEverySlots) problems.push("maxRetainedSlots must be at least snapshotEverySlots, or slots leave the log before a snapshot covers them");
   return problems;

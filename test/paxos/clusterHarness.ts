@@ -60,7 +60,7 @@ export interface ClusterRunOptions {
   readonly healBoundMs: number;
   /** Tick period of every node. */
   readonly tickMs: number;
-  /** Upper bound of one-way latency; messages never live longer (the rejoin quarantine relies on it). */
+  /** Upper bound of one-way latency (duplicates included). */
   readonly maxLatencyMs: number;
   readonly config?: Partial<Omit<PaxosConfig, "acceptorIds">>;
   /** Receives one line per delivery, fault and leadership change, for debugging a seed. */
@@ -128,7 +128,7 @@ export const paxosHarnessConfig: Partial<Omit<PaxosConfig, "acceptorIds">> = {
   maxFetchSlots: 8,
   catchUpAfterMs: 60,
   fetchTimeoutMs: 120,
-  // > maxLatencyMs (messages never live longer) + prepareTimeoutMs, see docs/paxos.md.
+  // Covers leaseDurationMs and prepareTimeoutMs, see docs/paxos.md.
   rejoinQuarantineMs: 300,
   rejoinRetryMs: 150,
 };

@@ -18,7 +18,7 @@ test("an unsafe or useless configuration is refused with a reason per problem", 
     "clockDriftMarginMs must be below leaseDurationMs",
     "leaseDurationMs - clockDriftMarginMs must cover at least two heartbeat intervals, or the lease lapses between renewals",
     "electionTimeoutMs below leaseDurationMs only produces prepares the lease refuses",
-    "rejoinQuarantineMs must cover leaseDurationMs, and prepareTimeoutMs plus the longest a message may live, or a rejoining acceptor may break a lease or a promise it forgot",
+    "rejoinQuarantineMs must cover leaseDurationMs and prepareTimeoutMs, or a rejoining acceptor may break a lease or a promise it forgot",
     "maxRetainedSlots must be at least snapshotEverySlots, or slots leave the log before a snapshot covers them",
   ]);
 });
