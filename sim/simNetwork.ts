@@ -277,6 +277,7 @@ export class SimFabric {
   /** Directed links cut one way, keyed from.index * maxNodes + to.index. */
   private readonly blockedLinks = new Set<number>();
   private readonly linkProfiles = new Map<number, LinkProfile>();
+  /** Reused by every publish (never re-entered: handlers do not run inside publish); only the first matchCount entries are current. */
   private readonly matchScratch: Recipient[] = [];
 
   constructor(
@@ -462,14 +463,14 @@ export class SimFabric {
       return notSent;
     }
     this.count.sent++;
-    const matches = this.collectMatches(subject);
-    if (matches.length === 0) {
+    const matched = this.collectMatches(subject);
+    if (matched === 0) {
       this.count.unrouted++;
       return 0;
     }
     // One shape for every message (reply present even when undefined) keeps handlers' property access monomorphic.
     const message: NetMessage = { subject, data: data.slice(), headers: headers ? { ...headers } : emptyHeaders, reply };
-    const matched = matches.length;
+    const matches = this.matchScratch;
     let queueGroups: Map<string, Recipient[]> | undefined;
     for (let index = 0; index < matched; index++) {
       const recipient = matches[index]!;
@@ -489,7 +490,6 @@ export class SimFabric {
         this.send(node, chosen, message);
       }
     }
-    matches.length = 0;
     return matched;
   }
 
@@ -616,26 +616,26 @@ export class SimFabric {
     recipient.receive(message);
   }
 
-  private collectMatches(subject: string): Recipient[] {
+  /** Fills matchScratch with the recipients for `subject`; returns how many. Assigning by index avoids the array length setter, a runtime call. */
+  private collectMatches(subject: string): number {
     const matches = this.matchScratch;
-    matches.length = 0;
+    let count = 0;
     if (this.inboxCount > 0 && subject.charCodeAt(0) === 95 && subject.startsWith(inboxRoot)) {
       const request = this.findInbox(subject);
-      if (request) matches.push(request);
+      if (request) matches[count++] = request;
     }
     const exact = this.exactSubscriptions.get(subject);
-    if (exact) for (let index = 0; index < exact.length; index++) matches.push(exact[index]!);
+    if (exact) for (let index = 0; index < exact.length; index++) matches[count++] = exact[index]!;
     const wildcards = this.wildcardSubscriptions;
     if (wildcards.length > 0) {
       const subjectTokens = subject.split(".");
       for (let index = 0; index < wildcards.length; index++) {
         const subscription = wildcards[index]!;
-        if (tokensMatch(subscription.patternTokens!, subjectTokens)) matches.push(subscription);
+        if (tokensMatch(subscription.patternTokens!, subjectTokens)) matches[count++] = subscription;
       }
     }
-    return matches;
+    return count;
   }
-
   private unindex(subscription: SimSubscription): void {
     if (!subscription.active) return;
     subscription.active = false;
