@@ -16,7 +16,9 @@
  * The node keeps its timers in its own small heap and has at most one entry
  * (its earliest timer) armed on the global clock. Timers that are cancelled
  * before they become the earliest, like request timeouts, never touch the
- * global heap; with thousands of nodes that is most of them.
+ * global heap; with thousands of nodes that is most of them. A cancelled
+ * timer leaves the node's heap at once, so it (and whatever its callback
+ * holds) dies young instead of lingering until its due time.
  */
 import type { Clock } from "../actors/ports/clock.ts";
 import type { VirtualClock } from "./virtualClock.ts";
@@ -27,8 +29,7 @@ export const maxClockDriftPpm = 500_000;
 export const maxClockOffsetMs = 86_400_000;
 /** Timers one node may have pending; more is a leak in the node's code. */
 export const maxTimersPerNode = 1_000_000;
-/** Cancelled timers stay in the heap until they surface; past this size, mostly-dead heaps are rebuilt. */
-const heapCompactionMinimum = 4096;
+const notInHeap = -1;
 
 /**
  * Fields are `declare`d and set in the constructor: a class field initializer
@@ -37,6 +38,8 @@ const heapCompactionMinimum = 4096;
  */
 class NodeTimer {
   declare callback: (() => void) | undefined;
+  /** Position in the owner's heap, or notInHeap. */
+  declare heapIndex: number;
   declare readonly owner: NodeClock;
   declare readonly generation: number;
   declare readonly dueAtNodeMs: number;
@@ -44,6 +47,7 @@ class NodeTimer {
 
   constructor(owner: NodeClock, generation: number, dueAtNodeMs: number, sequence: number, callback: () => void) {
     this.callback = callback;
+    this.heapIndex = notInHeap;
     this.owner = owner;
     this.generation = generation;
     this.dueAtNodeMs = dueAtNodeMs;
@@ -72,9 +76,8 @@ export class NodeClock implements Clock {
   private paused = false;
   private firing = false;
   private nextSequence = 0;
-  /** Min-heap of this node's timers by (node due time, sequence); cancelled ones are dropped when they surface. */
+  /** Min-heap of this node's live timers by (node due time, sequence). */
   private readonly heap: NodeTimer[] = [];
-  private liveTimers = 0;
   private armedHandle: unknown = undefined;
   /** Node time the armed global entry was computed for (Infinity when nothing is armed). */
   private armedForNodeMs = Infinity;
@@ -97,10 +100,8 @@ export class NodeClock implements Clock {
       timer.callback = undefined;
       return timer;
     }
-    if (this.liveTimers >= maxTimersPerNode) throw new RangeError(`more than ${maxTimersPerNode} timers on one node`);
-    if (this.heap.length >= heapCompactionMinimum && this.heap.length > 4 * this.liveTimers) this.compact();
+    if (this.heap.length >= maxTimersPerNode) throw new RangeError(`more than ${maxTimersPerNode} timers on one node`);
     this.push(timer);
-    this.liveTimers++;
     // Inside our own timer callbacks arming waits until the batch ends, so a timer set and then superseded never reaches the global heap.
     if (!this.firing && timer.dueAtNodeMs < this.armedForNodeMs) this.arm();
     return timer;
@@ -109,7 +110,8 @@ export class NodeClock implements Clock {
   clearTimeout(id: unknown): void {
     if (!(id instanceof NodeTimer) || id.owner !== this || id.callback === undefined) return;
     id.callback = undefined;
-    this.liveTimers--;
+    // If it was the armed (earliest) timer, the armed event finds nothing due and re-arms for the next.
+    if (id.heapIndex !== notInHeap) this.removeAt(id.heapIndex);
   }
 
   get driftPpm(): number {
@@ -131,7 +133,7 @@ export class NodeClock implements Clock {
 
   /** Timers that will still fire, for tests and reports. */
   get activeTimers(): number {
-    return this.liveTimers;
+    return this.heap.length;
   }
 
   /**
@@ -173,9 +175,11 @@ export class NodeClock implements Clock {
     this.down = true;
     this.paused = false;
     this.disarm();
-    for (const timer of this.heap) timer.callback = undefined;
+    for (const timer of this.heap) {
+      timer.callback = undefined;
+      timer.heapIndex = notInHeap;
+    }
     this.heap.length = 0;
-    this.liveTimers = 0;
   }
 
   /** A new incarnation: timers work again; the clock itself (skew, drift, monotonic reading) carries on. */
@@ -208,12 +212,11 @@ export class NodeClock implements Clock {
     this.firing = true;
     try {
       for (;;) {
-        const timer = this.peekLive();
+        const timer = this.heap[0];
         if (timer === undefined || timer.sequence >= sequenceLimit || timer.dueAtNodeMs > nowNodeMs) break;
-        this.pop();
+        this.removeAt(0);
         const callback = timer.callback!;
         timer.callback = undefined;
-        this.liveTimers--;
         if (this.floorMs < timer.dueAtNodeMs) this.floorMs = timer.dueAtNodeMs;
         if (timer.generation === generation) callback();
         if (this.paused || this.generation !== generation) break;
@@ -227,7 +230,7 @@ export class NodeClock implements Clock {
   /** Makes sure the earliest live timer has an entry on the global clock. */
   private arm(): void {
     if (this.down || this.paused) return;
-    const timer = this.peekLive();
+    const timer = this.heap[0];
     if (timer === undefined) return;
     const due = timer.dueAtNodeMs;
     if (this.armedHandle !== undefined) {
@@ -245,49 +248,54 @@ export class NodeClock implements Clock {
     this.armedForNodeMs = Infinity;
   }
 
-  /** Drops cancelled timers; a sorted array is a valid heap. */
-  private compact(): void {
-    const live = this.heap.filter((timer) => timer.callback !== undefined);
-    live.sort((a, b) => (firesBefore(a, b) ? -1 : 1));
-    this.heap.length = 0;
-    for (const timer of live) this.heap.push(timer);
-  }
-
-  private peekLive(): NodeTimer | undefined {
-    const heap = this.heap;
-    while (heap.length > 0 && heap[0]!.callback === undefined) this.pop();
-    return heap[0];
-  }
-
   private push(timer: NodeTimer): void {
     const heap = this.heap;
-    let index = heap.length;
     heap.push(timer);
+    this.siftUp(timer, heap.length - 1);
+  }
+
+  /** Takes the timer at `index` out of the heap, filling the hole with the last timer. */
+  private removeAt(index: number): void {
+    const heap = this.heap;
+    const removed = heap[index]!;
+    removed.heapIndex = notInHeap;
+    const last = heap.pop()!;
+    if (last === removed) return;
+    if (index > 0 && firesBefore(last, heap[(index - 1) >> 1]!)) this.siftUp(last, index);
+    else this.siftDown(last, index);
+  }
+
+  private siftUp(timer: NodeTimer, start: number): void {
+    const heap = this.heap;
+    let index = start;
     while (index > 0) {
       const parentIndex = (index - 1) >> 1;
       const parent = heap[parentIndex]!;
       if (!firesBefore(timer, parent)) break;
       heap[index] = parent;
+      parent.heapIndex = index;
       index = parentIndex;
     }
     heap[index] = timer;
+    timer.heapIndex = index;
   }
 
-  private pop(): void {
+  private siftDown(timer: NodeTimer, start: number): void {
     const heap = this.heap;
-    const last = heap.pop();
     const length = heap.length;
-    if (last === undefined || length === 0) return;
-    let index = 0;
+    let index = start;
     for (;;) {
       const left = index * 2 + 1;
       if (left >= length) break;
       const right = left + 1;
-      const child = right < length && firesBefore(heap[right]!, heap[left]!) ? right : left;
-      if (!firesBefore(heap[child]!, last)) break;
-      heap[index] = heap[child]!;
-      index = child;
+      const childIndex = right < length && firesBefore(heap[right]!, heap[left]!) ? right : left;
+      const child = heap[childIndex]!;
+      if (!firesBefore(child, timer)) break;
+      heap[index] = child;
+      child.heapIndex = index;
+      index = childIndex;
     }
-    heap[index] = last;
+    heap[index] = timer;
+    timer.heapIndex = index;
   }
 }

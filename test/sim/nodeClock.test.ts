@@ -157,3 +157,34 @@ test("an unskewed clock created at an odd instant reads global time exactly and 
   global.runUntil(10);
   t.deepEqual(fired, [setAtMs + 0.2]);
 });
+
+test("random sets and clears: exactly the uncancelled timers fire, in (due, set order)", (t) => {
+  const { global, node } = clocks();
+  let state = 12345;
+  const nextInt = (bound: number) => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state % bound;
+  };
+  const expected: { dueMs: number; order: number; cancelled: boolean }[] = [];
+  const handles: unknown[] = [];
+  const fired: number[] = [];
+  for (let order = 0; order < 3_000; order++) {
+    const delayMs = nextInt(200);
+    const entry = { dueMs: global.now() + delayMs, order, cancelled: false };
+    expected.push(entry);
+    handles.push(node.setTimeout(() => fired.push(order), delayMs));
+    if (nextInt(3) === 0) {
+      const victim = nextInt(order + 1);
+      node.clearTimeout(handles[victim]);
+      if (!fired.includes(victim)) expected[victim]!.cancelled = true;
+    }
+    if (nextInt(10) === 0) global.runFor(nextInt(20));
+  }
+  global.runFor(1_000);
+  const want = expected
+    .filter((entry) => !entry.cancelled)
+    .sort((a, b) => a.dueMs - b.dueMs || a.order - b.order)
+    .map((entry) => entry.order);
+  t.deepEqual(fired, want);
+  t.is(node.activeTimers, 0);
+});
