@@ -18,6 +18,7 @@
  *   them as its own acceptance. docs/paxos.md explains why that is safe.
  */
 import { compareBallots, maxBallot, sameBallot, zeroBallot, type Ballot } from "./ballot.ts";
+import { ChunkedMap } from "./chunkedMap.ts";
 import { majorityOf, type PaxosConfig } from "./config.ts";
 import type {
   AcceptedVote,
@@ -68,7 +69,7 @@ export interface AcceptorState<C extends CommandEnvelope> {
   readonly mode: "voting" | "rejoining";
   readonly promised: Ballot;
   /** slot → vote, only for slots at or above `floorSlot`. */
-  readonly votes: ReadonlyMap<number, HeldVote<C>>;
+  readonly votes: ChunkedMap<number, HeldVote<C>>;
   readonly floorSlot: number;
   readonly lease: AcceptorLease;
   readonly rejoin: RejoinProgress<C> | null;
@@ -102,7 +103,7 @@ export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRec
   let sawInit = false;
   let promised = zeroBallot;
   let floorSlot = 0;
-  const votes = new Map<number, HeldVote<C>>();
+  let votes = ChunkedMap.empty<number, HeldVote<C>>().edit();
   for (const record of records) {
     switch (record.kind) {
       case "init":
@@ -123,22 +124,23 @@ export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRec
       }
       case "floor":
         if (record.slot > floorSlot) {
+          const keep = [...votes.done().entries()].filter(([slot]) => slot >= record.slot);
           floorSlot = record.slot;
-          for (const slot of [...votes.keys()]) if (slot < floorSlot) votes.delete(slot);
+          votes = ChunkedMap.from(keep).edit();
         }
         break;
       default:
         break;
     }
   }
-  const base = { acceptorId, config, promised, votes, floorSlot };
+  const base = { acceptorId, config, promised, votes: votes.done(), floorSlot };
   if (!sawInit) {
     if (recovery.bootstrap && records.length === 0) {
       return { state: { ...base, mode: "voting", lease: noLease, rejoin: null }, persist: [{ kind: "init" }], sendAfterSync: [] };
     }
     const rejoin: RejoinProgress<C> = { quarantineUntilMs: nowMs + config.rejoinQuarantineMs, attempt: 0, fenceSentAtMs: -1, replies: new Map() };
     return {
-      state: { acceptorId, config, mode: "rejoining", promised: zeroBallot, votes: new Map(), floorSlot: 0, lease: noLease, rejoin },
+      state: { acceptorId, config, mode: "rejoining", promised: zeroBallot, votes: ChunkedMap.empty(), floorSlot: 0, lease: noLease, rejoin },
       persist: [],
       sendAfterSync: [],
     };
@@ -165,7 +167,7 @@ export function acceptorRecords<C extends CommandEnvelope>(state: AcceptorState<
   return records;
 }
 
-export function leaseRemainingMs(state: AcceptorState<CommandEnvelope>, nowMs: number): number {
+export function leaseRemainingMs<C extends CommandEnvelope>(state: AcceptorState<C>, nowMs: number): number {
   return state.lease.holderId === "" ? 0 : Math.max(0, state.lease.expiresAtMs - nowMs);
 }
 
@@ -277,8 +279,7 @@ function onAccept<C extends CommandEnvelope>(state: AcceptorState<C>, message: A
     // Not voting is always safe; this acceptor's learner must catch up and compact first.
     return reject(state, message.from, message.ballot, "vote-log-full", nowMs, message.slot);
   }
-  const votes = new Map(state.votes);
-  votes.set(message.slot, { ballot: message.ballot, value: message.value, inherited: false });
+  const votes = state.votes.with(message.slot, { ballot: message.ballot, value: message.value, inherited: false });
   return {
     state: { ...state, promised, votes, lease },
     persist: [{ kind: "accept", slot: message.slot, ballot: message.ballot, value: message.value }],
@@ -353,12 +354,11 @@ function onRejoinState<C extends CommandEnvelope>(state: AcceptorState<C>, messa
       if (!held || compareBallots(vote.ballot, held.ballot) > 0) votes.set(vote.slot, { ballot: vote.ballot, value: vote.value, inherited: true });
     }
   }
-  const sortedVotes = new Map([...votes.entries()].sort((a, b) => a[0] - b[0]));
   const next: AcceptorState<C> = {
     ...state,
     mode: "voting",
     promised,
-    votes: sortedVotes,
+    votes: ChunkedMap.from([...votes.entries()].sort((a, b) => a[0] - b[0])),
     floorSlot,
     lease: assumedLeaseAfterRestart(promised, nowMs, state.config),
     rejoin: null,
@@ -368,7 +368,7 @@ function onRejoinState<C extends CommandEnvelope>(state: AcceptorState<C>, messa
 
 function compact<C extends CommandEnvelope>(state: AcceptorState<C>, belowSlot: number): AcceptorStep<C> {
   if (belowSlot <= state.floorSlot || state.mode === "rejoining") return unchanged(state);
-  const votes = new Map<number, HeldVote<C>>();
-  for (const [slot, vote] of state.votes) if (slot >= belowSlot) votes.set(slot, vote);
-  return { state: { ...state, floorSlot: belowSlot, votes }, persist: [], sendAfterSync: [] };
+  const votes = state.votes.edit();
+  for (const slot of state.votes.keys()) if (slot < belowSlot) votes.delete(slot);
+  return { state: { ...state, floorSlot: belowSlot, votes: votes.done() }, persist: [], sendAfterSync: [] };
 }

@@ -97,12 +97,12 @@ export function createControllerNode<C extends CommandEnvelope, S>(creation: Con
   };
 }
 
-export function leadershipOf(state: ControllerNodeState<CommandEnvelope, unknown>): Leadership {
+export function leadershipOf<C extends CommandEnvelope, S>(state: ControllerNodeState<C, S>): Leadership {
   const proposer = state.proposer;
   return { role: proposer.role, leaderId: proposer.leaderId, ballot: proposer.role === "follower" ? proposer.leaderBallot : proposer.ballot };
 }
 
-export function controllerHoldsLease(state: ControllerNodeState<CommandEnvelope, unknown>, nowMs: number): boolean {
+export function controllerHoldsLease<C extends CommandEnvelope, S>(state: ControllerNodeState<C, S>, nowMs: number): boolean {
   return holdsLease(state.proposer, nowMs);
 }
 
@@ -192,7 +192,7 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
     const problem = paxosMessageProblem(input.message);
     if (problem) return { state, persist: [], rewrite: null, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: problem };
   }
-  const before = leadershipOf(state as ControllerNodeState<CommandEnvelope, unknown>);
+  const before = leadershipOf(state);
   const step = new StepCollector<C, S>(state);
   const nowMs = input.nowMs;
   if (input.type === "tick") {
@@ -238,7 +238,7 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
         break;
     }
   }
-  const after = leadershipOf(step.state as ControllerNodeState<CommandEnvelope, unknown>);
+  const after = leadershipOf(step.state);
   const changed = before.role !== after.role || before.leaderId !== after.leaderId || !sameBallot(before.ballot, after.ballot);
   return {
     state: step.state,

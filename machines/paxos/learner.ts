@@ -12,6 +12,7 @@
  * below its retained log. Every `snapshotEverySlots` applied slots the learner
  * takes a snapshot; the node persists it and compacts its log below it.
  */
+import { ChunkedMap, type ChunkedMapDraft } from "./chunkedMap.ts";
 import type { PaxosConfig } from "./config.ts";
 import { paxosMessageProblem } from "./messageChecks.ts";
 import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
@@ -33,9 +34,9 @@ export interface LearnerState<C extends CommandEnvelope, S> {
   readonly app: S;
   readonly nextSlot: number;
   /** Chosen but not yet applicable (a gap below them), at most `maxBufferedChosenSlots` ahead. */
-  readonly buffered: ReadonlyMap<number, SlotValue<C>>;
+  readonly buffered: ChunkedMap<number, SlotValue<C>>;
   /** Applied slots [retainedFrom, nextSlot), kept to serve catch-up. */
-  readonly retained: ReadonlyMap<number, SlotValue<C>>;
+  readonly retained: ChunkedMap<number, SlotValue<C>>;
   readonly retainedFrom: number;
   /** The highest commit index heard: every slot below it is chosen somewhere. */
   readonly commitHint: number;
@@ -100,8 +101,8 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
     machine: creation.machine,
     app,
     nextSlot,
-    buffered: new Map(),
-    retained: new Map(),
+    buffered: ChunkedMap.empty(),
+    retained: ChunkedMap.empty(),
     retainedFrom: nextSlot,
     commitHint: nextSlot,
     leaderHint: "",
@@ -159,24 +160,24 @@ function hint<C extends CommandEnvelope, S>(draft: Draft<C, S>, commitIndex: num
 function learn<C extends CommandEnvelope, S>(draft: Draft<C, S>, entries: readonly ChosenEntry<C>[], fromPeer: boolean): void {
   const state = draft.state;
   const horizon = state.nextSlot + state.config.maxBufferedChosenSlots;
-  let buffered: Map<number, SlotValue<C>> | null = null;
+  let buffered: ChunkedMapDraft<number, SlotValue<C>> | null = null;
   let highest = state.commitHint;
   for (const entry of entries) {
-    if (entry.slot < state.nextSlot || entry.slot >= horizon || state.buffered.has(entry.slot) || buffered?.has(entry.slot)) continue;
-    buffered ??= new Map(state.buffered);
+    if (entry.slot < state.nextSlot || entry.slot >= horizon || (buffered ?? state.buffered).has(entry.slot)) continue;
+    buffered ??= state.buffered.edit();
     buffered.set(entry.slot, entry.value);
     highest = Math.max(highest, entry.slot + 1);
     if (fromPeer) draft.learnedFromPeers.push(entry);
   }
-  if (buffered) draft.state = { ...state, buffered, commitHint: highest };
+  if (buffered) draft.state = { ...state, buffered: buffered.done(), commitHint: highest };
 }
 
 function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: number): void {
   const start = draft.state;
   if (!start.buffered.has(start.nextSlot)) return;
   const config = start.config;
-  const buffered = new Map(start.buffered);
-  const retained = new Map(start.retained);
+  const buffered = start.buffered.edit();
+  const retained = start.retained.edit();
   let { app, nextSlot, retainedFrom } = start;
   for (let value = buffered.get(nextSlot); value !== undefined; value = buffered.get(nextSlot)) {
     buffered.delete(nextSlot);
@@ -200,8 +201,8 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     ...start,
     app,
     nextSlot,
-    buffered,
-    retained,
+    buffered: buffered.done(),
+    retained: retained.done(),
     retainedFrom,
     snapshotSlot,
     commitHint: Math.max(start.commitHint, nextSlot),
@@ -273,14 +274,14 @@ function installSnapshot<C extends CommandEnvelope, S>(draft: Draft<C, S>, messa
     draft.state = { ...state, fetch, snapshotsRejected: state.snapshotsRejected + 1, fetchRotation: state.fetchRotation + 1 };
     return;
   }
-  const buffered = new Map<number, SlotValue<C>>();
-  for (const [slot, value] of state.buffered) if (slot >= message.throughSlot) buffered.set(slot, value);
+  const buffered = state.buffered.edit();
+  for (const slot of state.buffered.keys()) if (slot < message.throughSlot) buffered.delete(slot);
   draft.state = {
     ...state,
     app: parsed.state,
     nextSlot: message.throughSlot,
-    buffered,
-    retained: new Map(),
+    buffered: buffered.done(),
+    retained: ChunkedMap.empty(),
     retainedFrom: message.throughSlot,
     commitHint: Math.max(state.commitHint, message.commitIndex, message.throughSlot),
     snapshotSlot: message.throughSlot,
@@ -291,13 +292,13 @@ function installSnapshot<C extends CommandEnvelope, S>(draft: Draft<C, S>, messa
   applyReady(draft, nowMs);
 }
 
-function isBehind(state: LearnerState<CommandEnvelope, unknown>): boolean {
+function isBehind<C extends CommandEnvelope, S>(state: LearnerState<C, S>): boolean {
   return state.commitHint > state.nextSlot || state.buffered.size > 0;
 }
 
 function maybeFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: number, immediately = false): void {
   let state = draft.state;
-  if (!isBehind(state as LearnerState<CommandEnvelope, unknown>)) return;
+  if (!isBehind(state)) return;
   if (state.fetch) {
     if (nowMs - state.fetch.sentAtMs < state.config.fetchTimeoutMs) return;
     state = { ...state, fetch: null, fetchRotation: state.fetchRotation + 1 };

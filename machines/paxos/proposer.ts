@@ -170,12 +170,12 @@ export function createProposer<C extends CommandEnvelope>(creation: ProposerCrea
   };
 }
 
-export function isLeader(state: ProposerState<CommandEnvelope>): boolean {
+export function isLeader<C extends CommandEnvelope>(state: ProposerState<C>): boolean {
   return state.role === "leader";
 }
 
 /** True while this node may act as the one leader (the manager runs only then). */
-export function holdsLease(state: ProposerState<CommandEnvelope>, nowMs: number): boolean {
+export function holdsLease<C extends CommandEnvelope>(state: ProposerState<C>, nowMs: number): boolean {
   return state.role === "leader" && state.leader !== null && nowMs < state.leader.leaseUntilMs;
 }
 

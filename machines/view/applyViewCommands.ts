@@ -4,14 +4,17 @@
  * it reads nothing but its arguments, so every learner that applies the same
  * slots reaches the same view and the same rejections.
  *
- * Maps are copied at most once per slot, then changed in place on the copy.
+ * Each slot edits drafts of the view's maps (one copied bucket per changed
+ * key), sealed into the new view at the end of the slot.
  */
 import type { CommandOutcome, FirstOutcome } from "../paxos/replicatedStateMachine.ts";
 import { commandProblem, type ViewCommand } from "./viewCommands.ts";
+import { ChunkedMap, type ChunkedMapDraft } from "../paxos/chunkedMap.ts";
 import {
   maxHosts,
   maxRememberedCommands,
   maxVms,
+  rememberedChunkSize,
   type HostRecord,
   type HostState,
   type RememberedCommand,
@@ -34,50 +37,52 @@ class ViewDraft {
   epoch: number;
   controllerIds: readonly string[];
   leader: View["leader"];
-  private hostsCopy: Map<string, HostRecord> | null = null;
-  private vmsCopy: Map<string, VmRecord> | null = null;
-  private vmsByHostCopy: Map<string, readonly string[]> | null = null;
-  private recentCopy: RememberedCommand[] | null = null;
-  private recentIndexCopy: Map<string, RememberedCommand> | null = null;
+  private hostsDraft: ChunkedMapDraft<string, HostRecord> | null = null;
+  private vmsDraft: ChunkedMapDraft<string, VmRecord> | null = null;
+  private vmsByHostDraft: ChunkedMapDraft<string, readonly string[]> | null = null;
+  private recentChunks: Array<readonly RememberedCommand[]> | null = null;
+  private recentCount: number;
+  private recentIndexDraft: ChunkedMapDraft<string, RememberedCommand> | null = null;
 
   constructor(private readonly base: View) {
     this.epoch = base.epoch;
     this.controllerIds = base.controllerIds;
     this.leader = base.leader;
+    this.recentCount = base.recentCommandCount;
   }
 
-  get hosts(): ReadonlyMap<string, HostRecord> {
-    return this.hostsCopy ?? this.base.hosts;
+  get hosts(): { get(id: string): HostRecord | undefined; has(id: string): boolean; readonly size: number } {
+    return this.hostsDraft ?? this.base.hosts;
   }
-  get vms(): ReadonlyMap<string, VmRecord> {
-    return this.vmsCopy ?? this.base.vms;
+  get vms(): { get(id: string): VmRecord | undefined; has(id: string): boolean; readonly size: number } {
+    return this.vmsDraft ?? this.base.vms;
   }
-  get recentIndex(): ReadonlyMap<string, RememberedCommand> {
-    return this.recentIndexCopy ?? this.base.recentCommandIndex;
+  rememberedOutcome(commandId: string): RememberedCommand | undefined {
+    return (this.recentIndexDraft ?? this.base.recentCommandIndex).get(commandId);
   }
   vmsOnHost(hostId: string): readonly string[] {
-    return (this.vmsByHostCopy ?? vmsByHost(this.base)).get(hostId) ?? [];
+    return (this.vmsByHostDraft ?? vmsByHost(this.base)).get(hostId) ?? [];
   }
 
   setHost(host: HostRecord): void {
-    (this.hostsCopy ??= new Map(this.base.hosts)).set(host.hostId, host);
+    (this.hostsDraft ??= this.base.hosts.edit()).set(host.hostId, host);
   }
   deleteHost(hostId: string): void {
-    (this.hostsCopy ??= new Map(this.base.hosts)).delete(hostId);
+    (this.hostsDraft ??= this.base.hosts.edit()).delete(hostId);
   }
   setVm(vm: VmRecord): void {
     const previous = this.vms.get(vm.vmId);
-    (this.vmsCopy ??= new Map(this.base.vms)).set(vm.vmId, vm);
+    (this.vmsDraft ??= this.base.vms.edit()).set(vm.vmId, vm);
     this.movePlacement(vm.vmId, previous?.placement?.hostId ?? null, vm.placement?.hostId ?? null);
   }
   deleteVm(vmId: string): void {
     const previous = this.vms.get(vmId);
-    (this.vmsCopy ??= new Map(this.base.vms)).delete(vmId);
+    (this.vmsDraft ??= this.base.vms.edit()).delete(vmId);
     this.movePlacement(vmId, previous?.placement?.hostId ?? null, null);
   }
   private movePlacement(vmId: string, fromHost: string | null, toHost: string | null): void {
     if (fromHost === toHost) return;
-    const index = (this.vmsByHostCopy ??= new Map(vmsByHost(this.base)));
+    const index = (this.vmsByHostDraft ??= vmsByHost(this.base).edit());
     if (fromHost !== null) {
       const remaining = (index.get(fromHost) ?? []).filter((id) => id !== vmId);
       if (remaining.length === 0) index.delete(fromHost);
@@ -86,13 +91,18 @@ class ViewDraft {
     if (toHost !== null) index.set(toHost, [...(index.get(toHost) ?? []), vmId]);
   }
   remember(entry: RememberedCommand): void {
-    const recent = (this.recentCopy ??= [...this.base.recentCommands]);
-    const index = (this.recentIndexCopy ??= new Map(this.base.recentCommandIndex));
-    recent.push(entry);
+    const chunks = (this.recentChunks ??= [...this.base.recentCommandChunks]);
+    const index = (this.recentIndexDraft ??= this.base.recentCommandIndex.edit());
+    const last = chunks[chunks.length - 1];
+    if (last && last.length < rememberedChunkSize) chunks[chunks.length - 1] = [...last, entry];
+    else chunks.push([entry]);
+    this.recentCount++;
     index.set(entry.commandId, entry);
-    if (recent.length > maxRememberedCommands) {
-      const dropped = recent.splice(0, recent.length - maxRememberedCommands);
-      for (const old of dropped) index.delete(old.commandId);
+    // Forget whole chunks, oldest first, while the rest still holds the last maxRememberedCommands.
+    while (chunks.length > 0 && this.recentCount - chunks[0]!.length >= maxRememberedCommands) {
+      const dropped = chunks.shift()!;
+      this.recentCount -= dropped.length;
+      for (const old of dropped) if (index.get(old.commandId) === old) index.delete(old.commandId);
     }
   }
 
@@ -101,20 +111,21 @@ class ViewDraft {
       epoch: this.epoch,
       controllerIds: this.controllerIds,
       leader: this.leader,
-      hosts: this.hosts,
-      vms: this.vms,
-      recentCommands: this.recentCopy ?? this.base.recentCommands,
-      recentCommandIndex: this.recentIndex,
+      hosts: this.hostsDraft?.done() ?? this.base.hosts,
+      vms: this.vmsDraft?.done() ?? this.base.vms,
+      recentCommandChunks: this.recentChunks ?? this.base.recentCommandChunks,
+      recentCommandCount: this.recentCount,
+      recentCommandIndex: this.recentIndexDraft?.done() ?? this.base.recentCommandIndex,
     };
-    vmsByHostCache.set(view, this.vmsByHostCopy ?? vmsByHost(this.base));
+    vmsByHostCache.set(view, this.vmsByHostDraft?.done() ?? vmsByHost(this.base));
     return view;
   }
 }
 
 /** Which VMs are placed on each host: derived from `vms`, cached per view object. */
-const vmsByHostCache = new WeakMap<View, ReadonlyMap<string, readonly string[]>>();
+const vmsByHostCache = new WeakMap<View, ChunkedMap<string, readonly string[]>>();
 
-export function vmsByHost(view: View): ReadonlyMap<string, readonly string[]> {
+export function vmsByHost(view: View): ChunkedMap<string, readonly string[]> {
   let index = vmsByHostCache.get(view);
   if (!index) {
     const built = new Map<string, string[]>();
@@ -124,7 +135,7 @@ export function vmsByHost(view: View): ReadonlyMap<string, readonly string[]> {
       if (list) list.push(vm.vmId);
       else built.set(vm.placement.hostId, [vm.vmId]);
     }
-    index = built;
+    index = ChunkedMap.from<string, readonly string[]>(built);
     vmsByHostCache.set(view, index);
   }
   return index;
@@ -135,7 +146,7 @@ export function applyViewCommands(view: View, slot: number, commands: readonly u
   const outcomes: CommandOutcome[] = [];
   for (const command of commands) {
     const id = typeof command === "object" && command !== null && typeof (command as { id?: unknown }).id === "string" ? (command as { id: string }).id : null;
-    const remembered = id === null ? undefined : draft.recentIndex.get(id);
+    const remembered = id === null ? undefined : draft.rememberedOutcome(id);
     if (remembered) {
       // Applied before (a retried proposal): no change, and the first outcome.
       outcomes.push({ kind: "duplicate", firstSlot: remembered.slot, first: remembered.outcome });

@@ -4,6 +4,7 @@
  * message), and the canonical JSON used for the KV mirror and for comparing
  * learners.
  */
+import { ChunkedMap } from "../paxos/chunkedMap.ts";
 import { canonicalJson } from "./canonicalJson.ts";
 import { maxCommandIdLength, resourcesProblem } from "./viewCommands.ts";
 import { isValidViewId } from "./viewIds.ts";
@@ -13,6 +14,8 @@ import {
   maxHosts,
   maxRememberedCommands,
   maxRuleTargets,
+  recentCommandsOf,
+  rememberedChunkSize,
   maxVms,
   vmDesiredStates,
   vmPriorities,
@@ -44,7 +47,7 @@ export function viewToSnapshot(view: View): ViewSnapshot {
     leader: view.leader,
     hosts: [...view.hosts.values()],
     vms: [...view.vms.values()],
-    recentCommands: view.recentCommands,
+    recentCommands: recentCommandsOf(view),
   };
 }
 
@@ -168,20 +171,23 @@ export function viewFromSnapshot(value: unknown): SnapshotParse<View> {
       if (vms.has(vm.vmId)) fail(`snapshot.vms has ${vm.vmId} twice`);
       vms.set(vm.vmId, vm);
     });
-    const recentCommands = list(record.recentCommands, "snapshot.recentCommands", maxRememberedCommands).map((item, index) => parseRemembered(item, `snapshot.recentCommands[${index}]`));
+    const recentCommands = list(record.recentCommands, "snapshot.recentCommands", maxRememberedCommands + rememberedChunkSize).map((item, index) => parseRemembered(item, `snapshot.recentCommands[${index}]`));
     const recentCommandIndex = new Map<string, RememberedCommand>();
     for (const remembered of recentCommands) {
       if (recentCommandIndex.has(remembered.commandId)) fail(`snapshot.recentCommands has ${remembered.commandId.slice(0, 64)} twice`);
       recentCommandIndex.set(remembered.commandId, remembered);
     }
+    const recentCommandChunks: RememberedCommand[][] = [];
+    for (let start = 0; start < recentCommands.length; start += rememberedChunkSize) recentCommandChunks.push(recentCommands.slice(start, start + rememberedChunkSize));
     const view: View = {
       epoch: integer(record.epoch, "snapshot.epoch"),
       controllerIds: idList(record.controllerIds, "snapshot.controllerIds", maxControllers),
       leader,
-      hosts,
-      vms,
-      recentCommands,
-      recentCommandIndex,
+      hosts: ChunkedMap.from(hosts),
+      vms: ChunkedMap.from(vms),
+      recentCommandChunks,
+      recentCommandCount: recentCommands.length,
+      recentCommandIndex: ChunkedMap.from(recentCommandIndex),
     };
     return { ok: true, state: view };
   } catch (error) {

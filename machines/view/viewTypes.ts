@@ -4,9 +4,11 @@
  * learners that applied the same slots hold equal views (compare them with
  * canonicalViewJson).
  *
- * Maps keep insertion order, which is the order commands created the entries:
- * the same on every learner.
+ * Hosts and VMs live in ChunkedMaps (a change copies one bucket, not the
+ * map); their iteration order is the same on every learner that applied the
+ * same commands.
  */
+import { ChunkedMap } from "../paxos/chunkedMap.ts";
 import type { FirstOutcome } from "../paxos/replicatedStateMachine.ts";
 
 export const hostStates = ["joining", "up", "suspect", "failed", "fenced", "maintenance"] as const;
@@ -74,14 +76,24 @@ export interface View {
   readonly epoch: number;
   readonly controllerIds: readonly string[];
   readonly leader: LeaderRecord | null;
-  readonly hosts: ReadonlyMap<string, HostRecord>;
-  readonly vms: ReadonlyMap<string, VmRecord>;
-  /** The last `maxRememberedCommands` command ids applied, oldest first, with their outcome (part of every snapshot). */
-  readonly recentCommands: readonly RememberedCommand[];
-  readonly recentCommandIndex: ReadonlyMap<string, RememberedCommand>;
+  readonly hosts: ChunkedMap<string, HostRecord>;
+  readonly vms: ChunkedMap<string, VmRecord>;
+  /**
+   * The command ids applied most recently, oldest first, with their slot and outcome, in chunks of
+   * `rememberedChunkSize`: at least the last `maxRememberedCommands` (whole chunks are forgotten), and
+   * part of every snapshot.
+   */
+  readonly recentCommandChunks: readonly (readonly RememberedCommand[])[];
+  readonly recentCommandCount: number;
+  readonly recentCommandIndex: ChunkedMap<string, RememberedCommand>;
 }
 
 export const maxRememberedCommands = 10_000;
+export const rememberedChunkSize = 256;
+
+export function recentCommandsOf(view: View): RememberedCommand[] {
+  return view.recentCommandChunks.flat();
+}
 export const maxHosts = 10_000;
 export const maxVms = 200_000;
 export const maxControllers = 9;
@@ -93,8 +105,9 @@ export const emptyView: View = {
   epoch: 0,
   controllerIds: [],
   leader: null,
-  hosts: new Map(),
-  vms: new Map(),
-  recentCommands: [],
-  recentCommandIndex: new Map(),
+  hosts: ChunkedMap.empty(),
+  vms: ChunkedMap.empty(),
+  recentCommandChunks: [],
+  recentCommandCount: 0,
+  recentCommandIndex: ChunkedMap.empty(),
 };

@@ -6,7 +6,7 @@ import { applyViewCommands } from "../../machines/view/applyViewCommands.ts";
 import { canonicalJson } from "../../machines/view/canonicalJson.ts";
 import { commandProblem, type ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson, viewFromSnapshot, viewToSnapshot } from "../../machines/view/viewSnapshot.ts";
-import { emptyView, maxRememberedCommands, type View } from "../../machines/view/viewTypes.ts";
+import { emptyView, maxRememberedCommands, recentCommandsOf, rememberedChunkSize, type View } from "../../machines/view/viewTypes.ts";
 
 let counter = 0;
 const nextId = (): string => `cmd-${counter++}`;
@@ -71,6 +71,7 @@ test("every committed command raises the epoch by one; a rejected one leaves the
   const rejected = applyViewCommands(view, 5, [up("h1")]);
   t.is(rejected.view.epoch, 2);
   t.is(canonicalJson({ ...viewToSnapshot(rejected.view), recentCommands: [] }), canonicalJson({ ...viewToSnapshot(view), recentCommands: [] }));
+  t.is(rejected.view.hosts, view.hosts, "nothing was copied");
 });
 
 test("placement checks host state, capacity, anti-affinity, affinity and the placement epoch (compare-and-set)", (t) => {
@@ -110,16 +111,24 @@ test("a command id applied twice changes nothing the second time and reports the
 
 test("the remembered command ids are a bounded window that survives snapshots", (t) => {
   const commands: ViewCommand[] = [];
-  for (let index = 0; index <= maxRememberedCommands; index++) commands.push({ id: `c${index}`, type: "controllers.set", controllerIds: ["c1"] });
-  const { view } = applyViewCommands(emptyView, 0, commands);
-  t.is(view.recentCommands.length, maxRememberedCommands);
-  t.is(view.recentCommands[0]?.commandId, "c1");
+  for (let index = 0; index < maxRememberedCommands + rememberedChunkSize; index++) commands.push({ id: `c${index}`, type: "controllers.set", controllerIds: ["c1"] });
+  const almost = applyViewCommands(emptyView, 0, commands.slice(0, -1)).view;
+  t.is(almost.recentCommandCount, maxRememberedCommands + rememberedChunkSize - 1, "whole chunks are forgotten");
+  t.true(almost.recentCommandIndex.has("c0"));
+  // Split over two slots: the window carries over between views.
+  const { view } = applyViewCommands(almost, 1, commands.slice(-1));
+  t.is(view.recentCommandCount, maxRememberedCommands);
+  t.is(recentCommandsOf(view).length, maxRememberedCommands);
+  t.is(recentCommandsOf(view)[0]?.commandId, `c${rememberedChunkSize}`);
   t.false(view.recentCommandIndex.has("c0"));
+  t.false(view.recentCommandIndex.has(`c${rememberedChunkSize - 1}`));
+  t.is(view.recentCommandIndex.size, maxRememberedCommands);
   const restored = viewFromSnapshot(JSON.parse(JSON.stringify(viewToSnapshot(view))));
   t.true(restored.ok);
   if (restored.ok) {
-    t.is(applyViewCommands(restored.state, 1, [commands[5]!]).outcomes[0]?.kind, "duplicate");
-    t.is(applyViewCommands(restored.state, 1, [commands[0]!]).outcomes[0]?.kind, "committed", "forgotten beyond the window");
+    t.is(canonicalViewJson(restored.state), canonicalViewJson(view));
+    t.is(applyViewCommands(restored.state, 2, [commands[rememberedChunkSize]!]).outcomes[0]?.kind, "duplicate");
+    t.is(applyViewCommands(restored.state, 2, [commands[5]!]).outcomes[0]?.kind, "committed", "forgotten beyond the window");
   }
 });
 
