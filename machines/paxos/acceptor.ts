@@ -35,8 +35,11 @@ import type { DurableRecord } from "./records.ts";
 import type { Effects } from "./stepResult.ts";
 import type { CommandEnvelope } from "./values.ts";
 
-/** Votes held above the floor; beyond this the acceptor stops voting (its learner is far behind). */
-export const maxVotesHeldPerSlotWindow = 4;
+/**
+ * How many times (retained slots + in-flight slots) an acceptor holds votes above its floor before it
+ * stops voting: only an acceptor whose own learner is far behind (so its floor does not rise) gets there.
+ */
+export const voteLogHeadroomFactor = 4;
 
 /** A vote held by the acceptor; `inherited` marks one adopted while rejoining (reported, never counted). */
 export interface HeldVote<C extends CommandEnvelope> extends AcceptedVote<C> {
@@ -95,7 +98,7 @@ export interface AcceptorRecovery<C extends CommandEnvelope> {
 }
 
 export function maxVotesHeld(config: PaxosConfig): number {
-  return maxVotesHeldPerSlotWindow * (config.maxRetainedSlots + config.maxInFlightSlots);
+  return voteLogHeadroomFactor * (config.maxRetainedSlots + config.maxInFlightSlots);
 }
 
 export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRecovery<C>): AcceptorStep<C> {

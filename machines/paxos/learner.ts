@@ -114,11 +114,6 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
   };
 }
 
-/** The value chosen for `slot` if this learner has it (applied and retained, or buffered). */
-export function knownValue<C extends CommandEnvelope, S>(state: LearnerState<C, S>, slot: number): SlotValue<C> | undefined {
-  return state.retained.get(slot) ?? state.buffered.get(slot);
-}
-
 interface Draft<C extends CommandEnvelope, S> {
   state: LearnerState<C, S>;
   send: PaxosMessage<C>[];

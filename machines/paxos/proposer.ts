@@ -219,7 +219,7 @@ export function stepProposer<C extends CommandEnvelope>(
       enqueue(draft, input.command, draft.state.proposerId, input.nowMs);
       break;
     case "learned":
-      onLearned(draft, input.entries, input.nowMs, surroundings);
+      onLearned(draft, input.entries, input.nowMs);
       break;
   }
   return finish(draft);
@@ -562,7 +562,7 @@ function enqueue<C extends CommandEnvelope>(draft: Draft<C>, command: C, origin:
   fillWindow(draft, nowMs);
 }
 
-function onLearned<C extends CommandEnvelope>(draft: Draft<C>, entries: readonly ChosenEntry<C>[], nowMs: number, surroundings: ProposerSurroundings): void {
+function onLearned<C extends CommandEnvelope>(draft: Draft<C>, entries: readonly ChosenEntry<C>[], nowMs: number): void {
   const state = draft.state;
   const leader = state.leader;
   if (state.role !== "leader" || !leader) return;
@@ -578,5 +578,4 @@ function onLearned<C extends CommandEnvelope>(draft: Draft<C>, entries: readonly
     confirmed.push(entry);
   }
   if (confirmed.length > 0) markChosen(draft, confirmed, nowMs);
-  void surroundings;
 }
