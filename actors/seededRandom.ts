@@ -15,13 +15,23 @@ function splitmix32(state: number): () => number {
   };
 }
 
-/** FNV-1a, to turn a fork label into seed material. */
-function hashLabel(label: string): number {
-  let hash = 0x811c9dc5;
+/**
+ * A child seed from the parent seed and a label: FNV-1a over the label starting
+ * from the parent seed, then an avalanche finalizer. Chaining is
+ * order-sensitive (fork(a).fork(b) differs from fork(b).fork(a)) and forking
+ * the same label twice does not return to the parent.
+ */
+function childSeed(parentSeed: number, label: string): number {
+  let hash = (0x811c9dc5 ^ parentSeed) >>> 0;
   for (let index = 0; index < label.length; index++) {
     hash ^= label.charCodeAt(index);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
   return hash >>> 0;
 }
 
@@ -52,6 +62,6 @@ export function createSeededRandom(seed: number): Random {
       }
       return Math.floor((nextUint32() / 0x1_0000_0000) * exclusiveMax);
     },
-    fork: (label: string) => createSeededRandom((seed32 ^ hashLabel(label)) >>> 0),
+    fork: (label: string) => createSeededRandom(childSeed(seed32, label)),
   };
 }
