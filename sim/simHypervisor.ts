@@ -34,7 +34,9 @@ import {
   type VmPowerState,
   type VmStatus,
 } from "../actors/ports/hypervisor.ts";
+import type { Clock } from "../actors/ports/clock.ts";
 import type { Log } from "../actors/ports/telemetry.ts";
+import type { GuestCheckRunner } from "../actors/guest/guestCheckRunner.ts";
 import { isValidId } from "../actors/subjects.ts";
 import type { NodeClock } from "./nodeClock.ts";
 import type { ExtraPortsContext, NodeBoot, NodeLifecycleEvent, SimWorld } from "./world.ts";
@@ -243,6 +245,8 @@ export class SimHypervisors {
   private guestBoot: ((vmId: string) => NodeBoot) | undefined;
   private readonly guestNodes = new Set<string>();
   private attachedWorld: SimWorld | undefined;
+  /** Application checks made to fail inside each guest, by VM. */
+  private readonly failingChecks = new Map<string, Set<string>>();
 
   /** Attaches to the world the first time `hypervisorFor` is called from its `extraPorts` factory. */
   constructor(settings: Partial<SimHypervisorSettings> = {}) {
@@ -381,6 +385,32 @@ export class SimHypervisors {
     const { host, vm } = this.activeVm(hostId, vmId, "guest-shutdown");
     this.world.log.write("info", "vm-guest-shutdown", { host: hostId, vm: vmId });
     this.deactivate(host, vm, "shutoff", "guest-shutdown");
+  }
+
+  /** From now on the named application check fails inside the VM's guest (the service died). */
+  failGuestCheck(vmId: string, checkName: string): void {
+    const failing = this.failingChecks.get(vmId) ?? new Set<string>();
+    failing.add(checkName);
+    this.failingChecks.set(vmId, failing);
+    this.world.log.write("info", "guest-check-fail", { vm: vmId, check: checkName });
+  }
+
+  passGuestCheck(vmId: string, checkName: string): void {
+    this.failingChecks.get(vmId)?.delete(checkName);
+    this.world.log.write("info", "guest-check-pass", { vm: vmId, check: checkName });
+  }
+
+  /** Simulated application checks for a guest agent running on a guest node's clock. */
+  guestCheckRunner(vmId: string, clock: Clock): GuestCheckRunner {
+    return {
+      run: (check, timeoutMs, done) => {
+        const failing = this.failingChecks.get(vmId)?.has(check.name) ?? false;
+        clock.setTimeout(
+          () => done(failing ? { ok: false, detail: check.kind === "tcp" ? "connection refused" : "exit code 1" } : { ok: true, detail: "" }),
+          Math.min(timeoutMs, this.settings.commandLatencyMs),
+        );
+      },
+    };
   }
 
   setCpuUsage(hostId: string, vmId: string, usage: number): void {
