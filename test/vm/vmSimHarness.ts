@@ -23,7 +23,13 @@ export const paraVm: VmDefinition = { vmId: "para1", virtualization: "para", vcp
  * (VM monitor + guest watchdog) per VM on the host, and a guest agent in each
  * VM's guest node. Every health report lands in `reports`.
  */
-export function vmSimWorld(options: { readonly seed: number; readonly vms: readonly VmDefinition[]; readonly checks?: readonly GuestCheck[] }) {
+export function vmSimWorld(options: {
+  readonly seed: number;
+  readonly vms: readonly VmDefinition[];
+  readonly checks?: readonly GuestCheck[];
+  /** False: the guests run no agent (it was never installed). */
+  readonly runAgents?: boolean;
+}) {
   const hypervisors = new SimHypervisors();
   const world = new SimWorld({
     seed: options.seed,
@@ -57,6 +63,7 @@ export function vmSimWorld(options: { readonly seed: number; readonly vms: reado
     };
   });
   hypervisors.runGuests((vmId) => (ports) => {
+    if (options.runAgents === false) return { stop: () => {} };
     const checks = options.checks ?? [];
     const agent = startGuestAgent(ports, { vmId, checks, checkRunner: hypervisors.guestCheckRunner(vmId, ports.clock) });
     return { stop: () => agent.dispose() };
