@@ -1,0 +1,11 @@
+/**
+ * The components a scenario run is assembled from by default: every one that
+ * exists today. A new component (Paxos, detection, the sim hypervisor, the
+ * manager) joins by one `register` line here, after the components it uses.
+ */
+import { ClusterAssembly } from "./clusterAssembly.ts";
+import { heartbeatComponent } from "./heartbeatComponent.ts";
+
+export function defaultAssembly(): ClusterAssembly {
+  return new ClusterAssembly().register(heartbeatComponent);
+}
