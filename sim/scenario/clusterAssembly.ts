@@ -59,27 +59,28 @@ export interface CapabilityNeed {
   readonly capability: ScenarioCapability;
   readonly file: string;
   readonly line: number | undefined;
-  readonly reason: string;
+  /** What needs it, as the scenario names it: `vms`, `rules`, `vm-crash`, … */
+  readonly subject: string;
 }
 
 /** The capabilities a scenario's contents imply, each with the first place that implies it. */
 export function neededCapabilities(cluster: ClusterSpec, commands: readonly { readonly line: number; readonly command: ScenarioCommand }[]): CapabilityNeed[] {
   const needs: CapabilityNeed[] = [];
-  const need = (capability: ScenarioCapability, file: string, line: number | undefined, reason: string) => {
-    if (!needs.some((existing) => existing.capability === capability)) needs.push({ capability, file, line, reason });
+  const need = (capability: ScenarioCapability, file: string, line: number | undefined, subject: string) => {
+    if (!needs.some((existing) => existing.capability === capability)) needs.push({ capability, file, line, subject });
   };
-  const at = (key: string) => cluster.lineOf.get(key);
-  if (cluster.hosts.length > 0 || cluster.monitorIds.length > 0) {
-    need(scenarioCapabilities.heartbeat, "cluster.json", at(cluster.hosts.length > 0 ? "hosts" : "monitors"), cluster.hosts.length > 0 ? "hosts heartbeat monitors" : "monitors answer heartbeats");
-  }
-  if (cluster.controllerIds.length > 0) need(scenarioCapabilities.paxos, "cluster.json", at("controllers"), "controllers run Paxos");
-  if (cluster.vms.length > 0) need(scenarioCapabilities.hypervisor, "cluster.json", at("vms"), "VMs run on simulated hypervisors");
-  if (cluster.vms.some((vm) => vm.hostId === undefined)) need(scenarioCapabilities.manager, "cluster.json", at("vms"), "a VM without a host is placed by the manager");
-  if (cluster.rules.length > 0) need(scenarioCapabilities.manager, "cluster.json", at("rules"), "placement rules are the manager's");
-  for (const capability of cluster.requires) need(capability as ScenarioCapability, "cluster.json", at("requires"), "listed under requires");
+  const inCluster = (capability: ScenarioCapability, key: string, subject = key) => need(capability, "cluster.json", cluster.lineOf.get(key), subject);
+  // hosts heartbeat their monitors; monitors answer heartbeats
+  if (cluster.hosts.length > 0) inCluster(scenarioCapabilities.heartbeat, "hosts");
+  if (cluster.monitorIds.length > 0) inCluster(scenarioCapabilities.heartbeat, "monitors");
+  if (cluster.controllerIds.length > 0) inCluster(scenarioCapabilities.paxos, "controllers");
+  if (cluster.vms.length > 0) inCluster(scenarioCapabilities.hypervisor, "vms");
+  if (cluster.vms.some((vm) => vm.hostId === undefined)) inCluster(scenarioCapabilities.manager, "vms", "a VM without a host (placed by the manager)");
+  if (cluster.rules.length > 0) inCluster(scenarioCapabilities.manager, "rules");
+  for (const capability of cluster.requires) inCluster(capability as ScenarioCapability, "requires", "the scenario (requires)");
   for (const { line, command } of commands) {
     const capability = commandNeeds[command.kind];
-    if (capability !== undefined) need(capability, "commands", line, `${command.kind} needs it`);
+    if (capability !== undefined) need(capability, "commands", line, command.kind);
   }
   return needs;
 }

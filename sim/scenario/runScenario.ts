@@ -119,7 +119,7 @@ function resolveComponents(scenario: Scenario, assembly: ClusterAssembly, failur
       continue;
     }
     const where = need.line === undefined ? need.file : `${need.file}:${need.line}`;
-    failures.add(`${where}: ${need.reason}: needs the "${need.capability}" component, not available yet (assembled: ${assembled})`);
+    failures.add(`${where}: ${need.subject} needs the "${need.capability}" component, not available yet (assembled: ${assembled})`);
   }
   const started = new Set<ScenarioComponent>();
   const addWithUses = (component: ScenarioComponent) => {

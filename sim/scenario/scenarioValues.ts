@@ -59,8 +59,10 @@ export function parsePpm(text: string): number | undefined {
   return value === undefined ? undefined : (match[1] === "-" ? -1 : 1) * value;
 }
 
-/** Durations print back the way people write them: `1500` → `1.5s`, `250` → `250ms`. */
+/** Durations print back the way people write them: `1500` → `1.5s`, `250` → `250ms`, `120000` → `2m`. */
 export function formatDurationMs(ms: number): string {
+  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
   return ms >= 1_000 && Number.isInteger(ms) ? `${ms / 1_000}s` : `${ms}ms`;
 }
 
