@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerGuestAgentCommand } from "./guestAgentCommand.ts";
 import { registerSimCommands } from "./simCommands.ts";
 import { exitCodes, UsageError } from "./usageError.ts";
 
@@ -28,6 +29,7 @@ export async function main(argv: readonly string[], output: CliOutput = processO
   registerSimCommands(program, output, (code) => {
     exitCode = code;
   });
+  registerGuestAgentCommand(program, output);
 
   try {
     await program.parseAsync([...argv], { from: "user" });
