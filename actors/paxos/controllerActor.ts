@@ -1,0 +1,395 @@
+/**
+ * A controller node's Multi-Paxos role as an actor on its ports: the pure
+ * controller core (machines/paxos/controllerNode.ts, in its xstate wrapper)
+ * fed with messages and clock ticks, its effects carried out in the order the
+ * core's contract demands.
+ *
+ * - Input: `paxos.<nodeId>` (everything addressed to this controller),
+ *   `view.commit` (chosen values broadcast by a leader; an extra source for
+ *   this node's learner) and `view.fetch` (catch-up requests from host
+ *   learners; answered on the request's inbox when addressed here). Every
+ *   message is decoded and validated by the wire codec first; a refused one
+ *   is counted and never reaches the core. A `tick` with the node clock's
+ *   reading arrives every `tickIntervalMs` (a fifth of the heartbeat
+ *   interval by default).
+ * - Persistence: `storage.open("paxos")`. Records are appended (or the log
+ *   rewritten on compaction) and synced, and only then are the step's
+ *   messages sent, in step order (durableWriter.ts). On start the log is read
+ *   back and the core recovers from it; a record that fails validation stops
+ *   the node rather than be skipped.
+ * - Output: leadership, the lease, the applied view; a proposal client for
+ *   this node's own commands; optionally the KV mirror of the view, written
+ *   by whichever controller leads.
+ *
+ * If the actor host restarts the core after an error, the core recovers from
+ * the log again (its input reads the log when the actor is created), and the
+ * writer still carries out the old actor's pending writes first, so nothing
+ * the new core sends can overtake a record it depends on.
+ */
+import { createActorHost, type ActorHost } from "../actorHost.ts";
+import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
+import type { TimerId } from "../ports/clock.ts";
+import type { NetMessage, Subscription } from "../ports/network.ts";
+import type { NodePorts } from "../ports/nodePorts.ts";
+import { clusterSubjects } from "../subjects.ts";
+import { paxosConfigProblems, type PaxosConfig } from "../../machines/paxos/config.ts";
+import {
+  controllerHoldsLease,
+  leadershipOf,
+  type ControllerCreation,
+  type ControllerInput,
+  type ControllerNodeState,
+  type ControllerStep,
+  type Leadership,
+} from "../../machines/paxos/controllerNode.ts";
+import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
+import { createControllerMachine } from "../../machines/paxos/paxosMachines.ts";
+import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
+import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
+import { formatBallot } from "../../machines/paxos/ballot.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { leaderElectedCommand, viewStateMachine } from "../../machines/view/viewStateMachine.ts";
+import type { View } from "../../machines/view/viewTypes.ts";
+import { startViewKvMirror, type ViewKvMirror, type ViewKvMirrorOptions } from "../view/viewKvMirror.ts";
+import { DurableWriter } from "./durableWriter.ts";
+import { paxosWireConfigProblems, paxosWireRegistry, paxosMessageFromEnvelope, type ViewPaxosMessage } from "./paxosMessages.ts";
+import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "./paxosRecords.ts";
+import { PaxosTransport } from "./paxosTransport.ts";
+import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
+
+export const paxosDroppedMetric = "haring_paxos_dropped_total";
+export const paxosFatalMetric = "haring_paxos_fatal_total";
+export const paxosRecoveredTailMetric = "haring_paxos_discarded_tail_bytes_total";
+/** Events (messages and ticks) waiting for the core; more are dropped, which Paxos tolerates as loss. */
+export const defaultControllerMailboxDepth = 16_384;
+
+export type ViewControllerState = ControllerNodeState<ViewCommand, View>;
+
+export interface ControllerStepReport {
+  readonly nodeId: string;
+  readonly nowMs: number;
+  /** The learner's next slot before this step. */
+  readonly beforeSlot: number;
+  readonly state: ViewControllerState;
+  readonly applied: readonly AppliedCommand[];
+}
+
+/** Hooks for the simulator's invariant checks and for tests; called synchronously, must not throw. */
+export interface ControllerObserver {
+  stepped?(report: ControllerStepReport): void;
+  /** Records that just became durable, before the messages that depend on them are sent. */
+  synced?(nodeId: string, records: readonly ViewDurableRecord[], rewritten: boolean): void;
+}
+
+export interface ControllerActorOptions {
+  readonly config: PaxosConfig;
+  /** True only on the very first start of a brand-new cluster (an empty disk then means "never voted"). */
+  readonly bootstrap: boolean;
+  readonly rejections: RejectionCounter;
+  readonly tickIntervalMs?: number;
+  readonly client?: Partial<ProposalClientLimits>;
+  /** Mirror the view into the KV bucket while this controller leads (needs `ports.stream`). */
+  readonly kvMirror?: Partial<ViewKvMirrorOptions> | false;
+  readonly maxMailboxDepth?: number;
+  readonly observer?: ControllerObserver;
+  /** The disk failed or holds an unreadable record: the node stopped and must be restarted. */
+  readonly onFatal?: (error: string) => void;
+}
+
+export type ControllerStatus = "running" | "failed" | "stopped";
+
+export interface ControllerActor {
+  readonly nodeId: string;
+  readonly status: ControllerStatus;
+  leadership(): Leadership;
+  /** True while this controller may act as the one leader (the manager runs only then). */
+  holdsLease(): boolean;
+  view(): View;
+  /** Slots applied to the view so far. */
+  appliedSlots(): number;
+  /** Proposes a view command through this node's proposal client; `done` gets the outcome. */
+  propose(command: ViewCommand, done?: OutcomeCallback): ProposeResult;
+  onApplied(listener: (applied: readonly AppliedCommand[], view: View, appliedSlots: number) => void): Subscription;
+  onLeadership(listener: (leadership: Leadership) => void): Subscription;
+  /** The core's state, for inspection and tests. */
+  core(): ViewControllerState | undefined;
+  stop(): void;
+}
+
+type ControllerOutput = Omit<ControllerStep<ViewCommand, View>, "state">;
+
+/** One machine for every controller actor; each actor carries out the effects left in its snapshots. */
+const controllerMachine = createControllerMachine<ViewCommand, View>();
+
+const controllerInboundTypes: readonly PaxosMessageType[] = [
+  "paxos.prepare",
+  "paxos.promise",
+  "paxos.accept",
+  "paxos.accepted",
+  "paxos.heartbeat",
+  "paxos.heartbeat-ack",
+  "paxos.reject",
+  "paxos.rejoin-fence",
+  "paxos.rejoin-state",
+  "paxos.fetch",
+  "paxos.fetch-reply",
+  "paxos.snapshot",
+  "paxos.propose",
+  "paxos.propose-reply",
+];
+
+/** Every problem with running `nodeId` under `config`; empty when it can run. */
+export function controllerConfigProblems(nodeId: string, config: PaxosConfig): string[] {
+  const problems = [...paxosConfigProblems(config), ...paxosWireConfigProblems(config)];
+  if (!config.acceptorIds.includes(nodeId)) problems.push(`node ${nodeId} is not one of the controllers (${config.acceptorIds.join(", ")})`);
+  return problems;
+}
+
+export function startControllerActor(ports: NodePorts, options: ControllerActorOptions): ControllerActor {
+  const nodeId = ports.nodeId;
+  const { config, observer } = options;
+  const problems = controllerConfigProblems(nodeId, config);
+  if (problems.length > 0) throw new RangeError(`controller ${nodeId}: ${problems.join("; ")}`);
+  const subjects = clusterSubjects(ports.clusterId);
+  const tickIntervalMs = options.tickIntervalMs ?? Math.max(1, Math.floor(config.heartbeatIntervalMs / 5));
+  const log = ports.storage.open(paxosLogName);
+  const appliedListeners = new Set<(applied: readonly AppliedCommand[], view: View, appliedSlots: number) => void>();
+  const leadershipListeners = new Set<(leadership: Leadership) => void>();
+  const subscriptions: Subscription[] = [];
+  const loggedDrops = new Set<string>();
+  let status: ControllerStatus = "running";
+  let tickTimer: TimerId | undefined;
+  let lastContext: unknown;
+  let beforeSlot = 0;
+  let mirror: ViewKvMirror | undefined;
+
+  if (log.discardedTailBytes > 0) {
+    ports.metrics.increment(paxosRecoveredTailMetric, {}, log.discardedTailBytes);
+    ports.log.write("warn", "paxos.torn-tail-cut", { bytes: log.discardedTailBytes, note: "records whose sync never completed; nothing was sent on their behalf" });
+  }
+
+  const deliverLocal = (message: ViewPaxosMessage): void => {
+    if (message.type === "paxos.propose-reply") client.receive(message);
+    else host.send({ type: "message", message, nowMs: ports.clock.now() });
+  };
+  const transport = new PaxosTransport(ports, deliverLocal);
+  const writer = new DurableWriter<ViewDurableRecord, ViewPaxosMessage>({
+    log,
+    encode: (record) => encodeRecord(nodeId, record),
+    send: (messages) => {
+      for (const message of messages) transport.send(message);
+    },
+    synced: observer?.synced ? (records, rewritten) => observer.synced!(nodeId, records, rewritten) : undefined,
+    fatal: (error) => fatal(`the paxos log failed: ${error}`),
+  });
+  const client: ProposalClientActor = startProposalClient(ports, {
+    controllerIds: config.acceptorIds,
+    ...(options.client ? { limits: options.client } : {}),
+    send: (message) => transport.send(message),
+  });
+
+  // Read when each actor is created, so a restart after an error recovers from the log as it is then.
+  const creation: ControllerCreation<ViewCommand, View> = {
+    nodeId,
+    config,
+    machine: viewStateMachine,
+    get records() {
+      const read = decodeRecords(log.readAll());
+      if (!read.ok) throw new Error(`cannot recover from the paxos log: ${read.error}`);
+      return read.records;
+    },
+    get nowMs() {
+      return ports.clock.now();
+    },
+    get randomSeed() {
+      return ports.random.int(0x1_0000_0000);
+    },
+    bootstrap: options.bootstrap,
+    leaderAnnouncement: (ballot) => leaderElectedCommand(ballot.controllerId, ballot.round),
+  };
+
+  const readable = decodeRecords(log.readAll());
+  if (!readable.ok) {
+    const error = `cannot recover from the paxos log: ${readable.error}`;
+    ports.log.write("error", "paxos.unrecoverable", { error: error.slice(0, 300), note: "refusing to start: skipping a record could forget a promise or a vote" });
+    ports.metrics.increment(paxosFatalMetric, { reason: "unreadable-log" });
+    client.stop();
+    status = "failed";
+    options.onFatal?.(error);
+    return inertController(nodeId);
+  }
+
+  const host: ActorHost<typeof controllerMachine> = createActorHost(controllerMachine, ports, {
+    name: `paxos-controller/${nodeId}`,
+    kind: "paxos-controller",
+    input: creation,
+    rejections: options.rejections,
+    limits: { maxMailboxDepth: options.maxMailboxDepth ?? defaultControllerMailboxDepth },
+  });
+  // Every step makes a new context holding that step's effects; a new actor's first one holds recovery's.
+  host.onSnapshot((snapshot) => {
+    const context = snapshot.context;
+    if (context === lastContext) return;
+    lastContext = context;
+    if (context.steps === 0) {
+      beforeSlot = context.core.learner.nextSlot;
+      ports.log.write("info", "paxos.recovered", {
+        appliedSlots: context.core.learner.nextSlot,
+        promised: formatBallot(context.core.acceptor.promised),
+        mode: context.core.acceptor.mode,
+        bootstrap: options.bootstrap,
+      });
+    }
+    carryOut(context.output, context.core);
+  });
+
+  function coreState(): ViewControllerState | undefined {
+    return host.getSnapshot()?.context.core;
+  }
+
+  function countDrop(reason: string, detail: string): void {
+    ports.metrics.increment(paxosDroppedMetric, { reason });
+    if (loggedDrops.has(reason)) return;
+    loggedDrops.add(reason);
+    ports.log.write("warn", "paxos.message-dropped", { reason, detail: detail.slice(0, 200), note: `further ones are only counted in ${paxosDroppedMetric}` });
+  }
+
+  function carryOut(output: ControllerOutput, state: ViewControllerState): void {
+    if (status !== "running") return;
+    if (output.droppedMessage !== null) countDrop("semantic", output.droppedMessage);
+    writer.submit({ persist: output.persist, rewrite: output.rewrite, messages: output.sendAfterSync });
+    for (const refused of output.refused) {
+      client.receive({ type: "paxos.propose-reply", from: nodeId, to: nodeId, commandId: refused.commandId, refusal: refused.refusal, leaderHint: state.proposer.leaderId });
+    }
+    const nextSlot = state.learner.nextSlot;
+    if (output.applied.length > 0 || nextSlot !== beforeSlot) {
+      client.applied(output.applied);
+      for (const listener of appliedListeners) listener(output.applied, state.learner.app, nextSlot);
+      if (mirror && state.proposer.role === "leader") mirror.offer(state.learner.app, nextSlot);
+    }
+    if (output.leadership) {
+      const leadership = output.leadership;
+      ports.log.write("info", "paxos.leadership", { role: leadership.role, leader: leadership.leaderId, ballot: formatBallot(leadership.ballot) });
+      client.leaderHint(leadership.leaderId);
+      if (mirror && leadership.role === "leader") mirror.offer(state.learner.app, nextSlot);
+      for (const listener of leadershipListeners) listener(leadership);
+    }
+    observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
+    beforeSlot = nextSlot;
+  }
+
+  function fatal(error: string): void {
+    if (status !== "running") return;
+    ports.log.write("error", "paxos.fatal", { error: error.slice(0, 300), note: "the controller stopped; restart it to recover from its log" });
+    ports.metrics.increment(paxosFatalMetric, { reason: "storage" });
+    shutDown("failed");
+    options.onFatal?.(error);
+  }
+
+  function shutDown(final: ControllerStatus): void {
+    status = final;
+    if (tickTimer !== undefined) ports.clock.clearTimeout(tickTimer);
+    tickTimer = undefined;
+    for (const subscription of subscriptions) subscription.unsubscribe();
+    subscriptions.length = 0;
+    writer.stop();
+    client.stop();
+    mirror?.stop();
+    host.dispose();
+  }
+
+  function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
+    const envelope = decodeCounted(paxosWireRegistry, options.rejections, netMessage.subject, netMessage.data, allowed);
+    return envelope === undefined ? undefined : paxosMessageFromEnvelope(envelope);
+  }
+
+  function tick(): void {
+    tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+    host.send({ type: "tick", nowMs: ports.clock.now() });
+  }
+
+  if (options.kvMirror !== false && options.kvMirror !== undefined) {
+    if (ports.stream) mirror = startViewKvMirror({ ...ports, stream: ports.stream }, options.kvMirror);
+    else ports.log.write("warn", "view.mirror-disabled", { reason: "this node has no Stream port" });
+  }
+
+  host.start();
+  subscriptions.push(
+    ports.network.subscribe(subjects.paxos(nodeId), (netMessage) => {
+      const message = receive(netMessage, controllerInboundTypes);
+      if (!message) return;
+      if (message.to !== nodeId) {
+        countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${netMessage.subject}`);
+        return;
+      }
+      if (message.type === "paxos.propose-reply") client.receive(message);
+      else host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
+    }),
+    ports.network.subscribe(subjects.viewCommit, (netMessage) => {
+      const message = receive(netMessage, ["paxos.commit"]);
+      if (message && message.from !== nodeId) host.send({ type: "message", message, nowMs: ports.clock.now() });
+    }),
+    ports.network.subscribe(subjects.viewFetch, (netMessage) => {
+      const message = receive(netMessage, ["paxos.fetch"]);
+      if (!message || message.to !== nodeId) return;
+      if (netMessage.reply !== undefined) transport.rememberFetchInbox(message.from, netMessage.reply);
+      host.send({ type: "message", message, nowMs: ports.clock.now() });
+    }),
+  );
+  tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+
+  return {
+    nodeId,
+    get status() {
+      return status;
+    },
+    leadership() {
+      const state = coreState();
+      return state ? leadershipOf(state) : { role: "follower", leaderId: "", ballot: { round: 0, controllerId: "" } };
+    },
+    holdsLease() {
+      const state = coreState();
+      return status === "running" && state !== undefined && controllerHoldsLease(state, ports.clock.now());
+    },
+    view() {
+      return coreState()?.learner.app ?? viewStateMachine.initialState;
+    },
+    appliedSlots() {
+      return coreState()?.learner.nextSlot ?? 0;
+    },
+    propose(command, done) {
+      return client.propose(command, done);
+    },
+    onApplied(listener) {
+      appliedListeners.add(listener);
+      return { unsubscribe: () => void appliedListeners.delete(listener) };
+    },
+    onLeadership(listener) {
+      leadershipListeners.add(listener);
+      return { unsubscribe: () => void leadershipListeners.delete(listener) };
+    },
+    core: coreState,
+    stop() {
+      if (status === "running") shutDown("stopped");
+    },
+  };
+}
+
+/** What a controller that refused to start looks like: failed, and never anything else. */
+function inertController(nodeId: string): ControllerActor {
+  return {
+    nodeId,
+    status: "failed",
+    leadership: () => ({ role: "follower", leaderId: "", ballot: { round: 0, controllerId: "" } }),
+    holdsLease: () => false,
+    view: () => viewStateMachine.initialState,
+    appliedSlots: () => 0,
+    propose: () => ({ ok: false, error: "the controller failed to start" }),
+    onApplied: () => ({ unsubscribe: () => undefined }),
+    onLeadership: () => ({ unsubscribe: () => undefined }),
+    core: () => undefined,
+    stop: () => undefined,
+  };
+}
+
+export type { ProposalOutcome };

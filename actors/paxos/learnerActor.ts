@@ -1,0 +1,220 @@
+/**
+ * The view on a node that is not a controller (a host, a tool, a test
+ * client): the pure learner (machines/paxos/learner.ts, in its xstate
+ * wrapper) fed with
+ *
+ * - the commit broadcast on `view.commit` (chosen values and the leader's
+ *   commit index, at least every `commitBeaconIntervalMs` even when idle);
+ * - catch-up: when it is behind, the learner's `paxos.fetch` goes out as a
+ *   request on `view.fetch`; the controller it names answers on the inbox
+ *   with the slots it retains or a snapshot of its view;
+ * - `paxos.<nodeId>`, for answers addressed to this node (proposal
+ *   refusals for its client);
+ * - a `tick` every `tickIntervalMs`.
+ *
+ * A host learner keeps nothing on disk: after a restart it fetches a
+ * snapshot. It applies only chosen values, so its view is always one the
+ * controllers' views pass through.
+ */
+import { createActorHost, type ActorHost } from "../actorHost.ts";
+import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
+import type { TimerId } from "../ports/clock.ts";
+import type { NetMessage, Subscription } from "../ports/network.ts";
+import type { NodePorts } from "../ports/nodePorts.ts";
+import { clusterSubjects } from "../subjects.ts";
+import type { PaxosConfig } from "../../machines/paxos/config.ts";
+import type { LearnerCreation, LearnerState, LearnerStep } from "../../machines/paxos/learner.ts";
+import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
+import { createLearnerMachine } from "../../machines/paxos/paxosMachines.ts";
+import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
+import type { View } from "../../machines/view/viewTypes.ts";
+import { paxosDroppedMetric } from "./controllerActor.ts";
+import { encodePaxosMessage, paxosMessageFromEnvelope, paxosWireRegistry, type ViewPaxosMessage } from "./paxosMessages.ts";
+import { PaxosTransport } from "./paxosTransport.ts";
+import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
+
+export type ViewLearnerState = LearnerState<ViewCommand, View>;
+
+export interface LearnerStepReport {
+  readonly nodeId: string;
+  readonly nowMs: number;
+  readonly beforeSlot: number;
+  readonly state: ViewLearnerState;
+  readonly applied: readonly AppliedCommand[];
+}
+
+export interface LearnerObserver {
+  stepped?(report: LearnerStepReport): void;
+}
+
+export interface LearnerActorOptions {
+  /** The cluster's Paxos config: the controllers to fetch from, and the catch-up timings. */
+  readonly config: PaxosConfig;
+  readonly rejections: RejectionCounter;
+  /** Default: a fifth of the heartbeat interval. */
+  readonly tickIntervalMs?: number;
+  readonly client?: Partial<ProposalClientLimits>;
+  readonly observer?: LearnerObserver;
+}
+
+export interface LearnerActor {
+  readonly nodeId: string;
+  view(): View;
+  appliedSlots(): number;
+  propose(command: ViewCommand, done?: OutcomeCallback): ProposeResult;
+  onApplied(listener: (applied: readonly AppliedCommand[], view: View, appliedSlots: number) => void): Subscription;
+  /** The core's state, for inspection and tests. */
+  core(): ViewLearnerState | undefined;
+  stop(): void;
+}
+
+type LearnerOutput = Omit<LearnerStep<ViewCommand, View>, "state">;
+
+const learnerMachine = createLearnerMachine<ViewCommand, View>();
+
+const catchUpAnswerTypes: readonly PaxosMessageType[] = ["paxos.fetch-reply", "paxos.snapshot"];
+
+export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions): LearnerActor {
+  const nodeId = ports.nodeId;
+  const { config, observer } = options;
+  if (config.acceptorIds.includes(nodeId)) throw new RangeError(`${nodeId} is a controller: run the controller actor there, not a learner`);
+  const subjects = clusterSubjects(ports.clusterId);
+  const tickIntervalMs = options.tickIntervalMs ?? Math.max(1, Math.floor(config.heartbeatIntervalMs / 5));
+  const appliedListeners = new Set<(applied: readonly AppliedCommand[], view: View, appliedSlots: number) => void>();
+  const subscriptions: Subscription[] = [];
+  const loggedDrops = new Set<string>();
+  let stopped = false;
+  let tickTimer: TimerId | undefined;
+  let lastContext: unknown;
+  let beforeSlot = 0;
+
+  const transport = new PaxosTransport(ports, (message) => {
+    if (message.type === "paxos.propose-reply") client.receive(message);
+  });
+  const client: ProposalClientActor = startProposalClient(ports, {
+    controllerIds: config.acceptorIds,
+    ...(options.client ? { limits: options.client } : {}),
+    send: (message) => transport.send(message),
+  });
+
+  const creation: LearnerCreation<ViewCommand, View> = {
+    learnerId: nodeId,
+    config,
+    machine: viewStateMachine,
+    records: [],
+    get nowMs() {
+      return ports.clock.now();
+    },
+  };
+  const host: ActorHost<typeof learnerMachine> = createActorHost(learnerMachine, ports, {
+    name: `paxos-learner/${nodeId}`,
+    kind: "paxos-learner",
+    input: creation,
+    rejections: options.rejections,
+  });
+  host.onSnapshot((snapshot) => {
+    const context = snapshot.context;
+    if (context === lastContext) return;
+    lastContext = context;
+    if (context.steps === 0) beforeSlot = context.core.nextSlot;
+    carryOut(context.output, context.core);
+  });
+
+  function countDrop(reason: string, detail: string): void {
+    ports.metrics.increment(paxosDroppedMetric, { reason });
+    if (loggedDrops.has(reason)) return;
+    loggedDrops.add(reason);
+    ports.log.write("warn", "paxos.message-dropped", { reason, detail: detail.slice(0, 200), note: `further ones are only counted in ${paxosDroppedMetric}` });
+  }
+
+  function fetch(message: ViewPaxosMessage): void {
+    let data: Uint8Array;
+    try {
+      data = encodePaxosMessage(message);
+    } catch (error) {
+      countDrop("unencodable", error instanceof Error ? error.message : String(error));
+      return;
+    }
+    ports.network.request(subjects.viewFetch, data, { timeoutMs: config.fetchTimeoutMs }, (outcome) => {
+      // No answer is fine: the learner asks another controller after fetchTimeoutMs.
+      if (stopped || !outcome.ok) return;
+      const answer = receive(outcome.message, catchUpAnswerTypes);
+      if (answer) host.send({ type: "message", message: answer, nowMs: ports.clock.now() });
+    });
+  }
+
+  function carryOut(output: LearnerOutput, state: ViewLearnerState): void {
+    if (stopped) return;
+    if (output.droppedMessage !== null) countDrop("semantic", output.droppedMessage);
+    for (const message of output.sendAfterSync) {
+      if (message.type === "paxos.fetch") fetch(message);
+      else transport.send(message);
+    }
+    const nextSlot = state.nextSlot;
+    if (output.applied.length > 0 || nextSlot !== beforeSlot) {
+      client.applied(output.applied);
+      for (const listener of appliedListeners) listener(output.applied, state.app, nextSlot);
+    }
+    observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
+    beforeSlot = nextSlot;
+  }
+
+  function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
+    const envelope = decodeCounted(paxosWireRegistry, options.rejections, netMessage.subject, netMessage.data, allowed);
+    return envelope === undefined ? undefined : paxosMessageFromEnvelope(envelope);
+  }
+
+  function tick(): void {
+    tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+    host.send({ type: "tick", nowMs: ports.clock.now() });
+  }
+
+  host.start();
+  subscriptions.push(
+    ports.network.subscribe(subjects.viewCommit, (netMessage) => {
+      const message = receive(netMessage, ["paxos.commit"]);
+      if (!message) return;
+      client.leaderHint(message.from);
+      host.send({ type: "message", message, nowMs: ports.clock.now() });
+    }),
+    ports.network.subscribe(subjects.paxos(nodeId), (netMessage) => {
+      const message = receive(netMessage, ["paxos.propose-reply", ...catchUpAnswerTypes]);
+      if (!message) return;
+      if (message.to !== nodeId) countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${netMessage.subject}`);
+      else if (message.type === "paxos.propose-reply") client.receive(message);
+      else host.send({ type: "message", message, nowMs: ports.clock.now() });
+    }),
+  );
+  tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+
+  return {
+    nodeId,
+    view() {
+      return host.getSnapshot()?.context.core.app ?? viewStateMachine.initialState;
+    },
+    appliedSlots() {
+      return host.getSnapshot()?.context.core.nextSlot ?? 0;
+    },
+    propose(command, done) {
+      return client.propose(command, done);
+    },
+    onApplied(listener) {
+      appliedListeners.add(listener);
+      return { unsubscribe: () => void appliedListeners.delete(listener) };
+    },
+    core() {
+      return host.getSnapshot()?.context.core;
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      if (tickTimer !== undefined) ports.clock.clearTimeout(tickTimer);
+      for (const subscription of subscriptions) subscription.unsubscribe();
+      subscriptions.length = 0;
+      client.stop();
+      host.dispose();
+    },
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * A controller's durable records (machines/paxos/records.ts) on disk: each
+ * record is one codec envelope `{ v, t: "record.<kind>", from: <nodeId>, cid:
+ * "", body }` inside the storage framing (length + crc32), so a record read
+ * back is validated exactly like a message from the network.
+ *
+ * The storage layer already cut any torn or corrupt tail. A record that still
+ * fails validation is not skipped: forgetting a promise or a vote could break
+ * Paxos, so recovery refuses to start and says which record is wrong.
+ */
+import { int, obj, type Infer } from "../codec/schema.ts";
+import { createMessageRegistry } from "../codec/messageCodec.ts";
+import { maxRecordBytes } from "../recordFraming.ts";
+import type { DurableRecord, DurableRecordKind } from "../../machines/paxos/records.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { paxosWireSchemas } from "./paxosMessages.ts";
+import { viewSnapshotSchema } from "../view/viewSchemas.ts";
+
+export type ViewDurableRecord = DurableRecord<ViewCommand>;
+
+/** The name of the controller's record log in its Storage. */
+export const paxosLogName = "paxos";
+
+const slotSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const ballotSchema = paxosWireSchemas["paxos.prepare"].shape.ballot;
+const slotValueSchema = paxosWireSchemas["paxos.accept"].shape.value;
+
+const recordSchemas = {
+  "record.init": obj({}),
+  "record.promise": obj({ ballot: ballotSchema }),
+  "record.accept": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),
+  "record.inherit": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),
+  "record.floor": obj({ slot: slotSchema }),
+  "record.round": obj({ round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
+  "record.snapshot": obj({ throughSlot: slotSchema, snapshot: viewSnapshotSchema }),
+} satisfies Record<`record.${DurableRecordKind}`, unknown>;
+
+export type RecordBody<K extends DurableRecordKind> = Infer<(typeof recordSchemas)[`record.${K}`]>;
+
+/** A record is at most one storage frame. */
+export const paxosRecordRegistry = createMessageRegistry(recordSchemas, { maxMessageBytes: maxRecordBytes });
+
+export function encodeRecord(nodeId: string, record: ViewDurableRecord): Uint8Array {
+  const { kind, ...body } = record;
+  return paxosRecordRegistry.encode(`record.${kind}`, nodeId, "", body as never);
+}
+
+export type RecordsRead = { readonly ok: true; readonly records: ViewDurableRecord[] } | { readonly ok: false; readonly error: string };
+
+/** Decodes every record of the log, or says which one is unreadable. Never throws. */
+export function decodeRecords(raw: readonly Uint8Array[]): RecordsRead {
+  const records: ViewDurableRecord[] = [];
+  for (let index = 0; index < raw.length; index++) {
+    const result = paxosRecordRegistry.decode(raw[index]!);
+    if (!result.ok) return { ok: false, error: `record ${index} of ${raw.length} is unreadable (${result.reason}: ${result.detail})` };
+    const kind = result.message.t.slice("record.".length) as DurableRecordKind;
+    records.push({ kind, ...result.message.body } as ViewDurableRecord);
+  }
+  return { ok: true, records };
+}

@@ -1,0 +1,205 @@
+/**
+ * Mirrors the view into a JetStream KV bucket for people and tools
+ * (`nats kv watch haring-view`): key `<clusterId>`, value
+ * `{"slot":S,"epoch":E,"writer":"<nodeId>","view":<canonicalViewJson>}`,
+ * where S is the number of log slots applied (the view is a function of S).
+ *
+ * The mirror only moves forward: every write is a compare-and-set on the
+ * revision last read, and a writer that finds a slot at or above its own
+ * leaves the entry alone. So two writers (an old and a new leader, or a
+ * controller that restarted from an older snapshot) can never put an older
+ * view over a newer one. Writes are throttled to one per `minIntervalMs`
+ * (the newest view offered wins; views in between are skipped) and failures
+ * are retried after `retryAfterMs`: the mirror is for inspection, Paxos does
+ * not depend on it.
+ */
+import type { Clock, TimerId } from "../ports/clock.ts";
+import type { Stream } from "../ports/stream.ts";
+import type { Log, Metrics } from "../ports/telemetry.ts";
+import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
+import type { View } from "../../machines/view/viewTypes.ts";
+
+export const defaultViewBucket = "haring-view";
+
+export interface ViewKvMirrorOptions {
+  readonly bucket: string;
+  /** At most one write per this many ms. */
+  readonly minIntervalMs: number;
+  /** Wait after a failed write or bucket creation. */
+  readonly retryAfterMs: number;
+  /** A larger view is not mirrored (counted and logged once). */
+  readonly maxValueBytes: number;
+  readonly replicas: 1 | 3;
+  /** Revisions kept per key. */
+  readonly history: number;
+}
+
+export const defaultViewKvMirrorOptions: ViewKvMirrorOptions = {
+  bucket: defaultViewBucket,
+  minIntervalMs: 200,
+  retryAfterMs: 1_000,
+  maxValueBytes: 1_048_576 - 4_096,
+  replicas: 1,
+  history: 5,
+};
+
+/** Compare-and-set conflicts retried at once before waiting `retryAfterMs`. */
+export const maxImmediateConflictRetries = 3;
+
+export const viewMirrorWritesMetric = "haring_view_mirror_writes_total";
+export const viewMirrorFailuresMetric = "haring_view_mirror_failures_total";
+
+export interface ViewKvMirrorPorts {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly clock: Clock;
+  readonly log: Log;
+  readonly metrics: Metrics;
+  readonly stream: Stream;
+}
+
+export interface ViewKvMirror {
+  /** The view after applying `slot` slots; written later unless a newer one is offered first. */
+  offer(view: View, slot: number): void;
+  /** The highest slot known to be in the bucket (written here or found there); -1 before the first. */
+  readonly mirroredSlot: number;
+  stop(): void;
+}
+
+const storedSlotPattern = /^\{"slot":(\d{1,16}),/;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The mirror's value; the view part is exactly canonicalViewJson. */
+export function mirrorValue(view: View, slot: number, writer: string): string {
+  return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${canonicalViewJson(view)}}`;
+}
+
+/** The slot stored in a mirror value, or -1 when the value is not one of ours. */
+export function storedMirrorSlot(value: Uint8Array): number {
+  const match = storedSlotPattern.exec(decoder.decode(value.subarray(0, 40)));
+  return match ? Number(match[1]) : -1;
+}
+
+export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<ViewKvMirrorOptions> = {}): ViewKvMirror {
+  const options: ViewKvMirrorOptions = { ...defaultViewKvMirrorOptions, ...overrides };
+  const { clock, stream, log, metrics } = ports;
+  const key = ports.clusterId;
+  let bucketReady = false;
+  let latest: { readonly view: View; readonly slot: number } | null = null;
+  let mirroredSlot = -1;
+  /** The revision last seen for the key (0: absent); undefined when it must be read first. */
+  let knownRevision: number | undefined;
+  let busy = false;
+  let timer: TimerId | undefined;
+  let lastWriteAtMs = Number.NEGATIVE_INFINITY;
+  let conflictsInARow = 0;
+  let stopped = false;
+  const loggedFailures = new Set<string>();
+
+  function failure(reason: string, detail: string): void {
+    metrics.increment(viewMirrorFailuresMetric, { reason });
+    if (loggedFailures.has(reason)) return;
+    loggedFailures.add(reason);
+    log.write("warn", "view.mirror-failed", { reason, detail: detail.slice(0, 300), note: `further ${reason} failures are only counted in ${viewMirrorFailuresMetric}` });
+  }
+
+  function schedule(delayMs: number): void {
+    if (stopped || busy || timer !== undefined) return;
+    timer = clock.setTimeout(() => {
+      timer = undefined;
+      run();
+    }, Math.max(0, delayMs));
+  }
+
+  function retryLater(): void {
+    busy = false;
+    schedule(options.retryAfterMs);
+  }
+
+  function finish(): void {
+    busy = false;
+    if (latest && latest.slot > mirroredSlot) schedule(lastWriteAtMs + options.minIntervalMs - clock.now());
+  }
+
+  function run(): void {
+    if (stopped || busy || !latest || latest.slot <= mirroredSlot) return;
+    busy = true;
+    if (!bucketReady) {
+      stream.ensureKv({ bucket: options.bucket, replicas: options.replicas, history: options.history, maxValueBytes: options.maxValueBytes }, (outcome) => {
+        if (stopped) return;
+        if (!outcome.ok) {
+          failure("bucket", outcome.error);
+          retryLater();
+          return;
+        }
+        bucketReady = true;
+        busy = false;
+        run();
+      });
+      return;
+    }
+    if (knownRevision === undefined) {
+      stream.kvGet(options.bucket, key, (outcome) => {
+        if (stopped) return;
+        if (!outcome.ok) {
+          failure("read", outcome.error);
+          retryLater();
+          return;
+        }
+        knownRevision = outcome.value?.revision ?? 0;
+        if (outcome.value) mirroredSlot = Math.max(mirroredSlot, storedMirrorSlot(outcome.value.value));
+        busy = false;
+        run();
+      });
+      return;
+    }
+    const target = latest;
+    const value = encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
+    if (value.length > options.maxValueBytes) {
+      failure("too-large", `the view at slot ${target.slot} is ${value.length} bytes, above ${options.maxValueBytes}`);
+      // Newer views are no smaller in general; try again only when one is offered.
+      mirroredSlot = Math.max(mirroredSlot, target.slot);
+      busy = false;
+      return;
+    }
+    stream.kvUpdate(options.bucket, key, value, knownRevision, (outcome) => {
+      if (stopped) return;
+      lastWriteAtMs = clock.now();
+      if (outcome.ok) {
+        conflictsInARow = 0;
+        knownRevision = outcome.value;
+        mirroredSlot = Math.max(mirroredSlot, target.slot);
+        metrics.increment(viewMirrorWritesMetric);
+        finish();
+        return;
+      }
+      knownRevision = undefined;
+      if (outcome.error.startsWith("kv revision conflict") && ++conflictsInARow <= maxImmediateConflictRetries) {
+        // Someone else wrote: read what is there, then write only if ours is newer.
+        busy = false;
+        run();
+        return;
+      }
+      conflictsInARow = 0;
+      failure("write", outcome.error);
+      retryLater();
+    });
+  }
+
+  return {
+    offer(view, slot) {
+      if (stopped || slot <= mirroredSlot || (latest !== null && slot <= latest.slot)) return;
+      latest = { view, slot };
+      schedule(lastWriteAtMs + options.minIntervalMs - clock.now());
+    },
+    get mirroredSlot() {
+      return mirroredSlot;
+    },
+    stop() {
+      stopped = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}

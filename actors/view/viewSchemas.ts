@@ -1,0 +1,112 @@
+/**
+ * Wire schemas for the view: its commands (carried inside Paxos values) and
+ * its snapshot (carried by `paxos.snapshot` and the durable snapshot record).
+ *
+ * They bound every field the way machines/view/ does (commandProblem,
+ * viewFromSnapshot), so a value that passes here is never refused there for
+ * its size; the view still runs its own checks, which stay authoritative (a
+ * well-shaped command can still be rejected, deterministically, by the view).
+ * `test/paxos/paxosMessages.test.ts` checks that the inferred types match the
+ * machines' types both ways.
+ */
+import { arr, discriminated, int, literal, nullable, obj, oneOf, str, type Infer } from "../codec/schema.ts";
+import { maxCommandIdLength } from "../../machines/view/viewCommands.ts";
+import {
+  hostStates,
+  maxControllers,
+  maxCpuPerEntity,
+  maxHosts,
+  maxMemoryMiBPerEntity,
+  maxRememberedCommands,
+  maxRuleTargets,
+  maxVms,
+  rememberedChunkSize,
+  vmDesiredStates,
+  vmPriorities,
+} from "../../machines/view/viewTypes.ts";
+import { viewSnapshotVersion } from "../../machines/view/viewSnapshot.ts";
+
+/** Rejection reasons the view writes are short sentences; viewFromSnapshot refuses longer ones. */
+export const maxRejectionReasonLength = 1_000;
+
+export const viewIdSchema = str({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/ });
+const commandIdSchema = str({ minLength: 1, maxLength: maxCommandIdLength });
+const countSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const resourcesSchema = obj({ cpu: int({ min: 0, max: maxCpuPerEntity }), memoryMiB: int({ min: 0, max: maxMemoryMiBPerEntity }) });
+const ruleTargetsSchema = arr(viewIdSchema, { maxLength: maxRuleTargets });
+const rulesSchema = obj({ affinity: ruleTargetsSchema, antiAffinity: ruleTargetsSchema });
+const prioritySchema = oneOf(vmPriorities);
+const desiredStateSchema = oneOf(vmDesiredStates);
+
+function hostIncarnationCommand<const T extends string>(type: T) {
+  return obj({ id: commandIdSchema, type: literal(type), hostId: viewIdSchema, incarnation: countSchema });
+}
+
+function hostCommand<const T extends string>(type: T) {
+  return obj({ id: commandIdSchema, type: literal(type), hostId: viewIdSchema });
+}
+
+export const viewCommandSchema = discriminated("type", [
+  obj({ id: commandIdSchema, type: literal("controllers.set"), controllerIds: arr(viewIdSchema, { maxLength: maxControllers }) }),
+  obj({ id: commandIdSchema, type: literal("leader.elected"), controllerId: viewIdSchema, round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
+  obj({ id: commandIdSchema, type: literal("host.register"), hostId: viewIdSchema, capacity: resourcesSchema }),
+  hostIncarnationCommand("host.up"),
+  hostIncarnationCommand("host.suspect"),
+  hostIncarnationCommand("host.failed"),
+  hostIncarnationCommand("host.fenced"),
+  hostIncarnationCommand("host.rejoin"),
+  hostCommand("host.maintenance-enter"),
+  hostCommand("host.maintenance-exit"),
+  hostCommand("host.remove"),
+  obj({
+    id: commandIdSchema,
+    type: literal("vm.add"),
+    vmId: viewIdSchema,
+    resources: resourcesSchema,
+    priority: prioritySchema,
+    rules: rulesSchema,
+    desiredState: desiredStateSchema,
+  }),
+  obj({ id: commandIdSchema, type: literal("vm.remove"), vmId: viewIdSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.set-desired"), vmId: viewIdSchema, desiredState: desiredStateSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.place"), vmId: viewIdSchema, hostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.unplace"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+]);
+
+export type WireViewCommand = Infer<typeof viewCommandSchema>;
+
+const hostRecordSchema = obj({
+  hostId: viewIdSchema,
+  state: oneOf(hostStates),
+  incarnation: countSchema,
+  capacity: resourcesSchema,
+  stateEpoch: countSchema,
+});
+
+const vmRecordSchema = obj({
+  vmId: viewIdSchema,
+  desiredState: desiredStateSchema,
+  placement: nullable(obj({ hostId: viewIdSchema, epoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) })),
+  priority: prioritySchema,
+  resources: resourcesSchema,
+  rules: rulesSchema,
+});
+
+const rememberedOutcomeSchema = discriminated("kind", [
+  obj({ kind: literal("committed") }),
+  obj({ kind: literal("rejected"), reason: str({ maxLength: maxRejectionReasonLength }) }),
+]);
+
+export const viewSnapshotSchema = obj({
+  version: literal(viewSnapshotVersion),
+  epoch: countSchema,
+  controllerIds: arr(viewIdSchema, { maxLength: maxControllers }),
+  leader: nullable(obj({ controllerId: viewIdSchema, round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) })),
+  hosts: arr(hostRecordSchema, { maxLength: maxHosts }),
+  vms: arr(vmRecordSchema, { maxLength: maxVms }),
+  recentCommands: arr(obj({ commandId: commandIdSchema, slot: countSchema, outcome: rememberedOutcomeSchema }), {
+    maxLength: maxRememberedCommands + rememberedChunkSize,
+  }),
+});
+
+export type WireViewSnapshot = Infer<typeof viewSnapshotSchema>;

@@ -1,0 +1,521 @@
+/**
+ * A simulated cluster of the real Paxos actors: 3 or 5 controllers
+ * (actors/paxos/controllerActor.ts) and a few host learners
+ * (actors/paxos/learnerActor.ts) in one SimWorld, talking through the real
+ * wire codec over the simulated network, persisting through simulated disks,
+ * and mirroring the view into a simulated JetStream KV bucket.
+ *
+ * One seed fixes everything: the cluster's clocks (offsets, drift), the
+ * network (latency, loss, duplication, reordering), and a random schedule of
+ * faults during the chaos phase: partitions (also one-way), crashes that
+ * lose unsynced storage (sometimes leaving a torn tail) and restarts, pauses,
+ * clock drift changes and NATS server outages for the mirror, while clients
+ * on random nodes propose view commands. Then everything heals and a probe
+ * command must commit, every learner converge on one view, and the mirror
+ * reach it, each within a bound.
+ *
+ * Checked throughout (paxosInvariants.ts): agreement, one applied sequence,
+ * views never going back, leases exclusive, client outcomes naming the slot
+ * that holds the command, no command taking effect twice; at the end, every
+ * command a client saw committed is in the final view at that slot, and the
+ * KV mirror never went back.
+ */
+import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import type { Clock } from "../../actors/ports/clock.ts";
+import type { Random } from "../../actors/ports/random.ts";
+import type { LogLevel } from "../../actors/ports/telemetry.ts";
+import { defaultViewKvMirrorOptions, storedMirrorSlot, type ViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
+import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { holdsLease } from "../../machines/paxos/proposer.ts";
+import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
+import { SimStreamServer, type SimStreamClient } from "../simStream.ts";
+import { SimWorld } from "../world.ts";
+import { PaxosInvariants } from "./paxosInvariants.ts";
+
+/** Timings of the simulated cluster: the pure harness's (test/paxos/clusterHarness.ts), fast enough for many seeds. */
+export const simPaxosTimings: Partial<Omit<PaxosConfig, "acceptorIds">> = {
+  heartbeatIntervalMs: 40,
+  commitBeaconIntervalMs: 200,
+  leaseDurationMs: 200,
+  clockDriftMarginMs: 20,
+  electionTimeoutMs: 220,
+  electionJitterMs: 120,
+  prepareTimeoutMs: 120,
+  acceptRetryMs: 60,
+  maxCommandsPerBatch: 4,
+  maxInFlightSlots: 6,
+  maxRetainedSlots: 16,
+  snapshotEverySlots: 12,
+  maxBufferedChosenSlots: 64,
+  maxFetchSlots: 8,
+  catchUpAfterMs: 60,
+  fetchTimeoutMs: 120,
+  rejoinQuarantineMs: 300,
+  rejoinRetryMs: 150,
+};
+
+export const simClientLimits = { maxOutstandingProposals: 256, maxProposeAttempts: 8, retryAfterMs: 150, maxRetryDelayMs: 600 } as const;
+
+export const simMirrorOptions: Partial<ViewKvMirrorOptions> = { minIntervalMs: 100, retryAfterMs: 300 };
+
+export const simStreamRequestTimeoutMs = 400;
+
+export const paxosClusterLimits = { minControllers: 1, maxControllers: 9, maxHosts: 64, maxChaosMs: 600_000 } as const;
+
+/** Clock drift allowed in the run, well inside the lease's drift margin (10% with the timings above). */
+export const maxSimDriftPpm = 10_000;
+
+export interface PaxosClusterRunOptions {
+  readonly seed: number;
+  readonly controllers: number;
+  readonly hosts: number;
+  /** Virtual time with faults and load before everything heals. */
+  readonly chaosMs: number;
+  /** After healing, the probe must commit and every learner converge within this. */
+  readonly healBoundMs: number;
+  /** After converging, the KV mirror must hold the final view within this. */
+  readonly mirrorBoundMs: number;
+  readonly config?: Partial<Omit<PaxosConfig, "acceptorIds">>;
+  readonly transcriptLevel?: LogLevel;
+}
+
+export const defaultPaxosClusterRunOptions = { controllers: 3, hosts: 2, chaosMs: 1_500, healBoundMs: 3_000, mirrorBoundMs: 3_000 } as const;
+
+export interface PaxosClusterStats {
+  readonly slotsChosen: number;
+  readonly commandsProposed: number;
+  readonly commandsCommitted: number;
+  readonly commandsRejected: number;
+  readonly commandsWithoutOutcome: number;
+  readonly crashes: number;
+  readonly partitions: number;
+  readonly pauses: number;
+  readonly outages: number;
+  readonly leaderChanges: number;
+  readonly mirrorWrites: number;
+  readonly messagesDelivered: number;
+  readonly messagesRejected: number;
+  /** Virtual ms from healing to the probe's commit; -1 when it did not commit. */
+  readonly probeCommitMs: number;
+}
+
+export interface PaxosClusterRunResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly failures: readonly string[];
+  readonly stats: PaxosClusterStats;
+  readonly transcript: string;
+}
+
+function checkOptions(options: PaxosClusterRunOptions): void {
+  const check = (name: string, value: number, min: number, max: number) => {
+    if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`${name} must be a whole number in [${min}, ${max}], got ${value}`);
+  };
+  check("seed", options.seed, 0, Number.MAX_SAFE_INTEGER);
+  check("controllers", options.controllers, paxosClusterLimits.minControllers, paxosClusterLimits.maxControllers);
+  check("hosts", options.hosts, 0, paxosClusterLimits.maxHosts);
+  check("chaosMs", options.chaosMs, 0, paxosClusterLimits.maxChaosMs);
+  check("healBoundMs", options.healBoundMs, 1, paxosClusterLimits.maxChaosMs);
+  check("mirrorBoundMs", options.mirrorBoundMs, 1, paxosClusterLimits.maxChaosMs);
+}
+
+export function runPaxosCluster(options: Partial<PaxosClusterRunOptions> & { readonly seed: number }): PaxosClusterRunResult {
+  const full: PaxosClusterRunOptions = { ...defaultPaxosClusterRunOptions, ...options };
+  checkOptions(full);
+  return new PaxosClusterRun(full).run();
+}
+
+type Member = { readonly kind: "controller"; actor: ControllerActor | undefined } | { readonly kind: "host"; actor: LearnerActor | undefined };
+
+class PaxosClusterRun {
+  private readonly world: SimWorld;
+  private readonly server: SimStreamServer;
+  private readonly config: PaxosConfig;
+  private readonly controllerIds: string[];
+  private readonly hostIds: string[];
+  private readonly members = new Map<string, Member>();
+  private readonly streamClients = new Map<string, SimStreamClient>();
+  private readonly invariants: PaxosInvariants;
+  private readonly workload: Random;
+  private readonly faults: Random;
+  private healed = false;
+  private commandCounter = 0;
+  private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
+  private counts = { crashes: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0 };
+  private mirrorSlot = -1;
+  private mirrorValue: string | undefined;
+
+  constructor(private readonly options: PaxosClusterRunOptions) {
+    this.world = new SimWorld({
+      seed: options.seed,
+      clusterId: "sim",
+      transcriptLevel: options.transcriptLevel ?? "warn",
+      extraPorts: ({ nodeId, clock }) => {
+        // A short API timeout, so a request caught by a server outage fails soon after it (the real client's is 5 s).
+        const client = this.server.client(nodeId, { clock, requestTimeoutMs: simStreamRequestTimeoutMs });
+        this.streamClients.set(nodeId, client);
+        return { stream: client };
+      },
+    });
+    const world = this.world;
+    const serverClock: Clock = {
+      now: () => world.clock.now(),
+      setTimeout: (callback, delayMs) => world.clock.schedule(delayMs, callback),
+      clearTimeout: (handle) => world.clock.cancel(handle),
+    };
+    this.server = new SimStreamServer(serverClock, { clusterSize: 1 });
+    world.onNodeLifecycle((event) => {
+      if (event.type === "crashed") this.streamClients.get(event.nodeId)?.close();
+    });
+    this.controllerIds = Array.from({ length: options.controllers }, (_, index) => `c${index + 1}`);
+    this.hostIds = Array.from({ length: options.hosts }, (_, index) => `h${index + 1}`);
+    this.config = createPaxosConfig(this.controllerIds, { ...simPaxosTimings, ...options.config });
+    this.invariants = new PaxosInvariants(options.seed, this.controllerIds.length, () => world.now());
+    this.workload = world.forkRandom("paxos-workload");
+    this.faults = world.forkRandom("paxos-faults");
+  }
+
+  run(): PaxosClusterRunResult {
+    this.watchMirror();
+    for (const id of this.controllerIds) this.addController(id);
+    for (const id of this.hostIds) this.addHost(id);
+    this.skewClocks();
+    this.scheduleChaos();
+    this.scheduleWorkload();
+    this.world.runUntil(this.options.chaosMs);
+    const probeCommitMs = this.invariants.ok ? this.healAndProbe() : -1;
+    if (this.invariants.ok && probeCommitMs >= 0) this.checkFinalState();
+    const counters = this.world.networkCounters();
+    let messagesRejected = 0;
+    for (const id of this.world.nodeIds()) messagesRejected += this.world.metrics(id).counterTotal("haring_messages_rejected_total");
+    const outcomes = [...this.outcomes.values()];
+    return {
+      seed: this.options.seed,
+      ok: this.invariants.ok,
+      failures: this.invariants.violations,
+      stats: {
+        slotsChosen: this.invariants.slotsChosen,
+        commandsProposed: this.commandCounter,
+        commandsCommitted: outcomes.filter((outcome) => outcome.kind === "committed").length,
+        commandsRejected: outcomes.filter((outcome) => outcome.kind === "rejected").length,
+        commandsWithoutOutcome: outcomes.filter((outcome) => outcome.kind === "no-outcome").length,
+        ...this.counts,
+        messagesDelivered: counters.delivered,
+        messagesRejected,
+        probeCommitMs,
+      },
+      transcript: this.world.transcript(),
+    };
+  }
+
+  // ---- nodes ----
+
+  private addController(id: string): void {
+    const member: Member = { kind: "controller", actor: undefined };
+    this.members.set(id, member);
+    this.world.addNode(id, (ports) => {
+      const incarnation = this.world.incarnation(id);
+      const clock = this.world.nodeClock(id);
+      const actor = startControllerActor(ports, {
+        config: this.config,
+        // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty).
+        bootstrap: incarnation === 1,
+        rejections: createRejectionCounter(ports),
+        client: simClientLimits,
+        kvMirror: simMirrorOptions,
+        observer: {
+          synced: (nodeId, records) => this.invariants.synced(nodeId, records),
+          stepped: (report) => {
+            this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
+            const proposer = report.state.proposer;
+            const leaseEndsAtGlobalMs = holdsLease(proposer, report.nowMs)
+              ? this.world.now() + (proposer.leader!.leaseUntilMs - report.nowMs) / (1 + clock.driftPpm / 1e6)
+              : -1;
+            this.invariants.lease(id, leaseEndsAtGlobalMs);
+          },
+        },
+        onFatal: (error) => this.invariants.fail(`controller ${id} stopped: ${error}`),
+      });
+      actor.onLeadership((leadership) => {
+        if (leadership.role === "leader") this.counts.leaderChanges++;
+      });
+      member.actor = actor;
+      return {
+        stop: () => {
+          this.invariants.crashed(id);
+          actor.stop();
+        },
+      };
+    });
+  }
+
+  private addHost(id: string): void {
+    const member: Member = { kind: "host", actor: undefined };
+    this.members.set(id, member);
+    this.world.addNode(id, (ports) => {
+      const incarnation = this.world.incarnation(id);
+      const actor = startLearnerActor(ports, {
+        config: this.config,
+        rejections: createRejectionCounter(ports),
+        client: simClientLimits,
+        observer: { stepped: (report) => this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state, report.applied) },
+      });
+      member.actor = actor;
+      return { stop: () => actor.stop() };
+    });
+  }
+
+  /** Clocks start ahead of global time by up to 5 s and drift by up to ±1%; a clock never steps back or jumps later. */
+  private skewClocks(): void {
+    const random = this.faults;
+    for (const id of this.world.nodeIds()) this.world.setClockSkew(id, random.int(5_000), random.int(2 * maxSimDriftPpm + 1) - maxSimDriftPpm);
+  }
+
+  /** Sees every version of the mirrored view, and checks it never goes back. */
+  private watchMirror(): void {
+    const serverClock = this.server.clock;
+    const inspector = this.server.client("inspector", { clock: serverClock });
+    const options = { ...defaultViewKvMirrorOptions, ...simMirrorOptions };
+    inspector.ensureKv({ bucket: options.bucket, replicas: options.replicas, history: options.history, maxValueBytes: options.maxValueBytes }, (outcome) => {
+      if (!outcome.ok) {
+        this.invariants.fail(`the inspector could not create the view bucket: ${outcome.error}`);
+        return;
+      }
+      inspector.kvWatch(options.bucket, this.world.clusterId, (entry) => {
+        const slot = storedMirrorSlot(entry.value);
+        if (slot < 0) this.invariants.fail(`the view mirror holds a value that is not a mirrored view (revision ${entry.revision})`);
+        if (slot < this.mirrorSlot) this.invariants.fail(`the view mirror went back from slot ${this.mirrorSlot} to ${slot}`);
+        this.mirrorSlot = Math.max(this.mirrorSlot, slot);
+        this.mirrorValue = new TextDecoder().decode(entry.value);
+        this.counts.mirrorWrites++;
+      });
+    });
+  }
+
+  // ---- faults ----
+
+  private upNodes(): string[] {
+    return this.world.nodeIds().filter((id) => this.world.nodeState(id) === "up");
+  }
+
+  private scheduleChaos(): void {
+    const random = this.faults;
+    const world = this.world;
+    world.setLatency({ baseMs: 0.2 + random.next() * 2, jitterMs: random.next() * 5 });
+    world.setLoss(random.next() * 0.15);
+    world.setDuplication(random.next() * 0.1);
+    world.setReorder({ fraction: random.next() * 0.3, maxExtraDelayMs: 1 + random.int(20) });
+    world.setSyncLatency(0.5 + random.next() * 4);
+    world.setTornWrites(0.5);
+    const chaosMs = this.options.chaosMs;
+    const events = 3 + random.int(10);
+    for (let index = 0; index < events; index++) {
+      const atMs = 100 + random.int(Math.max(1, chaosMs - 150));
+      const kind = random.int(100);
+      world.schedule(atMs, () => {
+        if (this.healed) return;
+        if (kind < 30) this.crashSomeNode(random);
+        else if (kind < 55) this.partition(random);
+        else if (kind < 65) world.heal();
+        else if (kind < 77) this.pauseSomeNode(random);
+        else if (kind < 85) world.setLoss(random.next() * 0.3);
+        else if (kind < 93) this.changeDrift(random);
+        else this.streamOutage(random);
+      });
+    }
+  }
+
+  private crashSomeNode(random: Random): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const id = up[random.int(up.length)]!;
+    this.world.crash(id);
+    this.counts.crashes++;
+    this.world.schedule(50 + random.int(600), () => {
+      if (!this.healed && this.world.nodeState(id) === "crashed") this.world.restart(id);
+    });
+  }
+
+  private pauseSomeNode(random: Random): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    this.world.pause(up[random.int(up.length)]!, 30 + random.int(400));
+    this.counts.pauses++;
+  }
+
+  private partition(random: Random): void {
+    this.world.heal();
+    this.counts.partitions++;
+    const ids = this.world.nodeIds();
+    const sides = ids.map(() => random.int(2));
+    if (random.int(3) === 0) {
+      // One-way: side 0 cannot reach side 1, which still reaches side 0.
+      for (let from = 0; from < ids.length; from++) {
+        for (let to = 0; to < ids.length; to++) if (sides[from] === 0 && sides[to] === 1) this.world.blockLink(ids[from]!, ids[to]!);
+      }
+      return;
+    }
+    const groups = [ids.filter((_, index) => sides[index] === 0), ids.filter((_, index) => sides[index] === 1)].filter((group) => group.length > 0);
+    if (groups.length === 2) this.world.partition(groups);
+  }
+
+  private changeDrift(random: Random): void {
+    const ids = this.world.nodeIds();
+    const id = ids[random.int(ids.length)]!;
+    const clock = this.world.nodeClock(id);
+    // The same reading from now on, only the rate changes.
+    this.world.setClockSkew(id, clock.offsetMs, random.int(2 * maxSimDriftPpm + 1) - maxSimDriftPpm);
+  }
+
+  private streamOutage(random: Random): void {
+    if (!this.server.available) return;
+    this.server.setAvailable(false);
+    this.counts.outages++;
+    this.world.schedule(100 + random.int(700), () => this.server.setAvailable(true));
+  }
+
+  // ---- workload ----
+
+  private scheduleWorkload(): void {
+    const submit = (): void => {
+      if (this.healed) return;
+      const up = this.upNodes();
+      if (up.length > 0) this.propose(up[this.workload.int(up.length)]!, this.randomCommand());
+      this.world.schedule(5 + this.workload.int(40), submit);
+    };
+    this.world.schedule(this.workload.int(50), submit);
+  }
+
+  private propose(nodeId: string, command: ViewCommand): boolean {
+    const actor = this.members.get(nodeId)?.actor;
+    if (!actor) return false;
+    const result = actor.propose(command, (outcome) => {
+      this.outcomes.set(outcome.commandId, { ...outcome, atMs: this.world.now() });
+      this.invariants.clientOutcome(outcome);
+    });
+    if (!result.ok && !result.error.includes("stopped") && !result.error.includes("failed to start")) this.invariants.fail(`propose on ${nodeId} refused: ${result.error}`);
+    return result.ok;
+  }
+
+  private randomCommand(): ViewCommand {
+    const random = this.workload;
+    const id = `cmd-${this.commandCounter++}`;
+    const host = `host${random.int(4)}`;
+    const vm = `vm${random.int(6)}`;
+    switch (random.int(7)) {
+      case 0:
+        return { id, type: "host.register", hostId: host, capacity: { cpu: 8, memoryMiB: 16_384 } };
+      case 1:
+        return { id, type: "host.up", hostId: host, incarnation: random.int(2) };
+      case 2:
+        return { id, type: "host.failed", hostId: host, incarnation: 0 };
+      case 3:
+        return { id, type: "vm.add", vmId: vm, resources: { cpu: 1 + random.int(4), memoryMiB: 2_048 }, priority: "medium", rules: { affinity: [], antiAffinity: [`vm${random.int(6)}`] }, desiredState: "running" };
+      case 4:
+        return { id, type: "vm.place", vmId: vm, hostId: host, expectedPlacementEpoch: 0 };
+      case 5:
+        return { id, type: "vm.set-desired", vmId: vm, desiredState: random.int(2) === 0 ? "running" : "stopped" };
+      default:
+        return { id, type: "host.suspect", hostId: host, incarnation: 0 };
+    }
+  }
+
+  // ---- healing, liveness and the final state ----
+
+  private healAndProbe(): number {
+    const world = this.world;
+    this.healed = true;
+    world.heal();
+    world.setLoss(0);
+    world.setDuplication(0);
+    world.setReorder({ fraction: 0, maxExtraDelayMs: 0 });
+    this.server.setAvailable(true);
+    for (const id of world.nodeIds()) {
+      if (world.nodeState(id) === "paused") world.resume(id);
+      else if (world.nodeState(id) === "crashed") world.restart(id);
+    }
+    const healedAtMs = world.now();
+    const probeId = `probe-${this.options.seed}`;
+    const proposers = world.nodeIds();
+    const prober = proposers[this.workload.int(proposers.length)]!;
+    this.propose(prober, { id: probeId, type: "controllers.set", controllerIds: this.controllerIds });
+    const deadlineMs = healedAtMs + this.options.healBoundMs;
+    let committedAtMs = -1;
+    while (world.now() < deadlineMs && this.invariants.ok) {
+      world.runFor(20);
+      if (committedAtMs < 0) {
+        const outcome = this.outcomes.get(probeId);
+        if (outcome && outcome.kind !== "no-outcome") committedAtMs = outcome.atMs;
+        else if (outcome) {
+          this.invariants.fail(`the probe got no outcome on ${prober}: ${outcome.reason}`);
+          return -1;
+        }
+      }
+      if (committedAtMs >= 0 && this.converged()) return committedAtMs - healedAtMs;
+    }
+    if (!this.invariants.ok) return -1;
+    const summary = [...this.members].map(([id, member]) => `${id}:${member.actor?.appliedSlots() ?? "-"}${member.kind === "controller" ? `/${member.actor?.leadership().role ?? "-"}/${member.actor?.status ?? "-"}` : ""}`);
+    this.invariants.fail(`liveness: ${committedAtMs < 0 ? "the probe did not commit" : "the learners did not converge"} within ${this.options.healBoundMs}ms of healing (${summary.join(" ")})`);
+    return -1;
+  }
+
+  private learnerViews(): Array<{ readonly id: string; readonly slots: number; readonly json: () => string }> {
+    const views = [];
+    for (const [id, member] of this.members) {
+      const actor = member.actor;
+      if (!actor) continue;
+      views.push({ id, slots: actor.appliedSlots(), json: () => canonicalViewJson(actor.view()) });
+    }
+    return views;
+  }
+
+  private converged(): boolean {
+    const views = this.learnerViews();
+    if (views.length !== this.members.size) return false;
+    for (const member of this.members.values()) if (member.kind === "controller" && member.actor?.status !== "running") return false;
+    const target = views[0]!.slots;
+    if (views.some((view) => view.slots !== target)) return false;
+    const distinct = new Set(views.map((view) => view.json()));
+    if (distinct.size !== 1) {
+      this.invariants.fail(`learners at slot ${target} hold ${distinct.size} different views`);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Clients still retrying commands from the chaos phase may commit more after the probe, so the final
+   * view is the one all learners hold once the mirror has caught up with it too.
+   */
+  private checkFinalState(): void {
+    const deadlineMs = this.world.now() + this.options.mirrorBoundMs;
+    let finalSlot = -1;
+    let finalJson = "";
+    for (;;) {
+      if (this.converged()) {
+        const views = this.learnerViews();
+        finalSlot = views[0]!.slots;
+        if (this.mirrorSlot === finalSlot) {
+          finalJson = views[0]!.json();
+          if (this.mirrorValue?.endsWith(`"view":${finalJson}}`)) break;
+        }
+      }
+      if (!this.invariants.ok) return;
+      if (this.world.now() >= deadlineMs) {
+        this.invariants.fail(`the view mirror holds slot ${this.mirrorSlot}, not the learners' slot ${finalSlot}, ${this.options.mirrorBoundMs}ms after the probe committed`);
+        return;
+      }
+      this.world.runFor(20);
+    }
+    const finalView = [...this.members.values()][0]!.actor!.view();
+    for (const [commandId, slot] of this.invariants.committed) {
+      const remembered = finalView.recentCommandIndex.get(commandId);
+      if (!remembered) this.invariants.fail(`command ${commandId}, committed at slot ${slot}, is missing from the final view`);
+      else if (remembered.slot !== slot) this.invariants.fail(`command ${commandId} was committed at slot ${slot}, the final view has it at ${remembered.slot}`);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Fuzzing the replicated view (after TigerBeetle's VOPR): consecutive seeds,
+ * each a random simulated cluster run of the real Paxos actors
+ * (paxosClusterRun.ts). Any broken invariant is reported with its seed; replay
+ * one with `runPaxosCluster({ seed, controllers, transcriptLevel: "info" })`
+ * to read its transcript.
+ */
+import { defaultPaxosClusterRunOptions, runPaxosCluster, type PaxosClusterRunResult, type PaxosClusterStats } from "./paxosClusterRun.ts";
+
+export const paxosFuzzLimits = { maxSeeds: 1_000_000 } as const;
+
+export interface PaxosFuzzOptions {
+  readonly seeds: number;
+  readonly startSeed: number;
+  /** Controllers per run (3 or 5 in the suite; 1-9 allowed). */
+  readonly controllers: number;
+  /** Host learners per run. */
+  readonly hosts?: number;
+  /** Called after each seed, e.g. to print progress. */
+  readonly onSeed?: (result: PaxosClusterRunResult) => void;
+}
+
+export interface PaxosFuzzTotals {
+  readonly commandsCommitted: number;
+  readonly slotsChosen: number;
+  readonly crashes: number;
+  readonly partitions: number;
+  readonly pauses: number;
+  readonly outages: number;
+  readonly leaderChanges: number;
+  readonly mirrorWrites: number;
+  readonly messagesDelivered: number;
+  /** The slowest probe commit after healing, in virtual ms. */
+  readonly worstProbeCommitMs: number;
+}
+
+export interface PaxosFuzzResult {
+  readonly ok: boolean;
+  readonly seeds: number;
+  readonly failedSeeds: readonly number[];
+  /** Each names its seed. */
+  readonly failures: readonly string[];
+  readonly totals: PaxosFuzzTotals;
+  readonly summaryText: string;
+}
+
+const summed = ["commandsCommitted", "slotsChosen", "crashes", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered"] as const;
+
+export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
+  const { seeds, startSeed, controllers } = options;
+  if (!Number.isSafeInteger(seeds) || seeds < 1 || seeds > paxosFuzzLimits.maxSeeds) throw new RangeError(`seeds must be a whole number in [1, ${paxosFuzzLimits.maxSeeds}], got ${seeds}`);
+  if (!Number.isSafeInteger(startSeed) || startSeed < 0 || startSeed + seeds > Number.MAX_SAFE_INTEGER) throw new RangeError(`startSeed must be a whole number ≥ 0, got ${startSeed}`);
+  const hosts = options.hosts ?? defaultPaxosClusterRunOptions.hosts;
+  const totals: Record<(typeof summed)[number], number> & { worstProbeCommitMs: number } = {
+    commandsCommitted: 0,
+    slotsChosen: 0,
+    crashes: 0,
+    partitions: 0,
+    pauses: 0,
+    outages: 0,
+    leaderChanges: 0,
+    mirrorWrites: 0,
+    messagesDelivered: 0,
+    worstProbeCommitMs: 0,
+  };
+  const failedSeeds: number[] = [];
+  const failures: string[] = [];
+  for (let seed = startSeed; seed < startSeed + seeds; seed++) {
+    const result = runPaxosCluster({ seed, controllers, hosts });
+    options.onSeed?.(result);
+    const stats: PaxosClusterStats = result.stats;
+    for (const key of summed) totals[key] += stats[key];
+    totals.worstProbeCommitMs = Math.max(totals.worstProbeCommitMs, stats.probeCommitMs);
+    if (!result.ok) {
+      failedSeeds.push(seed);
+      failures.push(...result.failures);
+    }
+  }
+  const ok = failedSeeds.length === 0;
+  const summaryText = [
+    `paxos fuzz: seeds ${startSeed}..${startSeed + seeds - 1}, ${controllers} controllers, ${hosts} host learners`,
+    `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes, ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
+    `worst probe commit after healing: ${totals.worstProbeCommitMs.toFixed(1)} ms (virtual)`,
+    ok ? "result: ok" : `result: FAILED on seeds ${failedSeeds.slice(0, 20).join(", ")}${failedSeeds.length > 20 ? ", …" : ""}`,
+  ].join("\n");
+  return { ok, seeds, failedSeeds, failures, totals: { ...totals }, summaryText };
+}

@@ -1,0 +1,168 @@
+/**
+ * The safety properties of the replicated view, checked while a simulated
+ * cluster runs (every step of every controller and learner, every completed
+ * sync), in the style of test/paxos/clusterHarness.ts but fed by the real
+ * actors' observers:
+ *
+ * - agreement: per slot, at most one value gathers durable votes from a
+ *   majority at one ballot (one ballot never votes two values), and every
+ *   value a learner applies is that chosen value;
+ * - every learner applies the same sequence: the same value and the same
+ *   per-command outcomes at each slot, and the same view epoch after it;
+ * - a learner's view never goes back while its incarnation runs;
+ * - a client's committed (or rejected) outcome names a slot that holds the
+ *   command, and no command takes effect twice (applied other than as a
+ *   duplicate at two slots);
+ * - at most one controller holds the leader lease at any instant of global
+ *   time.
+ */
+import { formatBallot } from "../../machines/paxos/ballot.ts";
+import { majorityOf } from "../../machines/paxos/config.ts";
+import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
+import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
+import { describeSlotValue } from "../../machines/paxos/values.ts";
+import type { ViewLearnerState } from "../../actors/paxos/learnerActor.ts";
+import type { ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
+
+export const maxReportedViolations = 10;
+
+export class PaxosInvariants {
+  readonly violations: string[] = [];
+  /** slot → ballot → value description and the acceptors with a durable vote for it. */
+  private readonly votes = new Map<number, Map<string, { value: string; voters: Set<string> }>>();
+  private readonly chosenByVotes = new Map<number, string>();
+  private readonly appliedValues = new Map<number, string>();
+  private readonly appliedOutcomes = new Map<number, string>();
+  private readonly epochAtSlot = new Map<number, number>();
+  /** command id → slots whose value holds it. */
+  private readonly commandSlots = new Map<string, number[]>();
+  /** command id → the slot where it took effect (not as a duplicate). */
+  private readonly tookEffectAt = new Map<string, number>();
+  private readonly lastEpochByIncarnation = new Map<string, number>();
+  private readonly leaseEndsAtGlobalMs = new Map<string, number>();
+  private readonly committedOutcomes = new Map<string, number>();
+
+  constructor(
+    private readonly seed: number,
+    private readonly acceptorCount: number,
+    private readonly now: () => number,
+  ) {}
+
+  get ok(): boolean {
+    return this.violations.length === 0;
+  }
+
+  get slotsChosen(): number {
+    return this.chosenByVotes.size;
+  }
+
+  /** Commands a client saw committed, with their slots. */
+  get committed(): ReadonlyMap<string, number> {
+    return this.committedOutcomes;
+  }
+
+  fail(message: string): void {
+    if (this.violations.length < maxReportedViolations) this.violations.push(`seed ${this.seed} at ${this.now().toFixed(3)}ms: ${message}`);
+  }
+
+  /** Records that became durable on `acceptorId` (after a completed sync or rewrite). */
+  synced(acceptorId: string, records: readonly ViewDurableRecord[]): void {
+    for (const record of records) {
+      if (record.kind !== "accept") continue;
+      let bySlot = this.votes.get(record.slot);
+      if (!bySlot) this.votes.set(record.slot, (bySlot = new Map()));
+      const ballotKey = formatBallot(record.ballot);
+      const value = describeSlotValue(record.value);
+      let tally = bySlot.get(ballotKey);
+      if (!tally) bySlot.set(ballotKey, (tally = { value, voters: new Set() }));
+      if (tally.value !== value) this.fail(`slot ${record.slot} ballot ${ballotKey} has two values: ${tally.value} and ${value}`);
+      tally.voters.add(acceptorId);
+      if (tally.voters.size >= majorityOf(this.acceptorCount)) {
+        const chosen = this.chosenByVotes.get(record.slot);
+        if (chosen === undefined) this.chosenByVotes.set(record.slot, value);
+        else if (chosen !== value) this.fail(`agreement: slot ${record.slot} chose ${chosen} and then ${value} (ballot ${ballotKey})`);
+      }
+    }
+  }
+
+  /** One step of a learner (a controller's or a host's); `incarnation` tells restarts apart. */
+  learnerStepped(learnerId: string, incarnation: number, beforeSlot: number, learner: ViewLearnerState, applied: readonly AppliedCommand[]): void {
+    const after = learner.nextSlot;
+    const key = `${learnerId}#${incarnation}`;
+    if (after < beforeSlot) this.fail(`learner ${learnerId} went back from slot ${beforeSlot} to ${after}`);
+    if (after === beforeSlot) return;
+    const outcomesBySlot = new Map<number, string[]>();
+    for (const item of applied) {
+      const list = outcomesBySlot.get(item.slot) ?? [];
+      list.push(`${item.commandId}:${item.outcome.kind === "duplicate" ? `dup@${item.outcome.firstSlot}` : item.outcome.kind}`);
+      outcomesBySlot.set(item.slot, list);
+    }
+    for (let slot = beforeSlot; slot < after; slot++) {
+      const value = learner.retained.get(slot);
+      if (value === undefined) continue; // installed from a snapshot: checked through the epoch below
+      const description = describeSlotValue(value);
+      const chosen = this.chosenByVotes.get(slot);
+      if (chosen === undefined) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, which no majority voted for`);
+      else if (chosen !== description) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, but ${chosen} was chosen`);
+      const first = this.appliedValues.get(slot);
+      if (first === undefined) this.appliedValues.set(slot, description);
+      else if (first !== description) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, another learner ${first}`);
+      if (value.kind !== "commands") continue;
+      const outcomes = (outcomesBySlot.get(slot) ?? []).join(" ");
+      const firstOutcomes = this.appliedOutcomes.get(slot);
+      if (firstOutcomes === undefined) {
+        this.appliedOutcomes.set(slot, outcomes);
+        for (const item of applied) if (item.slot === slot && item.outcome.kind !== "duplicate") this.tookEffect(item.commandId, slot);
+      } else if (firstOutcomes !== outcomes) {
+        this.fail(`learner ${learnerId} slot ${slot} outcomes ${outcomes}, another learner ${firstOutcomes}`);
+      }
+      for (const command of value.commands) {
+        const slots = this.commandSlots.get(command.id) ?? [];
+        if (!slots.includes(slot)) slots.push(slot);
+        this.commandSlots.set(command.id, slots);
+      }
+    }
+    const epoch = learner.app.epoch;
+    const lastEpoch = this.lastEpochByIncarnation.get(key) ?? 0;
+    if (epoch < lastEpoch) this.fail(`learner ${learnerId} view epoch went back from ${lastEpoch} to ${epoch}`);
+    this.lastEpochByIncarnation.set(key, epoch);
+    const expected = this.epochAtSlot.get(after);
+    if (expected === undefined) this.epochAtSlot.set(after, epoch);
+    else if (expected !== epoch) this.fail(`learner ${learnerId} has epoch ${epoch} at slot ${after}, another learner ${expected}`);
+  }
+
+  private tookEffect(commandId: string, slot: number): void {
+    const earlier = this.tookEffectAt.get(commandId);
+    if (earlier === undefined) this.tookEffectAt.set(commandId, slot);
+    else if (earlier !== slot) this.fail(`command ${commandId} took effect twice: at slots ${earlier} and ${slot}`);
+  }
+
+  clientOutcome(outcome: ProposalOutcome): void {
+    if (outcome.kind === "no-outcome") return;
+    const slots = this.commandSlots.get(outcome.commandId) ?? [];
+    if (!slots.includes(outcome.slot)) this.fail(`client outcome for ${outcome.commandId} names slot ${outcome.slot}, but it was applied at [${slots.join(",")}]`);
+    if (outcome.kind === "committed") {
+      const earlier = this.committedOutcomes.get(outcome.commandId);
+      if (earlier !== undefined && earlier !== outcome.slot) this.fail(`clients saw ${outcome.commandId} committed at slots ${earlier} and ${outcome.slot}`);
+      this.committedOutcomes.set(outcome.commandId, outcome.slot);
+    }
+  }
+
+  /** After a controller's step: `leaseEndsAtGlobalMs` is when its lease ends in global time, or -1 when it holds none. */
+  lease(controllerId: string, leaseEndsAtGlobalMs: number): void {
+    if (leaseEndsAtGlobalMs < 0) {
+      this.leaseEndsAtGlobalMs.delete(controllerId);
+      return;
+    }
+    const nowMs = this.now();
+    for (const [other, endsAtMs] of this.leaseEndsAtGlobalMs) {
+      if (other !== controllerId && endsAtMs > nowMs) this.fail(`lease: ${controllerId} holds the leader lease while ${other} holds it until ${endsAtMs.toFixed(3)}ms`);
+    }
+    this.leaseEndsAtGlobalMs.set(controllerId, leaseEndsAtGlobalMs);
+  }
+
+  /** A crashed controller holds no lease any more (it cannot act). */
+  crashed(controllerId: string): void {
+    this.leaseEndsAtGlobalMs.delete(controllerId);
+  }
+}

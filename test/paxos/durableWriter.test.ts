@@ -1,0 +1,111 @@
+import test from "ava";
+import { DurableWriter } from "../../actors/paxos/durableWriter.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import { SimWorld } from "../../sim/world.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A writer over one simulated node's log; records and messages are strings. */
+function setup(syncLatencyMs = 5) {
+  const world = new SimWorld({ seed: 1, clusterId: "w", storage: { syncLatencyMs } });
+  let ports: NodePorts | undefined;
+  world.addNode("n1", (nodePorts) => {
+    ports = nodePorts;
+    return { stop: () => {} };
+  });
+  const log = ports!.storage.open("paxos");
+  const sent: string[] = [];
+  const synced: string[][] = [];
+  const fatal: string[] = [];
+  const writer = new DurableWriter<string, string>({
+    log,
+    encode: (record) => encoder.encode(record),
+    send: (messages) => sent.push(...messages),
+    synced: (records, rewritten) => synced.push([rewritten ? "rewrite" : "append", ...records]),
+    fatal: (error) => fatal.push(error),
+  });
+  const durable = () => {
+    world.crash("n1");
+    world.restart("n1");
+    return ports!.storage.open("paxos").readAll().map((record) => decoder.decode(record));
+  };
+  return { world, writer, sent, synced, fatal, durable };
+}
+
+test("messages leave only after the records of their step are durable, in step order", (t) => {
+  const { world, writer, sent, synced } = setup();
+  writer.submit({ persist: ["promise-1"], rewrite: null, messages: ["promised-1"] });
+  writer.submit({ persist: [], rewrite: null, messages: ["heartbeat-ack"] });
+  t.deepEqual(sent, [], "nothing leaves before the sync completes, not even a step without records");
+  world.runFor(4);
+  t.deepEqual(sent, []);
+  world.runFor(1);
+  t.deepEqual(sent, ["promised-1", "heartbeat-ack"]);
+  t.deepEqual(synced, [["append", "promise-1"]]);
+  writer.submit({ persist: [], rewrite: null, messages: ["nothing-to-wait-for"] });
+  t.deepEqual(sent.at(-1), "nothing-to-wait-for", "with nothing pending, a step without records goes at once");
+});
+
+test("steps arriving during a sync share the next one (group commit)", (t) => {
+  const { world, writer, sent, synced } = setup();
+  writer.submit({ persist: ["a"], rewrite: null, messages: ["after-a"] });
+  world.runFor(1);
+  writer.submit({ persist: ["b"], rewrite: null, messages: ["after-b"] });
+  writer.submit({ persist: ["c"], rewrite: null, messages: ["after-c"] });
+  world.runFor(4);
+  t.deepEqual(sent, ["after-a"]);
+  world.runFor(5);
+  t.deepEqual(sent, ["after-a", "after-b", "after-c"]);
+  t.deepEqual(synced, [["append", "a"], ["append", "b", "c"]]);
+  t.is(writer.syncCount, 2);
+});
+
+test("a crash before the sync completes loses the records and the messages that depended on them", (t) => {
+  const { world, writer, sent, durable } = setup();
+  writer.submit({ persist: ["kept"], rewrite: null, messages: ["one"] });
+  world.runFor(5);
+  writer.submit({ persist: ["lost"], rewrite: null, messages: ["two"] });
+  world.runFor(3);
+  writer.stop();
+  t.deepEqual(durable(), ["kept"]);
+  world.runFor(10);
+  t.deepEqual(sent, ["one"]);
+});
+
+test("a rewrite replaces the log and supersedes the records of earlier steps in its batch", (t) => {
+  const { world, writer, sent, synced, durable } = setup();
+  writer.submit({ persist: ["old-1", "old-2"], rewrite: null, messages: ["m1"] });
+  world.runFor(1);
+  // While that sync runs, the next batch gathers: the rewrite subsumes the step before it.
+  writer.submit({ persist: ["superseded"], rewrite: null, messages: ["m2"] });
+  writer.submit({ persist: [], rewrite: ["compacted"], messages: ["m3"] });
+  writer.submit({ persist: ["after"], rewrite: null, messages: ["m4"] });
+  world.runFor(5);
+  writer.submit({ persist: ["later"], rewrite: null, messages: [] });
+  world.runFor(10);
+  t.deepEqual(sent, ["m1", "m2", "m3", "m4"]);
+  t.deepEqual(synced, [["append", "old-1", "old-2"], ["rewrite", "compacted"], ["append", "after"], ["append", "later"]]);
+  t.deepEqual(durable(), ["compacted", "after", "later"]);
+});
+
+test("a failed sync is fatal: nothing of that batch or later is ever sent", (t) => {
+  const { world, writer, sent, fatal } = setup();
+  const log = {
+    readAll: () => [],
+    append: () => {},
+    sync: (done: (outcome: { ok: false; error: string }) => void) => world.schedule(1, () => done({ ok: false, error: "disk on fire" })),
+    rewrite: () => {},
+    discardedTailBytes: 0,
+  };
+  const failing = new DurableWriter<string, string>({ log, encode: (record) => encoder.encode(record), send: (messages) => sent.push(...messages), fatal: (error) => fatal.push(error) });
+  failing.submit({ persist: ["x"], rewrite: null, messages: ["must-not-leave"] });
+  failing.submit({ persist: [], rewrite: null, messages: ["nor-this"] });
+  world.runFor(5);
+  failing.submit({ persist: [], rewrite: null, messages: ["nor-anything-later"] });
+  world.runFor(5);
+  t.deepEqual(sent, []);
+  t.deepEqual(fatal, ["disk on fire"]);
+  t.true(failing.isFailed);
+  t.is(writer.isFailed, false);
+});

@@ -1,0 +1,220 @@
+import test from "ava";
+import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import { paxosDroppedMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { encodePaxosMessage } from "../../actors/paxos/paxosMessages.ts";
+import { encodeRecord, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import type { Clock } from "../../actors/ports/clock.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import { clusterSubjects } from "../../actors/subjects.ts";
+import { storedMirrorSlot } from "../../actors/view/viewKvMirror.ts";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
+import { runPaxosCluster, simClientLimits, simMirrorOptions, simPaxosTimings } from "../../sim/paxos/paxosClusterRun.ts";
+import { SimStreamServer, type SimStreamClient } from "../../sim/simStream.ts";
+import { SimWorld } from "../../sim/world.ts";
+
+const controllerIds = ["c1", "c2", "c3"];
+const config = createPaxosConfig(controllerIds, simPaxosTimings);
+
+/** Three controllers and one host learner on a clean simulated network, with a simulated JetStream for the mirror. */
+function cluster(seed = 1) {
+  const shared: { server?: SimStreamServer } = {};
+  const streamClients = new Map<string, SimStreamClient>();
+  const world = new SimWorld({
+    seed,
+    clusterId: "t",
+    transcriptLevel: "debug",
+    extraPorts: ({ nodeId, clock }) => {
+      const client = shared.server!.client(nodeId, { clock, requestTimeoutMs: 400 });
+      streamClients.set(nodeId, client);
+      return { stream: client };
+    },
+  });
+  const serverClock: Clock = { now: () => world.clock.now(), setTimeout: (callback, ms) => world.clock.schedule(ms, callback), clearTimeout: (handle) => world.clock.cancel(handle) };
+  const server = new SimStreamServer(serverClock, { clusterSize: 1 });
+  shared.server = server;
+  world.onNodeLifecycle((event) => {
+    if (event.type === "crashed") streamClients.get(event.nodeId)?.close();
+  });
+  const controllers = new Map<string, ControllerActor>();
+  const ports = new Map<string, NodePorts>();
+  const fatal: string[] = [];
+  let bootstrap = true;
+  for (const id of controllerIds) {
+    world.addNode(id, (nodePorts) => {
+      ports.set(id, nodePorts);
+      const actor = startControllerActor(nodePorts, {
+        config,
+        bootstrap,
+        rejections: createRejectionCounter(nodePorts),
+        client: simClientLimits,
+        kvMirror: simMirrorOptions,
+        onFatal: (error) => fatal.push(`${id}: ${error}`),
+      });
+      controllers.set(id, actor);
+      return { stop: () => actor.stop() };
+    });
+  }
+  bootstrap = false;
+  let host: LearnerActor | undefined;
+  world.addNode("h1", (nodePorts) => {
+    ports.set("h1", nodePorts);
+    host = startLearnerActor(nodePorts, { config, rejections: createRejectionCounter(nodePorts), client: simClientLimits });
+    return { stop: () => host!.stop() };
+  });
+  const leader = () => [...controllers.values()].find((actor) => actor.status === "running" && actor.leadership().role === "leader");
+  const propose = (via: { propose: ControllerActor["propose"] }, command: ViewCommand) => {
+    const outcomes: ProposalOutcome[] = [];
+    const result = via.propose(command, (outcome) => outcomes.push(outcome));
+    if (!result.ok) throw new Error(result.error);
+    return outcomes;
+  };
+  const views = () => [...[...controllers.values()].map((actor) => actor.view()), host!.view()].map(canonicalViewJson);
+  return { world, server, controllers, host: () => host!, ports, fatal, leader, propose, views };
+}
+
+const addVm = (id: string, vmId: string): ViewCommand => ({ id, type: "vm.add", vmId, resources: { cpu: 1, memoryMiB: 512 }, priority: "low", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
+
+test("three controller actors elect one leader; a host's proposal commits and every node learns the same view", (t) => {
+  const { world, controllers, host, leader, propose, views } = cluster();
+  world.runFor(1_000);
+  const first = leader();
+  t.truthy(first, "a leader within a second");
+  t.is([...controllers.values()].filter((actor) => actor.holdsLease()).length, 1, "exactly one lease holder");
+  for (const actor of controllers.values()) t.is(actor.leadership().leaderId, first!.nodeId);
+  const outcomes = propose(host(), addVm("add-1", "vm1"));
+  t.deepEqual(outcomes, [], "the outcome comes later, never inside propose()");
+  world.runFor(300);
+  t.is(outcomes.length, 1);
+  t.is(outcomes[0]!.kind, "committed");
+  t.is(new Set(views()).size, 1, "all four views are equal");
+  t.truthy(host().view().vms.get("vm1"));
+  t.is(host().view().leader?.controllerId, first!.nodeId, "the new leader announced itself in the view");
+  const rejected = propose(controllers.get("c3")!, addVm("add-again", "vm1"));
+  world.runFor(300);
+  t.is(rejected[0]?.kind, "rejected", "a command the view refuses is rejected at a slot, with a reason");
+  t.regex(rejected[0]?.kind === "rejected" ? rejected[0].reason : "", /vm1/);
+});
+
+test("the view is mirrored into the KV bucket, only ever forward", (t) => {
+  const { world, server, leader, propose, host } = cluster(2);
+  world.runFor(1_000);
+  const serverClock = server.clock;
+  const inspector = server.client("inspector", { clock: serverClock });
+  const slots: number[] = [];
+  let last = "";
+  inspector.kvWatch("haring-view", "t", (entry) => {
+    slots.push(storedMirrorSlot(entry.value));
+    last = new TextDecoder().decode(entry.value);
+  });
+  for (let index = 0; index < 5; index++) propose(leader()!, addVm(`m-${index}`, `vm${index}`));
+  world.runFor(1_000);
+  t.true(slots.length >= 2, `${slots.length} mirror writes seen`);
+  t.deepEqual(slots, [...slots].sort((a, b) => a - b));
+  t.is(slots.at(-1), host().appliedSlots());
+  t.true(last.endsWith(`"view":${canonicalViewJson(host().view())}}`));
+  t.regex(last, new RegExp(`^\\{"slot":${host().appliedSlots()},"epoch":${host().view().epoch},"writer":"${leader()!.nodeId}","view":`));
+});
+
+test("killing the leader: another takes over, and a restarted controller recovers from its disk", (t) => {
+  const { world, controllers, leader, propose, views, host } = cluster(3);
+  world.runFor(1_000);
+  for (let index = 0; index < 60; index++) propose(host(), addVm(`a-${index}`, `vm${index}`));
+  world.runFor(800);
+  const old = leader()!;
+  const appliedBefore = old.appliedSlots();
+  world.crash(old.nodeId);
+  world.runFor(800);
+  const next = leader();
+  t.truthy(next);
+  t.not(next!.nodeId, old.nodeId);
+  const after = propose(host(), addVm("after-crash", "vm-after"));
+  world.runFor(500);
+  t.is(after[0]?.kind, "committed");
+  world.restart(old.nodeId);
+  const restarted = controllers.get(old.nodeId)!;
+  t.true(appliedBefore >= 12, `${appliedBefore} slots applied before the crash`);
+  t.true(restarted.appliedSlots() >= 12, "the snapshot on disk is its starting point");
+  t.true(restarted.appliedSlots() <= appliedBefore);
+  t.not(restarted.core()!.acceptor.promised.round, 0, "its promise survived");
+  world.runFor(1_000);
+  t.is(new Set(views()).size, 1, "it caught up to the same view");
+  t.is(restarted.view().vms.size, 61);
+});
+
+test("garbage on the wire is counted and never reaches the core; a well-shaped lie is dropped by the core's checks", (t) => {
+  const { world, ports, leader, propose, host, controllers } = cluster(4);
+  world.runFor(1_000);
+  const subjects = clusterSubjects("t");
+  const sender = ports.get("h1")!;
+  sender.network.publish(subjects.paxos("c2"), new Uint8Array([1, 2, 3, 4, 5]));
+  sender.network.publish(subjects.viewCommit, new TextEncoder().encode("not msgpack at all"));
+  // Shaped like a prepare, but its ballot names another controller than its sender.
+  sender.network.publish(subjects.paxos("c2"), encodePaxosMessage({ type: "paxos.prepare", from: "h1", to: "c2", ballot: { round: 99, controllerId: "c1" }, fromSlot: 0 }));
+  // Addressed to another node than the subject says.
+  sender.network.publish(subjects.paxos("c2"), encodePaxosMessage({ type: "paxos.fetch", from: "h1", to: "c3", fromSlot: 0, maxSlots: 4 }));
+  world.runFor(100);
+  t.is(world.metrics("c2").counterTotal("haring_messages_rejected_total"), 2, "c2 counted the two undecodable messages (the commit subject too)");
+  t.is(world.metrics("c2").counter(paxosDroppedMetric, { reason: "semantic" }), 1);
+  t.is(world.metrics("c2").counter(paxosDroppedMetric, { reason: "misaddressed" }), 1);
+  t.true(controllers.get("c2")!.core()!.acceptor.promised.round < 99, "the lie promised nothing");
+  const outcomes = propose(host(), addVm("still-fine", "vm1"));
+  world.runFor(300);
+  t.is(outcomes[0]?.kind, "committed");
+  t.truthy(leader());
+  t.regex(world.transcript(), /message\.rejected/);
+});
+
+test("a controller whose log holds an unreadable record refuses to start instead of forgetting it", (t) => {
+  const world = new SimWorld({ seed: 5, clusterId: "t" });
+  const fatal: string[] = [];
+  let actor: ControllerActor | undefined;
+  let corrupt = true;
+  world.addNode("c1", (ports) => {
+    if (corrupt) {
+      const log = ports.storage.open(paxosLogName);
+      log.append(encodeRecord("c1", { kind: "init" }));
+      log.append(new TextEncoder().encode("a well-framed record that is not one of ours"));
+      log.sync(() => {});
+      return { stop: () => {} };
+    }
+    actor = startControllerActor(ports, { config, bootstrap: false, rejections: createRejectionCounter(ports), onFatal: (error) => fatal.push(error) });
+    return { stop: () => actor!.stop() };
+  });
+  world.runFor(10);
+  world.crash("c1");
+  corrupt = false;
+  world.restart("c1");
+  t.is(actor!.status, "failed");
+  t.is(fatal.length, 1);
+  t.regex(fatal[0]!, /record 1 of 2 is unreadable/);
+  t.is(actor!.propose(addVm("x", "vm1")).ok, false);
+  world.runFor(1_000);
+  t.regex(world.transcript(), /paxos\.unrecoverable/);
+});
+
+test("a host learner that restarts empty catches up through view.fetch", (t) => {
+  const { world, host, leader, propose, views } = cluster(6);
+  world.runFor(1_000);
+  for (let index = 0; index < 30; index++) propose(leader()!, addVm(`f-${index}`, `vm${index}`));
+  world.runFor(800);
+  world.crash("h1");
+  world.restart("h1");
+  t.is(host().appliedSlots(), 0);
+  world.runFor(600);
+  t.true(host().appliedSlots() > 12);
+  t.is(new Set(views()).size, 1);
+  t.is(host().view().vms.size, 30);
+});
+
+test("a simulated cluster run is deterministic: same seed, same transcript", (t) => {
+  const run = (seed: number) => runPaxosCluster({ seed, controllers: 3, transcriptLevel: "info", chaosMs: 800 });
+  const first = run(77);
+  t.true(first.ok, first.failures.join("\n"));
+  t.true(first.transcript.split("\n").length > 20);
+  t.is(run(77).transcript, first.transcript);
+  t.not(run(78).transcript, first.transcript);
+});

@@ -1,0 +1,17 @@
+import test from "ava";
+import { runPaxosFuzz } from "../../sim/paxos/paxosFuzz.ts";
+
+test("3 controller actors, 100 seeds of partitions, crashes with torn tails, pauses, loss, duplication, reordering, drift and NATS outages: safe, then live after healing", (t) => {
+  const result = runPaxosFuzz({ seeds: 100, startSeed: 1, controllers: 3 });
+  t.true(result.ok, `${result.summaryText}\n${result.failures.join("\n")}`);
+  // The faults really happened, and work got done despite them.
+  const totals = result.totals;
+  t.true(totals.crashes > 150, `${totals.crashes} crashes`);
+  t.true(totals.partitions > 120, `${totals.partitions} partitions`);
+  t.true(totals.pauses > 50, `${totals.pauses} pauses`);
+  t.true(totals.outages > 15, `${totals.outages} NATS outages`);
+  t.true(totals.leaderChanges > 150, `${totals.leaderChanges} elections won`);
+  t.true(totals.commandsCommitted > 900, `${totals.commandsCommitted} commands committed`);
+  t.true(totals.mirrorWrites > 700, `${totals.mirrorWrites} mirror writes`);
+  t.true(totals.worstProbeCommitMs > 0 && totals.worstProbeCommitMs < 3_000, `worst probe ${totals.worstProbeCommitMs}ms after healing`);
+});
