@@ -128,6 +128,12 @@ export interface ComponentRun {
   bootHost?(ports: NodePorts): RunningNode;
   readonly commands?: CommandHandlers;
   readonly invariants?: readonly ScenarioInvariant[];
+  /**
+   * World nodes this component added that share a cluster node's network fate
+   * (the guest OS nodes of a host's VMs): a partition puts them in the same
+   * group as `nodeId`. Without this they would form a group of their own.
+   */
+  companions?(nodeId: string): readonly string[];
   /** Lines from nodes at info level are kept only when a component claims them (warn and error always are). */
   keepLogLine?(line: ScenarioLogLine): boolean;
   /** After the run's last invariant check: write summary lines to `context.log`. */

@@ -175,7 +175,7 @@ function mergeExtraPorts(runs: readonly { readonly name: string; readonly run: C
 }
 
 /** Applies a world-level fault; component commands go to their handlers. */
-function applyWorldCommand(world: SimWorld, command: ScenarioCommand): void {
+function applyWorldCommand(world: SimWorld, command: ScenarioCommand, companions: (nodeId: string) => readonly string[]): void {
   switch (command.kind) {
     case "crash":
       for (const nodeId of command.nodeIds) world.crash(nodeId);
@@ -190,7 +190,7 @@ function applyWorldCommand(world: SimWorld, command: ScenarioCommand): void {
       for (const nodeId of command.nodeIds) world.resume(nodeId);
       return;
     case "partition":
-      world.partition(command.groups);
+      world.partition(command.groups.map((group) => group.flatMap((nodeId) => [nodeId, ...companions(nodeId)])));
       return;
     case "one-way":
       for (const from of command.from) for (const to of command.to) world.blockLink(from, to);
@@ -378,12 +378,13 @@ export function runLoadedScenario(scenario: Scenario, options: { readonly seed?:
     if (periodMs <= cluster.durationMs) world.schedule(periodMs, tick);
   }
 
+  const companionsOf = (nodeId: string) => runs.flatMap(({ run }) => run.companions?.(nodeId) ?? []);
   const runCommand = (timed: TimedCommand): boolean => {
     log.write("info", "scenario.command", { line: timed.line, text: timed.text });
     try {
       const handler = handlerOf(timed.command);
       if (handler) handler(timed.command);
-      else applyWorldCommand(world, timed.command);
+      else applyWorldCommand(world, timed.command, companionsOf);
       recorder.onCommand(timed.command, timed.line, timed.text);
       return true;
     } catch (error) {
@@ -434,15 +435,24 @@ export function runLoadedScenario(scenario: Scenario, options: { readonly seed?:
   return finishRun(true);
 }
 
-/** Loads, runs and compares a scenario directory (the `haring sim run <dir>` command). Never throws for a bad scenario. */
+function notRun(directory: string, seed: number, failures: string[]): ScenarioResult {
+  const name = directory.split(/[\\/]/).filter(Boolean).pop() ?? directory;
+  return { ok: false, name, seed, log: "", diff: "", failures, expectedLog: "not-run", virtualMs: 0, timeline: emptyTimeline(name, seed, undefined, failures) };
+}
+
+/** Loads, runs and compares a scenario directory (the `haring sim run <dir>` command). Never throws. */
 export function runScenario(directory: string, options: RunScenarioOptions = {}): ScenarioResult {
-  const loaded = loadScenario(directory);
-  if (!loaded.ok) {
-    const failures = loaded.problems.map(formatProblem);
-    const name = directory.split(/[\\/]/).filter(Boolean).pop() ?? directory;
-    const seed = options.seed ?? 0;
-    return { ok: false, name, seed, log: "", diff: "", failures, expectedLog: "not-run", virtualMs: 0, timeline: emptyTimeline(name, seed, undefined, failures) };
+  try {
+    return loadRunAndCompare(directory, options);
+  } catch (error) {
+    // a bug in a component or in the runner, not in the scenario: still one clear failure, not a stack trace
+    return notRun(directory, options.seed ?? 0, [`internal error while running the scenario: ${errorMessage(error)}`]);
   }
+}
+
+function loadRunAndCompare(directory: string, options: RunScenarioOptions): ScenarioResult {
+  const loaded = loadScenario(directory);
+  if (!loaded.ok) return notRun(directory, options.seed ?? 0, loaded.problems.map(formatProblem));
   const scenario = loaded.value;
   const seed = options.seed ?? scenario.cluster.seed;
   const runOptions = options.assembly ? { seed, assembly: options.assembly } : { seed };

@@ -218,6 +218,37 @@ test("the assembly is the integration point: a component's boot hooks, command h
   t.throws(() => assembly.register({ ...hypervisorComponent, name: "other" }), { message: /other and fake-hypervisor both provide hypervisor/ });
 });
 
+test("a component's companion nodes follow their node into its partition group; a component bug is one failure, not an exception", (t) => {
+  const reach: string[] = [];
+  const guestComponent: ScenarioComponent<undefined> = {
+    name: "fake-guests",
+    provides: [scenarioCapabilities.guest],
+    wanted: () => true,
+    readSettings: (reader) => reader.finish(),
+    start: ({ world }) => {
+      world.addNode("guest-vm1", () => ({ stop: () => {} }));
+      world.schedule(2_500, () => {
+        for (const [from, to] of [["guest-vm1", "h1"], ["guest-vm1", "m1"], ["h2", "m1"]] as const) reach.push(`${from}->${to} ${world.fabric.canReach(from, to)}`);
+      });
+      return { companions: (nodeId) => (nodeId === "h1" ? ["guest-vm1"] : []) };
+    },
+  };
+  const assembly = new ClusterAssembly().register(heartbeatComponent).register(guestComponent);
+  const directory = scenarioDirectory({ cluster: { duration: "3s", monitors: "m1", hosts: [{ id: "h1-h2" }] }, commands: "2s partition h1 | rest\n" });
+  runScenario(directory, { assembly });
+  t.deepEqual(reach, ["guest-vm1->h1 true", "guest-vm1->m1 false", "h2->m1 true"]);
+
+  const broken = new ClusterAssembly().register({
+    ...guestComponent,
+    readSettings: () => {
+      throw new Error("boom");
+    },
+  });
+  const result = runScenario(directory, { assembly: broken });
+  t.false(result.ok);
+  t.deepEqual(result.failures, ["internal error while running the scenario: boom"]);
+});
+
 /** Applies a unified diff to the old lines; the test of a diff is that it turns one text into the other. */
 function applyDiff(oldText: string, diff: string): string {
   if (diff === "") return oldText;
