@@ -224,7 +224,10 @@ test("a component's companion nodes follow their node into its partition group; 
     name: "fake-guests",
     provides: [scenarioCapabilities.guest],
     wanted: () => true,
-    readSettings: (reader) => reader.finish(),
+    readSettings: (reader) => {
+      reader.finish();
+      return undefined;
+    },
     start: ({ world }) => {
       world.addNode("guest-vm1", () => ({ stop: () => {} }));
       world.schedule(2_500, () => {
