@@ -18,9 +18,9 @@ export const maxTimelineEventTicks = 20_000;
 
 const labelWidth = 110;
 const plotWidth = 1_000;
-const laneHeight = 16;
+const laneHeight = 20;
 const bandHeight = 10;
-const networkBandHeight = 3;
+const networkBandHeight = 4;
 const axisHeight = 34;
 const groupGap = 10;
 
@@ -79,7 +79,7 @@ export function renderTimeline(data: TimelineData): string {
   const step = tickStepMs(durationMs);
   for (let tick = 0; tick <= durationMs; tick += step) {
     svg.push(`<line class="grid" x1="${coordinate(x(tick))}" y1="${axisHeight - 4}" x2="${coordinate(x(tick))}" y2="${height - 10}"/>`);
-    svg.push(`<text class="axis" x="${coordinate(x(tick))}" y="${axisHeight - 8}" text-anchor="middle">${escapeHtml(formatDurationMs(tick))}</text>`);
+    svg.push(`<text class="axis" x="${coordinate(x(tick))}" y="${axisHeight - 8}" text-anchor="middle">${tick === 0 ? "0" : escapeHtml(formatDurationMs(tick))}</text>`);
   }
 
   const segment = (lane: TimelineLane, item: TimelineSegment, top: number, bandTall: number, cls: string) => {
@@ -94,7 +94,7 @@ export function renderTimeline(data: TimelineData): string {
     const top = laneTop.get(`${lane.kind}/${lane.id}`)!;
     svg.push(`<text class="lane-label" x="${labelWidth - 6}" y="${top + bandHeight - 1}" text-anchor="end">${escapeHtml(lane.id)}</text>`);
     for (const item of lane.segments) segment(lane, item, top, bandHeight, `state state-${escapeHtml(item.state)}`);
-    for (const item of lane.networkSegments ?? []) segment(lane, item, top + bandHeight + 1, networkBandHeight, `net net-${escapeHtml(item.state)}`);
+    for (const item of lane.networkSegments ?? []) segment(lane, item, top + bandHeight, networkBandHeight, `net net-${escapeHtml(item.state)}`);
   }
 
   // a node's own log lines as ticks on its lane
@@ -111,14 +111,27 @@ export function renderTimeline(data: TimelineData): string {
     svg.push(`<line class="event" x1="${coordinate(x(timeMs))}" y1="${top - 1}" x2="${coordinate(x(timeMs))}" y2="${top + bandHeight + 1}" stroke="${colour}"><title>${escapeHtml(line)}</title></line>`);
   }
 
-  data.markers.forEach((marker, index) => {
+  // commands at one instant share one numbered badge ("3-4"), so none hides another
+  let index = 0;
+  while (index < data.markers.length) {
+    const marker = data.markers[index]!;
+    let last = index;
+    while (last + 1 < data.markers.length && data.markers[last + 1]!.atMs === marker.atMs) last++;
+    const group = data.markers.slice(index, last + 1);
     const markerX = coordinate(x(marker.atMs));
-    const colour = markerColours[marker.category];
-    svg.push(`<line class="marker marker-${marker.category}" x1="${markerX}" y1="${axisHeight - 2}" x2="${markerX}" y2="${height - 10}" stroke="${colour}"/>`);
+    const category = group.some((item) => item.category === "fault") ? "fault" : group.some((item) => item.category === "recovery") ? "recovery" : "other";
+    const colour = markerColours[category];
+    for (const item of group) {
+      svg.push(`<line class="marker marker-${item.category}" x1="${markerX}" y1="${axisHeight - 2}" x2="${markerX}" y2="${height - 10}" stroke="${markerColours[item.category]}"/>`);
+    }
+    const label = last === index ? `${index + 1}` : `${index + 1}-${last + 1}`;
+    const badgeWidth = 8 + label.length * 6;
+    const title = group.map((item, offset) => `${index + offset + 1}. ${formatDurationMs(item.atMs)} ${item.label} (commands:${item.line})`).join("\n");
     svg.push(
-      `<g class="marker-label"><circle cx="${markerX}" cy="8" r="7" fill="${colour}"/><text x="${markerX}" y="11" text-anchor="middle">${index + 1}</text><title>${escapeHtml(`${index + 1}. ${formatDurationMs(marker.atMs)} ${marker.label} (commands:${marker.line})`)}</title></g>`,
+      `<g class="marker-label"><rect x="${coordinate(x(marker.atMs) - badgeWidth / 2)}" y="1" width="${badgeWidth}" height="14" rx="7" fill="${colour}"/><text x="${markerX}" y="11" text-anchor="middle">${label}</text><title>${escapeHtml(title)}</title></g>`,
     );
-  });
+    index = last + 1;
+  }
   svg.push("</svg>");
 
   const markerRows = data.markers
