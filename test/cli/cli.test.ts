@@ -58,3 +58,41 @@ test("the installed bin runs as a process and survives a closed pipe", (t) => {
   t.is(piped.stderr, "");
   t.regex(piped.stdout, /add-node/);
 });
+
+test("sim run <scenario-dir> runs the scenario and compares its expected log; a changed log fails with a diff; --update accepts it", async (t) => {
+  const { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const matched = await run(["sim", "run", "scenarios/monitor-crash"]);
+  t.is(matched.code, 0, matched.err);
+  t.regex(matched.out, /^ok monitor-crash seed 1 expected\.log matched$/m);
+
+  const copy = join(mkdtempSync(join(tmpdir(), "haring-scenario-")), "monitor-crash");
+  try {
+    cpSync("scenarios/monitor-crash", copy, { recursive: true });
+    const expectedPath = join(copy, "expected.log");
+    const original = readFileSync(expectedPath, "utf8");
+    writeFileSync(expectedPath, original.replace("scenario.end", "scenario.finish"));
+    const differs = await run(["sim", "run", copy]);
+    t.is(differs.code, 1);
+    t.regex(differs.out, /^-.*scenario\.finish/m);
+    t.regex(differs.out, /^\+.*scenario\.end/m);
+    const updated = await run(["sim", "run", copy, "--update"]);
+    t.is(updated.code, 0, updated.err);
+    t.is(readFileSync(expectedPath, "utf8"), original);
+  } finally {
+    rmSync(join(copy, ".."), { recursive: true, force: true });
+  }
+});
+
+test("sim run refuses options that do not fit the mode, and a missing scenario directory", async (t) => {
+  for (const [argv, pattern] of [
+    [["sim", "run", "scenarios/monitor-crash", "--hosts", "5"], /--hosts applies to the embedded run only/],
+    [["sim", "run", "--update"], /--update applies to scenario runs only/],
+    [["sim", "run", "no-such-dir"], /no scenario directory at no-such-dir/],
+  ] as const) {
+    const { code, err } = await run([...argv]);
+    t.is(code, 2, err);
+    t.regex(err, pattern);
+  }
+});
