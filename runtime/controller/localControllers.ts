@@ -1,0 +1,189 @@
+/**
+ * Controller processes on this machine, for tests, benchmarks and (later)
+ * `haring up`: one config file and data directory per controller under a base
+ * directory, each controller a child `node --import tsx
+ * runtime/controller/main.ts --config FILE`.
+ *
+ * A member can be killed with any signal (SIGKILL is a crash: its data
+ * directory stays) and started again with the same config, which then
+ * recovers from its log. `stopAll()` sends SIGTERM, then SIGKILL after a
+ * bound, and is safe to call twice or after a failed start.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { PaxosTimings } from "./controllerConfig.ts";
+import { statusFileName, viewFileName, type ControllerStatusFile } from "./main.ts";
+
+export const controllerStopGraceMs = 5_000;
+export const controllerKillWaitMs = 5_000;
+export const maxCapturedControllerOutputChars = 32 * 1024;
+const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const controllerMain = join(repositoryRoot, "runtime/controller/main.ts");
+
+export interface LocalControllersSpec {
+  readonly clusterId: string;
+  readonly controllerIds: readonly string[];
+  readonly natsUrls: readonly string[];
+  /** One subdirectory per controller is made here (config and data). */
+  readonly baseDir: string;
+  readonly timing?: Partial<PaxosTimings>;
+  readonly kvMirror?: boolean;
+  readonly statusIntervalMs?: number;
+}
+
+export class LocalController {
+  private child: ChildProcess | undefined;
+  private exited: Promise<number | null> = Promise.resolve(null);
+  private output = "";
+  private lastExitCode: number | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly configPath: string,
+    readonly dataDir: string,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  get exitCode(): number | null {
+    return this.lastExitCode;
+  }
+
+  /** What the process printed lately (its JSON log on stderr), bounded. */
+  outputTail(): string {
+    return this.output;
+  }
+
+  start(): void {
+    if (this.child) throw new Error(`controller ${this.id} is already running (pid ${this.child.pid})`);
+    const child = spawn(process.execPath, ["--import", "tsx", controllerMain, "--config", this.configPath], {
+      cwd: repositoryRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child = child;
+    const capture = (chunk: string) => {
+      this.output = (this.output + chunk).slice(-maxCapturedControllerOutputChars);
+    };
+    child.stdout?.setEncoding("utf8").on("data", capture);
+    child.stderr?.setEncoding("utf8").on("data", capture);
+    this.exited = new Promise((resolveExit) => {
+      child.once("exit", (code, signal) => {
+        if (this.child === child) this.child = undefined;
+        this.lastExitCode = code ?? (signal ? -1 : null);
+        resolveExit(code);
+      });
+      child.once("error", (error) => {
+        capture(`\nspawn error: ${error.message}\n`);
+        if (this.child === child) this.child = undefined;
+        resolveExit(null);
+      });
+    });
+  }
+
+  /** Sends `signal` and waits (bounded) for the process to end. */
+  async kill(signal: NodeJS.Signals = "SIGKILL", waitMs = controllerKillWaitMs): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([this.exited.then(() => true), new Promise<boolean>((done) => (timer = setTimeout(() => done(false), waitMs)))]);
+    clearTimeout(timer);
+    if (!ended && signal !== "SIGKILL") await this.kill("SIGKILL", waitMs);
+  }
+
+  /** SIGTERM (a clean stop that writes view.json), SIGKILL after the grace period. */
+  stop(): Promise<void> {
+    return this.kill("SIGTERM", controllerStopGraceMs);
+  }
+
+  /** The status file the controller rewrites, or undefined while there is none (or it is mid-write). */
+  status(): ControllerStatusFile | undefined {
+    return readJson<ControllerStatusFile>(join(this.dataDir, statusFileName));
+  }
+
+  /** The final view written on a clean stop: the KV mirror's format. */
+  finalView(): { readonly slot: number; readonly epoch: number; readonly writer: string; readonly view: unknown; readonly text: string } | undefined {
+    const path = join(this.dataDir, viewFileName);
+    if (!existsSync(path)) return undefined;
+    const text = readFileSync(path, "utf8").trim();
+    return { ...(JSON.parse(text) as { slot: number; epoch: number; writer: string; view: unknown }), text };
+  }
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface LocalControllers {
+  readonly members: readonly LocalController[];
+  member(id: string): LocalController;
+  /** Polls the status files until `check` holds, or throws after `timeoutMs` with every controller's output tail. */
+  waitFor(what: string, check: (statuses: ReadonlyMap<string, ControllerStatusFile | undefined>) => boolean, timeoutMs: number): Promise<void>;
+  /** The controller whose status says it leads (and holds the lease), if exactly one does. */
+  leader(): LocalController | undefined;
+  stopAll(): Promise<void>;
+}
+
+/** Writes the configs and starts every controller (bootstrapping a new cluster in `baseDir`). */
+export function startLocalControllers(spec: LocalControllersSpec): LocalControllers {
+  const members = spec.controllerIds.map((id) => {
+    const directory = join(spec.baseDir, id);
+    const dataDir = join(directory, "data");
+    mkdirSync(directory, { recursive: true });
+    const configPath = join(directory, "controller.json");
+    const config = {
+      clusterId: spec.clusterId,
+      nodeId: id,
+      controllerIds: spec.controllerIds,
+      natsUrls: spec.natsUrls,
+      dataDir,
+      bootstrap: true,
+      timing: spec.timing ?? {},
+      kvMirror: spec.kvMirror ?? true,
+      statusIntervalMs: spec.statusIntervalMs ?? 100,
+    };
+    writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
+    return new LocalController(id, configPath, dataDir);
+  });
+  for (const member of members) member.start();
+  const statuses = () => new Map(members.map((member) => [member.id, member.running ? member.status() : undefined]));
+  return {
+    members,
+    member(id) {
+      const found = members.find((member) => member.id === id);
+      if (!found) throw new RangeError(`no controller ${id}`);
+      return found;
+    },
+    async waitFor(what, check, timeoutMs) {
+      const deadline = performance.now() + timeoutMs;
+      while (performance.now() < deadline) {
+        if (check(statuses())) return;
+        await new Promise((done) => setTimeout(done, 25));
+      }
+      const tails = members.map((member) => `--- ${member.id} (${member.running ? `pid ${member.pid}` : `exited ${member.exitCode}`}): ${JSON.stringify(member.status())}\n${member.outputTail().split("\n").slice(-8).join("\n")}`);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${tails.join("\n")}`);
+    },
+    leader() {
+      const leading = members.filter((member) => {
+        const status = member.running ? member.status() : undefined;
+        return status !== undefined && status.role === "leader" && status.holdsLease && status.pid === member.pid;
+      });
+      return leading.length === 1 ? leading[0] : undefined;
+    },
+    async stopAll() {
+      await Promise.all(members.map((member) => member.stop()));
+    },
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * One controller process: `node --import tsx runtime/controller/main.ts
+ * --config FILE` (to become `haring node --config FILE`).
+ *
+ * It connects to NATS, takes `<dataDir>` for itself (a lock file naming its
+ * pid), recovers the Paxos log `<dataDir>/paxos.log` and runs the controller
+ * actor on the real ports (fsync'ed file storage, the real clock), mirroring
+ * the view into the `haring-view` KV bucket while it leads. It rewrites
+ * `<dataDir>/status.json` every `statusIntervalMs` (role, leader, applied
+ * slots, epoch) for tools and tests.
+ *
+ * SIGTERM or SIGINT stops it cleanly: it writes its final view to
+ * `<dataDir>/view.json` (the KV mirror's format) and exits 0. A disk failure
+ * or an unreadable log stops it with exit 1 (restart it to recover). A wrong
+ * config file or command line exits 2 with one line per problem.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
+import { formatBallot } from "../../machines/paxos/ballot.ts";
+import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
+import type { FileStorage } from "../fileStorage.ts";
+import { NatsStream } from "../natsStream.ts";
+import { parseControllerConfigText, type ControllerProcessConfig } from "./controllerConfig.ts";
+import type { PaxosConfig } from "../../machines/paxos/config.ts";
+import { promptClock } from "./promptClock.ts";
+
+export const controllerExitCodes = { ok: 0, fatal: 1, usage: 2 } as const;
+
+export const statusFileName = "status.json";
+export const viewFileName = "view.json";
+export const lockFileName = "controller.lock";
+
+export interface ControllerStatusFile {
+  readonly nodeId: string;
+  readonly pid: number;
+  readonly role: string;
+  readonly leaderId: string;
+  readonly ballot: string;
+  readonly holdsLease: boolean;
+  readonly appliedSlots: number;
+  readonly epoch: number;
+  readonly status: string;
+  readonly atMs: number;
+}
+
+export interface RunningController {
+  readonly actor: ControllerActor;
+  readonly config: ControllerProcessConfig;
+  /** Settles with the exit code once the controller has stopped (on stop() or a fatal error). */
+  readonly finished: Promise<number>;
+  /** Stops cleanly: final view written, NATS closed, lock released. */
+  stop(): Promise<number>;
+}
+
+export interface RunControllerOptions {
+  readonly logLine?: (line: string) => void;
+}
+
+function writeAtomically(path: string, text: string): void {
+  const temp = `${path}.tmp`;
+  writeFileSync(temp, text);
+  renameSync(temp, path);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** One controller per data directory: a second one on the same log would break Paxos. */
+function takeLock(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, lockFileName);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const descriptor = openSync(path, "wx");
+      writeFileSync(descriptor, `${process.pid}\n`);
+      closeSync(descriptor);
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
+      if (Number.isSafeInteger(holder) && holder !== process.pid && processAlive(holder)) {
+        throw new Error(`${dataDir} is in use by controller process ${holder} (${path})`);
+      }
+      // Left behind by a process that died (kill -9): take it over.
+      rmSync(path, { force: true });
+    }
+  }
+  throw new Error(`cannot take the lock ${path}`);
+}
+
+/** Starts the controller described by a validated config. */
+export async function runController(config: ControllerProcessConfig, paxos: PaxosConfig, options: RunControllerOptions = {}): Promise<RunningController> {
+  const releaseLock = takeLock(config.dataDir);
+  let runtime: RuntimeNode;
+  try {
+    runtime = await connectRuntimeNode({
+      nodeId: config.nodeId,
+      clusterId: config.clusterId,
+      natsServers: config.natsUrls,
+      dataDirectory: config.dataDir,
+      ...(config.seed !== undefined ? { seed: config.seed } : {}),
+      ...(options.logLine ? { logLine: options.logLine } : {}),
+    });
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+  const stream = config.kvMirror ? new NatsStream(runtime.network.connection, { onError: (context, message) => runtime.ports.log.write("warn", "stream.error", { context, message }) }) : undefined;
+  const ports = { ...runtime.ports, clock: promptClock, ...(stream ? { stream } : {}) };
+  let settle: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => (settle = resolve));
+  let stopping: Promise<number> | undefined;
+
+  const actor = startControllerActor(ports, {
+    config: paxos,
+    bootstrap: config.bootstrap,
+    rejections: createRejectionCounter(ports),
+    kvMirror: config.kvMirror ? {} : false,
+    onFatal: () => void shutDown(controllerExitCodes.fatal),
+  });
+
+  const statusPath = join(config.dataDir, statusFileName);
+  const writeStatus = () => {
+    const leadership = actor.leadership();
+    const status: ControllerStatusFile = {
+      nodeId: config.nodeId,
+      pid: process.pid,
+      role: leadership.role,
+      leaderId: leadership.leaderId,
+      ballot: formatBallot(leadership.ballot),
+      holdsLease: actor.holdsLease(),
+      appliedSlots: actor.appliedSlots(),
+      epoch: actor.view().epoch,
+      status: actor.status,
+      atMs: Math.round(promptClock.now()),
+    };
+    try {
+      writeAtomically(statusPath, `${JSON.stringify(status)}\n`);
+    } catch (error) {
+      ports.log.write("warn", "status.write-failed", { error: error instanceof Error ? error.message : String(error) });
+    }
+  };
+  const statusTimer = config.statusIntervalMs > 0 ? setInterval(writeStatus, config.statusIntervalMs) : undefined;
+  if (config.statusIntervalMs > 0) writeStatus();
+  ports.log.write("info", "controller.started", { controllers: config.controllerIds.join(","), dataDir: config.dataDir, bootstrap: config.bootstrap, pid: process.pid });
+
+  function shutDown(code: number): Promise<number> {
+    stopping ??= (async () => {
+      if (statusTimer) clearInterval(statusTimer);
+      const failed = actor.status === "failed";
+      // Read before stopping: a stopped actor no longer has a state.
+      const finalView = actor.view();
+      const finalSlot = actor.appliedSlots();
+      if (config.statusIntervalMs > 0) writeStatus();
+      actor.stop();
+      if (!failed) {
+        try {
+          writeAtomically(join(config.dataDir, viewFileName), `${mirrorValue(finalView, finalSlot, config.nodeId)}\n`);
+        } catch (error) {
+          ports.log.write("warn", "view.write-failed", { error: error instanceof Error ? error.message : String(error) });
+        }
+      }
+      await runtime.close().catch(() => undefined);
+      await (runtime.ports.storage as Partial<FileStorage>).close?.().catch(() => undefined);
+      releaseLock();
+      const exitCode = failed ? controllerExitCodes.fatal : code;
+      ports.log.write(exitCode === 0 ? "info" : "error", "controller.stopped", { exitCode });
+      settle(exitCode);
+      return exitCode;
+    })();
+    return stopping;
+  }
+
+  return { actor, config, finished, stop: () => shutDown(controllerExitCodes.ok) };
+}
+
+/** `--config FILE` or `--config=FILE`, nothing else. */
+export function configPathFromArgs(argv: readonly string[]): { readonly ok: true; readonly path: string } | { readonly ok: false; readonly problem: string } {
+  let path: string | undefined;
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index]!;
+    if (argument === "--config") {
+      path = argv[++index];
+      if (path === undefined) return { ok: false, problem: "--config needs a file" };
+    } else if (argument.startsWith("--config=")) {
+      path = argument.slice("--config=".length);
+    } else {
+      return { ok: false, problem: `unknown argument ${JSON.stringify(argument.slice(0, 80))}` };
+    }
+  }
+  return path ? { ok: true, path } : { ok: false, problem: "--config FILE is required" };
+}
+
+/** The process entry: parses, runs until a signal or a fatal error, and returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const usage = (problems: readonly string[]): number => {
+    for (const problem of problems) process.stderr.write(`haring node: ${problem}\n`);
+    process.stderr.write("hint: haring node --config FILE (a JSON file; see runtime/controller/controllerConfig.ts)\n");
+    return controllerExitCodes.usage;
+  };
+  const args = configPathFromArgs(argv);
+  if (!args.ok) return usage([args.problem]);
+  let text: string;
+  try {
+    text = readFileSync(args.path, "utf8");
+  } catch (error) {
+    return usage([`cannot read ${args.path}: ${error instanceof Error ? error.message : String(error)}`]);
+  }
+  const parsed = parseControllerConfigText(text);
+  if (!parsed.ok) return usage(parsed.problems.map((problem) => `${args.path}: ${problem}`));
+  let running: RunningController;
+  try {
+    running = await runController(parsed.config, parsed.paxos);
+  } catch (error) {
+    process.stderr.write(`haring node: ${error instanceof Error ? error.message : String(error)}\n`);
+    return controllerExitCodes.fatal;
+  }
+  const onSignal = () => void running.stop();
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  return running.finished;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Exit at once: nothing is left to flush (stderr is synchronous for files and pipes), and a stray timer must not keep a stopped controller alive.
+  process.exit(await main(process.argv.slice(2)));
+}

@@ -1,0 +1,103 @@
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseControllerConfig, parseControllerConfigText } from "../../runtime/controller/controllerConfig.ts";
+import { configPathFromArgs, lockFileName } from "../../runtime/controller/main.ts";
+
+const valid = {
+  clusterId: "demo",
+  nodeId: "c1",
+  controllerIds: ["c1", "c2", "c3"],
+  natsUrls: ["nats://127.0.0.1:4222"],
+  dataDir: "/var/lib/haring/c1",
+  bootstrap: true,
+  timing: { heartbeatIntervalMs: 40, electionTimeoutMs: 400 },
+};
+
+const scratch = mkdtempSync(join(tmpdir(), "haring-controller-config-"));
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
+
+test("a valid config parses, with defaults for what it leaves out", (t) => {
+  const parsed = parseControllerConfig(valid);
+  t.true(parsed.ok);
+  if (!parsed.ok) return;
+  t.is(parsed.config.kvMirror, true);
+  t.is(parsed.config.statusIntervalMs, 200);
+  t.deepEqual(parsed.paxos.acceptorIds, ["c1", "c2", "c3"]);
+  t.is(parsed.paxos.heartbeatIntervalMs, 40);
+  t.is(parsed.paxos.leaseDurationMs, 300, "timings not given keep their defaults");
+});
+
+test("every wrong field gets its own problem", (t) => {
+  const parsed = parseControllerConfig({
+    clusterId: "demo.cluster",
+    nodeId: "c9",
+    controllerIds: ["c1", "c2", "c1"],
+    natsUrls: ["http://example.com"],
+    dataDir: "relative/path",
+    bootstrap: "yes",
+    timing: { heartbeatIntervalMs: -5, warpSpeed: 9 },
+    statusIntervalMs: 1.5,
+    color: "blue",
+  });
+  t.false(parsed.ok);
+  if (parsed.ok) return;
+  const text = parsed.problems.join("\n");
+  for (const expected of [/unknown field "color"/, /clusterId must be/, /controllerIds contains a duplicate/, /natsUrls must be nats:\/\//, /dataDir must be an absolute path/, /bootstrap must be true or false/, /timing\.heartbeatIntervalMs must be a whole number/, /timing\.warpSpeed is not a Paxos timing/, /statusIntervalMs must be/]) {
+    t.regex(text, expected);
+  }
+  t.is(parsed.problems.length, 9);
+});
+
+test("timings that break the lease arithmetic are refused with the reason", (t) => {
+  const parsed = parseControllerConfig({ ...valid, timing: { leaseDurationMs: 100, electionTimeoutMs: 50 } });
+  t.false(parsed.ok);
+  if (!parsed.ok) t.regex(parsed.problems.join("\n"), /electionTimeoutMs below leaseDurationMs/);
+  const notMember = parseControllerConfig({ ...valid, nodeId: "c4" });
+  t.false(notMember.ok);
+  if (!notMember.ok) t.regex(notMember.problems.join("\n"), /nodeId c4 is not in controllerIds/);
+  t.false(parseControllerConfigText("{ not json").ok);
+  t.false(parseControllerConfigText("[]").ok);
+});
+
+test("the command line takes --config FILE and nothing else", (t) => {
+  t.deepEqual(configPathFromArgs(["--config", "a.json"]), { ok: true, path: "a.json" });
+  t.deepEqual(configPathFromArgs(["--config=b.json"]), { ok: true, path: "b.json" });
+  t.false(configPathFromArgs([]).ok);
+  t.false(configPathFromArgs(["--config"]).ok);
+  t.false(configPathFromArgs(["--config", "a.json", "--verbose"]).ok);
+});
+
+function runProcess(args: readonly string[]) {
+  return spawnSync(process.execPath, ["--import", "tsx", "runtime/controller/main.ts", ...args], { encoding: "utf8", timeout: 30_000 });
+}
+
+test("the process exits 2 with one line per problem for a wrong config, and for a wrong command line", (t) => {
+  const path = join(scratch, "bad.json");
+  writeFileSync(path, JSON.stringify({ ...valid, dataDir: "nope", extra: 1 }));
+  const bad = runProcess(["--config", path]);
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /haring node: .*bad\.json: unknown field "extra"/);
+  t.regex(bad.stderr, /haring node: .*bad\.json: dataDir must be an absolute path/);
+  t.regex(bad.stderr, /hint: haring node --config FILE/);
+  const missing = runProcess([]);
+  t.is(missing.status, 2);
+  t.regex(missing.stderr, /--config FILE is required/);
+  const unreadable = runProcess(["--config", join(scratch, "absent.json")]);
+  t.is(unreadable.status, 2);
+  t.regex(unreadable.stderr, /cannot read/);
+});
+
+test("a second controller on a data directory in use refuses to start (exit 1)", (t) => {
+  const dataDir = join(scratch, "in-use");
+  mkdirSync(dataDir, { recursive: true });
+  // This test's own process stands in for a live controller holding the directory.
+  writeFileSync(join(dataDir, lockFileName), `${process.pid}\n`);
+  const path = join(scratch, "in-use.json");
+  writeFileSync(path, JSON.stringify({ ...valid, dataDir }));
+  const second = runProcess(["--config", path]);
+  t.is(second.status, 1);
+  t.regex(second.stderr, new RegExp(`is in use by controller process ${process.pid}`));
+});
