@@ -2,14 +2,30 @@ import { createActorHost, type ActorHost } from "../actorHost.ts";
 import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
 import { createEffectBinding } from "../effectBinding.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
+import type { TimerId } from "../ports/clock.ts";
+import type { RecordLog } from "../ports/storage.ts";
 import { clusterSubjects } from "../subjects.ts";
+import type { IsolationResponse } from "../../machines/detection/detectionConfig.ts";
 import {
   heartbeatSenderMachine,
+  type AnswerProbeParams,
   type HeartbeatSenderConfig,
+  type IsolateParams,
+  type LeaseExtendedParams,
+  type PetWatchdogParams,
   type SendHeartbeatParams,
   type TargetSwitchedParams,
 } from "../../machines/heartbeat/heartbeatSender.ts";
+import type { IsolationResponder, Watchdog } from "../detection/hostIsolation.ts";
 import { heartbeatMessages } from "./heartbeatMessages.ts";
+
+export interface HostLeaseOptions {
+  readonly maxAcceptedLeaseMs: number;
+  readonly isolationResponse: IsolationResponse;
+  readonly isolation: IsolationResponder;
+  /** Absent: no hardware watchdog (then a hung agent is not bounded: say so in the deployment). */
+  readonly watchdog?: Watchdog;
+}
 
 export interface HeartbeatSenderOptions {
   readonly monitorIds: readonly string[];
@@ -17,14 +33,26 @@ export interface HeartbeatSenderOptions {
   /** How long a heartbeat request waits for its ack; below the interval so a miss is known before the next beat. */
   readonly ackTimeoutMs: number;
   readonly rejections: RejectionCounter;
+  /** Leases, fencing and probes (failure detection); absent: plain heartbeats. */
+  readonly lease?: HostLeaseOptions;
 }
 
 export const heartbeatAcksMetric = "haring_heartbeat_acks_total";
 export const heartbeatMissesMetric = "haring_heartbeat_misses_total";
+export const isolationsMetric = "haring_host_isolations_total";
+export const incarnationLogName = "host-incarnation";
+/** A failed incarnation sync is retried this often; the host stays isolated meanwhile. */
+export const incarnationSyncRetryMs = 1_000;
+/** The incarnation log is rewritten down to its last record beyond this many. */
+export const maxIncarnationRecords = 64;
 
 interface SenderEffects {
   sendHeartbeat(params: SendHeartbeatParams): void;
   targetSwitched(params: TargetSwitchedParams): void;
+  petWatchdog(params: PetWatchdogParams): void;
+  isolate(params: IsolateParams): void;
+  leaseExtended(params: LeaseExtendedParams): void;
+  answerProbe(params: AnswerProbeParams): void;
 }
 
 const senderEffects = createEffectBinding<SenderEffects>("heartbeat sender");
@@ -33,39 +61,143 @@ const boundSenderMachine = heartbeatSenderMachine.provide({
   actions: {
     sendHeartbeat: ({ self }, params) => senderEffects.of(self).sendHeartbeat(params),
     targetSwitched: ({ self }, params) => senderEffects.of(self).targetSwitched(params),
+    petWatchdog: ({ self }, params) => senderEffects.of(self).petWatchdog(params),
+    isolate: ({ self }, params) => senderEffects.of(self).isolate(params),
+    leaseExtended: ({ self }, params) => senderEffects.of(self).leaseExtended(params),
+    answerProbe: ({ self }, params) => senderEffects.of(self).answerProbe(params),
   },
 });
 
 export type HeartbeatSenderHost = ActorHost<typeof boundSenderMachine>;
 
-/** Binds the heartbeat sender machine to a host's ports: each heartbeat is a request to `hb.<monitor>`. */
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/** The highest incarnation in the log; unreadable records are skipped (the framing already cut torn tails). */
+export function readPersistedIncarnation(log: RecordLog): number {
+  let highest = 0;
+  for (const record of log.readAll()) {
+    const value = Number(textDecoder.decode(record));
+    if (Number.isSafeInteger(value) && value > highest) highest = value;
+  }
+  return highest;
+}
+
+/**
+ * Binds the heartbeat sender machine to a host's ports: each heartbeat is a
+ * request to `hb.<monitor>`. With `lease`, the host also answers probes on
+ * `probe.<host>`, keeps its incarnation in storage (`host-incarnation`), pets
+ * the watchdog, and isolates itself when its lease runs out.
+ */
 export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderOptions): HeartbeatSenderHost {
   const subjects = clusterSubjects(ports.clusterId);
   const hostId = ports.nodeId;
+  const lease = options.lease;
+  const incarnationLog = lease === undefined ? undefined : ports.storage.open(incarnationLogName);
+  // Kept by the actor, not the machine: a machine restarted after an error must not reuse an incarnation.
+  let persistedIncarnation = incarnationLog === undefined ? 0 : readPersistedIncarnation(incarnationLog);
   let correlation = 0;
+  let leaseUntilMs = 0;
+  let leaseTimer: TimerId | undefined;
+  let isolationRun = 0;
+
+  const checkLease = (): void => {
+    leaseTimer = undefined;
+    if (leaseUntilMs === 0) return;
+    const nowMs = ports.clock.now();
+    if (nowMs >= leaseUntilMs) {
+      host.send({ type: "lease.expired", nowMs });
+      return;
+    }
+    leaseTimer = ports.clock.setTimeout(checkLease, leaseUntilMs - nowMs);
+  };
+
+  const persistIncarnation = (run: number, incarnation: number): void => {
+    const log = incarnationLog!;
+    const finish = (outcome: { ok: boolean; error?: string }) => {
+      if (run !== isolationRun) return;
+      if (!outcome.ok) {
+        ports.log.write("error", "host.incarnation-sync-failed", { incarnation, error: outcome.error ?? "", retryInMs: incarnationSyncRetryMs });
+        ports.clock.setTimeout(() => persistIncarnation(run, incarnation), incarnationSyncRetryMs);
+        return;
+      }
+      persistedIncarnation = Math.max(persistedIncarnation, incarnation);
+      host.send({ type: "isolation.done", incarnation });
+    };
+    const record = textEncoder.encode(String(incarnation));
+    if (log.readAll().length >= maxIncarnationRecords) log.rewrite([record], finish);
+    else {
+      log.append(record);
+      log.sync(finish);
+    }
+  };
+
   const effects: SenderEffects = {
-    sendHeartbeat: ({ monitorId, sequence }) => {
-      const data = heartbeatMessages.encode("hb.ping", hostId, `hb-${++correlation}`, { hostId, sequence });
+    sendHeartbeat: ({ monitorId, sequence, incarnation }) => {
+      const data = heartbeatMessages.encode("hb.ping", hostId, `hb-${++correlation}`, { hostId, sequence, incarnation });
+      const sentAtMs = ports.clock.now();
       ports.network.request(subjects.heartbeat(monitorId), data, { timeoutMs: options.ackTimeoutMs }, (outcome) => {
         const ack = outcome.ok
           ? decodeCounted(heartbeatMessages, options.rejections, outcome.message.subject, outcome.message.data, ["hb.ack"])
           : undefined;
         const acked = ack !== undefined && ack.body.monitorId === monitorId && ack.body.sequence === sequence && ack.body.hostId === hostId;
         ports.metrics.increment(acked ? heartbeatAcksMetric : heartbeatMissesMetric);
-        host.send({ type: acked ? "heartbeat.acked" : "heartbeat.missed", sequence, monitorId });
+        if (!acked) {
+          host.send({ type: "heartbeat.missed", sequence, monitorId });
+          return;
+        }
+        host.send({ type: "heartbeat.acked", sequence, monitorId, grant: ack.body.grant, leaseMs: ack.body.leaseMs, sentAtMs, receivedAtMs: ports.clock.now() });
       });
     },
     targetSwitched: ({ from, to, reason }) => {
       ports.log.write("info", "heartbeat.target-switched", { from, to, reason });
     },
+    petWatchdog: (params) => {
+      const watchdog = lease?.watchdog;
+      if (watchdog === undefined) return;
+      if (params.leaseUntilMs === null || ports.clock.now() < params.leaseUntilMs) watchdog.pet();
+    },
+    leaseExtended: (params) => {
+      if (params.leaseUntilMs <= leaseUntilMs) return;
+      leaseUntilMs = params.leaseUntilMs;
+      if (leaseTimer === undefined) leaseTimer = ports.clock.setTimeout(checkLease, Math.max(0, leaseUntilMs - ports.clock.now()));
+    },
+    isolate: ({ reason, incarnation }) => {
+      if (lease === undefined) return;
+      leaseUntilMs = 0;
+      if (leaseTimer !== undefined) ports.clock.clearTimeout(leaseTimer);
+      leaseTimer = undefined;
+      const run = ++isolationRun;
+      const next = Math.max(persistedIncarnation, incarnation) + 1;
+      ports.metrics.increment(isolationsMetric, { reason });
+      ports.log.write(reason === "boot" ? "debug" : "warn", "host.isolate", { reason, incarnation, nextIncarnation: next, response: lease.isolationResponse });
+      lease.isolation.isolate({ response: lease.isolationResponse, reason, incarnation }, () => {
+        if (run === isolationRun) persistIncarnation(run, next);
+      });
+    },
+    answerProbe: ({ replyTo, incarnation }) => {
+      if (replyTo === "") return;
+      ports.network.publish(replyTo, heartbeatMessages.encode("probe.ack", hostId, `probe-ack-${++correlation}`, { hostId, incarnation }));
+    },
   };
   const host: HeartbeatSenderHost = createActorHost(boundSenderMachine, ports, {
     name: `hb-sender/${hostId}`,
     kind: "heartbeat-sender",
-    input: { hostId, monitorIds: options.monitorIds, config: options.config },
+    input: {
+      hostId,
+      monitorIds: options.monitorIds,
+      config: options.config,
+      ...(lease === undefined ? {} : { lease: { persistedIncarnation, maxAcceptedLeaseMs: lease.maxAcceptedLeaseMs } }),
+    },
     rejections: options.rejections,
     onActorCreated: (actor) => senderEffects.bind(actor, effects),
   });
   host.start();
+  if (lease !== undefined) {
+    host.listen(subjects.probe(hostId), heartbeatMessages, {
+      allowedTypes: ["probe.ping"],
+      toEvent: (_message, netMessage) => ({ type: "probe.received", replyTo: netMessage.reply ?? "" }),
+    });
+  }
   return host;
 }

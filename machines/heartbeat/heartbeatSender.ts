@@ -1,18 +1,32 @@
 import { assign, setup } from "xstate";
+import type { GrantOutcome } from "./heartbeatMonitor.ts";
 import { rendezvousOrder } from "./rendezvousOrder.ts";
 
 /**
- * The host side of the heartbeat protocol (the seed of ARCHITECTURE §3): the
- * host heartbeats one monitor at a time, chosen by rendezvous hash; after
+ * The host side of the heartbeat protocol (ARCHITECTURE §3): the host
+ * heartbeats one monitor at a time, chosen by rendezvous hash; after
  * `missedAcksBeforeSwitch` missed acks in a row it switches to the next monitor
  * at once, and after `driftBackAfterMs` on a fallback it tries its preferred
  * monitor again. Drift-back is counted in beats rather than with a second
- * timer: one timer per host keeps the machine a single state, which matters
- * when a simulation runs ten thousand of them.
+ * timer: one timer per host keeps the machine cheap, which matters when a
+ * simulation runs thousands of them.
+ *
+ * With `lease` configured the host also holds a **lease** (partition
+ * consistency): each ack may grant `leaseMs`, counted from when the host *sent*
+ * the heartbeat. When the lease runs out the host isolates itself at once
+ * (`isolate`: its VMs are powered off or shut down, per config) and rejoins with
+ * the next incarnation; an ack that says the monitor has no authority counts as
+ * a miss, so the host moves to a monitor that can grant. It pets its watchdog
+ * on every beat while it holds a lease or has nothing to protect, so a hung
+ * agent is reset within the watchdog timeout of its lease ending. A host
+ * starts by isolating too: a new process cannot know what its predecessor's
+ * lease allowed.
  *
  * Effects are named actions the actor layer provides: `sendHeartbeat` issues a
  * request that must end in exactly one `heartbeat.acked` or `heartbeat.missed`
- * event carrying the same sequence number.
+ * event carrying the same sequence number; `isolate` must end in
+ * `isolation.done` with a higher incarnation once that is durable; the actor
+ * turns `leaseExtended` into a timer that sends `lease.expired`.
  */
 export interface HeartbeatSenderConfig {
   readonly heartbeatIntervalMs: number;
@@ -20,17 +34,36 @@ export interface HeartbeatSenderConfig {
   readonly driftBackAfterMs: number;
 }
 
+/** The plain heartbeat pair's defaults; failure detection uses `defaultHostAgentConfig` (machines/detection). */
 export const defaultHeartbeatSenderConfig: HeartbeatSenderConfig = {
   heartbeatIntervalMs: 200,
   missedAcksBeforeSwitch: 2,
   driftBackAfterMs: 30_000,
 };
 
+export interface HostLeaseInput {
+  /** The last incarnation this host persisted (0 on a new disk); it starts by isolating into the next one. */
+  readonly persistedIncarnation: number;
+  /** Grants longer than this are cut to it: a lease is only as good as the monitor's config, so cap it. */
+  readonly maxAcceptedLeaseMs: number;
+}
+
 export interface HeartbeatSenderInput {
   readonly hostId: string;
   readonly monitorIds: readonly string[];
   readonly config: HeartbeatSenderConfig;
+  readonly lease?: HostLeaseInput;
 }
+
+/**
+ * legacy: no leases (a plain heartbeat pair). joining: no lease yet in this
+ * incarnation and nothing running that needs one. leased: holds a lease until
+ * `leaseUntilMs`. The `isolating` *state* covers the time between a lost lease
+ * and the next incarnation being durable.
+ */
+export type HostLeasePhase = "legacy" | "joining" | "leased" | "isolating";
+
+export type IsolationReason = "boot" | "lease-expired";
 
 export interface HeartbeatSenderContext {
   readonly hostId: string;
@@ -45,22 +78,66 @@ export interface HeartbeatSenderContext {
   readonly acksReceived: number;
   readonly acksMissed: number;
   readonly switches: number;
+  readonly maxAcceptedLeaseMs: number;
+  readonly phase: HostLeasePhase;
+  readonly incarnation: number;
+  /** Host clock; 0 while there is no lease. */
+  readonly leaseUntilMs: number;
+  /** Acks for heartbeats sent before this sequence belong to an earlier incarnation and grant nothing. */
+  readonly firstSequenceOfIncarnation: number;
+  readonly isolationReason: IsolationReason;
+  readonly isolations: number;
+  readonly leasesGranted: number;
 }
 
 export type HeartbeatSenderEvent =
-  | { readonly type: "heartbeat.acked"; readonly sequence: number; readonly monitorId: string }
+  | {
+      readonly type: "heartbeat.acked";
+      readonly sequence: number;
+      readonly monitorId: string;
+      /** Absent from plain acks (no leases). */
+      readonly grant?: GrantOutcome;
+      readonly leaseMs?: number;
+      /** Host clock when the acked heartbeat left; the lease runs from here. */
+      readonly sentAtMs?: number;
+      /** Host clock when the ack arrived. */
+      readonly receivedAtMs?: number;
+    }
   | { readonly type: "heartbeat.missed"; readonly sequence: number; readonly monitorId: string }
+  | { readonly type: "lease.expired"; readonly nowMs: number }
+  | { readonly type: "isolation.done"; readonly incarnation: number }
+  | { readonly type: "probe.received"; readonly replyTo: string }
   | { readonly type: "haring.resume" };
 
 export interface SendHeartbeatParams {
   readonly monitorId: string;
   readonly sequence: number;
+  readonly incarnation: number;
 }
 
 export interface TargetSwitchedParams {
   readonly from: string;
   readonly to: string;
   readonly reason: "missed-acks" | "drift-back";
+}
+
+export interface PetWatchdogParams {
+  /** Pet only while the node's clock reads below this; null: nothing needs a lease, pet anyway. */
+  readonly leaseUntilMs: number | null;
+}
+
+export interface IsolateParams {
+  readonly reason: IsolationReason;
+  readonly incarnation: number;
+}
+
+export interface LeaseExtendedParams {
+  readonly leaseUntilMs: number;
+}
+
+export interface AnswerProbeParams {
+  readonly replyTo: string;
+  readonly incarnation: number;
 }
 
 function currentTarget(context: HeartbeatSenderContext): string {
@@ -75,9 +152,24 @@ const missedAcksSwitchParams = ({ context }: { context: HeartbeatSenderContext }
   reason: "missed-acks",
 });
 
-
 const driftBackAfterBeats = (config: HeartbeatSenderConfig): number =>
   Math.max(1, Math.ceil(config.driftBackAfterMs / config.heartbeatIntervalMs));
+
+type Acked = Extract<HeartbeatSenderEvent, { type: "heartbeat.acked" }>;
+
+/** A monitor without authority cannot renew the lease: for switching, its ack is as good as none. */
+const countsAsMiss = (event: HeartbeatSenderEvent): boolean =>
+  event.type === "heartbeat.missed" || (event.type === "heartbeat.acked" && event.grant === "no-authority");
+
+/** The lease after this ack: a grant counts only if this incarnation sent the heartbeat and the lease had not run out when it arrived. */
+function leaseAfter(context: HeartbeatSenderContext, event: Acked): number {
+  if (event.grant !== "lease" || context.phase === "legacy" || event.sentAtMs === undefined || event.receivedAtMs === undefined) return context.leaseUntilMs;
+  if (event.sequence < context.firstSequenceOfIncarnation) return context.leaseUntilMs;
+  if (context.phase === "leased" && !(event.receivedAtMs < context.leaseUntilMs)) return context.leaseUntilMs;
+  const leaseMs = Math.min(event.leaseMs ?? 0, context.maxAcceptedLeaseMs);
+  if (!(leaseMs > 0)) return context.leaseUntilMs;
+  return Math.max(context.leaseUntilMs, event.sentAtMs + leaseMs);
+}
 
 export const heartbeatSenderMachine = setup({
   types: {
@@ -88,6 +180,10 @@ export const heartbeatSenderMachine = setup({
   actions: {
     sendHeartbeat: (_, _params: SendHeartbeatParams) => {},
     targetSwitched: (_, _params: TargetSwitchedParams) => {},
+    petWatchdog: (_, _params: PetWatchdogParams) => {},
+    isolate: (_, _params: IsolateParams) => {},
+    leaseExtended: (_, _params: LeaseExtendedParams) => {},
+    answerProbe: (_, _params: AnswerProbeParams) => {},
     moveToNextTarget: assign({
       targetIndex: ({ context }) => nextTargetIndex(context),
       consecutiveMissedAcks: 0,
@@ -101,18 +197,31 @@ export const heartbeatSenderMachine = setup({
       beatsOnFallback: 0,
       switches: ({ context }) => context.switches + 1,
     }),
+    countMiss: assign({
+      consecutiveMissedAcks: ({ context }) => context.consecutiveMissedAcks + 1,
+      acksMissed: ({ context }) => context.acksMissed + 1,
+    }),
+    extendLease: assign(({ context, event }) => {
+      if (event.type !== "heartbeat.acked") return {};
+      const leaseUntilMs = leaseAfter(context, event);
+      if (leaseUntilMs === context.leaseUntilMs) return {};
+      return { leaseUntilMs, phase: "leased" as const, leasesGranted: context.leasesGranted + 1 };
+    }),
+    countAck: assign({ consecutiveMissedAcks: 0, acksReceived: ({ context }) => context.acksReceived + 1 }),
   },
   guards: {
-    ackIsForCurrentTarget: ({ context, event }) =>
-      event.type === "heartbeat.acked" && event.monitorId === currentTarget(context),
-    missIsForCurrentTarget: ({ context, event }) =>
-      event.type === "heartbeat.missed" && event.monitorId === currentTarget(context),
+    leasing: ({ context }) => context.phase !== "legacy",
+    isForCurrentTarget: ({ context, event }) =>
+      (event.type === "heartbeat.acked" || event.type === "heartbeat.missed") && event.monitorId === currentTarget(context),
     missCompletesStreak: ({ context, event }) =>
-      event.type === "heartbeat.missed" &&
-      event.monitorId === currentTarget(context) &&
+      countsAsMiss(event) &&
+      (event as Acked).monitorId === currentTarget(context) &&
       context.monitorOrder.length > 1 &&
       context.consecutiveMissedAcks + 1 >= context.config.missedAcksBeforeSwitch,
+    missForCurrentTarget: ({ context, event }) => countsAsMiss(event) && (event as Acked).monitorId === currentTarget(context),
     driftBackDue: ({ context }) => context.targetIndex !== 0 && context.beatsOnFallback >= driftBackAfterBeats(context.config),
+    leaseRanOut: ({ context, event }) => event.type === "lease.expired" && context.phase === "leased" && event.nowMs >= context.leaseUntilMs,
+    isNewIncarnation: ({ context, event }) => event.type === "isolation.done" && event.incarnation > context.incarnation,
   },
   delays: {
     heartbeatInterval: ({ context }) => context.config.heartbeatIntervalMs,
@@ -121,6 +230,11 @@ export const heartbeatSenderMachine = setup({
   id: "heartbeatSender",
   context: ({ input }) => {
     if (input.monitorIds.length === 0) throw new RangeError("a heartbeat sender needs at least one monitor");
+    const lease = input.lease;
+    if (lease !== undefined) {
+      if (!Number.isSafeInteger(lease.persistedIncarnation) || lease.persistedIncarnation < 0) throw new RangeError("persistedIncarnation must be a non-negative integer");
+      if (!(lease.maxAcceptedLeaseMs > 0)) throw new RangeError("maxAcceptedLeaseMs must be positive");
+    }
     return {
       hostId: input.hostId,
       config: input.config,
@@ -132,13 +246,52 @@ export const heartbeatSenderMachine = setup({
       acksReceived: 0,
       acksMissed: 0,
       switches: 0,
+      maxAcceptedLeaseMs: lease?.maxAcceptedLeaseMs ?? 0,
+      phase: lease === undefined ? "legacy" : "isolating",
+      incarnation: lease?.persistedIncarnation ?? 0,
+      leaseUntilMs: 0,
+      firstSequenceOfIncarnation: 1,
+      isolationReason: "boot",
+      isolations: 0,
+      leasesGranted: 0,
     };
   },
-  initial: "beating",
+  initial: "starting",
   states: {
+    starting: {
+      always: [{ guard: "leasing", target: "isolating" }, { target: "beating" }],
+    },
+    isolating: {
+      entry: [
+        assign({ phase: "isolating", leaseUntilMs: 0, isolations: ({ context }) => context.isolations + 1 }),
+        {
+          type: "isolate",
+          params: ({ context }) => ({ reason: context.isolationReason, incarnation: context.incarnation }),
+        },
+      ],
+      on: {
+        "isolation.done": {
+          guard: "isNewIncarnation",
+          target: "beating",
+          actions: assign(({ context, event }) => ({
+            incarnation: (event as Extract<HeartbeatSenderEvent, { type: "isolation.done" }>).incarnation,
+            phase: "joining" as const,
+            leaseUntilMs: 0,
+            firstSequenceOfIncarnation: context.nextSequence,
+            consecutiveMissedAcks: 0,
+          })),
+        },
+        // The isolation in progress belonged to the actor before the restore: ask again.
+        "haring.resume": { target: "isolating", reenter: true },
+      },
+    },
     beating: {
       entry: [
-        { type: "sendHeartbeat", params: ({ context }) => ({ monitorId: currentTarget(context), sequence: context.nextSequence }) },
+        {
+          type: "sendHeartbeat",
+          params: ({ context }) => ({ monitorId: currentTarget(context), sequence: context.nextSequence, incarnation: context.incarnation }),
+        },
+        { type: "petWatchdog", params: ({ context }) => ({ leaseUntilMs: context.phase === "leased" ? context.leaseUntilMs : null }) },
         assign({
           nextSequence: ({ context }) => context.nextSequence + 1,
           beatsOnFallback: ({ context }) => (context.targetIndex === 0 ? 0 : context.beatsOnFallback + 1),
@@ -161,29 +314,42 @@ export const heartbeatSenderMachine = setup({
           { target: "beating", reenter: true },
         ],
       },
-      on: { "haring.resume": { target: "beating", reenter: true } },
-    },
-  },
-  on: {
-    "heartbeat.acked": {
-      guard: "ackIsForCurrentTarget",
-      actions: assign({ consecutiveMissedAcks: 0, acksReceived: ({ context }) => context.acksReceived + 1 }),
-    },
-    "heartbeat.missed": [
-      {
-        guard: "missCompletesStreak",
-        // re-entering sends to the new target at once instead of waiting out the interval
-        target: ".beating",
-        reenter: true,
-        actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
+      on: {
+        "haring.resume": { target: "beating", reenter: true },
+        "heartbeat.acked": [
+          {
+            guard: "missCompletesStreak",
+            target: "beating",
+            reenter: true,
+            actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
+          },
+          { guard: "missForCurrentTarget", actions: "countMiss" },
+          {
+            guard: "isForCurrentTarget",
+            actions: ["countAck", "extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }],
+          },
+          // A late grant from the monitor the host just left is still a grant.
+          { actions: ["extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }] },
+        ],
+        "heartbeat.missed": [
+          {
+            guard: "missCompletesStreak",
+            // re-entering sends to the new target at once instead of waiting out the interval
+            target: "beating",
+            reenter: true,
+            actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
+          },
+          { guard: "missForCurrentTarget", actions: "countMiss" },
+        ],
+        "lease.expired": {
+          guard: "leaseRanOut",
+          target: "isolating",
+          actions: assign({ isolationReason: "lease-expired" as const }),
+        },
+        "probe.received": {
+          actions: { type: "answerProbe", params: ({ context, event }) => ({ replyTo: (event as { replyTo: string }).replyTo, incarnation: context.incarnation }) },
+        },
       },
-      {
-        guard: "missIsForCurrentTarget",
-        actions: assign({
-          consecutiveMissedAcks: ({ context }) => context.consecutiveMissedAcks + 1,
-          acksMissed: ({ context }) => context.acksMissed + 1,
-        }),
-      },
-    ],
+    },
   },
 });

@@ -1,0 +1,531 @@
+/**
+ * The leader-side host failure detector (ARCHITECTURE §3), as a core: a step
+ * takes one input (with the node's clock reading) and returns effects. It is
+ * active only while its node is the Paxos leader with a lease; each activation
+ * is a *term* with its own id, so monitors' echoes from earlier terms count
+ * for nothing.
+ *
+ * - Monitors send digests of the hosts they heard; the answer renews their
+ *   authority to grant leases, lists the (host, incarnation) pairs they must
+ *   not grant to, and the hosts they must probe.
+ * - A host no monitor heard for `suspectAfterMs` is suspected: from then on
+ *   every answer excludes it and asks every monitor to probe it. A hearing of
+ *   that incarnation (a heartbeat or a probe answer) refutes the suspicion.
+ * - The host is declared failed (`propose-host-failed`) only once its lease has
+ *   surely run out and its VMs stopped (`declareNotBeforeMs`, argued in
+ *   docs/failure-detection.md) and the monitors that are reporting said their
+ *   probes went unanswered (or `probeOutcomeWaitMs` passed).
+ * - A host heard with a higher incarnation than the one declared failed (or
+ *   suspected) rejoined: the old incarnation is declared (after the same wait)
+ *   and the new one proposed up.
+ *
+ * The state is mutated in place (the host table has thousands of entries and a
+ * digest arrives every few milliseconds); the xstate wrapper owns it. It
+ * iterates Maps in insertion order only, so runs are deterministic.
+ */
+import type { AuthorityGrant, DigestHearing, DigestProbeOutcome, AuthorityEcho } from "../heartbeat/heartbeatMonitor.ts";
+import type { HostState } from "../view/viewTypes.ts";
+import { declaredExclusionRetentionMs, type FailureDetectorConfig } from "./detectionConfig.ts";
+import { heardNoLaterThanMs, leaderMsCovering } from "./leaseArithmetic.ts";
+
+export interface MonitorDigest {
+  readonly monitorId: string;
+  readonly boot: string;
+  readonly sequence: number;
+  readonly sentAtMs: number;
+  readonly heard: readonly DigestHearing[];
+  readonly probes: readonly DigestProbeOutcome[];
+  readonly complete: boolean;
+  readonly echo: AuthorityEcho | null;
+}
+
+export type DetectorInput =
+  | { readonly type: "leadership.changed"; readonly nowMs: number; readonly isLeader: boolean; readonly leaseValidUntilMs: number; readonly termNonce: string }
+  | { readonly type: "digest.received"; readonly nowMs: number; readonly replyTo: string; readonly digest: MonitorDigest }
+  | { readonly type: "tick"; readonly nowMs: number }
+  | { readonly type: "view.host"; readonly nowMs: number; readonly hostId: string; readonly state: HostState; readonly incarnation: number };
+
+export type DetectorNoteKind =
+  | "term.started"
+  | "term.ended"
+  | "host.suspected"
+  | "host.refuted"
+  | "host.superseded"
+  | "host.declared"
+  | "digest.ignored"
+  | "host.untracked";
+
+export type DetectorOutput =
+  | { readonly kind: "reply-authority"; readonly replyTo: string; readonly monitorId: string; readonly grant: AuthorityGrant }
+  | { readonly kind: "propose-host-failed"; readonly hostId: string; readonly incarnation: number; readonly leaseExpiresByMs: number }
+  | { readonly kind: "propose-host-up"; readonly hostId: string; readonly incarnation: number }
+  | { readonly kind: "note"; readonly note: DetectorNoteKind; readonly fields: Readonly<Record<string, string | number | boolean>> };
+
+interface Term {
+  readonly termId: string;
+  readonly activeSinceMs: number;
+  leaseValidUntilMs: number;
+  /** Seq of the last authority grant sent in this term. */
+  lastSeq: number;
+}
+
+interface MonitorRecord {
+  readonly monitorId: string;
+  boot: string;
+  /** Leader clock of the last grant sent to this boot; null before the first. */
+  lastGrantAtMs: number | null;
+  /** The last grant sent to any earlier boot of this monitor in this term. */
+  earlierBootsLastGrantAtMs: number | null;
+  /** Highest grant seq this boot echoed in a complete digest: it honours every exclusion up to it. */
+  coveredSeq: number;
+  lastDigestAtMs: number;
+}
+
+type HostStatus = "alive" | "suspect" | "declared";
+
+interface HostRecord {
+  readonly hostId: string;
+  incarnation: number;
+  /** Leader clock no earlier than the latest hearing of `incarnation`. */
+  heardNoLaterThanMs: number;
+  status: HostStatus;
+  /** Seeded from the view and never heard: the first hearing's incarnation is adopted, not a rejoin. */
+  unheard: boolean;
+  /** The monitor whose digest last raised `heardNoLaterThanMs`, and when that digest arrived; null when seeded. */
+  lastReporter: string | null;
+  reportedAtMs: number;
+}
+
+interface Suspicion {
+  readonly hostId: string;
+  /** The incarnation under suspicion; grants to it (and lower) are refused from `round` on. */
+  readonly incarnation: number;
+  readonly suspectedAtMs: number;
+  /** The first grant seq that excludes this host. */
+  readonly round: number;
+  /** Latest hearing of this incarnation or lower: any grant to it was made no later. */
+  heardNoLaterThanMs: number;
+  /** A higher incarnation was heard: this one isolated itself or the host restarted. No refutation possible. */
+  supersededBy: number | null;
+  /** Monitors whose probe for this round went unanswered. */
+  readonly unansweredProbes: Set<string>;
+}
+
+interface DeclaredExclusion {
+  readonly incarnation: number;
+  readonly untilMs: number;
+}
+
+export interface FailureDetectorState {
+  readonly selfId: string;
+  readonly config: FailureDetectorConfig;
+  term: Term | null;
+  readonly monitors: Map<string, MonitorRecord>;
+  readonly hosts: Map<string, HostRecord>;
+  readonly suspicions: Map<string, Suspicion>;
+  readonly declaredExclusions: Map<string, DeclaredExclusion>;
+  readonly counters: {
+    digestsAnswered: number;
+    digestsIgnored: number;
+    suspicions: number;
+    refutations: number;
+    declarations: number;
+    hostsUntracked: number;
+  };
+}
+
+export function createFailureDetector(selfId: string, config: FailureDetectorConfig): FailureDetectorState {
+  return {
+    selfId,
+    config,
+    term: null,
+    monitors: new Map(),
+    hosts: new Map(),
+    suspicions: new Map(),
+    declaredExclusions: new Map(),
+    counters: { digestsAnswered: 0, digestsIgnored: 0, suspicions: 0, refutations: 0, declarations: 0, hostsUntracked: 0 },
+  };
+}
+
+export function isDetectorActive(state: FailureDetectorState, nowMs: number): boolean {
+  return state.term !== null && nowMs < state.term.leaseValidUntilMs;
+}
+
+/** Everything a monitor may have granted under authority sent at `grantAtMs`, plus the isolation that follows, has ended by this leader time. */
+function afterAuthorityMs(config: FailureDetectorConfig, grantAtMs: number): number {
+  return grantAtMs + leaderMsCovering(config.authorityValidForMs + config.hostLeaseMs + config.maxIsolationDelayMs, config.maxClockRateErrorPpm);
+}
+
+/** A lease granted on a hearing no later than `heardAtMs`, and the isolation that follows, has ended by this leader time. */
+function afterHearingMs(config: FailureDetectorConfig, heardAtMs: number): number {
+  return heardAtMs + leaderMsCovering(config.hostLeaseMs + config.maxIsolationDelayMs, config.maxClockRateErrorPpm);
+}
+
+/**
+ * The earliest leader time at which the suspected incarnation's lease has surely
+ * run out and its VMs are off. Grants come from monitors holding authority; a
+ * monitor that echoed an exclusion of this host in a complete digest reported
+ * every hearing (so every grant) before it, and the rest are bounded by the
+ * last authority they got before the exclusion. Earlier terms and earlier
+ * boots of a monitor are bounded by their authority alone.
+ */
+export function declareNotBeforeMs(state: FailureDetectorState, suspicion: Suspicion): number {
+  const { config, term } = state;
+  if (term === null) return Number.POSITIVE_INFINITY;
+  let notBefore = Math.max(afterAuthorityMs(config, term.activeSinceMs), afterHearingMs(config, suspicion.heardNoLaterThanMs));
+  for (const monitor of state.monitors.values()) {
+    if (monitor.earlierBootsLastGrantAtMs !== null) notBefore = Math.max(notBefore, afterAuthorityMs(config, monitor.earlierBootsLastGrantAtMs));
+    if (monitor.lastGrantAtMs !== null && monitor.coveredSeq < suspicion.round) {
+      // Every grant sent after the suspicion excludes the host, so the last one that did not was sent by then.
+      notBefore = Math.max(notBefore, afterAuthorityMs(config, Math.min(monitor.lastGrantAtMs, suspicion.suspectedAtMs)));
+    }
+  }
+  return notBefore;
+}
+
+function probesSettled(state: FailureDetectorState, suspicion: Suspicion, nowMs: number, notBeforeMs: number): boolean {
+  if (suspicion.supersededBy !== null) return true;
+  if (nowMs >= notBeforeMs + state.config.probeOutcomeWaitMs) return true;
+  for (const monitor of state.monitors.values()) {
+    if (monitor.coveredSeq >= suspicion.round && !suspicion.unansweredProbes.has(monitor.monitorId)) return false;
+  }
+  return true;
+}
+
+class Step {
+  readonly outputs: DetectorOutput[] = [];
+  constructor(readonly state: FailureDetectorState, readonly nowMs: number) {}
+
+  note(note: DetectorNoteKind, fields: Record<string, string | number | boolean>): void {
+    this.outputs.push({ kind: "note", note, fields });
+  }
+
+  lapseCheck(): void {
+    const term = this.state.term;
+    if (term !== null && !(this.nowMs < term.leaseValidUntilMs)) this.endTerm("lease-lapsed");
+  }
+
+  startTerm(termNonce: string, leaseValidUntilMs: number): void {
+    const state = this.state;
+    const termId = `${state.selfId}.${termNonce}`;
+    state.term = { termId, activeSinceMs: this.nowMs, leaseValidUntilMs, lastSeq: 0 };
+    state.monitors.clear();
+    state.suspicions.clear();
+    state.declaredExclusions.clear();
+    // What another leader did meanwhile is unknown: every host gets a fresh grace period and is judged anew.
+    for (const host of state.hosts.values()) {
+      host.status = "alive";
+      host.heardNoLaterThanMs = this.nowMs;
+      host.lastReporter = null;
+    }
+    this.note("term.started", { termId, leaseValidUntilMs });
+  }
+
+  endTerm(reason: string): void {
+    const term = this.state.term;
+    if (term === null) return;
+    this.state.term = null;
+    this.state.suspicions.clear();
+    this.note("term.ended", { termId: term.termId, reason });
+  }
+
+  leadership(isLeader: boolean, leaseValidUntilMs: number, termNonce: string): void {
+    if (!isLeader || !(leaseValidUntilMs > this.nowMs)) {
+      this.endTerm(isLeader ? "lease-lapsed" : "not-leader");
+      return;
+    }
+    // A renewal inside the running lease continues the term; after a gap, another leader may have acted.
+    if (this.state.term !== null) this.state.term.leaseValidUntilMs = leaseValidUntilMs;
+    else this.startTerm(termNonce, leaseValidUntilMs);
+  }
+
+  suspect(host: HostRecord, supersededBy: number | null): boolean {
+    const state = this.state;
+    const term = state.term;
+    if (term === null || state.suspicions.size >= state.config.maxSuspectedHosts) return false;
+    state.suspicions.set(host.hostId, {
+      hostId: host.hostId,
+      incarnation: host.incarnation,
+      suspectedAtMs: this.nowMs,
+      round: term.lastSeq + 1,
+      heardNoLaterThanMs: host.heardNoLaterThanMs,
+      supersededBy,
+      unansweredProbes: new Set(),
+    });
+    host.status = "suspect";
+    state.counters.suspicions++;
+    this.note(supersededBy === null ? "host.suspected" : "host.superseded", {
+      hostId: host.hostId,
+      incarnation: host.incarnation,
+      silentForMs: this.nowMs - host.heardNoLaterThanMs,
+      ...(supersededBy === null ? {} : { newIncarnation: supersededBy }),
+    });
+    if (supersededBy !== null) host.incarnation = supersededBy;
+    return true;
+  }
+
+  hearing(hostId: string, incarnation: number, heardAtMs: number, reporter: string): void {
+    const state = this.state;
+    let host = state.hosts.get(hostId);
+    if (host === undefined) {
+      if (state.hosts.size >= state.config.maxTrackedHosts) {
+        state.counters.hostsUntracked++;
+        if (state.counters.hostsUntracked === 1) this.note("host.untracked", { hostId, maxTrackedHosts: state.config.maxTrackedHosts });
+        return;
+      }
+      host = { hostId, incarnation, heardNoLaterThanMs: heardAtMs, status: "alive", unheard: false, lastReporter: reporter, reportedAtMs: this.nowMs };
+      state.hosts.set(hostId, host);
+      return;
+    }
+    if (host.unheard && host.status === "alive") {
+      host.unheard = false;
+      host.incarnation = incarnation;
+      this.raiseHeard(host, heardAtMs, reporter);
+      return;
+    }
+    const suspicion = state.suspicions.get(hostId);
+    if (suspicion !== undefined) {
+      if (incarnation <= suspicion.incarnation) {
+        if (heardAtMs > suspicion.heardNoLaterThanMs) {
+          suspicion.heardNoLaterThanMs = heardAtMs;
+          if (incarnation === suspicion.incarnation && suspicion.supersededBy === null) {
+            this.refute(host, suspicion);
+            this.raiseHeard(host, heardAtMs, reporter);
+          }
+        }
+        return;
+      }
+      // Heard with a newer incarnation: the suspected one is gone for good (isolated, or the host restarted).
+      if (suspicion.supersededBy === null || incarnation > suspicion.supersededBy) {
+        suspicion.supersededBy = incarnation;
+        host.incarnation = incarnation;
+      }
+      if (incarnation === host.incarnation) this.raiseHeard(host, heardAtMs, reporter);
+      return;
+    }
+    if (host.status === "declared") {
+      if (incarnation > host.incarnation) {
+        host.incarnation = incarnation;
+        host.status = "alive";
+        this.setHeard(host, heardAtMs, reporter);
+        state.declaredExclusions.delete(hostId);
+        this.outputs.push({ kind: "propose-host-up", hostId, incarnation });
+      }
+      return;
+    }
+    if (incarnation < host.incarnation) return;
+    if (incarnation > host.incarnation) {
+      // The old incarnation must be declared before the new one can be up; if no room, the next hearing tries again.
+      this.suspect(host, incarnation);
+      // The new incarnation's own hearings start now; the suspicion keeps the old one's.
+      if (host.status === "suspect") this.setHeard(host, heardAtMs, reporter);
+      return;
+    }
+    this.raiseHeard(host, heardAtMs, reporter);
+  }
+
+  raiseHeard(host: HostRecord, heardAtMs: number, reporter: string): void {
+    if (heardAtMs > host.heardNoLaterThanMs) this.setHeard(host, heardAtMs, reporter);
+  }
+
+  setHeard(host: HostRecord, heardAtMs: number, reporter: string): void {
+    host.heardNoLaterThanMs = heardAtMs;
+    host.lastReporter = reporter;
+    host.reportedAtMs = this.nowMs;
+  }
+
+  refute(host: HostRecord, suspicion: Suspicion): void {
+    this.state.suspicions.delete(host.hostId);
+    host.status = "alive";
+    this.state.counters.refutations++;
+    this.note("host.refuted", { hostId: host.hostId, incarnation: suspicion.incarnation, suspectedForMs: this.nowMs - suspicion.suspectedAtMs });
+  }
+
+  digest(replyTo: string, digest: MonitorDigest): void {
+    const state = this.state;
+    const term = state.term;
+    if (term === null) {
+      state.counters.digestsIgnored++;
+      return;
+    }
+    let monitor = state.monitors.get(digest.monitorId);
+    if (monitor === undefined) {
+      if (state.monitors.size >= state.config.maxMonitors) {
+        state.counters.digestsIgnored++;
+        this.note("digest.ignored", { monitorId: digest.monitorId, reason: "too many monitors", maxMonitors: state.config.maxMonitors });
+        return;
+      }
+      monitor = { monitorId: digest.monitorId, boot: digest.boot, lastGrantAtMs: null, earlierBootsLastGrantAtMs: null, coveredSeq: 0, lastDigestAtMs: this.nowMs };
+      state.monitors.set(digest.monitorId, monitor);
+    } else if (monitor.boot !== digest.boot) {
+      // A restarted monitor forgot hearings it never reported: bound its earlier grants by their authority alone.
+      if (monitor.lastGrantAtMs !== null) monitor.earlierBootsLastGrantAtMs = Math.max(monitor.earlierBootsLastGrantAtMs ?? 0, monitor.lastGrantAtMs);
+      monitor.boot = digest.boot;
+      monitor.lastGrantAtMs = null;
+      monitor.coveredSeq = 0;
+    }
+    monitor.lastDigestAtMs = this.nowMs;
+    const echo = digest.echo;
+    if (digest.complete && echo !== null && echo.termId === term.termId && echo.seq <= term.lastSeq && echo.seq > monitor.coveredSeq) {
+      monitor.coveredSeq = echo.seq;
+    }
+    const ppm = state.config.maxClockRateErrorPpm;
+    for (const entry of digest.heard) {
+      this.hearing(entry.hostId, entry.incarnation, heardNoLaterThanMs(this.nowMs, digest.sentAtMs - entry.heardAtMs, ppm), digest.monitorId);
+    }
+    for (const outcome of digest.probes) {
+      const suspicion = state.suspicions.get(outcome.hostId);
+      if (suspicion !== undefined && suspicion.round === outcome.round && !outcome.answered) suspicion.unansweredProbes.add(digest.monitorId);
+    }
+    this.reply(replyTo, monitor);
+  }
+
+  reply(replyTo: string, monitor: MonitorRecord): void {
+    const state = this.state;
+    const term = state.term!;
+    const seq = ++term.lastSeq;
+    monitor.lastGrantAtMs = this.nowMs;
+    const excluded: { hostId: string; incarnation: number }[] = [];
+    const probe: { hostId: string; incarnation: number; round: number }[] = [];
+    for (const suspicion of state.suspicions.values()) {
+      excluded.push({ hostId: suspicion.hostId, incarnation: suspicion.incarnation });
+      if (suspicion.supersededBy === null && !suspicion.unansweredProbes.has(monitor.monitorId)) {
+        probe.push({ hostId: suspicion.hostId, incarnation: suspicion.incarnation, round: suspicion.round });
+      }
+    }
+    for (const [hostId, exclusion] of state.declaredExclusions) {
+      if (exclusion.untilMs <= this.nowMs) {
+        state.declaredExclusions.delete(hostId);
+        continue;
+      }
+      if (!state.suspicions.has(hostId)) excluded.push({ hostId, incarnation: exclusion.incarnation });
+    }
+    state.counters.digestsAnswered++;
+    this.outputs.push({
+      kind: "reply-authority",
+      replyTo,
+      monitorId: monitor.monitorId,
+      grant: { termId: term.termId, seq, validForMs: state.config.authorityValidForMs, leaseMs: state.config.hostLeaseMs, excluded, probe },
+    });
+  }
+
+  tick(): void {
+    const state = this.state;
+    if (state.term === null) return;
+    const suspectBeforeMs = this.nowMs - state.config.suspectAfterMs;
+    for (const host of state.hosts.values()) {
+      if (host.status === "alive" && host.heardNoLaterThanMs <= suspectBeforeMs && this.silentEverywhere(host)) {
+        if (!this.suspect(host, null)) break;
+      }
+    }
+    for (const suspicion of state.suspicions.values()) {
+      const notBeforeMs = declareNotBeforeMs(state, suspicion);
+      if (this.nowMs >= notBeforeMs && probesSettled(state, suspicion, this.nowMs, notBeforeMs)) this.declare(suspicion, notBeforeMs);
+    }
+  }
+
+  /**
+   * Silent for long enough is not yet "no monitor heard it": the monitor that
+   * reported it last may only be cut off from the leader. Wait until that
+   * monitor reported again without the host, or has been silent so long that its
+   * authority surely ran out (then the host cannot have stayed with it).
+   */
+  silentEverywhere(host: HostRecord): boolean {
+    if (host.lastReporter === null) return true;
+    const reporter = this.state.monitors.get(host.lastReporter);
+    if (reporter === undefined || reporter.lastDigestAtMs > host.reportedAtMs) return true;
+    const config = this.state.config;
+    return this.nowMs >= reporter.lastDigestAtMs + leaderMsCovering(config.authorityValidForMs, config.maxClockRateErrorPpm);
+  }
+
+  declare(suspicion: Suspicion, notBeforeMs: number): void {
+    const state = this.state;
+    const host = state.hosts.get(suspicion.hostId);
+    state.suspicions.delete(suspicion.hostId);
+    state.counters.declarations++;
+    state.declaredExclusions.delete(suspicion.hostId);
+    if (state.declaredExclusions.size >= state.config.maxDeclaredExclusions) {
+      const oldest = state.declaredExclusions.keys().next();
+      if (!oldest.done) state.declaredExclusions.delete(oldest.value);
+    }
+    // Not needed once declared (the lease has run out), but a stale heartbeat of that incarnation gets nothing either.
+    state.declaredExclusions.set(suspicion.hostId, { incarnation: suspicion.incarnation, untilMs: this.nowMs + declaredExclusionRetentionMs });
+    this.outputs.push({ kind: "propose-host-failed", hostId: suspicion.hostId, incarnation: suspicion.incarnation, leaseExpiresByMs: notBeforeMs });
+    this.note("host.declared", {
+      hostId: suspicion.hostId,
+      incarnation: suspicion.incarnation,
+      silentForMs: this.nowMs - suspicion.heardNoLaterThanMs,
+      unansweredProbes: suspicion.unansweredProbes.size,
+    });
+    if (host === undefined) return;
+    if (suspicion.supersededBy !== null) {
+      host.status = "alive";
+      host.incarnation = Math.max(host.incarnation, suspicion.supersededBy);
+      this.outputs.push({ kind: "propose-host-up", hostId: suspicion.hostId, incarnation: host.incarnation });
+    } else {
+      host.status = "declared";
+      host.incarnation = suspicion.incarnation;
+    }
+  }
+
+  viewHost(hostId: string, viewState: HostState, incarnation: number): void {
+    const state = this.state;
+    const host = state.hosts.get(hostId);
+    const failed = viewState === "failed" || viewState === "fenced";
+    if (host === undefined) {
+      if (state.hosts.size >= state.config.maxTrackedHosts) {
+        state.counters.hostsUntracked++;
+        return;
+      }
+      if (viewState === "maintenance") return;
+      const graceFromMs = Math.max(this.nowMs, state.term?.activeSinceMs ?? this.nowMs);
+      state.hosts.set(hostId, { hostId, incarnation, heardNoLaterThanMs: graceFromMs, status: failed ? "declared" : "alive", unheard: !failed, lastReporter: null, reportedAtMs: graceFromMs });
+      return;
+    }
+    if (failed && host.status === "alive" && !state.suspicions.has(hostId) && host.incarnation > incarnation && !host.unheard) {
+      // The view still names the failed incarnation, but the host already came back with a newer one.
+      this.outputs.push({ kind: "propose-host-up", hostId, incarnation: host.incarnation });
+    } else if (failed && host.status === "alive" && host.incarnation <= incarnation) {
+      host.status = "declared";
+      host.incarnation = incarnation;
+    }
+  }
+}
+
+export interface DetectorStep {
+  readonly outputs: readonly DetectorOutput[];
+}
+
+/** One input; mutates `state` and returns what to do. Never throws for well-typed input. */
+export function stepFailureDetector(state: FailureDetectorState, input: DetectorInput): DetectorStep {
+  const step = new Step(state, input.nowMs);
+  step.lapseCheck();
+  switch (input.type) {
+    case "leadership.changed":
+      step.leadership(input.isLeader, input.leaseValidUntilMs, input.termNonce);
+      break;
+    case "digest.received":
+      step.digest(input.replyTo, input.digest);
+      break;
+    case "tick":
+      step.tick();
+      break;
+    case "view.host":
+      step.viewHost(input.hostId, input.state, input.incarnation);
+      break;
+  }
+  return { outputs: step.outputs };
+}
+
+export interface DetectorHostView {
+  readonly hostId: string;
+  readonly incarnation: number;
+  readonly status: HostStatus;
+  readonly heardNoLaterThanMs: number;
+}
+
+/** For tests and status pages. */
+export function detectorHost(state: FailureDetectorState, hostId: string): DetectorHostView | undefined {
+  const host = state.hosts.get(hostId);
+  return host === undefined ? undefined : { hostId, incarnation: host.incarnation, status: host.status, heardNoLaterThanMs: host.heardNoLaterThanMs };
+}

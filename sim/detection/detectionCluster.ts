@@ -1,0 +1,283 @@
+/**
+ * A simulated cluster for host-level failure detection: hosts running the real
+ * host agent (heartbeats, leases, fencing, probes), monitors as their own
+ * nodes, and one controller node `c1` running the real failure detector.
+ *
+ * Until the Paxos wiring (actors/paxos) runs here, `c1` is a deterministic
+ * leader stand-in: it holds leadership with a lease from the start (or when
+ * told) and records every proposal instead of committing it. Ground truth is
+ * recorded next to it — which host incarnations ended (crash, watchdog reset,
+ * self-isolation) and when — so a proposal can be checked against what really
+ * happened, and with `vmsPerHost` the simulated hypervisors' own record of
+ * which VM ran where.
+ */
+import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import { startFailureDetector, type FailureDetectorHandle } from "../../actors/detection/failureDetectorActor.ts";
+import { hypervisorIsolation, type IsolationResponder } from "../../actors/detection/hostIsolation.ts";
+import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
+import { startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import type { LogLevel } from "../../actors/ports/telemetry.ts";
+import {
+  defaultDetectorTickMs,
+  defaultFailureDetectorConfig,
+  defaultHostAgentConfig,
+  defaultMonitorAgentConfig,
+  detectionConfigProblems,
+  type FailureDetectorConfig,
+  type HostAgentConfig,
+  type MonitorAgentConfig,
+} from "../../machines/detection/detectionConfig.ts";
+import type { HostProposal } from "../../machines/detection/hostProposals.ts";
+import { leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
+import { SimHypervisors } from "../simHypervisor.ts";
+import type { NetworkFaultSettings } from "../simNetwork.ts";
+import { SimWorld } from "../world.ts";
+import { SimWatchdogs } from "./simWatchdog.ts";
+
+export const detectionClusterLimits = { maxHosts: 20_000, maxMonitors: 64, maxVmsPerHost: 100 } as const;
+export const leaderNodeId = "c1";
+/** Recorded events of each kind at most; a run producing more is broken anyway. */
+export const maxRecordedEvents = 1_000_000;
+
+export interface DetectionClusterOptions {
+  readonly seed: number;
+  readonly hosts: number;
+  readonly monitors: number;
+  readonly detector?: Partial<FailureDetectorConfig>;
+  readonly hostAgent?: Partial<HostAgentConfig>;
+  readonly monitorAgent?: Partial<MonitorAgentConfig>;
+  readonly network?: Partial<NetworkFaultSettings>;
+  /** Simulated hypervisors with this many running VMs per host; isolation powers them off through the port. */
+  readonly vmsPerHost?: number;
+  /** A host reset by its watchdog boots again after this long; null (default): it stays down. */
+  readonly rebootAfterWatchdogMs?: number | null;
+  /** The stand-in leader takes leadership at boot (default true). */
+  readonly leaderAtStart?: boolean;
+  readonly tickIntervalMs?: number;
+  readonly transcriptLevel?: LogLevel;
+}
+
+export interface RecordedProposal {
+  readonly atMs: number;
+  readonly proposal: HostProposal;
+}
+
+/** An incarnation of a host agent that ended: it crashed, was reset, or isolated itself. */
+export interface EndedIncarnation {
+  readonly atMs: number;
+  readonly hostId: string;
+  readonly incarnation: number;
+  readonly how: "crash" | "isolation";
+}
+
+export interface IsolationRecord {
+  readonly atMs: number;
+  readonly hostId: string;
+  readonly reason: "boot" | "lease-expired";
+  readonly incarnation: number;
+}
+
+export interface ProposalCheck {
+  /** host-failed proposals for an incarnation that had not ended when proposed. */
+  readonly unjustified: readonly RecordedProposal[];
+  /** host-failed proposals while the host's VMs were still running (hypervisor ground truth). */
+  readonly vmsStillRunning: readonly RecordedProposal[];
+}
+
+function pushBounded<T>(list: T[], item: T): void {
+  if (list.length < maxRecordedEvents) list.push(item);
+}
+
+export class DetectionCluster {
+  readonly world: SimWorld;
+  readonly detectorConfig: FailureDetectorConfig;
+  readonly hostConfig: HostAgentConfig;
+  readonly monitorConfig: MonitorAgentConfig;
+  readonly tickIntervalMs: number;
+  readonly hostIds: readonly string[];
+  readonly monitorIds: readonly string[];
+  readonly hypervisors: SimHypervisors | undefined;
+  readonly watchdogs: SimWatchdogs;
+  readonly proposals: RecordedProposal[] = [];
+  readonly isolations: IsolationRecord[] = [];
+  readonly ended: EndedIncarnation[] = [];
+  private readonly senders = new Map<string, HeartbeatSenderHost>();
+  private readonly monitorHosts = new Map<string, HeartbeatMonitorHost>();
+  private detector: FailureDetectorHandle | undefined;
+
+  constructor(options: DetectionClusterOptions) {
+    const check = (name: string, value: number, min: number, max: number) => {
+      if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`${name} must be a whole number in [${min}, ${max}], got ${value}`);
+    };
+    check("hosts", options.hosts, 1, detectionClusterLimits.maxHosts);
+    check("monitors", options.monitors, 1, detectionClusterLimits.maxMonitors);
+    check("vmsPerHost", options.vmsPerHost ?? 0, 0, detectionClusterLimits.maxVmsPerHost);
+    this.detectorConfig = { ...defaultFailureDetectorConfig, ...options.detector };
+    this.hostConfig = { ...defaultHostAgentConfig, ...options.hostAgent };
+    this.monitorConfig = { ...defaultMonitorAgentConfig, ...options.monitorAgent };
+    const problems = detectionConfigProblems(this.detectorConfig, this.hostConfig, this.monitorConfig);
+    if (problems.length > 0) throw new RangeError(`detection config: ${problems.join("; ")}`);
+    this.tickIntervalMs = options.tickIntervalMs ?? defaultDetectorTickMs;
+    const vmsPerHost = options.vmsPerHost ?? 0;
+    const hypervisors = vmsPerHost > 0 ? new SimHypervisors() : undefined;
+    this.hypervisors = hypervisors;
+    this.world = new SimWorld({
+      seed: options.seed,
+      clusterId: "sim",
+      ...(options.network === undefined ? {} : { network: options.network }),
+      transcriptLevel: options.transcriptLevel ?? "warn",
+      ...(hypervisors === undefined
+        ? {}
+        : { extraPorts: (context) => (context.nodeId.startsWith("h") ? { hypervisor: hypervisors.hypervisorFor(context) } : {}) }),
+    });
+    this.watchdogs = new SimWatchdogs(this.world, this.hostConfig.watchdogTimeoutMs, options.rebootAfterWatchdogMs ?? null);
+    this.monitorIds = Array.from({ length: options.monitors }, (_, index) => `m${index + 1}`);
+    this.hostIds = Array.from({ length: options.hosts }, (_, index) => `h${index + 1}`);
+
+    this.world.onNodeLifecycle((event) => {
+      if (event.type !== "crashed" || !this.senders.has(event.nodeId)) return;
+      const context = this.senders.get(event.nodeId)!.getSnapshot()?.context;
+      if (context !== undefined) pushBounded(this.ended, { atMs: this.world.now(), hostId: event.nodeId, incarnation: context.incarnation, how: "crash" });
+    });
+
+    this.world.addNode(leaderNodeId, (ports) => {
+      const detector = startFailureDetector(ports, {
+        config: this.detectorConfig,
+        tickIntervalMs: this.tickIntervalMs,
+        rejections: createRejectionCounter(ports),
+        onProposal: (proposal) => pushBounded(this.proposals, { atMs: this.world.now(), proposal }),
+      });
+      this.detector = detector;
+      if (options.leaderAtStart ?? true) detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
+      return { stop: () => detector.stop() };
+    });
+    for (const monitorId of this.monitorIds) {
+      this.world.addNode(monitorId, (ports) => {
+        const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: this.monitorConfig });
+        this.monitorHosts.set(monitorId, monitor);
+        return { stop: () => monitor.dispose() };
+      });
+    }
+    for (const hostId of this.hostIds) {
+      this.world.addNode(hostId, (ports) => this.bootHost(hostId, ports));
+    }
+    if (hypervisors !== undefined) {
+      for (const hostId of this.hostIds) {
+        for (let index = 1; index <= vmsPerHost; index++) {
+          hypervisors.placeVm(hostId, { vmId: `${hostId}-vm${index}`, virtualization: index % 2 === 0 ? "para" : "full", vcpus: 1, memoryMiB: 512 });
+        }
+      }
+    }
+  }
+
+  private bootHost(hostId: string, ports: NodePorts) {
+    const recorder = (responder: IsolationResponder | undefined): IsolationResponder => ({
+      isolate: (request, done) => {
+        const finish = () => {
+          pushBounded(this.isolations, { atMs: this.world.now(), hostId, reason: request.reason, incarnation: request.incarnation });
+          pushBounded(this.ended, { atMs: this.world.now(), hostId, incarnation: request.incarnation, how: "isolation" });
+          done();
+        };
+        if (responder !== undefined) responder.isolate(request, finish);
+        else ports.clock.setTimeout(finish, 0);
+      },
+    });
+    const sender = startHeartbeatSender(ports, {
+      monitorIds: this.monitorIds,
+      config: this.hostConfig,
+      ackTimeoutMs: this.hostConfig.ackTimeoutMs,
+      rejections: createRejectionCounter(ports),
+      lease: {
+        maxAcceptedLeaseMs: this.hostConfig.maxAcceptedLeaseMs,
+        isolationResponse: this.hostConfig.isolationResponse,
+        isolation: recorder(ports.hypervisor === undefined ? undefined : hypervisorIsolation(ports.hypervisor, ports.log)),
+        watchdog: this.watchdogs.watchdogFor(hostId),
+      },
+    });
+    this.senders.set(hostId, sender);
+    return { stop: () => sender.dispose() };
+  }
+
+  get leader(): FailureDetectorHandle {
+    if (this.detector === undefined) throw new RangeError(`${leaderNodeId} is not running`);
+    return this.detector;
+  }
+
+  sender(hostId: string): HeartbeatSenderHost {
+    const sender = this.senders.get(hostId);
+    if (sender === undefined) throw new RangeError(`unknown host ${hostId}`);
+    return sender;
+  }
+
+  monitor(monitorId: string): HeartbeatMonitorHost {
+    const monitor = this.monitorHosts.get(monitorId);
+    if (monitor === undefined) throw new RangeError(`unknown monitor ${monitorId}`);
+    return monitor;
+  }
+
+  /** The host agent's current incarnation and lease phase, or undefined while the node is down. */
+  hostAgent(hostId: string): { incarnation: number; phase: string; leaseUntilMs: number } | undefined {
+    if (this.world.nodeState(hostId) === "crashed") return undefined;
+    const context = this.sender(hostId).getSnapshot()?.context;
+    return context === undefined ? undefined : { incarnation: context.incarnation, phase: context.phase, leaseUntilMs: context.leaseUntilMs };
+  }
+
+  hostFailedProposals(): RecordedProposal[] {
+    return this.proposals.filter((recorded) => recorded.proposal.type === "host-failed");
+  }
+
+  /** Proposals that claim an incarnation failed before it had ended, or while its VMs still ran. */
+  checkProposals(): ProposalCheck {
+    const unjustified: RecordedProposal[] = [];
+    const vmsStillRunning: RecordedProposal[] = [];
+    for (const recorded of this.hostFailedProposals()) {
+      const { hostId, incarnation } = recorded.proposal;
+      const justified = this.ended.some((end) => end.hostId === hostId && end.incarnation >= incarnation && end.atMs <= recorded.atMs);
+      if (!justified) unjustified.push(recorded);
+      if (this.hypervisors !== undefined && this.vmsActiveAt(hostId, recorded.atMs)) vmsStillRunning.push(recorded);
+    }
+    return { unjustified, vmsStillRunning };
+  }
+
+  /** Whether any VM of this host was active on it at `atMs`, by the hypervisors' own history. */
+  vmsActiveAt(hostId: string, atMs: number): boolean {
+    const active = new Set<string>();
+    for (const record of this.hypervisors?.registry.history() ?? []) {
+      if (record.atMs > atMs) break;
+      if (record.hostId !== hostId) continue;
+      if (record.active) active.add(record.vmId);
+      else active.delete(record.vmId);
+    }
+    return active.size > 0;
+  }
+
+  /** Self-isolations after the first lease (boot isolations are not counted): each means a host lost its lease. */
+  leaseLosses(): IsolationRecord[] {
+    return this.isolations.filter((isolation) => isolation.reason === "lease-expired");
+  }
+
+  /** Upper bound on crash → proposal with every monitor reporting: the lease and isolation wait, a tick, and slack for latency. */
+  crashDetectionBoundMs(): number {
+    const config = this.detectorConfig;
+    return leaderMsCovering(config.hostLeaseMs + config.maxIsolationDelayMs, config.maxClockRateErrorPpm) + this.tickIntervalMs + 50;
+  }
+
+  /** From a term start, no declaration comes before this (grants of a previous leader must run out). */
+  termStartWaitMs(): number {
+    const config = this.detectorConfig;
+    return leaderMsCovering(config.authorityValidForMs + config.hostLeaseMs + config.maxIsolationDelayMs, config.maxClockRateErrorPpm);
+  }
+
+  /** Runs until a host-failed proposal for `hostId` is recorded after `sinceMs`, or `limitMs` passes; its time or undefined. */
+  runUntilProposed(hostId: string, sinceMs: number, limitMs: number): number | undefined {
+    const deadline = this.world.now() + limitMs;
+    const stepMs = this.tickIntervalMs;
+    while (this.world.now() < deadline) {
+      this.world.runFor(Math.min(stepMs, deadline - this.world.now()));
+      const found = this.proposals.find((recorded) => recorded.atMs >= sinceMs && recorded.proposal.type === "host-failed" && recorded.proposal.hostId === hostId);
+      if (found !== undefined) return found.atMs;
+    }
+    return undefined;
+  }
+}
