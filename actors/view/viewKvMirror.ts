@@ -11,7 +11,9 @@
  * view over a newer one. Writes are throttled to one per `minIntervalMs`
  * (the newest view offered wins; views in between are skipped) and failures
  * are retried after `retryAfterMs`: the mirror is for inspection, Paxos does
- * not depend on it.
+ * not depend on it. A view whose JSON exceeds `maxValueBytes` is not
+ * mirrored, and no larger one is even built (that costs the leader real CPU
+ * time); one key per host and VM would lift that limit (not built yet).
  */
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Stream } from "../ports/stream.ts";
@@ -36,7 +38,7 @@ export interface ViewKvMirrorOptions {
 
 export const defaultViewKvMirrorOptions: ViewKvMirrorOptions = {
   bucket: defaultViewBucket,
-  minIntervalMs: 200,
+  minIntervalMs: 1_000,
   retryAfterMs: 1_000,
   maxValueBytes: 1_048_576 - 4_096,
   replicas: 1,
@@ -70,6 +72,10 @@ const storedSlotPattern = /^\{"slot":(\d{1,16}),/;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+function entityCount(view: View): number {
+  return view.hosts.size + view.vms.size + view.recentCommandCount;
+}
+
 /** The mirror's value; the view part is exactly canonicalViewJson. */
 export function mirrorValue(view: View, slot: number, writer: string): string {
   return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${canonicalViewJson(view)}}`;
@@ -95,6 +101,8 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
   let lastWriteAtMs = Number.NEGATIVE_INFINITY;
   let conflictsInARow = 0;
   let stopped = false;
+  /** Entities (hosts, VMs, remembered commands) of the smallest view found too large; larger ones are not even built. */
+  let tooLargeAtEntities = Number.POSITIVE_INFINITY;
   const loggedFailures = new Set<string>();
 
   function failure(reason: string, detail: string): void {
@@ -155,10 +163,12 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
       return;
     }
     const target = latest;
-    const value = encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
-    if (value.length > options.maxValueBytes) {
-      failure("too-large", `the view at slot ${target.slot} is ${value.length} bytes, above ${options.maxValueBytes}`);
-      // Newer views are no smaller in general; try again only when one is offered.
+    const entities = entityCount(target.view);
+    const value = entities >= tooLargeAtEntities ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
+    if (value === undefined || value.length > options.maxValueBytes) {
+      if (value !== undefined) tooLargeAtEntities = entities;
+      failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${options.maxValueBytes} bytes`);
+      // Building the JSON of a view this large is costly and would be refused again: skip it until one is smaller.
       mirroredSlot = Math.max(mirroredSlot, target.slot);
       busy = false;
       return;

@@ -31,6 +31,8 @@ export interface LocalControllersSpec {
   readonly timing?: Partial<PaxosTimings>;
   readonly kvMirror?: boolean;
   readonly statusIntervalMs?: number;
+  /** Extra arguments for node itself, e.g. `--cpu-prof --cpu-prof-dir DIR` to profile the controllers. */
+  readonly nodeArguments?: readonly string[];
 }
 
 export class LocalController {
@@ -43,6 +45,7 @@ export class LocalController {
     readonly id: string,
     readonly configPath: string,
     readonly dataDir: string,
+    private readonly nodeArguments: readonly string[] = [],
   ) {}
 
   get pid(): number | undefined {
@@ -64,7 +67,7 @@ export class LocalController {
 
   start(): void {
     if (this.child) throw new Error(`controller ${this.id} is already running (pid ${this.child.pid})`);
-    const child = spawn(process.execPath, ["--import", "tsx", controllerMain, "--config", this.configPath], {
+    const child = spawn(process.execPath, [...this.nodeArguments, "--import", "tsx", controllerMain, "--config", this.configPath], {
       cwd: repositoryRoot,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -155,7 +158,7 @@ export function startLocalControllers(spec: LocalControllersSpec): LocalControll
       statusIntervalMs: spec.statusIntervalMs ?? 100,
     };
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-    return new LocalController(id, configPath, dataDir);
+    return new LocalController(id, configPath, dataDir, spec.nodeArguments);
   });
   for (const member of members) member.start();
   const statuses = () => new Map(members.map((member) => [member.id, member.running ? member.status() : undefined]));

@@ -1,0 +1,419 @@
+/**
+ * View commit benchmark, haring's Multi-Paxos against etcd 3.4, in one run on
+ * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
+ * loss → next commit ≤ 1 s).
+ *
+ *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR]
+ *
+ * haring: 3 controller processes (runtime/controller/main.ts, default
+ * timings, fsync on every log write) over one nats-server on loopback; the
+ * client is a host learner with a proposal client in this process, and a
+ * command counts as committed when this process's learner has applied it
+ * (after a majority of fsyncs and the commit broadcast). Commands are
+ * `vm.add` view commands of 256 bytes (msgpack).
+ *
+ * etcd: a 3-member cluster (Debian etcd-server 3.4, default heartbeat and
+ * election timeouts, its WAL fsync'ed) on loopback ports; the client sends
+ * `PUT` of 256-byte values to the leader through etcd's HTTP/JSON gateway
+ * (`/v3/kv/put`, keep-alive connections); a put counts when etcd answers.
+ *
+ * Figures: commit latency p50/p99 with one client and one command at a time;
+ * throughput with 64 commands in flight; and, K times, kill -9 of the leader
+ * under a one-at-a-time load → time until the next command commits.
+ * Every process is killed in teardown, every temp directory removed.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pack } from "msgpackr";
+import { createPaxosConfig } from "../machines/paxos/config.ts";
+import type { ViewCommand } from "../machines/view/viewCommands.ts";
+import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
+import { connectViewClient, type ViewClient } from "../runtime/controller/viewClient.ts";
+import { findFreePorts, loopbackHost, startNatsServer } from "../runtime/natsServer.ts";
+
+const commandBytes = 256;
+const inFlightForThroughput = 64;
+const controllerIds = ["c1", "c2", "c3"];
+
+interface Figures {
+  readonly system: string;
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
+  readonly throughputPerSecond: number;
+  readonly failoverMs: readonly number[];
+  readonly notes: readonly string[];
+}
+
+interface Options {
+  readonly latencyCommands: number;
+  readonly throughputSeconds: number;
+  readonly failovers: number;
+  readonly only: "haring" | "etcd" | undefined;
+  readonly json: boolean;
+  /** Where the controllers write CPU profiles (node --cpu-prof), when set. */
+  readonly profileDir: string | undefined;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined };
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index]!;
+    const number = (min = 1) => {
+      const value = Number(argv[++index]);
+      if (!Number.isSafeInteger(value) || value < min || value > 1_000_000) throw new RangeError(`${argument} takes a whole number in [${min}, 1000000]`);
+      return value;
+    };
+    if (argument === "--latency-commands") options.latencyCommands = number();
+    else if (argument === "--throughput-seconds") options.throughputSeconds = number();
+    else if (argument === "--failovers") options.failovers = number(0);
+    else if (argument === "--json") options.json = true;
+    else if (argument === "--profile-dir") options.profileDir = argv[++index];
+    else if (argument === "--only") {
+      const which = argv[++index];
+      if (which !== "haring" && which !== "etcd") throw new RangeError("--only takes haring or etcd");
+      options.only = which;
+    } else throw new RangeError(`unknown argument ${argument}`);
+  }
+  return options;
+}
+
+function percentile(sorted: readonly number[], fraction: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function progress(text: string): void {
+  process.stderr.write(`[bench] ${text}\n`);
+}
+
+// ---- haring ----
+
+/** Padding per length of the command's number: packing ~150 candidates per command would slow the client. */
+const paddingByDigits = new Map<number, number>();
+
+/** A vm.add whose msgpack form is exactly `commandBytes`: the padding sits in an anti-affinity id list. */
+function haringCommand(index: number): ViewCommand {
+  const build = (padding: number): ViewCommand => {
+    const ids: string[] = [];
+    // Distinct ids (the view refuses a list with a duplicate), each at most 64 characters.
+    for (let left = padding, part = 0; left > 0; left -= 64, part++) ids.push(`${String.fromCharCode(97 + part)}${"p".repeat(Math.min(63, left - 1))}`);
+    return { id: `bench-${index}`, type: "vm.add", vmId: `vm-${index}`, resources: { cpu: 1, memoryMiB: 512 }, priority: "medium", rules: { affinity: [], antiAffinity: ids }, desiredState: "running" };
+  };
+  const digits = String(index).length;
+  let padding = paddingByDigits.get(digits);
+  if (padding === undefined) {
+    padding = 0;
+    while ((pack(build(padding + 1)) as Uint8Array).length <= commandBytes) padding++;
+    paddingByDigits.set(digits, padding);
+  }
+  return build(padding);
+}
+
+async function benchHaring(options: Options): Promise<Figures> {
+  const nats = await startNatsServer();
+  const baseDir = mkdtempSync(join(tmpdir(), "haring-bench-"));
+  let cluster: LocalControllers | undefined;
+  let client: ViewClient | undefined;
+  const notes: string[] = [];
+  try {
+    cluster = startLocalControllers({
+      clusterId: "bench",
+      controllerIds,
+      natsUrls: [nats.url],
+      baseDir,
+      statusIntervalMs: 50,
+      ...(options.profileDir ? { nodeArguments: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
+    });
+    await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
+    client = await connectViewClient({
+      clusterId: "bench",
+      nodeId: "bench-client",
+      natsUrls: [nats.url],
+      paxos: createPaxosConfig(controllerIds),
+      clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 200, maxProposeAttempts: 200, maxOutstandingProposals: 4_096 },
+    });
+    const sample = haringCommand(0);
+    notes.push(`command: vm.add, ${(pack(sample) as Uint8Array).length} bytes as msgpack`);
+    let counter = 0;
+    const commit = async (): Promise<number> => {
+      const command = haringCommand(counter++);
+      const started = performance.now();
+      const outcome = await client!.propose(command);
+      if (outcome.kind !== "committed") throw new Error(`${command.id}: ${JSON.stringify(outcome)}`);
+      return performance.now() - started;
+    };
+
+    progress("haring: warm-up");
+    for (let index = 0; index < 200; index++) await commit();
+    progress(`haring: latency, ${options.latencyCommands} commands one at a time`);
+    const latencies: number[] = [];
+    for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    latencies.sort((a, b) => a - b);
+
+    progress(`haring: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
+    const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
+
+    const failoverMs: number[] = [];
+    for (let round = 0; round < options.failovers; round++) {
+      progress(`haring: failover ${round + 1}/${options.failovers}`);
+      await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
+      failoverMs.push(await measureFailover(commit, async () => {
+        const leader = cluster!.leader()!;
+        await leader.kill("SIGKILL");
+        return async () => {
+          leader.start();
+          const target = client!.appliedSlots();
+          await cluster!.waitFor("the restarted controller to catch up", (statuses) => controllerIds.every((id) => (statuses.get(id)?.appliedSlots ?? -1) >= target && statuses.get(id)?.pid === cluster!.member(id).pid), 30_000);
+        };
+      }));
+    }
+    return { system: "haring (Multi-Paxos, 3 controller processes, NATS)", latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), throughputPerSecond: throughput, failoverMs, notes };
+  } finally {
+    await client?.close().catch(() => undefined);
+    await cluster?.stopAll();
+    await nats.stop();
+    rmSync(baseDir, { recursive: true, force: true });
+  }
+}
+
+/** Keeps `inFlightForThroughput` commits going for `seconds`; returns commits per second. */
+async function measureThroughput(seconds: number, commitOne: () => Promise<void>): Promise<number> {
+  const endAt = performance.now() + seconds * 1_000;
+  let done = 0;
+  const startedAt = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlightForThroughput }, async () => {
+      while (performance.now() < endAt) {
+        await commitOne();
+        done++;
+      }
+    }),
+  );
+  return done / ((performance.now() - startedAt) / 1_000);
+}
+
+/**
+ * One command at a time; after a short steady spell `kill` takes the leader down. Returns the ms from
+ * the kill to the first commit that completes after it. `kill` returns how to bring the victim back.
+ */
+async function measureFailover(commit: () => Promise<number>, kill: () => Promise<() => Promise<void>>): Promise<number> {
+  let stop = false;
+  const completions: number[] = [];
+  const loop = (async () => {
+    while (!stop) {
+      await commit();
+      completions.push(performance.now());
+    }
+  })();
+  await sleep(300);
+  const killedAt = performance.now();
+  const revive = await kill();
+  while (!completions.some((at) => at > killedAt)) {
+    if (performance.now() - killedAt > 30_000) throw new Error("no commit within 30 s of killing the leader");
+    await sleep(1);
+  }
+  const next = completions.find((at) => at > killedAt)! - killedAt;
+  stop = true;
+  await loop;
+  await revive();
+  return next;
+}
+
+// ---- etcd ----
+
+interface EtcdMember {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly args: readonly string[];
+  process: ChildProcess | undefined;
+  output: string;
+}
+
+function startEtcdProcess(member: EtcdMember): void {
+  const child = spawn("etcd", [...member.args], { stdio: ["ignore", "pipe", "pipe"] });
+  member.process = child;
+  const capture = (chunk: string) => (member.output = (member.output + chunk).slice(-16_384));
+  child.stdout?.setEncoding("utf8").on("data", capture);
+  child.stderr?.setEncoding("utf8").on("data", capture);
+  child.once("exit", () => {
+    if (member.process === child) member.process = undefined;
+  });
+}
+
+async function killEtcd(member: EtcdMember): Promise<void> {
+  const child = member.process;
+  if (!child) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await Promise.race([exited, sleep(5_000)]);
+  member.process = undefined;
+}
+
+async function etcdPost(url: string, body: unknown, timeoutMs = 5_000): Promise<unknown> {
+  const response = await fetch(url, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" }, signal: AbortSignal.timeout(timeoutMs) });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${text.slice(0, 200)}`);
+  return JSON.parse(text) as unknown;
+}
+
+/** The member that says it is the leader, asking each live one. */
+async function etcdLeader(members: readonly EtcdMember[]): Promise<EtcdMember | undefined> {
+  for (const member of members) {
+    if (!member.process) continue;
+    try {
+      const status = (await etcdPost(`${member.clientUrl}/v3/maintenance/status`, {}, 1_000)) as { header?: { member_id?: string }; leader?: string };
+      if (status.leader && status.header?.member_id === status.leader) return member;
+    } catch {
+      // not answering yet
+    }
+  }
+  return undefined;
+}
+
+async function waitEtcd<T>(what: string, probe: () => Promise<T | undefined>, members: readonly EtcdMember[], timeoutMs = 30_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await sleep(25);
+  }
+  throw new Error(`etcd: timed out waiting for ${what}\n${members.map((member) => `--- ${member.name}\n${member.output.split("\n").slice(-5).join("\n")}`).join("\n")}`);
+}
+
+async function benchEtcd(options: Options): Promise<Figures> {
+  const baseDir = mkdtempSync(join(tmpdir(), "haring-bench-etcd-"));
+  const ports = await findFreePorts(6);
+  const names = ["e1", "e2", "e3"];
+  const peerUrl = (index: number) => `http://${loopbackHost}:${ports[index * 2 + 1]}`;
+  const initialCluster = names.map((name, index) => `${name}=${peerUrl(index)}`).join(",");
+  const members: EtcdMember[] = names.map((name, index) => {
+    const clientUrl = `http://${loopbackHost}:${ports[index * 2]}`;
+    return {
+      name,
+      clientUrl,
+      process: undefined,
+      output: "",
+      args: [
+        "--name", name,
+        "--data-dir", join(baseDir, name),
+        "--listen-client-urls", clientUrl,
+        "--advertise-client-urls", clientUrl,
+        "--listen-peer-urls", peerUrl(index),
+        "--initial-advertise-peer-urls", peerUrl(index),
+        "--initial-cluster", initialCluster,
+        "--initial-cluster-state", "new",
+        "--initial-cluster-token", "haring-bench",
+        "--log-level", "warn",
+      ],
+    };
+  });
+  const value = Buffer.alloc(commandBytes, "v").toString("base64");
+  let counter = 0;
+  let target: EtcdMember | undefined;
+  const put = async (timeoutMs: number): Promise<void> => {
+    const member = target!;
+    await etcdPost(`${member.clientUrl}/v3/kv/put`, { key: Buffer.from(`bench-${counter++ % 10_000}`).toString("base64"), value }, timeoutMs);
+  };
+  const commit = async (): Promise<number> => {
+    const started = performance.now();
+    await put(5_000);
+    return performance.now() - started;
+  };
+  try {
+    for (const member of members) startEtcdProcess(member);
+    target = await waitEtcd("a leader", () => etcdLeader(members), members);
+    progress("etcd: warm-up");
+    for (let index = 0; index < 200; index++) await commit();
+    progress(`etcd: latency, ${options.latencyCommands} puts one at a time`);
+    const latencies: number[] = [];
+    for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    latencies.sort((a, b) => a - b);
+    progress(`etcd: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
+    const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
+
+    const failoverMs: number[] = [];
+    for (let round = 0; round < options.failovers; round++) {
+      progress(`etcd: failover ${round + 1}/${options.failovers}`);
+      target = await waitEtcd("a leader", () => etcdLeader(members), members);
+      // Like a client with all endpoints: a failed or slow put moves on to the next member.
+      const resilientCommit = async (): Promise<number> => {
+        const started = performance.now();
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await put(250);
+            return performance.now() - started;
+          } catch {
+            const live = members.filter((member) => member.process !== undefined);
+            target = live[(live.indexOf(target!) + 1) % live.length] ?? target;
+            if (performance.now() - started > 30_000) throw new Error("etcd: no put within 30 s");
+          }
+        }
+      };
+      failoverMs.push(await measureFailover(resilientCommit, async () => {
+        const victim = target!;
+        await killEtcd(victim);
+        return async () => {
+          startEtcdProcess(victim);
+          await waitEtcd(`${victim.name} back`, async () => {
+            try {
+              const health = (await (await fetch(`${victim.clientUrl}/health`, { signal: AbortSignal.timeout(1_000) })).json()) as { health?: string };
+              return health.health === "true" ? true : undefined;
+            } catch {
+              return undefined;
+            }
+          }, members);
+        };
+      }));
+    }
+    return {
+      system: "etcd 3.4.23 (Raft, 3 member processes, HTTP/JSON gateway)",
+      latencyP50Ms: percentile(latencies, 0.5),
+      latencyP99Ms: percentile(latencies, 0.99),
+      throughputPerSecond: throughput,
+      failoverMs,
+      notes: [`value: ${commandBytes} bytes`],
+    };
+  } finally {
+    await Promise.all(members.map(killEtcd));
+    rmSync(baseDir, { recursive: true, force: true });
+  }
+}
+
+// ---- report ----
+
+function formatMs(value: number): string {
+  return value >= 100 ? value.toFixed(0) : value.toFixed(2);
+}
+
+function table(results: readonly Figures[]): string {
+  const failover = (figures: Figures) => {
+    const sorted = [...figures.failoverMs].sort((a, b) => a - b);
+    return sorted.length === 0 ? "-" : `median ${formatMs(percentile(sorted, 0.5))}, max ${formatMs(sorted.at(-1)!)} (${sorted.map(formatMs).join(", ")})`;
+  };
+  const rows = [
+    ["", ...results.map((figures) => figures.system)],
+    ["commit latency p50, 1 client (ms)", ...results.map((figures) => formatMs(figures.latencyP50Ms))],
+    ["commit latency p99, 1 client (ms)", ...results.map((figures) => formatMs(figures.latencyP99Ms))],
+    [`throughput, ${inFlightForThroughput} in flight (commits/s)`, ...results.map((figures) => figures.throughputPerSecond.toFixed(0))],
+    ["leader kill -9 → next commit (ms)", ...results.map(failover)],
+  ];
+  return [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => "---").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)].join("\n");
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const results: Figures[] = [];
+  if (options.only !== "etcd") results.push(await benchHaring(options));
+  if (options.only !== "haring") results.push(await benchEtcd(options));
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${table(results)}\n\n${results.map((figures) => `${figures.system}: ${figures.notes.join("; ")}`).join("\n")}\n`);
+}
+
+await main();
