@@ -22,7 +22,7 @@ export interface FailureDetectorConfig {
   /** After the lease bound, how long to wait for probe outcomes still missing from monitors that are reporting. */
   readonly probeOutcomeWaitMs: number;
   readonly maxSuspectedHosts: number;
-  /** Declared hosts whose old incarnation stays excluded from grants (a safety belt, not needed by the argument). */
+  /** Declared hosts whose incarnation stays excluded from grants, so a host still alive without a lease moves to a new incarnation and can rejoin. */
   readonly maxDeclaredExclusions: number;
   readonly maxTrackedHosts: number;
   readonly maxMonitors: number;
@@ -41,7 +41,7 @@ export const defaultFailureDetectorConfig: FailureDetectorConfig = {
   maxMonitors: 64,
 };
 
-/** A declared host's exclusion is dropped after this (its lease ended before the declaration). */
+/** A declared host's exclusion is dropped this long after it was last heard with that incarnation. */
 export const declaredExclusionRetentionMs = 10_000;
 /** One authority grant names at most this many hosts (wire bound, actors/heartbeat/heartbeatMessages.ts). */
 export const maxHostsNamedPerGrant = 4_096;

@@ -304,7 +304,11 @@ class Step {
       return;
     }
     if (host.status === "declared") {
-      if (incarnation > host.incarnation) {
+      if (incarnation <= host.incarnation) {
+        // Still heard as the declared incarnation: keep refusing it grants, so the host moves to a new one.
+        state.declaredExclusions.delete(hostId);
+        this.excludeDeclared(hostId, host.incarnation);
+      } else {
         host.incarnation = incarnation;
         host.status = "alive";
         this.setHeard(host, heardAtMs, reporter);
@@ -444,12 +448,7 @@ class Step {
     state.suspicions.delete(suspicion.hostId);
     state.counters.declarations++;
     state.declaredExclusions.delete(suspicion.hostId);
-    if (state.declaredExclusions.size >= state.config.maxDeclaredExclusions) {
-      const oldest = state.declaredExclusions.keys().next();
-      if (!oldest.done) state.declaredExclusions.delete(oldest.value);
-    }
-    // Not needed once declared (the lease has run out), but a stale heartbeat of that incarnation gets nothing either.
-    state.declaredExclusions.set(suspicion.hostId, { incarnation: suspicion.incarnation, untilMs: this.nowMs + declaredExclusionRetentionMs });
+    this.excludeDeclared(suspicion.hostId, suspicion.incarnation);
     this.outputs.push({ kind: "propose-host-failed", hostId: suspicion.hostId, incarnation: suspicion.incarnation, leaseExpiresByMs: notBeforeMs });
     this.note("host.declared", {
       hostId: suspicion.hostId,
@@ -466,6 +465,21 @@ class Step {
       host.status = "declared";
       host.incarnation = suspicion.incarnation;
     }
+  }
+
+  /**
+   * The declared incarnation's lease has run out, so refusing it grants is not
+   * needed for the declaration; it makes a host that is still alive without a
+   * lease (it never got one, or hears only late) move to a new incarnation,
+   * which can then rejoin. Refreshed whenever the declared incarnation is heard.
+   */
+  excludeDeclared(hostId: string, incarnation: number): void {
+    const exclusions = this.state.declaredExclusions;
+    if (exclusions.size >= this.state.config.maxDeclaredExclusions) {
+      const oldest = exclusions.keys().next();
+      if (!oldest.done) exclusions.delete(oldest.value);
+    }
+    exclusions.set(hostId, { incarnation, untilMs: this.nowMs + declaredExclusionRetentionMs });
   }
 
   viewHost(hostId: string, viewState: HostState, incarnation: number): void {

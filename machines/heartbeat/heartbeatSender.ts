@@ -20,7 +20,9 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
  * on every beat while it holds a lease or has nothing to protect, so a hung
  * agent is reset within the watchdog timeout of its lease ending. A host
  * starts by isolating too: a new process cannot know what its predecessor's
- * lease allowed.
+ * lease allowed. A host without a lease that hears it is excluded (the leader
+ * suspects, or declared, its incarnation) takes the next incarnation at once:
+ * it has nothing to lose, and the old one can never be granted again.
  *
  * Effects are named actions the actor layer provides: `sendHeartbeat` issues a
  * request that must end in exactly one `heartbeat.acked` or `heartbeat.missed`
@@ -63,7 +65,8 @@ export interface HeartbeatSenderInput {
  */
 export type HostLeasePhase = "legacy" | "joining" | "leased" | "isolating";
 
-export type IsolationReason = "boot" | "lease-expired";
+/** boot: a fresh start; lease-expired: the lease ran out; refuted: excluded by the leader while holding no lease, so it moves on to a new incarnation at once. */
+export type IsolationReason = "boot" | "lease-expired" | "refuted";
 
 export interface HeartbeatSenderContext {
   readonly hostId: string;
@@ -220,6 +223,8 @@ export const heartbeatSenderMachine = setup({
       context.consecutiveMissedAcks + 1 >= context.config.missedAcksBeforeSwitch,
     missForCurrentTarget: ({ context, event }) => countsAsMiss(event) && (event as Acked).monitorId === currentTarget(context),
     driftBackDue: ({ context }) => context.targetIndex !== 0 && context.beatsOnFallback >= driftBackAfterBeats(context.config),
+    excludedWithoutLease: ({ context, event }) =>
+      event.type === "heartbeat.acked" && event.grant === "excluded" && context.phase === "joining" && event.sequence >= context.firstSequenceOfIncarnation,
     leaseRanOut: ({ context, event }) => event.type === "lease.expired" && context.phase === "leased" && event.nowMs >= context.leaseUntilMs,
     isNewIncarnation: ({ context, event }) => event.type === "isolation.done" && event.incarnation > context.incarnation,
   },
@@ -324,6 +329,7 @@ export const heartbeatSenderMachine = setup({
             actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
           },
           { guard: "missForCurrentTarget", actions: "countMiss" },
+          { guard: "excludedWithoutLease", target: "isolating", actions: ["countAck", assign({ isolationReason: "refuted" as const })] },
           {
             guard: "isForCurrentTarget",
             actions: ["countAck", "extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }],

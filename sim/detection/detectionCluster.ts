@@ -30,6 +30,7 @@ import {
 } from "../../machines/detection/detectionConfig.ts";
 import type { HostProposal } from "../../machines/detection/hostProposals.ts";
 import { leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
+import type { IsolationReason } from "../../machines/heartbeat/heartbeatSender.ts";
 import { SimHypervisors } from "../simHypervisor.ts";
 import type { NetworkFaultSettings } from "../simNetwork.ts";
 import { SimWorld } from "../world.ts";
@@ -39,6 +40,10 @@ export const detectionClusterLimits = { maxHosts: 20_000, maxMonitors: 64, maxVm
 export const leaderNodeId = "c1";
 /** Recorded events of each kind at most; a run producing more is broken anyway. */
 export const maxRecordedEvents = 1_000_000;
+/** Hosts are added at random times within this window from the start. */
+export const hostBootSpreadMs = 1_000;
+/** With `vmsPerHost`, each host's VMs are started at this time. */
+export const vmPlacementAtMs = 2_500;
 
 export interface DetectionClusterOptions {
   readonly seed: number;
@@ -54,6 +59,8 @@ export interface DetectionClusterOptions {
   readonly rebootAfterWatchdogMs?: number | null;
   /** The stand-in leader takes leadership at boot (default true). */
   readonly leaderAtStart?: boolean;
+  /** Record when each host incarnation held a lease (costs a snapshot listener per host): `checkProposals` then judges by it. */
+  readonly trackLeases?: boolean;
   readonly tickIntervalMs?: number;
   readonly transcriptLevel?: LogLevel;
 }
@@ -74,12 +81,15 @@ export interface EndedIncarnation {
 export interface IsolationRecord {
   readonly atMs: number;
   readonly hostId: string;
-  readonly reason: "boot" | "lease-expired";
+  readonly reason: IsolationReason;
   readonly incarnation: number;
 }
 
 export interface ProposalCheck {
-  /** host-failed proposals for an incarnation that had not ended when proposed. */
+  /**
+   * host-failed proposals for an incarnation that could still hold a lease: it
+   * had not ended when proposed or (with `trackLeases`) held a lease then or later.
+   */
   readonly unjustified: readonly RecordedProposal[];
   /** host-failed proposals while the host's VMs were still running (hypervisor ground truth). */
   readonly vmsStillRunning: readonly RecordedProposal[];
@@ -105,6 +115,9 @@ export class DetectionCluster {
   private readonly senders = new Map<string, HeartbeatSenderHost>();
   private readonly monitorHosts = new Map<string, HeartbeatMonitorHost>();
   private detector: FailureDetectorHandle | undefined;
+  private readonly trackLeases: boolean;
+  /** hostId → incarnation → the last time it was seen holding a lease (with `trackLeases`). */
+  private readonly lastLeasedAtMs = new Map<string, Map<number, number>>();
 
   constructor(options: DetectionClusterOptions) {
     const check = (name: string, value: number, min: number, max: number) => {
@@ -119,6 +132,7 @@ export class DetectionCluster {
     const problems = detectionConfigProblems(this.detectorConfig, this.hostConfig, this.monitorConfig);
     if (problems.length > 0) throw new RangeError(`detection config: ${problems.join("; ")}`);
     this.tickIntervalMs = options.tickIntervalMs ?? defaultDetectorTickMs;
+    this.trackLeases = options.trackLeases ?? false;
     const vmsPerHost = options.vmsPerHost ?? 0;
     const hypervisors = vmsPerHost > 0 ? new SimHypervisors() : undefined;
     this.hypervisors = hypervisors;
@@ -159,15 +173,23 @@ export class DetectionCluster {
         return { stop: () => monitor.dispose() };
       });
     }
+    // Hosts boot over one second, as a real cluster would, so their heartbeats are not in lockstep.
+    const bootOffsets = this.world.forkRandom("host-boot");
     for (const hostId of this.hostIds) {
-      this.world.addNode(hostId, (ports) => this.bootHost(hostId, ports));
+      const offsetMs = bootOffsets.int(hostBootSpreadMs);
+      if (offsetMs === 0) this.world.addNode(hostId, (ports) => this.bootHost(hostId, ports));
+      else this.world.schedule(offsetMs, () => this.world.addNode(hostId, (ports) => this.bootHost(hostId, ports)));
     }
     if (hypervisors !== undefined) {
-      for (const hostId of this.hostIds) {
-        for (let index = 1; index <= vmsPerHost; index++) {
-          hypervisors.placeVm(hostId, { vmId: `${hostId}-vm${index}`, virtualization: index % 2 === 0 ? "para" : "full", vcpus: 1, memoryMiB: 512 });
+      // VMs start once every host holds a lease (a host isolates at boot, which would stop them).
+      this.world.schedule(vmPlacementAtMs, () => {
+        for (const hostId of this.hostIds) {
+          if (this.world.nodeState(hostId) === "crashed") continue;
+          for (let index = 1; index <= vmsPerHost; index++) {
+            hypervisors.placeVm(hostId, { vmId: `${hostId}-vm${index}`, virtualization: index % 2 === 0 ? "para" : "full", vcpus: 1, memoryMiB: 512 });
+          }
         }
-      }
+      });
     }
   }
 
@@ -196,6 +218,14 @@ export class DetectionCluster {
       },
     });
     this.senders.set(hostId, sender);
+    if (this.trackLeases) {
+      let leased = this.lastLeasedAtMs.get(hostId);
+      if (leased === undefined) this.lastLeasedAtMs.set(hostId, (leased = new Map()));
+      const byIncarnation = leased;
+      sender.onSnapshot((snapshot) => {
+        if (snapshot.context.phase === "leased") byIncarnation.set(snapshot.context.incarnation, this.world.now());
+      });
+    }
     return { stop: () => sender.dispose() };
   }
 
@@ -233,7 +263,9 @@ export class DetectionCluster {
     const vmsStillRunning: RecordedProposal[] = [];
     for (const recorded of this.hostFailedProposals()) {
       const { hostId, incarnation } = recorded.proposal;
-      const justified = this.ended.some((end) => end.hostId === hostId && end.incarnation >= incarnation && end.atMs <= recorded.atMs);
+      const justified = this.trackLeases
+        ? !((this.lastLeasedAtMs.get(hostId)?.get(incarnation) ?? Number.NEGATIVE_INFINITY) >= recorded.atMs)
+        : this.ended.some((end) => end.hostId === hostId && end.incarnation >= incarnation && end.atMs <= recorded.atMs);
       if (!justified) unjustified.push(recorded);
       if (this.hypervisors !== undefined && this.vmsActiveAt(hostId, recorded.atMs)) vmsStillRunning.push(recorded);
     }

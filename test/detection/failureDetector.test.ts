@@ -1,0 +1,297 @@
+import test from "ava";
+import { defaultFailureDetectorConfig, type FailureDetectorConfig } from "../../machines/detection/detectionConfig.ts";
+import {
+  createFailureDetector,
+  detectorHost,
+  stepFailureDetector,
+  type DetectorInput,
+  type DetectorOutput,
+  type FailureDetectorState,
+} from "../../machines/detection/failureDetector.ts";
+import { viewCommandsFor } from "../../machines/detection/hostProposals.ts";
+import { heardNoLaterThanMs, leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
+import type { AuthorityGrant } from "../../machines/heartbeat/heartbeatMonitor.ts";
+
+// Exact arithmetic (no clock-rate allowance) so the expected times read plainly: L + W = 1500, A + L + W = 3000.
+const config: FailureDetectorConfig = { ...defaultFailureDetectorConfig, maxClockRateErrorPpm: 0 };
+const tickMs = 25;
+const digestMs = 100;
+
+interface FakeMonitor {
+  boot: string;
+  lastGrant: AuthorityGrant | null;
+  reporting: boolean;
+  /** Leave probe outcomes out of digests. */
+  withholdProbes: boolean;
+}
+
+/**
+ * The detector core driven by scripted monitors: each reports every 100 ms
+ * (complete digests, echoing its last grant) the hosts that are `alive` then,
+ * and answers every probe request as unanswered unless the host is alive.
+ */
+class Harness {
+  readonly state: FailureDetectorState;
+  readonly outputs: Array<DetectorOutput & { atMs: number }> = [];
+  readonly monitors = new Map<string, FakeMonitor>();
+  /** hostId → incarnation, for hosts currently heard by `heardBy`. */
+  readonly alive = new Map<string, number>();
+  /** Which monitor hears each host; default the first. */
+  readonly heardBy = new Map<string, string>();
+  nowMs = 0;
+
+  constructor(monitorIds: readonly string[], overrides: Partial<FailureDetectorConfig> = {}) {
+    this.state = createFailureDetector("c1", { ...config, ...overrides });
+    for (const monitorId of monitorIds) this.monitors.set(monitorId, { boot: "b1", lastGrant: null, reporting: true, withholdProbes: false });
+  }
+
+  step(input: DetectorInput): readonly DetectorOutput[] {
+    const outputs = stepFailureDetector(this.state, input).outputs;
+    for (const output of outputs) {
+      this.outputs.push({ ...output, atMs: input.nowMs });
+      if (output.kind === "reply-authority") this.monitors.get(output.monitorId)!.lastGrant = output.grant;
+    }
+    return outputs;
+  }
+
+  lead(leaseValidUntilMs = Number.MAX_SAFE_INTEGER, nonce = "t1"): void {
+    this.step({ type: "leadership.changed", nowMs: this.nowMs, isLeader: true, leaseValidUntilMs, termNonce: nonce });
+  }
+
+  digestFrom(monitorId: string): void {
+    const monitor = this.monitors.get(monitorId)!;
+    const heard = [...this.alive]
+      .filter(([hostId]) => (this.heardBy.get(hostId) ?? [...this.monitors.keys()][0]) === monitorId)
+      .map(([hostId, incarnation]) => ({ hostId, incarnation, heardAtMs: this.nowMs }));
+    const probes = monitor.withholdProbes
+      ? []
+      : (monitor.lastGrant?.probe ?? []).map((request) => ({ hostId: request.hostId, round: request.round, answered: false }));
+    const echo = monitor.lastGrant === null ? null : { termId: monitor.lastGrant.termId, seq: monitor.lastGrant.seq };
+    this.step({
+      type: "digest.received",
+      nowMs: this.nowMs,
+      replyTo: `_INBOX.${monitorId}`,
+      digest: { monitorId, boot: monitor.boot, sequence: 1, sentAtMs: this.nowMs, heard, probes, complete: true, echo },
+    });
+  }
+
+  runUntil(untilMs: number): void {
+    while (this.nowMs < untilMs) {
+      this.nowMs += tickMs;
+      if (this.nowMs % digestMs === 0) for (const [monitorId, monitor] of this.monitors) if (monitor.reporting) this.digestFrom(monitorId);
+      this.step({ type: "tick", nowMs: this.nowMs });
+    }
+  }
+
+  proposals() {
+    return this.outputs.filter((output) => output.kind === "propose-host-failed" || output.kind === "propose-host-up");
+  }
+
+  notes(note: string) {
+    return this.outputs.filter((output) => output.kind === "note" && output.note === note);
+  }
+
+  lastGrantTo(monitorId: string): AuthorityGrant {
+    return this.monitors.get(monitorId)!.lastGrant!;
+  }
+}
+
+/** A leader for 5 s with h1 (and h2) alive, heard by m1, then h1 falls silent at 5,000 ms. */
+function crashedHost(monitorIds: readonly string[] = ["m1", "m2"], overrides: Partial<FailureDetectorConfig> = {}): Harness {
+  const harness = new Harness(monitorIds, overrides);
+  harness.lead();
+  harness.alive.set("h1", 1);
+  harness.alive.set("h2", 1);
+  harness.runUntil(5_000);
+  harness.alive.delete("h1");
+  return harness;
+}
+
+test("lease arithmetic: a duration on another clock, and the latest a hearing can have happened, on the leader's clock", (t) => {
+  t.is(leaderMsCovering(1_000, 0), 1_000);
+  t.is(leaderMsCovering(1_000, 10_000), Math.ceil((1_000 * 1.01) / 0.99));
+  t.is(heardNoLaterThanMs(5_000, 100, 0), 4_900);
+  t.is(heardNoLaterThanMs(5_000, 100, 10_000), 5_000 - Math.floor((100 * 0.99) / 1.01));
+  t.is(heardNoLaterThanMs(5_000, -30, 10_000), 5_000, "a negative age (a broken clock) is taken as no age");
+});
+
+test("an inactive detector answers no digest; a lapsed lease ends the term", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.runUntil(200);
+  t.deepEqual(harness.outputs.filter((output) => output.kind === "reply-authority"), []);
+  harness.lead(1_000);
+  harness.runUntil(900);
+  const replies = harness.outputs.filter((output) => output.kind === "reply-authority");
+  t.is(replies.length, 7);
+  t.deepEqual(replies.map((reply) => (reply.kind === "reply-authority" ? reply.grant.seq : 0)), [1, 2, 3, 4, 5, 6, 7]);
+  harness.runUntil(1_100);
+  t.is(harness.outputs.filter((output) => output.kind === "reply-authority").length, 7, "no answer once the lease ran out");
+  t.is(harness.notes("term.ended").length, 1);
+});
+
+test("a crashed host is suspected after suspectAfterMs, excluded and probed, and declared once its lease and isolation surely ended", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(5_575);
+  t.is(harness.notes("host.suspected").length, 0);
+  harness.runUntil(5_600);
+  t.is(harness.notes("host.suspected").length, 1);
+  harness.runUntil(5_700);
+  const grant = harness.lastGrantTo("m2");
+  t.deepEqual(grant.excluded, [{ hostId: "h1", incarnation: 1 }]);
+  t.deepEqual(grant.probe.map((probe) => probe.hostId), ["h1"]);
+  harness.runUntil(6_475);
+  t.deepEqual(harness.proposals(), []);
+  harness.runUntil(6_500);
+  // heard at 5,000 (+ no age) + L 1,100 + W 400
+  t.deepEqual(harness.proposals(), [{ kind: "propose-host-failed", hostId: "h1", incarnation: 1, leaseExpiresByMs: 6_500, atMs: 6_500 }]);
+  t.is(detectorHost(harness.state, "h1")?.status, "declared");
+  t.is(detectorHost(harness.state, "h2")?.status, "alive");
+});
+
+test("with a clock-rate allowance the wait covers the lease and isolation on the slowest clock, read on the fastest", (t) => {
+  const harness = crashedHost(["m1", "m2"], { maxClockRateErrorPpm: 10_000 });
+  harness.runUntil(8_000);
+  const proposal = harness.proposals()[0];
+  t.is(proposal?.kind, "propose-host-failed");
+  const expected = 5_000 + Math.ceil((1_500 * 1.01) / 0.99);
+  t.is(proposal?.kind === "propose-host-failed" ? proposal.leaseExpiresByMs : 0, expected);
+  t.is(proposal?.atMs, Math.ceil(expected / tickMs) * tickMs);
+});
+
+test("a declared incarnation heard again stays excluded, so the host moves to a new one", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(7_000);
+  harness.alive.set("h1", 1);
+  harness.runUntil(7_100);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h1", incarnation: 1 }]);
+  t.is(detectorHost(harness.state, "h1")?.status, "declared");
+});
+
+test("a host heard again while suspected refutes the suspicion and is granted again", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(5_700);
+  harness.alive.set("h1", 1);
+  harness.runUntil(5_800);
+  t.is(harness.notes("host.refuted").length, 1);
+  harness.runUntil(5_900);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, []);
+  harness.runUntil(9_000);
+  t.deepEqual(harness.proposals(), []);
+});
+
+test("a monitor that stops reporting before it honoured the exclusion delays the declaration to its authority's end", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(5_500);
+  harness.monitors.get("m2")!.reporting = false;
+  harness.runUntil(8_475);
+  t.deepEqual(harness.proposals(), []);
+  harness.runUntil(8_500);
+  // m2's last grant at 5,500 (before the suspicion at 5,600) + A 1,500 + L 1,100 + W 400
+  t.is(harness.proposals()[0]?.atMs, 8_500);
+});
+
+test("a monitor that restarted may have forgotten grants: its earlier boot is bounded by its authority", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(5_200);
+  harness.monitors.get("m2")!.boot = "b2";
+  harness.monitors.get("m2")!.lastGrant = null;
+  harness.runUntil(8_200);
+  // the last grant to boot b1 went out at 5,200; + 3,000
+  t.is(harness.proposals()[0]?.atMs, 8_200);
+});
+
+test("a reporting monitor that has not sent its probe outcome holds the declaration for probeOutcomeWaitMs", (t) => {
+  const harness = crashedHost();
+  harness.monitors.get("m2")!.withholdProbes = true;
+  harness.runUntil(6_975);
+  t.deepEqual(harness.proposals(), []);
+  harness.runUntil(7_000);
+  t.is(harness.proposals()[0]?.atMs, 7_000);
+});
+
+test("a new term declares nothing before every grant of an earlier leader has run out", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.nowMs = 10_000;
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h7", state: "up", incarnation: 3 });
+  harness.runUntil(12_975);
+  t.deepEqual(harness.proposals(), []);
+  harness.runUntil(13_000);
+  t.deepEqual(harness.proposals().map((p) => (p.kind === "propose-host-failed" ? [p.hostId, p.incarnation, p.atMs] : [])), [["h7", 3, 13_000]]);
+});
+
+test("a host heard with a newer incarnation ended the old one: it is declared after the same wait, then proposed up", (t) => {
+  const harness = new Harness(["m1", "m2"]);
+  harness.lead();
+  harness.alive.set("h1", 1);
+  harness.runUntil(5_000);
+  harness.alive.set("h1", 2);
+  harness.runUntil(5_100);
+  t.is(harness.notes("host.superseded").length, 1);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h1", incarnation: 1 }]);
+  t.deepEqual(harness.lastGrantTo("m1").probe, [], "nothing to probe: the host itself said it moved on");
+  harness.runUntil(8_000);
+  t.deepEqual(
+    harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation, p.atMs]),
+    [
+      ["propose-host-failed", "h1", 1, 6_500],
+      ["propose-host-up", "h1", 2, 6_500],
+    ],
+  );
+  t.is(detectorHost(harness.state, "h1")?.status, "alive");
+});
+
+test("a declared host that comes back with a newer incarnation is proposed up", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(7_000);
+  harness.alive.set("h1", 2);
+  harness.runUntil(7_100);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.incarnation]), [["propose-host-failed", 1], ["propose-host-up", 2]]);
+  harness.runUntil(9_000);
+  t.is(harness.proposals().length, 2);
+});
+
+test("a host only one cut-off monitor reported is not suspected until that monitor's authority surely ran out", (t) => {
+  const harness = new Harness(["m1", "m2"]);
+  harness.lead();
+  harness.alive.set("h1", 1);
+  harness.runUntil(5_000);
+  // m1 (the only one hearing h1) can no longer reach the leader; h1 keeps heartbeating it.
+  harness.monitors.get("m1")!.reporting = false;
+  harness.runUntil(6_475);
+  t.is(harness.notes("host.suspected").length, 0);
+  harness.runUntil(6_525);
+  t.is(harness.notes("host.suspected").length, 1, "m1 silent for authorityValidForMs");
+});
+
+test("a digest whose hearing lies in the future of its own send time is read as heard now, never later", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.nowMs = 1_000;
+  harness.lead();
+  harness.step({
+    type: "digest.received",
+    nowMs: 1_000,
+    replyTo: "_INBOX.x",
+    digest: { monitorId: "m1", boot: "b", sequence: 1, sentAtMs: 50, heard: [{ hostId: "h1", incarnation: 1, heardAtMs: 9_999 }], probes: [], complete: true, echo: null },
+  });
+  t.is(detectorHost(harness.state, "h1")?.heardNoLaterThanMs, 1_000);
+});
+
+test("the view seeds hosts it expects and hosts it holds failed; a failed one heard with a newer incarnation is proposed up", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h3", state: "failed", incarnation: 4 });
+  harness.alive.set("h3", 5);
+  harness.runUntil(200);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h3", 5]]);
+});
+
+test("proposals map to view commands with ids derived from host and incarnation", (t) => {
+  t.deepEqual(viewCommandsFor({ type: "host-failed", hostId: "h1", incarnation: 3, leaseExpiresByMs: 10 }), [
+    { id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 3 },
+  ]);
+  t.deepEqual(viewCommandsFor({ type: "host-up", hostId: "h1", incarnation: 4 }), [
+    { id: "host-rejoin-h1-4", type: "host.rejoin", hostId: "h1", incarnation: 4 },
+    { id: "host-up-h1-4", type: "host.up", hostId: "h1", incarnation: 4 },
+  ]);
+});
