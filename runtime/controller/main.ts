@@ -15,6 +15,7 @@
  * config file or command line exits 2 with one line per problem.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
@@ -130,9 +131,9 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   });
 
   const statusPath = join(config.dataDir, statusFileName);
-  const writeStatus = () => {
+  const statusNow = (): ControllerStatusFile => {
     const leadership = actor.leadership();
-    const status: ControllerStatusFile = {
+    return {
       nodeId: config.nodeId,
       pid: process.pid,
       role: leadership.role,
@@ -144,11 +145,16 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       status: actor.status,
       atMs: Math.round(promptClock.now()),
     };
-    try {
-      writeAtomically(statusPath, `${JSON.stringify(status)}\n`);
-    } catch (error) {
-      ports.log.write("warn", "status.write-failed", { error: error instanceof Error ? error.message : String(error) });
-    }
+  };
+  // Written off the event loop (a rename can take milliseconds on a busy disk, and the loop carries Paxos); one write at a time.
+  let statusWrite: Promise<void> | undefined;
+  const writeStatus = () => {
+    if (statusWrite) return;
+    const temp = `${statusPath}.tmp-${process.pid}`;
+    statusWrite = writeFile(temp, `${JSON.stringify(statusNow())}\n`)
+      .then(() => rename(temp, statusPath))
+      .catch((error: unknown) => ports.log.write("warn", "status.write-failed", { error: error instanceof Error ? error.message : String(error) }))
+      .finally(() => (statusWrite = undefined));
   };
   const statusTimer = config.statusIntervalMs > 0 ? setInterval(writeStatus, config.statusIntervalMs) : undefined;
   if (config.statusIntervalMs > 0) writeStatus();
@@ -161,8 +167,16 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       // Read before stopping: a stopped actor no longer has a state.
       const finalView = actor.view();
       const finalSlot = actor.appliedSlots();
-      if (config.statusIntervalMs > 0) writeStatus();
+      const finalStatus = statusNow();
       actor.stop();
+      await statusWrite;
+      if (config.statusIntervalMs > 0) {
+        try {
+          writeAtomically(statusPath, `${JSON.stringify(finalStatus)}\n`);
+        } catch {
+          // the status file is for tools; the view below matters more
+        }
+      }
       if (!failed) {
         try {
           writeAtomically(join(config.dataDir, viewFileName), `${mirrorValue(finalView, finalSlot, config.nodeId)}\n`);
