@@ -95,7 +95,7 @@ export function stepProposalClient<C extends CommandEnvelope>(state: ProposalCli
       if (input.message.type === "paxos.propose-reply") onRefusal(draft, input.message.commandId, input.message.refusal, input.message.leaderHint, input.nowMs);
       break;
     case "leader-hint":
-      if (input.leaderId !== "" && state.config.controllerIds.includes(input.leaderId)) draft.state = { ...state, leaderHint: input.leaderId };
+      onLeaderHint(draft, input.leaderId);
       break;
     case "tick":
       onTick(draft, input.nowMs);
@@ -162,6 +162,25 @@ function onRefusal<C extends CommandEnvelope>(draft: Draft<C>, commandId: string
     sendAttempt(draft, proposal.command, proposal.attempts, proposal.redirects + 1, proposal.target, nowMs);
   }
   // Otherwise (overloaded, or no better target known) the scheduled retry stands.
+}
+
+/**
+ * A newly known leader gets the proposals waiting on another controller at once: that one may be dead
+ * (a dead leader refuses nothing), and the timed retry would only reach the new leader after the backoff.
+ * Such a resend counts as a redirect, so it is bounded per attempt like one.
+ */
+function onLeaderHint<C extends CommandEnvelope>(draft: Draft<C>, leaderId: string): void {
+  const state = draft.state;
+  if (leaderId === "" || leaderId === state.leaderHint || !state.config.controllerIds.includes(leaderId)) return;
+  draft.state = { ...state, leaderHint: leaderId };
+  let outstanding: Map<string, OutstandingProposal<C>> | null = null;
+  for (const proposal of state.outstanding.values()) {
+    if (proposal.target === leaderId || proposal.redirects >= maxRedirectsPerAttempt) continue;
+    draft.send.push({ type: "paxos.propose", from: state.clientId, to: leaderId, command: proposal.command });
+    outstanding ??= new Map(state.outstanding);
+    outstanding.set(proposal.command.id, { ...proposal, target: leaderId, redirects: proposal.redirects + 1 });
+  }
+  if (outstanding) draft.state = { ...draft.state, outstanding };
 }
 
 function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {

@@ -91,3 +91,24 @@ test("outstanding proposals are bounded and a repeated submission of the same id
   t.deepEqual(steps[1]!.send, []);
   t.deepEqual(steps[3]!.outcomes, [{ commandId: "c", kind: "no-outcome", reason: "more than 2 proposals outstanding; not sent" }]);
 });
+
+test("a newly hinted leader gets the proposals waiting on another controller at once, without repeating itself", (t) => {
+  const steps = run([
+    { type: "leader-hint", leaderId: "c1" },
+    submit("x"),
+    submit("y"),
+    // c1 died without a word; a commit from c3 names the new leader.
+    { type: "leader-hint", leaderId: "c3" },
+    { type: "leader-hint", leaderId: "c3" },
+    refusal("c3", "x", "c2"),
+    { type: "leader-hint", leaderId: "c1" },
+    { type: "leader-hint", leaderId: "c3" },
+  ]);
+  t.deepEqual(targets(steps[1]!), ["c1"]);
+  t.deepEqual(targets(steps[3]!), ["c3", "c3"]);
+  t.is(steps[3]!.state.outstanding.get("x")!.retryAtMs, steps[2]!.state.outstanding.get("x")!.retryAtMs, "the timed retry stays where it was");
+  t.deepEqual(steps[4]!.send, [], "the same hint again sends nothing");
+  t.deepEqual(targets(steps[5]!), ["c2"], "a refusal still redirects");
+  t.deepEqual(targets(steps[6]!), ["c1"], "only y: x has used its redirects for this attempt");
+  t.deepEqual(steps[7]!.send, [], "bounded: y has used its redirects too");
+});
