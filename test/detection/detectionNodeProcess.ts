@@ -11,7 +11,8 @@
  * Prints one JSON line per event on stdout: `{"event":"ready"}` once connected,
  * `{"event":"isolated",...}` whenever a host applies its isolation response
  * (there are no VMs here: isolation is recorded only), and `{"event":"stats",...}`
- * every second (CPU time used by this process, messages handled).
+ * every second (CPU time used by this process, machine events handled, events
+ * dropped by full mailboxes so far).
  */
 import { join } from "node:path";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
@@ -19,6 +20,7 @@ import type { IsolationResponder } from "../../actors/detection/hostIsolation.ts
 import { startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { startHeartbeatSender } from "../../actors/heartbeat/heartbeatSenderActor.ts";
 import { defaultHostAgentConfig, defaultMonitorAgentConfig } from "../../machines/detection/detectionConfig.ts";
+import { mailboxDroppedMetric } from "../../actors/actorHost.ts";
 import { connectRuntimeNode, type RuntimeNode } from "../../runtime/runtimeNodePorts.ts";
 
 const maxHostsPerProcess = 5_000;
@@ -95,7 +97,8 @@ async function main(): Promise<void> {
   setInterval(() => {
     const cpu = process.cpuUsage(lastCpu);
     const now = performance.now();
-    emit("stats", { cpuShare: (cpu.user + cpu.system) / 1_000 / (now - lastAt), events: handled });
+    const mailboxDropped = nodes.reduce((sum, node) => sum + node.metrics.total(mailboxDroppedMetric), 0);
+    emit("stats", { cpuShare: (cpu.user + cpu.system) / 1_000 / (now - lastAt), events: handled, mailboxDropped });
     handled = 0;
     lastCpu = process.cpuUsage();
     lastAt = now;
