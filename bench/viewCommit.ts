@@ -157,6 +157,7 @@ async function benchHaring(options: Options): Promise<Figures> {
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
 
     const failoverMs: number[] = [];
+    const electedMs: number[] = [];
     for (let round = 0; round < options.failovers; round++) {
       progress(`haring: failover ${round + 1}/${options.failovers}`);
       await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
@@ -169,8 +170,10 @@ async function benchHaring(options: Options): Promise<Figures> {
         }
         if (!leader) throw new Error("no controller reports holding the lease");
         const killedAt = performance.now();
+        const killedAtWallMs = Date.now();
         await leader.kill("SIGKILL");
         const revive = async () => {
+          electedMs.push(electionAfter(cluster!, killedAtWallMs));
           leader.start();
           const target = client!.appliedSlots();
           await cluster!.waitFor("the restarted controller to catch up", (statuses) => controllerIds.every((id) => (statuses.get(id)?.appliedSlots ?? -1) >= target && statuses.get(id)?.pid === cluster!.member(id).pid), 30_000);
@@ -178,6 +181,7 @@ async function benchHaring(options: Options): Promise<Figures> {
         return { killedAt, revive };
       }));
     }
+    if (electedMs.length > 0) notes.push(`kill -9 → a controller logs it leads: ${electedMs.map((ms) => ms.toFixed(0)).join(", ")} ms (election timeout ${createPaxosConfig(controllerIds).electionTimeoutMs} ms + jitter up to ${createPaxosConfig(controllerIds).electionJitterMs} ms after the last heartbeat)`);
     return { system: "haring (Multi-Paxos, 3 controller processes, NATS)", latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), throughputPerSecond: throughput, failoverMs, notes };
   } finally {
     await client?.close().catch(() => undefined);
@@ -185,6 +189,19 @@ async function benchHaring(options: Options): Promise<Figures> {
     await nats.stop();
     rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+/** Ms from the kill to the first "paxos.leadership … leader" line a surviving controller logged after it (log timestamps have ms precision). */
+function electionAfter(cluster: LocalControllers, killedAtWallMs: number): number {
+  let first = Number.NaN;
+  for (const member of cluster.members) {
+    for (const line of member.outputTail().split("\n")) {
+      if (!line.includes('"paxos.leadership"') || !line.includes('"role":"leader"')) continue;
+      const at = Date.parse((JSON.parse(line) as { ts: string }).ts);
+      if (at >= killedAtWallMs && !(at - killedAtWallMs >= first)) first = at - killedAtWallMs;
+    }
+  }
+  return first;
 }
 
 /** Keeps `inFlightForThroughput` commits going for `seconds`; returns commits per second. */
