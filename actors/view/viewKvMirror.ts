@@ -76,6 +76,15 @@ function entityCount(view: View): number {
   return view.hosts.size + view.vms.size + view.recentCommandCount;
 }
 
+/**
+ * Fewer bytes than the view's JSON can possibly take: the shortest record of each kind, e.g.
+ * `{"desiredState":"running","placement":null,"priority":"low","resources":{"cpu":0,"memoryMiB":0},"rules":{"affinity":[],"antiAffinity":[]},"vmId":"v"}`.
+ * Lets the mirror skip a view that cannot fit without spending the CPU time to build it.
+ */
+export function minimumMirrorBytes(view: View): number {
+  return view.vms.size * 140 + view.hosts.size * 90 + view.recentCommandCount * 55;
+}
+
 /** The mirror's value; the view part is exactly canonicalViewJson. */
 export function mirrorValue(view: View, slot: number, writer: string): string {
   return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${canonicalViewJson(view)}}`;
@@ -164,7 +173,8 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     }
     const target = latest;
     const entities = entityCount(target.view);
-    const value = entities >= tooLargeAtEntities ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
+    const hopeless = entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > options.maxValueBytes;
+    const value = hopeless ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
     if (value === undefined || value.length > options.maxValueBytes) {
       if (value !== undefined) tooLargeAtEntities = entities;
       failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${options.maxValueBytes} bytes`);

@@ -6,6 +6,7 @@ import { decodeRecords, encodeRecord, type ViewDurableRecord } from "../../actor
 import type { RejectionReason } from "../../actors/codec/messageCodec.ts";
 import { validate } from "../../actors/codec/schema.ts";
 import { viewCommandSchema, viewSnapshotSchema, type WireViewCommand, type WireViewSnapshot } from "../../actors/view/viewSchemas.ts";
+import { minimumMirrorBytes, mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { PaxosMessageType, PrepareMessage, PromiseMessage, RejectMessage, SnapshotMessage } from "../../machines/paxos/messages.ts";
 import { paxosMessageTypes } from "../../machines/paxos/messages.ts";
@@ -152,4 +153,9 @@ test("the default timings fit the wire; an oversized batch or vote log does not"
   t.is(problems.length, 2);
   t.regex(problems.join("\n"), /maxCommandsPerBatch/);
   t.regex(problems.join("\n"), /votes/);
+});
+
+test("the mirror's size floor never exceeds the real size of a mirrored view", (t) => {
+  const views = [emptyView, view, applyViewCommands(view, 1, [{ id: "h", type: "host.register", hostId: "h2", capacity: { cpu: 0, memoryMiB: 0 } }, { id: "v", type: "vm.add", vmId: "v", resources: { cpu: 0, memoryMiB: 0 }, priority: "low", rules: { affinity: [], antiAffinity: [] }, desiredState: "stopped" }]).view];
+  for (const candidate of views) t.true(minimumMirrorBytes(candidate) <= mirrorValue(candidate, 0, "c").length);
 });
