@@ -112,17 +112,25 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     leaseTimer = ports.clock.setTimeout(checkLease, leaseUntilMs - nowMs);
   };
 
-  const persistIncarnation = (run: number, incarnation: number): void => {
+  // A fresh start waits a random part of an interval, so hosts rebooted together do not beat in lockstep.
+  const startJitter = ports.random.fork("heartbeat-start");
+  const persistIncarnation = (run: number, incarnation: number, reason: IsolateParams["reason"]): void => {
     const log = incarnationLog!;
     const finish = (outcome: { ok: boolean; error?: string }) => {
       if (run !== isolationRun) return;
       if (!outcome.ok) {
         ports.log.write("error", "host.incarnation-sync-failed", { incarnation, error: outcome.error ?? "", retryInMs: incarnationSyncRetryMs });
-        ports.clock.setTimeout(() => persistIncarnation(run, incarnation), incarnationSyncRetryMs);
+        ports.clock.setTimeout(() => persistIncarnation(run, incarnation, reason), incarnationSyncRetryMs);
         return;
       }
       persistedIncarnation = Math.max(persistedIncarnation, incarnation);
-      host.send({ type: "isolation.done", incarnation });
+      if (reason !== "boot") {
+        host.send({ type: "isolation.done", incarnation });
+        return;
+      }
+      ports.clock.setTimeout(() => {
+        if (run === isolationRun) host.send({ type: "isolation.done", incarnation });
+      }, startJitter.int(Math.max(1, Math.floor(options.config.heartbeatIntervalMs))));
     };
     const record = textEncoder.encode(String(incarnation));
     if (log.readAll().length >= maxIncarnationRecords) log.rewrite([record], finish);
@@ -172,7 +180,7 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
       ports.metrics.increment(isolationsMetric, { reason });
       ports.log.write(reason === "boot" ? "debug" : "warn", "host.isolate", { reason, incarnation, nextIncarnation: next, response: lease.isolationResponse });
       lease.isolation.isolate({ response: lease.isolationResponse, reason, incarnation }, () => {
-        if (run === isolationRun) persistIncarnation(run, next);
+        if (run === isolationRun) persistIncarnation(run, next, reason);
       });
     },
     answerProbe: ({ replyTo, incarnation }) => {
