@@ -181,3 +181,16 @@ test(`randomized partitions: no host is declared failed before it fenced itself,
   t.true(declarations > seeds, "the faults did make the detector declare hosts");
   t.true(leaseLosses > 0 && resets > 0, "both fencing paths were exercised");
 });
+
+test("a detector whose machine restarts starts a new term: it keeps answering monitors but declares nothing until earlier grants ran out", (t) => {
+  const subject = cluster(5);
+  warmUp(subject);
+  subject.leader.host.restart();
+  const restartedAtMs = subject.world.now();
+  subject.world.crash("h4");
+  const declaredAtMs = subject.runUntilProposed("h4", restartedAtMs, 6_000);
+  t.not(declaredAtMs, undefined);
+  t.true(declaredAtMs! >= restartedAtMs + subject.termStartWaitMs(), `declared ${declaredAtMs! - restartedAtMs} ms after the restart`);
+  t.deepEqual(subject.leaseLosses(), [], "monitors kept their authority across the restart");
+  t.deepEqual(subject.checkProposals(), { unjustified: [], vmsStillRunning: [] });
+});
