@@ -8,8 +8,10 @@
  * revision last read, and a writer that finds a slot at or above its own
  * leaves the entry alone. So two writers (an old and a new leader, or a
  * controller that restarted from an older snapshot) can never put an older
- * view over a newer one. Writes are throttled to one per `minIntervalMs`
- * (the newest view offered wins; views in between are skipped) and failures
+ * view over a newer one. Writes are throttled to one per `minIntervalMs`, or
+ * longer when building the value took long (50 × its build time: a large
+ * view is mirrored less often; the newest view offered wins, views in
+ * between are skipped) and failures
  * are retried after `retryAfterMs`: the mirror is for inspection, Paxos does
  * not depend on it. A view whose JSON exceeds `maxValueBytes` is not
  * mirrored, and no larger one is even built (that costs the leader real CPU
@@ -44,6 +46,9 @@ export const defaultViewKvMirrorOptions: ViewKvMirrorOptions = {
   replicas: 1,
   history: 5,
 };
+
+/** The pause between writes is at least this many times the last build's duration: the mirror takes at most ~2% of the node's time. */
+export const mirrorIntervalPerBuildMs = 50;
 
 /** Compare-and-set conflicts retried at once before waiting `retryAfterMs`. */
 export const maxImmediateConflictRetries = 3;
@@ -108,6 +113,8 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
   let busy = false;
   let timer: TimerId | undefined;
   let lastWriteAtMs = Number.NEGATIVE_INFINITY;
+  /** Grows with the time the last value took to build, so the mirror's share of the node's time stays small. */
+  let intervalMs = options.minIntervalMs;
   let conflictsInARow = 0;
   let stopped = false;
   /** Entities (hosts, VMs, remembered commands) of the smallest view found too large; larger ones are not even built. */
@@ -136,7 +143,7 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
 
   function finish(): void {
     busy = false;
-    if (latest && latest.slot > mirroredSlot) schedule(lastWriteAtMs + options.minIntervalMs - clock.now());
+    if (latest && latest.slot > mirroredSlot) schedule(lastWriteAtMs + intervalMs - clock.now());
   }
 
   function run(): void {
@@ -174,7 +181,9 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     const target = latest;
     const entities = entityCount(target.view);
     const hopeless = entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > options.maxValueBytes;
+    const buildStartedAtMs = clock.now();
     const value = hopeless ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
+    intervalMs = Math.max(options.minIntervalMs, (clock.now() - buildStartedAtMs) * mirrorIntervalPerBuildMs);
     if (value === undefined || value.length > options.maxValueBytes) {
       if (value !== undefined) tooLargeAtEntities = entities;
       failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${options.maxValueBytes} bytes`);
@@ -211,7 +220,7 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     offer(view, slot) {
       if (stopped || slot <= mirroredSlot || (latest !== null && slot <= latest.slot)) return;
       latest = { view, slot };
-      schedule(lastWriteAtMs + options.minIntervalMs - clock.now());
+      schedule(lastWriteAtMs + intervalMs - clock.now());
     },
     get mirroredSlot() {
       return mirroredSlot;
