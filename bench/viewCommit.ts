@@ -23,7 +23,7 @@
  * Every process is killed in teardown, every temp directory removed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "msgpackr";
@@ -43,6 +43,8 @@ interface Figures {
   readonly latencyP99Ms: number;
   readonly throughputPerSecond: number;
   readonly failoverMs: readonly number[];
+  /** CPU time (user + system) of every process of the system, this client included, per commit in the latency run. */
+  readonly cpuMsPerCommit: number;
   readonly notes: readonly string[];
 }
 
@@ -82,6 +84,21 @@ function parseOptions(argv: readonly string[]): Options {
 function percentile(sorted: readonly number[], fraction: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
+}
+
+/** User + system CPU ms of these processes so far (Linux /proc; clock ticks of 10 ms). */
+function cpuMs(pids: readonly (number | undefined)[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    if (pid === undefined) continue;
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      total += (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // gone
+    }
+  }
+  return total;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -150,7 +167,10 @@ async function benchHaring(options: Options): Promise<Figures> {
     for (let index = 0; index < 200; index++) await commit();
     progress(`haring: latency, ${options.latencyCommands} commands one at a time`);
     const latencies: number[] = [];
+    const systemPids = () => [...cluster!.members.map((member) => member.pid), nats.pid, process.pid];
+    const cpuBefore = cpuMs(systemPids());
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
     latencies.sort((a, b) => a - b);
 
     progress(`haring: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
@@ -182,7 +202,7 @@ async function benchHaring(options: Options): Promise<Figures> {
       }));
     }
     if (electedMs.length > 0) notes.push(`kill -9 → a controller logs it leads: ${electedMs.map((ms) => ms.toFixed(0)).join(", ")} ms (election timeout ${createPaxosConfig(controllerIds).electionTimeoutMs} ms + jitter up to ${createPaxosConfig(controllerIds).electionJitterMs} ms after the last heartbeat)`);
-    return { system: "haring (Multi-Paxos, 3 controller processes, NATS)", latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), throughputPerSecond: throughput, failoverMs, notes };
+    return { system: "haring (Multi-Paxos, 3 controller processes, NATS)", latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), throughputPerSecond: throughput, failoverMs, cpuMsPerCommit, notes };
   } finally {
     await client?.close().catch(() => undefined);
     await cluster?.stopAll();
@@ -364,7 +384,10 @@ async function benchEtcd(options: Options): Promise<Figures> {
     for (let index = 0; index < 200; index++) await commit();
     progress(`etcd: latency, ${options.latencyCommands} puts one at a time`);
     const latencies: number[] = [];
+    const systemPids = () => [...members.map((member) => member.process?.pid), process.pid];
+    const cpuBefore = cpuMs(systemPids());
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
     latencies.sort((a, b) => a - b);
     progress(`etcd: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
@@ -411,6 +434,7 @@ async function benchEtcd(options: Options): Promise<Figures> {
       latencyP99Ms: percentile(latencies, 0.99),
       throughputPerSecond: throughput,
       failoverMs,
+      cpuMsPerCommit,
       notes: [`value: ${commandBytes} bytes`],
     };
   } finally {
@@ -435,6 +459,7 @@ function table(results: readonly Figures[]): string {
     ["commit latency p50, 1 client (ms)", ...results.map((figures) => formatMs(figures.latencyP50Ms))],
     ["commit latency p99, 1 client (ms)", ...results.map((figures) => formatMs(figures.latencyP99Ms))],
     [`throughput, ${inFlightForThroughput} in flight (commits/s)`, ...results.map((figures) => figures.throughputPerSecond.toFixed(0))],
+    ["CPU per commit, all processes, 1 client (ms)", ...results.map((figures) => figures.cpuMsPerCommit.toFixed(2))],
     ["leader kill -9 → next commit (ms)", ...results.map(failover)],
   ];
   return [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => "---").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)].join("\n");
