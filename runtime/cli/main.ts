@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerGuestAgentCommand } from "./guestAgentCommand.ts";
+import { registerNodeCommand } from "./nodeCommand.ts";
 import { registerSimCommands } from "./simCommands.ts";
 import { exitCodes, UsageError } from "./usageError.ts";
 
@@ -27,6 +28,9 @@ export async function main(argv: readonly string[], output: CliOutput = processO
       writeErr: () => {},
     });
   registerSimCommands(program, output, (code) => {
+    exitCode = code;
+  });
+  registerNodeCommand(program, (code) => {
     exitCode = code;
   });
   registerGuestAgentCommand(program, output);

@@ -4,6 +4,7 @@ import { runHeartbeatCluster, heartbeatClusterLimits } from "../../sim/runs/hear
 import { runScenario, type ScenarioResult } from "../../sim/scenario/runScenario.ts";
 import { writeTimeline } from "../../sim/scenario/timeline.ts";
 import { parseBoundedInteger } from "./arguments.ts";
+import { registerSimFuzzCommand } from "./simFuzzCommand.ts";
 import type { CliOutput } from "./main.ts";
 import { exitCodes, UsageError } from "./usageError.ts";
 
@@ -107,4 +108,5 @@ export function registerSimCommands(program: Command, output: CliOutput, setExit
     .action((directories: string[], options: SimRunOptions) => {
       setExitCode(directories.length > 0 ? runScenarios(directories, options, output) : runEmbedded(options, output));
     });
+  registerSimFuzzCommand(sim, output, setExitCode);
 }

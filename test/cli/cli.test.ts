@@ -96,3 +96,33 @@ test("sim run refuses options that do not fit the mode, and a missing scenario d
     t.regex(err, pattern);
   }
 });
+
+test("sim fuzz runs seeds and reports; the same seeds print the same bytes; bad options exit 2", async (t) => {
+  const first = await run(["sim", "fuzz", "--seeds", "3", "--start-seed", "40"]);
+  const again = await run(["sim", "fuzz", "--seeds", "3", "--start-seed", "40"]);
+  t.is(first.code, 0, first.err);
+  t.regex(first.out, /seeds 40\.\.42/);
+  t.regex(first.out, /result: ok/);
+  t.is(first.out, again.out);
+  const bad = await run(["sim", "fuzz", "--controllers", "10"]);
+  t.is(bad.code, 2);
+  t.regex(bad.err, /--controllers must be between 1 and 9/);
+});
+
+test("node --config reports every wrong field of its config file and exits 2", async (t) => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const directory = mkdtempSync(join(tmpdir(), "haring-node-config-"));
+  try {
+    const path = join(directory, "node.json");
+    writeFileSync(path, JSON.stringify({ clusterId: "c 1", nodeId: "c1" }));
+    const child = spawnSync("node", ["bin/haring.js", "node", "--config", path], { encoding: "utf8" });
+    t.is(child.status, 2);
+    t.regex(child.stderr, /clusterId must be/);
+    t.regex(child.stderr, /controllerIds must list/);
+    t.regex(child.stderr, /^hint: /m);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
