@@ -85,6 +85,7 @@ async function main(): Promise<void> {
     let monitorDropped = 0;
     const monitor = startJsonProcess(nodeScript, ["--role", "monitor", "--id", "m1", "--nats", server.url, "--cluster", "bench", "--data-dir", directory, "--monitors", "m1"], (event) => {
       if (event.event !== "stats") return;
+      if (process.env.HARING_BENCH_DEBUG) process.stderr.write(`monitor ${JSON.stringify(event)}\n`);
       monitorCpu.push(Number(event.cpuShare));
       monitorDropped = Number(event.mailboxDropped);
     });

@@ -16,6 +16,8 @@ export const unanswerableHeartbeatsMetric = "haring_heartbeat_unanswerable_total
 export const digestsSentMetric = "haring_monitor_digests_total";
 export const digestFailuresMetric = "haring_monitor_digest_failures_total";
 export const probesMetric = "haring_monitor_probes_total";
+/** A monitor serving thousands of hosts takes tens of thousands of heartbeats a second: room for a burst of ~200 ms (an ack later than the host's ack timeout is wasted anyway). */
+export const monitorMailboxDepth = 4_096;
 
 export interface HeartbeatMonitorOptions {
   readonly rejections: RejectionCounter;
@@ -117,6 +119,7 @@ export function startHeartbeatMonitor(ports: NodePorts, options: HeartbeatMonito
   const host: HeartbeatMonitorHost = createActorHost(boundMonitorMachine, ports, {
     name: `hb-monitor/${monitorId}`,
     kind: "heartbeat-monitor",
+    limits: { maxMailboxDepth: monitorMailboxDepth },
     input: reporting === undefined ? { monitorId } : { monitorId, reporting },
     rejections: options.rejections,
     onActorCreated: (actor) => {

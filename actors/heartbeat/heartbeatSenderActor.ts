@@ -43,6 +43,12 @@ export const isolationsMetric = "haring_host_isolations_total";
 export const incarnationLogName = "host-incarnation";
 /** A failed incarnation sync is retried this often; the host stays isolated meanwhile. */
 export const incarnationSyncRetryMs = 1_000;
+/**
+ * `lease.expired` and `isolation.done` are sent again this often until the
+ * machine has acted on them: a full mailbox may drop an event, and these two
+ * must not be lost (the watchdog would still reset the host, but not rejoin it).
+ */
+export const hostEventRetryMs = 50;
 /** The incarnation log is rewritten down to its last record beyond this many. */
 export const maxIncarnationRecords = 64;
 
@@ -107,6 +113,8 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     const nowMs = ports.clock.now();
     if (nowMs >= leaseUntilMs) {
       host.send({ type: "lease.expired", nowMs });
+      // Until the machine isolates (which clears leaseUntilMs), in case the event was dropped.
+      leaseTimer = ports.clock.setTimeout(checkLease, hostEventRetryMs);
       return;
     }
     leaseTimer = ports.clock.setTimeout(checkLease, leaseUntilMs - nowMs);
@@ -124,13 +132,15 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
         return;
       }
       persistedIncarnation = Math.max(persistedIncarnation, incarnation);
-      if (reason !== "boot") {
+      const announce = (): void => {
+        if (run !== isolationRun) return;
+        const context = host.getSnapshot()?.context;
+        if (context !== undefined && context.phase !== "isolating") return;
         host.send({ type: "isolation.done", incarnation });
-        return;
-      }
-      ports.clock.setTimeout(() => {
-        if (run === isolationRun) host.send({ type: "isolation.done", incarnation });
-      }, startJitter.int(Math.max(1, Math.floor(options.config.heartbeatIntervalMs))));
+        ports.clock.setTimeout(announce, hostEventRetryMs);
+      };
+      if (reason !== "boot") announce();
+      else ports.clock.setTimeout(announce, startJitter.int(Math.max(1, Math.floor(options.config.heartbeatIntervalMs))));
     };
     const record = textEncoder.encode(String(incarnation));
     if (log.readAll().length >= maxIncarnationRecords) log.rewrite([record], finish);

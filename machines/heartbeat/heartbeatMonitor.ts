@@ -25,6 +25,8 @@ import { assign, enqueueActions, setup } from "xstate";
  * `receivedAtMs` from the node's clock and carries out the named actions.
  */
 export const maxTrackedHostsPerMonitor = 20_000;
+/** A digest without an outcome after this many intervals is given up (its request has surely ended). */
+export const maxDigestIntervalsInFlight = 3;
 
 /** What an ack says about a lease: granted, or why not. `not-leasing`: this monitor runs without leases. */
 export const grantOutcomes = ["lease", "no-authority", "excluded", "not-leasing"] as const;
@@ -126,6 +128,8 @@ export interface HeartbeatMonitorContext {
   /** Hearings not yet in a digest the leader acknowledged (the latest per host). */
   readonly pending: Map<string, PendingHearing>;
   readonly inFlight: DigestToSend | null;
+  /** Digest intervals the in-flight digest has waited for its answer. */
+  readonly intervalsInFlight: number;
   readonly nextDigestSequence: number;
   readonly authority: HeldAuthority | null;
   readonly probes: Map<string, ProbeTask>;
@@ -276,6 +280,7 @@ export const heartbeatMonitorMachine = setup({
     reporting: input.reporting ?? null,
     pending: new Map(),
     inFlight: null,
+    intervalsInFlight: 0,
     nextDigestSequence: 1,
     authority: null,
     probes: new Map(),
@@ -293,10 +298,19 @@ export const heartbeatMonitorMachine = setup({
     serving: {},
     reporting: {
       entry: enqueueActions(({ context, enqueue }) => {
-        // Still waiting for the previous answer: its timeout comes before the next digest.
-        if (context.inFlight !== null) return;
+        let digestsFailed = context.digestsFailed;
+        if (context.inFlight !== null) {
+          // Still waiting: the request's timeout (shorter than the interval) normally answers first. Past
+          // `maxDigestIntervalsInFlight` its outcome event was lost (a full mailbox): give it up, or digests stop for good.
+          if (context.intervalsInFlight + 1 < maxDigestIntervalsInFlight) {
+            enqueue.assign({ intervalsInFlight: context.intervalsInFlight + 1 });
+            return;
+          }
+          requeueDigest(context, context.inFlight);
+          digestsFailed++;
+        }
         const digest = buildDigest(context);
-        enqueue.assign({ inFlight: digest, nextDigestSequence: digest.sequence + 1 });
+        enqueue.assign({ inFlight: digest, intervalsInFlight: 0, nextDigestSequence: digest.sequence + 1, digestsFailed });
         enqueue({ type: "sendDigest", params: digest });
       }),
       after: { digestInterval: { target: "reporting", reenter: true } },

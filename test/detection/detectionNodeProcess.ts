@@ -17,7 +17,7 @@
 import { join } from "node:path";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { IsolationResponder } from "../../actors/detection/hostIsolation.ts";
-import { startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
+import { digestFailuresMetric, startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { startHeartbeatSender } from "../../actors/heartbeat/heartbeatSenderActor.ts";
 import { defaultHostAgentConfig, defaultMonitorAgentConfig } from "../../machines/detection/detectionConfig.ts";
 import { mailboxDroppedMetric } from "../../actors/actorHost.ts";
@@ -98,7 +98,8 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(lastCpu);
     const now = performance.now();
     const mailboxDropped = nodes.reduce((sum, node) => sum + node.metrics.total(mailboxDroppedMetric), 0);
-    emit("stats", { cpuShare: (cpu.user + cpu.system) / 1_000 / (now - lastAt), events: handled, mailboxDropped });
+    const digestFailures = nodes.reduce((sum, node) => sum + node.metrics.total(digestFailuresMetric), 0);
+    emit("stats", { cpuShare: (cpu.user + cpu.system) / 1_000 / (now - lastAt), events: handled, mailboxDropped, digestFailures });
     handled = 0;
     lastCpu = process.cpuUsage();
     lastAt = now;

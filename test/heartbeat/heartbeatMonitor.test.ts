@@ -144,3 +144,15 @@ test("a plain monitor (no reporting) acks without leases and sends no digests", 
   t.deepEqual(acks.map((ack) => ack.grant), ["not-leasing"]);
   t.is(digests.length, 0);
 });
+
+test("a digest whose outcome never arrives (a dropped event) is given up after a few intervals, so digests never stop", (t) => {
+  const { clock, digests, heartbeat, context } = startMonitor();
+  clock.runUntil(10);
+  heartbeat("h1", 1);
+  clock.runUntil(250);
+  t.is(digests.length, 1, "still waiting for the first answer");
+  clock.runUntil(300);
+  t.is(digests.length, 2);
+  t.deepEqual(digests[1]!.heard.map((entry) => entry.hostId), ["h1"], "nothing heard is lost with it");
+  t.is(context().digestsFailed, 1);
+});
