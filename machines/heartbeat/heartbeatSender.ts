@@ -170,7 +170,8 @@ function leaseAfter(context: HeartbeatSenderContext, event: Acked): number {
   if (event.sequence < context.firstSequenceOfIncarnation) return context.leaseUntilMs;
   if (context.phase === "leased" && !(event.receivedAtMs < context.leaseUntilMs)) return context.leaseUntilMs;
   const leaseMs = Math.min(event.leaseMs ?? 0, context.maxAcceptedLeaseMs);
-  if (!(leaseMs > 0)) return context.leaseUntilMs;
+  // A grant that had already run out when it arrived (a very late ack) grants nothing.
+  if (!(leaseMs > 0) || !(event.sentAtMs + leaseMs > event.receivedAtMs)) return context.leaseUntilMs;
   return Math.max(context.leaseUntilMs, event.sentAtMs + leaseMs);
 }
 

@@ -120,8 +120,12 @@ test("a grant that arrives after the lease ran out, or for an earlier incarnatio
   const first = context().firstSequenceOfIncarnation;
   actor.send({ type: "heartbeat.acked", sequence: first - 1, monitorId: order[0], grant: "lease", leaseMs: 1_000, sentAtMs: 1, receivedAtMs: 5 });
   t.is(context().phase, "joining");
+  // A grant already expired on arrival: sent at 5 with 100 ms, arriving at 200.
+  actor.send({ type: "heartbeat.acked", sequence: first, monitorId: order[0], grant: "lease", leaseMs: 100, sentAtMs: 5, receivedAtMs: 200 });
+  t.is(context().phase, "joining");
   actor.send({ type: "heartbeat.acked", sequence: first, monitorId: order[0], grant: "lease", leaseMs: 100, sentAtMs: 5, receivedAtMs: 6 });
   t.is(context().leaseUntilMs, 105);
+  t.is(context().phase, "leased");
   // Arrives at 110, after the lease ended at 105: the host must treat its lease as gone.
   actor.send({ type: "heartbeat.acked", sequence: first, monitorId: order[0], grant: "lease", leaseMs: 1_000, sentAtMs: 5, receivedAtMs: 110 });
   t.is(context().leaseUntilMs, 105);
