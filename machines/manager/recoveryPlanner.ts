@@ -536,11 +536,17 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
         state.nextFailureMaturesAtMs = maturesAt;
         step.note("waiting-for-lease", { hostId: host.hostId, incarnation: host.incarnation, untilMs: maturesAt });
       }
+    } else if (hostState === "joining" && view.hosts.get(vm.placement!.hostId)!.incarnation > 0) {
+      // Rejoined: the old incarnation isolated (its lease ended, its VMs are off) before taking the new one.
+      reason = "failover";
     } else if (hostState === "maintenance") {
       reason = "evacuate";
       sourceHostId = vm.placement!.hostId;
     } else if (hostState === "up" && state.history.get(vm.vmId)?.relocate) reason = "relocate";
     if (reason === null) continue;
+    // Until it is started somewhere, the VM needs a new placement even if its old host comes back up:
+    // the old placement epoch belongs to an incarnation that is gone.
+    if (reason === "failover") historyOf(state, vm.vmId).relocate = true;
     stillNeeded.add(vm.vmId);
     if (state.pending.has(vm.vmId) && !retryPending) continue;
     needed.push({ vm, reason, sourceHostId });

@@ -1,0 +1,395 @@
+import test from "ava";
+import { defaultManagerConfig, managerConfigProblems, type ManagerConfig } from "../../machines/manager/managerConfig.ts";
+import { createRecoveryPlanner, plannerSnapshot, stepRecoveryPlanner, type HostCommand, type ManagerInput, type ManagerOutput, type RecoveryPlannerState } from "../../machines/manager/recoveryPlanner.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import type { View } from "../../machines/view/viewTypes.ts";
+import { addVm, apply, cluster, placeOn, tryApply, type Op } from "./viewBuilder.ts";
+
+const GiB = 1024;
+
+type InputWithoutTime = ManagerInput extends infer T ? (T extends { nowMs: number } ? Omit<T, "nowMs"> : never) : never;
+
+/** Steps the planner with scripted views and events; proposals are committed to the view only when asked. */
+class Scenario {
+  readonly state: RecoveryPlannerState;
+  nowMs = 1_000;
+  proposed: ViewCommand[] = [];
+  sent: HostCommand[] = [];
+  notes: Extract<ManagerOutput, { kind: "note" }>[] = [];
+  constructor(
+    public view: View,
+    config: Partial<ManagerConfig> = {},
+  ) {
+    this.state = createRecoveryPlanner({ ...defaultManagerConfig, ...config });
+    this.feed({ type: "view", view });
+    this.feed({ type: "leadership", isLeader: true, leaseValidUntilMs: Number.MAX_SAFE_INTEGER });
+  }
+  feed(input: InputWithoutTime): ManagerOutput[] {
+    const outputs = stepRecoveryPlanner(this.state, { ...input, nowMs: this.nowMs } as ManagerInput);
+    for (const output of outputs) {
+      if (output.kind === "propose") this.proposed.push(output.command);
+      else if (output.kind === "host-command") this.sent.push(output.command);
+      else this.notes.push(output);
+    }
+    return outputs;
+  }
+  at(nowMs: number): this {
+    this.nowMs = nowMs;
+    this.feed({ type: "tick" });
+    return this;
+  }
+  change(...ops: Op[]): this {
+    this.view = apply(this.view, ...ops);
+    this.feed({ type: "view", view: this.view });
+    return this;
+  }
+  /** Commits every proposal so far (in order) and feeds the new view; returns the refusals. */
+  commit(): string[] {
+    const refusals: string[] = [];
+    const commands = this.proposed;
+    this.proposed = [];
+    for (const command of commands) {
+      const result = tryApply(this.view, command);
+      this.view = result.view;
+      if (!result.committed) {
+        refusals.push(result.reason);
+        this.feed({ type: "proposal-result", commandId: command.id, committed: false, reason: result.reason });
+      }
+    }
+    this.feed({ type: "view", view: this.view });
+    return refusals;
+  }
+  takeSent(): HostCommand[] {
+    const sent = this.sent;
+    this.sent = [];
+    return sent;
+  }
+  result(command: HostCommand, ok: boolean, error?: string): void {
+    this.feed({ type: "host-command-result", hostId: command.hostId, vmId: command.vmId, action: command.action, placementEpoch: command.placementEpoch, ok, error });
+  }
+  placementOf(vmId: string): { hostId: string; epoch: number } | null {
+    return this.view.vms.get(vmId)?.placement ?? null;
+  }
+}
+
+function placedCluster(hosts: Array<[string, number, number]>, vms: Array<[Op, string]>): View {
+  let view = cluster(hosts, ...vms.map(([op]) => op));
+  for (const [op, hostId] of vms) view = apply(view, placeOn(view, (op as { vmId: string }).vmId, hostId));
+  return view;
+}
+
+test("config: defaults are valid; every bad field is named", (t) => {
+  t.deepEqual(managerConfigProblems(defaultManagerConfig), []);
+  const problems = managerConfigProblems({ ...defaultManagerConfig, maxStartAttempts: 0, startRetryBaseMs: "x", extra: 1 });
+  t.deepEqual(problems, ["unknown field extra", "maxStartAttempts must be an integer in [1, 100]", "startRetryBaseMs must be an integer in [1, 3600000]"]);
+  t.deepEqual(managerConfigProblems({ ...defaultManagerConfig, startRetryBaseMs: 5_000, startRetryMaxMs: 1_000 }), ["startRetryBaseMs must not exceed startRetryMaxMs"]);
+  t.deepEqual(managerConfigProblems(null), ["manager config must be an object"]);
+});
+
+test("host failed: waits for the declared lease expiry, then places every VM at a new epoch, then starts them", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("a"), "h1"], [addVm("b"), "h1"], [addVm("c"), "h2"]]);
+  const s = new Scenario(view);
+  t.deepEqual(s.proposed, []);
+  s.feed({ type: "host-failure-declared", hostId: "h1", incarnation: 0, leaseExpiresByMs: 5_000 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  t.deepEqual(s.proposed, [], "nothing before the lease has surely run out");
+  s.at(4_999);
+  t.deepEqual(s.proposed, []);
+  s.at(5_000);
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["a", "h3"], ["b", "h2"]]);
+  const oldEpoch = view.vms.get("a")!.placement!.epoch;
+  t.true(s.proposed.every((c) => c.type === "vm.place" && c.expectedPlacementEpoch > 0));
+  t.deepEqual(s.takeSent(), [], "no start before the placement is committed");
+  t.deepEqual(s.commit(), []);
+  t.true(s.placementOf("a")!.epoch > oldEpoch);
+  const starts = s.takeSent();
+  t.deepEqual(
+    starts.map((c) => [c.action, c.vmId, c.hostId, c.placementEpoch]),
+    [
+      ["start", "a", "h3", s.placementOf("a")!.epoch],
+      ["start", "b", "h2", s.placementOf("b")!.epoch],
+    ],
+  );
+  for (const start of starts) s.result(start, true);
+  t.deepEqual(plannerSnapshot(s.state).tasks, []);
+});
+
+test("host failed without a declaration from this term: waits undeclaredFailureWaitMs from when it was first seen", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 3_000 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  s.at(3_999);
+  t.deepEqual(s.proposed, []);
+  s.at(4_000);
+  t.is(s.proposed.length, 1);
+});
+
+test("inactive (not leader, or lease ran out): no proposals and no commands; a new term starts over", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0 });
+  s.feed({ type: "leadership", isLeader: false, leaseValidUntilMs: 0 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  s.at(10_000);
+  t.deepEqual(s.proposed, []);
+  s.feed({ type: "leadership", isLeader: true, leaseValidUntilMs: 12_000 });
+  t.is(s.proposed.length, 1);
+  s.proposed = [];
+  // The lease runs out: the manager stops on its own.
+  s.at(12_000);
+  t.false(s.state.active);
+  t.deepEqual(plannerSnapshot(s.state).tasks, []);
+});
+
+test("start retries with exponential backoff, bounded, then relocation away from that host", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 4, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0, maxStartAttempts: 3, startRetryBaseMs: 100, startRetryMaxMs: 150 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  s.commit();
+  let start = s.takeSent()[0]!;
+  t.is(start.hostId, "h2");
+  t.is(start.action === "start" && start.attempt, 1);
+  s.result(start, false, "unavailable");
+  t.deepEqual(s.takeSent(), []);
+  s.at(s.nowMs + 99);
+  t.deepEqual(s.takeSent(), [], "waits the base delay");
+  s.at(s.nowMs + 1);
+  start = s.takeSent()[0]!;
+  t.is(start.action === "start" && start.attempt, 2);
+  s.result(start, false, "unavailable");
+  s.at(s.nowMs + 149);
+  t.deepEqual(s.takeSent(), [], "doubled, capped at startRetryMaxMs");
+  s.at(s.nowMs + 1);
+  start = s.takeSent()[0]!;
+  t.is(start.action === "start" && start.attempt, 3);
+  s.result(start, false, "unavailable");
+  // Attempts exhausted on h2: relocated to h3.
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.hostId), ["h3"]);
+  s.commit();
+  t.deepEqual(s.takeSent().map((c) => c.hostId), ["h3"]);
+});
+
+test("a start with no result in time counts as a failure", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0, hostCommandTimeoutMs: 1_000, startRetryBaseMs: 10 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  s.commit();
+  t.is(s.takeSent().length, 1);
+  s.at(s.nowMs + 999);
+  t.deepEqual(s.takeSent(), []);
+  s.at(s.nowMs + 1);
+  s.at(s.nowMs + 10);
+  const retry = s.takeSent();
+  t.is(retry.length, 1);
+  t.is(retry[0]!.action === "start" && retry[0]!.attempt, 2);
+  t.true(s.notes.some((n) => n.note === "start-failed" && n.fields.error === "no result in time"));
+});
+
+test("pending when nothing fits, retried when a host comes up", (t) => {
+  const view = placedCluster([["h1", 8, 64 * GiB], ["h2", 4, 64 * GiB]], [[addVm("big", { cpu: 6 }), "h1"], [addVm("small", { cpu: 2 }), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.vmId), ["small"]);
+  t.deepEqual(plannerSnapshot(s.state).pending, [{ vmId: "big", reason: "no room on 1 up host: 1 lack 6 vCPU and 4 GiB free" }]);
+  s.commit();
+  s.proposed = [];
+  // Another unrelated commit: pending is not replanned before the retry interval.
+  s.change(addVm("other", { desired: "stopped" }));
+  t.deepEqual(s.proposed, []);
+  s.change({ type: "host.register", hostId: "h3", capacity: { cpu: 8, memoryMiB: 64 * GiB } });
+  t.deepEqual(s.proposed, [], "a joining host is not up");
+  s.change({ type: "host.up", hostId: "h3", incarnation: 0 });
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["big", "h3"]]);
+  s.commit();
+  t.deepEqual(plannerSnapshot(s.state).pending, []);
+});
+
+test("pending retried when a VM is removed, and periodically", (t) => {
+  const view = placedCluster([["h1", 8, 64 * GiB], ["h2", 8, 64 * GiB]], [[addVm("a", { cpu: 6 }), "h1"], [addVm("hog", { cpu: 6 }), "h2"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0, pendingRetryIntervalMs: 60_000 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  t.deepEqual(s.proposed, []);
+  t.is(plannerSnapshot(s.state).pending.length, 1);
+  s.change({ type: "vm.remove", vmId: "hog" });
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.vmId), ["a"]);
+});
+
+test("per-host limit on concurrent restarts; higher priority starts first", (t) => {
+  const vms: Array<[Op, string]> = [
+    [addVm("l1", { priority: "low" }), "h1"],
+    [addVm("m1", { priority: "medium" }), "h1"],
+    [addVm("h-1", { priority: "high" }), "h1"],
+    [addVm("h-2", { priority: "high" }), "h1"],
+  ];
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], vms);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0, maxConcurrentRestartsPerHost: 2 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.vmId), ["h-1", "h-2", "m1", "l1"]);
+  s.commit();
+  let sent = s.takeSent();
+  t.deepEqual(sent.map((c) => c.vmId), ["h-1", "h-2"]);
+  s.result(sent[0]!, true);
+  sent = s.takeSent();
+  t.deepEqual(sent.map((c) => c.vmId), ["m1"]);
+  s.feed({ type: "vm-report", hostId: "h2", incarnation: 0, vmId: "h-2", health: "running" });
+  t.deepEqual(s.takeSent().map((c) => c.vmId), ["l1"]);
+});
+
+test("VM crash: restarts in place up to maxRestartsPerWindow, then relocates; the window forgets old crashes", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { maxRestartsPerWindow: 2, restartWindowMs: 10_000 });
+  const epoch = s.placementOf("a")!.epoch;
+  const crash = (): void => void s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "crashed" });
+  for (let i = 0; i < 2; i++) {
+    crash();
+    const sent = s.takeSent();
+    t.deepEqual(sent.map((c) => [c.action, c.hostId, c.placementEpoch]), [["start", "h1", epoch]]);
+    s.result(sent[0]!, true);
+    s.at(s.nowMs + 1_000);
+  }
+  t.deepEqual(s.proposed, []);
+  crash();
+  t.deepEqual(s.takeSent(), []);
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.hostId), ["h2"]);
+  s.commit();
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h2"]]);
+  // A report from the old host or an old incarnation is stale.
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "crashed" });
+  s.feed({ type: "vm-report", hostId: "h2", incarnation: 7, vmId: "a", health: "crashed" });
+  t.deepEqual(s.takeSent(), []);
+  t.is(s.notes.filter((n) => n.note === "stale-report").length, 2);
+});
+
+test("VM crash restarts become available again after the window", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { maxRestartsPerWindow: 1, restartWindowMs: 10_000 });
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "crashed" });
+  s.result(s.takeSent()[0]!, true);
+  s.at(s.nowMs + 10_001);
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "crashed" });
+  t.deepEqual(s.takeSent().map((c) => c.action), ["start"]);
+});
+
+test("guest hung: reset after the grace period unless it recovers; bounded resets per window", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { guestHangGraceMs: 1_000, maxResetsPerWindow: 2, resetWindowMs: 60_000 });
+  const hung = (): void => void s.feed({ type: "guest-report", hostId: "h1", incarnation: 0, vmId: "a", health: "hung" });
+  hung();
+  s.at(s.nowMs + 500);
+  s.feed({ type: "guest-report", hostId: "h1", incarnation: 0, vmId: "a", health: "alive" });
+  s.at(s.nowMs + 2_000);
+  t.deepEqual(s.takeSent(), [], "recovered within the grace period");
+  for (let i = 0; i < 2; i++) {
+    hung();
+    s.at(s.nowMs + 999);
+    t.deepEqual(s.takeSent(), []);
+    s.at(s.nowMs + 1);
+    t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["reset", "h1"]]);
+  }
+  hung();
+  s.at(s.nowMs + 1_000);
+  t.deepEqual(s.takeSent(), [], "the reset limit is reached");
+  t.true(s.notes.some((n) => n.note === "reset-limit"));
+});
+
+test("maintenance: evacuation by live migration where both hosts support it, else stop then start; the host is drained", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("live"), "h1"], [addVm("cold"), "h1"]]);
+  const s = new Scenario(view);
+  s.feed({ type: "host-capabilities", hostId: "h1", supportsLiveMigration: true });
+  s.feed({ type: "host-capabilities", hostId: "h2", supportsLiveMigration: true });
+  s.feed({ type: "host-capabilities", hostId: "h3", supportsLiveMigration: false });
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["cold", "h2"], ["live", "h3"]]);
+  s.commit();
+  // cold → h2: both support live migration; live → h3: h3 does not, so stop on h1 first.
+  const sent = s.takeSent();
+  t.deepEqual(sent.map((c) => [c.action, c.vmId, c.hostId, c.action === "migrate" ? c.targetHostId : ""]), [["migrate", "cold", "h1", "h2"], ["stop", "live", "h1", ""]]);
+  t.true(s.notes.some((n) => n.note === "host-drained" && n.fields.hostId === "h1"));
+  s.result(sent[0]!, true);
+  t.deepEqual(s.takeSent(), [], "no start on h3 while h1 may still run the VM");
+  s.result(sent[1]!, true);
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.vmId, c.hostId]), [["start", "live", "h3"]]);
+  // Leaving maintenance makes h1 a candidate again.
+  s.change({ type: "host.maintenance-exit", hostId: "h1" }, addVm("new"));
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["new", "h1"]]);
+});
+
+test("maintenance: a failed live migration falls back to stop then start; a stop that never succeeds never starts the VM elsewhere", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { maxStartAttempts: 2, startRetryBaseMs: 10 });
+  s.feed({ type: "host-capabilities", hostId: "h1", supportsLiveMigration: true });
+  s.feed({ type: "host-capabilities", hostId: "h2", supportsLiveMigration: true });
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  s.commit();
+  const migrate = s.takeSent()[0]!;
+  t.is(migrate.action, "migrate");
+  s.result(migrate, false, "failed");
+  let stop = s.takeSent()[0]!;
+  t.deepEqual([stop.action, stop.hostId], ["stop", "h1"]);
+  s.result(stop, false, "timeout");
+  s.at(s.nowMs + 10);
+  stop = s.takeSent()[0]!;
+  t.is(stop.action, "stop");
+  s.result(stop, false, "timeout");
+  s.at(s.nowMs + 1_000);
+  t.deepEqual(s.takeSent(), []);
+  t.true(s.notes.some((n) => n.note === "evacuation-stuck"));
+});
+
+test("rejoin: VMs moved while a host was failed stay moved; its commands carry epochs it cannot use", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0 });
+  const oldEpoch = s.placementOf("a")!.epoch;
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 }, { type: "host.fenced", hostId: "h1", incarnation: 0 });
+  s.commit();
+  s.result(s.takeSent()[0]!, true);
+  s.change({ type: "host.rejoin", hostId: "h1", incarnation: 1 }, { type: "host.up", hostId: "h1", incarnation: 1 });
+  t.deepEqual(s.proposed, [], "nothing moves back");
+  t.deepEqual(s.takeSent(), []);
+  t.is(s.placementOf("a")!.hostId, "h2");
+  t.not(s.placementOf("a")!.epoch, oldEpoch);
+  // A crash report from h1's new incarnation about a VM placed on h2 is stale.
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 1, vmId: "a", health: "crashed" });
+  t.deepEqual(s.takeSent(), []);
+});
+
+test("a pending VM whose failed host rejoins is placed again at a new epoch, so the old epoch stays dead", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0 });
+  const oldEpoch = s.placementOf("a")!.epoch;
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  t.deepEqual(plannerSnapshot(s.state).pending, [{ vmId: "a", reason: "no host is up" }]);
+  s.change({ type: "host.rejoin", hostId: "h1", incarnation: 1 });
+  t.deepEqual(s.proposed, [], "a joining host is not a target");
+  s.change({ type: "host.up", hostId: "h1", incarnation: 1 });
+  t.is(s.proposed.length, 1);
+  s.commit();
+  const start = s.takeSent()[0]!;
+  t.deepEqual([start.hostId, start.placementEpoch > oldEpoch], ["h1", true]);
+});
+
+test("a refused placement is not proposed again until the view moves; new VMs are placed and started", (t) => {
+  const view = cluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], addVm("a"));
+  const s = new Scenario(view);
+  t.is(s.proposed.length, 1);
+  const command = s.proposed[0]!;
+  s.proposed = [];
+  s.feed({ type: "proposal-result", commandId: command.id, committed: false, reason: "host h1 is suspect, not up" });
+  t.deepEqual(s.proposed, []);
+  t.deepEqual(plannerSnapshot(s.state).pending, [{ vmId: "a", reason: "placement refused by the view: host h1 is suspect, not up" }]);
+  s.change({ type: "host.register", hostId: "h3", capacity: { cpu: 1, memoryMiB: 1 } });
+  s.at(s.nowMs + defaultManagerConfig.pendingRetryIntervalMs);
+  t.is(s.proposed.length, 1);
+  s.commit();
+  t.deepEqual(s.takeSent().map((c) => c.action), ["start"]);
+});
+
+test("stopping a VM or removing it cancels its recovery", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"], [addVm("b"), "h1"]]);
+  const s = new Scenario(view, { undeclaredFailureWaitMs: 0 });
+  s.change({ type: "host.failed", hostId: "h1", incarnation: 0 });
+  t.is(s.proposed.length, 2);
+  s.change({ type: "vm.set-desired", vmId: "a", desiredState: "stopped" }, { type: "vm.remove", vmId: "b" });
+  t.deepEqual(plannerSnapshot(s.state).tasks, []);
+  s.commit();
+  t.deepEqual(s.takeSent(), []);
+});
