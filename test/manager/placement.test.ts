@@ -92,7 +92,7 @@ test("affinity with a partner on a failed host is pending with the reason", (t) 
 test("spread: least loaded after placement first, ties to the smaller host id", (t) => {
   const view = cluster([["h2", 8, 64 * GiB], ["h1", 8, 64 * GiB], ["h3", 16, 64 * GiB]], ...["a", "b", "c", "d"].map((id) => addVm(id, { cpu: 2, memoryMiB: GiB })));
   const plan = planPlacements({ view, vmIds: ["a", "b", "c", "d"] });
-  // Load after placing: a → h3 (2/16); b → h1 (2/8 ties h3's 4/16, smaller id); c → h2 (2/8 < h3's 4/16? equal, h2 < h3); d → h3 (4/16 < 4/8).
+  // Load after placing: a → h3 (2/16 beats 2/8); b → h1 (h1, h2 and h3 all reach 0.25: smallest id); c → h2 (0.25, ties h3, smaller id); d → h3 (6/16 < 4/8).
   t.deepEqual(hostsOf(plan), { a: "h3", b: "h1", c: "h2", d: "h3" });
 });
 
