@@ -107,9 +107,12 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
   let leaseTimer: TimerId | undefined;
   let isolationRun = 0;
 
+  // Retries stop with the actor: a disposed host must leave no timer running.
+  const alive = (): boolean => host.status === "running" || host.status === "restarting";
+
   const checkLease = (): void => {
     leaseTimer = undefined;
-    if (leaseUntilMs === 0) return;
+    if (leaseUntilMs === 0 || !alive()) return;
     const nowMs = ports.clock.now();
     if (nowMs >= leaseUntilMs) {
       host.send({ type: "lease.expired", nowMs });
@@ -127,13 +130,14 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     const finish = (outcome: { ok: boolean; error?: string }) => {
       if (run !== isolationRun) return;
       if (!outcome.ok) {
+        if (!alive()) return;
         ports.log.write("error", "host.incarnation-sync-failed", { incarnation, error: outcome.error ?? "", retryInMs: incarnationSyncRetryMs });
         ports.clock.setTimeout(() => persistIncarnation(run, incarnation, reason), incarnationSyncRetryMs);
         return;
       }
       persistedIncarnation = Math.max(persistedIncarnation, incarnation);
       const announce = (): void => {
-        if (run !== isolationRun) return;
+        if (run !== isolationRun || !alive()) return;
         const context = host.getSnapshot()?.context;
         if (context !== undefined && context.phase !== "isolating") return;
         host.send({ type: "isolation.done", incarnation });

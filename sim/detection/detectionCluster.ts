@@ -55,6 +55,8 @@ export interface DetectionClusterOptions {
   readonly network?: Partial<NetworkFaultSettings>;
   /** Simulated hypervisors with this many running VMs per host; isolation powers them off through the port. */
   readonly vmsPerHost?: number;
+  /** Hosts have hardware watchdogs (default true). */
+  readonly watchdogs?: boolean;
   /** A host reset by its watchdog boots again after this long; null (default): it stays down. */
   readonly rebootAfterWatchdogMs?: number | null;
   /** The stand-in leader takes leadership at boot (default true). */
@@ -116,6 +118,7 @@ export class DetectionCluster {
   private readonly monitorHosts = new Map<string, HeartbeatMonitorHost>();
   private detector: FailureDetectorHandle | undefined;
   private readonly trackLeases: boolean;
+  private readonly withWatchdogs: boolean;
   /** hostId → incarnation → the last time it was seen holding a lease (with `trackLeases`). */
   private readonly lastLeasedAtMs = new Map<string, Map<number, number>>();
 
@@ -133,6 +136,7 @@ export class DetectionCluster {
     if (problems.length > 0) throw new RangeError(`detection config: ${problems.join("; ")}`);
     this.tickIntervalMs = options.tickIntervalMs ?? defaultDetectorTickMs;
     this.trackLeases = options.trackLeases ?? false;
+    this.withWatchdogs = options.watchdogs ?? true;
     const vmsPerHost = options.vmsPerHost ?? 0;
     const hypervisors = vmsPerHost > 0 ? new SimHypervisors() : undefined;
     this.hypervisors = hypervisors;
@@ -214,7 +218,7 @@ export class DetectionCluster {
         maxAcceptedLeaseMs: this.hostConfig.maxAcceptedLeaseMs,
         isolationResponse: this.hostConfig.isolationResponse,
         isolation: recorder(ports.hypervisor === undefined ? undefined : hypervisorIsolation(ports.hypervisor, ports.log)),
-        watchdog: this.watchdogs.watchdogFor(hostId),
+        ...(this.withWatchdogs ? { watchdog: this.watchdogs.watchdogFor(hostId) } : {}),
       },
     });
     this.senders.set(hostId, sender);

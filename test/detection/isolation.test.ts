@@ -194,3 +194,15 @@ test("a detector whose machine restarts starts a new term: it keeps answering mo
   t.deepEqual(subject.leaseLosses(), [], "monitors kept their authority across the restart");
   t.deepEqual(subject.checkProposals(), { unjustified: [], vmsStillRunning: [] });
 });
+
+test("a host agent disposed while it holds a lease leaves no timer running", (t) => {
+  // No watchdog: it would reset the node (cancelling every timer) and hide a leak.
+  const subject = new DetectionCluster({ seed: 6, hosts: 12, monitors: 3, watchdogs: false });
+  warmUp(subject);
+  subject.world.partition([["h6"]]);
+  subject.world.runFor(500);
+  // Still leased: the lease-end check is armed and would keep re-arming if nothing stopped it.
+  subject.sender("h6").dispose();
+  subject.world.runFor(2_000);
+  t.is(subject.world.nodeClock("h6").activeTimers, 0);
+});
