@@ -91,6 +91,8 @@ interface HostRecord {
   status: HostStatus;
   /** Seeded from the view and never heard: the first hearing's incarnation is adopted, not a rejoin. */
   unheard: boolean;
+  /** The view holds the host `joining`: propose it up once it is heard. */
+  viewJoining: boolean;
   /** The monitor whose digest last raised `heardNoLaterThanMs`, and when that digest arrived; null when seeded. */
   lastReporter: string | null;
   reportedAtMs: number;
@@ -273,14 +275,18 @@ class Step {
         if (state.counters.hostsUntracked === 1) this.note("host.untracked", { hostId, maxTrackedHosts: state.config.maxTrackedHosts });
         return;
       }
-      host = { hostId, incarnation, heardNoLaterThanMs: heardAtMs, status: "alive", unheard: false, lastReporter: reporter, reportedAtMs: this.nowMs };
+      host = { hostId, incarnation, heardNoLaterThanMs: heardAtMs, status: "alive", unheard: false, viewJoining: false, lastReporter: reporter, reportedAtMs: this.nowMs };
       state.hosts.set(hostId, host);
       return;
     }
-    if (host.unheard && host.status === "alive") {
+    if (host.unheard && host.status !== "declared") {
+      // Known only from the view, whose incarnation numbers are its own: the first hearing gives the agent's.
       host.unheard = false;
       host.incarnation = incarnation;
+      const pending = state.suspicions.get(hostId);
+      if (pending !== undefined) this.refute(host, pending);
       this.raiseHeard(host, heardAtMs, reporter);
+      this.proposeUpIfJoining(host);
       return;
     }
     const suspicion = state.suspicions.get(hostId);
@@ -326,6 +332,13 @@ class Step {
       return;
     }
     this.raiseHeard(host, heardAtMs, reporter);
+    this.proposeUpIfJoining(host);
+  }
+
+  proposeUpIfJoining(host: HostRecord): void {
+    if (!host.viewJoining || host.status !== "alive" || this.state.term === null) return;
+    host.viewJoining = false;
+    this.outputs.push({ kind: "propose-host-up", hostId: host.hostId, incarnation: host.incarnation });
   }
 
   raiseHeard(host: HostRecord, heardAtMs: number, reporter: string): void {
@@ -418,6 +431,8 @@ class Step {
     if (state.term === null) return;
     const suspectBeforeMs = this.nowMs - state.config.suspectAfterMs;
     for (const host of state.hosts.values()) {
+      // A host the view holds joining and nobody heard yet is not failing: it has not started.
+      if (host.unheard && host.viewJoining) continue;
       if (host.status === "alive" && host.heardNoLaterThanMs <= suspectBeforeMs && this.silentEverywhere(host)) {
         if (!this.suspect(host, null)) break;
       }
@@ -493,10 +508,21 @@ class Step {
       }
       if (viewState === "maintenance") return;
       const graceFromMs = Math.max(this.nowMs, state.term?.activeSinceMs ?? this.nowMs);
-      state.hosts.set(hostId, { hostId, incarnation, heardNoLaterThanMs: graceFromMs, status: failed ? "declared" : "alive", unheard: !failed, lastReporter: null, reportedAtMs: graceFromMs });
+      state.hosts.set(hostId, {
+        hostId,
+        incarnation,
+        heardNoLaterThanMs: graceFromMs,
+        status: failed ? "declared" : "alive",
+        unheard: !failed,
+        viewJoining: viewState === "joining",
+        lastReporter: null,
+        reportedAtMs: graceFromMs,
+      });
       return;
     }
-    if (failed && host.status === "alive" && !state.suspicions.has(hostId) && host.incarnation > incarnation && !host.unheard) {
+    host.viewJoining = viewState === "joining";
+    if (host.viewJoining && !host.unheard) this.proposeUpIfJoining(host);
+    if (failed && host.status === "alive" && !state.suspicions.has(hostId) && host.incarnation > incarnation && !host.unheard && state.term !== null) {
       // The view still names the failed incarnation, but the host already came back with a newer one.
       this.outputs.push({ kind: "propose-host-up", hostId, incarnation: host.incarnation });
     } else if (failed && host.status === "alive" && host.incarnation <= incarnation) {

@@ -12,7 +12,9 @@
  * which VM ran where.
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import { startDetectorOnController } from "../../actors/detection/detectorOnController.ts";
 import { startFailureDetector, type FailureDetectorHandle } from "../../actors/detection/failureDetectorActor.ts";
+import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { hypervisorIsolation, type IsolationResponder } from "../../actors/detection/hostIsolation.ts";
 import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
@@ -29,6 +31,8 @@ import {
   type MonitorAgentConfig,
 } from "../../machines/detection/detectionConfig.ts";
 import type { HostProposal } from "../../machines/detection/hostProposals.ts";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import type { HostState } from "../../machines/view/viewTypes.ts";
 import { leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
 import type { IsolationReason } from "../../machines/heartbeat/heartbeatSender.ts";
 import { SimHypervisors } from "../simHypervisor.ts";
@@ -59,8 +63,15 @@ export interface DetectionClusterOptions {
   readonly watchdogs?: boolean;
   /** A host reset by its watchdog boots again after this long; null (default): it stays down. */
   readonly rebootAfterWatchdogMs?: number | null;
-  /** The stand-in leader takes leadership at boot (default true). */
+  /** The stand-in leader takes leadership at boot (default true). Ignored with `paxosControllers`. */
   readonly leaderAtStart?: boolean;
+  /**
+   * Instead of separate monitors and the leader stand-in: this many real Paxos
+   * controllers (`c1`…), each running a monitor and the failure detector on its
+   * controller; hosts are registered in the view at start and proposals are
+   * committed. `monitors` is then ignored.
+   */
+  readonly paxosControllers?: number;
   /** Record when each host incarnation held a lease (costs a snapshot listener per host): `checkProposals` then judges by it. */
   readonly trackLeases?: boolean;
   readonly tickIntervalMs?: number;
@@ -86,6 +97,17 @@ export interface IsolationRecord {
   readonly reason: IsolationReason;
   readonly incarnation: number;
 }
+
+/** A host state the view committed (seen on the first controller that applied it). */
+export interface CommittedHostState {
+  readonly atMs: number;
+  readonly hostId: string;
+  readonly state: HostState;
+  readonly incarnation: number;
+}
+
+/** The capacity hosts are registered with in `paxosControllers` mode. */
+export const simHostCapacity = { cpu: 64, memoryMiB: 262_144 } as const;
 
 export interface ProposalCheck {
   /**
@@ -116,7 +138,11 @@ export class DetectionCluster {
   readonly ended: EndedIncarnation[] = [];
   private readonly senders = new Map<string, HeartbeatSenderHost>();
   private readonly monitorHosts = new Map<string, HeartbeatMonitorHost>();
-  private detector: FailureDetectorHandle | undefined;
+  private readonly detectors = new Map<string, FailureDetectorHandle>();
+  readonly controllers = new Map<string, ControllerActor>();
+  readonly controllerIds: readonly string[];
+  readonly committed: CommittedHostState[] = [];
+  private readonly committedKeys = new Set<string>();
   private readonly trackLeases: boolean;
   private readonly withWatchdogs: boolean;
   /** hostId → incarnation → the last time it was seen holding a lease (with `trackLeases`). */
@@ -150,7 +176,10 @@ export class DetectionCluster {
         : { extraPorts: (context) => (context.nodeId.startsWith("h") ? { hypervisor: hypervisors.hypervisorFor(context) } : {}) }),
     });
     this.watchdogs = new SimWatchdogs(this.world, this.hostConfig.watchdogTimeoutMs, options.rebootAfterWatchdogMs ?? null);
-    this.monitorIds = Array.from({ length: options.monitors }, (_, index) => `m${index + 1}`);
+    const paxosControllers = options.paxosControllers ?? 0;
+    check("paxosControllers", paxosControllers, 0, 9);
+    this.controllerIds = Array.from({ length: paxosControllers }, (_, index) => `c${index + 1}`);
+    this.monitorIds = paxosControllers > 0 ? this.controllerIds : Array.from({ length: options.monitors }, (_, index) => `m${index + 1}`);
     this.hostIds = Array.from({ length: options.hosts }, (_, index) => `h${index + 1}`);
 
     this.world.onNodeLifecycle((event) => {
@@ -159,23 +188,27 @@ export class DetectionCluster {
       if (context !== undefined) pushBounded(this.ended, { atMs: this.world.now(), hostId: event.nodeId, incarnation: context.incarnation, how: "crash" });
     });
 
-    this.world.addNode(leaderNodeId, (ports) => {
-      const detector = startFailureDetector(ports, {
-        config: this.detectorConfig,
-        tickIntervalMs: this.tickIntervalMs,
-        rejections: createRejectionCounter(ports),
-        onProposal: (proposal) => pushBounded(this.proposals, { atMs: this.world.now(), proposal }),
+    if (paxosControllers > 0) {
+      for (const controllerId of this.controllerIds) this.world.addNode(controllerId, (ports) => this.bootController(controllerId, ports));
+    } else {
+      this.world.addNode(leaderNodeId, (ports) => {
+        const detector = startFailureDetector(ports, {
+          config: this.detectorConfig,
+          tickIntervalMs: this.tickIntervalMs,
+          rejections: createRejectionCounter(ports),
+          onProposal: (proposal) => pushBounded(this.proposals, { atMs: this.world.now(), proposal }),
+        });
+        this.detectors.set(leaderNodeId, detector);
+        if (options.leaderAtStart ?? true) detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
+        return { stop: () => detector.stop() };
       });
-      this.detector = detector;
-      if (options.leaderAtStart ?? true) detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
-      return { stop: () => detector.stop() };
-    });
-    for (const monitorId of this.monitorIds) {
-      this.world.addNode(monitorId, (ports) => {
-        const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: this.monitorConfig });
-        this.monitorHosts.set(monitorId, monitor);
-        return { stop: () => monitor.dispose() };
-      });
+      for (const monitorId of this.monitorIds) {
+        this.world.addNode(monitorId, (ports) => {
+          const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: this.monitorConfig });
+          this.monitorHosts.set(monitorId, monitor);
+          return { stop: () => monitor.dispose() };
+        });
+      }
     }
     // Hosts boot over one second, as a real cluster would, so their heartbeats are not in lockstep.
     const bootOffsets = this.world.forkRandom("host-boot");
@@ -195,6 +228,48 @@ export class DetectionCluster {
         }
       });
     }
+  }
+
+  /** A controller node: Paxos, a monitor, and the failure detector following the controller's lease. */
+  private bootController(controllerId: string, ports: NodePorts) {
+    const controller = startControllerActor(ports, {
+      config: createPaxosConfig(this.controllerIds),
+      // The first boot creates the cluster; a restarted node recovers from its disk.
+      bootstrap: this.world.incarnation(controllerId) === 1,
+      rejections: createRejectionCounter(ports),
+      kvMirror: false,
+    });
+    this.controllers.set(controllerId, controller);
+    const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: this.monitorConfig });
+    this.monitorHosts.set(controllerId, monitor);
+    const onController = startDetectorOnController(ports, {
+      controller,
+      config: this.detectorConfig,
+      tickIntervalMs: this.tickIntervalMs,
+      rejections: createRejectionCounter(ports),
+      onProposal: (proposal) => pushBounded(this.proposals, { atMs: this.world.now(), proposal }),
+    });
+    this.detectors.set(controllerId, onController.detector);
+    const applied = controller.onApplied((_applied, view) => {
+      for (const host of view.hosts.values()) {
+        const key = `${host.hostId}:${host.state}@${host.incarnation}`;
+        if (this.committedKeys.has(key)) continue;
+        this.committedKeys.add(key);
+        pushBounded(this.committed, { atMs: this.world.now(), hostId: host.hostId, state: host.state, incarnation: host.incarnation });
+      }
+    });
+    if (this.world.incarnation(controllerId) === 1 && controllerId === this.controllerIds[0]) {
+      // Every host is known to the view from the start (the proposal client retries until a leader is elected).
+      for (const hostId of this.hostIds) controller.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { ...simHostCapacity } });
+    }
+    return {
+      stop: () => {
+        applied.unsubscribe();
+        onController.stop();
+        monitor.dispose();
+        controller.stop();
+      },
+    };
   }
 
   private bootHost(hostId: string, ports: NodePorts) {
@@ -233,9 +308,25 @@ export class DetectionCluster {
     return { stop: () => sender.dispose() };
   }
 
+  /** The stand-in's detector; with `paxosControllers`, the detector of the controller holding the lease (else the first). */
   get leader(): FailureDetectorHandle {
-    if (this.detector === undefined) throw new RangeError(`${leaderNodeId} is not running`);
-    return this.detector;
+    for (const [controllerId, controller] of this.controllers) {
+      if (this.world.nodeState(controllerId) === "up" && controller.holdsLease()) return this.detectors.get(controllerId)!;
+    }
+    const first = this.detectors.get(this.controllerIds[0] ?? leaderNodeId);
+    if (first === undefined) throw new RangeError("no detector is running");
+    return first;
+  }
+
+  /** With `paxosControllers`: the controller holding the lease now, if any. */
+  leaderControllerId(): string | undefined {
+    for (const [controllerId, controller] of this.controllers) if (this.world.nodeState(controllerId) === "up" && controller.holdsLease()) return controllerId;
+    return undefined;
+  }
+
+  /** With `paxosControllers`: when the view first committed this host in this state, if it did after `sinceMs`. */
+  committedAtMs(hostId: string, state: HostState, sinceMs = 0): number | undefined {
+    return this.committed.find((entry) => entry.hostId === hostId && entry.state === state && entry.atMs >= sinceMs)?.atMs;
   }
 
   sender(hostId: string): HeartbeatSenderHost {

@@ -295,3 +295,44 @@ test("proposals map to view commands with ids derived from host and incarnation"
     { id: "host-up-h1-4", type: "host.up", hostId: "h1", incarnation: 4 },
   ]);
 });
+
+test("with the view's record, proposals use the view's incarnation, except that a rejoin brings the agent's in", (t) => {
+  const failed = { type: "host-failed" as const, hostId: "h1", incarnation: 3, leaseExpiresByMs: 10 };
+  t.deepEqual(viewCommandsFor(failed, { state: "up", incarnation: 0 }), [{ id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 0 }]);
+  t.deepEqual(viewCommandsFor(failed, { state: "up", incarnation: 5 }), [], "the view already knows a newer incarnation");
+  t.deepEqual(viewCommandsFor(failed, { state: "failed", incarnation: 0 }), [], "already failed");
+  const up = { type: "host-up" as const, hostId: "h1", incarnation: 4 };
+  t.deepEqual(viewCommandsFor(up, { state: "joining", incarnation: 0 }), [{ id: "host-joined-h1-4", type: "host.up", hostId: "h1", incarnation: 0 }]);
+  t.deepEqual(
+    viewCommandsFor(up, { state: "failed", incarnation: 0 }).map((command) => [command.type, command.id]),
+    [["host.rejoin", "host-rejoin-h1-4"], ["host.up", "host-up-h1-4"]],
+  );
+  t.deepEqual(viewCommandsFor(up, { state: "fenced", incarnation: 4 }), [], "not newer than the view's");
+  t.deepEqual(viewCommandsFor(up, { state: "up", incarnation: 0 }), []);
+});
+
+test("a host the view holds joining is proposed up when first heard, whatever incarnation it gives; it is never suspected before that", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h4", state: "joining", incarnation: 0 });
+  harness.runUntil(5_000);
+  t.deepEqual(harness.notes("host.suspected"), [], "not started yet is not failed");
+  harness.alive.set("h4", 7);
+  harness.runUntil(5_100);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h4", 7]]);
+  t.is(detectorHost(harness.state, "h4")?.incarnation, 7);
+});
+
+test("a host the view holds up but nobody hears is suspected; when heard, its first incarnation is adopted, not taken for a rejoin", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h6", state: "up", incarnation: 0 });
+  harness.runUntil(1_000);
+  t.is(harness.notes("host.suspected").length, 1);
+  harness.alive.set("h6", 2);
+  harness.runUntil(1_100);
+  t.is(harness.notes("host.refuted").length, 1);
+  harness.runUntil(6_000);
+  t.deepEqual(harness.proposals(), []);
+  t.is(detectorHost(harness.state, "h6")?.incarnation, 2);
+});

@@ -1,0 +1,103 @@
+/**
+ * The failure detector on a Paxos controller (actors/paxos/controllerActor.ts):
+ * it is active exactly while the controller holds the leader lease, learns the
+ * view's hosts, and commits its proposals through the controller's proposal
+ * client as view commands (machines/detection/hostProposals.ts).
+ *
+ * The lease end is read from the controller's core every `tickIntervalMs`
+ * and handed over whenever it changes; the detector answers nothing once its
+ * own clock passes it, so a renewal seen a tick late costs nothing, while a
+ * lease that was not renewed is never stretched.
+ */
+import type { TimerId } from "../ports/clock.ts";
+import type { NodePorts } from "../ports/nodePorts.ts";
+import type { Subscription } from "../ports/network.ts";
+import type { ControllerActor } from "../paxos/controllerActor.ts";
+import { viewCommandsFor, type HostProposal } from "../../machines/detection/hostProposals.ts";
+import { startFailureDetector, type FailureDetectorHandle, type FailureDetectorOptions } from "./failureDetectorActor.ts";
+
+export interface DetectorOnControllerOptions extends Omit<FailureDetectorOptions, "onProposal"> {
+  readonly controller: ControllerActor;
+  /** Told every proposal as it is submitted (for the manager's lease wait, and for tests). */
+  readonly onProposal?: (proposal: HostProposal) => void;
+}
+
+export const detectorProposalsRefusedMetric = "haring_detector_proposals_refused_total";
+
+export interface DetectorOnController {
+  readonly detector: FailureDetectorHandle;
+  stop(): void;
+}
+
+export function startDetectorOnController(ports: NodePorts, options: DetectorOnControllerOptions): DetectorOnController {
+  const { controller } = options;
+  let stopped = false;
+  let timer: TimerId | undefined;
+  let leaseEnd = 0;
+  let leading = false;
+  /** hostId → "state@incarnation" last told to the detector, so only changes are sent. */
+  let told = new Map<string, string>();
+
+  const detector = startFailureDetector(ports, {
+    config: options.config,
+    tickIntervalMs: options.tickIntervalMs,
+    rejections: options.rejections,
+    onProposal: (proposal) => {
+      options.onProposal?.(proposal);
+      const viewHost = controller.view().hosts.get(proposal.hostId);
+      for (const command of viewCommandsFor(proposal, viewHost)) {
+        const submitted = controller.propose(command);
+        if (!submitted.ok) {
+          ports.metrics.increment(detectorProposalsRefusedMetric);
+          ports.log.write("warn", "detector.proposal-refused", { commandId: command.id, error: submitted.error });
+        }
+      }
+    },
+  });
+
+  const tellViewHosts = (): void => {
+    const next = new Map<string, string>();
+    for (const host of controller.view().hosts.values()) {
+      const key = `${host.state}@${host.incarnation}`;
+      next.set(host.hostId, key);
+      if (told.get(host.hostId) !== key) detector.noteViewHost(host.hostId, host.state, host.incarnation);
+    }
+    told = next;
+  };
+
+  const follow = (): void => {
+    timer = undefined;
+    if (stopped) return;
+    const core = controller.core();
+    const leader = core?.proposer.role === "leader" ? core.proposer.leader : null;
+    const nowMs = ports.clock.now();
+    const end = controller.status === "running" && leader !== null && leader.leaseUntilMs > nowMs ? leader.leaseUntilMs : 0;
+    if (end !== leaseEnd || (end > 0) !== leading) {
+      const gained = end > 0 && !leading;
+      leaseEnd = end;
+      leading = end > 0;
+      detector.setLeadership(leading, end);
+      // A new term starts from nothing: tell it every host the view holds (later, only what changes).
+      if (gained) {
+        told = new Map();
+        tellViewHosts();
+      }
+    }
+    timer = ports.clock.setTimeout(follow, options.tickIntervalMs);
+  };
+  follow();
+
+  const applied: Subscription = controller.onApplied(() => {
+    if (leading) tellViewHosts();
+  });
+
+  return {
+    detector,
+    stop() {
+      stopped = true;
+      if (timer !== undefined) ports.clock.clearTimeout(timer);
+      applied.unsubscribe();
+      detector.stop();
+    },
+  };
+}
