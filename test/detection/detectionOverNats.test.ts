@@ -6,24 +6,28 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { startFailureDetector } from "../../actors/detection/failureDetectorActor.ts";
+import { startDetectorOnController, type DetectorOnController } from "../../actors/detection/detectorOnController.ts";
+import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import type { IsolationRequest } from "../../actors/detection/hostIsolation.ts";
 import { startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
 import { defaultDetectorTickMs, defaultFailureDetectorConfig, defaultHostAgentConfig } from "../../machines/detection/detectionConfig.ts";
 import type { HostProposal } from "../../machines/detection/hostProposals.ts";
 import { leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
 import { connectRuntimeNode, type RuntimeNode } from "../../runtime/runtimeNodePorts.ts";
 
 /**
- * Host agents and monitors over a real nats-server with default timings. The
- * three monitors and one host run as separate OS processes (so they can be
- * killed with SIGKILL); ten more hosts and the leader stand-in (the detector
- * with leadership, recording proposals until the Paxos wiring commits them)
- * run in this process over their own NATS connections.
+ * Host agents, monitors and Paxos controllers over a real nats-server with
+ * default timings. The three monitors and one host run as separate OS
+ * processes (so they can be killed with SIGKILL); ten more hosts and three
+ * controllers (Paxos with file storage, each with the failure detector
+ * following its lease) run in this process over their own NATS connections.
+ * A failure counts when the view has committed it.
  */
 const nodeScript = fileURLToPath(new URL("./detectionNodeProcess.ts", import.meta.url));
 const monitorIds = ["m1", "m2", "m3"];
+const controllerIds = ["c1", "c2", "c3"];
 const inProcessHosts = Array.from({ length: 10 }, (_, index) => `h${index + 1}`);
 const processStartTimeoutMs = 20_000;
 
@@ -91,18 +95,36 @@ async function connect(nodeId: string): Promise<RuntimeNode> {
   return node;
 }
 
-test("kill -9 of a monitor process raises no false alarm; kill -9 of a host process is detected within the lease bound", async (t) => {
+test("kill -9 of a monitor process raises no false alarm; kill -9 of a host process is committed failed within the lease bound", async (t) => {
   const proposals: Array<{ atMs: number; proposal: HostProposal }> = [];
-  const leader = await connect("c1");
-  const detector = startFailureDetector(leader.ports, {
-    config: defaultFailureDetectorConfig,
-    tickIntervalMs: defaultDetectorTickMs,
-    rejections: createRejectionCounter(leader.ports),
-    onProposal: (proposal) => proposals.push({ atMs: Date.now(), proposal }),
-  });
-  detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
-  await leader.network.connection.flush();
-  const leaderSince = Date.now();
+  const controllers: ControllerActor[] = [];
+  const detectors: DetectorOnController[] = [];
+  let firstLeaseAt: number | undefined;
+  for (const controllerId of controllerIds) {
+    const node = await connect(controllerId);
+    const controller = startControllerActor(node.ports, {
+      config: createPaxosConfig(controllerIds),
+      bootstrap: true,
+      rejections: createRejectionCounter(node.ports),
+      kvMirror: false,
+    });
+    controllers.push(controller);
+    detectors.push(
+      startDetectorOnController(node.ports, {
+        controller,
+        config: defaultFailureDetectorConfig,
+        tickIntervalMs: defaultDetectorTickMs,
+        rejections: createRejectionCounter(node.ports),
+        onProposal: (proposal) => proposals.push({ atMs: Date.now(), proposal }),
+      }),
+    );
+    await node.network.connection.flush();
+  }
+  const leaderWatch = setInterval(() => {
+    if (firstLeaseAt === undefined && controllers.some((controller) => controller.holdsLease())) firstLeaseAt = Date.now();
+  }, 5);
+  const hostIds = [...inProcessHosts, "hx"];
+  for (const hostId of hostIds) controllers[0]!.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { cpu: 64, memoryMiB: 262_144 } });
 
   const monitors = new Map(monitorIds.map((monitorId) => [monitorId, startProcess("monitor", monitorId)]));
   const killedHost = startProcess("host", "hx");
@@ -127,19 +149,20 @@ test("kill -9 of a monitor process raises no false alarm; kill -9 of a host proc
     );
   }
   await killedHost.ready;
+  const viewState = (hostId: string) => controllers.find((controller) => controller.status === "running")?.view().hosts.get(hostId)?.state;
   t.true(await waitFor(() => senders.every((sender) => sender.getSnapshot()?.context.phase === "leased"), 5_000), "every host holds a lease");
+  t.true(await waitFor(() => hostIds.every((hostId) => viewState(hostId) === "up"), 10_000), "the view has every host up");
 
   // A new leader declares nothing before grants of an earlier one could have run out: kill only after that.
   const termStartWaitMs = leaderMsCovering(
     defaultFailureDetectorConfig.authorityValidForMs + defaultFailureDetectorConfig.hostLeaseMs + defaultFailureDetectorConfig.maxIsolationDelayMs,
     defaultFailureDetectorConfig.maxClockRateErrorPpm,
   );
-  await sleep(Math.max(0, leaderSince + termStartWaitMs + 200 - Date.now()));
+  await sleep(Math.max(0, (firstLeaseAt ?? Date.now()) + termStartWaitMs + 200 - Date.now()));
 
-  const victimMonitor = monitors.get("m1")!;
-  victimMonitor.child.kill("SIGKILL");
+  monitors.get("m1")!.child.kill("SIGKILL");
   await sleep(3_000);
-  t.deepEqual(proposals, [], "no host declared failed after a monitor died");
+  t.deepEqual(proposals.filter((recorded) => recorded.proposal.type === "host-failed"), [], "no host declared failed after a monitor died");
   t.deepEqual(isolations.filter((isolation) => isolation.reason !== "boot"), [], "no host lost its lease");
   t.deepEqual(killedHost.events.filter((event) => event.event === "isolated" && event.reason !== "boot"), []);
   t.true(senders.every((sender) => sender.getSnapshot()?.context.phase === "leased"));
@@ -149,13 +172,20 @@ test("kill -9 of a monitor process raises no false alarm; kill -9 of a host proc
   const bound = leaderMsCovering(defaultFailureDetectorConfig.hostLeaseMs + defaultFailureDetectorConfig.maxIsolationDelayMs, defaultFailureDetectorConfig.maxClockRateErrorPpm);
   // Real timers and a loaded machine: allow scheduling slack on top of the configured bound.
   const slackMs = 1_000;
-  t.true(await waitFor(() => proposals.some((recorded) => recorded.proposal.hostId === "hx"), bound + slackMs), "the killed host is proposed failed");
-  const detected = proposals.find((recorded) => recorded.proposal.hostId === "hx")!;
-  t.log(`kill -9 host → proposed failed in ${detected.atMs - killedAt} ms (bound ${bound} + slack ${slackMs})`);
-  t.is(detected.proposal.type, "host-failed");
-  t.true(detected.atMs - killedAt >= defaultFailureDetectorConfig.hostLeaseMs, "not before its lease could have run out");
-  t.deepEqual(proposals.map((recorded) => recorded.proposal.hostId), ["hx"], "no other host");
+  t.true(await waitFor(() => viewState("hx") === "failed", bound + slackMs), "the killed host is committed failed");
+  const committedAt = Date.now();
+  const proposed = proposals.find((recorded) => recorded.proposal.hostId === "hx" && recorded.proposal.type === "host-failed")!;
+  t.log(`kill -9 host → proposed failed in ${proposed.atMs - killedAt} ms, committed within ${committedAt - killedAt} ms (bound ${bound} + slack ${slackMs})`);
+  t.true(proposed.atMs - killedAt >= defaultFailureDetectorConfig.hostLeaseMs, "not before its lease could have run out");
+  t.deepEqual(
+    proposals.filter((recorded) => recorded.proposal.type === "host-failed").map((recorded) => recorded.proposal.hostId),
+    ["hx"],
+    "no other host",
+  );
+  t.true(inProcessHosts.every((hostId) => viewState(hostId) === "up"));
 
-  detector.stop();
+  clearInterval(leaderWatch);
+  for (const detector of detectors) detector.stop();
+  for (const controller of controllers) controller.stop();
   for (const sender of senders) sender.dispose();
 });
