@@ -2,9 +2,9 @@
  * Host failure detection, haring versus serf (SWIM + Lifeguard), side by side
  * in one run on loopback:
  * - haring: a real nats-server, 3 monitor processes, 20 host agents (15 in one
- *   process, 5 in their own processes so they can be killed) and the leader's
- *   detector in this process (a leader stand-in: it records the proposal; the
- *   Paxos commit is not wired yet, see docs/failure-detection.md);
+ *   process, 5 in their own processes so they can be killed) and 3 Paxos
+ *   controllers with the failure detector in this process; a failure counts
+ *   when the view has committed it;
  * - serf: 20 `serf agent` processes (Debian's serf, default `lan` profile);
  *   s1 runs a member-failed event handler that stamps the time.
  * Each round kills (SIGKILL) one haring host process and one serf agent at the
@@ -20,9 +20,11 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createRejectionCounter } from "../actors/codec/rejectionCounter.ts";
-import { startFailureDetector } from "../actors/detection/failureDetectorActor.ts";
+import { startDetectorOnController, type DetectorOnController } from "../actors/detection/detectorOnController.ts";
+import { startControllerActor, type ControllerActor } from "../actors/paxos/controllerActor.ts";
 import { defaultDetectorTickMs, defaultFailureDetectorConfig } from "../machines/detection/detectionConfig.ts";
 import { leaderMsCovering } from "../machines/detection/leaseArithmetic.ts";
+import { createPaxosConfig } from "../machines/paxos/config.ts";
 import { findFreePorts, startNatsServer } from "../runtime/natsServer.ts";
 import { connectRuntimeNode } from "../runtime/runtimeNodePorts.ts";
 
@@ -72,21 +74,36 @@ async function main(): Promise<void> {
   const server = await startNatsServer();
   try {
     // haring
-    const proposals = new Map<string, number>();
-    const leader = await connectRuntimeNode({ nodeId: "c1", clusterId: "bench", natsServers: server.url, dataDirectory: join(directory, "c1"), logLine: () => {} });
-    const detector = startFailureDetector(leader.ports, {
-      config: defaultFailureDetectorConfig,
-      tickIntervalMs: defaultDetectorTickMs,
-      rejections: createRejectionCounter(leader.ports),
-      onProposal: (proposal) => {
-        if (proposal.type === "host-failed" && !proposals.has(proposal.hostId)) proposals.set(proposal.hostId, Date.now());
-      },
-    });
-    detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
-    const leaderSince = Date.now();
+    const controllerIds = ["c1", "c2", "c3"];
+    const controllers: ControllerActor[] = [];
+    const detectors: DetectorOnController[] = [];
+    const closers: Array<() => Promise<void>> = [];
+    let leaderSince: number | undefined;
+    for (const controllerId of controllerIds) {
+      const node = await connectRuntimeNode({ nodeId: controllerId, clusterId: "bench", natsServers: server.url, dataDirectory: join(directory, controllerId), logLine: () => {} });
+      closers.push(() => node.close());
+      const controller = startControllerActor(node.ports, { config: createPaxosConfig(controllerIds), bootstrap: true, rejections: createRejectionCounter(node.ports), kvMirror: false });
+      controllers.push(controller);
+      detectors.push(
+        startDetectorOnController(node.ports, {
+          controller,
+          config: defaultFailureDetectorConfig,
+          tickIntervalMs: defaultDetectorTickMs,
+          rejections: createRejectionCounter(node.ports),
+        }),
+      );
+    }
+    const committedFailures = new Map<string, number>();
+    const watch = setInterval(() => {
+      if (leaderSince === undefined && controllers.some((controller) => controller.holdsLease())) leaderSince = Date.now();
+      const view = controllers.find((controller) => controller.status === "running")?.view();
+      for (const host of view?.hosts.values() ?? []) if (host.state === "failed" && !committedFailures.has(host.hostId)) committedFailures.set(host.hostId, Date.now());
+    }, 5);
     const common = ["--nats", server.url, "--cluster", "bench", "--data-dir", directory, "--monitors", monitorIds.join(",")];
     const started = monitorIds.map((monitorId) => startNodeProcess(["--role", "monitor", "--id", monitorId, ...common]));
     const victims = Array.from({ length: rounds }, (_, index) => `hv${index + 1}`);
+    const hostIds = [...victims, ...Array.from({ length: agentCount - rounds }, (_, index) => `h${index + 1}`)];
+    for (const hostId of hostIds) controllers[0]!.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { cpu: 64, memoryMiB: 262_144 } });
     const victimProcesses = new Map(victims.map((hostId) => [hostId, startNodeProcess(["--role", "host", "--id", hostId, ...common])]));
     started.push(startNodeProcess(["--role", "hosts", "--id", "h", "--count", String(agentCount - rounds), ...common]), ...victimProcesses.values());
 
@@ -114,7 +131,9 @@ async function main(): Promise<void> {
       defaultFailureDetectorConfig.maxClockRateErrorPpm,
     );
     // Both systems settle: haring past its term-start wait, serf's gossip converged.
-    await sleep(Math.max(5_000, leaderSince + termStartWaitMs + 1_000 - Date.now()));
+    await sleep(Math.max(5_000, (leaderSince ?? Date.now()) + termStartWaitMs + 1_000 - Date.now()));
+    const viewHosts = controllers[0]!.view().hosts;
+    if (!hostIds.every((hostId) => viewHosts.get(hostId)?.state === "up")) throw new Error("not every haring host is up in the view");
 
     const rows: Array<{ round: number; haringMs: number | undefined; serfMs: number | undefined }> = [];
     for (let round = 1; round <= rounds; round++) {
@@ -123,7 +142,7 @@ async function main(): Promise<void> {
       const killedAt = Date.now();
       victimProcesses.get(hostId)!.child.kill("SIGKILL");
       serfAgents.get(serfName)!.kill("SIGKILL");
-      const haringAt = await waitFor(() => proposals.get(hostId), detectionTimeoutMs);
+      const haringAt = await waitFor(() => committedFailures.get(hostId), detectionTimeoutMs);
       const serfAt = await waitFor(() => {
         if (!existsSync(failedLog)) return undefined;
         const line = readFileSync(failedLog, "utf8").split("\n").find((entry) => entry.endsWith(` ${serfName}`));
@@ -133,13 +152,15 @@ async function main(): Promise<void> {
       process.stderr.write(`round ${round}: haring ${rows.at(-1)!.haringMs} ms, serf ${rows.at(-1)!.serfMs} ms\n`);
       await sleep(2_000);
     }
-    detector.stop();
-    await leader.close();
+    clearInterval(watch);
+    for (const detector of detectors) detector.stop();
+    for (const controller of controllers) controller.stop();
+    await Promise.all(closers.map((close) => close()));
 
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const haring = rows.map((row) => row.haringMs ?? Number.NaN);
     const serf = rows.map((row) => row.serfMs ?? Number.NaN);
-    console.log(`| round | haring kill -9 → failure proposed (ms) | serf kill -9 → member-failed (ms) |`);
+    console.log(`| round | haring kill -9 → failure committed (ms) | serf kill -9 → member-failed (ms) |`);
     console.log(`|---:|---:|---:|`);
     for (const row of rows) console.log(`| ${row.round} | ${row.haringMs ?? "not detected"} | ${row.serfMs ?? "not detected"} |`);
     console.log(`| median | ${median(haring)} | ${median(serf)} |`);
