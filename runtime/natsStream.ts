@@ -50,6 +50,7 @@ import type {
   StreamFailure,
   StreamMessage,
 } from "../actors/ports/stream.ts";
+import { isValidKvKey, isValidKvKeyPattern, kvRevisionConflict, kvRevisionConflictPrefix } from "../actors/ports/stream.ts";
 import { fromNatsHeaders, toNatsHeaders } from "./natsNetwork.ts";
 
 export const defaultApiTimeoutMs = 5_000;
@@ -67,28 +68,9 @@ export const maxActiveWatchers = 10_000;
  * header); the value limit itself is checked before publishing.
  */
 export const kvHeaderAllowanceBytes = 512;
-/** Prefix of the error a compare-and-set reports when the key is not at the expected revision (same in sim/simStream.ts). */
-export const kvRevisionConflictPrefix = "kv revision conflict";
-
-const kvKeyPattern = /^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$/;
 const kvBucketPattern = /^[-_a-zA-Z0-9]{1,64}$/;
 
-export function isValidKvKey(key: string): boolean {
-  return key.length <= 1024 && kvKeyPattern.test(key);
-}
-
-/** A key pattern: key tokens, `*` for one token, a trailing `>` for the rest. */
-export function isValidKvKeyPattern(pattern: string): boolean {
-  if (pattern.length === 0 || pattern.length > 1024) return false;
-  const tokens = pattern.split(".");
-  return tokens.every(
-    (token, index) => token === "*" || (token === ">" && index === tokens.length - 1) || /^[-/_=a-zA-Z0-9]+$/.test(token),
-  );
-}
-
-export function kvRevisionConflict(key: string, expectedRevision: number): StreamFailure {
-  return { ok: false, error: `${kvRevisionConflictPrefix}: key "${key}" is not at revision ${expectedRevision}` };
-}
+export { isValidKvKey, isValidKvKeyPattern, kvRevisionConflict, kvRevisionConflictPrefix };
 
 export function kvValueTooLarge(bucket: string, bytes: number, limit: number): StreamFailure {
   return { ok: false, error: `kv value of ${bytes} bytes exceeds bucket ${bucket}'s limit of ${limit} bytes` };

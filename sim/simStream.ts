@@ -39,6 +39,9 @@ import type {
   StreamFailure,
   StreamMessage,
 } from "../actors/ports/stream.ts";
+import { isValidKvKey, isValidKvKeyPattern, kvRevisionConflict, kvRevisionConflictPrefix } from "../actors/ports/stream.ts";
+
+export { isValidKvKey, isValidKvKeyPattern, kvRevisionConflictPrefix };
 
 /** Loopback-class one-way latency between a node and the NATS server. */
 export const defaultSimStreamLatencyMs = 0.5;
@@ -63,8 +66,6 @@ export const maxSimPayloadBytes = 1024 * 1024;
 export const simStoredMessageOverheadBytes = 30;
 export const maxSimAckWaitMs = 24 * 3_600_000;
 
-/** Prefix of the error a compare-and-set reports when the key is not at the expected revision (same in runtime/natsStream.ts). */
-export const kvRevisionConflictPrefix = "kv revision conflict";
 export const simServerDownMessage = "JetStream unavailable (NATS server down)";
 export const simUnreachableMessage = "NATS server unreachable";
 export const noStreamAnsweredMessage = "no JetStream stream answered (no stream for the subject, or JetStream unavailable)";
@@ -72,22 +73,9 @@ export const noStreamAnsweredMessage = "no JetStream stream answered (no stream 
 const streamNamePattern = /^[A-Za-z0-9_-]{1,256}$/;
 const durableNamePattern = /^[A-Za-z0-9_-]{1,256}$/;
 const kvBucketPattern = /^[-_a-zA-Z0-9]{1,64}$/;
-const kvKeyPattern = /^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$/;
 const kvStreamPrefix = "KV_";
 const kvSubjectPrefix = "$KV.";
 const msgIdHeader = "Nats-Msg-Id";
-
-export function isValidKvKey(key: string): boolean {
-  return key.length <= 1024 && kvKeyPattern.test(key);
-}
-
-export function isValidKvKeyPattern(pattern: string): boolean {
-  if (pattern.length === 0 || pattern.length > 1024) return false;
-  const tokens = pattern.split(".");
-  return tokens.every(
-    (token, index) => token === "*" || (token === ">" && index === tokens.length - 1) || /^[-/_=a-zA-Z0-9]+$/.test(token),
-  );
-}
 
 /** Whether some subject matches both patterns. */
 export function subjectPatternsOverlap(first: string, second: string): boolean {
@@ -106,9 +94,6 @@ function fail(error: string): StreamFailure {
   return { ok: false, error };
 }
 
-function kvRevisionConflict(key: string, expectedRevision: number): StreamFailure {
-  return fail(`${kvRevisionConflictPrefix}: key "${key}" is not at revision ${expectedRevision}`);
-}
 
 /** JetStream's -1 for "no limit"; the port's non-positive limits mean the same. */
 function limitOrInfinity(value: number): number {

@@ -87,3 +87,26 @@ export interface Stream {
   /** Current values of matching keys first, then every later change. */
   kvWatch(bucket: string, keyPattern: string, handler: (entry: KvEntry) => void): Subscription;
 }
+
+/** Prefix of the error a compare-and-set reports when the key is not at the expected revision (both backends). */
+export const kvRevisionConflictPrefix = "kv revision conflict";
+export const maxKvKeyLength = 1_024;
+
+const kvKeyPattern = /^[-/_=a-zA-Z0-9]+(\.[-/_=a-zA-Z0-9]+)*$/;
+const kvKeyTokenPattern = /^[-/_=a-zA-Z0-9]+$/;
+
+/** A KV key as JetStream accepts it: dot-separated tokens of [-/_=a-zA-Z0-9]. */
+export function isValidKvKey(key: string): boolean {
+  return key.length <= maxKvKeyLength && kvKeyPattern.test(key);
+}
+
+/** A key pattern: key tokens, `*` for one token, a trailing `>` for the rest. */
+export function isValidKvKeyPattern(pattern: string): boolean {
+  if (pattern.length === 0 || pattern.length > maxKvKeyLength) return false;
+  const tokens = pattern.split(".");
+  return tokens.every((token, index) => token === "*" || (token === ">" && index === tokens.length - 1) || kvKeyTokenPattern.test(token));
+}
+
+export function kvRevisionConflict(key: string, expectedRevision: number): StreamFailure {
+  return { ok: false, error: `${kvRevisionConflictPrefix}: key "${key}" is not at revision ${expectedRevision}` };
+}
