@@ -42,7 +42,7 @@ import {
   type ControllerStep,
   type Leadership,
 } from "../../machines/paxos/controllerNode.ts";
-import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
+import { paxosMessageTypes, type PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { createControllerMachine } from "../../machines/paxos/paxosMachines.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
@@ -121,22 +121,8 @@ type ControllerOutput = Omit<ControllerStep<ViewCommand, View>, "state">;
 /** One machine for every controller actor; each actor carries out the effects left in its snapshots. */
 const controllerMachine = createControllerMachine<ViewCommand, View>();
 
-const controllerInboundTypes: readonly PaxosMessageType[] = [
-  "paxos.prepare",
-  "paxos.promise",
-  "paxos.accept",
-  "paxos.accepted",
-  "paxos.heartbeat",
-  "paxos.heartbeat-ack",
-  "paxos.reject",
-  "paxos.rejoin-fence",
-  "paxos.rejoin-state",
-  "paxos.fetch",
-  "paxos.fetch-reply",
-  "paxos.snapshot",
-  "paxos.propose",
-  "paxos.propose-reply",
-];
+// Commits arrive on the view.commit broadcast subject, never on a controller's own paxos subject.
+const controllerInboundTypes: readonly PaxosMessageType[] = paxosMessageTypes.filter((type) => type !== "paxos.commit");
 
 /** Every problem with running `nodeId` under `config`; empty when it can run. */
 export function controllerConfigProblems(nodeId: string, config: PaxosConfig): string[] {
