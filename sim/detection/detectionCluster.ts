@@ -12,12 +12,10 @@
  * which VM ran where.
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { startDetectorOnController } from "../../actors/detection/detectorOnController.ts";
 import { startFailureDetector, type FailureDetectorHandle } from "../../actors/detection/failureDetectorActor.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
-import { hypervisorIsolation, type IsolationResponder } from "../../actors/detection/hostIsolation.ts";
-import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
-import { startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
+import type { HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
+import type { HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import type { LogLevel } from "../../actors/ports/telemetry.ts";
 import {
@@ -30,20 +28,28 @@ import {
   type HostAgentConfig,
   type MonitorAgentConfig,
 } from "../../machines/detection/detectionConfig.ts";
-import type { HostProposal } from "../../machines/detection/hostProposals.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { HostState } from "../../machines/view/viewTypes.ts";
 import { leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
-import type { IsolationReason } from "../../machines/heartbeat/heartbeatSender.ts";
 import { SimHypervisors } from "../simHypervisor.ts";
 import type { NetworkFaultSettings } from "../simNetwork.ts";
 import { SimWorld } from "../world.ts";
+import {
+  DetectionGroundTruth,
+  type CommittedHostState,
+  type EndedIncarnation,
+  type IsolationRecord,
+  type ProposalCheck,
+  type RecordedProposal,
+} from "./detectionGroundTruth.ts";
+import { startControllerDetector, startDetectionHostAgent, startReportingMonitor } from "./detectionNodes.ts";
 import { SimWatchdogs } from "./simWatchdog.ts";
+
+export { maxRecordedEvents } from "./detectionGroundTruth.ts";
+export type { CommittedHostState, EndedIncarnation, IsolationRecord, ProposalCheck, RecordedProposal } from "./detectionGroundTruth.ts";
 
 export const detectionClusterLimits = { maxHosts: 20_000, maxMonitors: 64, maxVmsPerHost: 100 } as const;
 export const leaderNodeId = "c1";
-/** Recorded events of each kind at most; a run producing more is broken anyway. */
-export const maxRecordedEvents = 1_000_000;
 /** Hosts are added at random times within this window from the start. */
 export const hostBootSpreadMs = 1_000;
 /** With `vmsPerHost`, each host's VMs are started at this time. */
@@ -78,50 +84,8 @@ export interface DetectionClusterOptions {
   readonly transcriptLevel?: LogLevel;
 }
 
-export interface RecordedProposal {
-  readonly atMs: number;
-  readonly proposal: HostProposal;
-}
-
-/** An incarnation of a host agent that ended: it crashed, was reset, or isolated itself. */
-export interface EndedIncarnation {
-  readonly atMs: number;
-  readonly hostId: string;
-  readonly incarnation: number;
-  readonly how: "crash" | "isolation";
-}
-
-export interface IsolationRecord {
-  readonly atMs: number;
-  readonly hostId: string;
-  readonly reason: IsolationReason;
-  readonly incarnation: number;
-}
-
-/** A host state the view committed (seen on the first controller that applied it). */
-export interface CommittedHostState {
-  readonly atMs: number;
-  readonly hostId: string;
-  readonly state: HostState;
-  readonly incarnation: number;
-}
-
 /** The capacity hosts are registered with in `paxosControllers` mode. */
 export const simHostCapacity = { cpu: 64, memoryMiB: 262_144 } as const;
-
-export interface ProposalCheck {
-  /**
-   * host-failed proposals for an incarnation that could still hold a lease: it
-   * had not ended when proposed or (with `trackLeases`) held a lease then or later.
-   */
-  readonly unjustified: readonly RecordedProposal[];
-  /** host-failed proposals while the host's VMs were still running (hypervisor ground truth). */
-  readonly vmsStillRunning: readonly RecordedProposal[];
-}
-
-function pushBounded<T>(list: T[], item: T): void {
-  if (list.length < maxRecordedEvents) list.push(item);
-}
 
 export class DetectionCluster {
   readonly world: SimWorld;
@@ -133,20 +97,13 @@ export class DetectionCluster {
   readonly monitorIds: readonly string[];
   readonly hypervisors: SimHypervisors | undefined;
   readonly watchdogs: SimWatchdogs;
-  readonly proposals: RecordedProposal[] = [];
-  readonly isolations: IsolationRecord[] = [];
-  readonly ended: EndedIncarnation[] = [];
-  private readonly senders = new Map<string, HeartbeatSenderHost>();
+  /** What really happened, next to what was proposed and committed. */
+  readonly truth: DetectionGroundTruth;
   private readonly monitorHosts = new Map<string, HeartbeatMonitorHost>();
   private readonly detectors = new Map<string, FailureDetectorHandle>();
   readonly controllers = new Map<string, ControllerActor>();
   readonly controllerIds: readonly string[];
-  readonly committed: CommittedHostState[] = [];
-  private readonly committedKeys = new Set<string>();
-  private readonly trackLeases: boolean;
   private readonly withWatchdogs: boolean;
-  /** hostId → incarnation → the last time it was seen holding a lease (with `trackLeases`). */
-  private readonly lastLeasedAtMs = new Map<string, Map<number, number>>();
 
   constructor(options: DetectionClusterOptions) {
     const check = (name: string, value: number, min: number, max: number) => {
@@ -161,7 +118,6 @@ export class DetectionCluster {
     const problems = detectionConfigProblems(this.detectorConfig, this.hostConfig, this.monitorConfig);
     if (problems.length > 0) throw new RangeError(`detection config: ${problems.join("; ")}`);
     this.tickIntervalMs = options.tickIntervalMs ?? defaultDetectorTickMs;
-    this.trackLeases = options.trackLeases ?? false;
     this.withWatchdogs = options.watchdogs ?? true;
     const vmsPerHost = options.vmsPerHost ?? 0;
     const hypervisors = vmsPerHost > 0 ? new SimHypervisors() : undefined;
@@ -181,12 +137,7 @@ export class DetectionCluster {
     this.controllerIds = Array.from({ length: paxosControllers }, (_, index) => `c${index + 1}`);
     this.monitorIds = paxosControllers > 0 ? this.controllerIds : Array.from({ length: options.monitors }, (_, index) => `m${index + 1}`);
     this.hostIds = Array.from({ length: options.hosts }, (_, index) => `h${index + 1}`);
-
-    this.world.onNodeLifecycle((event) => {
-      if (event.type !== "crashed" || !this.senders.has(event.nodeId)) return;
-      const context = this.senders.get(event.nodeId)!.getSnapshot()?.context;
-      if (context !== undefined) pushBounded(this.ended, { atMs: this.world.now(), hostId: event.nodeId, incarnation: context.incarnation, how: "crash" });
-    });
+    this.truth = new DetectionGroundTruth(this.world, { trackLeases: options.trackLeases ?? false, hypervisors: () => this.hypervisors });
 
     if (paxosControllers > 0) {
       for (const controllerId of this.controllerIds) this.world.addNode(controllerId, (ports) => this.bootController(controllerId, ports));
@@ -196,7 +147,7 @@ export class DetectionCluster {
           config: this.detectorConfig,
           tickIntervalMs: this.tickIntervalMs,
           rejections: createRejectionCounter(ports),
-          onProposal: (proposal) => pushBounded(this.proposals, { atMs: this.world.now(), proposal }),
+          onProposal: (proposal) => this.truth.recordProposal(proposal),
         });
         this.detectors.set(leaderNodeId, detector);
         if (options.leaderAtStart ?? true) detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
@@ -204,7 +155,7 @@ export class DetectionCluster {
       });
       for (const monitorId of this.monitorIds) {
         this.world.addNode(monitorId, (ports) => {
-          const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: this.monitorConfig });
+          const monitor = startReportingMonitor(ports, this.monitorConfig);
           this.monitorHosts.set(monitorId, monitor);
           return { stop: () => monitor.dispose() };
         });
@@ -214,8 +165,8 @@ export class DetectionCluster {
     const bootOffsets = this.world.forkRandom("host-boot");
     for (const hostId of this.hostIds) {
       const offsetMs = bootOffsets.int(hostBootSpreadMs);
-      if (offsetMs === 0) this.world.addNode(hostId, (ports) => this.bootHost(hostId, ports));
-      else this.world.schedule(offsetMs, () => this.world.addNode(hostId, (ports) => this.bootHost(hostId, ports)));
+      if (offsetMs === 0) this.world.addNode(hostId, (ports) => this.bootHost(ports));
+      else this.world.schedule(offsetMs, () => this.world.addNode(hostId, (ports) => this.bootHost(ports)));
     }
     if (hypervisors !== undefined) {
       // VMs start once every host holds a lease (a host isolates at boot, which would stop them).
@@ -230,6 +181,22 @@ export class DetectionCluster {
     }
   }
 
+  get proposals(): RecordedProposal[] {
+    return this.truth.proposals;
+  }
+
+  get isolations(): IsolationRecord[] {
+    return this.truth.isolations;
+  }
+
+  get ended(): EndedIncarnation[] {
+    return this.truth.ended;
+  }
+
+  get committed(): CommittedHostState[] {
+    return this.truth.committed;
+  }
+
   /** A controller node: Paxos, a monitor, and the failure detector following the controller's lease. */
   private bootController(controllerId: string, ports: NodePorts) {
     const controller = startControllerActor(ports, {
@@ -240,31 +207,16 @@ export class DetectionCluster {
       kvMirror: false,
     });
     this.controllers.set(controllerId, controller);
-    const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: this.monitorConfig });
+    const monitor = startReportingMonitor(ports, this.monitorConfig);
     this.monitorHosts.set(controllerId, monitor);
-    const onController = startDetectorOnController(ports, {
-      controller,
-      config: this.detectorConfig,
-      tickIntervalMs: this.tickIntervalMs,
-      rejections: createRejectionCounter(ports),
-      onProposal: (proposal) => pushBounded(this.proposals, { atMs: this.world.now(), proposal }),
-    });
+    const onController = startControllerDetector(ports, { controller, detectorConfig: this.detectorConfig, tickIntervalMs: this.tickIntervalMs, truth: this.truth });
     this.detectors.set(controllerId, onController.detector);
-    const applied = controller.onApplied((_applied, view) => {
-      for (const host of view.hosts.values()) {
-        const key = `${host.hostId}:${host.state}@${host.incarnation}`;
-        if (this.committedKeys.has(key)) continue;
-        this.committedKeys.add(key);
-        pushBounded(this.committed, { atMs: this.world.now(), hostId: host.hostId, state: host.state, incarnation: host.incarnation });
-      }
-    });
     if (this.world.incarnation(controllerId) === 1 && controllerId === this.controllerIds[0]) {
       // Every host is known to the view from the start (the proposal client retries until a leader is elected).
       for (const hostId of this.hostIds) controller.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { ...simHostCapacity } });
     }
     return {
       stop: () => {
-        applied.unsubscribe();
         onController.stop();
         monitor.dispose();
         controller.stop();
@@ -272,39 +224,13 @@ export class DetectionCluster {
     };
   }
 
-  private bootHost(hostId: string, ports: NodePorts) {
-    const recorder = (responder: IsolationResponder | undefined): IsolationResponder => ({
-      isolate: (request, done) => {
-        const finish = () => {
-          pushBounded(this.isolations, { atMs: this.world.now(), hostId, reason: request.reason, incarnation: request.incarnation });
-          pushBounded(this.ended, { atMs: this.world.now(), hostId, incarnation: request.incarnation, how: "isolation" });
-          done();
-        };
-        if (responder !== undefined) responder.isolate(request, finish);
-        else ports.clock.setTimeout(finish, 0);
-      },
-    });
-    const sender = startHeartbeatSender(ports, {
+  private bootHost(ports: NodePorts) {
+    const sender = startDetectionHostAgent(ports, {
       monitorIds: this.monitorIds,
-      config: this.hostConfig,
-      ackTimeoutMs: this.hostConfig.ackTimeoutMs,
-      rejections: createRejectionCounter(ports),
-      lease: {
-        maxAcceptedLeaseMs: this.hostConfig.maxAcceptedLeaseMs,
-        isolationResponse: this.hostConfig.isolationResponse,
-        isolation: recorder(ports.hypervisor === undefined ? undefined : hypervisorIsolation(ports.hypervisor, ports.log)),
-        ...(this.withWatchdogs ? { watchdog: this.watchdogs.watchdogFor(hostId) } : {}),
-      },
+      hostConfig: this.hostConfig,
+      truth: this.truth,
+      ...(this.withWatchdogs ? { watchdogs: this.watchdogs } : {}),
     });
-    this.senders.set(hostId, sender);
-    if (this.trackLeases) {
-      let leased = this.lastLeasedAtMs.get(hostId);
-      if (leased === undefined) this.lastLeasedAtMs.set(hostId, (leased = new Map()));
-      const byIncarnation = leased;
-      sender.onSnapshot((snapshot) => {
-        if (snapshot.context.phase === "leased") byIncarnation.set(snapshot.context.incarnation, this.world.now());
-      });
-    }
     return { stop: () => sender.dispose() };
   }
 
@@ -326,11 +252,11 @@ export class DetectionCluster {
 
   /** With `paxosControllers`: when the view first committed this host in this state, if it did after `sinceMs`. */
   committedAtMs(hostId: string, state: HostState, sinceMs = 0): number | undefined {
-    return this.committed.find((entry) => entry.hostId === hostId && entry.state === state && entry.atMs >= sinceMs)?.atMs;
+    return this.truth.committedAtMs(hostId, state, sinceMs);
   }
 
   sender(hostId: string): HeartbeatSenderHost {
-    const sender = this.senders.get(hostId);
+    const sender = this.truth.sender(hostId);
     if (sender === undefined) throw new RangeError(`unknown host ${hostId}`);
     return sender;
   }
@@ -349,39 +275,22 @@ export class DetectionCluster {
   }
 
   hostFailedProposals(): RecordedProposal[] {
-    return this.proposals.filter((recorded) => recorded.proposal.type === "host-failed");
+    return this.truth.hostFailedProposals();
   }
 
   /** Proposals that claim an incarnation failed before it had ended, or while its VMs still ran. */
   checkProposals(): ProposalCheck {
-    const unjustified: RecordedProposal[] = [];
-    const vmsStillRunning: RecordedProposal[] = [];
-    for (const recorded of this.hostFailedProposals()) {
-      const { hostId, incarnation } = recorded.proposal;
-      const justified = this.trackLeases
-        ? !((this.lastLeasedAtMs.get(hostId)?.get(incarnation) ?? Number.NEGATIVE_INFINITY) >= recorded.atMs)
-        : this.ended.some((end) => end.hostId === hostId && end.incarnation >= incarnation && end.atMs <= recorded.atMs);
-      if (!justified) unjustified.push(recorded);
-      if (this.hypervisors !== undefined && this.vmsActiveAt(hostId, recorded.atMs)) vmsStillRunning.push(recorded);
-    }
-    return { unjustified, vmsStillRunning };
+    return this.truth.checkProposals();
   }
 
   /** Whether any VM of this host was active on it at `atMs`, by the hypervisors' own history. */
   vmsActiveAt(hostId: string, atMs: number): boolean {
-    const active = new Set<string>();
-    for (const record of this.hypervisors?.registry.history() ?? []) {
-      if (record.atMs > atMs) break;
-      if (record.hostId !== hostId) continue;
-      if (record.active) active.add(record.vmId);
-      else active.delete(record.vmId);
-    }
-    return active.size > 0;
+    return this.truth.vmsActiveAt(hostId, atMs);
   }
 
   /** Self-isolations after the first lease (boot isolations are not counted): each means a host lost its lease. */
   leaseLosses(): IsolationRecord[] {
-    return this.isolations.filter((isolation) => isolation.reason === "lease-expired");
+    return this.truth.leaseLosses();
   }
 
   /** Upper bound on crash → proposal with every monitor reporting: the lease and isolation wait, a tick, and slack for latency. */
