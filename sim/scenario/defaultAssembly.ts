@@ -1,11 +1,12 @@
 /**
  * The components a scenario run is assembled from by default: every one that
- * exists today. A new component (Paxos, detection, the sim hypervisor, the
- * manager) joins by one `register` line here, after the components it uses.
+ * exists today. A new component (the manager) joins by one `register` line
+ * here, after the components it uses.
  */
 import { ClusterAssembly } from "./clusterAssembly.ts";
 import { heartbeatComponent } from "./heartbeatComponent.ts";
+import { paxosComponent } from "./paxosComponent.ts";
 
 export function defaultAssembly(): ClusterAssembly {
-  return new ClusterAssembly().register(heartbeatComponent);
+  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent);
 }

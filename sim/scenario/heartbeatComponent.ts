@@ -9,7 +9,8 @@
  * partitioned away) is excused, and its gap starts again once it has one.
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
+import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { heartbeatAcksMetric, heartbeatMissesMetric, startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
 import { defaultHeartbeatSenderConfig, type HeartbeatSenderConfig } from "../../machines/heartbeat/heartbeatSender.ts";
 import { scenarioCapabilities } from "./capabilities.ts";
@@ -36,6 +37,21 @@ export function defaultMaxAckGapMs(sender: HeartbeatSenderConfig, monitors: numb
   return sender.heartbeatIntervalMs * (sender.missedAcksBeforeSwitch * monitors + 4);
 }
 
+/**
+ * What a component that builds on the heartbeat pair may change before the
+ * nodes boot (the detection component: host agents with leases, monitors that
+ * report to the leader). The heartbeat component still owns the actors'
+ * lifecycle, its invariant and its summary.
+ */
+export interface HeartbeatComponentApi {
+  useActors(actors: {
+    readonly startSender: (ports: NodePorts) => HeartbeatSenderHost;
+    readonly startMonitor: (ports: NodePorts) => HeartbeatMonitorHost;
+    /** The senders' timings, for the invariant's ack gap. */
+    readonly sender: HeartbeatSenderConfig;
+  }): void;
+}
+
 export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> = {
   name: heartbeatComponentName,
   provides: [scenarioCapabilities.heartbeat],
@@ -57,10 +73,21 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
 
   start({ world, cluster, log }, settings) {
     const monitorIds = cluster.monitorIds;
+    let startSender = (ports: NodePorts): HeartbeatSenderHost =>
+      startHeartbeatSender(ports, { monitorIds, config: settings.sender, ackTimeoutMs: settings.ackTimeoutMs, rejections: createRejectionCounter(ports) });
+    let startMonitor = (ports: NodePorts): HeartbeatMonitorHost => startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports) });
+    let senderConfig = settings.sender;
     const hostIds = cluster.hosts.map((host) => host.hostId);
     const senders = new Map<string, HeartbeatSenderHost>();
     let switchesOfStoppedSenders = 0;
-    const maxAckGapMs = settings.maxAckGapMs ?? defaultMaxAckGapMs(settings.sender, monitorIds.length);
+    const maxAckGapMs = () => settings.maxAckGapMs ?? defaultMaxAckGapMs(senderConfig, monitorIds.length);
+    const api: HeartbeatComponentApi = {
+      useActors(actors) {
+        startSender = actors.startSender;
+        startMonitor = actors.startMonitor;
+        senderConfig = actors.sender;
+      },
+    };
 
     const ackCount = (hostId: string) => world.metrics(hostId).counter(heartbeatAcksMetric);
     const lastAcks = new Map(hostIds.map((hostId) => [hostId, 0]));
@@ -69,12 +96,13 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
       monitorIds.filter((monitorId) => world.nodeState(monitorId) === "up" && world.fabric.canReach(hostId, monitorId) && world.fabric.canReach(monitorId, hostId));
 
     return {
+      api,
       bootMonitor(ports) {
-        const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports) });
+        const monitor = startMonitor(ports);
         return { stop: () => monitor.dispose() };
       },
       bootHost(ports) {
-        const sender = startHeartbeatSender(ports, { monitorIds, config: settings.sender, ackTimeoutMs: settings.ackTimeoutMs, rejections: createRejectionCounter(ports) });
+        const sender = startSender(ports);
         senders.set(ports.nodeId, sender);
         return {
           stop: () => {
@@ -95,8 +123,8 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
               if (acks > lastAcks.get(hostId)! || excused) lastProgressMs.set(hostId, nowMs);
               lastAcks.set(hostId, acks);
               const gapMs = nowMs - lastProgressMs.get(hostId)!;
-              if (gapMs > maxAckGapMs) {
-                violation(hostId, `no ack for ${formatDurationMs(gapMs)} (limit ${formatDurationMs(maxAckGapMs)}) although ${reachableMonitors(hostId).join(",")} can be reached`);
+              if (gapMs > maxAckGapMs()) {
+                violation(hostId, `no ack for ${formatDurationMs(gapMs)} (limit ${formatDurationMs(maxAckGapMs())}) although ${reachableMonitors(hostId).join(",")} can be reached`);
               }
             }
           },

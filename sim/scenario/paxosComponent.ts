@@ -1,0 +1,301 @@
+/**
+ * Multi-Paxos over the cluster view as a scenario component: the real
+ * controller actor (actors/paxos) on every controller node, a view learner on
+ * every host. At the start the first controller registers the hosts and VMs of
+ * cluster.json in the view; each VM with a host is placed there once its host
+ * is up in the view (without the detection component nobody reports hosts up,
+ * so this component brings them up itself).
+ *
+ * Invariants (sim/paxos/paxosInvariants.ts, fed by the actors' observers):
+ * - `paxos.agreement`: one value per slot, every learner applies the same
+ *   sequence, leases exclusive, no command taking effect twice;
+ * - `paxos.epochs`: a learner's view epoch never goes back while it runs, and
+ *   learners agree on the epoch at each slot;
+ * - `paxos.commits`: whenever a majority of controllers is up and connected
+ *   (at the start, after a heal, after a controller crash or restart), a
+ *   proposal commits within `commitBound`.
+ */
+import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import type { OutcomeCallback, ProposeResult } from "../../actors/paxos/proposalClientActor.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import { createPaxosConfig, majorityOf, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { holdsLease } from "../../machines/paxos/proposer.ts";
+import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { maxRuleTargets, type View } from "../../machines/view/viewTypes.ts";
+import { PaxosInvariants } from "../paxos/paxosInvariants.ts";
+import { scenarioCapabilities } from "./capabilities.ts";
+import type { ScenarioComponent } from "./clusterAssembly.ts";
+import type { ClusterSpec } from "./scenarioTypes.ts";
+import { formatDurationMs } from "./scenarioValues.ts";
+
+export const paxosComponentName = "paxos";
+export const defaultCommitBoundMs = 3_000;
+/** How often the component looks for VMs to place and for the controllers' connectivity to change. */
+export const paxosWatchIntervalMs = 100;
+/** Placement proposals per VM at most; a VM whose host never comes up stays unplaced. */
+export const maxInitialPlacementAttempts = 20;
+export const probeCommittedEvent = "paxos.probe-committed";
+
+export interface PaxosComponentSettings {
+  /** After the controllers' connectivity changes and a majority can talk, a proposal must commit within this. */
+  readonly commitBoundMs: number;
+}
+
+export interface PaxosComponentApi {
+  readonly config: PaxosConfig;
+  readonly controllerIds: readonly string[];
+  /** The controller actor of a controller's current incarnation; undefined while it is crashed. */
+  controller(nodeId: string): ControllerActor | undefined;
+  /** The view learner of a host's current incarnation; undefined while it is crashed. */
+  learner(hostId: string): LearnerActor | undefined;
+  /** The up controller holding the leader lease now, if any. */
+  leaderId(): string | undefined;
+  /** The view of the up controller that applied the most slots (the leader's on a tie); undefined when none is up. */
+  view(): View | undefined;
+  /** Proposes through the leader's proposal client (else the first up controller's); the outcome is checked by the invariants. */
+  propose(command: ViewCommand, done?: OutcomeCallback): ProposeResult;
+  /** Hosts are brought up in the view by someone else (the failure detector), not by this component. */
+  hostsComeUpThroughDetection(): void;
+  /** Checked invariants of the run (violations so far). */
+  readonly invariants: PaxosInvariants;
+}
+
+function vmRules(cluster: ClusterSpec, vmId: string): { affinity: string[]; antiAffinity: string[] } {
+  const affinity: string[] = [];
+  const antiAffinity: string[] = [];
+  for (const rule of cluster.rules) {
+    if (!rule.vmIds.includes(vmId)) continue;
+    const into = rule.type === "affinity" ? affinity : antiAffinity;
+    for (const other of rule.vmIds) if (other !== vmId && !into.includes(other) && into.length < maxRuleTargets) into.push(other);
+  }
+  return { affinity, antiAffinity };
+}
+
+/** The view commands that register the cluster of the scenario (hosts, then VMs with their rules). */
+export function registrationCommands(cluster: ClusterSpec): ViewCommand[] {
+  const commands: ViewCommand[] = [];
+  for (const host of cluster.hosts) commands.push({ id: `register-${host.hostId}`, type: "host.register", hostId: host.hostId, capacity: { ...host.capacity } });
+  for (const vm of cluster.vms) {
+    commands.push({ id: `add-${vm.vmId}`, type: "vm.add", vmId: vm.vmId, resources: { ...vm.resources }, priority: vm.priority, rules: vmRules(cluster, vm.vmId), desiredState: "running" });
+  }
+  return commands;
+}
+
+export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
+  name: paxosComponentName,
+  provides: [scenarioCapabilities.paxos],
+
+  readSettings(reader) {
+    const commitBoundMs = reader.duration("commitBound", { min: 100, max: 600_000, fallback: defaultCommitBoundMs });
+    reader.finish();
+    return { commitBoundMs };
+  },
+
+  checkCluster(cluster) {
+    return cluster.controllerIds.length === 0 ? ["the paxos component needs controllers (add \"controllers\")"] : [];
+  },
+
+  start({ world, cluster, log }, settings) {
+    const controllerIds = cluster.controllerIds;
+    const config = createPaxosConfig(controllerIds);
+    const invariants = new PaxosInvariants(world.seed, controllerIds.length, () => world.now());
+    const controllers = new Map<string, ControllerActor>();
+    const learners = new Map<string, LearnerActor>();
+    let hostsUpThroughDetection = false;
+    const upController = (nodeId: string) => (world.nodeState(nodeId) === "up" ? controllers.get(nodeId) : undefined);
+
+    const leaderId = (): string | undefined => {
+      for (const nodeId of controllerIds) {
+        const controller = upController(nodeId);
+        if (controller !== undefined && controller.status === "running" && controller.holdsLease()) return nodeId;
+      }
+      return undefined;
+    };
+    const bestController = (): ControllerActor | undefined => {
+      const leader = leaderId();
+      let best = leader === undefined ? undefined : upController(leader);
+      for (const nodeId of controllerIds) {
+        const controller = upController(nodeId);
+        if (controller === undefined || controller.status !== "running") continue;
+        if (best === undefined || controller.appliedSlots() > best.appliedSlots()) best = controller;
+      }
+      return best;
+    };
+    const proposeThrough = (controller: ControllerActor, command: ViewCommand, done?: OutcomeCallback): ProposeResult =>
+      controller.propose(command, (outcome) => {
+        invariants.clientOutcome(outcome);
+        done?.(outcome);
+      });
+    const propose = (command: ViewCommand, done?: OutcomeCallback): ProposeResult => {
+      const leader = leaderId();
+      const controller = (leader === undefined ? undefined : upController(leader)) ?? controllerIds.map(upController).find((actor) => actor?.status === "running");
+      if (controller === undefined) return { ok: false, error: "no controller is up" };
+      return proposeThrough(controller, command, done);
+    };
+
+    const api: PaxosComponentApi = {
+      config,
+      controllerIds,
+      controller: upController,
+      learner: (hostId) => (world.nodeState(hostId) === "up" ? learners.get(hostId) : undefined),
+      leaderId,
+      view: () => bestController()?.view(),
+      propose,
+      hostsComeUpThroughDetection: () => {
+        hostsUpThroughDetection = true;
+      },
+      invariants,
+    };
+
+    // ---- initial registration and placement
+    const initialPlacements = cluster.vms.filter((vm) => vm.hostId !== undefined).map((vm) => ({ vmId: vm.vmId, hostId: vm.hostId!, attempts: 0, inFlight: false, done: false }));
+    const placeInitialVms = (): void => {
+      const view = api.view();
+      if (view !== undefined) {
+        for (const placement of initialPlacements) {
+          if (placement.done || placement.inFlight) continue;
+          const vm = view.vms.get(placement.vmId);
+          if (vm?.placement) {
+            placement.done = true;
+            continue;
+          }
+          if (vm === undefined || view.hosts.get(placement.hostId)?.state !== "up") continue;
+          if (placement.attempts >= maxInitialPlacementAttempts) continue;
+          placement.attempts++;
+          placement.inFlight = true;
+          const submitted = propose({ id: `place-${placement.vmId}-${placement.attempts}`, type: "vm.place", vmId: placement.vmId, hostId: placement.hostId, expectedPlacementEpoch: 0 }, (outcome) => {
+            placement.inFlight = false;
+            if (outcome.kind === "committed") placement.done = true;
+          });
+          if (!submitted.ok) placement.inFlight = false;
+        }
+      }
+      if (initialPlacements.some((placement) => !placement.done && placement.attempts < maxInitialPlacementAttempts)) world.schedule(paxosWatchIntervalMs, placeInitialVms);
+    };
+    if (initialPlacements.length > 0) world.schedule(paxosWatchIntervalMs, placeInitialVms);
+
+    // ---- liveness: a proposal commits within the bound whenever a majority can talk
+    const majority = majorityOf(controllerIds.length);
+    const connectedMajority = (): string[] | undefined => {
+      const up = controllerIds.filter((nodeId) => world.nodeState(nodeId) === "up" && controllers.get(nodeId)?.status === "running");
+      for (const nodeId of up) {
+        const group = up.filter((other) => other === nodeId || (world.fabric.canReach(nodeId, other) && world.fabric.canReach(other, nodeId)));
+        if (group.length >= majority) return group;
+      }
+      return undefined;
+    };
+    let probeCount = 0;
+    let probe: { id: string; signature: string; sinceMs: number; committedAtMs: number | undefined } | undefined;
+    let lastSignature = "";
+    const startProbe = (group: readonly string[], signature: string, sinceMs: number): void => {
+      const id = `probe-${++probeCount}`;
+      const current = { id, signature, sinceMs, committedAtMs: undefined as number | undefined };
+      probe = current;
+      const proposer = controllers.get(group[0]!)!;
+      proposeThrough(proposer, { id, type: "controllers.set", controllerIds: [...controllerIds] }, (outcome: ProposalOutcome) => {
+        if (probe !== current) return;
+        if (outcome.kind === "committed") {
+          current.committedAtMs = world.now();
+          log.write("info", probeCommittedEvent, { afterMs: Math.round(world.now() - current.sinceMs), via: proposer.nodeId });
+        } else if (outcome.kind === "no-outcome" && world.nodeState(proposer.nodeId) === "up") {
+          // the client gave up (no leader for a while): ask again, the bound still counts from the change
+          startProbe(group, signature, sinceMs);
+        }
+      });
+    };
+    const signatureOf = (group: readonly string[]) => group.map((nodeId) => `${nodeId}#${world.incarnation(nodeId)}`).join(",");
+
+    const classify = (message: string) => (message.includes("epoch") ? "paxos.epochs" : "paxos.agreement");
+
+    return {
+      api,
+      bootController(ports: NodePorts) {
+        const nodeId = ports.nodeId;
+        const incarnation = world.incarnation(nodeId);
+        const clock = world.nodeClock(nodeId);
+        const controller = startControllerActor(ports, {
+          config,
+          // The first boot creates the cluster; a restarted node recovers from its disk.
+          bootstrap: incarnation === 1,
+          rejections: createRejectionCounter(ports),
+          kvMirror: false,
+          observer: {
+            synced: (syncedBy, records) => invariants.synced(syncedBy, records),
+            stepped: (report) => {
+              invariants.learnerStepped(nodeId, incarnation, report.beforeSlot, report.state.learner, report.applied);
+              const proposer = report.state.proposer;
+              const leaseEndsAtGlobalMs = holdsLease(proposer, report.nowMs) ? world.now() + (proposer.leader!.leaseUntilMs - report.nowMs) / (1 + clock.driftPpm / 1e6) : -1;
+              invariants.lease(nodeId, leaseEndsAtGlobalMs);
+            },
+          },
+          onFatal: (error) => invariants.fail(`controller ${nodeId} stopped: ${error}`),
+        });
+        controllers.set(nodeId, controller);
+        if (incarnation === 1 && nodeId === controllerIds[0]) {
+          // The proposal client retries until a leader is elected.
+          for (const command of registrationCommands(cluster)) proposeThrough(controller, command);
+          if (!hostsUpThroughDetection) {
+            for (const host of cluster.hosts) proposeThrough(controller, { id: `up-${host.hostId}`, type: "host.up", hostId: host.hostId, incarnation: 0 });
+          }
+        }
+        return {
+          stop: () => {
+            invariants.crashed(nodeId);
+            controller.stop();
+          },
+        };
+      },
+      bootHost(ports: NodePorts) {
+        const nodeId = ports.nodeId;
+        const incarnation = world.incarnation(nodeId);
+        const learner = startLearnerActor(ports, {
+          config,
+          rejections: createRejectionCounter(ports),
+          observer: { stepped: (report) => invariants.learnerStepped(nodeId, incarnation, report.beforeSlot, report.state, report.applied) },
+        });
+        learners.set(nodeId, learner);
+        return { stop: () => learner.stop() };
+      },
+      invariants: [
+        ...["paxos.agreement", "paxos.epochs"].map((name) => ({
+          name,
+          everyMs: paxosWatchIntervalMs,
+          check(_nowMs: number, violation: (subject: string, detail: string) => void) {
+            invariants.violations.forEach((message, index) => {
+              if (classify(message) === name) violation(`violation-${index + 1}`, message);
+            });
+          },
+        })),
+        {
+          name: "paxos.commits",
+          everyMs: paxosWatchIntervalMs,
+          check(nowMs, violation) {
+            const group = connectedMajority();
+            const signature = group === undefined ? "" : signatureOf(group);
+            if (signature !== lastSignature) {
+              lastSignature = signature;
+              probe = undefined;
+              if (group !== undefined) startProbe(group, signature, nowMs);
+            }
+            if (probe !== undefined && probe.committedAtMs === undefined && nowMs - probe.sinceMs > settings.commitBoundMs) {
+              violation("view", `no proposal committed within ${formatDurationMs(settings.commitBoundMs)} although ${probe.signature} can talk`);
+            }
+          },
+        },
+      ],
+      keepLogLine: (line) => line.event === "paxos.leadership" && line.text.includes(" role=leader "),
+      finish() {
+        const view = api.view();
+        log.write("info", "paxos.summary", {
+          slots: invariants.slotsChosen,
+          epoch: view?.epoch ?? -1,
+          leader: leaderId() ?? "none",
+          probes: probeCount,
+        });
+      },
+    };
+  },
+};
