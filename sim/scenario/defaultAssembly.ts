@@ -5,8 +5,9 @@
  */
 import { ClusterAssembly } from "./clusterAssembly.ts";
 import { heartbeatComponent } from "./heartbeatComponent.ts";
+import { hypervisorComponent } from "./hypervisorComponent.ts";
 import { paxosComponent } from "./paxosComponent.ts";
 
 export function defaultAssembly(): ClusterAssembly {
-  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent);
+  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent);
 }
