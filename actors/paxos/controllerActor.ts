@@ -52,9 +52,10 @@ import { leaderElectedCommand, viewStateMachine } from "../../machines/view/view
 import type { View } from "../../machines/view/viewTypes.ts";
 import { startViewKvMirror, type ViewKvMirror, type ViewKvMirrorOptions } from "../view/viewKvMirror.ts";
 import { DurableWriter } from "./durableWriter.ts";
-import { paxosWireConfigProblems, paxosWireRegistry, paxosMessageFromEnvelope, type ViewPaxosMessage } from "./paxosMessages.ts";
+import { chunkableMessageTypes, paxosWireConfigProblems, paxosWireRegistry, paxosMessageFromEnvelope, type ViewPaxosMessage } from "./paxosMessages.ts";
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "./paxosRecords.ts";
 import { PaxosTransport } from "./paxosTransport.ts";
+import { ChunkedTransfer } from "./chunkedTransfer.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export const paxosDroppedMetric = "haring_paxos_dropped_total";
@@ -158,7 +159,13 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     if (message.type === "paxos.propose-reply") client.receive(message);
     else host.send({ type: "message", message, nowMs: ports.clock.now() });
   };
-  const transport = new PaxosTransport(ports, deliverLocal);
+  const chunked = new ChunkedTransfer(ports, {
+    accepts: chunkableMessageTypes.filter((type) => type !== "paxos.commit"),
+    deliver: (message) => receiveOwn(message, "chunks"),
+    progress: (from) => host.send({ type: "fetch-progress", from, nowMs: ports.clock.now() }),
+    rejections: options.rejections,
+  });
+  const transport = new PaxosTransport(ports, deliverLocal, chunked);
   const writer = new DurableWriter<ViewDurableRecord, ViewPaxosMessage>({
     log,
     encode: (record) => encodeRecord(nodeId, record),
@@ -249,6 +256,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     }
     const nextSlot = state.learner.nextSlot;
     if (output.applied.length > 0 || nextSlot !== beforeSlot) {
+      chunked.installedThrough(nextSlot);
       client.applied(output.applied);
       for (const listener of appliedListeners) listener(output.applied, state.learner.app, nextSlot);
       if (mirror && state.proposer.role === "leader") mirror.offer(state.learner.app, nextSlot);
@@ -279,6 +287,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     for (const subscription of subscriptions) subscription.unsubscribe();
     subscriptions.length = 0;
     writer.stop();
+    chunked.stop();
     client.stop();
     mirror?.stop();
     host.dispose();
@@ -287,6 +296,17 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
     const envelope = decodeCounted(paxosWireRegistry, options.rejections, netMessage.subject, netMessage.data, allowed);
     return envelope === undefined ? undefined : paxosMessageFromEnvelope(envelope);
+  }
+
+  /** A message on this node's own subject, whole or completed from chunks. */
+  function receiveOwn(message: ViewPaxosMessage, subject: string): void {
+    if (status !== "running") return;
+    if (message.to !== nodeId) {
+      countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${subject}`);
+      return;
+    }
+    if (message.type === "paxos.propose-reply") client.receive(message);
+    else host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
   }
 
   function tick(): void {
@@ -302,14 +322,8 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   host.start();
   subscriptions.push(
     ports.network.subscribe(subjects.paxos(nodeId), (netMessage) => {
-      const message = receive(netMessage, controllerInboundTypes);
-      if (!message) return;
-      if (message.to !== nodeId) {
-        countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${netMessage.subject}`);
-        return;
-      }
-      if (message.type === "paxos.propose-reply") client.receive(message);
-      else host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
+      const message = transport.receiveOwn(netMessage, controllerInboundTypes, options.rejections);
+      if (message) receiveOwn(message, netMessage.subject);
     }),
     ports.network.subscribe(subjects.viewCommit, (netMessage) => {
       const message = receive(netMessage, ["paxos.commit"]);

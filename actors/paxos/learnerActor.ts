@@ -33,6 +33,7 @@ import type { View } from "../../machines/view/viewTypes.ts";
 import { paxosDroppedMetric } from "./controllerActor.ts";
 import { encodePaxosMessage, paxosMessageFromEnvelope, paxosWireRegistry, type ViewPaxosMessage } from "./paxosMessages.ts";
 import { PaxosTransport } from "./paxosTransport.ts";
+import { ChunkedTransfer } from "./chunkedTransfer.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export type ViewLearnerState = LearnerState<ViewCommand, View>;
@@ -90,9 +91,19 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   let lastContext: unknown;
   let beforeSlot = 0;
 
-  const transport = new PaxosTransport(ports, (message) => {
-    if (message.type === "paxos.propose-reply") client.receive(message);
+  const chunked = new ChunkedTransfer(ports, {
+    accepts: ["paxos.snapshot", "paxos.fetch-reply"],
+    deliver: (message) => receiveOwn(message, "chunks"),
+    progress: (from) => host.send({ type: "fetch-progress", from, nowMs: ports.clock.now() }),
+    rejections: options.rejections,
   });
+  const transport = new PaxosTransport(
+    ports,
+    (message) => {
+      if (message.type === "paxos.propose-reply") client.receive(message);
+    },
+    chunked,
+  );
   const client: ProposalClientActor = startProposalClient(ports, {
     controllerIds: config.acceptorIds,
     ...(options.client ? { limits: options.client } : {}),
@@ -154,6 +165,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     }
     const nextSlot = state.nextSlot;
     if (output.applied.length > 0 || nextSlot !== beforeSlot) {
+      chunked.installedThrough(nextSlot);
       client.applied(output.applied);
       for (const listener of appliedListeners) listener(output.applied, state.app, nextSlot);
     }
@@ -164,6 +176,14 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
     const envelope = decodeCounted(paxosWireRegistry, options.rejections, netMessage.subject, netMessage.data, allowed);
     return envelope === undefined ? undefined : paxosMessageFromEnvelope(envelope);
+  }
+
+  /** A message on this node's own subject, whole or completed from chunks. */
+  function receiveOwn(message: ViewPaxosMessage, subject: string): void {
+    if (stopped) return;
+    if (message.to !== nodeId) countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${subject}`);
+    else if (message.type === "paxos.propose-reply") client.receive(message);
+    else host.send({ type: "message", message, nowMs: ports.clock.now() });
   }
 
   function tick(): void {
@@ -180,11 +200,8 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
       host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),
     ports.network.subscribe(subjects.paxos(nodeId), (netMessage) => {
-      const message = receive(netMessage, ["paxos.propose-reply", ...catchUpAnswerTypes]);
-      if (!message) return;
-      if (message.to !== nodeId) countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${netMessage.subject}`);
-      else if (message.type === "paxos.propose-reply") client.receive(message);
-      else host.send({ type: "message", message, nowMs: ports.clock.now() });
+      const message = transport.receiveOwn(netMessage, ["paxos.propose-reply", ...catchUpAnswerTypes], options.rejections);
+      if (message) receiveOwn(message, netMessage.subject);
     }),
   );
   tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
@@ -213,6 +230,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
       if (tickTimer !== undefined) ports.clock.clearTimeout(tickTimer);
       for (const subscription of subscriptions) subscription.unsubscribe();
       subscriptions.length = 0;
+      chunked.stop();
       client.stop();
       host.dispose();
     },

@@ -10,9 +10,10 @@
  * that are indices, a ballot naming its sender) stay in
  * machines/paxos/messageChecks.ts, which the cores run on every message.
  */
-import { arr, discriminated, int, literal, num, obj, oneOf, str, type Infer } from "../codec/schema.ts";
+import { arr, bytes, discriminated, int, literal, num, obj, oneOf, str, type Infer } from "../codec/schema.ts";
 import { createMessageRegistry, type DecodeResult, type MessageOf } from "../codec/messageCodec.ts";
 import { maxVotesHeld } from "../../machines/paxos/acceptor.ts";
+import { defaultTransferLimits, minTransferChunkBytes, transferIdPattern, type ChunkRequest, type TransferChunk } from "../../machines/paxos/chunkTransfer.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
 import type { PaxosMessage, PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { maxCommandIdLength, type ViewCommand } from "../../machines/view/viewCommands.ts";
@@ -81,6 +82,57 @@ export type PaxosWireSchemas = typeof paxosWireSchemas;
 export type PaxosWireBody<T extends PaxosMessageType> = Infer<PaxosWireSchemas[T]>;
 
 export const paxosWireRegistry = createMessageRegistry(paxosWireSchemas);
+
+/**
+ * The same messages, up to the size moved in chunks (machines/paxos/chunkTransfer.ts): what a sender
+ * encodes when a message does not fit one network message, and what a receiver decodes once every
+ * chunk arrived and the whole passed its size and checksum checks.
+ */
+export const paxosLargeWireRegistry = createMessageRegistry(paxosWireSchemas, { maxMessageBytes: defaultTransferLimits.maxTransferBytes });
+
+/** Message types that may travel in chunks: the ones that can outgrow one network message and cannot be split by entries. */
+export const chunkableMessageTypes: readonly PaxosMessageType[] = ["paxos.snapshot", "paxos.promise", "paxos.rejoin-state", "paxos.commit", "paxos.fetch-reply"];
+
+const transferIdSchema = str({ minLength: 3, maxLength: 25, pattern: transferIdPattern });
+
+/** Chunks and chunk requests: the transport's, not the cores' (they never see them). */
+export const transferWireSchemas = {
+  "paxos.chunk": obj({
+    to: recipientSchema,
+    transferId: transferIdSchema,
+    carries: oneOf(chunkableMessageTypes),
+    slot: slotSchema,
+    totalBytes: int({ min: 1, max: defaultTransferLimits.maxTransferBytes }),
+    chunkBytes: int({ min: minTransferChunkBytes, max: defaultTransferLimits.chunkBytes }),
+    chunkCount: int({ min: 1, max: Math.ceil(defaultTransferLimits.maxTransferBytes / minTransferChunkBytes) }),
+    checksum: int({ min: 0, max: 0xffffffff }),
+    index: countSchema,
+    data: bytes({ maxLength: defaultTransferLimits.chunkBytes }),
+  }),
+  "paxos.chunk-request": obj({
+    to: recipientSchema,
+    transferId: transferIdSchema,
+    indices: arr(countSchema, { maxLength: defaultTransferLimits.chunksInFlight }),
+  }),
+};
+
+export const transferWireRegistry = createMessageRegistry(transferWireSchemas);
+export type TransferMessageType = keyof typeof transferWireSchemas;
+export const transferMessageTypes: readonly TransferMessageType[] = ["paxos.chunk", "paxos.chunk-request"];
+
+/** Everything a node may receive on its own paxos subject: protocol messages and the transport's chunks. */
+export const paxosInboundRegistry = createMessageRegistry({ ...paxosWireSchemas, ...transferWireSchemas });
+
+export type TransferMessage = ({ readonly type: "paxos.chunk" } & TransferChunk) | ({ readonly type: "paxos.chunk-request" } & ChunkRequest);
+
+export function encodeTransferMessage(message: TransferMessage): Uint8Array {
+  const { type, from, ...body } = message;
+  return transferWireRegistry.encode(type, from, "", body as never);
+}
+
+export function isTransferMessageType(type: string): type is TransferMessageType {
+  return type === "paxos.chunk" || type === "paxos.chunk-request";
+}
 
 /** Every problem that would make this config produce messages the wire refuses; empty when it fits. */
 export function paxosWireConfigProblems(config: PaxosConfig): string[] {

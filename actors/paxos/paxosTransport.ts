@@ -10,15 +10,32 @@
  * - any other node: published on `paxos.<to>`.
  *
  * Chosen entries (commits, catch-up answers) too many for one NATS message
- * are split. Any other message the codec refuses to encode (too large, or a
+ * are split. A snapshot, promise or rejoin-state too large for one message
+ * (or a single chosen entry that is) travels in chunks to the recipient's
+ * `paxos.<id>` subject (chunkedTransfer.ts). Any other message the codec
+ * refuses to encode (larger than even a chunked transfer takes, or a
  * recipient that is not a valid id) is dropped and counted: the cores
- * tolerate loss, and an oversized promise or snapshot is a known limit
- * (docs/paxos.md), not a reason to stop the node.
+ * tolerate loss, so that costs liveness, not safety.
  */
+import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
+import type { NetMessage } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
+import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { clusterSubjects, isValidId } from "../subjects.ts";
 import { learnerBroadcast } from "../../machines/paxos/messages.ts";
-import { encodePaxosMessage, type ViewPaxosMessage } from "./paxosMessages.ts";
+import type { ChunkedTransfer } from "./chunkedTransfer.ts";
+import { paxosDroppedMetric } from "./controllerActor.ts";
+import {
+  chunkableMessageTypes,
+  encodePaxosMessage,
+  isTransferMessageType,
+  paxosInboundRegistry,
+  paxosMessageFromEnvelope,
+  transferMessageTypes,
+  type TransferMessageType,
+  type ViewPaxosMessage,
+} from "./paxosMessages.ts";
+import type { ChunkRequest, TransferChunk } from "../../machines/paxos/chunkTransfer.ts";
 
 export const paxosUnsendableMetric = "haring_paxos_unsendable_total";
 /** Fetch requests whose reply inbox is remembered at most; the oldest is forgotten (its requester retries). */
@@ -34,6 +51,8 @@ export class PaxosTransport {
   constructor(
     private readonly ports: TransportPorts,
     private readonly deliverLocal: (message: ViewPaxosMessage) => void,
+    /** Carries what does not fit one message; without it such messages are dropped and counted. */
+    private readonly chunked?: ChunkedTransfer,
   ) {
     this.subjects = clusterSubjects(ports.clusterId);
   }
@@ -46,6 +65,26 @@ export class PaxosTransport {
       if (oldest !== undefined) this.fetchInboxes.delete(oldest);
     }
     this.fetchInboxes.set(requester, inbox);
+  }
+
+  /**
+   * Decodes a message that arrived on this node's own `paxos.<id>` subject. Chunk traffic is taken
+   * care of here (a message completed from chunks reaches the chunked transfer's `deliver`); any
+   * other allowed message is returned for the caller to check and dispatch.
+   */
+  receiveOwn(netMessage: NetMessage, allowed: readonly PaxosMessageType[], rejections: RejectionCounter): ViewPaxosMessage | undefined {
+    const types: readonly (PaxosMessageType | TransferMessageType)[] = this.chunked ? [...allowed, ...transferMessageTypes] : allowed;
+    const envelope = decodeCounted(paxosInboundRegistry, rejections, netMessage.subject, netMessage.data, types);
+    if (envelope === undefined) return undefined;
+    if (!isTransferMessageType(envelope.t)) return paxosMessageFromEnvelope(envelope as never);
+    const body = envelope.body as { readonly to: string };
+    if (body.to !== this.ports.nodeId) {
+      this.ports.metrics.increment(paxosDroppedMetric, { reason: "misaddressed" });
+      return undefined;
+    }
+    if (envelope.t === "paxos.chunk") this.chunked!.receiveChunk({ from: envelope.from, ...(envelope.body as Omit<TransferChunk, "from">) }, netMessage.subject);
+    else this.chunked!.receiveRequest({ from: envelope.from, ...(envelope.body as Omit<ChunkRequest, "from">) });
+    return undefined;
   }
 
   send(message: ViewPaxosMessage): void {
@@ -79,6 +118,12 @@ export class PaxosTransport {
         const half = Math.ceil(message.entries.length / 2);
         this.publish(subject, { ...message, entries: message.entries.slice(0, half) });
         if (message.type === "paxos.commit") this.publish(subject, { ...message, entries: message.entries.slice(half) });
+        return;
+      }
+      if (this.chunked && chunkableMessageTypes.includes(message.type) && message.to !== learnerBroadcast) {
+        const sent = this.chunked.send(message);
+        if (sent.ok) return;
+        this.unsendable(message, "too-large-for-chunks", sent.error);
         return;
       }
       this.unsendable(message, "unencodable", error instanceof Error ? error.message : String(error));

@@ -45,6 +45,8 @@ export interface ControllerNodeState<C extends CommandEnvelope, S> {
 
 export type ControllerInput<C extends CommandEnvelope> =
   | { readonly type: "message"; readonly message: PaxosMessage<C>; readonly nowMs: number }
+  /** Part of a large catch-up answer arrived from `from` (see learner.ts). */
+  | { readonly type: "fetch-progress"; readonly from: string; readonly nowMs: number }
   | { readonly type: "tick"; readonly nowMs: number };
 
 export interface ControllerStep<C extends CommandEnvelope, S> {
@@ -199,6 +201,8 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
     step.acceptor({ type: "tick", nowMs });
     step.proposer({ type: "tick", nowMs }, nowMs);
     step.learner({ type: "tick", nowMs }, nowMs);
+  } else if (input.type === "fetch-progress") {
+    step.learner(input, nowMs);
   } else {
     const message = input.message;
     switch (message.type) {

@@ -55,6 +55,8 @@ export type LearnerInput<C extends CommandEnvelope> =
   /** A commit index heard on an accept or heartbeat. */
   | { readonly type: "hint"; readonly commitIndex: number; readonly leaderId: string; readonly nowMs: number }
   | { readonly type: "message"; readonly message: PaxosMessage<C>; readonly nowMs: number }
+  /** A chunk of a large answer (a snapshot in transfer) arrived from `from`: a fetch it is answering is not timed out. */
+  | { readonly type: "fetch-progress"; readonly from: string; readonly nowMs: number }
   | { readonly type: "tick"; readonly nowMs: number };
 
 export interface TakenSnapshot {
@@ -139,6 +141,11 @@ export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C,
     case "message":
       onMessage(draft, input.message, input.nowMs);
       break;
+    case "fetch-progress": {
+      const fetch = draft.state.fetch;
+      if (fetch && fetch.target === input.from) draft.state = { ...draft.state, fetch: { ...fetch, sentAtMs: input.nowMs } };
+      break;
+    }
     case "tick":
       maybeFetch(draft, input.nowMs);
       break;
