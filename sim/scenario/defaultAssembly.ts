@@ -4,10 +4,11 @@
  * here, after the components it uses.
  */
 import { ClusterAssembly } from "./clusterAssembly.ts";
+import { detectionComponent } from "./detectionComponent.ts";
 import { heartbeatComponent } from "./heartbeatComponent.ts";
 import { hypervisorComponent } from "./hypervisorComponent.ts";
 import { paxosComponent } from "./paxosComponent.ts";
 
 export function defaultAssembly(): ClusterAssembly {
-  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent);
+  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent).register(detectionComponent);
 }

@@ -49,6 +49,8 @@ export interface HeartbeatComponentApi {
     readonly startMonitor: (ports: NodePorts) => HeartbeatMonitorHost;
     /** The senders' timings, for the invariant's ack gap. */
     readonly sender: HeartbeatSenderConfig;
+    /** Whether a host's target switch at this time belongs in the scenario log (all are counted in the summary). */
+    readonly logSwitch?: (hostId: string, atMs: number) => boolean;
   }): void;
 }
 
@@ -77,6 +79,7 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
       startHeartbeatSender(ports, { monitorIds, config: settings.sender, ackTimeoutMs: settings.ackTimeoutMs, rejections: createRejectionCounter(ports) });
     let startMonitor = (ports: NodePorts): HeartbeatMonitorHost => startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports) });
     let senderConfig = settings.sender;
+    let logSwitch = (_hostId: string, _atMs: number) => true;
     const hostIds = cluster.hosts.map((host) => host.hostId);
     const senders = new Map<string, HeartbeatSenderHost>();
     let switchesOfStoppedSenders = 0;
@@ -86,6 +89,7 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
         startSender = actors.startSender;
         startMonitor = actors.startMonitor;
         senderConfig = actors.sender;
+        if (actors.logSwitch) logSwitch = actors.logSwitch;
       },
     };
 
@@ -130,7 +134,8 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
           },
         },
       ],
-      keepLogLine: (line) => line.event === targetSwitchedEvent,
+      // the line starts with its time in ms (`000110.480 h6 info …`)
+      keepLogLine: (line) => line.event === targetSwitchedEvent && logSwitch(line.source, Number.parseFloat(line.text)),
       finish() {
         let acks = 0;
         let misses = 0;

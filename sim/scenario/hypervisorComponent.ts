@@ -199,7 +199,8 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
           },
         },
       ],
-      keepLogLine: (line) => line.event === vmHealthEvent,
+      // a VM's first report (running, as placed) is implied by vm-place
+      keepLogLine: (line) => line.event === vmHealthEvent && !line.text.includes(" previous=unknown "),
       finish() {
         const active = hypervisors.registry.activeVmIds();
         const running = active.filter((vmId) => {
