@@ -5,10 +5,11 @@
  */
 import { ClusterAssembly } from "./clusterAssembly.ts";
 import { detectionComponent } from "./detectionComponent.ts";
+import { guestComponent } from "./guestComponent.ts";
 import { heartbeatComponent } from "./heartbeatComponent.ts";
 import { hypervisorComponent } from "./hypervisorComponent.ts";
 import { paxosComponent } from "./paxosComponent.ts";
 
 export function defaultAssembly(): ClusterAssembly {
-  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent).register(detectionComponent);
+  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent).register(detectionComponent).register(guestComponent);
 }
