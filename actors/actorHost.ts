@@ -25,8 +25,19 @@
  *   counter and differ between runs in one process.
  * - Effects go through named actions supplied with `machine.provide(...)` by
  *   the actor layer; errors thrown there are handled like any machine error.
+ * - A `shortcut` may take the hottest events past xstate (see ActorHostOptions).
  */
-import { createActor, type AnyActor, type AnyStateMachine, type EventFromLogic, type InputFrom, type Snapshot, type SnapshotFrom } from "xstate";
+import {
+  createActor,
+  type AnyActor,
+  type AnyStateMachine,
+  type ContextFrom,
+  type EventFromLogic,
+  type InputFrom,
+  type Snapshot,
+  type SnapshotFrom,
+  type StateValueFrom,
+} from "xstate";
 import type { NodePorts } from "./ports/nodePorts.ts";
 import type { NetMessage, Subscription } from "./ports/network.ts";
 import type { Infer } from "./codec/schema.ts";
@@ -127,7 +138,22 @@ export interface ActorHostOptions<TLogic extends AnyStateMachine> {
   readonly rejections?: RejectionCounter;
   /** Called with each new xstate actor (first start and every restart) before it starts; see effectBinding.ts. */
   readonly onActorCreated?: (actor: AnyActor) => void;
+  /**
+   * Handles an event without xstate where the machine would only run actions
+   * on it (no state change, no timer, no raised event): carries out the same
+   * effects in the same order and returns the context the machine's assigns
+   * would produce, or `takeMachine` to let the machine handle the event. Each
+   * xstate event costs several microseconds; a heartbeat costs three of them,
+   * so the hottest events of the heartbeat pair come this way. The shortcut
+   * must agree with the machine (its tests run both on the same events). The
+   * current snapshot gets the new context in place (no new snapshot object),
+   * and snapshot listeners are told as after a machine step.
+   */
+  readonly shortcut?: (context: ContextFrom<TLogic>, state: StateValueFrom<TLogic>, event: EventFromLogic<TLogic>) => ContextFrom<TLogic> | typeof takeMachine;
 }
+
+/** A shortcut's answer for an event it leaves to the machine. */
+export const takeMachine: unique symbol = Symbol("take the machine");
 
 const maxLoggedTextChars = 300;
 
@@ -172,6 +198,7 @@ export function createActorHost<TLogic extends AnyStateMachine>(
   const kind = options.kind ?? (logic.id || "actor");
   const labels = { actor: kind };
   const rejections = options.rejections ?? createRejectionCounter(ports);
+  const shortcut = options.shortcut;
 
   let actor: AnyActor | undefined;
   let status: ActorHostStatus = "idle";
@@ -208,9 +235,9 @@ export function createActorHost<TLogic extends AnyStateMachine>(
     // Only what was queued before this tick: events queued while draining wait for the next one.
     let budget = depth();
     while (budget-- > 0 && status === "running" && actor !== undefined) {
-      const event = queue[head];
+      const event = queue[head] as Event;
       queue[head++] = undefined;
-      actor.send(event as Event);
+      if (shortcut === undefined || !tookShortcut(actor, event)) actor.send(event);
     }
     if (head === queue.length) {
       queue = [];
@@ -221,6 +248,25 @@ export function createActorHost<TLogic extends AnyStateMachine>(
       head = 0;
     }
     scheduleDrain();
+  }
+
+  /** True when the shortcut handled the event (or failed on it, which stops the actor like a machine error). */
+  function tookShortcut(current: AnyActor, event: Event): boolean {
+    const snapshot = current.getSnapshot() as { status: string; value: StateValueFrom<TLogic>; context: ContextFrom<TLogic> };
+    if (snapshot.status !== "active") return false;
+    let next: ContextFrom<TLogic> | typeof takeMachine;
+    try {
+      next = shortcut!(snapshot.context, snapshot.value, event);
+    } catch (error) {
+      // As xstate does with an action that throws: the actor is done for, its host restarts it.
+      onActorError(current, error);
+      current.stop();
+      return true;
+    }
+    if (next === takeMachine) return false;
+    snapshot.context = next;
+    if (actor === current) notifySnapshot(snapshot as SnapshotFrom<TLogic>);
+    return true;
   }
 
   function cancelTimers(): void {

@@ -1,4 +1,4 @@
-import { createActorHost, type ActorHost } from "../actorHost.ts";
+import { createActorHost, takeMachine, type ActorHost } from "../actorHost.ts";
 import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
 import { createEffectBinding } from "../effectBinding.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
@@ -6,6 +6,7 @@ import { clusterSubjects } from "../subjects.ts";
 import type { MonitorAgentConfig } from "../../machines/detection/detectionConfig.ts";
 import {
   heartbeatMonitorMachine,
+  heartbeatMonitorShortcut,
   type AckHeartbeatParams,
   type DigestToSend,
   type ProbeHostsParams,
@@ -126,6 +127,7 @@ export function startHeartbeatMonitor(ports: NodePorts, options: HeartbeatMonito
       if (reporting !== undefined) boot = nextBoot();
       monitorEffects.bind(actor, effects);
     },
+    shortcut: (context, _state, event) => heartbeatMonitorShortcut(context, event, effects.ackHeartbeat) ?? takeMachine,
   });
   host.start();
   host.listen(subjects.heartbeat(monitorId), heartbeatMessages, {

@@ -1,4 +1,4 @@
-import { createActorHost, type ActorHost } from "../actorHost.ts";
+import { createActorHost, takeMachine, type ActorHost } from "../actorHost.ts";
 import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
 import { createEffectBinding } from "../effectBinding.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
@@ -8,6 +8,7 @@ import { clusterSubjects } from "../subjects.ts";
 import type { IsolationResponse } from "../../machines/detection/detectionConfig.ts";
 import {
   heartbeatSenderMachine,
+  heartbeatSenderShortcut,
   type AnswerProbeParams,
   type HeartbeatSenderConfig,
   type IsolateParams,
@@ -213,6 +214,7 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     },
     rejections: options.rejections,
     onActorCreated: (actor) => senderEffects.bind(actor, effects),
+    shortcut: (context, state, event) => heartbeatSenderShortcut(context, state, event, effects.leaseExtended) ?? takeMachine,
   });
   host.start();
   if (lease !== undefined) {

@@ -185,6 +185,55 @@ export function grantFor(context: HeartbeatMonitorContext, event: HeartbeatRecei
   return { leaseMs: authority.leaseMs, grant: "lease" };
 }
 
+/** The ack for one heartbeat (the `ackHeartbeat` action's parameters). */
+export function ackFor(context: HeartbeatMonitorContext, event: HeartbeatReceived): AckHeartbeatParams {
+  const { leaseMs, grant } = grantFor(context, event);
+  return { replyTo: event.replyTo, hostId: event.hostId, sequence: event.sequence, leaseMs, grant };
+}
+
+/**
+ * What hearing a heartbeat changes, after its ack went out: the maps in place,
+ * the counters in the returned update. `heartbeat.received` does only this and
+ * the ack, in every state, which is what lets the actor take it past xstate
+ * (`heartbeatMonitorShortcut`).
+ */
+export function heartbeatHeard(context: HeartbeatMonitorContext, event: HeartbeatReceived, granted: boolean): Partial<HeartbeatMonitorContext> {
+  const heard = context.heard;
+  heard.delete(event.hostId);
+  heard.set(event.hostId, { lastSequence: event.sequence, lastHeardAtMs: event.receivedAtMs });
+  let hostsEvicted = context.hostsEvicted;
+  for (const hostId of heard.keys()) {
+    if (heard.size <= maxTrackedHostsPerMonitor) break;
+    heard.delete(hostId);
+    hostsEvicted++;
+  }
+  if (context.reporting === null) return { heartbeatsAcked: context.heartbeatsAcked + 1, hostsEvicted };
+  const recorded = recordPending(context.pending, event.hostId, event.incarnation ?? 0, event.receivedAtMs);
+  return {
+    heartbeatsAcked: context.heartbeatsAcked + 1,
+    hostsEvicted,
+    leasesGranted: context.leasesGranted + (granted ? 1 : 0),
+    grantsRefused: context.grantsRefused + (granted ? 0 : 1),
+    hearingsDropped: context.hearingsDropped + (recorded ? 0 : 1),
+  };
+}
+
+/**
+ * The machine's step on `heartbeat.received`, without xstate: sends the ack
+ * through `ack` and returns the next context. Other events: undefined (the
+ * machine handles them).
+ */
+export function heartbeatMonitorShortcut(
+  context: HeartbeatMonitorContext,
+  event: HeartbeatMonitorEvent,
+  ack: (params: AckHeartbeatParams) => void,
+): HeartbeatMonitorContext | undefined {
+  if (event.type !== "heartbeat.received") return undefined;
+  const params = ackFor(context, event);
+  ack(params);
+  return { ...context, ...heartbeatHeard(context, event, params.grant === "lease") };
+}
+
 function recordPending(pending: Map<string, PendingHearing>, hostId: string, incarnation: number, heardAtMs: number): boolean {
   const existing = pending.get(hostId);
   if (existing === undefined) {
@@ -359,31 +408,8 @@ export const heartbeatMonitorMachine = setup({
   on: {
     "heartbeat.received": {
       actions: [
-        {
-          type: "ackHeartbeat",
-          params: ({ context, event }) => ({ replyTo: event.replyTo, hostId: event.hostId, sequence: event.sequence, ...grantFor(context, event) }),
-        },
-        assign(({ context, event }) => {
-          const granted = grantFor(context, event).grant === "lease";
-          const heard = context.heard;
-          heard.delete(event.hostId);
-          heard.set(event.hostId, { lastSequence: event.sequence, lastHeardAtMs: event.receivedAtMs });
-          let hostsEvicted = context.hostsEvicted;
-          for (const hostId of heard.keys()) {
-            if (heard.size <= maxTrackedHostsPerMonitor) break;
-            heard.delete(hostId);
-            hostsEvicted++;
-          }
-          if (context.reporting === null) return { heartbeatsAcked: context.heartbeatsAcked + 1, hostsEvicted };
-          const recorded = recordPending(context.pending, event.hostId, event.incarnation ?? 0, event.receivedAtMs);
-          return {
-            heartbeatsAcked: context.heartbeatsAcked + 1,
-            hostsEvicted,
-            leasesGranted: context.leasesGranted + (granted ? 1 : 0),
-            grantsRefused: context.grantsRefused + (granted ? 0 : 1),
-            hearingsDropped: context.hearingsDropped + (recorded ? 0 : 1),
-          };
-        }),
+        { type: "ackHeartbeat", params: ({ context, event }) => ackFor(context, event) },
+        assign(({ context, event }) => heartbeatHeard(context, event, grantFor(context, event).grant === "lease")),
       ],
     },
   },

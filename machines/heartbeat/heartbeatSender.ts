@@ -175,6 +175,55 @@ function leaseAfter(context: HeartbeatSenderContext, event: Acked): number {
   return Math.max(context.leaseUntilMs, event.sentAtMs + leaseMs);
 }
 
+const isForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
+  (event.type === "heartbeat.acked" || event.type === "heartbeat.missed") && event.monitorId === currentTarget(context);
+
+const missForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
+  countsAsMiss(event) && (event as Acked).monitorId === currentTarget(context);
+
+const missCompletesStreak = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
+  missForCurrentTarget(context, event) && context.monitorOrder.length > 1 && context.consecutiveMissedAcks + 1 >= context.config.missedAcksBeforeSwitch;
+
+const excludedWithoutLease = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
+  event.type === "heartbeat.acked" && event.grant === "excluded" && context.phase === "joining" && event.sequence >= context.firstSequenceOfIncarnation;
+
+const countedMiss = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({
+  consecutiveMissedAcks: context.consecutiveMissedAcks + 1,
+  acksMissed: context.acksMissed + 1,
+});
+
+const countedAck = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({ consecutiveMissedAcks: 0, acksReceived: context.acksReceived + 1 });
+
+function extendedLease(context: HeartbeatSenderContext, event: HeartbeatSenderEvent): Partial<HeartbeatSenderContext> {
+  if (event.type !== "heartbeat.acked") return {};
+  const leaseUntilMs = leaseAfter(context, event);
+  if (leaseUntilMs === context.leaseUntilMs) return {};
+  return { leaseUntilMs, phase: "leased" as const, leasesGranted: context.leasesGranted + 1 };
+}
+
+/**
+ * The machine's step on an ack or a miss in `beating` where it only runs
+ * actions (counting, extending the lease), without xstate: returns the next
+ * context and calls `leaseExtended` as the machine would. Undefined where the
+ * machine changes state (a switch, isolation) or does nothing: the machine
+ * handles those. The guards below are the machine's, in its order.
+ */
+export function heartbeatSenderShortcut(
+  context: HeartbeatSenderContext,
+  state: unknown,
+  event: HeartbeatSenderEvent,
+  leaseExtended: (params: LeaseExtendedParams) => void,
+): HeartbeatSenderContext | undefined {
+  if (state !== "beating" || (event.type !== "heartbeat.acked" && event.type !== "heartbeat.missed")) return undefined;
+  if (missCompletesStreak(context, event)) return undefined;
+  if (missForCurrentTarget(context, event)) return { ...context, ...countedMiss(context) };
+  if (event.type !== "heartbeat.acked" || excludedWithoutLease(context, event)) return undefined;
+  const counted: HeartbeatSenderContext = isForCurrentTarget(context, event) ? { ...context, ...countedAck(context) } : context;
+  const next: HeartbeatSenderContext = { ...counted, ...extendedLease(counted, event) };
+  leaseExtended({ leaseUntilMs: next.leaseUntilMs });
+  return next;
+}
+
 export const heartbeatSenderMachine = setup({
   types: {
     context: {} as HeartbeatSenderContext,
@@ -201,31 +250,17 @@ export const heartbeatSenderMachine = setup({
       beatsOnFallback: 0,
       switches: ({ context }) => context.switches + 1,
     }),
-    countMiss: assign({
-      consecutiveMissedAcks: ({ context }) => context.consecutiveMissedAcks + 1,
-      acksMissed: ({ context }) => context.acksMissed + 1,
-    }),
-    extendLease: assign(({ context, event }) => {
-      if (event.type !== "heartbeat.acked") return {};
-      const leaseUntilMs = leaseAfter(context, event);
-      if (leaseUntilMs === context.leaseUntilMs) return {};
-      return { leaseUntilMs, phase: "leased" as const, leasesGranted: context.leasesGranted + 1 };
-    }),
-    countAck: assign({ consecutiveMissedAcks: 0, acksReceived: ({ context }) => context.acksReceived + 1 }),
+    countMiss: assign(({ context }) => countedMiss(context)),
+    extendLease: assign(({ context, event }) => extendedLease(context, event)),
+    countAck: assign(({ context }) => countedAck(context)),
   },
   guards: {
     leasing: ({ context }) => context.phase !== "legacy",
-    isForCurrentTarget: ({ context, event }) =>
-      (event.type === "heartbeat.acked" || event.type === "heartbeat.missed") && event.monitorId === currentTarget(context),
-    missCompletesStreak: ({ context, event }) =>
-      countsAsMiss(event) &&
-      (event as Acked).monitorId === currentTarget(context) &&
-      context.monitorOrder.length > 1 &&
-      context.consecutiveMissedAcks + 1 >= context.config.missedAcksBeforeSwitch,
-    missForCurrentTarget: ({ context, event }) => countsAsMiss(event) && (event as Acked).monitorId === currentTarget(context),
+    isForCurrentTarget: ({ context, event }) => isForCurrentTarget(context, event),
+    missCompletesStreak: ({ context, event }) => missCompletesStreak(context, event),
+    missForCurrentTarget: ({ context, event }) => missForCurrentTarget(context, event),
     driftBackDue: ({ context }) => context.targetIndex !== 0 && context.beatsOnFallback >= driftBackAfterBeats(context.config),
-    excludedWithoutLease: ({ context, event }) =>
-      event.type === "heartbeat.acked" && event.grant === "excluded" && context.phase === "joining" && event.sequence >= context.firstSequenceOfIncarnation,
+    excludedWithoutLease: ({ context, event }) => excludedWithoutLease(context, event),
     leaseRanOut: ({ context, event }) => event.type === "lease.expired" && context.phase === "leased" && event.nowMs >= context.leaseUntilMs,
     isNewIncarnation: ({ context, event }) => event.type === "isolation.done" && event.incarnation > context.incarnation,
   },
