@@ -1,17 +1,20 @@
 import type { Command } from "commander";
-import { main as runControllerMain } from "../controller/main.ts";
+import { nodeMain } from "../node/nodeMain.ts";
 
 /**
- * `haring node --config FILE`: one node process. Today a node is a controller
- * (Paxos acceptor, proposer and learner; see docs/paxos.md); the config file's
- * fields are checked one by one and every wrong one is reported (exit 2).
+ * `haring node --config FILE`: one node process — a controller (Paxos and the
+ * failure detector), a host (host agent, VM actors, view learner, watchdog)
+ * or a monitor — chosen by the config's `role` (runtime/node/nodeConfig.ts;
+ * examples/ has one of each). Every wrong field is reported (exit 2); exit 3
+ * when it cannot start; 1 when it fails while running; 0 after SIGTERM/SIGINT.
  */
 export function registerNodeCommand(program: Command, setExitCode: (code: number) => void): void {
   program
     .command("node")
-    .description("run one controller node process until SIGTERM/SIGINT (config: a JSON file, see docs/paxos.md)")
-    .requiredOption("--config <file>", "the node's JSON config file")
+    .description("run one node process (controller, host or monitor, by the config's role) until SIGTERM/SIGINT")
+    .requiredOption("--config <file>", "the node's JSON config file (see examples/)")
     .action(async (options: { config: string }) => {
-      setExitCode(await runControllerMain(["--config", options.config]));
+      // A node that ran exits the process when it stops: a stray timer must not keep it alive (stderr is synchronous for files and pipes).
+      setExitCode(await nodeMain(["--config", options.config], { exitProcessWhenStopped: true }));
     });
 }

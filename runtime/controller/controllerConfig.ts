@@ -13,9 +13,21 @@
  *   "bootstrap": true,
  *   "timing": { "heartbeatIntervalMs": 50, "electionTimeoutMs": 350 },
  *   "kvMirror": true,
- *   "statusIntervalMs": 200
+ *   "statusIntervalMs": 200,
+ *   "detector": true,
+ *   "monitor": true,
+ *   "detection": { "maxIsolationDelayMs": 1000 }
  * }
  * ```
+ *
+ * `role` may be given as "controller" (runtime/node/nodeConfig.ts reads the
+ * other roles; a config without one is a controller's). `detector` (default
+ * true) runs the host failure detector, active while this controller holds
+ * the Paxos lease, which commits host failures to the view; `monitor`
+ * (default false) also runs a heartbeat monitor named after this controller,
+ * so hosts may list controller ids in their `monitorIds`. `detection` holds
+ * the failure-detection timings (runtime/node/detectionSettings.ts): the
+ * same on every node of the cluster.
  *
  * `bootstrap` is only for the very first start of a brand-new cluster: on an
  * empty data directory it makes this controller a voter at once. Without it
@@ -26,6 +38,8 @@
  * must use the same ones (the lease arithmetic depends on it).
  */
 import { isAbsolute } from "node:path";
+import { ObjectReader } from "../node/configFields.ts";
+import { defaultDetectionSettings, readDetectionSettings, type DetectionSettings } from "../node/detectionSettings.ts";
 import { controllerConfigProblems } from "../../actors/paxos/controllerActor.ts";
 import { isValidId } from "../../actors/subjects.ts";
 import { createPaxosConfig, defaultPaxosTimings, maxAcceptors, type PaxosConfig } from "../../machines/paxos/config.ts";
@@ -50,11 +64,16 @@ export interface ControllerProcessConfig {
   readonly statusIntervalMs: number;
   /** The seed of this process's Random port; random when absent. */
   readonly seed?: number;
+  /** Runs the host failure detector (active only while this controller holds the lease). */
+  readonly detector: boolean;
+  /** Runs a heartbeat monitor named after this controller. */
+  readonly monitor: boolean;
+  readonly detection: DetectionSettings;
 }
 
 export type ConfigParse = { readonly ok: true; readonly config: ControllerProcessConfig; readonly paxos: PaxosConfig } | { readonly ok: false; readonly problems: readonly string[] };
 
-const knownKeys = ["clusterId", "nodeId", "controllerIds", "natsUrls", "dataDir", "bootstrap", "timing", "kvMirror", "statusIntervalMs", "seed"];
+const knownKeys = ["role", "clusterId", "nodeId", "controllerIds", "natsUrls", "dataDir", "bootstrap", "timing", "kvMirror", "statusIntervalMs", "seed", "detector", "monitor", "detection"];
 const timingKeys = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
 
 function describe(value: unknown): string {
@@ -121,6 +140,10 @@ export function parseControllerConfig(value: unknown): ConfigParse {
   };
   const bootstrap = flag("bootstrap", false);
   const kvMirror = flag("kvMirror", true);
+  const detector = flag("detector", true);
+  const monitor = flag("monitor", false);
+  if (raw.role !== undefined && raw.role !== "controller") problems.push(`role must be "controller" here, got ${describe(raw.role)}`);
+  const detection = raw.detection === undefined ? defaultDetectionSettings : readDetectionSettings(new ObjectReader(raw, "", problems));
 
   let statusIntervalMs = defaultStatusIntervalMs;
   if (raw.statusIntervalMs !== undefined) {
@@ -165,6 +188,9 @@ export function parseControllerConfig(value: unknown): ConfigParse {
     kvMirror,
     statusIntervalMs,
     ...(seed !== undefined ? { seed } : {}),
+    detector,
+    monitor,
+    detection,
   };
   return { ok: true, config, paxos };
 }

@@ -7,19 +7,25 @@
  * actor on the real ports (fsync'ed file storage, the real clock), mirroring
  * the view into the `haring-view` KV bucket while it leads. It rewrites
  * `<dataDir>/status.json` every `statusIntervalMs` (role, leader, applied
- * slots, epoch) for tools and tests.
+ * slots, epoch) for tools and tests, and `<dataDir>/metrics.prom` (Prometheus
+ * text) with it. Unless the config says `"detector": false` it runs the host
+ * failure detector (actors/detection/detectorOnController.ts), active while
+ * it holds the lease; with `"monitor": true`, a heartbeat monitor too.
  *
  * SIGTERM or SIGINT stops it cleanly: it writes its final view to
  * `<dataDir>/view.json` (the KV mirror's format) and exits 0. A disk failure
  * or an unreadable log stops it with exit 1 (restart it to recover). A wrong
  * config file or command line exits 2 with one line per problem.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { startDetectorOnController, type DetectorOnController } from "../../actors/detection/detectorOnController.ts";
+import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
+import { takeDataDirLock } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
@@ -34,6 +40,7 @@ export const controllerExitCodes = { ok: 0, fatal: 1, usage: 2 } as const;
 export const statusFileName = "status.json";
 export const viewFileName = "view.json";
 export const lockFileName = "controller.lock";
+export const metricsFileName = "metrics.prom";
 
 export interface ControllerStatusFile {
   readonly nodeId: string;
@@ -67,41 +74,9 @@ function writeAtomically(path: string, text: string): void {
   renameSync(temp, path);
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** One controller per data directory: a second one on the same log would break Paxos. */
-function takeLock(dataDir: string): () => void {
-  mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, lockFileName);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const descriptor = openSync(path, "wx");
-      writeFileSync(descriptor, `${process.pid}\n`);
-      closeSync(descriptor);
-      return () => rmSync(path, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
-      if (Number.isSafeInteger(holder) && holder !== process.pid && processAlive(holder)) {
-        throw new Error(`${dataDir} is in use by controller process ${holder} (${path})`);
-      }
-      // Left behind by a process that died (kill -9): take it over.
-      rmSync(path, { force: true });
-    }
-  }
-  throw new Error(`cannot take the lock ${path}`);
-}
-
 /** Starts the controller described by a validated config. */
 export async function runController(config: ControllerProcessConfig, paxos: PaxosConfig, options: RunControllerOptions = {}): Promise<RunningController> {
-  const releaseLock = takeLock(config.dataDir);
+  const releaseLock = takeDataDirLock(config.dataDir, lockFileName, "controller");
   let runtime: RuntimeNode;
   try {
     runtime = await connectRuntimeNode({
@@ -129,8 +104,21 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     kvMirror: config.kvMirror ? {} : false,
     onFatal: () => void shutDown(controllerExitCodes.fatal),
   });
+  const detector: DetectorOnController | undefined = config.detector
+    ? startDetectorOnController(ports, {
+        controller: actor,
+        config: config.detection.detector,
+        tickIntervalMs: config.detection.detectorTickMs,
+        rejections: createRejectionCounter(ports),
+        onProposal: (proposal) => ports.log.write("info", "detector.proposal", { type: proposal.type, host: proposal.hostId, incarnation: proposal.incarnation }),
+      })
+    : undefined;
+  const monitor: HeartbeatMonitorHost | undefined = config.monitor
+    ? startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: config.detection.monitor })
+    : undefined;
 
   const statusPath = join(config.dataDir, statusFileName);
+  const metricsPath = join(config.dataDir, metricsFileName);
   const statusNow = (): ControllerStatusFile => {
     const leadership = actor.leadership();
     return {
@@ -151,14 +139,24 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   const writeStatus = () => {
     if (statusWrite) return;
     const temp = `${statusPath}.tmp-${process.pid}`;
+    const metricsTemp = `${metricsPath}.tmp-${process.pid}`;
     statusWrite = writeFile(temp, `${JSON.stringify(statusNow())}\n`)
       .then(() => rename(temp, statusPath))
+      .then(() => writeFile(metricsTemp, runtime.metrics.render()))
+      .then(() => rename(metricsTemp, metricsPath))
       .catch((error: unknown) => ports.log.write("warn", "status.write-failed", { error: error instanceof Error ? error.message : String(error) }))
       .finally(() => (statusWrite = undefined));
   };
   const statusTimer = config.statusIntervalMs > 0 ? setInterval(writeStatus, config.statusIntervalMs) : undefined;
   if (config.statusIntervalMs > 0) writeStatus();
-  ports.log.write("info", "controller.started", { controllers: config.controllerIds.join(","), dataDir: config.dataDir, bootstrap: config.bootstrap, pid: process.pid });
+  ports.log.write("info", "controller.started", {
+    controllers: config.controllerIds.join(","),
+    dataDir: config.dataDir,
+    bootstrap: config.bootstrap,
+    pid: process.pid,
+    detector: config.detector,
+    monitor: config.monitor,
+  });
 
   function shutDown(code: number): Promise<number> {
     stopping ??= (async () => {
@@ -168,6 +166,8 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       const finalView = actor.view();
       const finalSlot = actor.appliedSlots();
       const finalStatus = statusNow();
+      detector?.stop();
+      monitor?.dispose();
       actor.stop();
       await statusWrite;
       if (config.statusIntervalMs > 0) {

@@ -1,117 +1,110 @@
 /**
- * One host agent or monitor as its own OS process over a real nats-server,
- * for the real-process detection test and bench (kill -9 needs a process).
- * A `haring node --config` CLI will replace this; until then:
- *
- *   node --import tsx test/detection/detectionNodeProcess.ts --role monitor --id m1 \
- *        --nats nats://127.0.0.1:4222 --cluster test --data-dir /tmp/x [--monitors m1,m2,m3]
- *   node --import tsx test/detection/detectionNodeProcess.ts --role host --id h1 ... --monitors m1,m2,m3
- *   node --import tsx test/detection/detectionNodeProcess.ts --role hosts --id h --count 200 ...   (many hosts, one process)
- *
- * Prints one JSON line per event on stdout: `{"event":"ready"}` once connected,
- * `{"event":"isolated",...}` whenever a host applies its isolation response
- * (there are no VMs here: isolation is recorded only), and `{"event":"stats",...}`
- * every second (CPU time used by this process, machine events handled, events
- * dropped by full mailboxes so far).
+ * Node processes for real-process tests and benchmarks, started the way an
+ * operator starts them: `node bin/haring.js node --config FILE`, one config
+ * file and data directory per node. A process is ready once its JSON log says
+ * `<role>.started`; its log lines are kept (bounded) for assertions, and its
+ * status.json is read on demand.
  */
-import { join } from "node:path";
-import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import type { IsolationResponder } from "../../actors/detection/hostIsolation.ts";
-import { digestFailuresMetric, startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
-import { startHeartbeatSender } from "../../actors/heartbeat/heartbeatSenderActor.ts";
-import { defaultHostAgentConfig, defaultMonitorAgentConfig } from "../../machines/detection/detectionConfig.ts";
-import { mailboxDroppedMetric } from "../../actors/actorHost.ts";
-import { connectRuntimeNode, type RuntimeNode } from "../../runtime/runtimeNodePorts.ts";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 
-const maxHostsPerProcess = 5_000;
+const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const haringBin = join(repositoryRoot, "bin/haring.js");
+export const nodeProcessStartTimeoutMs = 30_000;
+export const maxKeptLogLines = 5_000;
+export const nodeStopWaitMs = 40_000;
 
-function argument(name: string, fallback?: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  const value = index >= 0 ? process.argv[index + 1] : fallback;
-  if (value === undefined) {
-    process.stderr.write(`missing --${name}\nusage: detectionNodeProcess.ts --role monitor|host|hosts --id ID --nats URL --cluster ID --data-dir DIR --monitors m1,m2 [--count N]\n`);
-    process.exit(2);
-  }
-  return value;
+export type LogLine = Record<string, unknown> & { readonly event?: string; readonly level?: string };
+
+export interface NodeProcess {
+  readonly id: string;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Parsed JSON log lines (stderr), the latest `maxKeptLogLines`. */
+  readonly logs: LogLine[];
+  /** Resolves once `<role>.started` is logged; rejects if the process exits or the timeout passes first. */
+  readonly ready: Promise<void>;
+  /** Exit code (null after a signal) once the process has ended. */
+  readonly exited: Promise<number | null>;
+  status<T>(): T | undefined;
+  /** Sends a signal and waits (bounded) for the process to end. */
+  kill(signal: NodeJS.Signals, waitMs?: number): Promise<number | null>;
+  /** Lines of stderr that were not JSON (errors printed before the log started), bounded. */
+  otherOutput(): string;
 }
 
-function emit(event: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
+/** Writes `<baseDir>/<nodeId>.json` with `dataDir` = `<baseDir>/<nodeId>` and returns both paths. */
+export function writeNodeConfig(baseDir: string, config: Record<string, unknown> & { readonly nodeId: string }): { readonly configPath: string; readonly dataDir: string } {
+  const dataDir = join(baseDir, config.nodeId);
+  mkdirSync(dataDir, { recursive: true });
+  const configPath = join(baseDir, `${config.nodeId}.json`);
+  writeFileSync(configPath, `${JSON.stringify({ ...config, dataDir }, null, 2)}\n`);
+  return { configPath, dataDir };
 }
 
-const role = argument("role");
-const id = argument("id");
-const nats = argument("nats");
-const clusterId = argument("cluster", "test");
-const dataDirectory = argument("data-dir");
-const monitorIds = argument("monitors", "m1,m2,m3").split(",");
-const count = Number(argument("count", "1"));
-if (!["monitor", "host", "hosts"].includes(role) || !Number.isSafeInteger(count) || count < 1 || count > maxHostsPerProcess) {
-  process.stderr.write(`--role must be monitor, host or hosts; --count a whole number in [1, ${maxHostsPerProcess}]\n`);
-  process.exit(2);
-}
-
-const nodes: RuntimeNode[] = [];
-let handled = 0;
-
-async function connect(nodeId: string): Promise<RuntimeNode> {
-  const node = await connectRuntimeNode({ nodeId, clusterId, natsServers: nats, dataDirectory: join(dataDirectory, nodeId), logLine: () => {} });
-  nodes.push(node);
-  return node;
-}
-
-async function startHost(hostId: string): Promise<void> {
-  const node = await connect(hostId);
-  const isolation: IsolationResponder = {
-    isolate: (request, done) => {
-      emit("isolated", { hostId, reason: request.reason, incarnation: request.incarnation });
-      setTimeout(done, 0);
-    },
-  };
-  const sender = startHeartbeatSender(node.ports, {
-    monitorIds,
-    config: defaultHostAgentConfig,
-    ackTimeoutMs: defaultHostAgentConfig.ackTimeoutMs,
-    rejections: createRejectionCounter(node.ports),
-    lease: { maxAcceptedLeaseMs: defaultHostAgentConfig.maxAcceptedLeaseMs, isolationResponse: "power-off", isolation },
+export function startNodeProcess(id: string, configPath: string, dataDir: string): NodeProcess {
+  const child = spawn(process.execPath, [haringBin, "node", "--config", configPath], { cwd: repositoryRoot, stdio: ["ignore", "ignore", "pipe"] });
+  const logs: LogLine[] = [];
+  let other = "";
+  let markReady: () => void = () => {};
+  let failReady: (error: Error) => void = () => {};
+  const ready = new Promise<void>((resolveReady, rejectReady) => {
+    markReady = resolveReady;
+    failReady = rejectReady;
   });
-  sender.onSnapshot(() => handled++);
+  ready.catch(() => {});
+  const timer = setTimeout(() => failReady(new Error(`${id} not ready within ${nodeProcessStartTimeoutMs} ms: ${other}`)), nodeProcessStartTimeoutMs);
+  createInterface({ input: child.stderr! }).on("line", (line) => {
+    let parsed: LogLine | undefined;
+    try {
+      parsed = JSON.parse(line) as LogLine;
+    } catch {
+      if (other.length < 8_192) other += `${line}\n`;
+      return;
+    }
+    logs.push(parsed);
+    if (logs.length > maxKeptLogLines) logs.shift();
+    if (typeof parsed.event === "string" && parsed.event.endsWith(".started")) {
+      clearTimeout(timer);
+      markReady();
+    }
+  });
+  const exited = new Promise<number | null>((resolveExit) => {
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      failReady(new Error(`${id} exited with ${code} before it was ready: ${other}`));
+      resolveExit(code);
+    });
+  });
+  return {
+    id,
+    dataDir,
+    child,
+    logs,
+    ready,
+    exited,
+    status<T>() {
+      try {
+        return JSON.parse(readFileSync(join(dataDir, "status.json"), "utf8")) as T;
+      } catch {
+        return undefined;
+      }
+    },
+    async kill(signal, waitMs = nodeStopWaitMs) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill(signal);
+      let waitTimer: NodeJS.Timeout | undefined;
+      const code = await Promise.race([exited, new Promise<"timeout">((done) => (waitTimer = setTimeout(() => done("timeout"), waitMs)))]);
+      clearTimeout(waitTimer);
+      if (code === "timeout") {
+        child.kill("SIGKILL");
+        return exited;
+      }
+      return code;
+    },
+    otherOutput: () => other,
+  };
 }
-
-async function main(): Promise<void> {
-  if (role === "monitor") {
-    const node = await connect(id);
-    const monitor = startHeartbeatMonitor(node.ports, { rejections: createRejectionCounter(node.ports), reporting: defaultMonitorAgentConfig });
-    monitor.onSnapshot(() => handled++);
-    await node.network.connection.flush();
-  } else if (role === "host") {
-    await startHost(id);
-  } else {
-    const started: Promise<void>[] = [];
-    for (let index = 1; index <= count; index++) started.push(startHost(`${id}${index}`));
-    await Promise.all(started);
-  }
-  emit("ready", { role, id, count });
-  let lastCpu = process.cpuUsage();
-  let lastAt = performance.now();
-  setInterval(() => {
-    const cpu = process.cpuUsage(lastCpu);
-    const now = performance.now();
-    const mailboxDropped = nodes.reduce((sum, node) => sum + node.metrics.total(mailboxDroppedMetric), 0);
-    const digestFailures = nodes.reduce((sum, node) => sum + node.metrics.total(digestFailuresMetric), 0);
-    emit("stats", { cpuShare: (cpu.user + cpu.system) / 1_000 / (now - lastAt), events: handled, mailboxDropped, digestFailures });
-    handled = 0;
-    lastCpu = process.cpuUsage();
-    lastAt = now;
-  }, 1_000).unref();
-}
-
-const shutdown = (): void => {
-  void Promise.all(nodes.map((node) => node.close())).finally(() => process.exit(0));
-};
-process.on("SIGTERM", shutdown);
-process.on("SIGINT", shutdown);
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});

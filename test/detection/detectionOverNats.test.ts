@@ -1,82 +1,48 @@
 import test from "ava";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { startDetectorOnController, type DetectorOnController } from "../../actors/detection/detectorOnController.ts";
-import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
-import type { IsolationRequest } from "../../actors/detection/hostIsolation.ts";
-import { startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
-import { defaultDetectorTickMs, defaultFailureDetectorConfig, defaultHostAgentConfig } from "../../machines/detection/detectionConfig.ts";
-import type { HostProposal } from "../../machines/detection/hostProposals.ts";
+import { defaultFailureDetectorConfig } from "../../machines/detection/detectionConfig.ts";
 import { leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
+import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
 import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
-import { connectRuntimeNode, type RuntimeNode } from "../../runtime/runtimeNodePorts.ts";
+import type { HostStatus } from "../../runtime/node/hostNode.ts";
+import { watchdogMagicCloseByte } from "../../runtime/watchdogDevice.ts";
+import { startNodeProcess, writeNodeConfig, type NodeProcess } from "./detectionNodeProcess.ts";
 
 /**
- * Host agents, monitors and Paxos controllers over a real nats-server with
- * default timings. The three monitors and one host run as separate OS
- * processes (so they can be killed with SIGKILL); ten more hosts and three
- * controllers (Paxos with file storage, each with the failure detector
- * following its lease) run in this process over their own NATS connections.
- * A failure counts when the view has committed it.
+ * The production entry, `haring node --config FILE`, for every role over a
+ * real nats-server: three controllers (Paxos on file storage, each running the
+ * failure detector), two monitor processes and two host processes (the `sim`
+ * hypervisor; each host's watchdog is a plain file standing in for
+ * /dev/watchdog). The hosts register themselves through their view learners.
+ * A failure counts when the view has committed it (read by a learner in this
+ * process).
  */
-const nodeScript = fileURLToPath(new URL("./detectionNodeProcess.ts", import.meta.url));
-const monitorIds = ["m1", "m2", "m3"];
+const clusterId = "procs";
 const controllerIds = ["c1", "c2", "c3"];
-const inProcessHosts = Array.from({ length: 10 }, (_, index) => `h${index + 1}`);
-const processStartTimeoutMs = 20_000;
+const monitorIds = ["m1", "m2"];
+// A watchdog counts whole seconds, so the cluster allows 1 s from a lease's end to the host's reset.
+const detection = { maxIsolationDelayMs: 1_000 };
+const detectorConfig = { ...defaultFailureDetectorConfig, ...detection };
 
 let server: NatsServer;
-const dataDirectory = mkdtempSync(join(tmpdir(), "haring-detect-"));
-const children: ChildProcess[] = [];
-const nodes: RuntimeNode[] = [];
+const directory = mkdtempSync(join(tmpdir(), "haring-procs-"));
+const processes: NodeProcess[] = [];
+let viewClient: ViewClient | undefined;
 
 test.before(async () => {
   server = await startNatsServer();
 });
 
 test.after.always(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  await Promise.all(nodes.map((node) => node.close()));
+  await Promise.all(processes.map((node) => node.kill("SIGKILL", 5_000)));
+  await viewClient?.close();
   await server?.stop();
-  rmSync(dataDirectory, { recursive: true, force: true });
+  rmSync(directory, { recursive: true, force: true });
 });
-
-interface NodeProcess {
-  readonly child: ChildProcess;
-  readonly events: Array<Record<string, unknown>>;
-  readonly ready: Promise<void>;
-}
-
-function startProcess(role: "monitor" | "host", id: string): NodeProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", nodeScript, "--role", role, "--id", id, "--nats", server.url, "--cluster", "test", "--data-dir", dataDirectory, "--monitors", monitorIds.join(",")], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  const events: Array<Record<string, unknown>> = [];
-  let stderr = "";
-  child.stderr!.on("data", (chunk: Buffer) => {
-    if (stderr.length < 4_096) stderr += chunk.toString();
-  });
-  const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${id} not ready within ${processStartTimeoutMs} ms: ${stderr}`)), processStartTimeoutMs);
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const event = JSON.parse(line) as Record<string, unknown>;
-      events.push(event);
-      if (event.event === "ready") {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`${id} exited with ${code}: ${stderr}`)));
-  });
-  return { child, events, ready };
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -89,103 +55,91 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
   return condition();
 }
 
-async function connect(nodeId: string): Promise<RuntimeNode> {
-  const node = await connectRuntimeNode({ nodeId, clusterId: "test", natsServers: server.url, dataDirectory: join(dataDirectory, nodeId), logLine: () => {} });
-  nodes.push(node);
+function start(config: Record<string, unknown> & { nodeId: string }): NodeProcess {
+  const { configPath, dataDir } = writeNodeConfig(directory, { clusterId, natsUrls: [server.url], statusIntervalMs: 100, detection, ...config });
+  const node = startNodeProcess(config.nodeId, configPath, dataDir);
+  processes.push(node);
   return node;
 }
 
-test("kill -9 of a monitor process raises no false alarm; kill -9 of a host process is committed failed within the lease bound", async (t) => {
-  const proposals: Array<{ atMs: number; proposal: HostProposal }> = [];
-  const controllers: ControllerActor[] = [];
-  const detectors: DetectorOnController[] = [];
-  let firstLeaseAt: number | undefined;
-  for (const controllerId of controllerIds) {
-    const node = await connect(controllerId);
-    const controller = startControllerActor(node.ports, {
-      config: createPaxosConfig(controllerIds),
-      bootstrap: true,
-      rejections: createRejectionCounter(node.ports),
-      kvMirror: false,
+const failureProposals = (node: NodeProcess) => node.logs.filter((line) => line.event === "detector.proposal" && line.type === "host-failed");
+const lostLeases = (node: NodeProcess) => node.logs.filter((line) => line.event === "host.isolate" && line.reason !== "boot");
+
+test("haring node processes: kill -9 of a monitor raises no false alarm; kill -9 of a host is committed failed; watchdog pets stop on a crash and end with V on a clean stop", async (t) => {
+  const controllers = controllerIds.map((nodeId) => start({ role: "controller", nodeId, controllerIds, bootstrap: true, kvMirror: false }));
+  const monitors = new Map(monitorIds.map((nodeId) => [nodeId, start({ role: "monitor", nodeId })]));
+  const watchdogFiles = new Map(["h1", "h2"].map((hostId) => [hostId, join(directory, `${hostId}.watchdog`)]));
+  for (const path of watchdogFiles.values()) writeFileSync(path, "");
+  const host = (nodeId: string, vms: unknown[]) =>
+    start({
+      role: "host",
+      nodeId,
+      controllerIds,
+      monitorIds,
+      isolationResponse: "power-off",
+      hypervisor: { driver: "sim", vms },
+      watchdog: { device: watchdogFiles.get(nodeId)!, timeoutMs: 1_000, petIntervalMs: 100 },
+      capacity: { cpu: 16, memoryMiB: 65_536 },
     });
-    controllers.push(controller);
-    detectors.push(
-      startDetectorOnController(node.ports, {
-        controller,
-        config: defaultFailureDetectorConfig,
-        tickIntervalMs: defaultDetectorTickMs,
-        rejections: createRejectionCounter(node.ports),
-        onProposal: (proposal) => proposals.push({ atMs: Date.now(), proposal }),
-      }),
-    );
-    await node.network.connection.flush();
-  }
-  const leaderWatch = setInterval(() => {
-    if (firstLeaseAt === undefined && controllers.some((controller) => controller.holdsLease())) firstLeaseAt = Date.now();
-  }, 5);
-  const hostIds = [...inProcessHosts, "hx"];
-  for (const hostId of hostIds) controllers[0]!.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { cpu: 64, memoryMiB: 262_144 } });
+  const survivor = host("h1", [{ vmId: "vm1", virtualization: "full", vcpus: 2, memoryMiB: 2_048 }]);
+  const victim = host("h2", []);
+  await Promise.all(processes.map((node) => node.ready));
 
-  const monitors = new Map(monitorIds.map((monitorId) => [monitorId, startProcess("monitor", monitorId)]));
-  const killedHost = startProcess("host", "hx");
-  await Promise.all([...monitors.values()].map((monitor) => monitor.ready));
-
-  const isolations: IsolationRequest[] = [];
-  const senders: HeartbeatSenderHost[] = [];
-  for (const hostId of inProcessHosts) {
-    const node = await connect(hostId);
-    senders.push(
-      startHeartbeatSender(node.ports, {
-        monitorIds,
-        config: defaultHostAgentConfig,
-        ackTimeoutMs: defaultHostAgentConfig.ackTimeoutMs,
-        rejections: createRejectionCounter(node.ports),
-        lease: {
-          maxAcceptedLeaseMs: defaultHostAgentConfig.maxAcceptedLeaseMs,
-          isolationResponse: "power-off",
-          isolation: { isolate: (request, done) => (isolations.push(request), setTimeout(done, 0)) },
-        },
-      }),
-    );
-  }
-  await killedHost.ready;
-  const viewState = (hostId: string) => controllers.find((controller) => controller.status === "running")?.view().hosts.get(hostId)?.state;
-  t.true(await waitFor(() => senders.every((sender) => sender.getSnapshot()?.context.phase === "leased"), 5_000), "every host holds a lease");
-  t.true(await waitFor(() => hostIds.every((hostId) => viewState(hostId) === "up"), 10_000), "the view has every host up");
+  const leaseSeen = await waitFor(() => controllers.some((controller) => controller.status<ControllerStatusFile>()?.holdsLease === true), 15_000);
+  const firstLeaseAt = Date.now();
+  t.true(leaseSeen, "a controller holds the Paxos lease");
+  viewClient = await connectViewClient({ clusterId, nodeId: "view-reader", natsUrls: [server.url], paxos: createPaxosConfig(controllerIds) });
+  const viewState = (hostId: string) => viewClient!.view().hosts.get(hostId)?.state;
+  const hostStatus = (node: NodeProcess) => node.status<HostStatus>();
+  t.true(await waitFor(() => viewState("h1") === "up" && viewState("h2") === "up", 20_000), "both hosts registered themselves and are up in the view");
+  t.true(await waitFor(() => [survivor, victim].every((node) => hostStatus(node)?.phase === "leased"), 5_000), "both hosts hold a lease");
+  t.true(await waitFor(() => hostStatus(survivor)?.vms.vm1 === "running", 5_000), "h1's VM was started once it held a lease, and its VM actor sees it running");
 
   // A new leader declares nothing before grants of an earlier one could have run out: kill only after that.
-  const termStartWaitMs = leaderMsCovering(
-    defaultFailureDetectorConfig.authorityValidForMs + defaultFailureDetectorConfig.hostLeaseMs + defaultFailureDetectorConfig.maxIsolationDelayMs,
-    defaultFailureDetectorConfig.maxClockRateErrorPpm,
-  );
-  await sleep(Math.max(0, (firstLeaseAt ?? Date.now()) + termStartWaitMs + 200 - Date.now()));
+  const termStartWaitMs = leaderMsCovering(detectorConfig.authorityValidForMs + detectorConfig.hostLeaseMs + detectorConfig.maxIsolationDelayMs, detectorConfig.maxClockRateErrorPpm);
+  await sleep(Math.max(0, firstLeaseAt + termStartWaitMs + 200 - Date.now()));
 
-  monitors.get("m1")!.child.kill("SIGKILL");
+  // Kill the monitor that a host is heartbeating right now.
+  const targeted = hostStatus(survivor)?.monitor ?? "m1";
+  await monitors.get(targeted)!.kill("SIGKILL");
   await sleep(3_000);
-  t.deepEqual(proposals.filter((recorded) => recorded.proposal.type === "host-failed"), [], "no host declared failed after a monitor died");
-  t.deepEqual(isolations.filter((isolation) => isolation.reason !== "boot"), [], "no host lost its lease");
-  t.deepEqual(killedHost.events.filter((event) => event.event === "isolated" && event.reason !== "boot"), []);
-  t.true(senders.every((sender) => sender.getSnapshot()?.context.phase === "leased"));
+  t.deepEqual(controllers.flatMap(failureProposals), [], `no host declared failed after monitor ${targeted} died`);
+  t.deepEqual([survivor, victim].flatMap(lostLeases), [], "no host lost its lease");
+  t.true([survivor, victim].every((node) => hostStatus(node)?.phase === "leased"));
+  t.is(hostStatus(survivor)?.vms.vm1, "running");
 
-  killedHost.child.kill("SIGKILL");
+  const victimPetsBefore = readFileSync(watchdogFiles.get("h2")!, "utf8").length;
+  t.true(victimPetsBefore > 10, `h2 petted its watchdog (${victimPetsBefore} bytes)`);
+  await victim.kill("SIGKILL");
   const killedAt = Date.now();
-  const bound = leaderMsCovering(defaultFailureDetectorConfig.hostLeaseMs + defaultFailureDetectorConfig.maxIsolationDelayMs, defaultFailureDetectorConfig.maxClockRateErrorPpm);
+  const bound = leaderMsCovering(detectorConfig.hostLeaseMs + detectorConfig.maxIsolationDelayMs, detectorConfig.maxClockRateErrorPpm);
   // Real timers and a loaded machine: allow scheduling slack on top of the configured bound.
-  const slackMs = 1_000;
-  t.true(await waitFor(() => viewState("hx") === "failed", bound + slackMs), "the killed host is committed failed");
-  const committedAt = Date.now();
-  const proposed = proposals.find((recorded) => recorded.proposal.hostId === "hx" && recorded.proposal.type === "host-failed")!;
-  t.log(`kill -9 host → proposed failed in ${proposed.atMs - killedAt} ms, committed within ${committedAt - killedAt} ms (bound ${bound} + slack ${slackMs})`);
-  t.true(proposed.atMs - killedAt >= defaultFailureDetectorConfig.hostLeaseMs, "not before its lease could have run out");
+  const slackMs = 1_500;
+  t.true(await waitFor(() => viewState("h2") === "failed", bound + slackMs), "the killed host is committed failed");
+  t.log(`kill -9 host → committed failed within ${Date.now() - killedAt} ms (bound ${bound} + slack ${slackMs})`);
+  const proposals = controllers.flatMap(failureProposals);
   t.deepEqual(
-    proposals.filter((recorded) => recorded.proposal.type === "host-failed").map((recorded) => recorded.proposal.hostId),
-    ["hx"],
-    "no other host",
+    proposals.map((line) => line.host),
+    ["h2"],
+    "only the killed host",
   );
-  t.true(inProcessHosts.every((hostId) => viewState(hostId) === "up"));
+  t.true(Date.parse(String(proposals[0]!.ts)) - killedAt >= detectorConfig.hostLeaseMs - 50, "not proposed before its lease could have run out");
+  const victimWatchdog = readFileSync(watchdogFiles.get("h2")!, "utf8");
+  t.false(victimWatchdog.includes(watchdogMagicCloseByte), "a killed host leaves its watchdog armed: the kernel would reset it");
+  t.is(viewState("h1"), "up");
 
-  clearInterval(leaderWatch);
-  for (const detector of detectors) detector.stop();
-  for (const controller of controllers) controller.stop();
-  for (const sender of senders) sender.dispose();
+  // A clean stop fences the host (its VM off), then disarms the watchdog with the magic close.
+  t.is(await survivor.kill("SIGTERM"), 0);
+  const survivorWatchdog = readFileSync(watchdogFiles.get("h1")!, "utf8");
+  t.true(survivorWatchdog.length > 10, "h1 petted its watchdog");
+  t.is(survivorWatchdog.at(-1), watchdogMagicCloseByte, "the magic close comes last");
+  t.is(survivorWatchdog.indexOf(watchdogMagicCloseByte), survivorWatchdog.length - 1, "and only on the clean stop");
+  t.true(survivor.logs.some((line) => line.event === "host.stopping-vms" && line.vms === 1), "its running VM was stopped first");
+
+  const stopped = await Promise.all([...controllers, ...monitors.values()].map((node) => node.kill("SIGTERM")));
+  t.deepEqual(
+    stopped.filter((_, index) => index < controllers.length || [...monitors.keys()][index - controllers.length] !== targeted),
+    [0, 0, 0, 0],
+    "the others stop cleanly on SIGTERM",
+  );
 });

@@ -1,0 +1,39 @@
+/**
+ * One process per data directory: a lock file naming the holder's pid, taken
+ * with O_EXCL. A lock left by a process that died (kill -9) is taken over; a
+ * live holder makes the second process refuse to start.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Takes `<dataDir>/<fileName>` (creating the directory) and returns its release; throws when a live process holds it. */
+export function takeDataDirLock(dataDir: string, fileName: string, holderKind: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, fileName);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const descriptor = openSync(path, "wx");
+      writeFileSync(descriptor, `${process.pid}\n`);
+      closeSync(descriptor);
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
+      if (Number.isSafeInteger(holder) && holder !== process.pid && processAlive(holder)) {
+        throw new Error(`${dataDir} is in use by ${holderKind} process ${holder} (${path})`);
+      }
+      // Left behind by a process that died (kill -9): take it over.
+      rmSync(path, { force: true });
+    }
+  }
+  throw new Error(`cannot take the lock ${path}`);
+}

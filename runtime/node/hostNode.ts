@@ -1,0 +1,311 @@
+/**
+ * A host process (`haring node` with `"role": "host"`):
+ *
+ * - the host agent (actors/heartbeat/heartbeatSenderActor.ts): heartbeats to
+ *   the monitors, leases, incarnations kept in `<dataDir>/host-incarnation`,
+ *   the isolation response (power off or shut down every VM through the
+ *   hypervisor) when its lease runs out, and on every start;
+ * - the hardware watchdog (runtime/watchdogDevice.ts) when configured, petted
+ *   by the agent only while it is healthy;
+ * - a VM actor for every VM on the hypervisor (hostVmWatches.ts);
+ * - the view learner, which also registers the host (`host.register`) when
+ *   the view does not know it yet.
+ *
+ * SIGTERM/SIGINT stops it cleanly, and a clean stop **fences the host**: the
+ * agent stops heartbeating (so its lease will run out and the leader will
+ * declare it failed), every VM is stopped with the isolation response, and
+ * only then is the watchdog disarmed (the magic close). A host that is stopped
+ * keeps no VM running that the cluster could restart elsewhere. If the VMs
+ * cannot be stopped within `shutdownIsolationTimeoutMs`, the watchdog stays
+ * armed and resets the machine.
+ *
+ * With the `sim` driver, config VMs marked `running` are started the first
+ * time the host holds a lease: a stand-in for the manager, which is not built
+ * yet (it must only start a VM while the agent holds a lease).
+ */
+import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import { hypervisorIsolation, type IsolationResponder } from "../../actors/detection/hostIsolation.ts";
+import { startHeartbeatSender, type HeartbeatSenderHost } from "../../actors/heartbeat/heartbeatSenderActor.ts";
+import type { TimerId } from "../../actors/ports/clock.ts";
+import type { Hypervisor, VmStatus } from "../../actors/ports/hypervisor.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import type { Subscription } from "../../actors/ports/network.ts";
+import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { promptClock } from "../controller/promptClock.ts";
+import { LibvirtHypervisor } from "../libvirt/libvirtHypervisor.ts";
+import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
+import { WatchdogDevice } from "../watchdogDevice.ts";
+import { takeDataDirLock } from "./dataDirLock.ts";
+import type { HostNodeConfig } from "./hostConfig.ts";
+import { startHostVmWatches, type HostVmWatches } from "./hostVmWatches.ts";
+import { InProcessHypervisor } from "./inProcessHypervisor.ts";
+import { startNodeStatusFile } from "./nodeStatusFile.ts";
+import { nodeExitCodes, nodeLockFileName, type RunNodeOptions, type RunningNode } from "./runningNode.ts";
+
+/** A clean stop waits this long for the VMs to be off before giving up (and leaving the watchdog armed). */
+export const shutdownIsolationTimeoutMs = 30_000;
+/** While the view does not know this host, `host.register` is proposed again this often. */
+export const registerRetryMs = 2_000;
+/** How often the agent's health is checked for a fatal stop. */
+export const hostHealthCheckMs = 500;
+
+export interface HostStatus {
+  readonly role: "host";
+  readonly nodeId: string;
+  readonly pid: number;
+  readonly atMs: number;
+  readonly agent: string;
+  readonly phase: string;
+  readonly incarnation: number;
+  /** Left of the lease on this host's clock; 0 without one. */
+  readonly leaseLeftMs: number;
+  readonly monitor: string;
+  readonly acksReceived: number;
+  readonly acksMissed: number;
+  readonly switches: number;
+  readonly isolations: number;
+  readonly viewSlots: number;
+  readonly viewState: string;
+  readonly viewIncarnation: number | null;
+  readonly vms: Readonly<Record<string, string>>;
+  readonly watchdog: { readonly device: string; readonly armed: boolean; readonly bytesWritten: number } | null;
+  readonly cpuMs: number;
+}
+
+export interface RunningHost extends RunningNode {
+  status(): HostStatus;
+}
+
+function createHypervisor(config: HostNodeConfig, ports: NodePorts): Hypervisor {
+  const settings = config.hypervisor;
+  if (settings.driver === "libvirt") {
+    return new LibvirtHypervisor({
+      uri: settings.uri,
+      ...(settings.virshBinary !== undefined ? { virshBinary: settings.virshBinary } : {}),
+      ...(settings.commandTimeoutMs !== undefined ? { commandTimeoutMs: settings.commandTimeoutMs } : {}),
+      ...(settings.eventPollIntervalMs !== undefined ? { eventPollIntervalMs: settings.eventPollIntervalMs } : {}),
+      log: ports.log,
+      metrics: ports.metrics,
+    });
+  }
+  const hypervisor = new InProcessHypervisor(ports.clock);
+  for (const vm of settings.vms) hypervisor.place(vm.definition, false);
+  return hypervisor;
+}
+
+/** Stops every running or paused VM, then calls `done(allOff)`; never inside the call. */
+function stopAllVms(hypervisor: Hypervisor, force: boolean, ports: NodePorts, done: (allOff: boolean) => void): void {
+  hypervisor.list((listed) => {
+    if (!listed.ok) {
+      ports.log.write("error", "host.stop-vms-failed", { reason: listed.reason, error: listed.error });
+      done(false);
+      return;
+    }
+    const active = listed.value.filter((vm: VmStatus) => vm.state === "running" || vm.state === "paused");
+    ports.log.write("info", "host.stopping-vms", { vms: active.length, force });
+    if (active.length === 0) {
+      done(true);
+      return;
+    }
+    let outstanding = active.length;
+    let allOff = true;
+    for (const vm of active) {
+      hypervisor.stop(vm.vmId, force, (stopped) => {
+        if (!stopped.ok && stopped.reason !== "not-found") {
+          allOff = false;
+          ports.log.write("error", "host.stop-vm-failed", { vm: vm.vmId, reason: stopped.reason, error: stopped.error });
+        }
+        if (--outstanding === 0) done(allOff);
+      });
+    }
+  });
+}
+
+export async function runHostNode(config: HostNodeConfig, options: RunNodeOptions = {}): Promise<RunningHost> {
+  const releaseLock = takeDataDirLock(config.dataDir, nodeLockFileName, "host");
+  let runtime: RuntimeNode;
+  try {
+    runtime = await connectRuntimeNode({
+      nodeId: config.nodeId,
+      clusterId: config.clusterId,
+      natsServers: config.natsUrls,
+      dataDirectory: config.dataDir,
+      ...(config.seed !== undefined ? { seed: config.seed } : {}),
+      ...(options.logLine ? { logLine: options.logLine } : {}),
+    });
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+  const basePorts: NodePorts = { ...runtime.ports, clock: promptClock };
+  let hypervisor: Hypervisor;
+  let watchdog: WatchdogDevice | undefined;
+  try {
+    hypervisor = createHypervisor(config, basePorts);
+    if (config.watchdog !== undefined) {
+      watchdog = new WatchdogDevice({ ...config.watchdog, now: () => promptClock.now(), log: basePorts.log, metrics: basePorts.metrics });
+      const problem = watchdog.checkKernelTimeout();
+      if (problem !== undefined) throw new Error(problem);
+    }
+  } catch (error) {
+    await runtime.close().catch(() => undefined);
+    releaseLock();
+    throw error;
+  }
+  const ports: NodePorts = { ...basePorts, hypervisor };
+  const rejections = createRejectionCounter(ports);
+
+  let isolations = 0;
+  const isolationResponder = hypervisorIsolation(hypervisor, ports.log);
+  const isolation: IsolationResponder = {
+    isolate: (request, done) => {
+      if (request.reason !== "boot") isolations++;
+      isolationResponder.isolate(request, done);
+    },
+  };
+  const sender: HeartbeatSenderHost = startHeartbeatSender(ports, {
+    monitorIds: config.monitorIds,
+    config: config.detection.host,
+    ackTimeoutMs: config.detection.host.ackTimeoutMs,
+    rejections,
+    lease: {
+      maxAcceptedLeaseMs: config.detection.host.maxAcceptedLeaseMs,
+      isolationResponse: config.isolationResponse,
+      isolation,
+      ...(watchdog !== undefined ? { watchdog } : {}),
+    },
+  });
+
+  // The sim driver's "running" VMs start once the host first holds a lease (the manager's job, once there is one).
+  const settings = config.hypervisor;
+  let simVmsStarted = settings.driver !== "sim" || !settings.vms.some((vm) => vm.running);
+  const leased: Subscription = sender.onSnapshot((snapshot) => {
+    if (simVmsStarted || snapshot.context.phase !== "leased" || settings.driver !== "sim") return;
+    simVmsStarted = true;
+    for (const vm of settings.vms) {
+      if (!vm.running) continue;
+      hypervisor.start(vm.definition.vmId, (started) => {
+        if (!started.ok) ports.log.write("warn", "host.vm-start-failed", { vm: vm.definition.vmId, reason: started.reason, error: started.error });
+      });
+    }
+  });
+
+  const learner: LearnerActor = startLearnerActor(ports, { config: createPaxosConfig(config.controllerIds), rejections });
+  const vmWatches: HostVmWatches = startHostVmWatches(ports, {
+    hypervisor,
+    rejections,
+    rescanIntervalMs: config.vmRescanIntervalMs,
+    watchGuests: config.guestAgents,
+    desiredInView: (vmId) => learner.view().vms.get(vmId)?.desiredState,
+  });
+
+  let registerTimer: TimerId | undefined;
+  let lastRegisterAtMs = Number.NEGATIVE_INFINITY;
+  const registerIfUnknown = (): void => {
+    registerTimer = undefined;
+    if (!config.register || learner.appliedSlots() === 0 || learner.view().hosts.has(config.nodeId)) return;
+    const nowMs = ports.clock.now();
+    if (nowMs - lastRegisterAtMs < registerRetryMs) {
+      registerTimer = ports.clock.setTimeout(registerIfUnknown, registerRetryMs - (nowMs - lastRegisterAtMs));
+      return;
+    }
+    lastRegisterAtMs = nowMs;
+    const proposed = learner.propose({ id: `register-${config.nodeId}`, type: "host.register", hostId: config.nodeId, capacity: config.capacity }, (outcome) => {
+      ports.log.write(outcome.kind === "committed" ? "info" : "warn", "host.register", { outcome: outcome.kind, ...("reason" in outcome ? { reason: outcome.reason } : {}) });
+    });
+    if (!proposed.ok) ports.log.write("warn", "host.register-refused", { error: proposed.error });
+    registerTimer = ports.clock.setTimeout(registerIfUnknown, registerRetryMs);
+  };
+  const applied = learner.onApplied(() => {
+    vmWatches.refreshDesired();
+    if (registerTimer === undefined) registerIfUnknown();
+  });
+
+  const statusNow = (): HostStatus => {
+    const context = sender.getSnapshot()?.context;
+    const view = learner.view();
+    const viewHost = view.hosts.get(config.nodeId);
+    const cpu = process.cpuUsage();
+    const nowMs = ports.clock.now();
+    return {
+      role: "host",
+      nodeId: config.nodeId,
+      pid: process.pid,
+      atMs: Math.round(nowMs),
+      agent: sender.status,
+      phase: context?.phase ?? "unknown",
+      incarnation: context?.incarnation ?? 0,
+      leaseLeftMs: context !== undefined && context.leaseUntilMs > nowMs ? Math.round(context.leaseUntilMs - nowMs) : 0,
+      monitor: context?.monitorOrder[context.targetIndex] ?? "",
+      acksReceived: context?.acksReceived ?? 0,
+      acksMissed: context?.acksMissed ?? 0,
+      switches: context?.switches ?? 0,
+      isolations,
+      viewSlots: learner.appliedSlots(),
+      viewState: viewHost?.state ?? "unknown",
+      viewIncarnation: viewHost?.incarnation ?? null,
+      vms: Object.fromEntries(vmWatches.health()),
+      watchdog: watchdog === undefined || config.watchdog === undefined ? null : { device: config.watchdog.device, armed: watchdog.isOpen, bytesWritten: watchdog.writtenBytes },
+      cpuMs: Math.round((cpu.user + cpu.system) / 1_000),
+    };
+  };
+  const statusFile = startNodeStatusFile(config.dataDir, config.statusIntervalMs, statusNow, runtime.metrics, ports.log);
+  const healthTimer = setInterval(() => {
+    if (sender.status === "failed") {
+      ports.log.write("error", "host.agent-failed", { note: "the watchdog stays armed" });
+      void shutDown("fatal");
+    }
+  }, hostHealthCheckMs);
+  ports.log.write("info", "host.started", {
+    pid: process.pid,
+    dataDir: config.dataDir,
+    monitors: config.monitorIds.join(","),
+    hypervisor: hypervisor.driver,
+    isolationResponse: config.isolationResponse,
+    watchdog: config.watchdog?.device ?? "none",
+  });
+  if (watchdog === undefined) ports.log.write("warn", "host.no-watchdog", { note: "a hung agent is not bounded by a hardware reset; configure watchdog for production" });
+
+  let settle: (code: number) => void = () => {};
+  const finished = new Promise<number>((resolve) => (settle = resolve));
+  let stopping: Promise<number> | undefined;
+
+  function shutDown(how: "clean" | "fatal"): Promise<number> {
+    stopping ??= (async () => {
+      clearInterval(healthTimer);
+      await statusFile.stop();
+      leased.unsubscribe();
+      applied.unsubscribe();
+      if (registerTimer !== undefined) ports.clock.clearTimeout(registerTimer);
+      // No more heartbeats, so no more leases or pets.
+      sender.dispose();
+      vmWatches.stop();
+      learner.stop();
+      let exitCode: number = nodeExitCodes.fatal;
+      if (how === "clean") {
+        const allOff = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), shutdownIsolationTimeoutMs);
+          stopAllVms(hypervisor, config.isolationResponse === "power-off", ports, (off) => {
+            clearTimeout(timer);
+            resolve(off);
+          });
+        });
+        watchdog?.close(allOff ? "clean" : "abandon");
+        exitCode = allOff ? nodeExitCodes.ok : nodeExitCodes.fatal;
+      } else {
+        watchdog?.close("abandon");
+      }
+      statusFile.flush();
+      if (hypervisor instanceof LibvirtHypervisor) await hypervisor.close().catch(() => undefined);
+      await runtime.close().catch(() => undefined);
+      releaseLock();
+      ports.log.write(exitCode === 0 ? "info" : "error", "host.stopped", { exitCode });
+      settle(exitCode);
+      return exitCode;
+    })();
+    return stopping;
+  }
+
+  return { finished, stop: () => shutDown("clean"), status: statusNow };
+}

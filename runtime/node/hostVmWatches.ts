@@ -1,0 +1,124 @@
+/**
+ * A VM actor (actors/vm/vmWatch.ts: the hypervisor side, and the guest agent
+ * when asked) for every VM on this host's hypervisor. The hypervisor is
+ * listed at start and every `rescanIntervalMs`: new VMs get a watch, VMs no
+ * longer defined lose theirs. A VM's desired state is the view's when the
+ * view knows the VM, else what it was doing when first seen (a VM defined
+ * outside haring is watched, not judged against a wish nobody had).
+ *
+ * The view has no command for VM health yet, so reports go to the JSON log
+ * (`vm.health`), the metrics and the node's status file, and are published
+ * as JSON on `haring.<cluster>.event.vm-health` for people and tools.
+ */
+import type { RejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import type { TimerId } from "../../actors/ports/clock.ts";
+import type { Hypervisor } from "../../actors/ports/hypervisor.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import { clusterSubjects, isValidId } from "../../actors/subjects.ts";
+import { createVmEventRouter } from "../../actors/vm/vmEventRouter.ts";
+import { startVmWatch, type VmWatch } from "../../actors/vm/vmWatch.ts";
+import type { VmDesiredState, VmHealth } from "../../machines/vm/vmHealth.ts";
+
+/** VMs watched on one host at most; more are counted and left unwatched. */
+export const maxWatchedVmsPerHost = 1_000;
+export const unwatchedVmsMetric = "haring_host_unwatched_vms_total";
+export const vmListFailuresMetric = "haring_host_vm_list_failures_total";
+
+export interface HostVmWatchesOptions {
+  readonly hypervisor: Hypervisor;
+  readonly rejections: RejectionCounter;
+  readonly rescanIntervalMs: number;
+  readonly watchGuests: boolean;
+  /** The view's wish for a VM, when the view knows it. */
+  readonly desiredInView: (vmId: string) => VmDesiredState | undefined;
+}
+
+export interface HostVmWatches {
+  /** Latest health per watched VM. */
+  health(): ReadonlyMap<string, VmHealth>;
+  /** Re-reads every watched VM's desired state from the view (call when the view changed). */
+  refreshDesired(): void;
+  stop(): void;
+}
+
+export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptions): HostVmWatches {
+  const hostPorts: NodePorts = { ...ports, hypervisor: options.hypervisor };
+  const router = createVmEventRouter(options.hypervisor);
+  const watches = new Map<string, { watch: VmWatch; desired: VmDesiredState }>();
+  const health = new Map<string, VmHealth>();
+  const eventSubject = clusterSubjects(ports.clusterId).event("vm-health");
+  const encoder = new TextEncoder();
+  let stopped = false;
+  let timer: TimerId | undefined;
+
+  const watchVm = (vmId: string, discoveredRunning: boolean): void => {
+    if (watches.size >= maxWatchedVmsPerHost) {
+      ports.metrics.increment(unwatchedVmsMetric);
+      return;
+    }
+    const desired = options.desiredInView(vmId) ?? (discoveredRunning ? "running" : "stopped");
+    const watch = startVmWatch(hostPorts, {
+      vmId,
+      desired,
+      router,
+      rejections: options.rejections,
+      watchGuest: options.watchGuests,
+      onVmReport: (report) => {
+        health.set(vmId, report.health);
+        const event = { hostId: ports.nodeId, vmId, health: report.health, previous: report.previousHealth, desired: report.desired, state: report.powerState, detail: report.detail };
+        ports.network.publish(eventSubject, encoder.encode(JSON.stringify(event)));
+      },
+      onGuestReport: (report) => ports.log.write("info", "guest.health", { vm: vmId, report: JSON.stringify(report).slice(0, 400) }),
+    });
+    watches.set(vmId, { watch, desired });
+    ports.log.write("info", "vm.watching", { vm: vmId, desired });
+  };
+
+  const scan = (): void => {
+    timer = undefined;
+    if (stopped) return;
+    options.hypervisor.list((listed) => {
+      if (stopped) return;
+      if (!listed.ok) {
+        ports.metrics.increment(vmListFailuresMetric, { reason: listed.reason });
+        ports.log.write("warn", "host.vm-list-failed", { reason: listed.reason, error: listed.error });
+      } else {
+        const present = new Set<string>();
+        for (const vm of listed.value) {
+          if (!isValidId(vm.vmId)) continue;
+          present.add(vm.vmId);
+          if (!watches.has(vm.vmId)) watchVm(vm.vmId, vm.state === "running" || vm.state === "paused");
+        }
+        for (const [vmId, entry] of [...watches]) {
+          if (present.has(vmId)) continue;
+          entry.watch.dispose();
+          watches.delete(vmId);
+          health.delete(vmId);
+          ports.log.write("info", "vm.unwatched", { vm: vmId, reason: "no longer defined on the hypervisor" });
+        }
+      }
+      timer = ports.clock.setTimeout(scan, options.rescanIntervalMs);
+    });
+  };
+  scan();
+
+  return {
+    health: () => health,
+    refreshDesired() {
+      for (const [vmId, entry] of watches) {
+        const desired = options.desiredInView(vmId);
+        if (desired !== undefined && desired !== entry.desired) {
+          entry.desired = desired;
+          entry.watch.setDesired(desired);
+        }
+      }
+    },
+    stop() {
+      stopped = true;
+      if (timer !== undefined) ports.clock.clearTimeout(timer);
+      for (const entry of watches.values()) entry.watch.dispose();
+      watches.clear();
+      router.dispose();
+    },
+  };
+}
