@@ -4,11 +4,14 @@
  * has a guest agent), and publishes their health to the manager
  * (hostReports.ts) with the incarnation the view knows this host by.
  *
- * A VM gets a watch once it runs here (seen in the hypervisor's list, or
- * started by the command executor) while the view places it here; the watch
- * goes when the view places it elsewhere or stops wanting it. Reports are
- * held back while the host holds no lease: an isolated host's VMs are being
- * powered off on purpose, and its reports would only make noise.
+ * Every VM the view places here (and wants running) is watched, whether it
+ * runs or not: a VM placed here that is missing or shut off is reported too,
+ * which is how a new leader's manager finds placements its predecessor made
+ * but never saw started. A report that is not "running" is repeated every
+ * `unhealthyReportRepeatMs` while it lasts (reports are fire and forget, and
+ * only the active manager acts on them). Reports are held back while the
+ * host holds no lease: an isolated host's VMs are being powered off on
+ * purpose, and its reports would only make noise.
  * The host's capabilities are published at start and every
  * `capabilitiesIntervalMs`, so a new leader's manager learns them too.
  */
@@ -22,6 +25,7 @@ import { startVmWatch, type VmWatch } from "../vm/vmWatch.ts";
 import type { GuestWatchdogConfig } from "../../machines/guest/guestWatchdog.ts";
 import type { VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import { vmsByHost } from "../../machines/view/applyViewCommands.ts";
 import type { HostLeaseState, ViewSource } from "./hostCommandExecutor.ts";
 import { hostReportMessages, hostReportSubject } from "./hostReports.ts";
 
@@ -34,25 +38,29 @@ export interface HostVmSupervisorOptions {
   readonly watchGuest?: (vmId: string) => boolean;
   readonly vmConfig?: Partial<VmMonitorConfig>;
   readonly guestConfig?: Partial<GuestWatchdogConfig>;
-  readonly listIntervalMs?: number;
+  readonly unhealthyReportRepeatMs?: number;
   readonly capabilitiesIntervalMs?: number;
   /** What to tell the manager about live migration; default false (the Hypervisor port has no migrate operation). */
   readonly supportsLiveMigration?: boolean;
 }
 
 export interface HostVmSupervisor {
-  /** The executor started this VM here: watch it now. */
+  /** The executor started this VM here: make sure it is watched. */
   started(vmId: string): void;
   readonly watchedVmIds: readonly string[];
   stop(): void;
 }
 
-export const defaultHostListIntervalMs = 1_000;
+export const defaultUnhealthyReportRepeatMs = 1_000;
 export const defaultCapabilitiesIntervalMs = 5_000;
 export const maxWatchedVmsPerHost = 10_000;
 export const hostReportsMetric = "haring_host_reports_total";
 
 /** The incarnation the view knows this host by (the view numbers a first life 0), given the agent's own. */
+function vmsPlacedOn(view: View, hostId: string): readonly string[] {
+  return vmsByHost(view).get(hostId) ?? [];
+}
+
 export function reportedIncarnation(view: View, hostId: string, agentIncarnation: number): number {
   const host = view.hosts.get(hostId);
   if (host === undefined) return agentIncarnation;
@@ -67,7 +75,9 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
   const router: VmEventRouter = createVmEventRouter(hypervisor);
   let correlation = 0;
   let stopped = false;
-  let listTimer: TimerId | undefined;
+  let repeatTimer: TimerId | undefined;
+  /** vmId → the last VM and guest health reported, for repeats. */
+  const lastHealth = new Map<string, { vm: string; guest: string }>();
   let capabilitiesTimer: TimerId | undefined;
 
   const placedHere = (view: View, vmId: string): boolean => {
@@ -86,6 +96,8 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
 
   const watch = (vmId: string): void => {
     if (stopped || watches.has(vmId) || watches.size >= maxWatchedVmsPerHost) return;
+    const health = { vm: "unknown", guest: "unmonitored" };
+    lastHealth.set(vmId, health);
     watches.set(
       vmId,
       startVmWatch(ports, {
@@ -96,31 +108,36 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
         watchGuest: options.watchGuest?.(vmId) ?? false,
         ...(options.vmConfig ? { vmConfig: options.vmConfig } : {}),
         ...(options.guestConfig ? { guestConfig: options.guestConfig } : {}),
-        onVmReport: (report) => publish("host.vm-report", vmId, report.health),
-        onGuestReport: (report) => publish("host.guest-report", vmId, report.health),
+        onVmReport: (report) => {
+          health.vm = report.health;
+          publish("host.vm-report", vmId, report.health);
+        },
+        onGuestReport: (report) => {
+          health.guest = report.health;
+          publish("host.guest-report", vmId, report.health);
+        },
       }),
     );
   };
 
-  const unwatchMoved = (view: View): void => {
+  const follow = (view: View): void => {
     for (const [vmId, vmWatch] of [...watches]) {
       if (placedHere(view, vmId)) continue;
       vmWatch.dispose();
       watches.delete(vmId);
+      lastHealth.delete(vmId);
     }
+    for (const vmId of vmsPlacedOn(view, hostId)) if (placedHere(view, vmId)) watch(vmId);
   };
 
-  const list = (): void => {
-    listTimer = undefined;
+  const repeatUnhealthy = (): void => {
+    repeatTimer = undefined;
     if (stopped) return;
-    hypervisor.list((listed) => {
-      if (stopped) return;
-      if (listed.ok) {
-        const view = views.view();
-        for (const status of listed.value) if ((status.state === "running" || status.state === "paused") && placedHere(view, status.vmId)) watch(status.vmId);
-      }
-      listTimer = ports.clock.setTimeout(list, options.listIntervalMs ?? defaultHostListIntervalMs);
-    });
+    for (const [vmId, health] of lastHealth) {
+      if (health.vm !== "running" && health.vm !== "unknown") publish("host.vm-report", vmId, health.vm);
+      if (health.guest === "hung") publish("host.guest-report", vmId, health.guest);
+    }
+    repeatTimer = ports.clock.setTimeout(repeatUnhealthy, options.unhealthyReportRepeatMs ?? defaultUnhealthyReportRepeatMs);
   };
 
   const announce = (): void => {
@@ -133,8 +150,9 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
     capabilitiesTimer = ports.clock.setTimeout(announce, options.capabilitiesIntervalMs ?? defaultCapabilitiesIntervalMs);
   };
 
-  const applied: Subscription = views.onApplied((_applied, view) => unwatchMoved(view));
-  list();
+  const applied: Subscription = views.onApplied((_applied, view) => follow(view));
+  follow(views.view());
+  repeatTimer = ports.clock.setTimeout(repeatUnhealthy, options.unhealthyReportRepeatMs ?? defaultUnhealthyReportRepeatMs);
   capabilitiesTimer = ports.clock.setTimeout(announce, 0);
 
   return {
@@ -147,7 +165,7 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
     stop() {
       stopped = true;
       applied.unsubscribe();
-      if (listTimer !== undefined) ports.clock.clearTimeout(listTimer);
+      if (repeatTimer !== undefined) ports.clock.clearTimeout(repeatTimer);
       if (capabilitiesTimer !== undefined) ports.clock.clearTimeout(capabilitiesTimer);
       for (const vmWatch of watches.values()) vmWatch.dispose();
       watches.clear();

@@ -259,7 +259,10 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   return {
     host,
     hostFailureDeclared(proposal) {
-      send({ type: "host-failure-declared", nowMs: now(), hostId: proposal.hostId, incarnation: proposal.incarnation, leaseExpiresByMs: proposal.leaseExpiresByMs });
+      // The view records the failure against its own number for the host (a first life is 0 there), as viewCommandsFor does.
+      const viewHost = controller.view().hosts.get(proposal.hostId);
+      const incarnation = viewHost !== undefined && viewHost.incarnation <= proposal.incarnation ? viewHost.incarnation : proposal.incarnation;
+      send({ type: "host-failure-declared", nowMs: now(), hostId: proposal.hostId, incarnation, leaseExpiresByMs: proposal.leaseExpiresByMs });
     },
     isActive() {
       return host.getSnapshot()?.context.planner.active ?? false;

@@ -69,7 +69,9 @@ export type ManagerNoteKind =
   | "reset-limit"
   | "evacuation-stuck"
   | "host-drained"
-  | "stale-report";
+  | "stale-report"
+  /** A VM placed on an up host that the host says is not there (an earlier leader placed it and never saw it started). */
+  | "not-running";
 
 export type ManagerOutput =
   | { readonly kind: "propose"; readonly command: ViewCommand }
@@ -282,33 +284,44 @@ function onVmReport(step: Step, input: Extract<ManagerInput, { type: "vm-report"
     markHung(state, vm.vmId, input.hostId, nowMs);
     return;
   }
+  if (input.health === "missing") {
+    // Not a crash: nothing ran here to crash. Started without counting against the restart window.
+    step.note("not-running", { vmId: vm.vmId, hostId: input.hostId, placementEpoch: vm.placement.epoch });
+    queueStartInPlace(state, vm, input.hostId, nowMs);
+    return;
+  }
   if (input.health !== "crashed" && input.health !== "shutoff") return;
   const history = historyOf(state, vm.vmId);
   history.restartsAtMs = history.restartsAtMs.filter((at) => at > nowMs - state.config.restartWindowMs);
   if (history.restartsAtMs.length < state.config.maxRestartsPerWindow) {
     history.restartsAtMs.push(nowMs);
     step.note("restart-in-place", { vmId: vm.vmId, hostId: input.hostId, restartsInWindow: history.restartsAtMs.length });
-    state.tasks.set(vm.vmId, {
-      vmId: vm.vmId,
-      reason: "restart",
-      phase: "queued",
-      commandId: "",
-      proposedAtMs: nowMs,
-      expectedPlacementEpoch: vm.placement.epoch,
-      resources: vm.resources,
-      hostId: input.hostId,
-      placementEpoch: vm.placement.epoch,
-      sourceHostId: null,
-      attempts: 0,
-      notBeforeMs: nowMs,
-      deadlineMs: Infinity,
-    });
+    queueStartInPlace(state, vm, input.hostId, nowMs);
     return;
   }
   step.note("crash-loop-relocate", { vmId: vm.vmId, hostId: input.hostId, restartsInWindow: history.restartsAtMs.length });
   history.excludedHosts.add(input.hostId);
   history.relocate = true;
   state.rescan = true;
+}
+
+function queueStartInPlace(state: RecoveryPlannerState, vm: VmRecord, hostId: string, nowMs: number): void {
+  const epoch = vm.placement!.epoch;
+  state.tasks.set(vm.vmId, {
+    vmId: vm.vmId,
+    reason: "restart",
+    phase: "queued",
+    commandId: "",
+    proposedAtMs: nowMs,
+    expectedPlacementEpoch: epoch,
+    resources: vm.resources,
+    hostId,
+    placementEpoch: epoch,
+    sourceHostId: null,
+    attempts: 0,
+    notBeforeMs: nowMs,
+    deadlineMs: Infinity,
+  });
 }
 
 function markHung(state: RecoveryPlannerState, vmId: string, hostId: string, nowMs: number): void {

@@ -393,3 +393,19 @@ test("stopping a VM or removing it cancels its recovery", (t) => {
   s.commit();
   t.deepEqual(s.takeSent(), []);
 });
+
+test("a VM placed on an up host but reported missing there (placed by an earlier leader, never started) is started, not counted as a crash", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { maxRestartsPerWindow: 0 });
+  const epoch = s.placementOf("a")!.epoch;
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "missing" });
+  const sent = s.takeSent();
+  t.deepEqual(sent.map((c) => [c.action, c.hostId, c.placementEpoch]), [["start", "h1", epoch]]);
+  t.deepEqual(s.proposed, [], "no relocation: a VM that never ran did not crash");
+  t.deepEqual(s.notes.filter((n) => n.note === "not-running").map((n) => n.fields.vmId), ["a"]);
+  // The same report repeated while the start is in flight changes nothing.
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "missing" });
+  t.deepEqual(s.takeSent(), []);
+  s.result(sent[0]!, true);
+  t.true(s.notes.some((n) => n.note === "started" && n.fields.vmId === "a"));
+});
