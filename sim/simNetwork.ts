@@ -95,6 +95,8 @@ export interface NetworkCounters {
   droppedInvalid: number;
   droppedOversize: number;
   droppedUnsubscribed: number;
+  /** Sent, or in flight, while the NATS server was down. */
+  droppedServerDown: number;
   unrouted: number;
   noResponders: number;
   requestsRefused: number;
@@ -109,6 +111,7 @@ function zeroCounters(): NetworkCounters {
     partitioned: 0,
     droppedCrashed: 0,
     droppedOverflow: 0,
+    droppedServerDown: 0,
     droppedPaused: 0,
     droppedInvalid: 0,
     droppedOversize: 0,
@@ -279,6 +282,7 @@ export class SimFabric {
   private readonly linkProfiles = new Map<number, LinkProfile>();
   /** Reused by every publish (never re-entered: handlers do not run inside publish); only the first matchCount entries are current. */
   private readonly matchScratch: Recipient[] = [];
+  private serverDown = false;
 
   constructor(
     private readonly clock: VirtualClock,
@@ -573,7 +577,20 @@ export class SimFabric {
     this.count[kind]++;
   }
 
+  /** The NATS server is lost (true) or back (false): while it is gone, every message is dropped, including those in flight. */
+  setServerDown(down: boolean): void {
+    this.serverDown = down;
+  }
+
+  get isServerDown(): boolean {
+    return this.serverDown;
+  }
+
   private send(from: FabricNode, recipient: Recipient, message: NetMessage): void {
+    if (this.serverDown) {
+      this.count.droppedServerDown++;
+      return;
+    }
     const to = recipient.face.node;
     if (this.isCut(from, to)) {
       this.count.partitioned++;
@@ -594,6 +611,10 @@ export class SimFabric {
   }
 
   private arrive(recipient: Recipient, message: NetMessage): void {
+    if (this.serverDown) {
+      this.count.droppedServerDown++;
+      return;
+    }
     const face = recipient.face;
     if (!face.alive) {
       this.count.droppedCrashed++;
