@@ -11,17 +11,22 @@
  * view over a newer one. Writes are throttled to one per `minIntervalMs`, or
  * longer when building the value took long (50 × its build time: a large
  * view is mirrored less often; the newest view offered wins, views in
- * between are skipped) and failures
- * are retried after `retryAfterMs`: the mirror is for inspection, Paxos does
- * not depend on it. A view whose JSON exceeds `maxValueBytes` is not
- * mirrored, and no larger one is even built (that costs the leader real CPU
- * time); one key per host and VM would lift that limit (not built yet).
+ * between are skipped) and failures are retried after `retryAfterMs`: the
+ * mirror is for inspection, Paxos does not depend on it.
+ *
+ * A value larger than `maxValueBytes` (one KV value) is written in parts of
+ * `partBytes`, then a manifest under the cluster's key, compare-and-set as
+ * above (layout and reader: viewKvLayout.ts). A view larger than
+ * `maxParts × partBytes` is not mirrored, and no larger one is even built.
  */
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Stream } from "../ports/stream.ts";
 import type { Log, Metrics } from "../ports/telemetry.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import { manifestFor, mirrorPartKey, storedMirrorSlot } from "./viewKvLayout.ts";
+
+export { storedMirrorSlot };
 
 export const defaultViewBucket = "haring-view";
 
@@ -31,8 +36,12 @@ export interface ViewKvMirrorOptions {
   readonly minIntervalMs: number;
   /** Wait after a failed write or bucket creation. */
   readonly retryAfterMs: number;
-  /** A larger view is not mirrored (counted and logged once). */
+  /** The largest KV value; a larger mirrored value is written in parts. */
   readonly maxValueBytes: number;
+  /** Bytes per part of a value larger than `maxValueBytes` (at most `maxValueBytes`). */
+  readonly partBytes: number;
+  /** A value needing more parts is not mirrored (counted and logged once). */
+  readonly maxParts: number;
   readonly replicas: 1 | 3;
   /** Revisions kept per key. */
   readonly history: number;
@@ -43,6 +52,8 @@ export const defaultViewKvMirrorOptions: ViewKvMirrorOptions = {
   minIntervalMs: 1_000,
   retryAfterMs: 1_000,
   maxValueBytes: 1_048_576 - 4_096,
+  partBytes: 512 * 1_024,
+  maxParts: 128,
   replicas: 1,
   history: 5,
 };
@@ -73,9 +84,7 @@ export interface ViewKvMirror {
   stop(): void;
 }
 
-const storedSlotPattern = /^\{"slot":(\d{1,16}),/;
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function entityCount(view: View): number {
   return view.hosts.size + view.vms.size + view.recentCommandCount;
@@ -95,14 +104,12 @@ export function mirrorValue(view: View, slot: number, writer: string): string {
   return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${canonicalViewJson(view)}}`;
 }
 
-/** The slot stored in a mirror value, or -1 when the value is not one of ours. */
-export function storedMirrorSlot(value: Uint8Array): number {
-  const match = storedSlotPattern.exec(decoder.decode(value.subarray(0, 40)));
-  return match ? Number(match[1]) : -1;
-}
-
 export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<ViewKvMirrorOptions> = {}): ViewKvMirror {
   const options: ViewKvMirrorOptions = { ...defaultViewKvMirrorOptions, ...overrides };
+  if (options.partBytes > options.maxValueBytes || options.partBytes < 1 || options.maxParts < 1) {
+    throw new RangeError(`view mirror: partBytes must be within [1, maxValueBytes] and maxParts positive`);
+  }
+  const maxMirroredBytes = Math.max(options.maxValueBytes, options.partBytes * options.maxParts);
   const { clock, stream, log, metrics } = ports;
   const key = ports.clusterId;
   let bucketReady = false;
@@ -180,19 +187,44 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     }
     const target = latest;
     const entities = entityCount(target.view);
-    const hopeless = entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > options.maxValueBytes;
+    const hopeless = entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > maxMirroredBytes;
     const buildStartedAtMs = clock.now();
     const value = hopeless ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
     intervalMs = Math.max(options.minIntervalMs, (clock.now() - buildStartedAtMs) * mirrorIntervalPerBuildMs);
-    if (value === undefined || value.length > options.maxValueBytes) {
+    if (value === undefined || value.length > maxMirroredBytes) {
       if (value !== undefined) tooLargeAtEntities = entities;
-      failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${options.maxValueBytes} bytes`);
+      failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${maxMirroredBytes} bytes`);
       // Building the JSON of a view this large is costly and would be refused again: skip it until one is smaller.
       mirroredSlot = Math.max(mirroredSlot, target.slot);
       busy = false;
       return;
     }
-    stream.kvUpdate(options.bucket, key, value, knownRevision, (outcome) => {
+    if (value.length <= options.maxValueBytes) writeHead(target, value);
+    else writeParts(target, value, 0, []);
+  }
+
+  /** Parts one at a time, then the manifest: a reader never finds a manifest naming parts not yet written. */
+  function writeParts(target: { readonly view: View; readonly slot: number }, value: Uint8Array, index: number, partKeys: string[]): void {
+    const start = index * options.partBytes;
+    if (start >= value.length) {
+      writeHead(target, manifestFor(value, target.slot, target.view.epoch, ports.nodeId, partKeys));
+      return;
+    }
+    const partKey = mirrorPartKey(key, ports.nodeId, index);
+    stream.kvPut(options.bucket, partKey, value.subarray(start, Math.min(value.length, start + options.partBytes)), (outcome) => {
+      if (stopped) return;
+      if (!outcome.ok) {
+        failure("write", outcome.error);
+        retryLater();
+        return;
+      }
+      writeParts(target, value, index + 1, [...partKeys, partKey]);
+    });
+  }
+
+  /** The value itself, or the manifest of its parts, under the cluster's key. */
+  function writeHead(target: { readonly view: View; readonly slot: number }, head: Uint8Array): void {
+    stream.kvUpdate(options.bucket, key, head, knownRevision!, (outcome) => {
       if (stopped) return;
       lastWriteAtMs = clock.now();
       if (outcome.ok) {

@@ -27,6 +27,7 @@ import type { Clock } from "../../actors/ports/clock.ts";
 import type { Random } from "../../actors/ports/random.ts";
 import type { LogLevel } from "../../actors/ports/telemetry.ts";
 import { defaultViewKvMirrorOptions, storedMirrorSlot, type ViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
+import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
 import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
@@ -148,6 +149,7 @@ class PaxosClusterRun {
   private counts = { crashes: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0 };
   private mirrorSlot = -1;
   private mirrorValue: string | undefined;
+  private inspector: SimStreamClient | undefined;
 
   constructor(private readonly options: PaxosClusterRunOptions) {
     this.world = new SimWorld({
@@ -278,7 +280,7 @@ class PaxosClusterRun {
   /** Sees every version of the mirrored view, and checks it never goes back. */
   private watchMirror(): void {
     const serverClock = this.server.clock;
-    const inspector = this.server.client("inspector", { clock: serverClock });
+    const inspector = (this.inspector = this.server.client("inspector", { clock: serverClock }));
     const options = { ...defaultViewKvMirrorOptions, ...simMirrorOptions };
     inspector.ensureKv({ bucket: options.bucket, replicas: options.replicas, history: options.history, maxValueBytes: options.maxValueBytes }, (outcome) => {
       if (!outcome.ok) {
@@ -473,6 +475,15 @@ class PaxosClusterRun {
     return views;
   }
 
+  /** The mirrored value whole: as stored, or assembled from its parts by the manifest (viewKvLayout.ts). */
+  private readMirror(): string | undefined {
+    if (this.mirrorValue === undefined || parseManifest(new TextEncoder().encode(this.mirrorValue)) === null) return this.mirrorValue;
+    let result: MirrorReadResult | undefined;
+    readMirroredValue(this.inspector!, defaultViewKvMirrorOptions.bucket, this.world.clusterId, (outcome) => (result = outcome));
+    while (result === undefined) this.world.runFor(5);
+    return result.ok && result.value ? new TextDecoder().decode(result.value) : undefined;
+  }
+
   private converged(): boolean {
     const views = this.learnerViews();
     if (views.length !== this.members.size) return false;
@@ -501,7 +512,7 @@ class PaxosClusterRun {
         finalSlot = views[0]!.slots;
         if (this.mirrorSlot === finalSlot) {
           finalJson = views[0]!.json();
-          if (this.mirrorValue?.endsWith(`"view":${finalJson}}`)) break;
+          if (this.readMirror()?.endsWith(`"view":${finalJson}}`)) break;
         }
       }
       if (!this.invariants.ok) return;

@@ -4,7 +4,7 @@
  * up through a snapshot moved in chunks. The real actors, codec, simulated
  * network and disks.
  */
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { paxosChunksRejectedMetric, paxosTransfersMetric } from "../../actors/paxos/chunkedTransfer.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
@@ -102,7 +102,7 @@ function runUntilConverged(c: Cluster, boundMs: number): boolean {
   return false;
 }
 
-function lagAndCatchUp(t: Parameters<Parameters<typeof test>[1]>[0], seed: number, faults: (c: Cluster, laggard: string) => void) {
+function lagAndCatchUp(t: ExecutionContext, seed: number, faults: (c: Cluster, laggard: string) => void) {
   const c = cluster(seed);
   c.world.runFor(1_000);
   t.truthy(c.leader(), "a leader is elected");

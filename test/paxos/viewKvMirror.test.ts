@@ -1,0 +1,111 @@
+import test from "ava";
+import type { Clock } from "../../actors/ports/clock.ts";
+import { readMirroredValue, parseManifest, mirrorPartKey, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
+import { defaultViewKvMirrorOptions, mirrorValue, startViewKvMirror, viewMirrorFailuresMetric } from "../../actors/view/viewKvMirror.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
+import type { View } from "../../machines/view/viewTypes.ts";
+import { SimStreamServer } from "../../sim/simStream.ts";
+import { SimLog, SimMetrics, Transcript } from "../../sim/simTelemetry.ts";
+import { VirtualClock } from "../../sim/virtualClock.ts";
+
+function viewWithVms(count: number, from = 0): View {
+  let view = viewStateMachine.initialState;
+  for (let slot = 0; slot * 50 < count; slot++) {
+    const commands: ViewCommand[] = [];
+    for (let index = slot * 50; index < Math.min(count, slot * 50 + 50); index++) {
+      commands.push({ id: `add-${from + index}`, type: "vm.add", vmId: `tenant-a-vm-${String(from + index).padStart(6, "0")}`, resources: { cpu: 2, memoryMiB: 4_096 }, priority: "medium", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
+    }
+    view = viewStateMachine.apply(view, slot, commands).state;
+  }
+  return view;
+}
+
+function setup() {
+  const global = new VirtualClock();
+  const clock: Clock = { now: () => global.now(), setTimeout: (callback, ms) => global.schedule(ms, callback), clearTimeout: (handle) => global.cancel(handle) };
+  const server = new SimStreamServer(clock, { clusterSize: 1 });
+  const transcript = new Transcript(() => global.now(), "debug");
+  const metrics = new SimMetrics();
+  const portsFor = (nodeId: string) => ({ clusterId: "prod", nodeId, clock, log: new SimLog(transcript, nodeId), metrics, stream: server.client(nodeId, { clock }) });
+  const read = (): MirrorReadResult => {
+    let result: MirrorReadResult | undefined;
+    readMirroredValue(server.client("reader", { clock }), defaultViewKvMirrorOptions.bucket, "prod", (outcome) => (result = outcome));
+    while (result === undefined) global.runFor(10);
+    return result;
+  };
+  return { global, server, metrics, portsFor, read };
+}
+
+const decoder = new TextDecoder();
+
+test("a view above 1 MiB is mirrored in parts and read back identical; a smaller one stays one value", (t) => {
+  const { global, metrics, portsFor, read } = setup();
+  const big = viewWithVms(6_000);
+  const expected = mirrorValue(big, 120, "c1");
+  t.true(expected.length > 1_048_576);
+  const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 10 });
+  mirror.offer(big, 120);
+  global.runFor(2_000);
+  t.is(mirror.mirroredSlot, 120);
+  t.is(metrics.counterTotal(viewMirrorFailuresMetric), 0);
+  const result = read();
+  if (!result.ok) return t.fail(result.error);
+  t.is(result.slot, 120);
+  t.is(decoder.decode(result.value), expected);
+
+  // The head is a manifest naming this writer's parts.
+  let head: Uint8Array | undefined;
+  portsFor("x").stream.kvGet(defaultViewKvMirrorOptions.bucket, "prod", (outcome) => (head = outcome.ok ? outcome.value?.value : undefined));
+  global.runFor(50);
+  const manifest = parseManifest(head!);
+  t.truthy(manifest);
+  t.is(manifest!.partKeys[0], mirrorPartKey("prod", "c1", 0));
+  t.is(manifest!.bytes, new TextEncoder().encode(expected).length);
+
+  // A later, smaller view goes back to one value under the cluster's key, and is read as such.
+  const small = viewWithVms(10, 90_000);
+  mirror.offer(small, 130);
+  global.runFor(2_000);
+  const again = read();
+  if (!again.ok) return t.fail(again.error);
+  t.is(decoder.decode(again.value), mirrorValue(small, 130, "c1"));
+  mirror.stop();
+});
+
+test("another writer's newer big view replaces it whole; an older one never goes over it", (t) => {
+  const { global, portsFor, read } = setup();
+  const first = startViewKvMirror(portsFor("c1"), { minIntervalMs: 10 });
+  const second = startViewKvMirror(portsFor("c2"), { minIntervalMs: 10 });
+  const older = viewWithVms(5_000);
+  const newer = viewWithVms(6_000);
+  second.offer(newer, 200);
+  global.runFor(2_000);
+  first.offer(older, 150);
+  global.runFor(2_000);
+  const result = read();
+  if (!result.ok) return t.fail(result.error);
+  t.is(decoder.decode(result.value), mirrorValue(newer, 200, "c2"));
+  first.stop();
+  second.stop();
+});
+
+test("a reader racing a writer that rewrites its parts gets a whole value or an error, never a mixture", (t) => {
+  const { global, portsFor, server } = setup();
+  const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 1, partBytes: 256 * 1_024 });
+  const views = [viewWithVms(5_000), viewWithVms(5_500)];
+  const expected = new Set([mirrorValue(views[0]!, 10, "c1"), mirrorValue(views[1]!, 20, "c1")]);
+  mirror.offer(views[0]!, 10);
+  global.runFor(2_000);
+  mirror.offer(views[1]!, 20);
+  const results: MirrorReadResult[] = [];
+  // Readers start at every moment of the second write.
+  for (let delayMs = 0; delayMs < 60; delayMs += 3) {
+    global.schedule(delayMs, () => readMirroredValue(server.client(`r${delayMs}`, { clock: portsFor("x").clock }), defaultViewKvMirrorOptions.bucket, "prod", (outcome) => results.push(outcome)));
+  }
+  global.runFor(3_000);
+  t.is(results.length, 20);
+  for (const result of results) if (result.ok) t.true(expected.has(decoder.decode(result.value)));
+  t.true(results.some((result) => result.ok));
+  mirror.stop();
+});
