@@ -97,7 +97,7 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
     const lastAcks = new Map(hostIds.map((hostId) => [hostId, 0]));
     const lastProgressMs = new Map(hostIds.map((hostId) => [hostId, 0]));
     const reachableMonitors = (hostId: string) =>
-      monitorIds.filter((monitorId) => world.nodeState(monitorId) === "up" && world.fabric.canReach(hostId, monitorId) && world.fabric.canReach(monitorId, hostId));
+      world.fabric.isServerDown ? [] : monitorIds.filter((monitorId) => world.nodeState(monitorId) === "up" && world.fabric.canReach(hostId, monitorId) && world.fabric.canReach(monitorId, hostId));
 
     return {
       api,

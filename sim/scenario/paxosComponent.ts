@@ -180,6 +180,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
     // ---- liveness: a proposal commits within the bound whenever a majority can talk
     const majority = majorityOf(controllerIds.length);
     const connectedMajority = (): string[] | undefined => {
+      if (world.fabric.isServerDown) return undefined;
       const up = controllerIds.filter((nodeId) => world.nodeState(nodeId) === "up" && controllers.get(nodeId)?.status === "running");
       for (const nodeId of up) {
         const group = up.filter((other) => other === nodeId || (world.fabric.canReach(nodeId, other) && world.fabric.canReach(other, nodeId)));
