@@ -122,9 +122,12 @@ function readWatchdog(top: ObjectReader, detection: DetectionSettings): Watchdog
   const section = top.object("watchdog", true);
   if (section === undefined) return undefined;
   section.onlyKnown(["device", "timeoutMs", "petIntervalMs"]);
+  const problemsBefore = section.problems.length;
   const device = section.absolutePath("device");
   const timeoutMs = section.integer("timeoutMs", minWatchdogTimeoutMs, maxWatchdogTimeoutMs);
   const petIntervalMs = section.integer("petIntervalMs", 1, maxWatchdogTimeoutMs, detection.host.heartbeatIntervalMs);
+  // Compared only when both numbers are sound, so one wrong field gives one problem.
+  if (problemsBefore !== section.problems.length) return undefined;
   if (timeoutMs > detection.detector.maxIsolationDelayMs) {
     section.problem(
       "timeoutMs",

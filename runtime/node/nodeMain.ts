@@ -19,7 +19,7 @@ export interface NodeMainOptions extends RunNodeOptions {
   readonly errorLine?: (line: string) => void;
   /** Stop on SIGTERM/SIGINT (default true). */
   readonly stopOnSignals?: boolean;
-  /** Once a started node has stopped, end the process with its exit code (a stray timer must not keep it alive). */
+  /** Once a node has stopped, or failed to start, end the process with its exit code (a stray timer or a NATS client still trying must not keep it alive). */
   readonly exitProcessWhenStopped?: boolean;
 }
 
@@ -57,6 +57,7 @@ export async function nodeMain(argv: readonly string[], options: NodeMainOptions
     running = await startNode(parsed.node, options);
   } catch (error) {
     errorLine(`haring node: cannot start the ${parsed.node.role}: ${error instanceof Error ? error.message : String(error)}\n`);
+    if (options.exitProcessWhenStopped === true) process.exit(nodeExitCodes.environment);
     return nodeExitCodes.environment;
   }
   if (options.stopOnSignals !== false) {
