@@ -355,6 +355,35 @@ export class NatsStream implements Stream {
     });
   }
 
+  kvKeys(bucket: string, keyPattern: string, maxKeys: number, done: (outcome: KvResult<readonly string[]>) => void): void {
+    if (!kvBucketPattern.test(bucket)) return this.failLater(done, `invalid kv bucket name ${JSON.stringify(bucket)}`);
+    if (!isValidKvKeyPattern(keyPattern)) return this.failLater(done, `invalid kv key pattern ${JSON.stringify(keyPattern)}`);
+    const context = `kvKeys ${bucket}/${keyPattern}`;
+    this.settle(context, done, async () => {
+      const iterator = await (await this.bucket(bucket)).keys(keyPattern);
+      const keys: string[] = [];
+      // The listing ends when the server says nothing is pending; a bound keeps a lost answer from hanging the caller.
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        iterator.stop();
+      }, this.apiTimeoutMs);
+      try {
+        for await (const key of iterator) {
+          if (keys.length >= maxKeys) {
+            iterator.stop();
+            return { ok: false, error: `${context}: more than ${maxKeys} keys` } as const;
+          }
+          keys.push(key);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      if (timedOut) return { ok: false, error: `${context}: no complete answer within ${this.apiTimeoutMs} ms` } as const;
+      return { ok: true, value: keys } as const;
+    });
+  }
+
   kvWatch(bucket: string, keyPattern: string, handler: (entry: KvEntry) => void): Subscription {
     if (!kvBucketPattern.test(bucket)) throw new RangeError(`invalid kv bucket name ${JSON.stringify(bucket)}`);
     if (!isValidKvKeyPattern(keyPattern)) throw new RangeError(`invalid kv key pattern ${JSON.stringify(keyPattern)}`);

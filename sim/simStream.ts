@@ -602,6 +602,21 @@ export class SimStreamServer {
   }
 
   /** @internal */
+  kvKeys(bucket: string, keyPattern: string, maxKeys: number): KvResult<readonly string[]> {
+    const stream = this.streams.get(`${kvStreamPrefix}${bucket}`);
+    if (!stream) return fail(`kvKeys ${bucket}/${keyPattern}: stream not found`);
+    const prefix = `${kvSubjectPrefix}${bucket}.`;
+    const pattern = `${prefix}${keyPattern}`;
+    const keys: string[] = [];
+    for (const [subject, sequences] of stream.perSubject) {
+      if (sequences.length === 0 || !subjectMatches(pattern, subject)) continue;
+      if (keys.length >= maxKeys) return fail(`kvKeys ${bucket}/${keyPattern}: more than ${maxKeys} keys`);
+      keys.push(subject.slice(prefix.length));
+    }
+    return { ok: true, value: keys };
+  }
+
+  /** @internal */
   watch(bucket: string, watcher: SimWatcher): StreamFailure | undefined {
     const stream = this.streams.get(`${kvStreamPrefix}${bucket}`);
     if (!stream) return fail(`kvWatch ${bucket}: stream not found`);
@@ -901,6 +916,12 @@ export class SimStreamClient implements Stream {
     if (invalid) return this.failSoon(done, invalid);
     const copy = value.slice();
     this.request(`kvUpdate ${bucket}/${key}`, () => this.server.kvWrite("kvUpdate", bucket, key, copy, expectedRevision), done);
+  }
+
+  kvKeys(bucket: string, keyPattern: string, maxKeys: number, done: (outcome: KvResult<readonly string[]>) => void): void {
+    if (!kvBucketPattern.test(bucket)) return this.failSoon(done, `invalid kv bucket name ${JSON.stringify(bucket)}`);
+    if (!isValidKvKeyPattern(keyPattern)) return this.failSoon(done, `invalid kv key pattern ${JSON.stringify(keyPattern)}`);
+    this.request(`kvKeys ${bucket}/${keyPattern}`, () => this.server.kvKeys(bucket, keyPattern, maxKeys), done);
   }
 
   /**

@@ -86,6 +86,12 @@ export interface Stream {
   ): void;
   /** Current values of matching keys first, then every later change. */
   kvWatch(bucket: string, keyPattern: string, handler: (entry: KvEntry) => void): Subscription;
+  /**
+   * The keys matching `keyPattern` that hold a value now, in no particular
+   * order; more than `maxKeys` is a failure (the caller asked for a bound).
+   * Optional so that other implementations of the port stay valid.
+   */
+  kvKeys?(bucket: string, keyPattern: string, maxKeys: number, done: (outcome: KvResult<readonly string[]>) => void): void;
 }
 
 /** Prefix of the error a compare-and-set reports when the key is not at the expected revision (both backends). */
