@@ -11,7 +11,7 @@ import { startCommandMember, type CommandMember } from "../groupcomm/commandMemb
 import type { GuestWatchdogConfig } from "../../machines/guest/guestWatchdog.ts";
 import type { VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import { createHostCommandExecutor, type HostCommandExecutor, type HostCommandExecutorConfig, type HostLeaseState, type ViewSource } from "./hostCommandExecutor.ts";
-import { startHostVmSupervisor, type HostVmSupervisor } from "./hostVmSupervisor.ts";
+import { startHostVmSupervisor, type HostVmSupervisor, type VmReportSink, type VmWatcher } from "./hostVmSupervisor.ts";
 
 export interface HostCommandNodeOptions {
   readonly views: ViewSource;
@@ -23,6 +23,10 @@ export interface HostCommandNodeOptions {
   readonly watchGuest?: (vmId: string) => boolean;
   readonly vmConfig?: Partial<VmMonitorConfig>;
   readonly guestConfig?: Partial<GuestWatchdogConfig>;
+  /** Replaces the default VM watcher (a VM actor per VM). */
+  readonly watcher?: (sink: VmReportSink) => VmWatcher;
+  /** Told after every command this node applied (for invariant checks). */
+  readonly onApplied?: (commandId: string, kind: string) => void;
 }
 
 export interface HostCommandNode {
@@ -43,6 +47,7 @@ export function startHostCommandNode(ports: NodePorts, options: HostCommandNodeO
     ...(options.watchGuest ? { watchGuest: options.watchGuest } : {}),
     ...(options.vmConfig ? { vmConfig: options.vmConfig } : {}),
     ...(options.guestConfig ? { guestConfig: options.guestConfig } : {}),
+    ...(options.watcher ? { watcher: options.watcher } : {}),
   });
   const executor = createHostCommandExecutor(ports, {
     hypervisor,
@@ -51,7 +56,14 @@ export function startHostCommandNode(ports: NodePorts, options: HostCommandNodeO
     onStarted: (vmId) => supervisor.started(vmId),
     ...(options.executor ? { config: options.executor } : {}),
   });
-  const member = startCommandMember(ports, executor.apply, { rejections: options.rejections, streamReplicas: options.streamReplicas ?? 1 });
+  const member = startCommandMember(
+    ports,
+    (command, done) => {
+      options.onApplied?.(command.commandId, command.kind);
+      executor.apply(command, done);
+    },
+    { rejections: options.rejections, streamReplicas: options.streamReplicas ?? 1 },
+  );
   return {
     executor,
     member,

@@ -1,5 +1,5 @@
 /**
- * On a host node: watches the VMs the learned view places here and that run
+ * On a host node: watches the VMs the learned view places here
  * (actors/vm/vmWatch.ts: the VM monitor, and the guest watchdog where the VM
  * has a guest agent), and publishes their health to the manager
  * (hostReports.ts) with the incarnation the view knows this host by.
@@ -12,6 +12,9 @@
  * only the active manager acts on them). Reports are held back while the
  * host holds no lease: an isolated host's VMs are being powered off on
  * purpose, and its reports would only make noise.
+ * A VM that was placed here and that the view no longer wants running at
+ * all (desired stopped, or removed) is shut down here; a VM the view moved
+ * elsewhere is left to the manager's epoch-checked stop.
  * The host's capabilities are published at start and every
  * `capabilitiesIntervalMs`, so a new leader's manager learns them too.
  */
@@ -29,19 +32,42 @@ import { vmsByHost } from "../../machines/view/applyViewCommands.ts";
 import type { HostLeaseState, ViewSource } from "./hostCommandExecutor.ts";
 import { hostReportMessages, hostReportSubject } from "./hostReports.ts";
 
+/** Where a watcher sends what it sees. */
+export interface VmReportSink {
+  vm(vmId: string, health: string): void;
+  guest(vmId: string, health: string): void;
+}
+
+/**
+ * How VMs are watched: by default a VM actor per VM (startVmWatch); a host
+ * that already runs VM actors (the simulator's hypervisor component) passes
+ * its own.
+ */
+export interface VmWatcher {
+  /** Watch `vmId`, meant to run here; reports go to the sink. */
+  watch(vmId: string): void;
+  /** No longer placed here (or no longer wanted). */
+  unwatch(vmId: string): void;
+  stop(): void;
+}
+
 export interface HostVmSupervisorOptions {
   readonly hypervisor: Hypervisor;
   readonly views: ViewSource;
   readonly lease: () => HostLeaseState | undefined;
   readonly rejections: RejectionCounter;
-  /** Which VMs have a guest agent to watch (default: none). */
+  /** Which VMs have a guest agent to watch (default: none); for the default watcher. */
   readonly watchGuest?: (vmId: string) => boolean;
   readonly vmConfig?: Partial<VmMonitorConfig>;
   readonly guestConfig?: Partial<GuestWatchdogConfig>;
+  /** Replaces the default watcher (a VM actor per VM). */
+  readonly watcher?: (sink: VmReportSink) => VmWatcher;
   readonly unhealthyReportRepeatMs?: number;
   readonly capabilitiesIntervalMs?: number;
   /** What to tell the manager about live migration; default false (the Hypervisor port has no migrate operation). */
   readonly supportsLiveMigration?: boolean;
+  /** A VM that ran here and that the view no longer wants running is shut down; forced after this long. */
+  readonly unwantedStopWaitMs?: number;
 }
 
 export interface HostVmSupervisor {
@@ -54,6 +80,7 @@ export interface HostVmSupervisor {
 export const defaultUnhealthyReportRepeatMs = 1_000;
 export const defaultCapabilitiesIntervalMs = 5_000;
 export const maxWatchedVmsPerHost = 10_000;
+export const defaultUnwantedStopWaitMs = 5_000;
 export const hostReportsMetric = "haring_host_reports_total";
 
 /** The incarnation the view knows this host by (the view numbers a first life 0), given the agent's own. */
@@ -67,18 +94,50 @@ export function reportedIncarnation(view: View, hostId: string, agentIncarnation
   return host.incarnation === 0 || host.incarnation === agentIncarnation ? host.incarnation : agentIncarnation;
 }
 
+/** The default watcher: a VM actor (VM monitor, guest watchdog where asked) per watched VM. */
+export function vmActorWatcher(ports: NodePorts, hypervisor: Hypervisor, options: Pick<HostVmSupervisorOptions, "rejections" | "watchGuest" | "vmConfig" | "guestConfig">, sink: VmReportSink): VmWatcher {
+  const router: VmEventRouter = createVmEventRouter(hypervisor);
+  const watches = new Map<string, VmWatch>();
+  return {
+    watch(vmId) {
+      if (watches.has(vmId)) return;
+      watches.set(
+        vmId,
+        startVmWatch(ports, {
+          vmId,
+          desired: "running",
+          router,
+          rejections: options.rejections,
+          watchGuest: options.watchGuest?.(vmId) ?? false,
+          ...(options.vmConfig ? { vmConfig: options.vmConfig } : {}),
+          ...(options.guestConfig ? { guestConfig: options.guestConfig } : {}),
+          onVmReport: (report) => sink.vm(vmId, report.health),
+          onGuestReport: (report) => sink.guest(vmId, report.health),
+        }),
+      );
+    },
+    unwatch(vmId) {
+      watches.get(vmId)?.dispose();
+      watches.delete(vmId);
+    },
+    stop() {
+      for (const watch of watches.values()) watch.dispose();
+      watches.clear();
+      router.dispose();
+    },
+  };
+}
+
 export function startHostVmSupervisor(ports: NodePorts, options: HostVmSupervisorOptions): HostVmSupervisor {
   const hostId = ports.nodeId;
   const { hypervisor, views } = options;
   const subject = hostReportSubject(ports.clusterId);
-  const watches = new Map<string, VmWatch>();
-  const router: VmEventRouter = createVmEventRouter(hypervisor);
   let correlation = 0;
   let stopped = false;
   let repeatTimer: TimerId | undefined;
-  /** vmId → the last VM and guest health reported, for repeats. */
-  const lastHealth = new Map<string, { vm: string; guest: string }>();
   let capabilitiesTimer: TimerId | undefined;
+  /** vmId → the last VM and guest health reported, for repeats; the keys are the watched VMs. */
+  const lastHealth = new Map<string, { vm: string; guest: string }>();
 
   const placedHere = (view: View, vmId: string): boolean => {
     const vm = view.vms.get(vmId);
@@ -94,38 +153,50 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
     ports.network.publish(subject, hostReportMessages.encode(type, hostId, `report-${++correlation}`, body));
   };
 
+  const sink: VmReportSink = {
+    vm(vmId, health) {
+      const last = lastHealth.get(vmId);
+      if (last === undefined) return;
+      last.vm = health;
+      publish("host.vm-report", vmId, health);
+    },
+    guest(vmId, health) {
+      const last = lastHealth.get(vmId);
+      if (last === undefined) return;
+      last.guest = health;
+      publish("host.guest-report", vmId, health);
+    },
+  };
+  const watcher = options.watcher?.(sink) ?? vmActorWatcher(ports, hypervisor, options, sink);
+
   const watch = (vmId: string): void => {
-    if (stopped || watches.has(vmId) || watches.size >= maxWatchedVmsPerHost) return;
-    const health = { vm: "unknown", guest: "unmonitored" };
-    lastHealth.set(vmId, health);
-    watches.set(
-      vmId,
-      startVmWatch(ports, {
-        vmId,
-        desired: "running",
-        router,
-        rejections: options.rejections,
-        watchGuest: options.watchGuest?.(vmId) ?? false,
-        ...(options.vmConfig ? { vmConfig: options.vmConfig } : {}),
-        ...(options.guestConfig ? { guestConfig: options.guestConfig } : {}),
-        onVmReport: (report) => {
-          health.vm = report.health;
-          publish("host.vm-report", vmId, report.health);
-        },
-        onGuestReport: (report) => {
-          health.guest = report.health;
-          publish("host.guest-report", vmId, report.health);
-        },
-      }),
-    );
+    if (stopped || lastHealth.has(vmId) || lastHealth.size >= maxWatchedVmsPerHost) return;
+    lastHealth.set(vmId, { vm: "unknown", guest: "unmonitored" });
+    watcher.watch(vmId);
+  };
+
+  /** Shuts down a VM the view no longer wants running at all (stopped or removed), forced if it lingers. */
+  const stopUnwanted = (vmId: string): void => {
+    hypervisor.stop(vmId, false, (requested) => {
+      if (!requested.ok) return;
+      ports.log.write("info", "host.vm-unwanted-stopped", { vm: vmId });
+      ports.clock.setTimeout(() => {
+        if (stopped) return;
+        hypervisor.status(vmId, (status) => {
+          if (status.ok && (status.value?.state === "running" || status.value?.state === "paused")) hypervisor.stop(vmId, true, () => undefined);
+        });
+      }, options.unwantedStopWaitMs ?? defaultUnwantedStopWaitMs);
+    });
   };
 
   const follow = (view: View): void => {
-    for (const [vmId, vmWatch] of [...watches]) {
+    for (const vmId of [...lastHealth.keys()]) {
       if (placedHere(view, vmId)) continue;
-      vmWatch.dispose();
-      watches.delete(vmId);
+      watcher.unwatch(vmId);
       lastHealth.delete(vmId);
+      // Moved elsewhere: the manager stops it here (epoch-checked). Not wanted anywhere any more: stop it now.
+      const vm = view.vms.get(vmId);
+      if (vm === undefined || vm.desiredState === "stopped") stopUnwanted(vmId);
     }
     for (const vmId of vmsPlacedOn(view, hostId)) if (placedHere(view, vmId)) watch(vmId);
   };
@@ -160,16 +231,15 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
       if (placedHere(views.view(), vmId)) watch(vmId);
     },
     get watchedVmIds() {
-      return [...watches.keys()];
+      return [...lastHealth.keys()];
     },
     stop() {
       stopped = true;
       applied.unsubscribe();
       if (repeatTimer !== undefined) ports.clock.clearTimeout(repeatTimer);
       if (capabilitiesTimer !== undefined) ports.clock.clearTimeout(capabilitiesTimer);
-      for (const vmWatch of watches.values()) vmWatch.dispose();
-      watches.clear();
-      router.dispose();
+      watcher.stop();
+      lastHealth.clear();
     },
   };
 }

@@ -74,6 +74,8 @@ export interface ManagerActorOptions {
   readonly vmDefinition?: (vmId: string) => VmDefinitionHint;
   /** Every note, after it is logged (for tests and the scenario component). */
   readonly onNote?: (note: ManagerNoteParams) => void;
+  /** Every member outcome of a host command (for invariant checks). */
+  readonly onHostCommandOutcome?: (commandId: string, hostId: string, status: HostCommandOutcome["status"]) => void;
 }
 
 export type OperatorOutcome = { readonly ok: true; readonly outcome: ProposalOutcome } | { readonly ok: false; readonly error: string };
@@ -154,6 +156,7 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
       options.commands.send([command.hostId], encoded, { timeoutMs: config.hostCommandTimeoutMs }, (outcomes) => {
         for (const outcome of outcomes) {
           if (outcome.memberId !== command.hostId) continue;
+          options.onHostCommandOutcome?.(commandId, command.hostId, outcome.status);
           const error = outcome.status === "failed" ? outcome.error : outcome.status === "timed-out" ? "no result in time" : undefined;
           if (outcome.status === "applied") {
             const detail = decodeHostCommandResult(outcome.result);

@@ -12,7 +12,7 @@ import type { HostProposal } from "../../machines/detection/hostProposals.ts";
 import type { ManagerConfig } from "../../machines/manager/managerConfig.ts";
 import type { ManagerNoteParams } from "../../machines/manager/managerMachine.ts";
 import type { VmDefinitionHint } from "../hostCommands/hostCommandMessages.ts";
-import { startManagerActor, type ManagerActor } from "./managerActor.ts";
+import { startManagerActor, type ManagerActor, type ManagerActorOptions } from "./managerActor.ts";
 
 export interface ManagerOnControllerOptions {
   readonly controller: ControllerActor;
@@ -22,6 +22,7 @@ export interface ManagerOnControllerOptions {
   readonly streamReplicas?: 1 | 3;
   readonly vmDefinition?: (vmId: string) => VmDefinitionHint;
   readonly onNote?: (note: ManagerNoteParams) => void;
+  readonly onHostCommandOutcome?: ManagerActorOptions["onHostCommandOutcome"];
 }
 
 export interface ManagerOnController {
@@ -42,6 +43,7 @@ export function startManagerOnController(ports: NodePorts, options: ManagerOnCon
     ...(options.tickIntervalMs === undefined ? {} : { tickIntervalMs: options.tickIntervalMs }),
     ...(options.vmDefinition ? { vmDefinition: options.vmDefinition } : {}),
     ...(options.onNote ? { onNote: options.onNote } : {}),
+    ...(options.onHostCommandOutcome ? { onHostCommandOutcome: options.onHostCommandOutcome } : {}),
   });
   return {
     manager,
