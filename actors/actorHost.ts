@@ -114,6 +114,13 @@ export interface ActorHost<TLogic extends AnyStateMachine> {
   dispose(): void;
   /** Queues an event; false when it was dropped (mailbox full, or not running). */
   send(event: EventFromLogic<TLogic>): boolean;
+  /**
+   * Hands an event to the machine at once, past the mailbox, as xstate hands
+   * over its own delayed events: for a timer the machine asked its actor to
+   * keep (a named action standing in for a delayed raise). Call it only from
+   * that timer's callback. False when the actor is not running.
+   */
+  deliverNow(event: EventFromLogic<TLogic>): boolean;
   listen<M extends SchemaMap, T extends MessageType<M> = MessageType<M>>(
     subject: string,
     registry: MessageRegistry<M>,
@@ -138,6 +145,8 @@ export interface ActorHostOptions<TLogic extends AnyStateMachine> {
   readonly rejections?: RejectionCounter;
   /** Called with each new xstate actor (first start and every restart) before it starts; see effectBinding.ts. */
   readonly onActorCreated?: (actor: AnyActor) => void;
+  /** Called whenever the actor ends (stop, error, completion): timers kept for the machine (see deliverNow) go with xstate's own. */
+  readonly onActorTimersCancelled?: () => void;
   /**
    * Handles an event without xstate where the machine would only run actions
    * on it (no state change, no timer, no raised event): carries out the same
@@ -270,6 +279,7 @@ export function createActorHost<TLogic extends AnyStateMachine>(
   }
 
   function cancelTimers(): void {
+    options.onActorTimersCancelled?.();
     if (drainScheduled) clock.clearTimeout(drainTimer);
     if (restartScheduled) clock.clearTimeout(restartTimer);
     drainScheduled = false;
@@ -452,6 +462,13 @@ export function createActorHost<TLogic extends AnyStateMachine>(
     },
 
     send,
+
+    deliverNow(event) {
+      const current = actor;
+      if (status !== "running" || current === undefined) return false;
+      if (shortcut === undefined || !tookShortcut(current, event)) current.send(event);
+      return true;
+    },
 
     listen<M extends SchemaMap, T extends MessageType<M> = MessageType<M>>(
       subject: string,

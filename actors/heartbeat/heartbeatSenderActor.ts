@@ -10,6 +10,7 @@ import {
   heartbeatSenderMachine,
   heartbeatSenderShortcut,
   type AnswerProbeParams,
+  type ArmBeatParams,
   type HeartbeatSenderConfig,
   type IsolateParams,
   type LeaseExtendedParams,
@@ -60,6 +61,8 @@ interface SenderEffects {
   isolate(params: IsolateParams): void;
   leaseExtended(params: LeaseExtendedParams): void;
   answerProbe(params: AnswerProbeParams): void;
+  armBeat(params: ArmBeatParams): void;
+  disarmBeat(): void;
 }
 
 const senderEffects = createEffectBinding<SenderEffects>("heartbeat sender");
@@ -72,6 +75,8 @@ const boundSenderMachine = heartbeatSenderMachine.provide({
     isolate: ({ self }, params) => senderEffects.of(self).isolate(params),
     leaseExtended: ({ self }, params) => senderEffects.of(self).leaseExtended(params),
     answerProbe: ({ self }, params) => senderEffects.of(self).answerProbe(params),
+    armBeat: ({ self }, params) => senderEffects.of(self).armBeat(params),
+    disarmBeat: ({ self }) => senderEffects.of(self).disarmBeat(),
   },
 });
 
@@ -107,6 +112,16 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
   let leaseUntilMs = 0;
   let leaseTimer: TimerId | undefined;
   let isolationRun = 0;
+  // The beat timer (armBeat): ours rather than xstate's, so the beat reaches the machine through the host's shortcut.
+  let beatTimer: TimerId | undefined;
+  const clearBeat = (): void => {
+    if (beatTimer !== undefined) ports.clock.clearTimeout(beatTimer);
+    beatTimer = undefined;
+  };
+  const beatDue = (): void => {
+    beatTimer = undefined;
+    host.deliverNow({ type: "beat.due" });
+  };
 
   // Retries stop with the actor: a disposed host must leave no timer running.
   const alive = (): boolean => host.status === "running" || host.status === "restarting";
@@ -202,6 +217,11 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
       if (replyTo === "") return;
       ports.network.publish(replyTo, heartbeatMessages.encode("probe.ack", hostId, `probe-ack-${++correlation}`, { hostId, incarnation }));
     },
+    armBeat: ({ delayMs }) => {
+      clearBeat();
+      beatTimer = ports.clock.setTimeout(beatDue, delayMs);
+    },
+    disarmBeat: clearBeat,
   };
   const host: HeartbeatSenderHost = createActorHost(boundSenderMachine, ports, {
     name: `hb-sender/${hostId}`,
@@ -214,7 +234,9 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     },
     rejections: options.rejections,
     onActorCreated: (actor) => senderEffects.bind(actor, effects),
-    shortcut: (context, state, event) => heartbeatSenderShortcut(context, state, event, effects.leaseExtended) ?? takeMachine,
+    // The beat dies with its actor, as xstate's own timers do.
+    onActorTimersCancelled: clearBeat,
+    shortcut: (context, state, event) => heartbeatSenderShortcut(context, state, event, effects) ?? takeMachine,
   });
   host.start();
   if (lease !== undefined) {

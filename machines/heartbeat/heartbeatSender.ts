@@ -1,4 +1,4 @@
-import { assign, setup } from "xstate";
+import { assign, cancel, raise, setup } from "xstate";
 import type { GrantOutcome } from "./heartbeatMonitor.ts";
 import { rendezvousOrder } from "./rendezvousOrder.ts";
 
@@ -29,6 +29,14 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
  * event carrying the same sequence number; `isolate` must end in
  * `isolation.done` with a higher incarnation once that is durable; the actor
  * turns `leaseExtended` into a timer that sends `lease.expired`.
+ *
+ * The beat timer is a pair of named actions, `armBeat` (the last entry action
+ * of `beating`) and `disarmBeat` (its exit action), which by default are
+ * exactly what xstate does for an `after` delay: a delayed raise of
+ * `beat.due` and its cancellation. The actor layer provides them as a timer of
+ * its own that hands `beat.due` to the machine at once, so that the beat, the
+ * hottest event of a simulation, can take the actor host's shortcut past
+ * xstate (`heartbeatSenderShortcut`).
  */
 export interface HeartbeatSenderConfig {
   readonly heartbeatIntervalMs: number;
@@ -110,7 +118,9 @@ export type HeartbeatSenderEvent =
   | { readonly type: "lease.expired"; readonly nowMs: number }
   | { readonly type: "isolation.done"; readonly incarnation: number }
   | { readonly type: "probe.received"; readonly replyTo: string }
-  | { readonly type: "haring.resume" };
+  | { readonly type: "haring.resume" }
+  /** The beat timer ran out (see `armBeat`). */
+  | { readonly type: "beat.due" };
 
 export interface SendHeartbeatParams {
   readonly monitorId: string;
@@ -137,6 +147,13 @@ export interface IsolateParams {
 export interface LeaseExtendedParams {
   readonly leaseUntilMs: number;
 }
+
+export interface ArmBeatParams {
+  readonly delayMs: number;
+}
+
+/** What the default `armBeat` raises, and `disarmBeat` cancels. */
+export const beatTimerId = "beat";
 
 export interface AnswerProbeParams {
   readonly replyTo: string;
@@ -187,6 +204,24 @@ const missCompletesStreak = (context: HeartbeatSenderContext, event: HeartbeatSe
 const excludedWithoutLease = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
   event.type === "heartbeat.acked" && event.grant === "excluded" && context.phase === "joining" && event.sequence >= context.firstSequenceOfIncarnation;
 
+const driftBackDue = (context: HeartbeatSenderContext): boolean =>
+  context.targetIndex !== 0 && context.beatsOnFallback >= driftBackAfterBeats(context.config);
+
+const heartbeatParams = (context: HeartbeatSenderContext): SendHeartbeatParams => ({
+  monitorId: currentTarget(context),
+  sequence: context.nextSequence,
+  incarnation: context.incarnation,
+});
+
+const petParams = (context: HeartbeatSenderContext): PetWatchdogParams => ({ leaseUntilMs: context.phase === "leased" ? context.leaseUntilMs : null });
+
+const armBeatParams = (context: HeartbeatSenderContext): ArmBeatParams => ({ delayMs: context.config.heartbeatIntervalMs });
+
+const beatSent = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({
+  nextSequence: context.nextSequence + 1,
+  beatsOnFallback: context.targetIndex === 0 ? 0 : context.beatsOnFallback + 1,
+});
+
 const countedMiss = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({
   consecutiveMissedAcks: context.consecutiveMissedAcks + 1,
   acksMissed: context.acksMissed + 1,
@@ -201,26 +236,47 @@ function extendedLease(context: HeartbeatSenderContext, event: HeartbeatSenderEv
   return { leaseUntilMs, phase: "leased" as const, leasesGranted: context.leasesGranted + 1 };
 }
 
+/** The effects a shortcut step may carry out: the named actions of the machine it stands in for. */
+export interface HeartbeatSenderShortcutEffects {
+  sendHeartbeat(params: SendHeartbeatParams): void;
+  petWatchdog(params: PetWatchdogParams): void;
+  leaseExtended(params: LeaseExtendedParams): void;
+  armBeat(params: ArmBeatParams): void;
+  disarmBeat(): void;
+}
+
 /**
- * The machine's step on an ack or a miss in `beating` where it only runs
- * actions (counting, extending the lease), without xstate: returns the next
- * context and calls `leaseExtended` as the machine would. Undefined where the
- * machine changes state (a switch, isolation) or does nothing: the machine
- * handles those. The guards below are the machine's, in its order.
+ * The machine's step, without xstate, where in `beating` it only runs actions
+ * or re-enters `beating` without a switch: an ack or a miss (counting,
+ * extending the lease) and a beat with no drift-back due (exit, then entry:
+ * send, pet, count, re-arm). Carries out the effects as the machine would and
+ * returns the next context. Undefined where the machine switches monitors,
+ * isolates, or does nothing: the machine handles those. The guards are the
+ * machine's, in its order.
  */
 export function heartbeatSenderShortcut(
   context: HeartbeatSenderContext,
   state: unknown,
   event: HeartbeatSenderEvent,
-  leaseExtended: (params: LeaseExtendedParams) => void,
+  effects: HeartbeatSenderShortcutEffects,
 ): HeartbeatSenderContext | undefined {
-  if (state !== "beating" || (event.type !== "heartbeat.acked" && event.type !== "heartbeat.missed")) return undefined;
+  if (state !== "beating") return undefined;
+  if (event.type === "beat.due") {
+    if (driftBackDue(context)) return undefined;
+    effects.disarmBeat();
+    effects.sendHeartbeat(heartbeatParams(context));
+    effects.petWatchdog(petParams(context));
+    const next: HeartbeatSenderContext = { ...context, ...beatSent(context) };
+    effects.armBeat(armBeatParams(next));
+    return next;
+  }
+  if (event.type !== "heartbeat.acked" && event.type !== "heartbeat.missed") return undefined;
   if (missCompletesStreak(context, event)) return undefined;
   if (missForCurrentTarget(context, event)) return { ...context, ...countedMiss(context) };
   if (event.type !== "heartbeat.acked" || excludedWithoutLease(context, event)) return undefined;
   const counted: HeartbeatSenderContext = isForCurrentTarget(context, event) ? { ...context, ...countedAck(context) } : context;
   const next: HeartbeatSenderContext = { ...counted, ...extendedLease(counted, event) };
-  leaseExtended({ leaseUntilMs: next.leaseUntilMs });
+  effects.leaseExtended({ leaseUntilMs: next.leaseUntilMs });
   return next;
 }
 
@@ -237,6 +293,8 @@ export const heartbeatSenderMachine = setup({
     isolate: (_, _params: IsolateParams) => {},
     leaseExtended: (_, _params: LeaseExtendedParams) => {},
     answerProbe: (_, _params: AnswerProbeParams) => {},
+    armBeat: raise({ type: "beat.due" }, { id: beatTimerId, delay: (_, params: ArmBeatParams) => params.delayMs }),
+    disarmBeat: cancel(beatTimerId),
     moveToNextTarget: assign({
       targetIndex: ({ context }) => nextTargetIndex(context),
       consecutiveMissedAcks: 0,
@@ -259,13 +317,10 @@ export const heartbeatSenderMachine = setup({
     isForCurrentTarget: ({ context, event }) => isForCurrentTarget(context, event),
     missCompletesStreak: ({ context, event }) => missCompletesStreak(context, event),
     missForCurrentTarget: ({ context, event }) => missForCurrentTarget(context, event),
-    driftBackDue: ({ context }) => context.targetIndex !== 0 && context.beatsOnFallback >= driftBackAfterBeats(context.config),
+    driftBackDue: ({ context }) => driftBackDue(context),
     excludedWithoutLease: ({ context, event }) => excludedWithoutLease(context, event),
     leaseRanOut: ({ context, event }) => event.type === "lease.expired" && context.phase === "leased" && event.nowMs >= context.leaseUntilMs,
     isNewIncarnation: ({ context, event }) => event.type === "isolation.done" && event.incarnation > context.incarnation,
-  },
-  delays: {
-    heartbeatInterval: ({ context }) => context.config.heartbeatIntervalMs,
   },
 }).createMachine({
   id: "heartbeatSender",
@@ -328,18 +383,14 @@ export const heartbeatSenderMachine = setup({
     },
     beating: {
       entry: [
-        {
-          type: "sendHeartbeat",
-          params: ({ context }) => ({ monitorId: currentTarget(context), sequence: context.nextSequence, incarnation: context.incarnation }),
-        },
-        { type: "petWatchdog", params: ({ context }) => ({ leaseUntilMs: context.phase === "leased" ? context.leaseUntilMs : null }) },
-        assign({
-          nextSequence: ({ context }) => context.nextSequence + 1,
-          beatsOnFallback: ({ context }) => (context.targetIndex === 0 ? 0 : context.beatsOnFallback + 1),
-        }),
+        { type: "sendHeartbeat", params: ({ context }) => heartbeatParams(context) },
+        { type: "petWatchdog", params: ({ context }) => petParams(context) },
+        assign(({ context }) => beatSent(context)),
+        { type: "armBeat", params: ({ context }) => armBeatParams(context) },
       ],
-      after: {
-        heartbeatInterval: [
+      exit: "disarmBeat",
+      on: {
+        "beat.due": [
           {
             guard: "driftBackDue",
             target: "beating",
@@ -354,8 +405,6 @@ export const heartbeatSenderMachine = setup({
           },
           { target: "beating", reenter: true },
         ],
-      },
-      on: {
         "haring.resume": { target: "beating", reenter: true },
         "heartbeat.acked": [
           {
