@@ -9,7 +9,9 @@
  * node's own clock, so a paused node hears of it after it resumes and a
  * crashed one never does. A crash keeps the durable bytes, optionally
  * plus a torn prefix of the unsynced ones; the next open detects the torn or
- * corrupt tail by its framing and cuts it (`discardedTailBytes`).
+ * corrupt tail by its framing and cuts it (`discardedTailBytes`). A disk can
+ * also be lost whole while its node is down (`wipe`): the next incarnation
+ * starts on an empty disk.
  */
 import type { Random } from "../actors/ports/random.ts";
 import { storageNamePattern } from "../actors/ports/storage.ts";
@@ -120,6 +122,18 @@ export class SimDisk {
       tornBytes += fragmentBytes;
     }
     return { lostBytes, tornBytes };
+  }
+
+  /**
+   * The disk is lost (replaced by an empty one): every log is gone, durable or not. Only while the
+   * node is down (crashed), as a real disk is swapped; returns the bytes lost.
+   */
+  wipe(): number {
+    if (this.mounted?.isAlive) throw new RangeError("a disk can only be lost while its node is down (crash it first)");
+    let lostBytes = 0;
+    for (const file of this.files.values()) lostBytes += file.length;
+    this.files.clear();
+    return lostBytes;
   }
 
   /**

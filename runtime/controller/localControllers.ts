@@ -5,12 +5,14 @@
  * runtime/controller/main.ts --config FILE`.
  *
  * A member can be killed with any signal (SIGKILL is a crash: its data
- * directory stays) and started again with the same config, which then
- * recovers from its log. `stopAll()` sends SIGTERM, then SIGKILL after a
+ * directory stays) and started again, which then recovers from its log. Its
+ * config says `bootstrap: true` only for the first start: a member started
+ * again on an empty data directory (a lost disk, `wipeData()`) must rejoin,
+ * never bootstrap (that would forget its promises and votes). `stopAll()` sends SIGTERM, then SIGKILL after a
  * bound, and is safe to call twice or after a failed start.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PaxosTimings } from "./controllerConfig.ts";
@@ -40,6 +42,7 @@ export class LocalController {
   private exited: Promise<number | null> = Promise.resolve(null);
   private output = "";
   private lastExitCode: number | null = null;
+  private starts = 0;
 
   constructor(
     readonly id: string,
@@ -67,6 +70,10 @@ export class LocalController {
 
   start(): void {
     if (this.child) throw new Error(`controller ${this.id} is already running (pid ${this.child.pid})`);
+    if (this.starts++ === 1) {
+      const config = JSON.parse(readFileSync(this.configPath, "utf8")) as Record<string, unknown>;
+      writeFileSync(this.configPath, `${JSON.stringify({ ...config, bootstrap: false }, null, 2)}\n`);
+    }
     const child = spawn(process.execPath, [...this.nodeArguments, "--import", "tsx", controllerMain, "--config", this.configPath], {
       cwd: repositoryRoot,
       stdio: ["ignore", "pipe", "pipe"],
@@ -100,6 +107,12 @@ export class LocalController {
     const ended = await Promise.race([this.exited.then(() => true), new Promise<boolean>((done) => (timer = setTimeout(() => done(false), waitMs)))]);
     clearTimeout(timer);
     if (!ended && signal !== "SIGKILL") await this.kill("SIGKILL", waitMs);
+  }
+
+  /** The disk is lost: removes the data directory of a stopped member (it rejoins on its next start). */
+  wipeData(): void {
+    if (this.child) throw new Error(`controller ${this.id} is running: stop or kill it before losing its disk`);
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 
   /** SIGTERM (a clean stop that writes view.json), SIGKILL after the grace period. */

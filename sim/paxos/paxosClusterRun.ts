@@ -82,6 +82,11 @@ export interface PaxosClusterRunOptions {
   readonly mirrorBoundMs: number;
   readonly config?: Partial<Omit<PaxosConfig, "acceptorIds">>;
   readonly transcriptLevel?: LogLevel;
+  /**
+   * Percent of controller crashes that also lose the disk (the controller restarts empty and must
+   * rejoin). Only while no other controller is rejoining: losing a majority's disks is not survivable.
+   */
+  readonly diskLossPercent?: number;
 }
 
 export const defaultPaxosClusterRunOptions = { controllers: 3, hosts: 2, chaosMs: 1_500, healBoundMs: 3_000, mirrorBoundMs: 3_000 } as const;
@@ -93,6 +98,7 @@ export interface PaxosClusterStats {
   readonly commandsRejected: number;
   readonly commandsWithoutOutcome: number;
   readonly crashes: number;
+  readonly disksLost: number;
   readonly partitions: number;
   readonly pauses: number;
   readonly outages: number;
@@ -122,6 +128,7 @@ function checkOptions(options: PaxosClusterRunOptions): void {
   check("chaosMs", options.chaosMs, 0, paxosClusterLimits.maxChaosMs);
   check("healBoundMs", options.healBoundMs, 1, paxosClusterLimits.maxChaosMs);
   check("mirrorBoundMs", options.mirrorBoundMs, 1, paxosClusterLimits.maxChaosMs);
+  check("diskLossPercent", options.diskLossPercent ?? 0, 0, 100);
 }
 
 export function runPaxosCluster(options: Partial<PaxosClusterRunOptions> & { readonly seed: number }): PaxosClusterRunResult {
@@ -146,7 +153,9 @@ class PaxosClusterRun {
   private healed = false;
   private commandCounter = 0;
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
-  private counts = { crashes: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0 };
+  /** Controllers that lost their disk and have not voted again yet. */
+  private readonly rejoinPending = new Set<string>();
+  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0 };
   private mirrorSlot = -1;
   private mirrorValue: string | undefined;
   private inspector: SimStreamClient | undefined;
@@ -232,6 +241,7 @@ class PaxosClusterRun {
         observer: {
           synced: (nodeId, records) => this.invariants.synced(nodeId, records),
           stepped: (report) => {
+            if (report.state.acceptor.mode === "voting") this.rejoinPending.delete(id);
             this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
             const proposer = report.state.proposer;
             const leaseEndsAtGlobalMs = holdsLease(proposer, report.nowMs)
@@ -337,6 +347,13 @@ class PaxosClusterRun {
     const id = up[random.int(up.length)]!;
     this.world.crash(id);
     this.counts.crashes++;
+    const diskLossPercent = this.options.diskLossPercent ?? 0;
+    if (diskLossPercent > 0 && this.controllerIds.includes(id) && random.int(100) < diskLossPercent && this.rejoinPending.size === 0) {
+      this.world.disk(id).wipe();
+      this.invariants.diskLost(id);
+      this.rejoinPending.add(id);
+      this.counts.disksLost++;
+    }
     this.world.schedule(50 + random.int(600), () => {
       if (!this.healed && this.world.nodeState(id) === "crashed") this.world.restart(id);
     });

@@ -14,7 +14,10 @@
  *   command, and no command takes effect twice (applied other than as a
  *   duplicate at two slots);
  * - at most one controller holds the leader lease at any instant of global
- *   time.
+ *   time;
+ * - an acceptor that lost its disk makes nothing durable (no promise, no
+ *   vote) before its rejoin completed (its `init` record), so it never
+ *   answers from a memory it lost.
  */
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { majorityOf } from "../../machines/paxos/config.ts";
@@ -41,6 +44,8 @@ export class PaxosInvariants {
   private readonly lastEpochByIncarnation = new Map<string, number>();
   private readonly leaseEndsAtGlobalMs = new Map<string, number>();
   private readonly committedOutcomes = new Map<string, number>();
+  /** Acceptors that lost their disk and have not yet made their rejoin durable. */
+  private readonly awaitingRejoin = new Set<string>();
 
   constructor(
     private readonly seed: number,
@@ -68,6 +73,13 @@ export class PaxosInvariants {
   /** Records that became durable on `acceptorId` (after a completed sync or rewrite). */
   synced(acceptorId: string, records: readonly ViewDurableRecord[]): void {
     for (const record of records) {
+      if (this.awaitingRejoin.has(acceptorId)) {
+        if (record.kind === "init") {
+          this.awaitingRejoin.delete(acceptorId);
+          // A completed rejoin makes its fence promise durable with `init`; an `init` alone is a bootstrap, which would forget every promise and vote.
+          if (!records.some((other) => other.kind === "promise")) this.fail(`${acceptorId} lost its disk and bootstrapped again instead of rejoining`);
+        } else if (record.kind === "accept" || record.kind === "promise") this.fail(`${acceptorId} lost its disk and made a ${record.kind} durable before rejoining`);
+      }
       if (record.kind !== "accept") continue;
       let bySlot = this.votes.get(record.slot);
       if (!bySlot) this.votes.set(record.slot, (bySlot = new Map()));
@@ -159,6 +171,11 @@ export class PaxosInvariants {
       if (other !== controllerId && endsAtMs > nowMs) this.fail(`lease: ${controllerId} holds the leader lease while ${other} holds it until ${endsAtMs.toFixed(3)}ms`);
     }
     this.leaseEndsAtGlobalMs.set(controllerId, leaseEndsAtGlobalMs);
+  }
+
+  /** `acceptorId` lost its disk while down: it must rejoin before it promises or votes again. */
+  diskLost(acceptorId: string): void {
+    this.awaitingRejoin.add(acceptorId);
   }
 
   /** A crashed controller holds no lease any more (it cannot act). */
