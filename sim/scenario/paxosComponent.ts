@@ -1,9 +1,10 @@
 /**
  * Multi-Paxos over the cluster view as a scenario component: the real
  * controller actor (actors/paxos) on every controller node, a view learner on
- * every host. At the start the first controller registers the hosts and VMs of
- * cluster.json in the view; each VM with a host is placed there once its host
- * is up in the view (without the detection component nobody reports hosts up,
+ * every host. At the start the hosts and VMs of cluster.json are registered in
+ * the view (proposed again, bounded, until the view holds them, whichever
+ * controller crashes meanwhile); each VM with a host is placed there once its
+ * host is up in the view (without the detection component nobody reports hosts up,
  * so this component brings them up itself).
  *
  * Invariants (sim/paxos/paxosInvariants.ts, fed by the actors' observers):
@@ -35,8 +36,12 @@ export const paxosComponentName = "paxos";
 export const defaultCommitBoundMs = 3_000;
 /** How often the component looks for VMs to place and for the controllers' connectivity to change. */
 export const paxosWatchIntervalMs = 100;
-/** Placement proposals per VM at most; a VM whose host never comes up stays unplaced. */
-export const maxInitialPlacementAttempts = 20;
+/** Proposals per setup command at most (registrations, initial placements); a VM whose host never comes up stays unplaced. */
+export const maxSetupAttempts = 20;
+/** A setup proposal without an outcome this long (its proposer crashed, say) is proposed again. */
+export const setupRetryAfterMs = 2_000;
+/** How often `paxos.commits` looks at the controllers' connectivity: a change is noticed this late at most. */
+export const commitCheckMs = 20;
 export const probeCommittedEvent = "paxos.probe-committed";
 
 export interface PaxosComponentSettings {
@@ -61,6 +66,15 @@ export interface PaxosComponentApi {
   hostsComeUpThroughDetection(): void;
   /** Checked invariants of the run (violations so far). */
   readonly invariants: PaxosInvariants;
+}
+
+interface SetupStep {
+  readonly command: ViewCommand;
+  readonly ready: (view: View) => boolean;
+  readonly done: (view: View) => boolean;
+  attempts: number;
+  inFlightSinceMs: number | undefined;
+  finished: boolean;
 }
 
 function vmRules(cluster: ClusterSpec, vmId: string): { affinity: string[]; antiAffinity: string[] } {
@@ -150,32 +164,56 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
       invariants,
     };
 
-    // ---- initial registration and placement
-    const initialPlacements = cluster.vms.filter((vm) => vm.hostId !== undefined).map((vm) => ({ vmId: vm.vmId, hostId: vm.hostId!, attempts: 0, inFlight: false, done: false }));
-    const placeInitialVms = (): void => {
+    // ---- the cluster of cluster.json set up in the view: proposed again (bounded) until the view holds it, whoever crashes meanwhile
+    const steps: SetupStep[] = [];
+    const step = (command: ViewCommand, ready: (view: View) => boolean, done: (view: View) => boolean) =>
+      steps.push({ command, ready, done, attempts: 0, inFlightSinceMs: undefined, finished: false });
+    for (const command of registrationCommands(cluster)) {
+      if (command.type === "host.register") step(command, () => true, (view) => view.hosts.has(command.hostId));
+      else if (command.type === "vm.add") step(command, () => true, (view) => view.vms.has(command.vmId));
+    }
+    for (const host of cluster.hosts) {
+      const hostId = host.hostId;
+      step(
+        { id: `up-${hostId}`, type: "host.up", hostId, incarnation: 0 },
+        (view) => !hostsUpThroughDetection && view.hosts.get(hostId)?.state === "joining",
+        (view) => hostsUpThroughDetection || (view.hosts.get(hostId) !== undefined && view.hosts.get(hostId)!.state !== "joining"),
+      );
+    }
+    for (const vm of cluster.vms) {
+      const hostId = vm.hostId;
+      if (hostId === undefined) continue;
+      step(
+        { id: `place-${vm.vmId}`, type: "vm.place", vmId: vm.vmId, hostId, expectedPlacementEpoch: 0 },
+        (view) => view.vms.has(vm.vmId) && view.hosts.get(hostId)?.state === "up",
+        (view) => view.vms.get(vm.vmId)?.placement != null,
+      );
+    }
+    const setUpCluster = (): void => {
       const view = api.view();
       if (view !== undefined) {
-        for (const placement of initialPlacements) {
-          if (placement.done || placement.inFlight) continue;
-          const vm = view.vms.get(placement.vmId);
-          if (vm?.placement) {
-            placement.done = true;
+        for (const setup of steps) {
+          if (setup.finished) continue;
+          if (setup.done(view)) {
+            setup.finished = true;
             continue;
           }
-          if (vm === undefined || view.hosts.get(placement.hostId)?.state !== "up") continue;
-          if (placement.attempts >= maxInitialPlacementAttempts) continue;
-          placement.attempts++;
-          placement.inFlight = true;
-          const submitted = propose({ id: `place-${placement.vmId}-${placement.attempts}`, type: "vm.place", vmId: placement.vmId, hostId: placement.hostId, expectedPlacementEpoch: 0 }, (outcome) => {
-            placement.inFlight = false;
-            if (outcome.kind === "committed") placement.done = true;
+          if (setup.inFlightSinceMs !== undefined && world.now() - setup.inFlightSinceMs < setupRetryAfterMs) continue;
+          if (!setup.ready(view) || setup.attempts >= maxSetupAttempts) continue;
+          setup.attempts++;
+          const attempt = setup.attempts;
+          // a retried command gets a new id: the view remembers the first one's outcome
+          const command = attempt === 1 ? setup.command : { ...setup.command, id: `${setup.command.id}-${attempt}` };
+          setup.inFlightSinceMs = world.now();
+          const submitted = propose(command, () => {
+            if (setup.attempts === attempt) setup.inFlightSinceMs = undefined;
           });
-          if (!submitted.ok) placement.inFlight = false;
+          if (!submitted.ok) setup.inFlightSinceMs = undefined;
         }
       }
-      if (initialPlacements.some((placement) => !placement.done && placement.attempts < maxInitialPlacementAttempts)) world.schedule(paxosWatchIntervalMs, placeInitialVms);
+      if (steps.some((setup) => !setup.finished && setup.attempts < maxSetupAttempts)) world.schedule(paxosWatchIntervalMs, setUpCluster);
     };
-    if (initialPlacements.length > 0) world.schedule(paxosWatchIntervalMs, placeInitialVms);
+    if (steps.length > 0) world.schedule(0, setUpCluster);
 
     // ---- liveness: a proposal commits within the bound whenever a majority can talk
     const majority = majorityOf(controllerIds.length);
@@ -235,13 +273,6 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
           onFatal: (error) => invariants.fail(`controller ${nodeId} stopped: ${error}`),
         });
         controllers.set(nodeId, controller);
-        if (incarnation === 1 && nodeId === controllerIds[0]) {
-          // The proposal client retries until a leader is elected.
-          for (const command of registrationCommands(cluster)) proposeThrough(controller, command);
-          if (!hostsUpThroughDetection) {
-            for (const host of cluster.hosts) proposeThrough(controller, { id: `up-${host.hostId}`, type: "host.up", hostId: host.hostId, incarnation: 0 });
-          }
-        }
         return {
           stop: () => {
             invariants.crashed(nodeId);
@@ -272,7 +303,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
         })),
         {
           name: "paxos.commits",
-          everyMs: paxosWatchIntervalMs,
+          everyMs: commitCheckMs,
           check(nowMs, violation) {
             const group = connectedMajority();
             const signature = group === undefined ? "" : signatureOf(group);
@@ -290,9 +321,15 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
       keepLogLine: (line) => line.event === "paxos.leadership" && line.text.includes(" role=leader "),
       finish() {
         const view = api.view();
+        let hostsUp = 0;
+        let vmsPlaced = 0;
+        for (const host of view?.hosts.values() ?? []) if (host.state === "up") hostsUp++;
+        for (const vm of view?.vms.values() ?? []) if (vm.placement !== null) vmsPlaced++;
         log.write("info", "paxos.summary", {
           slots: invariants.slotsChosen,
           epoch: view?.epoch ?? -1,
+          hostsUp,
+          vmsPlaced,
           leader: leaderId() ?? "none",
           probes: probeCount,
         });
