@@ -2,8 +2,10 @@
  * Heartbeat cost over a real nats-server: how many hosts one monitor process
  * serves within half a core, and how many messages a host costs.
  *
- * One monitor process (the real monitor actor, reporting digests and granting
- * leases), the leader's detector in this process, and load-generator
+ * One monitor process (`haring node --config` with `"role": "monitor"`: the
+ * real monitor actor, reporting digests and granting leases; its CPU time and
+ * mailbox drops read from its status.json), the leader's detector in this
+ * process, and load-generator
  * processes standing in for hosts (bench/detectionLoadGenerator.ts: the same
  * pings, every 100 ms, without the host agent's machine). The host count is
  * raised step by step; each step reports the monitor's CPU share (its own
@@ -25,8 +27,9 @@ import { startFailureDetector } from "../actors/detection/failureDetectorActor.t
 import { defaultDetectorTickMs, defaultFailureDetectorConfig } from "../machines/detection/detectionConfig.ts";
 import { startNatsServer } from "../runtime/natsServer.ts";
 import { connectRuntimeNode } from "../runtime/runtimeNodePorts.ts";
+import type { MonitorStatus } from "../runtime/node/monitorNode.ts";
+import { startNodeProcess, writeNodeConfig } from "../test/detection/detectionNodeProcess.ts";
 
-const nodeScript = fileURLToPath(new URL("../test/detection/detectionNodeProcess.ts", import.meta.url));
 const generatorScript = fileURLToPath(new URL("./detectionLoadGenerator.ts", import.meta.url));
 const hostsPerGenerator = 1_500;
 const warmUpSeconds = 2;
@@ -83,13 +86,20 @@ async function main(): Promise<void> {
     detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
     let monitorCpu: number[] = [];
     let monitorDropped = 0;
-    const monitor = startJsonProcess(nodeScript, ["--role", "monitor", "--id", "m1", "--nats", server.url, "--cluster", "bench", "--data-dir", directory, "--monitors", "m1"], (event) => {
-      if (event.event !== "stats") return;
-      if (process.env.HARING_BENCH_DEBUG) process.stderr.write(`monitor ${JSON.stringify(event)}\n`);
-      monitorCpu.push(Number(event.cpuShare));
-      monitorDropped = Number(event.mailboxDropped);
-    });
+    const { configPath, dataDir } = writeNodeConfig(directory, { role: "monitor", clusterId: "bench", nodeId: "m1", natsUrls: [server.url], statusIntervalMs: 250 });
+    const monitor = startNodeProcess("m1", configPath, dataDir);
+    children.push(monitor.child);
     await monitor.ready;
+    // The monitor's CPU share each second, from the CPU time in its status file.
+    let lastSample: MonitorStatus | undefined;
+    const sampler = setInterval(() => {
+      const status = monitor.status<MonitorStatus>();
+      if (status === undefined) return;
+      if (process.env.HARING_BENCH_DEBUG) process.stderr.write(`monitor ${JSON.stringify(status)}\n`);
+      if (lastSample !== undefined && status.atMs > lastSample.atMs) monitorCpu.push((status.cpuMs - lastSample.cpuMs) / (status.atMs - lastSample.atMs));
+      monitorDropped = status.mailboxDropped;
+      lastSample = status;
+    }, 1_000);
 
     const rows: string[] = [];
     for (const hosts of steps) {
@@ -140,6 +150,8 @@ async function main(): Promise<void> {
       );
       await sleep(1_500);
     }
+    clearInterval(sampler);
+    await monitor.kill("SIGTERM");
     detector.stop();
     await leader.close();
     console.log(`| hosts on one monitor | monitor CPU (share of one core) | pings answered with a lease in time | monitor mailbox drops | load generators' CPU (cores) | NATS msgs in per host per s | NATS msgs out per host per s |`);

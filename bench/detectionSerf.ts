@@ -1,10 +1,13 @@
 /**
  * Host failure detection, haring versus serf (SWIM + Lifeguard), side by side
  * in one run on loopback:
- * - haring: a real nats-server, 3 monitor processes, 20 host agents (15 in one
- *   process, 5 in their own processes so they can be killed) and 3 Paxos
- *   controllers with the failure detector in this process; a failure counts
- *   when the view has committed it;
+ * - haring: a real nats-server and the production entry for every role —
+ *   3 controllers (Paxos on file storage, each running the failure detector),
+ *   3 monitors and 5 host agents as `haring node --config` processes (so they
+ *   can be killed), plus 15 more host agents run in this process by the same
+ *   code (runtime/node/hostNode.ts); the hosts register themselves, and a
+ *   failure counts when the view has committed it (a view learner in this
+ *   process);
  * - serf: 20 `serf agent` processes (Debian's serf, default `lan` profile);
  *   s1 runs a member-failed event handler that stamps the time.
  * Each round kills (SIGKILL) one haring host process and one serf agent at the
@@ -17,20 +20,20 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { createRejectionCounter } from "../actors/codec/rejectionCounter.ts";
-import { startDetectorOnController, type DetectorOnController } from "../actors/detection/detectorOnController.ts";
-import { startControllerActor, type ControllerActor } from "../actors/paxos/controllerActor.ts";
-import { defaultDetectorTickMs, defaultFailureDetectorConfig } from "../machines/detection/detectionConfig.ts";
+import { defaultFailureDetectorConfig } from "../machines/detection/detectionConfig.ts";
 import { leaderMsCovering } from "../machines/detection/leaseArithmetic.ts";
 import { createPaxosConfig } from "../machines/paxos/config.ts";
+import { connectViewClient } from "../runtime/controller/viewClient.ts";
+import type { ControllerStatusFile } from "../runtime/controller/main.ts";
 import { findFreePorts, startNatsServer } from "../runtime/natsServer.ts";
-import { connectRuntimeNode } from "../runtime/runtimeNodePorts.ts";
+import { runHostNode, type RunningHost } from "../runtime/node/hostNode.ts";
+import { parseNodeConfig } from "../runtime/node/nodeConfig.ts";
+import { startNodeProcess, writeNodeConfig, type NodeProcess } from "../test/detection/detectionNodeProcess.ts";
 
-const nodeScript = fileURLToPath(new URL("../test/detection/detectionNodeProcess.ts", import.meta.url));
 const agentCount = 20;
 const monitorIds = ["m1", "m2", "m3"];
+const controllerIds = ["c1", "c2", "c3"];
+const clusterId = "bench";
 const detectionTimeoutMs = 60_000;
 const serfBinary = "/usr/bin/serf";
 
@@ -44,6 +47,7 @@ function argument(name: string, fallback: number): number {
 
 const rounds = argument("--rounds", 5);
 const children: ChildProcess[] = [];
+const nodeProcesses: NodeProcess[] = [];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
@@ -56,56 +60,41 @@ async function waitFor<T>(probe: () => T | undefined, timeoutMs: number): Promis
   return probe();
 }
 
-function startNodeProcess(args: readonly string[]): { child: ChildProcess; ready: Promise<void> } {
-  const child = spawn(process.execPath, ["--import", "tsx", nodeScript, ...args], { stdio: ["ignore", "pipe", "inherit"] });
-  children.push(child);
-  const ready = new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.includes('"ready"')) resolve();
-    });
-    child.on("exit", (code) => reject(new Error(`node process ${args.join(" ")} exited with ${code}`)));
-  });
-  return { child, ready };
-}
-
 async function main(): Promise<void> {
   if (!existsSync(serfBinary)) throw new Error("serf not found: apt-get install -y serf");
   const directory = mkdtempSync(join(tmpdir(), "haring-bench-serf-"));
   const server = await startNatsServer();
   try {
     // haring
-    const controllerIds = ["c1", "c2", "c3"];
-    const controllers: ControllerActor[] = [];
-    const detectors: DetectorOnController[] = [];
-    const closers: Array<() => Promise<void>> = [];
-    let leaderSince: number | undefined;
-    for (const controllerId of controllerIds) {
-      const node = await connectRuntimeNode({ nodeId: controllerId, clusterId: "bench", natsServers: server.url, dataDirectory: join(directory, controllerId), logLine: () => {} });
-      closers.push(() => node.close());
-      const controller = startControllerActor(node.ports, { config: createPaxosConfig(controllerIds), bootstrap: true, rejections: createRejectionCounter(node.ports), kvMirror: false });
-      controllers.push(controller);
-      detectors.push(
-        startDetectorOnController(node.ports, {
-          controller,
-          config: defaultFailureDetectorConfig,
-          tickIntervalMs: defaultDetectorTickMs,
-          rejections: createRejectionCounter(node.ports),
-        }),
-      );
+    const common = { clusterId, natsUrls: [server.url], statusIntervalMs: 100 };
+    const startNode = (config: Record<string, unknown> & { nodeId: string }): NodeProcess => {
+      const { configPath, dataDir } = writeNodeConfig(directory, { ...common, ...config });
+      const node = startNodeProcess(config.nodeId, configPath, dataDir);
+      nodeProcesses.push(node);
+      return node;
+    };
+    const hostConfig = (nodeId: string) => ({ ...common, role: "host", nodeId, controllerIds, monitorIds, capacity: { cpu: 64, memoryMiB: 262_144 }, statusIntervalMs: 0 });
+    const controllers = controllerIds.map((nodeId) => startNode({ role: "controller", nodeId, controllerIds, bootstrap: true, kvMirror: false }));
+    for (const nodeId of monitorIds) startNode({ role: "monitor", nodeId });
+    const victims = Array.from({ length: rounds }, (_, index) => `hv${index + 1}`);
+    const victimProcesses = new Map(victims.map((hostId) => [hostId, startNode(hostConfig(hostId))]));
+    await Promise.all(nodeProcesses.map((node) => node.ready));
+    const inProcessHosts: RunningHost[] = [];
+    const hostIds = [...victims];
+    for (let index = 1; index <= agentCount - rounds; index++) {
+      const nodeId = `h${index}`;
+      const parsed = parseNodeConfig({ ...hostConfig(nodeId), dataDir: join(directory, nodeId) });
+      if (!parsed.ok || parsed.node.role !== "host") throw new Error(`host config: ${parsed.ok ? parsed.node.role : parsed.problems.join("; ")}`);
+      inProcessHosts.push(await runHostNode(parsed.node.config, { logLine: () => {} }));
+      hostIds.push(nodeId);
     }
+    const viewClient = await connectViewClient({ clusterId, nodeId: "bench-view", natsUrls: [server.url], paxos: createPaxosConfig(controllerIds) });
+    let leaderSince: number | undefined;
     const committedFailures = new Map<string, number>();
     const watch = setInterval(() => {
-      if (leaderSince === undefined && controllers.some((controller) => controller.holdsLease())) leaderSince = Date.now();
-      const view = controllers.find((controller) => controller.status === "running")?.view();
-      for (const host of view?.hosts.values() ?? []) if (host.state === "failed" && !committedFailures.has(host.hostId)) committedFailures.set(host.hostId, Date.now());
+      if (leaderSince === undefined && controllers.some((controller) => controller.status<ControllerStatusFile>()?.holdsLease === true)) leaderSince = Date.now();
+      for (const host of viewClient.view().hosts.values()) if (host.state === "failed" && !committedFailures.has(host.hostId)) committedFailures.set(host.hostId, Date.now());
     }, 5);
-    const common = ["--nats", server.url, "--cluster", "bench", "--data-dir", directory, "--monitors", monitorIds.join(",")];
-    const started = monitorIds.map((monitorId) => startNodeProcess(["--role", "monitor", "--id", monitorId, ...common]));
-    const victims = Array.from({ length: rounds }, (_, index) => `hv${index + 1}`);
-    const hostIds = [...victims, ...Array.from({ length: agentCount - rounds }, (_, index) => `h${index + 1}`)];
-    for (const hostId of hostIds) controllers[0]!.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { cpu: 64, memoryMiB: 262_144 } });
-    const victimProcesses = new Map(victims.map((hostId) => [hostId, startNodeProcess(["--role", "host", "--id", hostId, ...common])]));
-    started.push(startNodeProcess(["--role", "hosts", "--id", "h", "--count", String(agentCount - rounds), ...common]), ...victimProcesses.values());
 
     // serf
     const failedLog = join(directory, "serf-failed.log");
@@ -125,14 +114,16 @@ async function main(): Promise<void> {
       if (index === 0) await sleep(300);
     }
 
-    await Promise.all(started.map((process) => process.ready));
+    if ((await waitFor(() => (hostIds.every((hostId) => viewClient.view().hosts.get(hostId)?.state === "up") ? true : undefined), 30_000)) === undefined) {
+      throw new Error("not every haring host came up in the view");
+    }
     const termStartWaitMs = leaderMsCovering(
       defaultFailureDetectorConfig.authorityValidForMs + defaultFailureDetectorConfig.hostLeaseMs + defaultFailureDetectorConfig.maxIsolationDelayMs,
       defaultFailureDetectorConfig.maxClockRateErrorPpm,
     );
     // Both systems settle: haring past its term-start wait, serf's gossip converged.
     await sleep(Math.max(5_000, (leaderSince ?? Date.now()) + termStartWaitMs + 1_000 - Date.now()));
-    const viewHosts = controllers[0]!.view().hosts;
+    const viewHosts = viewClient.view().hosts;
     if (!hostIds.every((hostId) => viewHosts.get(hostId)?.state === "up")) throw new Error("not every haring host is up in the view");
 
     const rows: Array<{ round: number; haringMs: number | undefined; serfMs: number | undefined }> = [];
@@ -140,7 +131,7 @@ async function main(): Promise<void> {
       const hostId = `hv${round}`;
       const serfName = `s${agentCount - round + 1}`;
       const killedAt = Date.now();
-      victimProcesses.get(hostId)!.child.kill("SIGKILL");
+      void victimProcesses.get(hostId)!.kill("SIGKILL");
       serfAgents.get(serfName)!.kill("SIGKILL");
       const haringAt = await waitFor(() => committedFailures.get(hostId), detectionTimeoutMs);
       const serfAt = await waitFor(() => {
@@ -153,9 +144,9 @@ async function main(): Promise<void> {
       await sleep(2_000);
     }
     clearInterval(watch);
-    for (const detector of detectors) detector.stop();
-    for (const controller of controllers) controller.stop();
-    await Promise.all(closers.map((close) => close()));
+    await Promise.all(inProcessHosts.map((host) => host.stop()));
+    await viewClient.close();
+    await Promise.all(nodeProcesses.map((node) => node.kill("SIGTERM")));
 
     const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const haring = rows.map((row) => row.haringMs ?? Number.NaN);
@@ -167,6 +158,7 @@ async function main(): Promise<void> {
     console.log(`\n${agentCount} agents each on loopback, node ${process.version}; haring ÷ serf (medians) = ${(median(haring) / median(serf)).toFixed(2)} (goal ≤ 0.3)`);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await Promise.all(nodeProcesses.map((node) => node.kill("SIGKILL", 5_000)));
     await server.stop();
     rmSync(directory, { recursive: true, force: true });
   }

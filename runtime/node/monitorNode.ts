@@ -6,6 +6,7 @@
  * boot, which the leader tells apart), but takes its data directory for its
  * lock, status.json and metrics.prom.
  */
+import { mailboxDroppedMetric } from "../../actors/actorHost.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { promptClock } from "../controller/promptClock.ts";
@@ -30,6 +31,8 @@ export interface MonitorStatus {
   readonly digestsAcknowledged: number;
   readonly digestsFailed: number;
   readonly cpuMs: number;
+  /** Events dropped by full actor mailboxes since the start (an overloaded monitor). */
+  readonly mailboxDropped: number;
 }
 
 export async function runMonitorNode(config: MonitorNodeConfig, options: RunNodeOptions = {}): Promise<RunningNode> {
@@ -69,6 +72,7 @@ export async function runMonitorNode(config: MonitorNodeConfig, options: RunNode
       digestsAcknowledged: context?.digestsAcknowledged ?? 0,
       digestsFailed: context?.digestsFailed ?? 0,
       cpuMs: Math.round((cpu.user + cpu.system) / 1_000),
+      mailboxDropped: runtime.metrics.total(mailboxDroppedMetric),
     };
   };
   const statusFile = startNodeStatusFile(config.dataDir, config.statusIntervalMs, statusNow, runtime.metrics, ports.log);
