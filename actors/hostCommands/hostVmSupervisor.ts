@@ -66,6 +66,8 @@ export interface HostVmSupervisorOptions {
   readonly capabilitiesIntervalMs?: number;
   /** What to tell the manager about live migration; default false (the Hypervisor port has no migrate operation). */
   readonly supportsLiveMigration?: boolean;
+  /** A VM newly placed here is watched only this long after the placement is seen, unless started here sooner (its start is on the way). */
+  readonly newPlacementWatchDelayMs?: number;
   /** A VM that ran here and that the view no longer wants running is shut down; forced after this long. */
   readonly unwantedStopWaitMs?: number;
 }
@@ -81,6 +83,7 @@ export const defaultUnhealthyReportRepeatMs = 1_000;
 export const defaultCapabilitiesIntervalMs = 5_000;
 export const maxWatchedVmsPerHost = 10_000;
 export const defaultUnwantedStopWaitMs = 5_000;
+export const defaultNewPlacementWatchDelayMs = 2_000;
 export const hostReportsMetric = "haring_host_reports_total";
 
 /** The incarnation the view knows this host by (the view numbers a first life 0), given the agent's own. */
@@ -169,7 +172,10 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
   };
   const watcher = options.watcher?.(sink) ?? vmActorWatcher(ports, hypervisor, options, sink);
 
+  /** Placements seen here whose watch waits for the start (or the delay). */
+  const awaitingStart = new Set<string>();
   const watch = (vmId: string): void => {
+    awaitingStart.delete(vmId);
     if (stopped || lastHealth.has(vmId) || lastHealth.size >= maxWatchedVmsPerHost) return;
     lastHealth.set(vmId, { vm: "unknown", guest: "unmonitored" });
     watcher.watch(vmId);
@@ -198,7 +204,15 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
       const vm = view.vms.get(vmId);
       if (vm === undefined || vm.desiredState === "stopped") stopUnwanted(vmId);
     }
-    for (const vmId of vmsPlacedOn(view, hostId)) if (placedHere(view, vmId)) watch(vmId);
+    for (const vmId of vmsPlacedOn(view, hostId)) {
+      if (!placedHere(view, vmId) || lastHealth.has(vmId) || awaitingStart.has(vmId)) continue;
+      // Watching at once would only report "missing" until the manager's start arrives.
+      awaitingStart.add(vmId);
+      ports.clock.setTimeout(() => {
+        if (!stopped && awaitingStart.has(vmId) && placedHere(views.view(), vmId)) watch(vmId);
+        awaitingStart.delete(vmId);
+      }, options.newPlacementWatchDelayMs ?? defaultNewPlacementWatchDelayMs);
+    }
   };
 
   const repeatUnhealthy = (): void => {

@@ -84,6 +84,8 @@ export interface ManagerActor {
   readonly host: ActorHost<typeof boundManagerMachine>;
   /** From this controller's failure detector: the host's lease and VMs are surely gone by `leaseExpiresByMs`. */
   hostFailureDeclared(proposal: Omit<ProposeHostFailed, "type">): void;
+  /** These VMs are placed by someone else at first (an import of running VMs): no initial placement from the manager for `forMs`. */
+  holdInitialPlacement(vmIds: readonly string[], forMs: number): void;
   /** Whether the planner acts now (this controller leads with a lease). */
   isActive(): boolean;
   /** An operator's command (vm.add, vm.remove, maintenance …), admitted first; `done` once, never inside this call. */
@@ -126,6 +128,7 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   let leading = false;
   let leaseEnd = 0;
   let lastView: View | undefined;
+  let hold: { vmIds: readonly string[]; untilMs: number } | undefined;
   const gate: AdmissionGate = createAdmissionGate(() => config.hostFailuresToTolerate);
 
   const send = (event: ManagerEvent): void => {
@@ -195,6 +198,7 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   host.onSnapshot((snapshot) => {
     // A planner restarted after an error starts inactive and without a view: give it both again.
     if (snapshot.context.steps !== 0) return;
+    if (hold !== undefined) send({ type: "hold-initial-placement", nowMs: now(), vmIds: hold.vmIds, untilMs: hold.untilMs });
     if (lastView !== undefined) send({ type: "view", nowMs: now(), view: lastView });
     if (leading) send({ type: "leadership", nowMs: now(), isLeader: true, leaseValidUntilMs: leaseEnd });
   });
@@ -266,6 +270,10 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
       const viewHost = controller.view().hosts.get(proposal.hostId);
       const incarnation = viewHost !== undefined && viewHost.incarnation <= proposal.incarnation ? viewHost.incarnation : proposal.incarnation;
       send({ type: "host-failure-declared", nowMs: now(), hostId: proposal.hostId, incarnation, leaseExpiresByMs: proposal.leaseExpiresByMs });
+    },
+    holdInitialPlacement(vmIds, forMs) {
+      hold = { vmIds: [...vmIds], untilMs: now() + forMs };
+      send({ type: "hold-initial-placement", nowMs: now(), vmIds: hold.vmIds, untilMs: hold.untilMs });
     },
     isActive() {
       return host.getSnapshot()?.context.planner.active ?? false;

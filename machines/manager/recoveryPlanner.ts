@@ -51,6 +51,11 @@ export type ManagerInput =
     }
   /** The outcome of a proposed command, when the proposal client reports one (a commit is also seen in the view). */
   | { readonly type: "proposal-result"; readonly nowMs: number; readonly commandId: string; readonly committed: boolean; readonly reason?: string }
+  /**
+   * VMs that are placed by someone else at first (an import of VMs already running on known hosts): the
+   * manager gives them no initial placement until `untilMs`, so it never starts a second copy.
+   */
+  | { readonly type: "hold-initial-placement"; readonly nowMs: number; readonly vmIds: readonly string[]; readonly untilMs: number }
   | { readonly type: "tick"; readonly nowMs: number };
 
 export type ManagerNoteKind =
@@ -122,6 +127,8 @@ export interface RecoveryPlannerState {
   readonly liveMigrationHosts: Set<string>;
   readonly refusedCommandIds: Map<string, string>;
   readonly hungVms: Set<string>;
+  /** vmId → until when it gets no initial placement from this manager. */
+  readonly initialPlacementHeld: Map<string, number>;
   /** The earliest time a failed host's VMs become placeable, if any are waiting. */
   nextFailureMaturesAtMs: number;
   lastPendingPlanAtMs: number;
@@ -133,6 +140,7 @@ export interface RecoveryPlannerState {
 export const maxRememberedFailures = 10_000;
 export const maxRememberedRefusals = 10_000;
 export const maxTrackedCapabilities = 10_000;
+export const maxHeldInitialPlacements = 200_000;
 
 export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerState {
   return {
@@ -148,6 +156,7 @@ export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerSta
     liveMigrationHosts: new Set(),
     refusedCommandIds: new Map(),
     hungVms: new Set(),
+    initialPlacementHeld: new Map(),
     nextFailureMaturesAtMs: Infinity,
     lastPendingPlanAtMs: -Infinity,
     upHostsSignature: "",
@@ -226,7 +235,16 @@ export function stepRecoveryPlanner(state: RecoveryPlannerState, input: ManagerI
     case "proposal-result":
       if (state.active && !input.committed) onProposalRefused(step, input.commandId, input.reason ?? "refused");
       break;
+    case "hold-initial-placement":
+      for (const vmId of input.vmIds) boundedSet(state.initialPlacementHeld, vmId, input.untilMs, maxHeldInitialPlacements);
+      state.rescan = true;
+      break;
     case "tick":
+      for (const [vmId, untilMs] of state.initialPlacementHeld) {
+        if (input.nowMs < untilMs) continue;
+        state.initialPlacementHeld.delete(vmId);
+        state.rescan = true;
+      }
       break;
   }
   if (state.active && input.nowMs >= state.leaseValidUntilMs) setActive(step, false);
@@ -534,8 +552,10 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
     const hostState = placementHostState(view, vm);
     let reason: TaskReason | null = null;
     let sourceHostId: string | null = null;
-    if (hostState === null) reason = "initial";
-    else if (hostState === "failed" || hostState === "fenced") {
+    if (hostState !== null) state.initialPlacementHeld.delete(vm.vmId);
+    if (hostState === null) {
+      if (!state.initialPlacementHeld.has(vm.vmId)) reason = "initial";
+    } else if (hostState === "failed" || hostState === "fenced") {
       const host = view.hosts.get(vm.placement!.hostId)!;
       const key = `${host.hostId}@${host.incarnation}`;
       let seenAt = state.failureSeenAtMs.get(key);
