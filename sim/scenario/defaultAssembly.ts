@@ -8,9 +8,10 @@ import { detectionComponent } from "./detectionComponent.ts";
 import { guestComponent } from "./guestComponent.ts";
 import { heartbeatComponent } from "./heartbeatComponent.ts";
 import { hypervisorComponent } from "./hypervisorComponent.ts";
+import { managerComponent } from "./managerComponent.ts";
 import { natsComponent } from "./natsComponent.ts";
 import { paxosComponent } from "./paxosComponent.ts";
 
 export function defaultAssembly(): ClusterAssembly {
-  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent).register(detectionComponent).register(guestComponent).register(natsComponent);
+  return new ClusterAssembly().register(heartbeatComponent).register(paxosComponent).register(hypervisorComponent).register(detectionComponent).register(guestComponent).register(natsComponent).register(managerComponent);
 }
