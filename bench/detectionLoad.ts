@@ -28,7 +28,7 @@ import { defaultDetectorTickMs, defaultFailureDetectorConfig } from "../machines
 import { startNatsServer } from "../runtime/natsServer.ts";
 import { connectRuntimeNode } from "../runtime/runtimeNodePorts.ts";
 import type { MonitorStatus } from "../runtime/node/monitorNode.ts";
-import { startNodeProcess, writeNodeConfig } from "../test/detection/detectionNodeProcess.ts";
+import { startNodeProcess, writeNodeConfig } from "../runtime/node/nodeProcess.ts";
 
 const generatorScript = fileURLToPath(new URL("./detectionLoadGenerator.ts", import.meta.url));
 const hostsPerGenerator = 1_500;

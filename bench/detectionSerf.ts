@@ -28,7 +28,7 @@ import type { ControllerStatusFile } from "../runtime/controller/main.ts";
 import { findFreePorts, startNatsServer } from "../runtime/natsServer.ts";
 import { runHostNode, type RunningHost } from "../runtime/node/hostNode.ts";
 import { parseNodeConfig } from "../runtime/node/nodeConfig.ts";
-import { startNodeProcess, writeNodeConfig, type NodeProcess } from "../test/detection/detectionNodeProcess.ts";
+import { startNodeProcess, writeNodeConfig, type NodeProcess } from "../runtime/node/nodeProcess.ts";
 
 const agentCount = 20;
 const monitorIds = ["m1", "m2", "m3"];

@@ -1,12 +1,13 @@
 /**
- * Node processes for real-process tests and benchmarks, started the way an
- * operator starts them: `node bin/haring.js node --config FILE`, one config
- * file and data directory per node. A process is ready once its JSON log says
- * `<role>.started`; its log lines are kept (bounded) for assertions, and its
+ * Node processes on this machine, started the way an operator starts them:
+ * `node bin/haring.js node --config FILE`, one config file and data
+ * directory per node — for `haring up`, real-process tests and benchmarks.
+ * A process is ready once its JSON log says `<role>.started`; its latest log
+ * lines are kept (bounded, and copied to `logFile` when given), and its
  * status.json is read on demand.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -45,8 +46,15 @@ export function writeNodeConfig(baseDir: string, config: Record<string, unknown>
   return { configPath, dataDir };
 }
 
-export function startNodeProcess(id: string, configPath: string, dataDir: string): NodeProcess {
+export interface NodeProcessOptions {
+  /** Every stderr line is also appended here. */
+  readonly logFile?: string;
+}
+
+export function startNodeProcess(id: string, configPath: string, dataDir: string, options: NodeProcessOptions = {}): NodeProcess {
   const child = spawn(process.execPath, [haringBin, "node", "--config", configPath], { cwd: repositoryRoot, stdio: ["ignore", "ignore", "pipe"] });
+  const logFile = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: "a" });
+  logFile?.on("error", () => {});
   const logs: LogLine[] = [];
   let other = "";
   let markReady: () => void = () => {};
@@ -58,6 +66,7 @@ export function startNodeProcess(id: string, configPath: string, dataDir: string
   ready.catch(() => {});
   const timer = setTimeout(() => failReady(new Error(`${id} not ready within ${nodeProcessStartTimeoutMs} ms: ${other}`)), nodeProcessStartTimeoutMs);
   createInterface({ input: child.stderr! }).on("line", (line) => {
+    logFile?.write(`${line}\n`);
     let parsed: LogLine | undefined;
     try {
       parsed = JSON.parse(line) as LogLine;
@@ -76,6 +85,7 @@ export function startNodeProcess(id: string, configPath: string, dataDir: string
     child.once("exit", (code) => {
       clearTimeout(timer);
       failReady(new Error(`${id} exited with ${code} before it was ready: ${other}`));
+      logFile?.end();
       resolveExit(code);
     });
   });

@@ -10,7 +10,7 @@ import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
 import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
 import type { HostStatus } from "../../runtime/node/hostNode.ts";
 import { watchdogMagicCloseByte } from "../../runtime/watchdogDevice.ts";
-import { startNodeProcess, writeNodeConfig, type NodeProcess } from "./detectionNodeProcess.ts";
+import { startNodeProcess, writeNodeConfig, type NodeProcess } from "../../runtime/node/nodeProcess.ts";
 
 /**
  * The production entry, `haring node --config FILE`, for every role over a
