@@ -97,6 +97,11 @@ export class PaxosInvariants {
     }
   }
 
+  /** A learner (re)started holding `epoch` (recovered from its disk): later steps of this incarnation must not go below it. */
+  learnerStarted(learnerId: string, incarnation: number, epoch: number): void {
+    this.lastEpochByIncarnation.set(`${learnerId}#${incarnation}`, epoch);
+  }
+
   /** One step of a learner (a controller's or a host's); `incarnation` tells restarts apart. */
   learnerStepped(learnerId: string, incarnation: number, beforeSlot: number, learner: ViewLearnerState, applied: readonly AppliedCommand[]): void {
     const after = learner.nextSlot;

@@ -6,20 +6,19 @@
  * one-way), crashes that lose unsynced records and unsent messages, restarts,
  * restarts from an empty disk, clock rates, and the client commands.
  *
- * Checked throughout:
- * - agreement: for every slot at most one value gathers durable votes from a
- *   majority at one ballot, and every value a learner applies is that value;
- * - every learner applies the same sequence (values and per-command outcomes)
- *   and reaches the same view epoch at the same slot;
- * - a learner's view epoch never goes back while it runs;
- * - a committed client outcome names a slot that holds the command.
+ * Checked throughout by the same PaxosInvariants as the actor-level
+ * simulation (sim/paxos/paxosInvariants.ts): agreement on durable votes,
+ * every learner applying the chosen values with the same outcomes and epochs,
+ * epochs never going back while a learner runs, client outcomes naming the
+ * slot that holds the command, no command taking effect twice, exclusive
+ * leases, and no promise or vote from a wiped disk before its rejoin.
  * Then the network heals, crashed controllers restart, and a probe command
  * must commit and every learner converge to the same view within a bound.
  */
 import { createSeededRandom } from "../../actors/seededRandom.ts";
 import type { Random } from "../../actors/ports/random.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
-import { createPaxosConfig, majorityOf, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
 import {
   createControllerNode,
   stepControllerNode,
@@ -38,12 +37,12 @@ import {
   type ProposalOutcome,
 } from "../../machines/paxos/proposalClient.ts";
 import type { DurableRecord } from "../../machines/paxos/records.ts";
-import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
 import { describeSlotValue } from "../../machines/paxos/values.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import { leaderElectedCommand, viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import { PaxosInvariants } from "../../sim/paxos/paxosInvariants.ts";
 import { VirtualClock } from "../../sim/virtualClock.ts";
 
 type Command = ViewCommand;
@@ -70,7 +69,7 @@ export interface ClusterRunOptions {
 export interface ClusterRunResult {
   readonly seed: number;
   /** Invariant violations, each naming the seed; empty when the run is correct. */
-  readonly failures: string[];
+  readonly failures: readonly string[];
   readonly slotsChosen: number;
   readonly commandsCommitted: number;
   readonly crashes: number;
@@ -97,9 +96,6 @@ interface ControllerSim {
   rate: number;
   offsetMs: number;
   client: ProposalClientState<Command>;
-  lastEpoch: number;
-  /** Global time until which this node may act as the one leader (its lease), or -1. */
-  leaseEndsAtGlobalMs: number;
 }
 
 interface HostSim {
@@ -108,7 +104,6 @@ interface HostSim {
   incarnation: number;
   learner: LearnerState<Command, View>;
   client: ProposalClientState<Command>;
-  lastEpoch: number;
 }
 
 export const paxosHarnessConfig: Partial<Omit<PaxosConfig, "acceptorIds">> = {
@@ -154,18 +149,12 @@ class ClusterRun {
   private readonly config: PaxosConfig;
   private readonly controllers: ControllerSim[] = [];
   private readonly hosts: HostSim[] = [];
-  private readonly failures: string[] = [];
+  private readonly invariants: PaxosInvariants;
   /** Directed links that drop everything: "from>to". */
   private readonly cut = new Set<string>();
   private lossRate = 0;
   private duplicateRate = 0;
   /** slot → ballot → value description → acceptors with a durable vote. */
-  private readonly votes = new Map<number, Map<string, { value: string; voters: Set<string> }>>();
-  private readonly chosenByVotes = new Map<number, string>();
-  private readonly appliedValues = new Map<number, string>();
-  private readonly appliedOutcomes = new Map<number, string>();
-  private readonly epochAtSlot = new Map<number, number>();
-  private readonly commandSlots = new Map<string, number[]>();
   private readonly outcomes: Array<ProposalOutcome & { atMs: number }> = [];
   private commandCounter = 0;
   private crashes = 0;
@@ -178,6 +167,7 @@ class ClusterRun {
     this.random = root.fork("workload");
     this.faultRandom = root.fork("faults");
     this.netRandom = root.fork("network");
+    this.invariants = new PaxosInvariants(options.seed, options.acceptorCount, () => this.clock.now());
     const ids = Array.from({ length: options.acceptorCount }, (_, index) => `c${index + 1}`);
     this.config = createPaxosConfig(ids, { ...paxosHarnessConfig, ...options.config });
     const clientConfig = { ...defaultProposalClientLimits, controllerIds: ids, retryAfterMs: 150, maxRetryDelayMs: 600, maxProposeAttempts: 8 };
@@ -196,8 +186,6 @@ class ClusterRun {
         rate: 0.99 + clockRandom.next() * 0.02,
         offsetMs: clockRandom.int(10_000),
         client: createProposalClient<Command>(id, clientConfig),
-        lastEpoch: 0,
-        leaseEndsAtGlobalMs: -1,
       });
     }
     for (let index = 0; index < options.hostLearnerCount; index++) {
@@ -208,13 +196,12 @@ class ClusterRun {
         incarnation: 0,
         learner: createLearner({ learnerId: id, config: this.config, machine: viewStateMachine, records: [], nowMs: 0 }),
         client: createProposalClient<Command>(id, clientConfig),
-        lastEpoch: 0,
       });
     }
   }
 
   private fail(message: string): void {
-    if (this.failures.length < 10) this.failures.push(`seed ${this.options.seed} at ${this.clock.now()}ms: ${message}`);
+    this.invariants.fail(message);
   }
 
   private nodeNow(node: ControllerSim): number {
@@ -227,11 +214,11 @@ class ClusterRun {
     this.scheduleChaos();
     this.scheduleWorkload();
     this.clock.runUntil(this.options.chaosMs);
-    const probeCommitMs = this.failures.length === 0 ? this.healAndProbe() : -1;
+    const probeCommitMs = this.invariants.ok ? this.healAndProbe() : -1;
     return {
       seed: this.options.seed,
-      failures: this.failures,
-      slotsChosen: this.chosenByVotes.size,
+      failures: this.invariants.violations,
+      slotsChosen: this.invariants.slotsChosen,
       commandsCommitted: this.outcomes.filter((outcome) => outcome.kind === "committed").length,
       crashes: this.crashes,
       wipes: this.wipes,
@@ -259,7 +246,7 @@ class ClusterRun {
       leaderAnnouncement: (ballot) => leaderElectedCommand(ballot.controllerId, ballot.round),
     });
     node.state = created.state;
-    node.lastEpoch = created.state.learner.app.epoch;
+    this.invariants.learnerStarted(node.id, node.incarnation, created.state.learner.app.epoch);
     if (created.persist.length > 0) this.enqueueWrite(node, { records: created.persist, rewrite: null, messages: [] });
     const incarnation = node.incarnation;
     const phase = this.faultRandom.int(this.options.tickMs) + 1;
@@ -275,21 +262,12 @@ class ClusterRun {
   /** Only one controller may hold the leader lease at any instant of global time. */
   private checkLease(node: ControllerSim): void {
     const state = node.state;
-    const nowGlobalMs = this.clock.now();
-    if (!state || !holdsLease(state.proposer, this.nodeNow(node))) {
-      node.leaseEndsAtGlobalMs = -1;
-      return;
-    }
-    for (const other of this.controllers) {
-      if (other !== node && other.leaseEndsAtGlobalMs > nowGlobalMs) {
-        this.fail(`lease: ${node.id} holds the leader lease while ${other.id} holds it until ${other.leaseEndsAtGlobalMs.toFixed(1)}ms`);
-      }
-    }
-    node.leaseEndsAtGlobalMs = (state.proposer.leader!.leaseUntilMs - node.offsetMs) / node.rate;
+    const holds = state !== null && holdsLease(state.proposer, this.nodeNow(node));
+    this.invariants.lease(node.id, holds ? (state.proposer.leader!.leaseUntilMs - node.offsetMs) / node.rate : -1);
   }
 
   private crash(node: ControllerSim, wipeDisk: boolean): void {
-    node.leaseEndsAtGlobalMs = -1;
+    this.invariants.crashed(node.id);
     this.options.trace?.(`${this.clock.now()} crash ${node.id}${wipeDisk ? " wiping its disk" : ""}`);
     node.alive = false;
     node.incarnation++;
@@ -301,6 +279,7 @@ class ClusterRun {
       node.disk = [];
       node.diskWiped = true;
       this.wipes++;
+      this.invariants.diskLost(node.id);
     }
     this.crashes++;
   }
@@ -311,7 +290,7 @@ class ClusterRun {
     const step = stepControllerNode(state, input);
     node.state = step.state;
     this.checkLease(node);
-    this.checkLearner(node.id, before, step.state.learner, step.applied, node);
+    this.invariants.learnerStepped(node.id, node.incarnation, before, step.state.learner, step.applied);
     if (step.rewrite || step.persist.length > 0 || step.sendAfterSync.length > 0) {
       this.enqueueWrite(node, { records: step.persist, rewrite: step.rewrite, messages: step.sendAfterSync });
     }
@@ -337,7 +316,7 @@ class ClusterRun {
       for (const item of queue) {
         if (item.rewrite) node.disk = [...item.rewrite];
         else node.disk.push(...item.records);
-        this.recordVotes(node.id, item.rewrite ?? item.records);
+        this.invariants.synced(node.id, item.rewrite ?? item.records);
       }
       for (const item of queue) for (const message of item.messages) this.send(message);
     });
@@ -360,7 +339,7 @@ class ClusterRun {
     const before = host.learner.nextSlot;
     const step = stepLearner(host.learner, input);
     host.learner = step.state;
-    this.checkLearner(host.id, before, step.state, step.applied, host);
+    this.invariants.learnerStepped(host.id, host.incarnation, before, step.state, step.applied);
     for (const message of step.sendAfterSync) this.send(message);
     if (step.applied.length > 0) this.stepClient(host, { type: "applied", applied: step.applied, nowMs: this.clock.now() });
   }
@@ -369,7 +348,10 @@ class ClusterRun {
     const step = stepProposalClient(node.client, input);
     node.client = step.state;
     for (const message of step.send) this.send(message);
-    for (const outcome of step.outcomes) this.checkOutcome(outcome);
+    for (const outcome of step.outcomes) {
+      this.outcomes.push({ ...outcome, atMs: this.clock.now() });
+      this.invariants.clientOutcome(outcome);
+    }
   }
 
   // ---- network ----
@@ -463,7 +445,6 @@ class ClusterRun {
       // A host learner keeps nothing on disk: it restarts empty and catches up.
       host.alive = true;
       host.learner = createLearner({ learnerId: host.id, config: this.config, machine: viewStateMachine, records: [], nowMs: this.clock.now() });
-      host.lastEpoch = 0;
       this.scheduleHostTick(host);
     });
   }
@@ -522,80 +503,6 @@ class ClusterRun {
     }
   }
 
-  // ---- invariants ----
-
-  private recordVotes(acceptorId: string, records: readonly Record[]): void {
-    for (const record of records) {
-      if (record.kind !== "accept") continue;
-      let bySlot = this.votes.get(record.slot);
-      if (!bySlot) this.votes.set(record.slot, (bySlot = new Map()));
-      const ballotKey = formatBallot(record.ballot);
-      const value = describeSlotValue(record.value);
-      let tally = bySlot.get(ballotKey);
-      if (!tally) bySlot.set(ballotKey, (tally = { value, voters: new Set() }));
-      if (tally.value !== value) this.fail(`slot ${record.slot} ballot ${ballotKey} has two values: ${tally.value} and ${value}`);
-      tally.voters.add(acceptorId);
-      if (tally.voters.size >= majorityOf(this.controllers.length)) {
-        const chosen = this.chosenByVotes.get(record.slot);
-        if (chosen === undefined) this.chosenByVotes.set(record.slot, value);
-        else if (chosen !== value) this.fail(`agreement: slot ${record.slot} chose ${chosen} and then ${value} (ballot ${ballotKey})`);
-      }
-    }
-  }
-
-  private checkLearner(
-    learnerId: string,
-    before: number,
-    learner: LearnerState<Command, View>,
-    applied: readonly AppliedCommand[],
-    owner: { lastEpoch: number },
-  ): void {
-    const after = learner.nextSlot;
-    if (after < before) this.fail(`learner ${learnerId} went back from slot ${before} to ${after}`);
-    if (after === before) return;
-    const outcomesBySlot = new Map<number, string[]>();
-    for (const item of applied) {
-      const list = outcomesBySlot.get(item.slot) ?? [];
-      list.push(`${item.commandId}:${item.outcome.kind === "duplicate" ? `dup@${item.outcome.firstSlot}` : item.outcome.kind}`);
-      outcomesBySlot.set(item.slot, list);
-    }
-    for (let slot = before; slot < after; slot++) {
-      const value = learner.retained.get(slot);
-      if (value === undefined) continue; // installed from a snapshot: checked through the epoch below
-      const description = describeSlotValue(value);
-      const chosen = this.chosenByVotes.get(slot);
-      if (chosen === undefined) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, which no majority voted for`);
-      else if (chosen !== description) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, but ${chosen} was chosen`);
-      const first = this.appliedValues.get(slot);
-      if (first === undefined) this.appliedValues.set(slot, description);
-      else if (first !== description) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, another learner ${first}`);
-      if (value.kind === "commands") {
-        const outcomes = (outcomesBySlot.get(slot) ?? []).join(" ");
-        const firstOutcomes = this.appliedOutcomes.get(slot);
-        if (firstOutcomes === undefined) this.appliedOutcomes.set(slot, outcomes);
-        else if (firstOutcomes !== outcomes) this.fail(`learner ${learnerId} slot ${slot} outcomes ${outcomes}, another learner ${firstOutcomes}`);
-        for (const command of value.commands) {
-          const slots = this.commandSlots.get(command.id) ?? [];
-          if (!slots.includes(slot)) slots.push(slot);
-          this.commandSlots.set(command.id, slots);
-        }
-      }
-    }
-    const epoch = learner.app.epoch;
-    if (epoch < owner.lastEpoch) this.fail(`learner ${learnerId} view epoch went back from ${owner.lastEpoch} to ${epoch}`);
-    owner.lastEpoch = epoch;
-    const expected = this.epochAtSlot.get(after);
-    if (expected === undefined) this.epochAtSlot.set(after, epoch);
-    else if (expected !== epoch) this.fail(`learner ${learnerId} has epoch ${epoch} at slot ${after}, another learner ${expected}`);
-  }
-
-  private checkOutcome(outcome: ProposalOutcome): void {
-    this.outcomes.push({ ...outcome, atMs: this.clock.now() });
-    if (outcome.kind === "no-outcome") return;
-    const slots = this.commandSlots.get(outcome.commandId) ?? [];
-    if (!slots.includes(outcome.slot)) this.fail(`client outcome for ${outcome.commandId} names slot ${outcome.slot}, but it was applied at [${slots.join(",")}]`);
-  }
-
   // ---- healing and liveness ----
 
   private healAndProbe(): number {
@@ -610,7 +517,7 @@ class ClusterRun {
     this.stepClient(prober, { type: "submit", command: { id: probeId, type: "controllers.set", controllerIds: this.controllers.map((node) => node.id) }, nowMs: this.nodeNow(prober) });
     const deadlineMs = healedAtMs + this.options.healBoundMs;
     let committedAtMs = -1;
-    while (this.clock.now() < deadlineMs && this.failures.length === 0) {
+    while (this.clock.now() < deadlineMs && this.invariants.ok) {
       this.clock.runFor(20);
       if (committedAtMs < 0) {
         const outcome = this.outcomes.find((item) => item.commandId === probeId);
@@ -622,7 +529,7 @@ class ClusterRun {
       }
       if (committedAtMs >= 0 && this.converged()) return committedAtMs - healedAtMs;
     }
-    if (this.failures.length > 0) return -1;
+    if (!this.invariants.ok) return -1;
     const summary = [
       ...this.controllers.map((node) => `${node.id}:${node.state?.learner.nextSlot}/${node.state?.proposer.role}/${node.state?.acceptor.mode}/${formatBallot(node.state?.proposer.ballot ?? { round: 0, controllerId: "" })}`),
       ...this.hosts.map((host) => `${host.id}:${host.learner.nextSlot}/hint ${host.learner.commitHint}/buffered ${host.learner.buffered.size}/fetch ${host.learner.fetch?.target ?? "-"}@${host.learner.fetch?.sentAtMs ?? "-"}/${host.alive ? "up" : "down"}`),

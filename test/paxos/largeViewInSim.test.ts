@@ -13,8 +13,8 @@ import { encodePaxosMessage, encodeTransferMessage } from "../../actors/paxos/pa
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { clusterSubjects } from "../../actors/subjects.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
+import { largeViewVm, largeViewVmCount } from "./largeViewFixture.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import { simClientLimits, simPaxosTimings } from "../../sim/paxos/paxosClusterRun.ts";
 import { SimWorld } from "../../sim/world.ts";
@@ -30,17 +30,8 @@ const config = createPaxosConfig(controllerIds, {
   maxBufferedChosenSlots: 2_048,
   maxFetchSlots: 256,
 });
-const vmCount = 6_000;
+const vmCount = largeViewVmCount;
 
-const addVm = (index: number): ViewCommand => ({
-  id: `add-${index}`,
-  type: "vm.add",
-  vmId: `tenant-a-vm-${String(index).padStart(5, "0")}`,
-  resources: { cpu: 2, memoryMiB: 4_096 },
-  priority: "medium",
-  rules: { affinity: [], antiAffinity: [] },
-  desiredState: "running",
-});
 
 function cluster(seed: number) {
   const world = new SimWorld({ seed, clusterId: "big", transcriptLevel: "warn" });
@@ -77,7 +68,7 @@ function commitManyVms(t: { fail(message: string): void }, c: Cluster): void {
     const leader = c.leader();
     while (leader && outstanding < 200 && next < vmCount) {
       outstanding++;
-      const result = leader.propose(addVm(next++), (outcome) => {
+      const result = leader.propose(largeViewVm(next++), (outcome) => {
         outstanding--;
         if (outcome.kind === "committed") committed++;
         else t.fail(`vm.add ${outcome.commandId}: ${outcome.kind}`);

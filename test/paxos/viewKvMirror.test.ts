@@ -3,6 +3,7 @@ import type { Clock } from "../../actors/ports/clock.ts";
 import { readMirroredValue, parseManifest, mirrorPartKey, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
 import { defaultViewKvMirrorOptions, mirrorValue, startViewKvMirror, viewMirrorFailuresMetric } from "../../actors/view/viewKvMirror.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { largeViewVm } from "./largeViewFixture.ts";
 import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
 import { SimStreamServer } from "../../sim/simStream.ts";
@@ -14,7 +15,7 @@ function viewWithVms(count: number, from = 0): View {
   for (let slot = 0; slot * 50 < count; slot++) {
     const commands: ViewCommand[] = [];
     for (let index = slot * 50; index < Math.min(count, slot * 50 + 50); index++) {
-      commands.push({ id: `add-${from + index}`, type: "vm.add", vmId: `tenant-a-vm-${String(from + index).padStart(6, "0")}`, resources: { cpu: 2, memoryMiB: 4_096 }, priority: "medium", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
+      commands.push(largeViewVm(from + index));
     }
     view = viewStateMachine.apply(view, slot, commands).state;
   }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { defaultViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
 import { readMirroredValue, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { largeViewVm, largeViewVmCount } from "../paxos/largeViewFixture.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import { startLocalControllers, type LocalControllers } from "../../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
@@ -20,7 +20,7 @@ import { NatsStream } from "../../runtime/natsStream.ts";
 import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
-const vmCount = 6_000;
+const vmCount = largeViewVmCount;
 const inFlight = 128;
 /** Four commands per slot: 6,000 commands take 1,500 slots, more than the 1,024 a peer retains. */
 const timing = { maxCommandsPerBatch: 4 };
@@ -34,15 +34,6 @@ test.after.always(async () => {
   if (resources.baseDir) rmSync(resources.baseDir, { recursive: true, force: true });
 });
 
-const addVm = (index: number): ViewCommand => ({
-  id: `add-${index}`,
-  type: "vm.add",
-  vmId: `tenant-a-vm-${String(index).padStart(5, "0")}`,
-  resources: { cpu: 2, memoryMiB: 4_096 },
-  priority: "medium",
-  rules: { affinity: [], antiAffinity: [] },
-  desiredState: "running",
-});
 
 test("a controller and a learner more than 1,024 slots behind a 6,000-VM view catch up over real NATS; the KV mirror reads back identical", async (t) => {
   const nats = (resources.nats = await startNatsServer());
@@ -63,7 +54,7 @@ test("a controller and a learner more than 1,024 slots behind a 6,000-VM view ca
   const failures: string[] = [];
   const worker = async () => {
     while (next < vmCount) {
-      const command = addVm(next++);
+      const command = largeViewVm(next++);
       const outcome = await writer.propose(command);
       if (outcome.kind !== "committed") failures.push(`${command.id}: ${outcome.kind}`);
     }
