@@ -181,6 +181,8 @@ function historyOf(state: RecoveryPlannerState, vmId: string): VmHistory {
 
 class Step {
   readonly outputs: ManagerOutput[] = [];
+  /** Hosts noted drained in this step (several placements committed in one view drain a host once). */
+  readonly drainedNoted = new Set<string>();
   hostCommands = 0;
   constructor(
     readonly state: RecoveryPlannerState,
@@ -536,7 +538,9 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
 }
 
 function noteIfDrained(step: Step, view: View, hostId: string): void {
+  if (step.drainedNoted.has(hostId)) return;
   for (const vm of view.vms.values()) if (vm.placement?.hostId === hostId) return;
+  step.drainedNoted.add(hostId);
   step.note("host-drained", { hostId });
 }
 
