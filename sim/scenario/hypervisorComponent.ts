@@ -186,14 +186,19 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
           name: "vm.single-placement",
           everyMs: singlePlacementCheckMs,
           check(_nowMs, violation) {
+            const reported = new Set<string>();
             for (const vmId of hypervisors.registry.activeVmIds()) {
               const active = hypervisors.registry.activeHosts(vmId);
-              if (active.length > 1) violation(vmId, `active on ${active.join(" and ")}`);
+              if (active.length <= 1) continue;
+              reported.add(vmId);
+              violation(vmId, `active on ${active.join(" and ")}`);
             }
-            // overlaps that began and ended between two checks
+            // overlaps that began (and maybe ended) since the last check
             const overlaps = hypervisors.registry.overlaps();
             for (; overlapsSeen < overlaps.length; overlapsSeen++) {
               const overlap = overlaps[overlapsSeen]!;
+              if (reported.has(overlap.vmId)) continue;
+              reported.add(overlap.vmId);
               violation(overlap.vmId, `active on ${overlap.hostIds.join(" and ")} at ${overlap.atMs.toFixed(3)}ms`);
             }
           },
