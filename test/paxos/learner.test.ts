@@ -170,3 +170,13 @@ test("commit broadcasts carry values and the commit index", (t) => {
   // Still behind: it fetches the rest after catchUpAfterMs.
   t.is(stepLearner(step.state, { type: "tick", nowMs: 101 }).sendAfterSync[0]?.type, "paxos.fetch");
 });
+
+test("a fetch being answered in chunks is not timed out while chunks keep coming from its target; chunks from elsewhere do not count", (t) => {
+  let state = stepLearner(fresh("c1"), { type: "hint", commitIndex: 5, leaderId: "c3", nowMs: 0 }).state;
+  state = stepLearner(state, { type: "tick", nowMs: 100 }).state;
+  t.is(state.fetch?.target, "c3");
+  state = stepLearner(state, { type: "fetch-progress", from: "c2", nowMs: 250 }).state;
+  state = stepLearner(state, { type: "fetch-progress", from: "c3", nowMs: 280 }).state;
+  t.deepEqual(stepLearner(state, { type: "tick", nowMs: 479 }).sendAfterSync, [], "still waiting on c3");
+  t.deepEqual(stepLearner(state, { type: "tick", nowMs: 480 }).sendAfterSync, [{ type: "paxos.fetch", from: "c1", to: "c2", fromSlot: 0, maxSlots: 3 }], "silent for fetchTimeoutMs: the next peer");
+});
