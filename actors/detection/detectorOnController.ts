@@ -35,7 +35,11 @@ export function startDetectorOnController(ports: NodePorts, options: DetectorOnC
   let timer: TimerId | undefined;
   let leaseEnd = 0;
   let leading = false;
-  /** hostId → "state@incarnation" last told to the detector, so only changes are sent. */
+  /**
+   * hostId → "state@incarnation" last told to the detector, so only changes are
+   * sent; kept across terms, so a host removed while another controller led is
+   * still found missing when this one leads again.
+   */
   let told = new Map<string, string>();
 
   const detector = startFailureDetector(ports, {
@@ -55,13 +59,15 @@ export function startDetectorOnController(ports: NodePorts, options: DetectorOnC
     },
   });
 
-  const tellViewHosts = (): void => {
+  const tellViewHosts = (everyHost: boolean): void => {
+    const hosts = controller.view().hosts;
     const next = new Map<string, string>();
-    for (const host of controller.view().hosts.values()) {
+    for (const host of hosts.values()) {
       const key = `${host.state}@${host.incarnation}`;
       next.set(host.hostId, key);
-      if (told.get(host.hostId) !== key) detector.noteViewHost(host.hostId, host.state, host.incarnation);
+      if (everyHost || told.get(host.hostId) !== key) detector.noteViewHost(host.hostId, host.state, host.incarnation);
     }
+    for (const hostId of told.keys()) if (!hosts.has(hostId)) detector.noteViewHostRemoved(hostId);
     told = next;
   };
 
@@ -78,17 +84,14 @@ export function startDetectorOnController(ports: NodePorts, options: DetectorOnC
       leading = end > 0;
       detector.setLeadership(leading, end);
       // A new term starts from nothing: tell it every host the view holds (later, only what changes).
-      if (gained) {
-        told = new Map();
-        tellViewHosts();
-      }
+      if (gained) tellViewHosts(true);
     }
     timer = ports.clock.setTimeout(follow, options.tickIntervalMs);
   };
   follow();
 
   const applied: Subscription = controller.onApplied(() => {
-    if (leading) tellViewHosts();
+    if (leading) tellViewHosts(false);
   });
 
   return {

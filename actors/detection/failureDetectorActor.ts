@@ -32,6 +32,8 @@ export interface FailureDetectorHandle {
   setLeadership(isLeader: boolean, leaseValidUntilMs: number): void;
   /** From the committed view: hosts it expects (so one that died unheard is still found) and hosts it holds failed. */
   noteViewHost(hostId: string, state: HostState, incarnation: number): void;
+  /** From the committed view: the host was removed (`host.remove`); the detector forgets it. */
+  noteViewHostRemoved(hostId: string): void;
   stop(): void;
 }
 
@@ -126,6 +128,9 @@ export function startFailureDetector(ports: NodePorts, options: FailureDetectorO
     },
     noteViewHost(hostId, state, incarnation) {
       host.send({ type: "view.host", nowMs: ports.clock.now(), hostId, state, incarnation });
+    },
+    noteViewHostRemoved(hostId) {
+      host.send({ type: "view.host-removed", nowMs: ports.clock.now(), hostId });
     },
     stop() {
       stopped = true;

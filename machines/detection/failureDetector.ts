@@ -18,6 +18,8 @@
  * - A host heard with a higher incarnation than the one declared failed (or
  *   suspected) rejoined: the old incarnation is declared (after the same wait)
  *   and the new one proposed up.
+ * - A host removed from the view is forgotten, and hearings of it are ignored
+ *   until the view holds it again.
  *
  * The state is mutated in place (the host table has thousands of entries and a
  * digest arrives every few milliseconds); the xstate wrapper owns it. It
@@ -43,7 +45,8 @@ export type DetectorInput =
   | { readonly type: "leadership.changed"; readonly nowMs: number; readonly isLeader: boolean; readonly leaseValidUntilMs: number; readonly termNonce: string }
   | { readonly type: "digest.received"; readonly nowMs: number; readonly replyTo: string; readonly digest: MonitorDigest }
   | { readonly type: "tick"; readonly nowMs: number }
-  | { readonly type: "view.host"; readonly nowMs: number; readonly hostId: string; readonly state: HostState; readonly incarnation: number };
+  | { readonly type: "view.host"; readonly nowMs: number; readonly hostId: string; readonly state: HostState; readonly incarnation: number }
+  | { readonly type: "view.host-removed"; readonly nowMs: number; readonly hostId: string };
 
 export type DetectorNoteKind =
   | "term.started"
@@ -53,7 +56,8 @@ export type DetectorNoteKind =
   | "host.superseded"
   | "host.declared"
   | "digest.ignored"
-  | "host.untracked";
+  | "host.untracked"
+  | "host.removed";
 
 export type DetectorOutput =
   | { readonly kind: "reply-authority"; readonly replyTo: string; readonly monitorId: string; readonly grant: AuthorityGrant }
@@ -126,6 +130,8 @@ export interface FailureDetectorState {
   readonly hosts: Map<string, HostRecord>;
   readonly suspicions: Map<string, Suspicion>;
   readonly declaredExclusions: Map<string, DeclaredExclusion>;
+  /** Hosts removed from the view, oldest first (at most maxTrackedHosts): their hearings are ignored until the view holds them again. */
+  readonly removedHosts: Set<string>;
   readonly counters: {
     digestsAnswered: number;
     digestsIgnored: number;
@@ -133,6 +139,8 @@ export interface FailureDetectorState {
     refutations: number;
     declarations: number;
     hostsUntracked: number;
+    hostsRemoved: number;
+    hearingsOfRemovedHosts: number;
   };
 }
 
@@ -145,7 +153,8 @@ export function createFailureDetector(selfId: string, config: FailureDetectorCon
     hosts: new Map(),
     suspicions: new Map(),
     declaredExclusions: new Map(),
-    counters: { digestsAnswered: 0, digestsIgnored: 0, suspicions: 0, refutations: 0, declarations: 0, hostsUntracked: 0 },
+    removedHosts: new Set(),
+    counters: { digestsAnswered: 0, digestsIgnored: 0, suspicions: 0, refutations: 0, declarations: 0, hostsUntracked: 0, hostsRemoved: 0, hearingsOfRemovedHosts: 0 },
   };
 }
 
@@ -270,6 +279,11 @@ class Step {
     const state = this.state;
     let host = state.hosts.get(hostId);
     if (host === undefined) {
+      if (state.removedHosts.has(hostId)) {
+        // Not a member any more: a removed host whose agent still runs is neither failing nor joining.
+        state.counters.hearingsOfRemovedHosts++;
+        return;
+      }
       if (state.hosts.size >= state.config.maxTrackedHosts) {
         state.counters.hostsUntracked++;
         if (state.counters.hostsUntracked === 1) this.note("host.untracked", { hostId, maxTrackedHosts: state.config.maxTrackedHosts });
@@ -497,8 +511,30 @@ class Step {
     exclusions.set(hostId, { incarnation, untilMs: this.nowMs + declaredExclusionRetentionMs });
   }
 
+  /**
+   * The view no longer holds the host (`host.remove`, which the view allows
+   * only without VMs and not while up or suspect): nothing of it is left to
+   * protect, so any suspicion or exclusion of it goes too.
+   */
+  removeHost(hostId: string): void {
+    const state = this.state;
+    const tracked = state.hosts.delete(hostId);
+    state.suspicions.delete(hostId);
+    state.declaredExclusions.delete(hostId);
+    state.removedHosts.delete(hostId);
+    if (state.removedHosts.size >= state.config.maxTrackedHosts) {
+      const oldest = state.removedHosts.values().next();
+      if (!oldest.done) state.removedHosts.delete(oldest.value);
+    }
+    state.removedHosts.add(hostId);
+    state.counters.hostsRemoved++;
+    this.note("host.removed", { hostId, wasTracked: tracked });
+  }
+
   viewHost(hostId: string, viewState: HostState, incarnation: number): void {
     const state = this.state;
+    // Registered again after a removal: a member like any other.
+    state.removedHosts.delete(hostId);
     const host = state.hosts.get(hostId);
     const failed = viewState === "failed" || viewState === "fenced";
     if (host === undefined) {
@@ -552,6 +588,9 @@ export function stepFailureDetector(state: FailureDetectorState, input: Detector
       break;
     case "view.host":
       step.viewHost(input.hostId, input.state, input.incarnation);
+      break;
+    case "view.host-removed":
+      step.removeHost(input.hostId);
       break;
   }
   return { outputs: step.outputs };

@@ -336,3 +336,38 @@ test("a host the view holds up but nobody hears is suspected; when heard, its fi
   t.deepEqual(harness.proposals(), []);
   t.is(detectorHost(harness.state, "h6")?.incarnation, 2);
 });
+
+test("a host removed from the view is forgotten: no suspicion, exclusion or proposal of it, hearings ignored until it is registered again", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(5_700);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h1", incarnation: 1 }], "suspected before the removal");
+  harness.step({ type: "view.host-removed", nowMs: harness.nowMs, hostId: "h1" });
+  t.is(detectorHost(harness.state, "h1"), undefined);
+  harness.runUntil(9_000);
+  t.deepEqual(harness.proposals(), [], "never declared");
+  t.deepEqual(harness.lastGrantTo("m1").excluded, []);
+  // Its agent still runs somewhere: heard, and ignored.
+  harness.alive.set("h1", 1);
+  harness.runUntil(9_500);
+  t.is(detectorHost(harness.state, "h1"), undefined);
+  t.true(harness.state.counters.hearingsOfRemovedHosts > 0);
+  harness.alive.delete("h1");
+  harness.runUntil(12_000);
+  t.deepEqual(harness.proposals(), []);
+  t.deepEqual(harness.notes("host.removed").map((note) => note.kind === "note" && note.fields), [{ hostId: "h1", wasTracked: true }]);
+  // Registered again: a joining member like any other, proposed up when heard.
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "joining", incarnation: 0 });
+  harness.alive.set("h1", 2);
+  harness.runUntil(12_200);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h1", 2]]);
+});
+
+test("a declared host removed from the view leaves no exclusion behind", (t) => {
+  const harness = crashedHost();
+  harness.runUntil(7_000);
+  t.is(detectorHost(harness.state, "h1")?.status, "declared");
+  harness.step({ type: "view.host-removed", nowMs: harness.nowMs, hostId: "h1" });
+  harness.runUntil(7_100);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, []);
+  t.is(harness.state.hosts.has("h1"), false);
+});
