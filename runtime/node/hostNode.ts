@@ -198,6 +198,11 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     rescanIntervalMs: config.vmRescanIntervalMs,
     watchGuests: config.guestAgents,
     desiredInView: (vmId) => learner.view().vms.get(vmId)?.desiredState,
+    desiredLocally: (vmId) => {
+      if (settings.driver !== "sim") return undefined;
+      const vm = settings.vms.find((entry) => entry.definition.vmId === vmId);
+      return vm === undefined ? undefined : vm.running ? "running" : "stopped";
+    },
   });
 
   let registerTimer: TimerId | undefined;
@@ -250,7 +255,8 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       cpuMs: Math.round((cpu.user + cpu.system) / 1_000),
     };
   };
-  const statusFile = startNodeStatusFile(config.dataDir, config.statusIntervalMs, statusNow, runtime.metrics, ports.log);
+  let finalStatus: HostStatus | undefined;
+  const statusFile = startNodeStatusFile(config.dataDir, config.statusIntervalMs, () => finalStatus ?? statusNow(), runtime.metrics, ports.log);
   const healthTimer = setInterval(() => {
     if (sender.status === "failed") {
       ports.log.write("error", "host.agent-failed", { note: "the watchdog stays armed" });
@@ -275,6 +281,8 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     stopping ??= (async () => {
       clearInterval(healthTimer);
       await statusFile.stop();
+      // Read before stopping: a disposed agent and learner no longer have a state.
+      const lastStatus = statusNow();
       leased.unsubscribe();
       applied.unsubscribe();
       if (registerTimer !== undefined) ports.clock.clearTimeout(registerTimer);
@@ -296,6 +304,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       } else {
         watchdog?.close("abandon");
       }
+      finalStatus = { ...lastStatus, agent: "stopped", leaseLeftMs: 0, atMs: Math.round(ports.clock.now()), vms: {}, watchdog: lastStatus.watchdog === null ? null : { ...lastStatus.watchdog, armed: watchdog?.isOpen ?? false, bytesWritten: watchdog?.writtenBytes ?? 0 } };
       statusFile.flush();
       if (hypervisor instanceof LibvirtHypervisor) await hypervisor.close().catch(() => undefined);
       await runtime.close().catch(() => undefined);
@@ -307,5 +316,5 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     return stopping;
   }
 
-  return { finished, stop: () => shutDown("clean"), status: statusNow };
+  return { finished, stop: () => shutDown("clean"), status: () => finalStatus ?? statusNow() };
 }

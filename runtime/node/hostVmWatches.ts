@@ -3,8 +3,9 @@
  * when asked) for every VM on this host's hypervisor. The hypervisor is
  * listed at start and every `rescanIntervalMs`: new VMs get a watch, VMs no
  * longer defined lose theirs. A VM's desired state is the view's when the
- * view knows the VM, else what it was doing when first seen (a VM defined
- * outside haring is watched, not judged against a wish nobody had).
+ * view knows the VM, else the host's own config's (the sim driver's
+ * `running`), else what it was doing when first seen (a VM defined outside
+ * haring is watched, not judged against a wish nobody had).
  *
  * The view has no command for VM health yet, so reports go to the JSON log
  * (`vm.health`), the metrics and the node's status file, and are published
@@ -31,6 +32,8 @@ export interface HostVmWatchesOptions {
   readonly watchGuests: boolean;
   /** The view's wish for a VM, when the view knows it. */
   readonly desiredInView: (vmId: string) => VmDesiredState | undefined;
+  /** Else this host's own wish, when it has one (the sim driver's config); else what the VM was doing when first seen. */
+  readonly desiredLocally?: (vmId: string) => VmDesiredState | undefined;
 }
 
 export interface HostVmWatches {
@@ -56,7 +59,7 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
       ports.metrics.increment(unwatchedVmsMetric);
       return;
     }
-    const desired = options.desiredInView(vmId) ?? (discoveredRunning ? "running" : "stopped");
+    const desired = options.desiredInView(vmId) ?? options.desiredLocally?.(vmId) ?? (discoveredRunning ? "running" : "stopped");
     const watch = startVmWatch(hostPorts, {
       vmId,
       desired,
