@@ -409,3 +409,25 @@ test("a VM placed on an up host but reported missing there (placed by an earlier
   s.result(sent[0]!, true);
   t.true(s.notes.some((n) => n.note === "started" && n.fields.vmId === "a"));
 });
+
+test("VMs held for an import get no initial placement until the hold ends or someone else places them", (t) => {
+  let view = cluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], addVm("imported"), addVm("other"));
+  const state = createRecoveryPlanner(defaultManagerConfig);
+  const placedVms = (outputs: ManagerOutput[]) => outputs.flatMap((output) => (output.kind === "propose" && output.command.type === "vm.place" ? [output.command.vmId] : []));
+  stepRecoveryPlanner(state, { type: "hold-initial-placement", nowMs: 0, vmIds: ["imported"], untilMs: 5_000 });
+  stepRecoveryPlanner(state, { type: "view", nowMs: 0, view });
+  t.deepEqual(placedVms(stepRecoveryPlanner(state, { type: "leadership", nowMs: 1, isLeader: true, leaseValidUntilMs: Number.MAX_SAFE_INTEGER })), ["other"]);
+  t.deepEqual(placedVms(stepRecoveryPlanner(state, { type: "tick", nowMs: 4_999 })), []);
+  t.deepEqual(placedVms(stepRecoveryPlanner(state, { type: "tick", nowMs: 5_000 })), ["imported"], "the hold ran out: the manager places it");
+
+  // Placed by someone else in time: the hold ends and the manager never proposes a placement.
+  view = cluster([["h1", 16, 64 * GiB]], addVm("imported"));
+  const second = createRecoveryPlanner(defaultManagerConfig);
+  stepRecoveryPlanner(second, { type: "hold-initial-placement", nowMs: 0, vmIds: ["imported"], untilMs: 5_000 });
+  stepRecoveryPlanner(second, { type: "leadership", nowMs: 1, isLeader: true, leaseValidUntilMs: Number.MAX_SAFE_INTEGER });
+  t.deepEqual(placedVms(stepRecoveryPlanner(second, { type: "view", nowMs: 2, view })), []);
+  view = apply(view, placeOn(view, "imported", "h1"));
+  stepRecoveryPlanner(second, { type: "view", nowMs: 3, view });
+  t.false(second.initialPlacementHeld.has("imported"));
+  t.deepEqual(placedVms(stepRecoveryPlanner(second, { type: "tick", nowMs: 6_000 })), []);
+});
