@@ -162,8 +162,17 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   const moved = vmsOn(cluster, host);
   const cutAt = cluster.world.now();
   cluster.world.partition([[host]]);
+  const isolatedAt = cluster.runUntil(() => cluster.senders.get(host)!.getSnapshot()?.context.phase !== "leased", 5_000, 20);
+  t.truthy(isolatedAt, "the cut-off host lost its lease");
+  const whileIsolated: string[] = [];
+  const currentStart = pack({ vmId: "a", placementEpoch: oldEpoch, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
+  cluster.hostNodes.get(host)!.executor.apply({ commandId: "isolated-start", kind: "vm.start", payload: currentStart, senderId: "c1" }, (result) => whileIsolated.push(result.ok ? "applied" : result.error));
   const movedAt = cluster.runUntil(() => moved.every((vmId) => cluster.activationsElsewhere(vmId, host, cutAt).length > 0 && cluster.activeHosts(vmId).length === 1), 15_000);
   t.truthy(movedAt, "moved while the host is cut off");
+  // A host that is joining again is given a moment for its first lease; cut off, it gets none.
+  cluster.world.runFor(1_500);
+  t.is(whileIsolated.length, 1);
+  t.regex(whileIsolated[0]!, /^start refused: host h\d holds no lease/, "nothing starts on an isolated host, even at the epoch its view still names");
   cluster.world.heal();
   const rejoinedAt = cluster.runUntil(() => {
     const record = cluster.view().hosts.get(host)!;
