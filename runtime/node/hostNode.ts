@@ -47,7 +47,7 @@ import { nodeExitCodes, nodeLockFileName, type RunNodeOptions, type RunningNode 
 export const shutdownIsolationTimeoutMs = 30_000;
 /** While the view does not know this host, `host.register` is proposed again this often. */
 export const registerRetryMs = 2_000;
-/** How often the agent's health is checked for a fatal stop. */
+/** How often the agent's health is checked for a fatal stop (and registration, if still due). */
 export const hostHealthCheckMs = 500;
 
 export interface HostStatus {
@@ -258,6 +258,8 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
   let finalStatus: HostStatus | undefined;
   const statusFile = startNodeStatusFile(config.dataDir, config.statusIntervalMs, () => finalStatus ?? statusNow(), runtime.metrics, ports.log);
   const healthTimer = setInterval(() => {
+    // Also when nothing is committed for a while (a view learned from a snapshot fires no onApplied).
+    if (registerTimer === undefined) registerIfUnknown();
     if (sender.status === "failed") {
       ports.log.write("error", "host.agent-failed", { note: "the watchdog stays armed" });
       void shutDown("fatal");
