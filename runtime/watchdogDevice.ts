@@ -18,7 +18,7 @@
  * any other end (a crash, kill -9, a fatal error) leaves it armed, and the
  * machine is reset.
  */
-import { closeSync, constants, openSync, readFileSync, writeSync } from "node:fs";
+import { accessSync, closeSync, constants, openSync, readFileSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import type { Watchdog } from "../actors/detection/hostIsolation.ts";
 import type { Log, Metrics } from "../actors/ports/telemetry.ts";
@@ -75,11 +75,19 @@ export class WatchdogDevice implements Watchdog {
   }
 
   /**
-   * Refuses a device whose kernel timeout is longer than the configured one:
-   * the leader's lease arithmetic counts on the configured one, so a longer
-   * real timeout could let a hung host run its VMs after being declared failed.
+   * Why the device cannot serve, checked before the host starts: it is missing
+   * or not writable, or its kernel timeout is longer than the configured one
+   * (the leader's lease arithmetic counts on the configured one, so a longer
+   * real timeout could let a hung host run its VMs after being declared
+   * failed). Opening it would arm it, so a device held by another process
+   * (EBUSY) shows only at the first pet, as logged and counted open failures.
    */
-  checkKernelTimeout(): string | undefined {
+  startupProblem(): string | undefined {
+    try {
+      accessSync(this.options.device, constants.W_OK);
+    } catch (error) {
+      return `cannot write to the watchdog device ${this.options.device}: ${error instanceof Error ? error.message : String(error)}`;
+    }
     const kernelMs = kernelWatchdogTimeoutMs(this.options.device, this.options.sysfsDirectory);
     if (kernelMs !== undefined && kernelMs > this.timeoutMs) {
       return `the kernel's timeout for ${this.options.device} is ${kernelMs} ms, longer than watchdog.timeoutMs ${this.timeoutMs}: set the device's timeout (softdog: soft_margin) or the config to agree`;

@@ -145,7 +145,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     hypervisor = createHypervisor(config, basePorts);
     if (config.watchdog !== undefined) {
       watchdog = new WatchdogDevice({ ...config.watchdog, now: () => promptClock.now(), log: basePorts.log, metrics: basePorts.metrics });
-      const problem = watchdog.checkKernelTimeout();
+      const problem = watchdog.startupProblem();
       if (problem !== undefined) throw new Error(problem);
     }
   } catch (error) {

@@ -72,15 +72,21 @@ test("a device that cannot be opened is counted and retried, never thrown", (t) 
   t.is(readFileSync(device, "utf8"), ".", "the next pet opens it");
 });
 
-test("the kernel's timeout is read from sysfs, and a longer one than configured is refused", (t) => {
+test("the kernel's timeout is read from sysfs; a longer one than configured, or a device that cannot be written, is refused", (t) => {
   const sysfs = join(directory, "sysfs");
   mkdirSync(join(sysfs, "watchdog0"), { recursive: true });
   writeFileSync(join(sysfs, "watchdog0", "timeout"), "2\n");
   t.is(kernelWatchdogTimeoutMs("/dev/watchdog", sysfs), 2_000, "/dev/watchdog is watchdog0");
   t.is(kernelWatchdogTimeoutMs("/dev/watchdog1", sysfs), undefined);
-  const options = { device: "/dev/watchdog", petIntervalMs: 100, now: () => 0, log: silentLog, metrics: new MetricsRegistry(), sysfsDirectory: sysfs };
-  t.regex(new WatchdogDevice({ ...options, timeoutMs: 1_000 }).checkKernelTimeout() ?? "", /kernel's timeout for \/dev\/watchdog is 2000 ms, longer than watchdog\.timeoutMs 1000/);
-  t.is(new WatchdogDevice({ ...options, timeoutMs: 2_000 }).checkKernelTimeout(), undefined);
+  const device = deviceFile("sysfs-checked");
+  const options = { device, petIntervalMs: 100, now: () => 0, log: silentLog, metrics: new MetricsRegistry(), sysfsDirectory: sysfs };
+  // A file named like the device stands in for it; its sysfs entry is the fake one above.
+  const named = join(directory, "watchdog");
+  writeFileSync(named, "");
+  t.regex(new WatchdogDevice({ ...options, device: named, timeoutMs: 1_000 }).startupProblem() ?? "", /kernel's timeout for .*watchdog is 2000 ms, longer than watchdog\.timeoutMs 1000/);
+  t.is(new WatchdogDevice({ ...options, device: named, timeoutMs: 2_000 }).startupProblem(), undefined);
+  t.is(new WatchdogDevice({ ...options, timeoutMs: 1_000 }).startupProblem(), undefined, "no sysfs entry (a FIFO or a file): nothing to compare");
+  t.regex(new WatchdogDevice({ ...options, device: join(directory, "missing"), timeoutMs: 1_000 }).startupProblem() ?? "", /cannot write to the watchdog device .*missing/);
 });
 
 test("through a FIFO standing in for the device: the pet bytes arrive, then V and the end on a clean close", async (t) => {
