@@ -1,43 +1,91 @@
 import type { Command } from "commander";
 import { paxosFuzzLimits, runPaxosFuzz } from "../../sim/paxos/paxosFuzz.ts";
+import { fuzzScenarioLimits } from "../../sim/fuzz/fuzzScenario.ts";
+import { runSystemFuzz, saveFuzzScenario, systemFuzzLimits } from "../../sim/fuzz/systemFuzz.ts";
 import { parseBoundedInteger } from "./arguments.ts";
 import type { CliOutput } from "./main.ts";
 import { exitCodes } from "./usageError.ts";
 
 const maxStartSeed = 2 ** 32 - 1;
-const maxHosts = 50;
+const maxViewHosts = 50;
+
+interface FuzzOptions {
+  seeds: string;
+  startSeed: string;
+  replay?: string;
+  controllers: string;
+  hosts?: string;
+  view?: boolean;
+  save?: string;
+  json?: boolean;
+}
 
 /**
- * `haring sim fuzz`: random fault schedules from consecutive seeds, safety
- * checked throughout and liveness after healing. Today it fuzzes the
- * replicated view (controllers and host learners under partitions, crashes,
- * loss, duplication, reordering, pauses and skew); a failing seed is printed,
- * and `--start-seed S --seeds 1` replays it.
+ * `haring sim fuzz`: random clusters and fault schedules from consecutive
+ * seeds (after TigerBeetle's VOPR), safety checked throughout and liveness
+ * after the world is made whole. By default the whole system (every scenario
+ * component: heartbeats, Paxos, detection, hypervisors, guests, the manager);
+ * `--view` fuzzes the replicated view alone (controllers and host learners).
+ * A failing seed is printed with the command that replays it; `--save DIR`
+ * writes each failing run as a scenario directory for `haring sim run`.
  */
 export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitCode: (code: number) => void): void {
   sim
     .command("fuzz")
     .description("random clusters and fault schedules from seeds; safety throughout, liveness after heal; prints failing seeds")
-    .option("--seeds <n>", `how many seeds (1-${paxosFuzzLimits.maxSeeds})`, "100")
-    .option("--start-seed <n>", "first seed; with --seeds 1 this replays one seed", "1")
-    .option("--controllers <n>", "controllers per run (1-9)", "3")
-    .option("--hosts <n>", `host learners per run (0-${maxHosts})`, "3")
+    .option("--seeds <n>", `how many seeds (1-${systemFuzzLimits.maxSeeds})`, "100")
+    .option("--start-seed <n>", "first seed", "1")
+    .option("--replay <seed>", "run this one seed (same as --start-seed SEED --seeds 1)")
+    .option("--hosts <n>", `hosts per run (whole system: 1-${fuzzScenarioLimits.maxHosts}, default drawn per seed; --view: 0-${maxViewHosts}, default 3)`)
+    .option("--view", "fuzz the replicated view alone (Paxos controllers and host learners)")
+    .option("--controllers <n>", "controllers per run with --view (1-9)", "3")
+    .option("--save <dir>", "write each failing run as a scenario directory under DIR")
     .option("--json", "print a JSON result")
-    .action((options: { seeds: string; startSeed: string; controllers: string; hosts: string; json?: boolean }) => {
-      const seeds = parseBoundedInteger("--seeds", options.seeds, 1, paxosFuzzLimits.maxSeeds);
-      const startSeed = parseBoundedInteger("--start-seed", options.startSeed, 0, maxStartSeed);
-      const controllers = parseBoundedInteger("--controllers", options.controllers, 1, 9);
-      const hosts = parseBoundedInteger("--hosts", options.hosts, 0, maxHosts);
-      const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts });
-      if (options.json) {
-        output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);
-      } else {
-        output.out(`${result.summaryText}\n`);
-      }
-      for (const failure of result.failures) output.err(`haring: ${failure}\n`);
-      if (!result.ok) {
-        output.err(`hint: replay with haring sim fuzz --start-seed ${result.failedSeeds[0]} --seeds 1 --controllers ${controllers} --hosts ${hosts}\n`);
-        setExitCode(exitCodes.failed);
-      }
+    .action((options: FuzzOptions) => {
+      const replay = options.replay === undefined ? undefined : parseBoundedInteger("--replay", options.replay, 0, maxStartSeed);
+      const seeds = replay === undefined ? parseBoundedInteger("--seeds", options.seeds, 1, Math.min(paxosFuzzLimits.maxSeeds, systemFuzzLimits.maxSeeds)) : 1;
+      const startSeed = replay ?? parseBoundedInteger("--start-seed", options.startSeed, 0, maxStartSeed);
+      if (options.view) runViewFuzz(options, seeds, startSeed, output, setExitCode);
+      else runWholeSystemFuzz(options, seeds, startSeed, output, setExitCode);
     });
+}
+
+function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, output: CliOutput, setExitCode: (code: number) => void): void {
+  const controllers = parseBoundedInteger("--controllers", options.controllers, 1, 9);
+  const hosts = options.hosts === undefined ? 3 : parseBoundedInteger("--hosts", options.hosts, 0, maxViewHosts);
+  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts });
+  if (options.json) {
+    output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);
+  } else {
+    output.out(`${result.summaryText}\n`);
+  }
+  for (const failure of result.failures) output.err(`haring: ${failure}\n`);
+  if (!result.ok) {
+    output.err(`hint: replay with haring sim fuzz --view --replay ${result.failedSeeds[0]} --controllers ${controllers} --hosts ${hosts}\n`);
+    setExitCode(exitCodes.failed);
+  }
+}
+
+function runWholeSystemFuzz(options: FuzzOptions, seeds: number, startSeed: number, output: CliOutput, setExitCode: (code: number) => void): void {
+  const hosts = options.hosts === undefined ? undefined : parseBoundedInteger("--hosts", options.hosts, 1, fuzzScenarioLimits.maxHosts);
+  const result = runSystemFuzz({ seeds, startSeed, hosts });
+  const saved = options.save === undefined ? [] : result.failedScenarios.map((generated) => saveFuzzScenario(generated, options.save!));
+  if (options.json) {
+    output.out(
+      `${JSON.stringify(
+        { ok: result.ok, seeds: result.seeds, startSeed, capabilities: result.capabilities, failedSeeds: result.failedSeeds, failures: result.failures, saved, totals: result.totals },
+        null,
+        2,
+      )}\n`,
+    );
+  } else {
+    output.out(`${result.summaryText}\n`);
+  }
+  for (const failure of result.failures) output.err(`haring: ${failure}\n`);
+  for (const directory of saved) output.err(`haring: saved ${directory} (replay: haring sim run ${directory})\n`);
+  if (!result.ok) {
+    const hostsFlag = hosts === undefined ? "" : ` --hosts ${hosts}`;
+    output.err(`hint: replay with haring sim fuzz --replay ${result.failedSeeds[0]}${hostsFlag} [--save DIR]\n`);
+    setExitCode(exitCodes.failed);
+  }
 }

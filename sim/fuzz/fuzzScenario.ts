@@ -110,6 +110,8 @@ function draftCluster(random: Random, seed: number, options: FuzzScenarioOptions
     description: `whole-system fuzz run, seed ${seed}`,
     seed,
     duration: seconds(options.faultWindowMs + options.settleMs),
+    // a watchdog may reset a host the schedule meant to crash or pause later
+    refusedCommands: "skip",
   };
   if (has(scenarioCapabilities.detection)) document.requires = [scenarioCapabilities.detection];
   if (controllers.length > 0) document.controllers = controllers.join(",");

@@ -23,6 +23,7 @@ import {
   type ClusterSpec,
   type HostSpec,
   type NetworkSpec,
+  type RefusedCommandPolicy,
   type RuleSpec,
   type ScenarioProblem,
   type VmSpec,
@@ -69,6 +70,7 @@ export function parseCluster(text: string, file = clusterFileName): ParseResult<
   const seed = root.integer("seed", { min: 0, max: 2 ** 32 - 1, fallback: defaultScenarioSeed });
   const durationMs = root.duration("duration", { min: 1, max: maxScenarioDurationMs, fallback: 0, isRequired: true });
   const requires = readRequires(root, report);
+  const refusedCommands = root.string("refusedCommands", { maxLength: 8, fallback: "fail", pattern: /^(fail|skip)$/, expected: '"fail" or "skip"' }) as RefusedCommandPolicy;
 
   const definedIds = new Map<string, string>();
   const define = (id: string, kind: string, node: JsonNode | undefined, path: string): boolean => {
@@ -104,7 +106,7 @@ export function parseCluster(text: string, file = clusterFileName): ParseResult<
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
-    value: { description, seed, durationMs, requires, controllerIds, monitorIds, hosts, vms, rules, network, componentSettings, lineOf },
+    value: { description, seed, durationMs, requires, refusedCommands, controllerIds, monitorIds, hosts, vms, rules, network, componentSettings, lineOf },
   };
 }
 

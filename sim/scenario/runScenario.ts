@@ -388,6 +388,10 @@ export function runLoadedScenario(scenario: Scenario, options: { readonly seed?:
       recorder.onCommand(timed.command, timed.line, timed.text);
       return true;
     } catch (error) {
+      if (cluster.refusedCommands === "skip") {
+        log.write("info", "scenario.command-skipped", { line: timed.line, reason: errorMessage(error) });
+        return true;
+      }
       failures.add(`commands:${timed.line}: ${timed.text} at ${formatDurationMs(timed.atMs)} failed: ${errorMessage(error)}`);
       log.write("error", "scenario.command-failed", { line: timed.line, reason: errorMessage(error) });
       return false;

@@ -57,12 +57,22 @@ export interface NetworkSpec {
   readonly reorder: ReorderProfile;
 }
 
+/**
+ * What a command the world refuses (`crash` of a node already down, `restart`
+ * of one that is up) does to the run: `fail` (hand-written scenarios: the
+ * author's expectation was wrong) or `skip` (logged and counted; generated
+ * fuzz schedules, where a watchdog may have reset a host the schedule meant
+ * to crash).
+ */
+export type RefusedCommandPolicy = "fail" | "skip";
+
 export interface ClusterSpec {
   readonly description: string;
   readonly seed: number;
   readonly durationMs: number;
   /** Capabilities the scenario needs beyond what its contents imply (see clusterAssembly.ts). */
   readonly requires: readonly string[];
+  readonly refusedCommands: RefusedCommandPolicy;
   readonly controllerIds: readonly string[];
   readonly monitorIds: readonly string[];
   readonly hosts: readonly HostSpec[];

@@ -97,14 +97,14 @@ test("sim run refuses options that do not fit the mode, and a missing scenario d
   }
 });
 
-test("sim fuzz runs seeds and reports; the same seeds print the same bytes; bad options exit 2", async (t) => {
-  const first = await run(["sim", "fuzz", "--seeds", "3", "--start-seed", "40"]);
-  const again = await run(["sim", "fuzz", "--seeds", "3", "--start-seed", "40"]);
+test("sim fuzz --view runs seeds of the replicated view and reports; the same seeds print the same bytes; bad options exit 2", async (t) => {
+  const first = await run(["sim", "fuzz", "--view", "--seeds", "3", "--start-seed", "40"]);
+  const again = await run(["sim", "fuzz", "--view", "--seeds", "3", "--start-seed", "40"]);
   t.is(first.code, 0, first.err);
   t.regex(first.out, /seeds 40\.\.42/);
   t.regex(first.out, /result: ok/);
   t.is(first.out, again.out);
-  const bad = await run(["sim", "fuzz", "--controllers", "10"]);
+  const bad = await run(["sim", "fuzz", "--view", "--controllers", "10"]);
   t.is(bad.code, 2);
   t.regex(bad.err, /--controllers must be between 1 and 9/);
 });
