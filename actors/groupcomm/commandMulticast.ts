@@ -254,6 +254,7 @@ export function startCommandMulticaster(ports: NodePorts, overrides: Partial<Com
           : undefined) ??
         (openSends >= config.maxSendsInFlight ? `more than ${config.maxSendsInFlight} commands in flight` : undefined);
       if (invalid !== undefined) return failAll(memberList.map(String), invalid, done, onEach);
+      if (memberList.length === 0) return failAll([], "", done, onEach); // nothing to wait for: done([]) soon
 
       const send: OpenSend = { command, collector: new OutcomeCollector(memberList), done, onEach, timer: undefined, repeatBytes: undefined };
       openSends++;

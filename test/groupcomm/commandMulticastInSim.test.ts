@@ -22,6 +22,10 @@ test("every member applies the command once and the sender gets one outcome per 
     ["m1 c1 from mgr", "m2 c1 from mgr", "m3 c1 from mgr"],
   );
   t.is(cluster.multicaster().sendsInFlight, 0);
+  const nobody = cluster.send([], cluster.command("c-empty"));
+  cluster.world.runFor(1);
+  t.deepEqual(nobody.outcomes, []);
+  t.is(nobody.doneCalls, 1);
 });
 
 test("a dead member is reported timed out after timeoutMs; the live ones applied", (t) => {
