@@ -52,9 +52,9 @@ export interface PaxosComponentSettings {
 export interface PaxosComponentApi {
   readonly config: PaxosConfig;
   readonly controllerIds: readonly string[];
-  /** The controller actor of a controller's current incarnation; undefined while it is crashed. */
+  /** The controller actor of a controller's current incarnation (a paused node's too); undefined while it is crashed. */
   controller(nodeId: string): ControllerActor | undefined;
-  /** The view learner of a host's current incarnation; undefined while it is crashed. */
+  /** The view learner of a host's current incarnation (a paused node's too); undefined while it is crashed. */
   learner(hostId: string): LearnerActor | undefined;
   /** The up controller holding the leader lease now, if any. */
   leaderId(): string | undefined;
@@ -153,8 +153,8 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
     const api: PaxosComponentApi = {
       config,
       controllerIds,
-      controller: upController,
-      learner: (hostId) => (world.nodeState(hostId) === "up" ? learners.get(hostId) : undefined),
+      controller: (nodeId) => (world.nodeState(nodeId) === "crashed" ? undefined : controllers.get(nodeId)),
+      learner: (hostId) => (world.nodeState(hostId) === "crashed" ? undefined : learners.get(hostId)),
       leaderId,
       view: () => bestController()?.view(),
       propose,
