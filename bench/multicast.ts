@@ -48,6 +48,7 @@ const clusterId = "bench";
 const rawStream = "RAW";
 const roundTimeoutMs = 5_000;
 const payloadBytes = 256;
+const maxThreadPoolSize = 256;
 
 interface Options {
   readonly members: number;
@@ -226,6 +227,8 @@ async function startWorkers(mode: "haring" | "raw", url: string, dataDirectory: 
     const profile = options.profileDir !== undefined ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : [];
     const child = spawn(process.execPath, [...profile, "--import", "tsx", new URL(import.meta.url).pathname, "--worker", mode, url, dataDirectory, options.storage, ...share], {
       stdio: ["pipe", "pipe", "inherit"],
+      // Each member's fdatasync runs on libuv's thread pool (4 threads by default); a host has its own process and pool.
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(Math.min(maxThreadPoolSize, share.length + 4)) },
     });
     children.push(child);
     ready.push(
@@ -388,6 +391,8 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === "--worker") return worker(argv.slice(1));
   const options = parseOptions(argv);
+  // Before the first asynchronous file operation creates the pool: the disk floor syncs every member's file at once.
+  process.env.UV_THREADPOOL_SIZE ??= String(Math.min(maxThreadPoolSize, options.members + 4));
   const server = await startNatsServer();
   const dataDirectory = mkdtempSync(join(tmpdir(), "haring-bench-multicast-"));
   const runners: RoundRunner[] = [];
