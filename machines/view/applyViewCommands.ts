@@ -193,8 +193,16 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       if (draft.hosts.size >= maxHosts) return rejected(`at most ${maxHosts} hosts`);
       draft.setHost({ hostId: command.hostId, state: "joining", incarnation: 0, capacity: { ...command.capacity }, stateEpoch: draft.epoch + 1 });
       return committed;
-    case "host.up":
+    case "host.up": {
+      // A joining host comes up at its agent's incarnation, which may be above the view's (0 from registration,
+      // or the rejoin's): from then on the view and the agent number incarnations alike.
+      const host = draft.hosts.get(command.hostId);
+      if (host?.state === "joining" && command.incarnation > host.incarnation) {
+        draft.setHost({ ...host, state: "up", incarnation: command.incarnation, stateEpoch: draft.epoch + 1 });
+        return committed;
+      }
       return hostTransition(draft, command.hostId, command.incarnation, ["joining", "suspect"], "up");
+    }
     case "host.suspect":
       return hostTransition(draft, command.hostId, command.incarnation, ["up"], "suspect");
     case "host.failed":
