@@ -10,7 +10,8 @@
  * for `catchUpAfterMs` fetches from a peer: the peer answers with the slots it
  * still retains, or with a snapshot of its state when the request reaches
  * below its retained log. Every `snapshotEverySlots` applied slots the learner
- * takes a snapshot; the node persists it and compacts its log below it.
+ * takes a snapshot (controllers at staggered slots, see `snapshotPhase`); the
+ * node persists it and compacts its log below it.
  */
 import { ChunkedMap, type ChunkedMapDraft } from "./chunkedMap.ts";
 import type { PaxosConfig } from "./config.ts";
@@ -195,7 +196,9 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
   }
   while (nextSlot - retainedFrom > config.maxRetainedSlots) retained.delete(retainedFrom++);
   let snapshotSlot = start.snapshotSlot;
-  if (nextSlot - snapshotSlot >= config.snapshotEverySlots) {
+  const period = config.snapshotEverySlots;
+  const phase = snapshotPhase(config, start.learnerId);
+  if (Math.floor((nextSlot - phase) / period) > Math.floor((snapshotSlot - phase) / period)) {
     snapshotSlot = nextSlot;
     draft.snapshot = { throughSlot: nextSlot, snapshot: start.machine.toSnapshot(app) };
   }
@@ -210,6 +213,16 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     commitHint: Math.max(start.commitHint, nextSlot),
     lastProgressAtMs: nowMs,
   };
+}
+
+/**
+ * Where in each `snapshotEverySlots` period this learner takes its snapshot: the controllers are
+ * spread evenly over the period, so a majority is never busy serializing and rewriting its log at
+ * the same slot (the leader would wait for it). Snapshots stay at most `snapshotEverySlots` apart.
+ */
+export function snapshotPhase(config: PaxosConfig, learnerId: string): number {
+  const index = config.acceptorIds.indexOf(learnerId);
+  return index <= 0 ? 0 : Math.floor((index * config.snapshotEverySlots) / config.acceptorIds.length);
 }
 
 function onMessage<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: PaxosMessage<C>, nowMs: number): void {

@@ -76,13 +76,14 @@ test("the commit index piggy-backed on an accept or heartbeat applies the slots 
 });
 
 test("a snapshot compacts the acceptor and rewrites the log; a restart from the rewrite resumes there", (t) => {
-  let state = node("c2");
-  const b = ballot(1, "c1");
+  // c1 snapshots at multiples of snapshotEverySlots (the other controllers at staggered slots).
+  let state = node("c1");
+  const b = ballot(1, "c2");
   let rewrite: readonly DurableRecord<ViewCommand>[] | null = null;
   for (let slot = 0; slot < 6; slot++) {
     const step = stepControllerNode(state, {
       type: "message",
-      message: { type: "paxos.accept", from: "c1", to: "c2", ballot: b, slot, value: { kind: "commands", commands: [register(`r${slot}`, `h${slot}`)] }, commitIndex: slot },
+      message: { type: "paxos.accept", from: "c2", to: "c1", ballot: b, slot, value: { kind: "commands", commands: [register(`r${slot}`, `h${slot}`)] }, commitIndex: slot },
       nowMs: slot,
     });
     if (step.rewrite) rewrite = step.rewrite;
@@ -97,7 +98,7 @@ test("a snapshot compacts the acceptor and rewrites the log; a restart from the 
     rewrite!.map((record) => record.kind),
     ["init", "promise", "floor", "accept", "snapshot"],
   );
-  const restarted = node("c2", [...rewrite!], false);
+  const restarted = node("c1", [...rewrite!], false);
   t.is(restarted.learner.nextSlot, 5);
   t.is(restarted.acceptor.floorSlot, 5);
   t.is(restarted.acceptor.mode, "voting");

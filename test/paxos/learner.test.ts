@@ -180,3 +180,21 @@ test("a fetch being answered in chunks is not timed out while chunks keep coming
   t.deepEqual(stepLearner(state, { type: "tick", nowMs: 479 }).sendAfterSync, [], "still waiting on c3");
   t.deepEqual(stepLearner(state, { type: "tick", nowMs: 480 }).sendAfterSync, [{ type: "paxos.fetch", from: "c1", to: "c2", fromSlot: 0, maxSlots: 3 }], "silent for fetchTimeoutMs: the next peer");
 });
+
+test("controllers take their snapshots at staggered slots, each at most snapshotEverySlots apart", (t) => {
+  const staggered = createPaxosConfig(["c1", "c2", "c3"], { maxRetainedSlots: 12, snapshotEverySlots: 9, maxBufferedChosenSlots: 64 });
+  const snapshotSlots = (learnerId: string) => {
+    let state = createLearner({ learnerId, config: staggered, machine: appendLog, records: [], nowMs: 0 });
+    const slots: number[] = [];
+    for (let slot = 0; slot < 30; slot++) {
+      const step = stepLearner(state, learn(slot, entry(slot, `x${slot}`)));
+      if (step.snapshot) slots.push(step.snapshot.throughSlot);
+      state = step.state;
+    }
+    return slots;
+  };
+  t.deepEqual(snapshotSlots("c1"), [9, 18, 27]);
+  t.deepEqual(snapshotSlots("c2"), [3, 12, 21, 30]);
+  t.deepEqual(snapshotSlots("c3"), [6, 15, 24]);
+  t.deepEqual(snapshotSlots("h1"), [9, 18, 27], "a host learner keeps the plain period");
+});
