@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerGuestAgentCommand } from "./guestAgentCommand.ts";
 import { registerNodeCommand } from "./nodeCommand.ts";
 import { registerSimCommands } from "./simCommands.ts";
+import { registerUpCommand } from "./upCommand.ts";
 import { exitCodes, UsageError } from "./usageError.ts";
 
 export interface CliOutput {
@@ -34,6 +35,9 @@ export async function main(argv: readonly string[], output: CliOutput = processO
     exitCode = code;
   });
   registerGuestAgentCommand(program, output);
+  registerUpCommand(program, output, (code) => {
+    exitCode = code;
+  });
 
   try {
     await program.parseAsync([...argv], { from: "user" });
