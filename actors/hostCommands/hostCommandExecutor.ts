@@ -27,6 +27,7 @@ import type { Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { startRefusal } from "../../machines/manager/mayStartVm.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import type { HostIncarnation } from "./hostIncarnation.ts";
 import { decodeHostCommand, encodeHostCommandResult, type DecodedHostCommand, type HostCommandPayload } from "./hostCommandMessages.ts";
 
 /** Structurally the command multicast member's applier (actors/groupcomm/commandMember.ts). */
@@ -83,6 +84,8 @@ export interface HostCommandExecutorOptions {
   readonly views: ViewSource;
   /** The host agent's lease now; undefined while there is no agent (everything is refused). */
   readonly lease: () => HostLeaseState | undefined;
+  /** Matches the agent's incarnation with the view's number for this host (hostIncarnation.ts). */
+  readonly incarnation: HostIncarnation;
   /** Told after a VM started here (so its watch begins at once). */
   readonly onStarted?: (vmId: string) => void;
   readonly config?: Partial<HostCommandExecutorConfig>;
@@ -96,12 +99,6 @@ export interface HostCommandExecutor {
 }
 
 type Finish = (result: HostApplyResult) => void;
-
-/** Which host incarnation to hold against the view: the view numbers a host's first life 0 (it never heard the agent's count). */
-function incarnationToCheck(view: View, hostId: string, lease: HostLeaseState): number | undefined {
-  const host = view.hosts.get(hostId);
-  return host === undefined || host.incarnation === 0 ? undefined : lease.incarnation;
-}
 
 export function createHostCommandExecutor(ports: NodePorts, options: HostCommandExecutorOptions): HostCommandExecutor {
   const config: HostCommandExecutorConfig = { ...defaultHostCommandExecutorConfig, ...options.config };
@@ -151,6 +148,14 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
     });
   };
 
+  /** Why the view does not describe the incarnation this host runs now, or null when it does. */
+  const incarnationProblem = (view: View): string | null => {
+    const lease = options.lease();
+    const host = view.hosts.get(hostId);
+    if (lease === undefined || host === undefined || options.incarnation.matches(host.incarnation, lease.incarnation)) return null;
+    return `host ${hostId} runs incarnation ${lease.incarnation}, this host's view names incarnation ${host.incarnation}`;
+  };
+
   /** Runs `then` once the host holds a lease; a host still joining is given `leaseWaitMs` to get its first one. */
   const withLease = (then: () => void, refuse: (reason: string) => void, untilMs = ports.clock.now() + config.leaseWaitMs): void => {
     const problem = leaseProblem();
@@ -163,8 +168,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
 
   const startVm = (payload: HostCommandPayload<"vm.start">, finish: Finish): void => {
     const { vmId, placementEpoch } = payload;
-    const leaseNow = options.lease();
-    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch, leaseNow === undefined ? undefined : incarnationToCheck(view, hostId, leaseNow));
+    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch) ?? incarnationProblem(view);
     withView(
       placementEpoch,
       check,
@@ -241,8 +245,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
 
   const resetVm = (payload: HostCommandPayload<"vm.reset">, finish: Finish): void => {
     const { vmId, placementEpoch } = payload;
-    const leaseNow = options.lease();
-    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch, leaseNow === undefined ? undefined : incarnationToCheck(view, hostId, leaseNow));
+    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch) ?? incarnationProblem(view);
     withView(
       placementEpoch,
       check,

@@ -11,6 +11,7 @@ import { startCommandMember, type CommandMember } from "../groupcomm/commandMemb
 import type { GuestWatchdogConfig } from "../../machines/guest/guestWatchdog.ts";
 import type { VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import { createHostCommandExecutor, type HostCommandExecutor, type HostCommandExecutorConfig, type HostLeaseState, type ViewSource } from "./hostCommandExecutor.ts";
+import { trackHostIncarnation } from "./hostIncarnation.ts";
 import { startHostVmSupervisor, type HostVmSupervisor, type VmReportSink, type VmWatcher } from "./hostVmSupervisor.ts";
 
 export interface HostCommandNodeOptions {
@@ -39,10 +40,12 @@ export interface HostCommandNode {
 export function startHostCommandNode(ports: NodePorts, options: HostCommandNodeOptions): HostCommandNode {
   const hypervisor = ports.hypervisor;
   if (hypervisor === undefined) throw new RangeError(`host ${ports.nodeId} has no hypervisor port: the command executor needs one`);
+  const incarnation = trackHostIncarnation(ports, options.lease);
   const supervisor = startHostVmSupervisor(ports, {
     hypervisor,
     views: options.views,
     lease: options.lease,
+    incarnation,
     rejections: options.rejections,
     ...(options.watchGuest ? { watchGuest: options.watchGuest } : {}),
     ...(options.vmConfig ? { vmConfig: options.vmConfig } : {}),
@@ -53,6 +56,7 @@ export function startHostCommandNode(ports: NodePorts, options: HostCommandNodeO
     hypervisor,
     views: options.views,
     lease: options.lease,
+    incarnation,
     onStarted: (vmId) => supervisor.started(vmId),
     ...(options.executor ? { config: options.executor } : {}),
   });
@@ -72,6 +76,7 @@ export function startHostCommandNode(ports: NodePorts, options: HostCommandNodeO
       member.stop();
       executor.stop();
       supervisor.stop();
+      incarnation.stop();
     },
   };
 }

@@ -30,6 +30,7 @@ import type { VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
 import { vmsByHost } from "../../machines/view/applyViewCommands.ts";
 import type { HostLeaseState, ViewSource } from "./hostCommandExecutor.ts";
+import type { HostIncarnation } from "./hostIncarnation.ts";
 import { hostReportMessages, hostReportSubject } from "./hostReports.ts";
 
 /** Where a watcher sends what it sees. */
@@ -55,6 +56,8 @@ export interface HostVmSupervisorOptions {
   readonly hypervisor: Hypervisor;
   readonly views: ViewSource;
   readonly lease: () => HostLeaseState | undefined;
+  /** Matches the agent's incarnation with the view's number for this host (hostIncarnation.ts); reports carry the view's when it matches. */
+  readonly incarnation: HostIncarnation;
   readonly rejections: RejectionCounter;
   /** Which VMs have a guest agent to watch (default: none); for the default watcher. */
   readonly watchGuest?: (vmId: string) => boolean;
@@ -89,12 +92,6 @@ export const hostReportsMetric = "haring_host_reports_total";
 /** The incarnation the view knows this host by (the view numbers a first life 0), given the agent's own. */
 function vmsPlacedOn(view: View, hostId: string): readonly string[] {
   return vmsByHost(view).get(hostId) ?? [];
-}
-
-export function reportedIncarnation(view: View, hostId: string, agentIncarnation: number): number {
-  const host = view.hosts.get(hostId);
-  if (host === undefined) return agentIncarnation;
-  return host.incarnation === 0 || host.incarnation === agentIncarnation ? host.incarnation : agentIncarnation;
 }
 
 /** The default watcher: a VM actor (VM monitor, guest watchdog where asked) per watched VM. */
@@ -150,7 +147,9 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
   const publish = (type: "host.vm-report" | "host.guest-report", vmId: string, health: string): void => {
     const lease = options.lease();
     if (stopped || lease === undefined || lease.phase !== "leased") return;
-    const incarnation = reportedIncarnation(views.view(), hostId, lease.incarnation);
+    // The view's number when it names this incarnation (the manager compares with it), else the agent's own.
+    const viewIncarnation = views.view().hosts.get(hostId)?.incarnation;
+    const incarnation = viewIncarnation !== undefined && options.incarnation.matches(viewIncarnation, lease.incarnation) ? viewIncarnation : lease.incarnation;
     ports.metrics.increment(hostReportsMetric, { type });
     const body = { hostId, incarnation, vmId, health } as never;
     ports.network.publish(subject, hostReportMessages.encode(type, hostId, `report-${++correlation}`, body));

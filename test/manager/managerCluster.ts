@@ -67,6 +67,7 @@ export interface ManagerClusterOptions {
   readonly rebootAfterWatchdogMs?: number | null;
   /** Run guest agents in the VMs and watch them (guest hang tests). */
   readonly guests?: boolean;
+  readonly transcriptLevel?: "debug" | "info" | "warn";
 }
 
 export interface RecordedNote extends ManagerNoteParams {
@@ -107,7 +108,7 @@ export class ManagerCluster {
     this.world = new SimWorld({
       seed: options.seed,
       clusterId: "sim",
-      transcriptLevel: "warn",
+      transcriptLevel: options.transcriptLevel ?? "warn",
       extraPorts: (context) => {
         const stream = this.server.client(context.nodeId, { clock: context.clock });
         this.streamClients.set(context.nodeId, stream);

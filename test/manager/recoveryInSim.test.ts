@@ -176,17 +176,25 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   cluster.world.heal();
   const rejoinedAt = cluster.runUntil(() => {
     const record = cluster.view().hosts.get(host)!;
-    return record.state === "up" && record.incarnation > 0 && cluster.learners.get(host)!.view().hosts.get(host)?.state === "up";
-  }, 15_000);
+    return record.state === "up" && cluster.truth.committed.some((entry) => entry.hostId === host && entry.state === "failed");
+  }, 15_000, 1);
   t.truthy(rejoinedAt, "rejoined with a new incarnation");
   const results: string[] = [];
-  const payload = pack({ vmId: "a", placementEpoch: oldEpoch, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
-  cluster.hostNodes.get(host)!.executor.apply({ commandId: "stale-start", kind: "vm.start", payload, senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
-  cluster.hostNodes.get(host)!.executor.apply({ commandId: "garbage", kind: "vm.start", payload: new Uint8Array([0xc1, 0xff, 0x00]), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  const stalePayload = pack({ vmId: "a", placementEpoch: oldEpoch, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
+  const executor = cluster.hostNodes.get(host)!.executor;
+  // At once: the host's own view may still be the one from before the cut (it names the old incarnation) or the new one.
+  executor.apply({ commandId: "stale-start-1", kind: "vm.start", payload: stalePayload, senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  executor.apply({ commandId: "garbage", kind: "vm.start", payload: new Uint8Array([0xc1, 0xff, 0x00]), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
   cluster.world.runFor(3_000);
-  t.is(results.length, 2);
-  t.regex(results[0]!, /^start refused: vm a is placed on host h\d|^start refused: placement epoch of vm a is \d+, not \d+/);
-  t.regex(results[1]!, /^malformed command/);
+  // Now the host's view has caught up: the old placement epoch itself is what refuses it.
+  t.is(cluster.learners.get(host)!.view().hosts.get(host)!.incarnation, cluster.view().hosts.get(host)!.incarnation);
+  executor.apply({ commandId: "stale-start-2", kind: "vm.start", payload: stalePayload, senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  cluster.world.runFor(1_000);
+  t.is(results.length, 3);
+  t.regex(results.find((result) => result.startsWith("malformed")) ?? "", /^malformed command/);
+  const [first, second] = results.filter((result) => !result.startsWith("malformed"));
+  t.regex(first!, /^start refused: (host h\d runs incarnation \d+, this host's view names incarnation \d+|vm a is placed on host h\d)/);
+  t.regex(second!, /^start refused: vm a is placed on host h\d/);
   t.true(cluster.world.metrics(host).counterTotal("haring_host_commands_rejected_total") >= 1);
   t.not(cluster.activeHosts("a")[0], host);
   t.deepEqual(cluster.hypervisors.registry.overlaps(), []);
