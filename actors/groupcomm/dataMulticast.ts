@@ -92,6 +92,8 @@ export interface DataMulticastConfig {
   readonly backupCount: number;
   /** Restore asks this many peers beyond the k first ones (the live list may have changed since the copies were made). */
   readonly restoreExtraPeers: number;
+  /** Tries of the KV before a restore turns to the backups (a slow KV is not a lost one). */
+  readonly restoreKvAttempts: number;
   readonly maxKeysPerOwner: number;
   readonly requestTimeoutMs: number;
   /** KV write attempts on transient failures (a leader election takes seconds). */
@@ -105,6 +107,7 @@ export interface DataMulticastConfig {
 
 export const defaultBackupCount = 2;
 export const defaultRestoreExtraPeers = 2;
+export const defaultRestoreKvAttempts = 2;
 export const defaultMaxKeysPerOwner = 1_024;
 export const defaultDataRequestTimeoutMs = 2_000;
 export const defaultDataWriteAttempts = 8;
@@ -144,6 +147,7 @@ export function startDataMulticast(ports: NodePorts, overrides: Partial<DataMult
     kvReplicas: overrides.kvReplicas ?? 1,
     backupCount: overrides.backupCount ?? defaultBackupCount,
     restoreExtraPeers: overrides.restoreExtraPeers ?? defaultRestoreExtraPeers,
+    restoreKvAttempts: overrides.restoreKvAttempts ?? defaultRestoreKvAttempts,
     maxKeysPerOwner: overrides.maxKeysPerOwner ?? defaultMaxKeysPerOwner,
     requestTimeoutMs: overrides.requestTimeoutMs ?? defaultDataRequestTimeoutMs,
     writeAttempts: overrides.writeAttempts ?? defaultDataWriteAttempts,
@@ -157,6 +161,9 @@ export function startDataMulticast(ports: NodePorts, overrides: Partial<DataMult
     throw new RangeError(`backupCount must be within [0, ${maxBackupCount}], got ${config.backupCount}`);
   }
   if (!Number.isSafeInteger(config.writeAttempts) || config.writeAttempts < 1) throw new RangeError(`writeAttempts must be ≥ 1, got ${config.writeAttempts}`);
+  if (!Number.isSafeInteger(config.restoreKvAttempts) || config.restoreKvAttempts < 1 || config.restoreKvAttempts > 10) {
+    throw new RangeError(`restoreKvAttempts must be within [1, 10], got ${config.restoreKvAttempts}`);
+  }
   if (!Number.isSafeInteger(config.maxKeysPerOwner) || config.maxKeysPerOwner < 1) throw new RangeError(`maxKeysPerOwner must be ≥ 1`);
 
   const selfId = ports.nodeId;
@@ -468,12 +475,16 @@ export function startDataMulticast(ports: NodePorts, overrides: Partial<DataMult
     read,
     restore(ownerId, done) {
       if (!isValidId(ownerId)) return later(() => done({ ok: false, error: `invalid owner id ${JSON.stringify(String(ownerId).slice(0, 80))}` }));
-      restoreFromKv(ownerId, (fromKv) => {
-        if (stopped) return;
-        if (!fromKv.ok && kvState === "ready") kvState = "unknown";
-        if (fromKv.ok) return done({ ok: true, source: "kv", entries: fromKv.entries });
-        restoreFromBackups(ownerId, fromKv.error, done);
-      });
+      const attempt = (attemptNumber: number) => {
+        restoreFromKv(ownerId, (fromKv) => {
+          if (stopped) return;
+          if (fromKv.ok) return done({ ok: true, source: "kv", entries: fromKv.entries });
+          if (kvState === "ready") kvState = "unknown";
+          if (attemptNumber < config.restoreKvAttempts) return attempt(attemptNumber + 1);
+          restoreFromBackups(ownerId, fromKv.error, done);
+        });
+      };
+      attempt(1);
     },
     get heldCopies() {
       return held.size;

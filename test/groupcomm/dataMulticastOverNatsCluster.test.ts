@@ -48,7 +48,15 @@ test.before(async () => {
   for (const nodeId of nodeIds) {
     const node = await connectRealNode(nodeId, home.url, join(data.path, nodeId));
     nodes.set(nodeId, node);
-    const replicator = startDataMulticast(node.ports, { kvReplicas: 3, backupCount: 2, requestTimeoutMs: 1_000, writeAttempts: 12, writeRetryBaseMs: 250, writeRetryMaxMs: 1_000 });
+    const replicator = startDataMulticast(node.ports, {
+      kvReplicas: 3,
+      backupCount: 2,
+      requestTimeoutMs: 1_000,
+      writeAttempts: 12,
+      writeRetryBaseMs: 250,
+      writeRetryMaxMs: 1_000,
+      restoreKvAttempts: 1, // the no-quorum test waits out one KV timeout, not two
+    });
     replicator.setLiveNodes(nodeIds);
     replicators.set(nodeId, replicator);
   }
@@ -92,8 +100,10 @@ test.serial("R=3 KV: the data survives losing a server, writes continue, stale w
 });
 
 test.serial("with the KV out of quorum (two of three servers down) a failed node's data comes back from its backup peers", async (t) => {
-  const before = await restore("h3", "h1");
-  t.true(before.ok && before.source === "kv" && before.entries.length === 1);
+  // On a loaded machine one KV listing may time out (and the restore then uses the backups): a few tries.
+  let before = await restore("h3", "h1");
+  for (let tries = 1; tries < 3 && !(before.ok && before.source === "kv"); tries++) before = await restore("h3", "h1");
+  t.true(before.ok && before.source === "kv" && before.entries.length === 1, JSON.stringify(before));
   const second = cluster.servers.find((server) => server.running && server !== home)!;
   await second.kill();
   t.is(cluster.servers.filter((server) => server.running).length, 1);
