@@ -93,7 +93,12 @@ interface HostRecord {
   /** Leader clock no earlier than the latest hearing of `incarnation`. */
   heardNoLaterThanMs: number;
   status: HostStatus;
-  /** Seeded from the view and never heard: the first hearing's incarnation is adopted, not a rejoin. */
+  /**
+   * Seeded from the view as joining and never heard: the view does not know
+   * the agent's incarnation yet (0 from registration), so the first hearing's
+   * is adopted, not taken for a rejoin. Hosts the view holds up carry the
+   * agent's number (`host.up` from joining takes it).
+   */
   unheard: boolean;
   /** The view holds the host `joining`: propose it up once it is heard. */
   viewJoining: boolean;
@@ -294,7 +299,7 @@ class Step {
       return;
     }
     if (host.unheard && host.status !== "declared") {
-      // Known only from the view, whose incarnation numbers are its own: the first hearing gives the agent's.
+      // Known only from the view as joining: the first hearing gives the agent's incarnation.
       host.unheard = false;
       host.incarnation = incarnation;
       const pending = state.suspicions.get(hostId);
@@ -549,7 +554,7 @@ class Step {
         incarnation,
         heardNoLaterThanMs: graceFromMs,
         status: failed ? "declared" : "alive",
-        unheard: !failed,
+        unheard: viewState === "joining",
         viewJoining: viewState === "joining",
         lastReporter: null,
         reportedAtMs: graceFromMs,

@@ -35,13 +35,16 @@ export interface ViewHostState {
 /**
  * The view commands for a proposal, given what the view holds for the host.
  *
- * The view numbers a host's incarnations itself: it starts a registered host
- * at 0 and takes a new number only on `host.rejoin`, while a host agent counts
- * its own from its disk. So a failure is recorded against the view's current
- * incarnation (unless the view already knows a newer one than the failed
- * agent incarnation: then the proposal is stale), a joining host is brought up
- * at the view's incarnation, and only a rejoin carries the agent's number into
- * the view. Without the view's record the agent's numbers are used as they are.
+ * The view carries the host agent's incarnation: a registered host is
+ * `joining` at 0 (nobody has heard its agent yet), and `host.up` from
+ * `joining` takes the agent's number, as `host.rejoin` does. So a joining host
+ * is brought up at the agent's incarnation, and a failure is recorded at the
+ * agent's incarnation when the view holds that one. Two cases still differ: a
+ * failure of an incarnation newer than the view's (the host came back and
+ * died again before the view caught up) ends the view's older one as well,
+ * so it is recorded against the view's number; and a failure of an
+ * incarnation older than the view's is stale and dropped. Without the view's
+ * record the agent's numbers are used as they are.
  */
 export function viewCommandsFor(proposal: HostProposal, viewHost?: ViewHostState): ViewCommand[] {
   const { hostId } = proposal;
@@ -52,12 +55,10 @@ export function viewCommandsFor(proposal: HostProposal, viewHost?: ViewHostState
     if (viewHost.incarnation > proposal.incarnation) return [];
     return [{ id, type: "host.failed", hostId, incarnation: viewHost.incarnation }];
   }
-  const rejoin: ViewCommand[] = [
-    { id: `host-rejoin-${hostId}-${proposal.incarnation}`, type: "host.rejoin", hostId, incarnation: proposal.incarnation },
-    { id: `host-up-${hostId}-${proposal.incarnation}`, type: "host.up", hostId, incarnation: proposal.incarnation },
-  ];
+  const up: ViewCommand = { id: `host-up-${hostId}-${proposal.incarnation}`, type: "host.up", hostId, incarnation: proposal.incarnation };
+  const rejoin: ViewCommand[] = [{ id: `host-rejoin-${hostId}-${proposal.incarnation}`, type: "host.rejoin", hostId, incarnation: proposal.incarnation }, up];
   if (viewHost === undefined) return rejoin;
   if (viewHost.state === "failed" || viewHost.state === "fenced") return proposal.incarnation > viewHost.incarnation ? rejoin : [];
-  if (viewHost.state === "joining") return [{ id: `host-joined-${hostId}-${proposal.incarnation}`, type: "host.up", hostId, incarnation: viewHost.incarnation }];
+  if (viewHost.state === "joining") return proposal.incarnation >= viewHost.incarnation ? [up] : [];
   return [];
 }

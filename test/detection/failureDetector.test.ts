@@ -9,6 +9,9 @@ import {
   type FailureDetectorState,
 } from "../../machines/detection/failureDetector.ts";
 import { viewCommandsFor } from "../../machines/detection/hostProposals.ts";
+import { applyViewCommands } from "../../machines/view/applyViewCommands.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { emptyView } from "../../machines/view/viewTypes.ts";
 import { heardNoLaterThanMs, leaderMsCovering } from "../../machines/detection/leaseArithmetic.ts";
 import type { AuthorityGrant } from "../../machines/heartbeat/heartbeatMonitor.ts";
 
@@ -296,19 +299,42 @@ test("proposals map to view commands with ids derived from host and incarnation"
   ]);
 });
 
-test("with the view's record, proposals use the view's incarnation, except that a rejoin brings the agent's in", (t) => {
+test("with the view's record, proposals carry the agent's incarnation; a failure newer than the view's ends the view's one, an older one is stale", (t) => {
   const failed = { type: "host-failed" as const, hostId: "h1", incarnation: 3, leaseExpiresByMs: 10 };
-  t.deepEqual(viewCommandsFor(failed, { state: "up", incarnation: 0 }), [{ id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 0 }]);
+  t.deepEqual(viewCommandsFor(failed, { state: "up", incarnation: 3 }), [{ id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 3 }]);
+  t.deepEqual(viewCommandsFor(failed, { state: "joining", incarnation: 0 }), [{ id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 0 }]);
+  t.deepEqual(viewCommandsFor(failed, { state: "up", incarnation: 2 }), [{ id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 2 }]);
   t.deepEqual(viewCommandsFor(failed, { state: "up", incarnation: 5 }), [], "the view already knows a newer incarnation");
-  t.deepEqual(viewCommandsFor(failed, { state: "failed", incarnation: 0 }), [], "already failed");
+  t.deepEqual(viewCommandsFor(failed, { state: "failed", incarnation: 3 }), [], "already failed");
   const up = { type: "host-up" as const, hostId: "h1", incarnation: 4 };
-  t.deepEqual(viewCommandsFor(up, { state: "joining", incarnation: 0 }), [{ id: "host-joined-h1-4", type: "host.up", hostId: "h1", incarnation: 0 }]);
+  t.deepEqual(viewCommandsFor(up, { state: "joining", incarnation: 0 }), [{ id: "host-up-h1-4", type: "host.up", hostId: "h1", incarnation: 4 }]);
+  t.deepEqual(viewCommandsFor(up, { state: "joining", incarnation: 4 }), [{ id: "host-up-h1-4", type: "host.up", hostId: "h1", incarnation: 4 }], "after its rejoin");
+  t.deepEqual(viewCommandsFor(up, { state: "joining", incarnation: 6 }), [], "older than the view's rejoin");
   t.deepEqual(
-    viewCommandsFor(up, { state: "failed", incarnation: 0 }).map((command) => [command.type, command.id]),
+    viewCommandsFor(up, { state: "failed", incarnation: 3 }).map((command) => [command.type, command.id]),
     [["host.rejoin", "host-rejoin-h1-4"], ["host.up", "host-up-h1-4"]],
   );
   t.deepEqual(viewCommandsFor(up, { state: "fenced", incarnation: 4 }), [], "not newer than the view's");
-  t.deepEqual(viewCommandsFor(up, { state: "up", incarnation: 0 }), []);
+  t.deepEqual(viewCommandsFor(up, { state: "up", incarnation: 4 }), []);
+});
+
+test("the view takes the agent's incarnation when the host comes up, and keeps it through failure and rejoin", (t) => {
+  let view = emptyView;
+  const apply = (...commands: ViewCommand[]) => {
+    const application = applyViewCommands(view, 0, commands);
+    t.deepEqual(application.outcomes.map((outcome) => outcome.kind), commands.map(() => "committed"), JSON.stringify(application.outcomes));
+    view = application.view;
+  };
+  const viewHost = () => view.hosts.get("h1")!;
+  apply({ id: "register-h1", type: "host.register", hostId: "h1", capacity: { cpu: 4, memoryMiB: 4_096 } });
+  apply(...viewCommandsFor({ type: "host-up", hostId: "h1", incarnation: 3 }, viewHost()));
+  t.deepEqual([viewHost().state, viewHost().incarnation], ["up", 3]);
+  apply(...viewCommandsFor({ type: "host-failed", hostId: "h1", incarnation: 3, leaseExpiresByMs: 0 }, viewHost()));
+  t.deepEqual([viewHost().state, viewHost().incarnation], ["failed", 3]);
+  apply(...viewCommandsFor({ type: "host-up", hostId: "h1", incarnation: 4 }, viewHost()));
+  t.deepEqual([viewHost().state, viewHost().incarnation], ["up", 4]);
+  const stale = applyViewCommands(view, 0, [{ id: "late-up", type: "host.up", hostId: "h1", incarnation: 3 }]).outcomes[0];
+  t.is(stale?.kind, "rejected");
 });
 
 test("a host the view holds joining is proposed up when first heard, whatever incarnation it gives; it is never suspected before that", (t) => {
@@ -323,17 +349,26 @@ test("a host the view holds joining is proposed up when first heard, whatever in
   t.is(detectorHost(harness.state, "h4")?.incarnation, 7);
 });
 
-test("a host the view holds up but nobody hears is suspected; when heard, its first incarnation is adopted, not taken for a rejoin", (t) => {
+test("a host the view holds up but nobody hears is suspected; heard at the view's incarnation it is refuted, heard at a newer one the view's ended", (t) => {
   const harness = new Harness(["m1"]);
   harness.lead();
-  harness.step({ type: "view.host", nowMs: 0, hostId: "h6", state: "up", incarnation: 0 });
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h6", state: "up", incarnation: 2 });
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h7", state: "up", incarnation: 2 });
   harness.runUntil(1_000);
-  t.is(harness.notes("host.suspected").length, 1);
+  t.is(harness.notes("host.suspected").length, 2);
   harness.alive.set("h6", 2);
+  // h7 restarted meanwhile (its VMs died with it): the view's incarnation 2 must be declared, then 3 brought up.
+  harness.alive.set("h7", 3);
   harness.runUntil(1_100);
   t.is(harness.notes("host.refuted").length, 1);
   harness.runUntil(6_000);
-  t.deepEqual(harness.proposals(), []);
+  t.deepEqual(
+    harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]),
+    [
+      ["propose-host-failed", "h7", 2],
+      ["propose-host-up", "h7", 3],
+    ],
+  );
   t.is(detectorHost(harness.state, "h6")?.incarnation, 2);
 });
 
