@@ -149,6 +149,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   let lastContext: unknown;
   let beforeSlot = 0;
   let mirror: ViewKvMirror | undefined;
+  let acceptorMode: ViewControllerState["acceptor"]["mode"] | undefined;
 
   if (log.discardedTailBytes > 0) {
     ports.metrics.increment(paxosRecoveredTailMetric, {}, log.discardedTailBytes);
@@ -249,6 +250,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
 
   function carryOut(output: ControllerOutput, state: ViewControllerState): void {
     if (status !== "running") return;
+    if (acceptorMode === "rejoining" && state.acceptor.mode === "voting") {
+      ports.log.write("info", "paxos.rejoined", { promised: formatBallot(state.acceptor.promised), floorSlot: state.acceptor.floorSlot, votes: state.acceptor.votes.size, note: "fenced by a majority after an empty-disk start: voting again" });
+    }
+    acceptorMode = state.acceptor.mode;
     if (output.droppedMessage !== null) countDrop("semantic", output.droppedMessage);
     writer.submit({ persist: output.persist, rewrite: output.rewrite, messages: output.sendAfterSync });
     for (const refused of output.refused) {

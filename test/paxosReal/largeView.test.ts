@@ -2,8 +2,9 @@
  * Real processes over a real nats-server: a view of 6,000 VMs (more than
  * 1 MiB, even as msgpack), a controller killed before the load and restarted
  * after it (over 1,024 slots behind, so only a snapshot can catch it up), a
- * learner that joins after the load, and the KV mirror of the view, which
- * must be read back identical from its parts.
+ * learner that joins after the load, the same controller losing its disk
+ * (it rejoins, catches up again and is then needed for a majority), and the
+ * KV mirror of the view, which must be read back identical from its parts.
  */
 import test from "ava";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -35,7 +36,7 @@ test.after.always(async () => {
 });
 
 
-test("a controller and a learner more than 1,024 slots behind a 6,000-VM view catch up over real NATS; the KV mirror reads back identical", async (t) => {
+test("a controller and a learner more than 1,024 slots behind a 6,000-VM view catch up over real NATS, also from an empty disk; the KV mirror reads back identical", async (t) => {
   const nats = (resources.nats = await startNatsServer());
   const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-paxos-large-")));
   const cluster = (resources.cluster = startLocalControllers({ clusterId: "large", controllerIds, natsUrls: [nats.url], baseDir, timing, statusIntervalMs: 50 }));
@@ -77,13 +78,33 @@ test("a controller and a learner more than 1,024 slots behind a 6,000-VM view ca
   t.true(latecomer.appliedSlots() >= target, `the latecomer applied ${latecomer.appliedSlots()} of ${target} slots`);
   t.is(canonicalViewJson(latecomer.view()), canonicalViewJson(writer.view()));
 
+  // The laggard loses its disk: it restarts empty, rejoins (quarantine, fence) and catches up again by a
+  // chunked snapshot; then, with another follower down, commits need its vote.
+  await laggard.kill("SIGKILL");
+  laggard.wipeData();
+  laggard.start();
+  await cluster.waitFor(
+    `${laggard.id} to rejoin from an empty disk and catch up`,
+    (statuses) => (statuses.get(laggard.id)?.appliedSlots ?? -1) >= target && statuses.get(laggard.id)?.pid === laggard.pid && laggard.outputTail().includes('"paxos.rejoined"'),
+    60_000,
+  );
+  const other = cluster.members.find((member) => member !== laggard && member !== cluster.leader())!;
+  await other.kill("SIGKILL");
+  for (let index = vmCount; index < vmCount + 20; index++) {
+    const outcome = await writer.propose(largeViewVm(index));
+    t.is(outcome.kind, "committed", `with ${other.id} down, ${largeViewVm(index).id} commits through the rejoined ${laggard.id}`);
+  }
+  other.start();
+  const finalTarget = writer.appliedSlots();
+  await cluster.waitFor(`all at slot ${finalTarget}`, (statuses) => controllerIds.every((id) => (statuses.get(id)?.appliedSlots ?? -1) >= finalTarget && statuses.get(id)?.pid === cluster.member(id).pid), 60_000);
+
   // The leader mirrors the final view in parts; read it back until it reaches the final slot.
   const stream = new NatsStream(writer.runtime.network.connection, { onError: () => undefined });
   let mirrored: MirrorReadResult | undefined;
   const mirrorDeadline = performance.now() + 30_000;
   while (performance.now() < mirrorDeadline) {
     mirrored = await new Promise<MirrorReadResult>((done) => readMirroredValue(stream, defaultViewKvMirrorOptions.bucket, "large", done));
-    if (mirrored.ok && mirrored.slot >= target) break;
+    if (mirrored.ok && mirrored.slot >= finalTarget) break;
     await new Promise((done) => setTimeout(done, 200));
   }
   await cluster.stopAll();
