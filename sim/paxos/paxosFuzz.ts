@@ -16,6 +16,8 @@ export interface PaxosFuzzOptions {
   readonly controllers: number;
   /** Host learners per run. */
   readonly hosts?: number;
+  /** Percent of controller crashes that also lose the disk (see PaxosClusterRunOptions); 0 by default. */
+  readonly diskLossPercent?: number;
   /** Called after each seed, e.g. to print progress. */
   readonly onSeed?: (result: PaxosClusterRunResult) => void;
 }
@@ -24,6 +26,7 @@ export interface PaxosFuzzTotals {
   readonly commandsCommitted: number;
   readonly slotsChosen: number;
   readonly crashes: number;
+  readonly disksLost: number;
   readonly partitions: number;
   readonly pauses: number;
   readonly outages: number;
@@ -44,7 +47,7 @@ export interface PaxosFuzzResult {
   readonly summaryText: string;
 }
 
-const summed = ["commandsCommitted", "slotsChosen", "crashes", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered"] as const;
+const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered"] as const;
 
 export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const { seeds, startSeed, controllers } = options;
@@ -55,6 +58,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     commandsCommitted: 0,
     slotsChosen: 0,
     crashes: 0,
+    disksLost: 0,
     partitions: 0,
     pauses: 0,
     outages: 0,
@@ -66,7 +70,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const failedSeeds: number[] = [];
   const failures: string[] = [];
   for (let seed = startSeed; seed < startSeed + seeds; seed++) {
-    const result = runPaxosCluster({ seed, controllers, hosts });
+    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}) });
     options.onSeed?.(result);
     const stats: PaxosClusterStats = result.stats;
     for (const key of summed) totals[key] += stats[key];
@@ -79,7 +83,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const ok = failedSeeds.length === 0;
   const summaryText = [
     `paxos fuzz: seeds ${startSeed}..${startSeed + seeds - 1}, ${controllers} controllers, ${hosts} host learners`,
-    `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes, ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
+    `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes (${totals.disksLost} losing the disk), ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
     `worst probe commit after healing: ${totals.worstProbeCommitMs.toFixed(1)} ms (virtual)`,
     ok ? "result: ok" : `result: FAILED on seeds ${failedSeeds.slice(0, 20).join(", ")}${failedSeeds.length > 20 ? ", …" : ""}`,
   ].join("\n");
