@@ -1,7 +1,18 @@
 import test from "ava";
 import { pack } from "msgpackr";
 import fc from "fast-check";
-import { decodePaxosMessage, encodePaxosMessage, maxWireVotesPerMessage, paxosWireConfigProblems, type PaxosWireBody, type ViewPaxosMessage } from "../../actors/paxos/paxosMessages.ts";
+import {
+  decodePaxosMessage,
+  encodePaxosMessage,
+  encodeTransferMessage,
+  maxWireVotesPerMessage,
+  paxosInboundRegistry,
+  paxosWireConfigProblems,
+  transferMessageTypes,
+  type PaxosWireBody,
+  type ViewPaxosMessage,
+} from "../../actors/paxos/paxosMessages.ts";
+import { defaultTransferLimits } from "../../machines/paxos/chunkTransfer.ts";
 import { decodeRecords, encodeRecord, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import type { RejectionReason } from "../../actors/codec/messageCodec.ts";
 import { validate } from "../../actors/codec/schema.ts";
@@ -158,4 +169,38 @@ test("the default timings fit the wire; an oversized batch or vote log does not"
 test("the mirror's size floor never exceeds the real size of a mirrored view", (t) => {
   const views = [emptyView, view, applyViewCommands(view, 1, [{ id: "h", type: "host.register", hostId: "h2", capacity: { cpu: 0, memoryMiB: 0 } }, { id: "v", type: "vm.add", vmId: "v", resources: { cpu: 0, memoryMiB: 0 }, priority: "low", rules: { affinity: [], antiAffinity: [] }, desiredState: "stopped" }]).view];
   for (const candidate of views) t.true(minimumMirrorBytes(candidate) <= mirrorValue(candidate, 0, "c").length);
+});
+
+test("chunk traffic has its own bounded wire: a chunk and a request round-trip; oversized or mistyped ones are refused", (t) => {
+  const chunk = {
+    type: "paxos.chunk",
+    from: "c1",
+    to: "h1",
+    transferId: "1a2b-3",
+    carries: "paxos.snapshot",
+    slot: 12,
+    totalBytes: 10_000,
+    chunkBytes: 8_192,
+    chunkCount: 2,
+    checksum: 0xdeadbeef,
+    index: 1,
+    data: new Uint8Array(1_808).fill(7),
+  } as const;
+  const decoded = paxosInboundRegistry.decode(encodeTransferMessage(chunk), transferMessageTypes);
+  t.true(decoded.ok);
+  if (decoded.ok) {
+    const { type: _type, from: _from, data, ...header } = chunk;
+    const { data: decodedData, ...decodedHeader } = decoded.message.body as typeof chunk;
+    t.deepEqual(decodedHeader, header);
+    t.deepEqual(new Uint8Array(decodedData), data);
+    t.is(decoded.message.from, "c1");
+  }
+  const request = { type: "paxos.chunk-request", from: "h1", to: "c1", transferId: "1a2b-3", indices: [0, 1] } as const;
+  t.true(paxosInboundRegistry.decode(encodeTransferMessage(request), transferMessageTypes).ok);
+  t.throws(() => encodeTransferMessage({ ...chunk, data: new Uint8Array(defaultTransferLimits.chunkBytes + 1) }), { message: /data/ });
+  t.throws(() => encodeTransferMessage({ ...chunk, carries: "paxos.accept" as never }), { message: /carries/ });
+  t.throws(() => encodeTransferMessage({ ...chunk, transferId: "../etc" }), { message: /transferId/ });
+  t.throws(() => encodeTransferMessage({ ...request, indices: Array.from({ length: defaultTransferLimits.chunksInFlight + 1 }, (_, index) => index) }), { message: /indices/ });
+  // Protocol messages are not allowed where only chunks are, and the reverse.
+  t.false(paxosInboundRegistry.decode(encodeTransferMessage(request), ["paxos.prepare"]).ok);
 });
