@@ -216,3 +216,49 @@ test("the same seed replays the same run byte for byte", (t) => {
   };
   t.is(run(5), run(5));
 });
+
+test("under random crashes, restarts, JetStream cut-offs and 5% loss, no member applies a command twice, and after healing every command is answered", (t) => {
+  let crashes = 0;
+  let redeliveries = 0;
+  let answeredFromLedger = 0;
+  for (const seed of [11, 12, 13]) {
+    const memberIds = ["m1", "m2", "m3", "m4"];
+    const cluster = simCluster({ seed, memberIds, applyDelayMs: 15 });
+    const faults = cluster.world.forkRandom("faults");
+    cluster.world.setLoss(0.05);
+    cluster.world.runFor(100);
+    const commands = Array.from({ length: 30 }, (_, index) => `c${index}`);
+    for (const commandId of commands) {
+      cluster.send(memberIds, cluster.command(commandId), 400);
+      const victim = memberIds[faults.int(memberIds.length)]!;
+      const roll = faults.int(10);
+      if (roll === 0 && cluster.world.nodeState(victim) === "up") {
+        cluster.world.crash(victim);
+        crashes++;
+      } else if (roll === 1 && cluster.world.nodeState(victim) === "crashed") cluster.world.restart(victim);
+      else if (roll === 2) cluster.server.setReachable(victim, !cluster.server.isReachable(victim));
+      cluster.world.runFor(5 + faults.int(60));
+    }
+    cluster.world.setLoss(0);
+    for (const memberId of memberIds) {
+      cluster.server.setReachable(memberId, true);
+      if (cluster.world.nodeState(memberId) === "crashed") cluster.world.restart(memberId);
+    }
+    cluster.world.runFor(3_000);
+    const finals = commands.map((commandId) => cluster.send(memberIds, cluster.command(commandId), 10_000));
+    cluster.world.runFor(12_000);
+    for (const memberId of memberIds) {
+      for (const commandId of commands) {
+        t.is(cluster.appliedCount(memberId, commandId), 1, `seed ${seed}: ${memberId} applied ${commandId} once`);
+      }
+    }
+    for (const final of finals) {
+      for (const line of describeOutcomes(final.outcomes)) {
+        t.regex(line, new RegExp(`^m\\d (applied m\\d:c\\d+|failed ${interruptedCommandError.slice(0, 20)})`), `seed ${seed}`);
+      }
+    }
+    redeliveries += cluster.server.counters.redelivered;
+    for (const memberId of memberIds) answeredFromLedger += cluster.world.metrics(memberId).counter(commandsAnsweredFromLedgerMetric);
+  }
+  t.true(crashes >= 3 && redeliveries > 0 && answeredFromLedger > 0, `faults happened: ${crashes} crashes, ${redeliveries} redeliveries, ${answeredFromLedger} ledger answers`);
+});
