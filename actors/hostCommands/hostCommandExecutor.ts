@@ -124,11 +124,18 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
     return null;
   };
 
-  /** Calls `check` now, and again as the view catches up to `epoch`, until it passes or the wait runs out. */
+  /** The view is behind this host: it names an older incarnation than the agent runs (the rejoin is on its way). */
+  const behindAgent = (view: View): boolean => {
+    const lease = options.lease();
+    const host = view.hosts.get(hostId);
+    return lease !== undefined && host !== undefined && host.incarnation < lease.incarnation && !options.incarnation.matches(host.incarnation, lease.incarnation);
+  };
+
+  /** Calls `check` now, and again as the view catches up (to `epoch`, and to this host's incarnation), until it passes or the wait runs out. */
   const withView = (epoch: number, check: (view: View) => string | null, then: (view: View) => void, refuse: (reason: string) => void): void => {
     const first = check(views.view());
     if (first === null) return then(views.view());
-    if (views.view().epoch >= epoch) return refuse(first);
+    if (views.view().epoch >= epoch && !behindAgent(views.view())) return refuse(first);
     let settled = false;
     const settle = (outcome: () => void): void => {
       if (settled) return;
@@ -137,7 +144,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
       outcome();
     };
     const subscription = views.onApplied((_applied, view) => {
-      if (view.epoch < epoch) return;
+      if (view.epoch < epoch || behindAgent(view)) return;
       const problem = check(view);
       settle(() => (problem === null ? then(view) : refuse(problem)));
     });

@@ -37,7 +37,7 @@ import { hostReportMessages, hostReportSubject } from "../hostCommands/hostRepor
 import type { ProposeHostFailed } from "../../machines/detection/hostProposals.ts";
 import { defaultManagerConfig, managerConfigProblems, type ManagerConfig } from "../../machines/manager/managerConfig.ts";
 import { managerMachine, type ManagerEvent, type ManagerNoteParams } from "../../machines/manager/managerMachine.ts";
-import { plannerSnapshot, type HostCommand, type ManagerInput } from "../../machines/manager/recoveryPlanner.ts";
+import { maxHeldInitialPlacements, plannerSnapshot, type HostCommand, type ManagerInput } from "../../machines/manager/recoveryPlanner.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
 import { createAdmissionGate, type AdmissionGate } from "./admissionGate.ts";
@@ -84,7 +84,7 @@ export interface ManagerActor {
   readonly host: ActorHost<typeof boundManagerMachine>;
   /** From this controller's failure detector: the host's lease and VMs are surely gone by `leaseExpiresByMs`. */
   hostFailureDeclared(proposal: Omit<ProposeHostFailed, "type">): void;
-  /** These VMs are placed by someone else at first (an import of running VMs): no initial placement from the manager for `forMs`. */
+  /** These VMs are placed by someone else at first (an import of running VMs): no initial placement from the manager for `forMs` (0 releases them). */
   holdInitialPlacement(vmIds: readonly string[], forMs: number): void;
   /** Whether the planner acts now (this controller leads with a lease). */
   isActive(): boolean;
@@ -128,7 +128,8 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   let leading = false;
   let leaseEnd = 0;
   let lastView: View | undefined;
-  let hold: { vmIds: readonly string[]; untilMs: number } | undefined;
+  /** vmId → until when its initial placement is held, replayed into a planner restarted after an error. */
+  const holds = new Map<string, number>();
   const gate: AdmissionGate = createAdmissionGate(() => config.hostFailuresToTolerate);
 
   const send = (event: ManagerEvent): void => {
@@ -198,7 +199,7 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   host.onSnapshot((snapshot) => {
     // A planner restarted after an error starts inactive and without a view: give it both again.
     if (snapshot.context.steps !== 0) return;
-    if (hold !== undefined) send({ type: "hold-initial-placement", nowMs: now(), vmIds: hold.vmIds, untilMs: hold.untilMs });
+    for (const [vmId, untilMs] of holds) send({ type: "hold-initial-placement", nowMs: now(), vmIds: [vmId], untilMs });
     if (lastView !== undefined) send({ type: "view", nowMs: now(), view: lastView });
     if (leading) send({ type: "leadership", nowMs: now(), isLeader: true, leaseValidUntilMs: leaseEnd });
   });
@@ -272,8 +273,12 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
       send({ type: "host-failure-declared", nowMs: now(), hostId: proposal.hostId, incarnation, leaseExpiresByMs: proposal.leaseExpiresByMs });
     },
     holdInitialPlacement(vmIds, forMs) {
-      hold = { vmIds: [...vmIds], untilMs: now() + forMs };
-      send({ type: "hold-initial-placement", nowMs: now(), vmIds: hold.vmIds, untilMs: hold.untilMs });
+      const untilMs = now() + forMs;
+      for (const vmId of vmIds) {
+        holds.delete(vmId);
+        if (forMs > 0 && holds.size < maxHeldInitialPlacements) holds.set(vmId, untilMs);
+      }
+      send({ type: "hold-initial-placement", nowMs: now(), vmIds: [...vmIds], untilMs });
     },
     isActive() {
       return host.getSnapshot()?.context.planner.active ?? false;

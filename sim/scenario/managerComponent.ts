@@ -26,6 +26,7 @@ import { startHostCommandNode, type HostCommandNode } from "../../actors/hostCom
 import type { VmReportSink } from "../../actors/hostCommands/hostVmSupervisor.ts";
 import { startManagerOnController, type ManagerOnController } from "../../actors/manager/managerOnController.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
+import type { Hypervisor } from "../../actors/ports/hypervisor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { defaultManagerConfig, type ManagerConfig } from "../../machines/manager/managerConfig.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
@@ -41,8 +42,15 @@ export const managerCheckMs = 100;
 /** How often declared failures are passed from the detector's record to the leader's manager. */
 export const declarationForwardMs = 25;
 export const defaultRecoveryBoundMs = 20_000;
-/** cluster.json VMs with a host are left to the paxos and hypervisor components this long before the manager may place them itself. */
-export const initialPlacementHoldMs = 30_000;
+/**
+ * cluster.json VMs with a host are imports: the paxos component places them in the view and the
+ * hypervisor component starts them there, so the manager holds off their initial placement. From
+ * `importCheckAfterMs` on, an import the view still has not placed (its placement was refused: over
+ * capacity, or against a rule) is powered off where it runs and handed to the manager.
+ */
+export const importCheckAfterMs = 15_000;
+export const importCheckEveryMs = 1_000;
+const importHoldMs = 24 * 3_600_000;
 const maxTrackedCommands = 100_000;
 /** Manager log lines from nodes that belong in the scenario log (warn lines are kept anyway). */
 const keptManagerNotes: ReadonlySet<string> = new Set([
@@ -139,6 +147,38 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
       if (!submitted.ok) report("refused", submitted.error);
     };
 
+    // ---- imports (cluster.json VMs with a host): held from the manager until the view places them or refuses
+    const imports = new Map(cluster.vms.filter((vm) => vm.hostId !== undefined).map((vm) => [vm.vmId, vm.hostId!]));
+    const hostHypervisors = new Map<string, Hypervisor>();
+    const release = (vmId: string): void => {
+      imports.delete(vmId);
+      for (const [controllerId, manager] of managers) if (world.nodeState(controllerId) !== "crashed") manager.manager.holdInitialPlacement([vmId], 0);
+    };
+    const stoppingImports = new Set<string>();
+    const resolveImports = (): void => {
+      const view = paxos.view();
+      for (const [vmId, hostId] of [...imports]) {
+        const vm = view?.vms.get(vmId);
+        if (vm === undefined || stoppingImports.has(vmId)) continue;
+        if (vm.placement !== null) {
+          imports.delete(vmId);
+          continue;
+        }
+        // The import had its chance once its host held a lease (the hypervisor component started it then), or rebooted.
+        const leased = detection.hostAgent(hostId)?.getSnapshot()?.context.phase === "leased";
+        const hypervisorPort = world.nodeState(hostId) === "up" ? hostHypervisors.get(hostId) : undefined;
+        if (hypervisorPort === undefined || !(leased || world.incarnation(hostId) > 1)) continue;
+        stoppingImports.add(vmId);
+        hypervisorPort.stop(vmId, true, (stopped) => {
+          log.write("warn", "manager.import-refused", { vm: vmId, host: hostId, note: "the view never placed it there; powered off and left to the manager", ...(stopped.ok ? {} : { stop: stopped.error }) });
+          stoppingImports.delete(vmId);
+          release(vmId);
+        });
+      }
+      if (imports.size > 0) world.schedule(importCheckEveryMs, resolveImports);
+    };
+    if (imports.size > 0) world.schedule(importCheckAfterMs, resolveImports);
+
     const wantedRunning = new Map<string, number>();
     let wholeSinceMs: number | undefined;
     const clusterIsWhole = (): boolean => {
@@ -164,13 +204,14 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
           },
         });
         // cluster.json VMs with a host start there (paxos and hypervisor components): the manager must not place them first
-        const imported = cluster.vms.filter((vm) => vm.hostId !== undefined).map((vm) => vm.vmId);
-        if (imported.length > 0) onController.manager.holdInitialPlacement(imported, initialPlacementHoldMs);
+        const held = [...imports.keys()];
+        if (held.length > 0) onController.manager.holdInitialPlacement(held, importHoldMs);
         managers.set(ports.nodeId, onController);
         return { stop: () => onController.stop() };
       },
       bootHost(ports: NodePorts) {
         const hostId = ports.nodeId;
+        if (ports.hypervisor !== undefined) hostHypervisors.set(hostId, ports.hypervisor);
         const learner = paxos.learner(hostId);
         if (learner === undefined) throw new Error(`host ${hostId} has no view learner`);
         const lease = (): HostLeaseState | undefined => {
