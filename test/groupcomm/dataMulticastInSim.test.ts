@@ -181,3 +181,20 @@ test("hostile stores and fetches are counted and refused", (t) => {
   t.false(bad.ok);
   t.is(sim.server.streamInfo(`KV_${dataBucketName("gc")}`)?.messages ?? 0, 0);
 });
+
+test("the same seed replays the same data run byte for byte", (t) => {
+  const run = (seed: number) => {
+    const sim = dataWorld(seed);
+    sim.world.setLoss(0.05);
+    sim.world.runFor(10);
+    const lines: string[] = [];
+    for (let index = 0; index < 8; index++) {
+      const outcome = sim.write(nodeIds[index % nodeIds.length]!, `vm-${index}`, `v${index}`, 0);
+      lines.push(outcome.ok ? `${outcome.version} ${outcome.backedUpBy.join(",")}` : outcome.error);
+    }
+    sim.server.setAvailable(false);
+    lines.push(sim.describe(sim.restore("h2", "h1")));
+    return `${sim.world.transcript()}\n${lines.join("\n")}`;
+  };
+  t.is(run(3), run(3));
+});
