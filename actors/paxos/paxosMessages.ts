@@ -21,6 +21,14 @@ import { viewCommandSchema, viewSnapshotSchema } from "../view/viewSchemas.ts";
 
 /** Commands one slot value may carry on the wire; `maxCommandsPerBatch` must stay within it. */
 export const maxWireCommandsPerSlot = 1_024;
+/**
+ * The largest view command on the wire (a vm.add with the longest ids and 64 + 64 rule targets
+ * encodes to about 8.8 KB; a test keeps this bound honest). An accept carries a whole batch, so
+ * `maxCommandsPerBatch` of these must fit one network message.
+ */
+export const maxWireCommandBytes = 9 * 1024;
+/** What an accept adds around its commands (ballot, slots, ids, envelope), generously. */
+export const acceptOverheadBytes = 1_024;
 /** Votes one promise or rejoin-state may report; `maxVotesHeld(config)` must stay within it. */
 export const maxWireVotesPerMessage = 16_384;
 /** Chosen entries one commit or fetch-reply may carry; `maxFetchSlots` and `maxInFlightSlots` must stay within it. */
@@ -138,6 +146,11 @@ export function isTransferMessageType(type: string): type is TransferMessageType
 export function paxosWireConfigProblems(config: PaxosConfig): string[] {
   const problems: string[] = [];
   if (config.maxCommandsPerBatch > maxWireCommandsPerSlot) problems.push(`maxCommandsPerBatch must be at most ${maxWireCommandsPerSlot} (the wire limit)`);
+  else if (config.maxCommandsPerBatch * maxWireCommandBytes + acceptOverheadBytes > paxosWireRegistry.maxMessageBytes) {
+    // Accepts and single chosen entries are not moved in chunks: a batch must fit one message.
+    const fitting = Math.floor((paxosWireRegistry.maxMessageBytes - acceptOverheadBytes) / maxWireCommandBytes);
+    problems.push(`maxCommandsPerBatch must be at most ${fitting}: a batch of the largest commands must fit one ${paxosWireRegistry.maxMessageBytes}-byte message`);
+  }
   if (maxVotesHeld(config) > maxWireVotesPerMessage) {
     problems.push(`an acceptor may hold ${maxVotesHeld(config)} votes (4 × (maxRetainedSlots + maxInFlightSlots)); the wire carries at most ${maxWireVotesPerMessage}`);
   }

@@ -4,7 +4,9 @@ import fc from "fast-check";
 import {
   decodePaxosMessage,
   encodePaxosMessage,
+  acceptOverheadBytes,
   encodeTransferMessage,
+  maxWireCommandBytes,
   maxWireVotesPerMessage,
   paxosInboundRegistry,
   paxosWireConfigProblems,
@@ -164,6 +166,28 @@ test("the default timings fit the wire; an oversized batch or vote log does not"
   t.is(problems.length, 2);
   t.regex(problems.join("\n"), /maxCommandsPerBatch/);
   t.regex(problems.join("\n"), /votes/);
+  t.deepEqual(paxosWireConfigProblems(createPaxosConfig(["c1", "c2", "c3"], { maxCommandsPerBatch: 113 })), []);
+  t.regex(paxosWireConfigProblems(createPaxosConfig(["c1", "c2", "c3"], { maxCommandsPerBatch: 114 })).join("\n"), /at most 113: a batch of the largest commands must fit one/);
+});
+
+test("the largest view command stays within maxWireCommandBytes, so a full batch fits one accept", (t) => {
+  const id = (letter: string, index: number) => letter.repeat(64 - String(index).length) + index;
+  const largest: ViewCommand = {
+    id: "x".repeat(128),
+    type: "vm.add",
+    vmId: id("v", 0),
+    resources: { cpu: 1_000_000, memoryMiB: 1_000_000 },
+    priority: "medium",
+    rules: { affinity: Array.from({ length: 64 }, (_, index) => id("a", index)), antiAffinity: Array.from({ length: 64 }, (_, index) => id("b", index)) },
+    desiredState: "running",
+  };
+  const accept = (commands: ViewCommand[]) =>
+    encodePaxosMessage({ type: "paxos.accept", from: "c".repeat(64), to: "d".repeat(64), ballot: { round: 2 ** 50, controllerId: "c".repeat(64) }, slot: 2 ** 50, value: { kind: "commands", commands }, commitIndex: 2 ** 50 }).length;
+  const perCommand = accept([largest, largest]) - accept([largest]);
+  t.true(perCommand <= maxWireCommandBytes, `${perCommand} bytes`);
+  t.true(accept([largest]) - perCommand <= acceptOverheadBytes);
+  const fitting = Math.floor((1_048_576 - acceptOverheadBytes) / maxWireCommandBytes);
+  t.notThrows(() => accept(Array.from({ length: fitting }, (_, index) => ({ ...largest, id: `${"x".repeat(120)}${index}` }))));
 });
 
 test("the mirror's size floor never exceeds the real size of a mirrored view", (t) => {
