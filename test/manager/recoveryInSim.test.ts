@@ -199,3 +199,17 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   t.not(cluster.activeHosts("a")[0], host);
   t.deepEqual(cluster.hypervisors.registry.overlaps(), []);
 });
+
+test("host executor: a stop is refused while the view still places the VM there; a migration is refused (no live migration in the port); both counted as refused, the VM untouched", (t) => {
+  const cluster = started({ seed: 19 });
+  const host = hostOf(cluster, "b");
+  const epoch = cluster.view().vms.get("b")!.placement!.epoch;
+  const executor = cluster.hostNodes.get(host)!.executor;
+  const results: string[] = [];
+  executor.apply({ commandId: "bad-stop", kind: "vm.stop", payload: pack({ vmId: "b", placementEpoch: epoch }), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  executor.apply({ commandId: "migrate", kind: "vm.migrate", payload: pack({ vmId: "b", placementEpoch: epoch, targetHostId: "h1" }), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  cluster.world.runFor(500);
+  t.deepEqual(results, [`stop refused: vm b is placed on this host at epoch ${epoch}`, "migrate refused: the sim hypervisor port has no live migration; stop and start elsewhere"]);
+  t.deepEqual(cluster.activeHosts("b"), [host]);
+  t.is(cluster.world.metrics(host).counter("haring_host_commands_total", { kind: "vm.stop", outcome: "failed" }), 1);
+});
