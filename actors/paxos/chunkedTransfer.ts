@@ -61,6 +61,13 @@ export interface ChunkedTransferOptions {
   readonly limits?: TransferLimits;
 }
 
+/** What a node may tune about its chunked transfers (tests and the simulator do). */
+export interface ChunkedTransferSettings {
+  readonly limits?: TransferLimits;
+  /** Move snapshots, promises and rejoin-states above this size in chunks even when they fit one message. */
+  readonly chunkAboveBytes?: number;
+}
+
 export class ChunkedTransfer {
   private sender: SenderState;
   private receiver: ReceiverState;

@@ -55,7 +55,7 @@ import { DurableWriter } from "./durableWriter.ts";
 import { chunkableMessageTypes, paxosWireConfigProblems, paxosWireRegistry, paxosMessageFromEnvelope, type ViewPaxosMessage } from "./paxosMessages.ts";
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "./paxosRecords.ts";
 import { PaxosTransport } from "./paxosTransport.ts";
-import { ChunkedTransfer } from "./chunkedTransfer.ts";
+import { ChunkedTransfer, type ChunkedTransferSettings } from "./chunkedTransfer.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export const paxosDroppedMetric = "haring_paxos_dropped_total";
@@ -92,6 +92,8 @@ export interface ControllerActorOptions {
   /** Mirror the view into the KV bucket while this controller leads (needs `ports.stream`). */
   readonly kvMirror?: Partial<ViewKvMirrorOptions> | false;
   readonly maxMailboxDepth?: number;
+  /** Chunked transfer settings; the defaults suit production (see ChunkedTransferSettings). */
+  readonly transfer?: ChunkedTransferSettings;
   readonly observer?: ControllerObserver;
   /** The disk failed or holds an unreadable record: the node stopped and must be restarted. */
   readonly onFatal?: (error: string) => void;
@@ -165,8 +167,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     deliver: (message) => receiveOwn(message, "chunks"),
     progress: (from) => host.send({ type: "fetch-progress", from, nowMs: ports.clock.now() }),
     rejections: options.rejections,
+    ...(options.transfer?.limits ? { limits: options.transfer.limits } : {}),
   });
-  const transport = new PaxosTransport(ports, deliverLocal, chunked);
+  const transport = new PaxosTransport(ports, deliverLocal, chunked, options.transfer?.chunkAboveBytes);
   const writer = new DurableWriter<ViewDurableRecord, ViewPaxosMessage>({
     log,
     encode: (record) => encodeRecord(nodeId, record),

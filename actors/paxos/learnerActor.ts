@@ -33,7 +33,7 @@ import type { View } from "../../machines/view/viewTypes.ts";
 import { paxosDroppedMetric } from "./controllerActor.ts";
 import { encodePaxosMessage, paxosMessageFromEnvelope, paxosWireRegistry, type ViewPaxosMessage } from "./paxosMessages.ts";
 import { PaxosTransport } from "./paxosTransport.ts";
-import { ChunkedTransfer } from "./chunkedTransfer.ts";
+import { ChunkedTransfer, type ChunkedTransferSettings } from "./chunkedTransfer.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export type ViewLearnerState = LearnerState<ViewCommand, View>;
@@ -57,6 +57,8 @@ export interface LearnerActorOptions {
   /** Default: a fifth of the heartbeat interval. */
   readonly tickIntervalMs?: number;
   readonly client?: Partial<ProposalClientLimits>;
+  /** Chunked transfer settings; the defaults suit production (see ChunkedTransferSettings). */
+  readonly transfer?: ChunkedTransferSettings;
   readonly observer?: LearnerObserver;
 }
 
@@ -96,6 +98,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     deliver: (message) => receiveOwn(message, "chunks"),
     progress: (from) => host.send({ type: "fetch-progress", from, nowMs: ports.clock.now() }),
     rejections: options.rejections,
+    ...(options.transfer?.limits ? { limits: options.transfer.limits } : {}),
   });
   const transport = new PaxosTransport(
     ports,
@@ -103,6 +106,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
       if (message.type === "paxos.propose-reply") client.receive(message);
     },
     chunked,
+    options.transfer?.chunkAboveBytes,
   );
   const client: ProposalClientActor = startProposalClient(ports, {
     controllerIds: config.acceptorIds,

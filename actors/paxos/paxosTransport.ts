@@ -37,6 +37,9 @@ import {
 } from "./paxosMessages.ts";
 import type { ChunkRequest, TransferChunk } from "../../machines/paxos/chunkTransfer.ts";
 
+/** What `chunkAboveBytes` moves in chunks: the messages chunking exists for (chosen entries are split instead). */
+const forcedChunkTypes: readonly PaxosMessageType[] = ["paxos.snapshot", "paxos.promise", "paxos.rejoin-state"];
+
 export const paxosUnsendableMetric = "haring_paxos_unsendable_total";
 /** Fetch requests whose reply inbox is remembered at most; the oldest is forgotten (its requester retries). */
 export const maxRememberedFetchInboxes = 1_024;
@@ -53,6 +56,11 @@ export class PaxosTransport {
     private readonly deliverLocal: (message: ViewPaxosMessage) => void,
     /** Carries what does not fit one message; without it such messages are dropped and counted. */
     private readonly chunked?: ChunkedTransfer,
+    /**
+     * Snapshots, promises and rejoin-states larger than this go in chunks even when they would fit one
+     * message: the simulator's fuzzing sets it low so that its small views exercise the chunked path.
+     */
+    private readonly chunkAboveBytes = Number.POSITIVE_INFINITY,
   ) {
     this.subjects = clusterSubjects(ports.clusterId);
   }
@@ -129,6 +137,7 @@ export class PaxosTransport {
       this.unsendable(message, "unencodable", error instanceof Error ? error.message : String(error));
       return;
     }
+    if (data.length > this.chunkAboveBytes && this.chunked && forcedChunkTypes.includes(message.type) && message.to !== learnerBroadcast && this.chunked.send(message).ok) return;
     this.ports.network.publish(subject, data);
   }
 

@@ -20,6 +20,7 @@
  * command a client saw committed is in the final view at that slot, and the
  * KV mirror never went back.
  */
+import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
@@ -28,6 +29,7 @@ import type { Random } from "../../actors/ports/random.ts";
 import type { LogLevel } from "../../actors/ports/telemetry.ts";
 import { defaultViewKvMirrorOptions, storedMirrorSlot, type ViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
 import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
+import { defaultTransferLimits, minTransferChunkBytes } from "../../machines/paxos/chunkTransfer.ts";
 import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
@@ -87,7 +89,15 @@ export interface PaxosClusterRunOptions {
    * rejoin). Only while no other controller is rejoining: losing a majority's disks is not survivable.
    */
   readonly diskLossPercent?: number;
+  /** Move every snapshot, promise and rejoin-state above 512 bytes in small chunks (`simChunkedTransfer`), so small views exercise the chunked path. */
+  readonly chunkedTransfers?: boolean;
 }
+
+/** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
+export const simChunkedTransfer: ChunkedTransferSettings = {
+  chunkAboveBytes: 512,
+  limits: { ...defaultTransferLimits, chunkBytes: minTransferChunkBytes, chunksInFlight: 3, retryAfterMs: 30, maxRetries: 6, transferTimeoutMs: 2_000, senderIdleMs: 1_000 },
+};
 
 export const defaultPaxosClusterRunOptions = { controllers: 3, hosts: 2, chaosMs: 1_500, healBoundMs: 3_000, mirrorBoundMs: 3_000 } as const;
 
@@ -106,6 +116,8 @@ export interface PaxosClusterStats {
   readonly mirrorWrites: number;
   readonly messagesDelivered: number;
   readonly messagesRejected: number;
+  /** Chunked transfers completed by any node. */
+  readonly transfersCompleted: number;
   /** Virtual ms from healing to the probe's commit; -1 when it did not commit. */
   readonly probeCommitMs: number;
 }
@@ -202,7 +214,11 @@ class PaxosClusterRun {
     if (this.invariants.ok && probeCommitMs >= 0) this.checkFinalState();
     const counters = this.world.networkCounters();
     let messagesRejected = 0;
-    for (const id of this.world.nodeIds()) messagesRejected += this.world.metrics(id).counterTotal("haring_messages_rejected_total");
+    let transfersCompleted = 0;
+    for (const id of this.world.nodeIds()) {
+      messagesRejected += this.world.metrics(id).counterTotal("haring_messages_rejected_total");
+      for (const carries of ["paxos.snapshot", "paxos.promise", "paxos.rejoin-state"]) transfersCompleted += this.world.metrics(id).counter(paxosTransfersMetric, { event: "completed", carries });
+    }
     const outcomes = [...this.outcomes.values()];
     return {
       seed: this.options.seed,
@@ -217,6 +233,7 @@ class PaxosClusterRun {
         ...this.counts,
         messagesDelivered: counters.delivered,
         messagesRejected,
+        transfersCompleted,
         probeCommitMs,
       },
       transcript: this.world.transcript(),
@@ -238,6 +255,7 @@ class PaxosClusterRun {
         rejections: createRejectionCounter(ports),
         client: simClientLimits,
         kvMirror: simMirrorOptions,
+        ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
         observer: {
           synced: (nodeId, records) => this.invariants.synced(nodeId, records),
           stepped: (report) => {
@@ -274,6 +292,7 @@ class PaxosClusterRun {
         config: this.config,
         rejections: createRejectionCounter(ports),
         client: simClientLimits,
+        ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
         observer: { stepped: (report) => this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state, report.applied) },
       });
       member.actor = actor;
