@@ -18,6 +18,8 @@ export interface PaxosFuzzOptions {
   readonly hosts?: number;
   /** Percent of controller crashes that also lose the disk (see PaxosClusterRunOptions); 0 by default. */
   readonly diskLossPercent?: number;
+  /** Move snapshots, promises and rejoin-states in small chunks (see PaxosClusterRunOptions). */
+  readonly chunkedTransfers?: boolean;
   /** Called after each seed, e.g. to print progress. */
   readonly onSeed?: (result: PaxosClusterRunResult) => void;
 }
@@ -70,7 +72,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const failedSeeds: number[] = [];
   const failures: string[] = [];
   for (let seed = startSeed; seed < startSeed + seeds; seed++) {
-    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}) });
+    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}) });
     options.onSeed?.(result);
     const stats: PaxosClusterStats = result.stats;
     for (const key of summed) totals[key] += stats[key];
