@@ -119,6 +119,8 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     config,
     machine: viewStateMachine,
     records: [],
+    // Nothing is kept on disk here: a snapshot would be built only to be thrown away.
+    takesSnapshots: false,
     get nowMs() {
       return ports.clock.now();
     },

@@ -48,6 +48,8 @@ export interface LearnerState<C extends CommandEnvelope, S> {
   /** `throughSlot` of the newest snapshot taken or installed. */
   readonly snapshotSlot: number;
   readonly snapshotsRejected: number;
+  /** False on a node that keeps nothing on disk (a host): it would only build snapshots to throw them away. */
+  readonly takesSnapshots: boolean;
 }
 
 export type LearnerInput<C extends CommandEnvelope> =
@@ -86,6 +88,8 @@ export interface LearnerCreation<C extends CommandEnvelope, S> {
   /** The node's durable records; the newest valid snapshot record is loaded. */
   readonly records: readonly DurableRecord<C>[];
   readonly nowMs: number;
+  /** Whether this learner takes a snapshot every `snapshotEverySlots` (default true: a controller persists them). */
+  readonly takesSnapshots?: boolean;
 }
 
 export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCreation<C, S>): LearnerState<C, S> {
@@ -114,6 +118,7 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
     fetchRotation: 0,
     snapshotSlot: nextSlot,
     snapshotsRejected: 0,
+    takesSnapshots: creation.takesSnapshots ?? true,
   };
 }
 
@@ -198,7 +203,7 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
   let snapshotSlot = start.snapshotSlot;
   const period = config.snapshotEverySlots;
   const phase = snapshotPhase(config, start.learnerId);
-  if (Math.floor((nextSlot - phase) / period) > Math.floor((snapshotSlot - phase) / period)) {
+  if (start.takesSnapshots && Math.floor((nextSlot - phase) / period) > Math.floor((snapshotSlot - phase) / period)) {
     snapshotSlot = nextSlot;
     draft.snapshot = { throughSlot: nextSlot, snapshot: start.machine.toSnapshot(app) };
   }

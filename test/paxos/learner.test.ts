@@ -183,8 +183,8 @@ test("a fetch being answered in chunks is not timed out while chunks keep coming
 
 test("controllers take their snapshots at staggered slots, each at most snapshotEverySlots apart", (t) => {
   const staggered = createPaxosConfig(["c1", "c2", "c3"], { maxRetainedSlots: 12, snapshotEverySlots: 9, maxBufferedChosenSlots: 64 });
-  const snapshotSlots = (learnerId: string) => {
-    let state = createLearner({ learnerId, config: staggered, machine: appendLog, records: [], nowMs: 0 });
+  const snapshotSlots = (learnerId: string, takesSnapshots = true) => {
+    let state = createLearner({ learnerId, config: staggered, machine: appendLog, records: [], nowMs: 0, takesSnapshots });
     const slots: number[] = [];
     for (let slot = 0; slot < 30; slot++) {
       const step = stepLearner(state, learn(slot, entry(slot, `x${slot}`)));
@@ -196,5 +196,6 @@ test("controllers take their snapshots at staggered slots, each at most snapshot
   t.deepEqual(snapshotSlots("c1"), [9, 18, 27]);
   t.deepEqual(snapshotSlots("c2"), [3, 12, 21, 30]);
   t.deepEqual(snapshotSlots("c3"), [6, 15, 24]);
-  t.deepEqual(snapshotSlots("h1"), [9, 18, 27], "a host learner keeps the plain period");
+  t.deepEqual(snapshotSlots("h1"), [9, 18, 27], "a learner that is not a controller keeps the plain period");
+  t.deepEqual(snapshotSlots("h1", false), [], "one that keeps nothing on disk takes none");
 });
