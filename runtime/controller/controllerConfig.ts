@@ -16,7 +16,9 @@
  *   "statusIntervalMs": 200,
  *   "detector": true,
  *   "monitor": true,
- *   "detection": { "maxIsolationDelayMs": 1000 }
+ *   "detection": { "maxIsolationDelayMs": 1000 },
+ *   "manager": { "hostFailuresToTolerate": 1 },
+ *   "streamReplicas": 1
  * }
  * ```
  *
@@ -27,7 +29,12 @@
  * (default false) also runs a heartbeat monitor named after this controller,
  * so hosts may list controller ids in their `monitorIds`. `detection` holds
  * the failure-detection timings (runtime/node/detectionSettings.ts): the
- * same on every node of the cluster.
+ * same on every node of the cluster. `manager` (runtime/node/managerSettings.ts;
+ * default: on, with machines/manager/managerConfig.ts's defaults; `false`
+ * turns it off) runs the HA manager, active only while this controller leads
+ * with the lease, which places and starts VMs through command multicast.
+ * `streamReplicas` (1 or 3, default 1) is the command stream's JetStream
+ * replicas: 3 on a NATS cluster, the same on every controller and host.
  *
  * `bootstrap` is only for the very first start of a brand-new cluster: on an
  * empty data directory it makes this controller a voter at once. Without it
@@ -38,7 +45,9 @@
  * must use the same ones (the lease arithmetic depends on it).
  */
 import { isAbsolute } from "node:path";
+import { readStreamReplicas } from "../node/commonFields.ts";
 import { ObjectReader } from "../node/configFields.ts";
+import { readManagerSettings, type ManagerSettings } from "../node/managerSettings.ts";
 import { defaultDetectionSettings, readDetectionSettings, type DetectionSettings } from "../node/detectionSettings.ts";
 import { controllerConfigProblems } from "../../actors/paxos/controllerActor.ts";
 import { isValidId } from "../../actors/subjects.ts";
@@ -69,11 +78,15 @@ export interface ControllerProcessConfig {
   /** Runs a heartbeat monitor named after this controller. */
   readonly monitor: boolean;
   readonly detection: DetectionSettings;
+  /** The HA manager (active only while this controller leads with the lease) and its settings. */
+  readonly manager: ManagerSettings;
+  /** JetStream replicas of the command stream: 1 on one nats-server, 3 on a NATS cluster. */
+  readonly streamReplicas: 1 | 3;
 }
 
 export type ConfigParse = { readonly ok: true; readonly config: ControllerProcessConfig; readonly paxos: PaxosConfig } | { readonly ok: false; readonly problems: readonly string[] };
 
-const knownKeys = ["role", "clusterId", "nodeId", "controllerIds", "natsUrls", "dataDir", "bootstrap", "timing", "kvMirror", "statusIntervalMs", "seed", "detector", "monitor", "detection"];
+const knownKeys = ["role", "clusterId", "nodeId", "controllerIds", "natsUrls", "dataDir", "bootstrap", "timing", "kvMirror", "statusIntervalMs", "seed", "detector", "monitor", "detection", "manager", "streamReplicas"];
 const timingKeys = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
 
 function describe(value: unknown): string {
@@ -143,7 +156,10 @@ export function parseControllerConfig(value: unknown): ConfigParse {
   const detector = flag("detector", true);
   const monitor = flag("monitor", false);
   if (raw.role !== undefined && raw.role !== "controller") problems.push(`role must be "controller" here, got ${describe(raw.role)}`);
-  const detection = raw.detection === undefined ? defaultDetectionSettings : readDetectionSettings(new ObjectReader(raw, "", problems));
+  const top = new ObjectReader(raw, "", problems);
+  const detection = raw.detection === undefined ? defaultDetectionSettings : readDetectionSettings(top);
+  const manager = readManagerSettings(top);
+  const streamReplicas = readStreamReplicas(top);
 
   let statusIntervalMs = defaultStatusIntervalMs;
   if (raw.statusIntervalMs !== undefined) {
@@ -191,6 +207,8 @@ export function parseControllerConfig(value: unknown): ConfigParse {
     detector,
     monitor,
     detection,
+    manager,
+    streamReplicas,
   };
   return { ok: true, config, paxos };
 }

@@ -10,7 +10,11 @@
  * slots, epoch) for tools and tests, and `<dataDir>/metrics.prom` (Prometheus
  * text) with it. Unless the config says `"detector": false` it runs the host
  * failure detector (actors/detection/detectorOnController.ts), active while
- * it holds the lease; with `"monitor": true`, a heartbeat monitor too.
+ * it holds the lease; with `"monitor": true`, a heartbeat monitor too. Unless
+ * it says `"manager": false` it runs the HA manager
+ * (actors/manager/managerOnController.ts), active only while it leads with
+ * the lease: it turns committed failures into placements (through Paxos) and
+ * starts VMs on hosts through command multicast (JetStream, `streamReplicas`).
  *
  * SIGTERM or SIGINT stops it cleanly: it writes its final view to
  * `<dataDir>/view.json` (the KV mirror's format) and exits 0. A disk failure
@@ -30,7 +34,7 @@ import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
 import type { FileStorage } from "../fileStorage.ts";
-import { NatsStream } from "../natsStream.ts";
+import { startManagerOnController, type ManagerOnController } from "../../actors/manager/managerOnController.ts";
 import { parseControllerConfigText, type ControllerProcessConfig } from "./controllerConfig.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
 import { promptClock } from "./promptClock.ts";
@@ -52,6 +56,8 @@ export interface ControllerStatusFile {
   readonly appliedSlots: number;
   readonly epoch: number;
   readonly status: string;
+  /** Whether this controller's HA manager acts now (it leads with the lease); false without a manager. */
+  readonly managerActive: boolean;
   readonly atMs: number;
 }
 
@@ -84,6 +90,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       clusterId: config.clusterId,
       natsServers: config.natsUrls,
       dataDirectory: config.dataDir,
+      streamReplicas: config.streamReplicas,
       ...(config.seed !== undefined ? { seed: config.seed } : {}),
       ...(options.logLine ? { logLine: options.logLine } : {}),
     });
@@ -91,8 +98,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     releaseLock();
     throw error;
   }
-  const stream = config.kvMirror ? new NatsStream(runtime.network.connection, { onError: (context, message) => runtime.ports.log.write("warn", "stream.error", { context, message }) }) : undefined;
-  const ports = { ...runtime.ports, clock: promptClock, ...(stream ? { stream } : {}) };
+  const ports = { ...runtime.ports, clock: promptClock };
   let settle: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => (settle = resolve));
   let stopping: Promise<number> | undefined;
@@ -104,13 +110,20 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     kvMirror: config.kvMirror ? {} : false,
     onFatal: () => void shutDown(controllerExitCodes.fatal),
   });
+  // The manager is active only while this controller leads with the lease; its host commands go out through command multicast.
+  const manager: ManagerOnController | undefined = config.manager.enabled
+    ? startManagerOnController(ports, { controller: actor, rejections: createRejectionCounter(ports), config: config.manager.config, streamReplicas: config.streamReplicas })
+    : undefined;
   const detector: DetectorOnController | undefined = config.detector
     ? startDetectorOnController(ports, {
         controller: actor,
         config: config.detection.detector,
         tickIntervalMs: config.detection.detectorTickMs,
         rejections: createRejectionCounter(ports),
-        onProposal: (proposal) => ports.log.write("info", "detector.proposal", { type: proposal.type, host: proposal.hostId, incarnation: proposal.incarnation }),
+        onProposal: (proposal) => {
+          ports.log.write("info", "detector.proposal", { type: proposal.type, host: proposal.hostId, incarnation: proposal.incarnation });
+          manager?.detectorProposal(proposal);
+        },
       })
     : undefined;
   const monitor: HeartbeatMonitorHost | undefined = config.monitor
@@ -131,6 +144,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       appliedSlots: actor.appliedSlots(),
       epoch: actor.view().epoch,
       status: actor.status,
+      managerActive: manager?.manager.isActive() ?? false,
       atMs: Math.round(promptClock.now()),
     };
   };
@@ -156,6 +170,8 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     pid: process.pid,
     detector: config.detector,
     monitor: config.monitor,
+    manager: config.manager.enabled,
+    streamReplicas: config.streamReplicas,
   });
 
   function shutDown(code: number): Promise<number> {
@@ -167,6 +183,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       const finalSlot = actor.appliedSlots();
       const finalStatus = statusNow();
       detector?.stop();
+      manager?.stop();
       monitor?.dispose();
       actor.stop();
       await statusWrite;

@@ -25,6 +25,10 @@
  * `register` (default true) proposes `host.register` with `capacity` (default:
  * this machine's CPUs and memory) when the view does not know the host yet.
  * `guestAgents` (default false) also watches each VM's guest agent heartbeats.
+ * The sim driver's `vms` are registered in the view by this host (added,
+ * placed here, set running when `running`, the default) and started by the
+ * manager (simVmRegistration.ts); `streamReplicas` (1 or 3, default 1) must
+ * match the controllers'.
  */
 import { cpus, totalmem } from "node:os";
 import { maxVmMemoryMiB, maxVmVcpus, type VmDefinition } from "../../actors/ports/hypervisor.ts";
@@ -33,7 +37,7 @@ import { maxLibvirtEventPollIntervalMs, minLibvirtEventPollIntervalMs } from "..
 import type { IsolationResponse } from "../../machines/detection/detectionConfig.ts";
 import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { maxWatchdogTimeoutMs, minWatchdogTimeoutMs, type WatchdogDeviceSettings } from "../watchdogDevice.ts";
-import { readCommonFields, type CommonNodeFields } from "./commonFields.ts";
+import { readCommonFields, readStreamReplicas, type CommonNodeFields } from "./commonFields.ts";
 import type { ObjectReader } from "./configFields.ts";
 import { readDetectionSettings, type DetectionSettings } from "./detectionSettings.ts";
 import { maxInProcessVms } from "./inProcessHypervisor.ts";
@@ -59,6 +63,8 @@ export interface HostNodeConfig extends CommonNodeFields {
   readonly guestAgents: boolean;
   readonly vmRescanIntervalMs: number;
   readonly detection: DetectionSettings;
+  /** JetStream replicas of the command stream: 1 on one nats-server, 3 on a NATS cluster (the same on every node). */
+  readonly streamReplicas: 1 | 3;
 }
 
 const knownHostFields = [
@@ -79,6 +85,7 @@ const knownHostFields = [
   "guestAgents",
   "vmRescanIntervalMs",
   "detection",
+  "streamReplicas",
 ];
 
 function readHypervisor(top: ObjectReader): HypervisorSettings {
@@ -167,6 +174,7 @@ export function readHostConfig(top: ObjectReader): HostNodeConfig {
     guestAgents: top.flag("guestAgents", false),
     vmRescanIntervalMs: top.integer("vmRescanIntervalMs", 100, maxVmRescanIntervalMs, defaultVmRescanIntervalMs),
     detection,
+    streamReplicas: readStreamReplicas(top),
     ...(watchdog !== undefined ? { watchdog } : {}),
   };
   return config;

@@ -7,9 +7,18 @@
  *   hypervisor) when its lease runs out, and on every start;
  * - the hardware watchdog (runtime/watchdogDevice.ts) when configured, petted
  *   by the agent only while it is healthy;
- * - a VM actor for every VM on the hypervisor (hostVmWatches.ts);
+ * - a VM actor for every VM on the hypervisor (hostVmWatches.ts), for the
+ *   status file, the log and `event.vm-health`;
  * - the view learner, which also registers the host (`host.register`) when
- *   the view does not know it yet.
+ *   the view does not know it yet;
+ * - the host command node (actors/hostCommands/hostCommandNode.ts): the
+ *   command executor as a command multicast member (the manager's `vm.start`,
+ *   `vm.stop`, `vm.reset`, each applied at most once, checked against the
+ *   lease and the learned view) and the VM supervisor, which reports the
+ *   health of the VMs the view places here to the manager;
+ * - with the `sim` driver, the registration of the config's VMs in the view
+ *   (simVmRegistration.ts): added, placed here, set running; the manager
+ *   starts them. A host never starts a VM on its own.
  *
  * SIGTERM/SIGINT stops it cleanly, and a clean stop **fences the host**: the
  * agent stops heartbeating (so its lease will run out and the leader will
@@ -18,10 +27,6 @@
  * keeps no VM running that the cluster could restart elsewhere. If the VMs
  * cannot be stopped within `shutdownIsolationTimeoutMs`, the watchdog stays
  * armed and resets the machine.
- *
- * With the `sim` driver, config VMs marked `running` are started the first
- * time the host holds a lease: a stand-in for the manager, which is not built
- * yet (it must only start a VM while the agent holds a lease).
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { hypervisorIsolation, type IsolationResponder } from "../../actors/detection/hostIsolation.ts";
@@ -31,6 +36,8 @@ import type { Hypervisor, VmStatus } from "../../actors/ports/hypervisor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import type { Subscription } from "../../actors/ports/network.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import type { HostLeaseState } from "../../actors/hostCommands/hostCommandExecutor.ts";
+import { startHostCommandNode, type HostCommandNode } from "../../actors/hostCommands/hostCommandNode.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { promptClock } from "../controller/promptClock.ts";
 import { LibvirtHypervisor } from "../libvirt/libvirtHypervisor.ts";
@@ -39,6 +46,7 @@ import { WatchdogDevice } from "../watchdogDevice.ts";
 import { takeDataDirLock } from "./dataDirLock.ts";
 import type { HostNodeConfig } from "./hostConfig.ts";
 import { startHostVmWatches, type HostVmWatches } from "./hostVmWatches.ts";
+import { startSimVmRegistration, type SimVmRegistration } from "./simVmRegistration.ts";
 import { InProcessHypervisor } from "./inProcessHypervisor.ts";
 import { startNodeStatusFile } from "./nodeStatusFile.ts";
 import { nodeExitCodes, nodeLockFileName, type RunNodeOptions, type RunningNode } from "./runningNode.ts";
@@ -68,7 +76,14 @@ export interface HostStatus {
   readonly viewSlots: number;
   readonly viewState: string;
   readonly viewIncarnation: number | null;
+  /** Health per VM on the hypervisor, from its VM actor. */
   readonly vms: Readonly<Record<string, string>>;
+  /** The `sim` driver's power state of every VM it holds (null for libvirt): what runs here, as the hypervisor sees it. */
+  readonly powerStates: Readonly<Record<string, string>> | null;
+  /** VMs the view this host learned places here. */
+  readonly placedHere: readonly string[];
+  /** The command multicast member carrying the manager's commands ("consuming" when it takes them). */
+  readonly commandMember: string;
   readonly watchdog: { readonly device: string; readonly armed: boolean; readonly bytesWritten: number } | null;
   readonly cpuMs: number;
 }
@@ -89,9 +104,8 @@ function createHypervisor(config: HostNodeConfig, ports: NodePorts): Hypervisor 
       metrics: ports.metrics,
     });
   }
-  const hypervisor = new InProcessHypervisor(ports.clock);
-  for (const vm of settings.vms) hypervisor.place(vm.definition, false);
-  return hypervisor;
+  // The config's VMs are defined by the manager's first start (simVmRegistration.ts): until then the supervisor reports them missing.
+  return new InProcessHypervisor(ports.clock);
 }
 
 /** Stops every running or paused VM, then calls `done(allOff)`; never inside the call. */
@@ -131,6 +145,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       clusterId: config.clusterId,
       natsServers: config.natsUrls,
       dataDirectory: config.dataDir,
+      streamReplicas: config.streamReplicas,
       ...(config.seed !== undefined ? { seed: config.seed } : {}),
       ...(options.logLine ? { logLine: options.logLine } : {}),
     });
@@ -177,33 +192,41 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     },
   });
 
-  // The sim driver's "running" VMs start once the host first holds a lease (the manager's job, once there is one).
   const settings = config.hypervisor;
-  let simVmsStarted = settings.driver !== "sim" || !settings.vms.some((vm) => vm.running);
-  const leased: Subscription = sender.onSnapshot((snapshot) => {
-    if (simVmsStarted || snapshot.context.phase !== "leased" || settings.driver !== "sim") return;
-    simVmsStarted = true;
-    for (const vm of settings.vms) {
-      if (!vm.running) continue;
-      hypervisor.start(vm.definition.vmId, (started) => {
-        if (!started.ok) ports.log.write("warn", "host.vm-start-failed", { vm: vm.definition.vmId, reason: started.reason, error: started.error });
-      });
-    }
-  });
-
   const learner: LearnerActor = startLearnerActor(ports, { config: createPaxosConfig(config.controllerIds), rejections });
   const vmWatches: HostVmWatches = startHostVmWatches(ports, {
     hypervisor,
     rejections,
     rescanIntervalMs: config.vmRescanIntervalMs,
     watchGuests: config.guestAgents,
-    desiredInView: (vmId) => learner.view().vms.get(vmId)?.desiredState,
+    // A VM the view places elsewhere (or nowhere) is not meant to run here, whatever it wants elsewhere.
+    desiredInView: (vmId) => {
+      const vm = learner.view().vms.get(vmId);
+      return vm === undefined ? undefined : vm.placement?.hostId === config.nodeId ? vm.desiredState : "stopped";
+    },
     desiredLocally: (vmId) => {
       if (settings.driver !== "sim") return undefined;
       const vm = settings.vms.find((entry) => entry.definition.vmId === vmId);
       return vm === undefined ? undefined : vm.running ? "running" : "stopped";
     },
   });
+
+  const lease = (): HostLeaseState | undefined => {
+    const context = sender.getSnapshot()?.context;
+    return context === undefined ? undefined : { phase: context.phase, incarnation: context.incarnation, leaseUntilMs: context.leaseUntilMs };
+  };
+  const hostCommands: HostCommandNode = startHostCommandNode(ports, {
+    views: learner,
+    lease,
+    rejections,
+    streamReplicas: config.streamReplicas,
+    watchGuest: () => config.guestAgents,
+  });
+  // A VM started here is watched for the status file at once, not at the next rescan.
+  const startedHere: Subscription = hypervisor.onEvent((event) => {
+    if (event.type === "started") vmWatches.rescanSoon();
+  });
+  const simVms: SimVmRegistration | undefined = settings.driver === "sim" ? startSimVmRegistration(ports, learner, settings.vms) : undefined;
 
   let registerTimer: TimerId | undefined;
   let lastRegisterAtMs = Number.NEGATIVE_INFINITY;
@@ -224,6 +247,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
   };
   const applied = learner.onApplied(() => {
     vmWatches.refreshDesired();
+    simVms?.check();
     if (registerTimer === undefined) registerIfUnknown();
   });
 
@@ -251,6 +275,9 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       viewState: viewHost?.state ?? "unknown",
       viewIncarnation: viewHost?.incarnation ?? null,
       vms: Object.fromEntries(vmWatches.health()),
+      powerStates: hypervisor instanceof InProcessHypervisor ? Object.fromEntries(hypervisor.states()) : null,
+      placedHere: [...view.vms.values()].filter((vm) => vm.placement?.hostId === config.nodeId).map((vm) => vm.vmId),
+      commandMember: hostCommands.member.status,
       watchdog: watchdog === undefined || config.watchdog === undefined ? null : { device: config.watchdog.device, armed: watchdog.isOpen, bytesWritten: watchdog.writtenBytes },
       cpuMs: Math.round((cpu.user + cpu.system) / 1_000),
     };
@@ -285,8 +312,11 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       await statusFile.stop();
       // Read before stopping: a disposed agent and learner no longer have a state.
       const lastStatus = statusNow();
-      leased.unsubscribe();
       applied.unsubscribe();
+      startedHere.unsubscribe();
+      simVms?.stop();
+      // No more commands from the manager: nothing starts while the VMs are being stopped.
+      hostCommands.stop();
       if (registerTimer !== undefined) ports.clock.clearTimeout(registerTimer);
       // No more heartbeats, so no more leases or pets.
       sender.dispose();
@@ -306,7 +336,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       } else {
         watchdog?.close("abandon");
       }
-      finalStatus = { ...lastStatus, agent: "stopped", leaseLeftMs: 0, atMs: Math.round(ports.clock.now()), vms: {}, watchdog: lastStatus.watchdog === null ? null : { ...lastStatus.watchdog, armed: watchdog?.isOpen ?? false, bytesWritten: watchdog?.writtenBytes ?? 0 } };
+      finalStatus = { ...lastStatus, agent: "stopped", leaseLeftMs: 0, atMs: Math.round(ports.clock.now()), vms: {}, powerStates: hypervisor instanceof InProcessHypervisor ? Object.fromEntries(hypervisor.states()) : null, watchdog: lastStatus.watchdog === null ? null : { ...lastStatus.watchdog, armed: watchdog?.isOpen ?? false, bytesWritten: watchdog?.writtenBytes ?? 0 } };
       statusFile.flush();
       if (hypervisor instanceof LibvirtHypervisor) await hypervisor.close().catch(() => undefined);
       await runtime.close().catch(() => undefined);

@@ -41,6 +41,8 @@ export interface HostVmWatches {
   health(): ReadonlyMap<string, VmHealth>;
   /** Re-reads every watched VM's desired state from the view (call when the view changed). */
   refreshDesired(): void;
+  /** Lists the hypervisor again on the next turn (a VM was just defined or started here), instead of at the next interval. */
+  rescanSoon(): void;
   stop(): void;
 }
 
@@ -53,6 +55,8 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
   const encoder = new TextEncoder();
   let stopped = false;
   let timer: TimerId | undefined;
+  let scanning = false;
+  let rescanWanted = false;
 
   const watchVm = (vmId: string, discoveredRunning: boolean): void => {
     if (watches.size >= maxWatchedVmsPerHost) {
@@ -80,7 +84,10 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
   const scan = (): void => {
     timer = undefined;
     if (stopped) return;
+    scanning = true;
+    rescanWanted = false;
     options.hypervisor.list((listed) => {
+      scanning = false;
       if (stopped) return;
       if (!listed.ok) {
         ports.metrics.increment(vmListFailuresMetric, { reason: listed.reason });
@@ -100,7 +107,7 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
           ports.log.write("info", "vm.unwatched", { vm: vmId, reason: "no longer defined on the hypervisor" });
         }
       }
-      timer = ports.clock.setTimeout(scan, options.rescanIntervalMs);
+      timer = ports.clock.setTimeout(scan, rescanWanted ? 0 : options.rescanIntervalMs);
     });
   };
   scan();
@@ -115,6 +122,15 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
           entry.watch.setDesired(desired);
         }
       }
+    },
+    rescanSoon() {
+      if (stopped) return;
+      if (scanning) {
+        rescanWanted = true;
+        return;
+      }
+      if (timer !== undefined) ports.clock.clearTimeout(timer);
+      timer = ports.clock.setTimeout(scan, 0);
     },
     stop() {
       stopped = true;
