@@ -24,7 +24,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "msgpackr";
 import { createPaxosConfig } from "../machines/paxos/config.ts";
@@ -468,13 +468,16 @@ function table(results: readonly Figures[]): string {
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const results: Figures[] = [];
+  // The figures move with the machine's load (both systems share it with whatever else runs): report it.
+  const loadAtStart = loadavg()[0]!;
   if (options.only !== "etcd") results.push(await benchHaring(options));
   if (options.only !== "haring") results.push(await benchEtcd(options));
+  const load = `load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${cpus().length} CPUs`;
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ results, load }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`${table(results)}\n\n${results.map((figures) => `${figures.system}: ${figures.notes.join("; ")}`).join("\n")}\n`);
+  process.stdout.write(`${table(results)}\n\n${results.map((figures) => `${figures.system}: ${figures.notes.join("; ")}`).join("\n")}\n${load}\n`);
 }
 
 await main();
