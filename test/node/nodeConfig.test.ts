@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseNodeConfig, parseNodeConfigText } from "../../runtime/node/nodeConfig.ts";
+import { defaultManagerConfig } from "../../machines/manager/managerConfig.ts";
 import { defaultDetectionSettings } from "../../runtime/node/detectionSettings.ts";
 import { nodeLockFileName } from "../../runtime/node/runningNode.ts";
 
@@ -150,4 +151,43 @@ test("haring node exits 2 for a wrong config, 3 for an unreadable one or one it 
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
+});
+
+test("a controller's manager section: defaults when absent, off with false, every wrong field reported with its path; streamReplicas is 1 or 3", (t) => {
+  const controller = { clusterId: "demo", nodeId: "c1", controllerIds: ["c1"], natsUrls: ["nats://127.0.0.1:4222"], dataDir: "/var/lib/haring/c1" };
+  const plain = parseNodeConfig(controller);
+  if (!plain.ok || plain.node.role !== "controller") return t.fail(plain.ok ? plain.node.role : plain.problems.join("; "));
+  t.deepEqual(plain.node.config.manager, { enabled: true, config: defaultManagerConfig });
+  t.is(plain.node.config.streamReplicas, 1);
+  const off = parseNodeConfig({ ...controller, manager: false, streamReplicas: 3 });
+  if (!off.ok || off.node.role !== "controller") return t.fail(off.ok ? off.node.role : off.problems.join("; "));
+  t.deepEqual(off.node.config.manager, { enabled: false });
+  t.is(off.node.config.streamReplicas, 3);
+  const tuned = parseNodeConfig({ ...controller, manager: { hostFailuresToTolerate: 2, maxStartAttempts: 3 } });
+  if (!tuned.ok || tuned.node.role !== "controller") return t.fail(tuned.ok ? tuned.node.role : tuned.problems.join("; "));
+  t.deepEqual(tuned.node.config.manager, { enabled: true, config: { ...defaultManagerConfig, hostFailuresToTolerate: 2, maxStartAttempts: 3 } });
+
+  const wrong = parseNodeConfig({ ...controller, manager: { maxStartAttempts: 0, startRetryBaseMs: "fast", restartWindowMs: 1.5, bogus: 1 }, streamReplicas: 2 });
+  t.false(wrong.ok);
+  if (wrong.ok) return;
+  const expected = [
+    /^unknown field "manager\.bogus"/,
+    /^manager\.maxStartAttempts must be an integer in \[1, 100\], got 0$/,
+    /^manager\.startRetryBaseMs must be an integer in \[1, 3600000\], got "fast"$/,
+    /^manager\.restartWindowMs must be an integer in \[1, 86400000\], got 1\.5$/,
+    /^streamReplicas must be 1 \(one nats-server\) or 3 \(a NATS cluster\), got 2$/,
+  ];
+  for (const pattern of expected) t.true(wrong.problems.some((problem) => pattern.test(problem)), `${pattern} in ${wrong.problems.join("\n")}`);
+  t.is(wrong.problems.length, expected.length, wrong.problems.join("\n"));
+  const notAnObject = parseNodeConfig({ ...controller, manager: "on" });
+  t.false(notAnObject.ok);
+  if (!notAnObject.ok) t.deepEqual(notAnObject.problems, ['manager must be an object of manager settings or false, got "on"']);
+  const crossed = parseNodeConfig({ ...controller, manager: { startRetryBaseMs: 5_000, startRetryMaxMs: 1_000 } });
+  t.false(crossed.ok);
+  if (!crossed.ok) t.deepEqual(crossed.problems, ["manager.startRetryBaseMs must not exceed startRetryMaxMs"]);
+  const hostReplicas = parseNodeConfig({ ...host, streamReplicas: 3 });
+  t.true(hostReplicas.ok && hostReplicas.node.role === "host" && hostReplicas.node.config.streamReplicas === 3);
+  const badHostReplicas = parseNodeConfig({ ...host, streamReplicas: "3" });
+  t.false(badHostReplicas.ok);
+  if (!badHostReplicas.ok) t.regex(badHostReplicas.problems.join("\n"), /^streamReplicas must be 1 .* got "3"$/m);
 });
