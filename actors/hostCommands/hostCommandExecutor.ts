@@ -155,12 +155,17 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
     });
   };
 
-  /** Why the view does not describe the incarnation this host runs now, or null when it does. */
-  const incarnationProblem = (view: View): string | null => {
+  /**
+   * Why the view does not describe the incarnation this host runs now, or the command was made for
+   * another incarnation of this host; null when both match.
+   */
+  const incarnationProblem = (view: View, commandIncarnation: number): string | null => {
     const lease = options.lease();
     const host = view.hosts.get(hostId);
-    if (lease === undefined || host === undefined || options.incarnation.matches(host.incarnation, lease.incarnation)) return null;
-    return `host ${hostId} runs incarnation ${lease.incarnation}, this host's view names incarnation ${host.incarnation}`;
+    if (lease === undefined || host === undefined) return null;
+    if (!options.incarnation.matches(host.incarnation, lease.incarnation)) return `host ${hostId} runs incarnation ${lease.incarnation}, this host's view names incarnation ${host.incarnation}`;
+    if (host.incarnation !== commandIncarnation) return `the command was for incarnation ${commandIncarnation} of host ${hostId}, the view now names incarnation ${host.incarnation}`;
+    return null;
   };
 
   /** Runs `then` once the host holds a lease; a host still joining is given `leaseWaitMs` to get its first one. */
@@ -175,7 +180,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
 
   const startVm = (payload: HostCommandPayload<"vm.start">, finish: Finish): void => {
     const { vmId, placementEpoch } = payload;
-    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch) ?? incarnationProblem(view);
+    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch) ?? incarnationProblem(view, payload.hostIncarnation);
     withView(
       placementEpoch,
       check,
@@ -252,7 +257,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
 
   const resetVm = (payload: HostCommandPayload<"vm.reset">, finish: Finish): void => {
     const { vmId, placementEpoch } = payload;
-    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch) ?? incarnationProblem(view);
+    const check = (view: View): string | null => leaseProblem() ?? startRefusal(view, hostId, vmId, placementEpoch) ?? incarnationProblem(view, payload.hostIncarnation);
     withView(
       placementEpoch,
       check,

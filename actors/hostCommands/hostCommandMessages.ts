@@ -5,8 +5,11 @@
  * hostile input like any message), and the result is msgpackr bytes too.
  *
  * Kinds: `vm.start`, `vm.stop`, `vm.reset`, `vm.migrate`. Every payload names
- * the VM and the placement epoch the manager acted on; a start also carries
- * the VM's definition, since the target host may never have seen the VM.
+ * the VM, the placement epoch the manager acted on and the incarnation the
+ * manager's view had for the target host (a command is for that incarnation
+ * only: one delayed until the host failed and rejoined is refused); a start
+ * also carries the VM's definition, since the target host may never have
+ * seen the VM.
  */
 import { pack, unpack } from "msgpackr";
 import { int, literal, obj, oneOf, str, validate, type Infer } from "../codec/schema.ts";
@@ -22,19 +25,21 @@ export const maxHostCommandErrorChars = 300;
 
 const idSchema = str({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/ });
 const epochSchema = int({ min: 1, max: Number.MAX_SAFE_INTEGER });
+const incarnationSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
 
 export const hostCommandPayloadSchema = {
   "vm.start": obj({
     vmId: idSchema,
     placementEpoch: epochSchema,
+    hostIncarnation: incarnationSchema,
     attempt: int({ min: 1, max: 1_000_000 }),
     virtualization: oneOf(["full", "para"] as const),
     vcpus: int({ min: 1, max: maxVmVcpus }),
     memoryMiB: int({ min: 1, max: maxVmMemoryMiB }),
   }),
-  "vm.stop": obj({ vmId: idSchema, placementEpoch: epochSchema }),
-  "vm.reset": obj({ vmId: idSchema, placementEpoch: epochSchema }),
-  "vm.migrate": obj({ vmId: idSchema, placementEpoch: epochSchema, targetHostId: idSchema }),
+  "vm.stop": obj({ vmId: idSchema, placementEpoch: epochSchema, hostIncarnation: incarnationSchema }),
+  "vm.reset": obj({ vmId: idSchema, placementEpoch: epochSchema, hostIncarnation: incarnationSchema }),
+  "vm.migrate": obj({ vmId: idSchema, placementEpoch: epochSchema, hostIncarnation: incarnationSchema, targetHostId: idSchema }),
 } as const;
 
 export type HostCommandPayload<K extends HostCommandKind> = Infer<(typeof hostCommandPayloadSchema)[K]>;
@@ -58,6 +63,7 @@ function isKind(kind: string): kind is HostCommandKind {
 export function encodeHostCommand(
   commandId: string,
   command: HostCommand,
+  hostIncarnation: number,
   resources: { readonly cpu: number; readonly memoryMiB: number },
   hint: VmDefinitionHint,
 ): { readonly commandId: string; readonly kind: HostCommandKind; readonly payload: Uint8Array } {
@@ -69,6 +75,7 @@ export function encodeHostCommand(
         payload: pack({
           vmId: command.vmId,
           placementEpoch: command.placementEpoch,
+          hostIncarnation,
           attempt: Math.min(Math.max(1, command.attempt), 1_000_000),
           virtualization: hint.virtualization,
           vcpus: Math.min(Math.max(1, resources.cpu), maxVmVcpus),
@@ -80,13 +87,13 @@ export function encodeHostCommand(
       return {
         commandId,
         kind: command.action === "stop" ? "vm.stop" : "vm.reset",
-        payload: pack({ vmId: command.vmId, placementEpoch: command.placementEpoch } satisfies HostCommandPayload<"vm.stop">),
+        payload: pack({ vmId: command.vmId, placementEpoch: command.placementEpoch, hostIncarnation } satisfies HostCommandPayload<"vm.stop">),
       };
     case "migrate":
       return {
         commandId,
         kind: "vm.migrate",
-        payload: pack({ vmId: command.vmId, placementEpoch: command.placementEpoch, targetHostId: command.targetHostId } satisfies HostCommandPayload<"vm.migrate">),
+        payload: pack({ vmId: command.vmId, placementEpoch: command.placementEpoch, hostIncarnation, targetHostId: command.targetHostId } satisfies HostCommandPayload<"vm.migrate">),
       };
   }
 }

@@ -145,9 +145,12 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
       if (!submitted.ok) send({ type: "proposal-result", nowMs: now(), commandId: command.id, committed: false, reason: submitted.error });
     },
     sendHostCommand(command) {
-      const vm = controller.view().vms.get(command.vmId);
+      const view = controller.view();
+      const vm = view.vms.get(command.vmId);
       const commandId = `${idPrefix}-${(++commandSequence).toString(36)}`;
-      const encoded = encodeHostCommand(commandId, command, vm?.resources ?? { cpu: 1, memoryMiB: 1 }, options.vmDefinition?.(command.vmId) ?? { virtualization: "full" });
+      // The command is for the host incarnation this view knows: delayed past a failure and rejoin, it is refused.
+      const hostIncarnation = view.hosts.get(command.hostId)?.incarnation ?? 0;
+      const encoded = encodeHostCommand(commandId, command, hostIncarnation, vm?.resources ?? { cpu: 1, memoryMiB: 1 }, options.vmDefinition?.(command.vmId) ?? { virtualization: "full" });
       ports.metrics.increment(managerHostCommandsMetric, { action: command.action });
       ports.log.write("info", "manager.host-command", {
         commandId,

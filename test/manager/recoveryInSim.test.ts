@@ -159,13 +159,14 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   const cluster = started({ seed: 18 });
   const host = hostOf(cluster, "a");
   const oldEpoch = cluster.view().vms.get("a")!.placement!.epoch;
+  const oldIncarnation = cluster.view().hosts.get(host)!.incarnation;
   const moved = vmsOn(cluster, host);
   const cutAt = cluster.world.now();
   cluster.world.partition([[host]]);
   const isolatedAt = cluster.runUntil(() => cluster.senders.get(host)!.getSnapshot()?.context.phase !== "leased", 5_000, 20);
   t.truthy(isolatedAt, "the cut-off host lost its lease");
   const whileIsolated: string[] = [];
-  const currentStart = pack({ vmId: "a", placementEpoch: oldEpoch, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
+  const currentStart = pack({ vmId: "a", placementEpoch: oldEpoch, hostIncarnation: oldIncarnation, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
   cluster.hostNodes.get(host)!.executor.apply({ commandId: "isolated-start", kind: "vm.start", payload: currentStart, senderId: "c1" }, (result) => whileIsolated.push(result.ok ? "applied" : result.error));
   const movedAt = cluster.runUntil(() => moved.every((vmId) => cluster.activationsElsewhere(vmId, host, cutAt).length > 0 && cluster.activeHosts(vmId).length === 1), 15_000);
   t.truthy(movedAt, "moved while the host is cut off");
@@ -180,7 +181,7 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   }, 15_000, 1);
   t.truthy(rejoinedAt, "rejoined with a new incarnation");
   const results: string[] = [];
-  const stalePayload = pack({ vmId: "a", placementEpoch: oldEpoch, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
+  const stalePayload = pack({ vmId: "a", placementEpoch: oldEpoch, hostIncarnation: oldIncarnation, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
   const executor = cluster.hostNodes.get(host)!.executor;
   // At once: the host's own view may still be the one from before the cut (it names the old incarnation) or the new one.
   executor.apply({ commandId: "stale-start-1", kind: "vm.start", payload: stalePayload, senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
@@ -200,16 +201,25 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   t.deepEqual(cluster.hypervisors.registry.overlaps(), []);
 });
 
-test("host executor: a stop is refused while the view still places the VM there; a migration is refused (no live migration in the port); both counted as refused, the VM untouched", (t) => {
+test("host executor: a start made for another incarnation of the host is refused; a stop is refused while the view still places the VM there; a migration is refused (no live migration in the port); both counted as refused, the VM untouched", (t) => {
   const cluster = started({ seed: 19 });
   const host = hostOf(cluster, "b");
   const epoch = cluster.view().vms.get("b")!.placement!.epoch;
+  const incarnation = cluster.view().hosts.get(host)!.incarnation;
   const executor = cluster.hostNodes.get(host)!.executor;
   const results: string[] = [];
-  executor.apply({ commandId: "bad-stop", kind: "vm.stop", payload: pack({ vmId: "b", placementEpoch: epoch }), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
-  executor.apply({ commandId: "migrate", kind: "vm.migrate", payload: pack({ vmId: "b", placementEpoch: epoch, targetHostId: "h1" }), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  // Right VM, host and epoch, but made for another incarnation of this host (delayed past a failure and rejoin): refused.
+  const otherIncarnation = pack({ vmId: "b", placementEpoch: epoch, hostIncarnation: incarnation + 1, attempt: 1, virtualization: "full", vcpus: 2, memoryMiB: 4096 });
+  executor.apply({ commandId: "other-incarnation", kind: "vm.start", payload: otherIncarnation, senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  cluster.world.runFor(3_000);
+  executor.apply({ commandId: "bad-stop", kind: "vm.stop", payload: pack({ vmId: "b", placementEpoch: epoch, hostIncarnation: incarnation }), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
+  executor.apply({ commandId: "migrate", kind: "vm.migrate", payload: pack({ vmId: "b", placementEpoch: epoch, hostIncarnation: incarnation, targetHostId: "h1" }), senderId: "c1" }, (result) => results.push(result.ok ? "applied" : result.error));
   cluster.world.runFor(500);
-  t.deepEqual(results, [`stop refused: vm b is placed on this host at epoch ${epoch}`, "migrate refused: the sim hypervisor port has no live migration; stop and start elsewhere"]);
+  t.deepEqual(results, [
+    `start refused: the command was for incarnation ${incarnation + 1} of host ${host}, the view now names incarnation ${incarnation}`,
+    `stop refused: vm b is placed on this host at epoch ${epoch}`,
+    "migrate refused: the sim hypervisor port has no live migration; stop and start elsewhere",
+  ]);
   t.deepEqual(cluster.activeHosts("b"), [host]);
   t.is(cluster.world.metrics(host).counter("haring_host_commands_total", { kind: "vm.stop", outcome: "failed" }), 1);
 });
