@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR]
+ *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -56,10 +56,12 @@ interface Options {
   readonly json: boolean;
   /** Where the controllers write CPU profiles (node --cpu-prof), when set. */
   readonly profileDir: string | undefined;
+  /** Also run the HA manager and failure detector in the controllers (off by default: this measures the view commit). */
+  readonly withManager: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined };
+  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -72,6 +74,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--failovers") options.failovers = number(0);
     else if (argument === "--json") options.json = true;
     else if (argument === "--profile-dir") options.profileDir = argv[++index];
+    else if (argument === "--with-manager") options.withManager = true;
     else if (argument === "--only") {
       const which = argv[++index];
       if (which !== "haring" && which !== "etcd") throw new RangeError("--only takes haring or etcd");
@@ -142,6 +145,10 @@ async function benchHaring(options: Options): Promise<Figures> {
       controllerIds,
       natsUrls: [nats.url],
       baseDir,
+      // The view commit alone: the HA manager (which would try to place every added VM, with no host
+      // to place it on) and the failure detector are other subsystems with their own benchmarks.
+      manager: options.withManager,
+      detector: options.withManager,
       ...(options.profileDir ? { nodeArguments: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
     });
     await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);

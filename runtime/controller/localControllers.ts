@@ -32,6 +32,9 @@ export interface LocalControllersSpec {
   readonly baseDir: string;
   readonly timing?: Partial<PaxosTimings>;
   readonly kvMirror?: boolean;
+  /** Run the HA manager and the host failure detector (the config's defaults when absent); a Paxos benchmark turns them off. */
+  readonly manager?: boolean;
+  readonly detector?: boolean;
   readonly statusIntervalMs?: number;
   /** Extra arguments for node itself, e.g. `--cpu-prof --cpu-prof-dir DIR` to profile the controllers. */
   readonly nodeArguments?: readonly string[];
@@ -169,6 +172,8 @@ export function startLocalControllers(spec: LocalControllersSpec): LocalControll
       timing: spec.timing ?? {},
       kvMirror: spec.kvMirror ?? true,
       statusIntervalMs: spec.statusIntervalMs ?? 100,
+      ...(spec.manager === false ? { manager: false } : {}),
+      ...(spec.detector !== undefined ? { detector: spec.detector } : {}),
     };
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
     return new LocalController(id, configPath, dataDir, spec.nodeArguments);
