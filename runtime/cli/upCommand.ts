@@ -5,13 +5,20 @@ import type { Command } from "commander";
 import { isValidId } from "../../actors/subjects.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { connectViewClient, type ViewClient } from "../controller/viewClient.ts";
+import { describePlacements, viewChanges } from "../node/clusterChanges.ts";
+import type { HostStatus } from "../node/hostNode.ts";
 import { localControllerIds, maxLocalHosts, maxLocalVmsPerHost, startLocalCluster, type LocalCluster } from "../node/localCluster.ts";
+import type { View } from "../../machines/view/viewTypes.ts";
 import { parseBoundedInteger } from "./arguments.ts";
 import type { CliOutput } from "./main.ts";
 import { exitCodes, UsageError } from "./usageError.ts";
 
 /** How long `haring up` waits for every host to be up in the view before saying so and carrying on. */
 export const upViewWaitMs = 60_000;
+/** How long it then waits for every VM to run where the view places it. */
+export const upVmsWaitMs = 30_000;
+/** How often the view is compared with the last one printed. */
+export const upChangePollMs = 200;
 
 interface UpOptions {
   hosts: string;
@@ -21,6 +28,25 @@ interface UpOptions {
 }
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** Prints every change of the view (host states, VM placements) until `stopped`, with the time since it began. */
+async function followChanges(client: ViewClient, stopped: () => boolean, print: (line: string) => void): Promise<void> {
+  const startedAt = Date.now();
+  let shown: View = client.view();
+  while (!stopped()) {
+    await sleep(upChangePollMs);
+    if (stopped()) return;
+    const current = client.view();
+    if (current.epoch === shown.epoch) continue;
+    const lines = viewChanges(shown, current);
+    if (lines.length > 0) {
+      const at = `+${((Date.now() - startedAt) / 1_000).toFixed(1)}s`;
+      for (const line of lines) print(`${at} ${line}`);
+      if (lines.some((line) => line.startsWith("vm ") && line.includes(" → "))) print(`${at} placements: ${describePlacements(current)}`);
+    }
+    shown = current;
+  }
+}
 
 function describeView(client: ViewClient): string {
   const view = client.view();
@@ -32,8 +58,11 @@ function describeView(client: ViewClient): string {
  * `haring up`: a local cluster in one command (ARCHITECTURE §7) — nats-server
  * with JetStream, three controllers and N hosts on the sim hypervisor, each a
  * separate `haring node` process (runtime/node/localCluster.ts). It prints
- * where everything is, waits until every host is up in the view, and runs
- * until Ctrl-C (or SIGTERM), which stops the hosts, the controllers and
+ * where everything is, waits until every host is up in the view and every
+ * VM runs where the view places it (the manager starts them), prints the
+ * placements and every later change of a host's state or a VM's placement
+ * (kill -9 a host to watch its VMs recovered elsewhere), and runs until
+ * Ctrl-C (or SIGTERM), which stops the hosts, the controllers and
  * nats-server in that order.
  */
 export function registerUpCommand(program: Command, output: CliOutput, setExitCode: (code: number) => void): void {
@@ -66,8 +95,8 @@ export function registerUpCommand(program: Command, output: CliOutput, setExitCo
         [
           `haring up: cluster ${options.cluster} in ${directory}`,
           `  nats:        ${cluster.natsUrl} (JetStream; monitoring ${cluster.natsMonitorUrl})`,
-          `  controllers: ${localControllerIds.join(" ")} (Paxos, failure detector and a heartbeat monitor each)`,
-          `  hosts:       ${hostIds.join(" ")} (sim hypervisor, ${vmsPerHost} VMs each)`,
+          `  controllers: ${localControllerIds.join(" ")} (Paxos, failure detector, heartbeat monitor and HA manager each; the leader's manager acts)`,
+          `  hosts:       ${hostIds.join(" ")} (sim hypervisor, ${vmsPerHost} VMs each, started by the manager; host agent, view learner, command executor)`,
           `  the view:    KV bucket "${cluster.viewBucket}" (nats kv watch ${cluster.viewBucket} --server ${cluster.natsUrl}); ${join(directory, "c1", "status.json")}; ${join(directory, "<controller>", "view.json")} after stop`,
           `  node logs:   ${join(directory, "<node>.log")} (JSON lines); status.json and metrics.prom in each node's directory`,
           "",
@@ -84,7 +113,31 @@ export function registerUpCommand(program: Command, output: CliOutput, setExitCo
         while (!stopped && Date.now() < deadline && !hostIds.every((hostId) => viewClient!.view().hosts.get(hostId)?.state === "up")) await sleep(100);
         if (!stopped) {
           const allUp = hostIds.every((hostId) => viewClient!.view().hosts.get(hostId)?.state === "up");
-          output.out(`haring up: ${allUp ? "every host is up" : "not every host is up yet"}: ${describeView(viewClient)}\nharing up: Ctrl-C stops the cluster\n`);
+          output.out(`haring up: ${allUp ? "every host is up" : "not every host is up yet"}: ${describeView(viewClient)}\n`);
+          const runningWherePlaced = (): boolean => {
+            const view = viewClient!.view();
+            if (view.vms.size < hostIds.length * vmsPerHost) return false;
+            return [...view.vms.values()].every((vm) => {
+              if (vm.desiredState !== "running") return false;
+              const host = cluster.hosts.find((node) => node.id === vm.placement?.hostId);
+              return host?.status<HostStatus>()?.powerStates?.[vm.vmId] === "running";
+            });
+          };
+          const vmsDeadline = Date.now() + upVmsWaitMs;
+          while (!stopped && vmsPerHost > 0 && Date.now() < vmsDeadline && !runningWherePlaced()) await sleep(100);
+          if (!stopped) {
+            const verdict = vmsPerHost === 0 ? "no VMs" : runningWherePlaced() ? "every VM runs where the view places it" : "not every VM runs yet";
+            const pids = cluster.hosts.map((node) => `${node.id}=${node.child.pid ?? "?"}`).join(" ");
+            output.out(
+              [
+                `haring up: ${verdict}; placements: ${describePlacements(viewClient.view())}`,
+                `haring up: host pids ${pids}: kill -9 one to watch the manager restart its VMs on the others (changes are printed below)`,
+                "haring up: Ctrl-C stops the cluster",
+                "",
+              ].join("\n"),
+            );
+          }
+          void followChanges(viewClient, () => stopped, (line) => output.out(`haring up: ${line}\n`));
           for (const node of [...cluster.controllers, ...cluster.hosts]) {
             void node.exited.then((code) => {
               if (!stopped) output.err(`haring up: ${node.id} exited with ${code} (see ${join(directory, `${node.id}.log`)})\n`);

@@ -1,10 +1,13 @@
 /**
  * A whole cluster on this machine as separate processes (`haring up`): a
  * nats-server with JetStream, three controllers (each with the failure
- * detector and a heartbeat monitor, mirroring the view into the `haring-view`
- * KV bucket while it leads) and N hosts on the `sim` hypervisor, every node a
- * `haring node --config` process with its config, data directory and log file
- * under one directory.
+ * detector, a heartbeat monitor and the HA manager, mirroring the view into
+ * the `haring-view` KV bucket while it leads) and N hosts on the `sim`
+ * hypervisor, every node a `haring node --config` process with its config,
+ * data directory and log file under one directory. Each host registers its
+ * VMs in the view; the leader's manager starts them, and restarts them on the
+ * other hosts when a host dies. Group communication uses one nats-server, so
+ * `streamReplicas` is 1.
  *
  * `stop()` stops the hosts first (each fences itself: its VMs off), then the
  * controllers (each writes its final view to `<dir>/<id>/view.json`), then
@@ -50,7 +53,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const server: NatsServer = await startNatsServer({ storeDir: natsDirectory });
   const nodes: NodeProcess[] = [];
   const start = (config: Record<string, unknown> & { nodeId: string }): NodeProcess => {
-    const { configPath, dataDir } = writeNodeConfig(options.directory, { clusterId: options.clusterId, natsUrls: [server.url], ...config });
+    const { configPath, dataDir } = writeNodeConfig(options.directory, { clusterId: options.clusterId, natsUrls: [server.url], streamReplicas: 1, ...config });
     const node = startNodeProcess(config.nodeId, configPath, dataDir, { logFile: join(options.directory, `${config.nodeId}.log`) });
     nodes.push(node);
     return node;
