@@ -2,9 +2,10 @@ import type { Command } from "commander";
 import { nodeMain } from "../node/nodeMain.ts";
 
 /**
- * `haring node --config FILE`: one node process — a controller (Paxos and the
- * failure detector), a host (host agent, VM actors, view learner, watchdog)
- * or a monitor — chosen by the config's `role` (runtime/node/nodeConfig.ts;
+ * `haring node --config FILE`: one node process — a controller (Paxos, the
+ * failure detector and the HA manager), a host (host agent, VM actors, view
+ * learner, command executor and VM supervisor, watchdog) or a monitor —
+ * chosen by the config's `role` (runtime/node/nodeConfig.ts;
  * examples/ has one of each). Every wrong field is reported (exit 2); exit 3
  * when it cannot start; 1 when it fails while running; 0 after SIGTERM/SIGINT.
  */
