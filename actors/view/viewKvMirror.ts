@@ -9,8 +9,8 @@
  * leaves the entry alone. So two writers (an old and a new leader, or a
  * controller that restarted from an older snapshot) can never put an older
  * view over a newer one. Writes are throttled to one per `minIntervalMs`, or
- * longer when building the value took long (50 × its build time: a large
- * view is mirrored less often; the newest view offered wins, views in
+ * longer for a large view (50 × the time its value took to build, and its
+ * bytes at `maxBytesPerSecond`; the newest view offered wins, views in
  * between are skipped) and failures are retried after `retryAfterMs`: the
  * mirror is for inspection, Paxos does not depend on it.
  *
@@ -36,6 +36,8 @@ export interface ViewKvMirrorOptions {
   readonly minIntervalMs: number;
   /** Wait after a failed write or bucket creation. */
   readonly retryAfterMs: number;
+  /** Mirror bytes written per second at most, on average: a large view is mirrored less often. */
+  readonly maxBytesPerSecond: number;
   /** The largest KV value; a larger mirrored value is written in parts. */
   readonly maxValueBytes: number;
   /** Bytes per part of a value larger than `maxValueBytes` (at most `maxValueBytes`). */
@@ -51,6 +53,7 @@ export const defaultViewKvMirrorOptions: ViewKvMirrorOptions = {
   bucket: defaultViewBucket,
   minIntervalMs: 1_000,
   retryAfterMs: 1_000,
+  maxBytesPerSecond: 512 * 1_024,
   maxValueBytes: 1_048_576 - 4_096,
   partBytes: 512 * 1_024,
   maxParts: 128,
@@ -190,7 +193,12 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     const hopeless = entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > maxMirroredBytes;
     const buildStartedAtMs = clock.now();
     const value = hopeless ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
-    intervalMs = Math.max(options.minIntervalMs, (clock.now() - buildStartedAtMs) * mirrorIntervalPerBuildMs);
+    intervalMs = Math.max(
+      options.minIntervalMs,
+      (clock.now() - buildStartedAtMs) * mirrorIntervalPerBuildMs,
+      // The bucket (and the NATS server's disk) take at most maxBytesPerSecond of mirror on average.
+      value === undefined ? 0 : (value.length / options.maxBytesPerSecond) * 1_000,
+    );
     if (value === undefined || value.length > maxMirroredBytes) {
       if (value !== undefined) tooLargeAtEntities = entities;
       failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${maxMirroredBytes} bytes`);

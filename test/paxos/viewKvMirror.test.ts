@@ -47,8 +47,9 @@ test("a view above 1 MiB is mirrored in parts and read back identical; a smaller
   t.true(expected.length > 1_048_576);
   const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 10 });
   mirror.offer(big, 120);
-  global.runFor(2_000);
+  while (mirror.mirroredSlot < 120 && global.now() < 2_000) global.runFor(1);
   t.is(mirror.mirroredSlot, 120);
+  const bigWrittenAtMs = global.now();
   t.is(metrics.counterTotal(viewMirrorFailuresMetric), 0);
   const result = read();
   if (!result.ok) return t.fail(result.error);
@@ -64,10 +65,13 @@ test("a view above 1 MiB is mirrored in parts and read back identical; a smaller
   t.is(manifest!.partKeys[0], mirrorPartKey("prod", "c1", 0));
   t.is(manifest!.bytes, new TextEncoder().encode(expected).length);
 
-  // A later, smaller view goes back to one value under the cluster's key, and is read as such.
+  // A later, smaller view goes back to one value under the cluster's key, and is read as such; it waits
+  // until the big one's bytes have been paid for at maxBytesPerSecond.
   const small = viewWithVms(10, 90_000);
   mirror.offer(small, 130);
-  global.runFor(2_000);
+  global.runUntil(bigWrittenAtMs + 2_500);
+  t.is(mirror.mirroredSlot, 120, "a 1.5 MB view holds the mirror back for about 3 s at 512 KiB/s");
+  global.runUntil(bigWrittenAtMs + 4_000);
   const again = read();
   if (!again.ok) return t.fail(again.error);
   t.is(decoder.decode(again.value), mirrorValue(small, 130, "c1"));
@@ -93,7 +97,7 @@ test("another writer's newer big view replaces it whole; an older one never goes
 
 test("a reader racing a writer that rewrites its parts gets a whole value or an error, never a mixture", (t) => {
   const { global, portsFor, server } = setup();
-  const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 1, partBytes: 256 * 1_024 });
+  const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 1, partBytes: 256 * 1_024, maxBytesPerSecond: 1e12 });
   const views = [viewWithVms(5_000), viewWithVms(5_500)];
   const expected = new Set([mirrorValue(views[0]!, 10, "c1"), mirrorValue(views[1]!, 20, "c1")]);
   mirror.offer(views[0]!, 10);
