@@ -7,8 +7,9 @@
  *   hypervisor) when its lease runs out, and on every start;
  * - the hardware watchdog (runtime/watchdogDevice.ts) when configured, petted
  *   by the agent only while it is healthy;
- * - a VM actor for every VM on the hypervisor (hostVmWatches.ts), for the
- *   status file, the log and `event.vm-health`;
+ * - a VM actor for every VM on the hypervisor, for the status file, the log
+ *   and `event.vm-health`: the VM supervisor's for the VMs the view places
+ *   here, hostVmWatches.ts's for the others (each VM is watched once);
  * - the view learner, which also registers the host (`host.register`) when
  *   the view does not know it yet;
  * - the host command node (actors/hostCommands/hostCommandNode.ts): the
@@ -38,6 +39,8 @@ import type { Subscription } from "../../actors/ports/network.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import type { HostLeaseState } from "../../actors/hostCommands/hostCommandExecutor.ts";
 import { startHostCommandNode, type HostCommandNode } from "../../actors/hostCommands/hostCommandNode.ts";
+import { vmActorWatcher } from "../../actors/hostCommands/hostVmSupervisor.ts";
+import type { VmHealth } from "../../machines/vm/vmHealth.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { promptClock } from "../controller/promptClock.ts";
 import { LibvirtHypervisor } from "../libvirt/libvirtHypervisor.ts";
@@ -194,7 +197,10 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
 
   const settings = config.hypervisor;
   const learner: LearnerActor = startLearnerActor(ports, { config: createPaxosConfig(config.controllerIds), rejections });
+  // VMs placed here are watched by the VM supervisor (reports to the manager); the rest by vmWatches (status only).
+  const supervised = new Set<string>();
   const vmWatches: HostVmWatches = startHostVmWatches(ports, {
+    supervised: (vmId) => supervised.has(vmId),
     hypervisor,
     rejections,
     rescanIntervalMs: config.vmRescanIntervalMs,
@@ -220,7 +226,34 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     lease,
     rejections,
     streamReplicas: config.streamReplicas,
-    watchGuest: () => config.guestAgents,
+    watcher: (sink) => {
+      const actors = vmActorWatcher(ports, hypervisor, { rejections, watchGuest: () => config.guestAgents }, {
+        vm: (vmId, health) => {
+          sink.vm(vmId, health);
+          vmWatches.report(vmId, health as VmHealth);
+        },
+        guest: (vmId, health) => {
+          sink.guest(vmId, health);
+          ports.log.write("info", "guest.health", { vm: vmId, health });
+        },
+      });
+      return {
+        watch(vmId) {
+          supervised.add(vmId);
+          actors.watch(vmId);
+          vmWatches.rescanSoon();
+        },
+        unwatch(vmId) {
+          supervised.delete(vmId);
+          actors.unwatch(vmId);
+          vmWatches.rescanSoon();
+        },
+        stop() {
+          actors.stop();
+          supervised.clear();
+        },
+      };
+    },
   });
   // A VM started here is watched for the status file at once, not at the next rescan.
   const startedHere: Subscription = hypervisor.onEvent((event) => {

@@ -10,6 +10,10 @@
  * The view has no command for VM health yet, so reports go to the JSON log
  * (`vm.health`), the metrics and the node's status file, and are published
  * as JSON on `haring.<cluster>.event.vm-health` for people and tools.
+ *
+ * A VM the manager's VM supervisor watches (placed here by the view) is not
+ * watched twice: `supervised(vmId)` says so, its watch here is dropped at the
+ * next scan, and the supervisor's reports come in through `report()`.
  */
 import type { RejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { TimerId } from "../../actors/ports/clock.ts";
@@ -34,6 +38,8 @@ export interface HostVmWatchesOptions {
   readonly desiredInView: (vmId: string) => VmDesiredState | undefined;
   /** Else this host's own wish, when it has one (the sim driver's config); else what the VM was doing when first seen. */
   readonly desiredLocally?: (vmId: string) => VmDesiredState | undefined;
+  /** VMs someone else watches (the VM supervisor); their health arrives through `report`. */
+  readonly supervised?: (vmId: string) => boolean;
 }
 
 export interface HostVmWatches {
@@ -43,6 +49,8 @@ export interface HostVmWatches {
   refreshDesired(): void;
   /** Lists the hypervisor again on the next turn (a VM was just defined or started here), instead of at the next interval. */
   rescanSoon(): void;
+  /** The health of a VM watched elsewhere (the supervisor), for the status file, the log and the event subject. */
+  report(vmId: string, health: VmHealth): void;
   stop(): void;
 }
 
@@ -58,6 +66,9 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
   let scanning = false;
   let rescanWanted = false;
 
+  const supervised = options.supervised ?? (() => false);
+  const publishHealth = (event: Record<string, unknown>): void => ports.network.publish(eventSubject, encoder.encode(JSON.stringify(event)));
+
   const watchVm = (vmId: string, discoveredRunning: boolean): void => {
     if (watches.size >= maxWatchedVmsPerHost) {
       ports.metrics.increment(unwatchedVmsMetric);
@@ -72,8 +83,7 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
       watchGuest: options.watchGuests,
       onVmReport: (report) => {
         health.set(vmId, report.health);
-        const event = { hostId: ports.nodeId, vmId, health: report.health, previous: report.previousHealth, desired: report.desired, state: report.powerState, detail: report.detail };
-        ports.network.publish(eventSubject, encoder.encode(JSON.stringify(event)));
+        publishHealth({ hostId: ports.nodeId, vmId, health: report.health, previous: report.previousHealth, desired: report.desired, state: report.powerState, detail: report.detail });
       },
       onGuestReport: (report) => ports.log.write("info", "guest.health", { vm: vmId, report: JSON.stringify(report).slice(0, 400) }),
     });
@@ -97,15 +107,17 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
         for (const vm of listed.value) {
           if (!isValidId(vm.vmId)) continue;
           present.add(vm.vmId);
-          if (!watches.has(vm.vmId)) watchVm(vm.vmId, vm.state === "running" || vm.state === "paused");
+          if (!watches.has(vm.vmId) && !supervised(vm.vmId)) watchVm(vm.vmId, vm.state === "running" || vm.state === "paused");
         }
         for (const [vmId, entry] of [...watches]) {
-          if (present.has(vmId)) continue;
+          const handedOver = supervised(vmId);
+          if (present.has(vmId) && !handedOver) continue;
           entry.watch.dispose();
           watches.delete(vmId);
-          health.delete(vmId);
-          ports.log.write("info", "vm.unwatched", { vm: vmId, reason: "no longer defined on the hypervisor" });
+          if (!handedOver) health.delete(vmId);
+          ports.log.write("info", "vm.unwatched", { vm: vmId, reason: handedOver ? "watched by the VM supervisor" : "no longer defined on the hypervisor" });
         }
+        for (const vmId of [...health.keys()]) if (!watches.has(vmId) && !supervised(vmId) && !present.has(vmId)) health.delete(vmId);
       }
       timer = ports.clock.setTimeout(scan, rescanWanted ? 0 : options.rescanIntervalMs);
     });
@@ -122,6 +134,14 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
           entry.watch.setDesired(desired);
         }
       }
+    },
+    report(vmId, reported) {
+      if (stopped || !isValidId(vmId)) return;
+      const previous = health.get(vmId);
+      if (previous === reported) return;
+      if (previous === undefined && health.size >= maxWatchedVmsPerHost) return;
+      health.set(vmId, reported);
+      publishHealth({ hostId: ports.nodeId, vmId, health: reported, previous: previous ?? "unknown", desired: "running", source: "supervisor" });
     },
     rescanSoon() {
       if (stopped) return;

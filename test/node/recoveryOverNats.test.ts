@@ -139,6 +139,10 @@ test("haring node processes: a host killed with SIGKILL has its VMs placed on th
   for (const hostId of survivors) for (const vmId of vmsOf(hostId)) t.true(runningOn(hostId).includes(vmId), `${vmId} still runs on ${hostId}`);
   t.is(new Set(survivors.flatMap(runningOn)).size, allVms.length, "all six VMs run, each once");
   t.true(
+    await waitFor(() => survivors.every((hostId) => runningOn(hostId).every((vmId) => status(hostId)?.vms[vmId] === "running")), 3_000),
+    "the hosts' VM actors (the supervisor's, for VMs placed there) see every moved VM running",
+  );
+  t.true(
     controllers.some((controller) => controller.logs.some((line) => line.event === "detector.proposal" && line.type === "host-failed" && line.host === "h3")),
     "the failure came from the detector",
   );
