@@ -42,6 +42,8 @@ export const maxTransferBytes = 64 * 1024 * 1024;
 export const maxIncomingTransfers = 8;
 /** Transfers a node sends at once (one per recipient); the stalest is forgotten beyond it. */
 export const maxOutgoingTransfers = 64;
+/** Bytes a node holds for the transfers it sends (each recipient has its own copy); the stalest are forgotten beyond it. */
+export const maxOutgoingTransferBytes = 256 * 1024 * 1024;
 /** `<sender incarnation nonce>-<counter>`, both base 36: later transfers of one incarnation have higher counters. */
 export const transferIdPattern = /^[a-z0-9]{1,13}-[a-z0-9]{1,11}$/;
 
@@ -66,6 +68,7 @@ export interface TransferLimits {
   readonly maxTransferBytes: number;
   readonly maxIncoming: number;
   readonly maxOutgoing: number;
+  readonly maxOutgoingBytes: number;
 }
 
 export const defaultTransferLimits: TransferLimits = {
@@ -78,6 +81,7 @@ export const defaultTransferLimits: TransferLimits = {
   maxTransferBytes,
   maxIncoming: maxIncomingTransfers,
   maxOutgoing: maxOutgoingTransfers,
+  maxOutgoingBytes: maxOutgoingTransferBytes,
 };
 
 export interface TransferHeader {
@@ -149,8 +153,9 @@ export function startTransfer(
   checksum: Checksum,
 ): SenderStep {
   const { limits } = state;
-  if (start.bytes.length === 0 || start.bytes.length > limits.maxTransferBytes) {
-    return { state, chunks: [], ignored: `${start.bytes.length} bytes is outside (0, ${limits.maxTransferBytes}]` };
+  const largest = Math.min(limits.maxTransferBytes, limits.maxOutgoingBytes);
+  if (start.bytes.length === 0 || start.bytes.length > largest) {
+    return { state, chunks: [], ignored: `${start.bytes.length} bytes is outside (0, ${largest}]` };
   }
   const header: TransferHeader = {
     transferId: start.transferId,
@@ -164,7 +169,13 @@ export function startTransfer(
   const transfer: OutgoingTransfer = { header, to: start.to, bytes: start.bytes, lastAskedAtMs: start.nowMs };
   const outgoing = new Map(state.outgoing);
   outgoing.delete(start.to);
-  while (outgoing.size >= limits.maxOutgoing) outgoing.delete(outgoing.keys().next().value!);
+  let heldBytes = 0;
+  for (const held of outgoing.values()) heldBytes += held.bytes.length;
+  while (outgoing.size > 0 && (outgoing.size >= limits.maxOutgoing || heldBytes + start.bytes.length > limits.maxOutgoingBytes)) {
+    const stalest = outgoing.keys().next().value!;
+    heldBytes -= outgoing.get(stalest)!.bytes.length;
+    outgoing.delete(stalest);
+  }
   outgoing.set(start.to, transfer);
   const next = { ...state, outgoing };
   const chunks: TransferChunk[] = [];

@@ -144,6 +144,11 @@ test("a sender refuses what exceeds the limit, bounds its transfers and forgets 
   for (const to of ["a", "b", "c"]) sender = startTransfer(sender, { to, transferId: transferId(1, 1), carries: "paxos.snapshot", slot: 1, bytes: payload(100, 1), nowMs: 0 }, crc32).state;
   t.deepEqual([...sender.outgoing.keys()], ["b", "c"]);
   t.is(expireOutgoing(sender, limits.senderIdleMs - 1).outgoing.size, 2);
+  // Held bytes are bounded too: a new transfer pushes out the stalest ones until it fits.
+  let byBytes = createSender("c1", { ...limits, maxOutgoingBytes: 250 });
+  for (const to of ["a", "b", "c"]) byBytes = startTransfer(byBytes, { to, transferId: transferId(1, 1), carries: "paxos.snapshot", slot: 1, bytes: payload(100, 1), nowMs: 0 }, crc32).state;
+  t.deepEqual([...byBytes.outgoing.keys()], ["b", "c"]);
+  t.truthy(startTransfer(byBytes, { to: "d", transferId: transferId(1, 2), carries: "paxos.snapshot", slot: 1, bytes: payload(251, 1), nowMs: 0 }, crc32).ignored);
   t.is(expireOutgoing(sender, limits.senderIdleMs).outgoing.size, 0);
 });
 
