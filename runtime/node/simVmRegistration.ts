@@ -94,7 +94,8 @@ export function startSimVmRegistration(ports: NodePorts, learner: SimVmProposer,
     if (!proposed.ok) ports.log.write("warn", "host.sim-vm-refused", { vm: entry.vm.definition.vmId, step: command.type, error: proposed.error });
   };
 
-  const commandId = (step: string, vmId: string): string => `sim-${step}-${hostId}-${vmId}-${nonce}-${(++sequence).toString(36)}`;
+  // At most 4 + 3 + 24 + 64 + 11 + a few characters: within the view's 128 for any ids.
+  const commandId = (step: string, vmId: string): string => `sim-${step}-${hostId.slice(0, 24)}-${vmId}-${nonce}-${(++sequence).toString(36)}`;
 
   const advance = (entry: Progress, view: View): void => {
     const { definition } = entry.vm;

@@ -2,7 +2,7 @@ import test from "ava";
 import type { Clock, TimerId } from "../../actors/ports/clock.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
-import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { maxCommandIdLength, type ViewCommand } from "../../machines/view/viewCommands.ts";
 import { emptyView, type View } from "../../machines/view/viewTypes.ts";
 import { simVmRetryMs, startSimVmRegistration, type SimVm } from "../../runtime/node/simVmRegistration.ts";
 import { apply, hostUp, tryApply } from "../manager/viewBuilder.ts";
@@ -135,5 +135,23 @@ test("a VM placed elsewhere meanwhile stays there, and a lost proposal is sent a
     learner.proposed.some((command) => command.type === "vm.place" || command.type === "vm.set-desired"),
     "nothing proposed for a VM that lives elsewhere now",
   );
+  registration.stop();
+});
+
+test("command ids stay within the view's limit for the longest host and VM ids", (t) => {
+  const clock = manualClock();
+  clock.advance(Date.UTC(2100, 0, 1));
+  const hostId = "h".repeat(64);
+  const ports = { nodeId: hostId, clusterId: "c", clock, log: silentLog } as unknown as NodePorts;
+  const learner = fakeLearner(apply(emptyView, ...hostUp(hostId)));
+  const registration = startSimVmRegistration(ports, learner, [vm("v".repeat(64))]);
+  learner.commitAll();
+  registration.check();
+  learner.commitAll();
+  registration.check();
+  t.is(learner.proposed.length, 3);
+  for (const command of learner.proposed) t.true(command.id.length <= maxCommandIdLength, `${command.id.length} characters`);
+  learner.commitAll();
+  t.is(learner.view().vms.get("v".repeat(64))?.desiredState, "running");
   registration.stop();
 });
