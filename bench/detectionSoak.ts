@@ -1,8 +1,9 @@
 /**
  * False alarms over one simulated hour (issue 4): 100 hosts, 3 monitors,
  * default timings, under each fault of sim/detection/faultScenarios.ts. CI
- * runs the same scenarios for 20 simulated seconds (test/detection/falseAlarms*.test.ts);
- * this runs the hour, one scenario per process, two at a time.
+ * runs the same hour as tests (test/detection/falseAlarms*.test.ts, one file
+ * per fault); this runs it as one process per scenario, two at a time, and
+ * prints the table of docs/failure-detection.md with wall and CPU seconds.
  *
  *   npx tsx bench/detectionSoak.ts                         # all five, 1 h each
  *   npx tsx bench/detectionSoak.ts --minutes 10 --only loss-5pct
@@ -42,15 +43,17 @@ if (process.argv.includes("--child")) {
   const name = textArgument("--scenario") ?? "";
   if (!isScenario(name)) throw new RangeError(`unknown scenario ${name}`);
   const startedAt = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const { outcome } = runFalseAlarmScenario(() => new DetectionCluster({ seed: 7, hosts: 100, monitors: 3 }), name, minutesArgument() * 60_000);
-  process.stdout.write(`${JSON.stringify({ ...outcome, wallS: (performance.now() - startedAt) / 1_000 })}\n`);
+  const cpu = process.cpuUsage(cpuAtStart);
+  process.stdout.write(`${JSON.stringify({ ...outcome, wallS: (performance.now() - startedAt) / 1_000, cpuS: (cpu.user + cpu.system) / 1e6 })}\n`);
 } else {
   const minutes = minutesArgument();
   const only = textArgument("--only");
   if (only !== undefined && !isScenario(only)) throw new RangeError(`--only takes one of ${falseAlarmScenarioNames.join(", ")}`);
   const names = only === undefined ? [...falseAlarmScenarioNames] : [only];
   const script = fileURLToPath(import.meta.url);
-  const results: Array<FalseAlarmOutcome & { wallS: number }> = [];
+  const results: Array<FalseAlarmOutcome & { wallS: number; cpuS: number }> = [];
   const runOne = (name: FalseAlarmScenarioName) =>
     new Promise<void>((resolve, reject) => {
       const child = spawn(process.execPath, ["--import", "tsx", script, "--child", "--scenario", name, "--minutes", String(minutes)], { stdio: ["ignore", "pipe", "inherit"] });
@@ -58,7 +61,7 @@ if (process.argv.includes("--child")) {
       child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       child.on("exit", (code) => {
         if (code !== 0) return reject(new Error(`${name} exited with ${code}`));
-        results.push(JSON.parse(output.trim().split("\n").at(-1)!) as FalseAlarmOutcome & { wallS: number });
+        results.push(JSON.parse(output.trim().split("\n").at(-1)!) as FalseAlarmOutcome & { wallS: number; cpuS: number });
         process.stderr.write(`${name} done\n`);
         resolve();
       });
@@ -70,11 +73,11 @@ if (process.argv.includes("--child")) {
     }),
   );
   results.sort((a, b) => names.indexOf(a.scenario) - names.indexOf(b.scenario));
-  console.log(`| fault (100 hosts, 3 monitors, ${minutes} simulated min) | failure declarations | leases lost | watchdog resets | suspicions (refuted) | monitor switches | wall s |`);
-  console.log(`|---|---:|---:|---:|---:|---:|---:|`);
+  console.log(`| fault (100 hosts, 3 monitors, ${minutes} simulated min) | failure declarations | leases lost | watchdog resets | suspicions (refuted) | monitor switches | wall s | CPU s |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|`);
   for (const result of results) {
     console.log(
-      `| ${falseAlarmScenarioDescriptions[result.scenario]} | ${result.hostFailedProposals} | ${result.leaseLosses} | ${result.watchdogResets} | ${result.suspicions} (${result.refutations}) | ${result.targetSwitches} | ${result.wallS.toFixed(0)} |`,
+      `| ${falseAlarmScenarioDescriptions[result.scenario]} | ${result.hostFailedProposals} | ${result.leaseLosses} | ${result.watchdogResets} | ${result.suspicions} (${result.refutations}) | ${result.targetSwitches} | ${result.wallS.toFixed(0)} | ${result.cpuS.toFixed(0)} |`,
     );
   }
 }
