@@ -76,7 +76,9 @@ export type ManagerNoteKind =
   | "host-drained"
   | "stale-report"
   /** A VM placed on an up host that the host says is not there (an earlier leader placed it and never saw it started). */
-  | "not-running";
+  | "not-running"
+  /** A host the view holds up reports from a newer incarnation: the view's one ended (its VMs were powered off). */
+  | "host-superseded";
 
 export type ManagerOutput =
   | { readonly kind: "propose"; readonly command: ViewCommand }
@@ -127,6 +129,11 @@ export interface RecoveryPlannerState {
   readonly liveMigrationHosts: Set<string>;
   readonly refusedCommandIds: Map<string, string>;
   readonly hungVms: Set<string>;
+  /**
+   * hostId → the view's incarnation of it that its own reports show has ended (they come from a newer
+   * one, which the view has not recorded yet): its VMs are placed elsewhere, and nothing is placed there.
+   */
+  readonly supersededHosts: Map<string, number>;
   /** vmId → until when it gets no initial placement from this manager. */
   readonly initialPlacementHeld: Map<string, number>;
   /** The earliest time a failed host's VMs become placeable, if any are waiting. */
@@ -157,6 +164,7 @@ export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerSta
     refusedCommandIds: new Map(),
     hungVms: new Set(),
     initialPlacementHeld: new Map(),
+    supersededHosts: new Map(),
     nextFailureMaturesAtMs: Infinity,
     lastPendingPlanAtMs: -Infinity,
     upHostsSignature: "",
@@ -261,6 +269,7 @@ function setActive(step: Step, active: boolean): void {
   state.tasks.clear();
   state.pending.clear();
   state.failureSeenAtMs.clear();
+  state.supersededHosts.clear();
   state.refusedCommandIds.clear();
   state.hungVms.clear();
   for (const history of state.history.values()) {
@@ -281,10 +290,23 @@ function trustedReport(step: Step, hostId: string, incarnation: number, vmId: st
   const task = step.state.tasks.get(vmId);
   const placedHere = vm?.placement?.hostId === hostId || (task?.phase === "stopping-source" && task.sourceHostId === hostId);
   if (!vm || !host || host.incarnation !== incarnation || !placedHere || (host.state !== "up" && host.state !== "maintenance")) {
+    // From a newer incarnation of the host the VM is placed on: an agent takes a new incarnation only after
+    // isolating (its VMs powered off) or rebooting, so the view's incarnation of the host has ended.
+    if (vm && host && placedHere && incarnation > host.incarnation && host.state !== "failed" && host.state !== "fenced" && step.state.supersededHosts.get(hostId) !== host.incarnation) {
+      boundedSet(step.state.supersededHosts, hostId, host.incarnation, maxRememberedFailures);
+      step.state.rescan = true;
+      step.note("host-superseded", { hostId, viewIncarnation: host.incarnation, reportedIncarnation: incarnation });
+    }
     step.note("stale-report", { hostId, incarnation, vmId });
     return null;
   }
   return vm;
+}
+
+/** Whether the view's incarnation of this host is known to have ended (its own reports come from a newer one). */
+function isSuperseded(state: RecoveryPlannerState, view: View, hostId: string): boolean {
+  const host = view.hosts.get(hostId);
+  return host !== undefined && host.state !== "failed" && host.state !== "fenced" && state.supersededHosts.get(hostId) === host.incarnation;
 }
 
 function onVmReport(step: Step, input: Extract<ManagerInput, { type: "vm-report" }>): void {
@@ -505,7 +527,7 @@ function advanceTasks(step: Step, view: View): void {
       continue;
     }
     // Past proposing, the task works for one placement; if the view moved the VM on, the task is stale.
-    if (!vm.placement || vm.placement.epoch !== task.placementEpoch || vm.placement.hostId !== task.hostId || view.hosts.get(task.hostId)?.state !== "up") {
+    if (!vm.placement || vm.placement.epoch !== task.placementEpoch || vm.placement.hostId !== task.hostId || view.hosts.get(task.hostId)?.state !== "up" || isSuperseded(state, view, task.hostId)) {
       state.tasks.delete(task.vmId);
       state.rescan = true;
     }
@@ -557,7 +579,10 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
     let reason: TaskReason | null = null;
     let sourceHostId: string | null = null;
     if (hostState !== null) state.initialPlacementHeld.delete(vm.vmId);
-    if (hostState === null) {
+    if (hostState !== null && hostState !== "failed" && hostState !== "fenced" && isSuperseded(state, view, vm.placement!.hostId)) {
+      // No lease wait: the host itself runs a newer incarnation, so the view's one isolated or rebooted.
+      reason = "failover";
+    } else if (hostState === null) {
       if (!state.initialPlacementHeld.has(vm.vmId)) reason = "initial";
     } else if (hostState === "failed" || hostState === "fenced") {
       const host = view.hosts.get(vm.placement!.hostId)!;
@@ -600,9 +625,11 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
     reservations.push({ vmId: task.vmId, hostId: task.hostId, resources: task.resources });
   }
   const excludedHostsByVm = new Map<string, ReadonlySet<string>>();
+  const superseded = [...state.supersededHosts.keys()].filter((hostId) => isSuperseded(state, view, hostId));
   for (const { vm } of needed) {
     const excluded = state.history.get(vm.vmId)?.excludedHosts;
-    if (excluded && excluded.size > 0) excludedHostsByVm.set(vm.vmId, excluded);
+    if (superseded.length > 0) excludedHostsByVm.set(vm.vmId, new Set([...(excluded ?? []), ...superseded]));
+    else if (excluded && excluded.size > 0) excludedHostsByVm.set(vm.vmId, excluded);
   }
   const byId = new Map(needed.map((entry) => [entry.vm.vmId, entry]));
   const plan = planPlacements({ view, vmIds: needed.map((entry) => entry.vm.vmId), reservations, excludedHostsByVm });

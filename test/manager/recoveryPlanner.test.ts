@@ -431,3 +431,21 @@ test("VMs held for an import get no initial placement until the hold ends or som
   t.false(second.initialPlacementHeld.has("imported"));
   t.deepEqual(placedVms(stepRecoveryPlanner(second, { type: "tick", nowMs: 6_000 })), []);
 });
+
+test("a host the view holds up that reports from a newer incarnation: the view's incarnation ended, so its VMs are placed elsewhere at once, never back on it", (t) => {
+  let view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"], [addVm("b"), "h2"]]);
+  view = apply(view, { type: "host.failed", hostId: "h1", incarnation: 0 }, { type: "host.rejoin", hostId: "h1", incarnation: 1 }, { type: "host.up", hostId: "h1", incarnation: 1 });
+  view = apply(view, placeOn(view, "a", "h1"));
+  const s = new Scenario(view);
+  s.commit();
+  s.takeSent();
+  // h1's agent isolated and rejoined as incarnation 2, which the view has not recorded.
+  s.feed({ type: "vm-report", hostId: "h1", incarnation: 2, vmId: "a", health: "missing" });
+  t.deepEqual(s.notes.filter((n) => n.note === "host-superseded").map((n) => [n.fields.hostId, n.fields.viewIncarnation, n.fields.reportedIncarnation]), [["h1", 1, 2]]);
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["a", "h2"]]);
+  s.commit();
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId, c.vmId]), [["start", "h2", "a"]]);
+  // Reports from an older incarnation prove nothing.
+  s.feed({ type: "vm-report", hostId: "h2", incarnation: 0, vmId: "b", health: "crashed" });
+  t.false(s.state.supersededHosts.has("h2"));
+});
