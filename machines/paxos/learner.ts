@@ -50,6 +50,11 @@ export interface LearnerState<C extends CommandEnvelope, S> {
   readonly snapshotsRejected: number;
   /** False on a node that keeps nothing on disk (a host): it would only build snapshots to throw them away. */
   readonly takesSnapshots: boolean;
+  /**
+   * The newest snapshot taken, installed or recovered (only when `takesSnapshots`): served to peers
+   * behind the retained log, so that serving them costs no new snapshot of the state.
+   */
+  readonly lastSnapshot: TakenSnapshot | null;
 }
 
 export type LearnerInput<C extends CommandEnvelope> =
@@ -95,13 +100,16 @@ export interface LearnerCreation<C extends CommandEnvelope, S> {
 export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCreation<C, S>): LearnerState<C, S> {
   let app = creation.machine.initialState;
   let nextSlot = 0;
+  let lastSnapshot: TakenSnapshot | null = null;
   for (const record of creation.records) {
     if (record.kind !== "snapshot" || record.throughSlot <= nextSlot) continue;
     const parsed = creation.machine.fromSnapshot(record.snapshot);
     if (!parsed.ok) continue;
     app = parsed.state;
     nextSlot = record.throughSlot;
+    lastSnapshot = { throughSlot: record.throughSlot, snapshot: record.snapshot };
   }
+  const takesSnapshots = creation.takesSnapshots ?? true;
   return {
     learnerId: creation.learnerId,
     config: creation.config,
@@ -118,7 +126,8 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
     fetchRotation: 0,
     snapshotSlot: nextSlot,
     snapshotsRejected: 0,
-    takesSnapshots: creation.takesSnapshots ?? true,
+    takesSnapshots,
+    lastSnapshot: takesSnapshots ? lastSnapshot : null,
   };
 }
 
@@ -201,11 +210,13 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
   }
   while (nextSlot - retainedFrom > config.maxRetainedSlots) retained.delete(retainedFrom++);
   let snapshotSlot = start.snapshotSlot;
+  let lastSnapshot = start.lastSnapshot;
   const period = config.snapshotEverySlots;
   const phase = snapshotPhase(config, start.learnerId);
   if (start.takesSnapshots && Math.floor((nextSlot - phase) / period) > Math.floor((snapshotSlot - phase) / period)) {
     snapshotSlot = nextSlot;
     draft.snapshot = { throughSlot: nextSlot, snapshot: start.machine.toSnapshot(app) };
+    lastSnapshot = draft.snapshot;
   }
   draft.state = {
     ...start,
@@ -215,6 +226,7 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     retained: retained.done(),
     retainedFrom,
     snapshotSlot,
+    lastSnapshot,
     commitHint: Math.max(start.commitHint, nextSlot),
     lastProgressAtMs: nowMs,
   };
@@ -266,14 +278,11 @@ function serveFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, requester:
   if (requester === state.learnerId) return;
   const commitIndex = Math.max(state.commitHint, state.nextSlot);
   if (fromSlot < state.retainedFrom) {
-    draft.send.push({
-      type: "paxos.snapshot",
-      from: state.learnerId,
-      to: requester,
-      throughSlot: state.nextSlot,
-      snapshot: state.machine.toSnapshot(state.app),
-      commitIndex,
-    });
+    // The newest snapshot already made serves when the retained log continues it (the requester then
+    // fetches the slots after it); only otherwise is a new one built.
+    const kept = state.lastSnapshot;
+    const served = kept && kept.throughSlot >= state.retainedFrom && kept.throughSlot > fromSlot ? kept : { throughSlot: state.nextSlot, snapshot: state.machine.toSnapshot(state.app) };
+    draft.send.push({ type: "paxos.snapshot", from: state.learnerId, to: requester, throughSlot: served.throughSlot, snapshot: served.snapshot, commitIndex });
     return;
   }
   const entries: ChosenEntry<C>[] = [];
@@ -305,6 +314,7 @@ function installSnapshot<C extends CommandEnvelope, S>(draft: Draft<C, S>, messa
     retainedFrom: message.throughSlot,
     commitHint: Math.max(state.commitHint, message.commitIndex, message.throughSlot),
     snapshotSlot: message.throughSlot,
+    lastSnapshot: state.takesSnapshots ? { throughSlot: message.throughSlot, snapshot: message.snapshot } : null,
     lastProgressAtMs: nowMs,
     fetch,
   };

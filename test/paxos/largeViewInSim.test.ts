@@ -20,13 +20,17 @@ import { simClientLimits, simPaxosTimings } from "../../sim/paxos/paxosClusterRu
 import { SimWorld } from "../../sim/world.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
-/** The sim timings, with the default log retention: a node must be more than 1,024 slots behind to need a snapshot. */
+/**
+ * The sim timings, with the default log retention: a node must be more than 1,024 slots behind to need a
+ * snapshot. Peers serve their newest snapshot, so snapshots are frequent here: the one served then holds
+ * nearly all 6,000 VMs, more than one message carries.
+ */
 const config = createPaxosConfig(controllerIds, {
   ...simPaxosTimings,
   maxCommandsPerBatch: 4,
   maxInFlightSlots: 32,
   maxRetainedSlots: 1_024,
-  snapshotEverySlots: 512,
+  snapshotEverySlots: 128,
   maxBufferedChosenSlots: 2_048,
   maxFetchSlots: 256,
 });

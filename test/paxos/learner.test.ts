@@ -199,3 +199,19 @@ test("controllers take their snapshots at staggered slots, each at most snapshot
   t.deepEqual(snapshotSlots("h1"), [9, 18, 27], "a learner that is not a controller keeps the plain period");
   t.deepEqual(snapshotSlots("h1", false), [], "one that keeps nothing on disk takes none");
 });
+
+test("a fetch behind the retained log is served the newest snapshot already made when the log continues it, not a new one", (t) => {
+  let state = fresh("c1");
+  let built = 0;
+  const counting = { ...appendLog, toSnapshot: (ids: readonly string[]) => (built++, appendLog.toSnapshot(ids)) };
+  state = { ...state, machine: counting };
+  const ids = ["a", "b", "c", "d", "e", "f", "g", "h"];
+  for (const [slot, id] of ids.entries()) state = stepLearner(state, learn(slot, entry(slot, id))).state;
+  t.is(state.nextSlot, 8);
+  t.is(state.retainedFrom, 4);
+  t.is(built, 2, "snapshots at slots 3 and 6");
+  const fetch = (fromSlot: number): LearnerInput<Cmd> => ({ type: "message", message: { type: "paxos.fetch", from: "h1", to: "c1", fromSlot, maxSlots: 3 }, nowMs: 9 });
+  t.deepEqual(stepLearner(state, fetch(1)).sendAfterSync, [{ type: "paxos.snapshot", from: "c1", to: "h1", throughSlot: 6, snapshot: { ids: ids.slice(0, 6) }, commitIndex: 8 }]);
+  t.is(built, 2, "nothing new was built");
+  t.deepEqual(stepLearner(state, fetch(6)).sendAfterSync, [{ type: "paxos.fetch-reply", from: "c1", to: "h1", entries: [entry(6, "g"), entry(7, "h")], commitIndex: 8 }], "and the log continues it");
+});

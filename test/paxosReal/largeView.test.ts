@@ -23,8 +23,12 @@ import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
 const controllerIds = ["c1", "c2", "c3"];
 const vmCount = largeViewVmCount;
 const inFlight = 128;
-/** Four commands per slot: 6,000 commands take 1,500 slots, more than the 1,024 a peer retains. */
-const timing = { maxCommandsPerBatch: 4 };
+/**
+ * Four commands per slot: 6,000 commands take 1,500 slots, more than the 1,024 a peer retains. Peers serve
+ * their newest snapshot, so snapshots are frequent here: the one served holds nearly all 6,000 VMs, more
+ * than one message carries.
+ */
+const timing = { maxCommandsPerBatch: 4, snapshotEverySlots: 128 };
 
 const resources: { nats?: NatsServer; cluster?: LocalControllers; clients: ViewClient[]; baseDir?: string } = { clients: [] };
 
