@@ -24,6 +24,8 @@ interface CaseResult {
   readonly hosts: number;
   readonly virtualS: number;
   readonly wallS: number;
+  /** CPU seconds of the whole process (GC threads too): a steadier figure than wall time on a shared machine. */
+  readonly cpuS: number;
   readonly heartbeats: number;
   readonly peakRssMiB: number;
 }
@@ -36,16 +38,22 @@ function argument(name: string, fallback: number): number {
   return value;
 }
 
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
 function peakRssMiB(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
 function runFullCase(hosts: number, durationMs: number): CaseResult {
   const startedAt = performance.now();
+  const cpuAtStart = process.cpuUsage();
   const result = runHeartbeatCluster({ seed: 1, hosts, monitors: 10, durationMs, transcriptLevel: "warn" });
   const wallS = (performance.now() - startedAt) / 1_000;
   if (!result.ok) throw new Error(`simulation broke an invariant: ${result.failures.join("; ")}`);
-  return { name: "haring sim (network, codec, actor host)", hosts, virtualS: durationMs / 1_000, wallS, heartbeats: result.summary.heartbeatsSent, peakRssMiB: peakRssMiB() };
+  return { name: "haring sim (network, codec, actor host)", hosts, virtualS: durationMs / 1_000, wallS, cpuS: cpuSecondsSince(cpuAtStart), heartbeats: result.summary.heartbeatsSent, peakRssMiB: peakRssMiB() };
 }
 
 function runFloorCase(hosts: number, durationMs: number): CaseResult {
@@ -62,6 +70,7 @@ function runFloorCase(hosts: number, durationMs: number): CaseResult {
     },
   });
   const startedAt = performance.now();
+  const cpuAtStart = process.cpuUsage();
   for (let index = 0; index < hosts; index++) {
     const actor = createActor(machine, { clock: xstateClock, input: { hostId: `h${index}`, monitorIds: ["m1", "m2", "m3"], config: defaultHeartbeatSenderConfig } });
     actors.push(actor);
@@ -69,7 +78,7 @@ function runFloorCase(hosts: number, durationMs: number): CaseResult {
   }
   clock.runUntil(durationMs);
   const wallS = (performance.now() - startedAt) / 1_000;
-  return { name: "floor: xstate sender alone", hosts, virtualS: durationMs / 1_000, wallS, heartbeats, peakRssMiB: peakRssMiB() };
+  return { name: "floor: xstate sender alone", hosts, virtualS: durationMs / 1_000, wallS, cpuS: cpuSecondsSince(cpuAtStart), heartbeats, peakRssMiB: peakRssMiB() };
 }
 
 if (process.argv.includes("--child")) {
@@ -92,12 +101,12 @@ if (process.argv.includes("--child")) {
     }
   }
   process.stderr.write("\n");
-  console.log(`| case | hosts | virtual s | wall s | simulated : real | heartbeats/s (wall) | peak RSS MiB |`);
-  console.log(`|---|---:|---:|---:|---:|---:|---:|`);
+  console.log(`| case | hosts | virtual s | wall s | CPU s | simulated : real | heartbeats/s (wall) | peak RSS MiB |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|`);
   for (const row of rows) {
     const ratio = row.virtualS / row.wallS;
     console.log(
-      `| ${row.name} | ${row.hosts} | ${row.virtualS} | ${row.wallS.toFixed(1)} | ${ratio.toFixed(2)}× | ${Math.round(row.heartbeats / row.wallS)} | ${Math.round(row.peakRssMiB)} |`,
+      `| ${row.name} | ${row.hosts} | ${row.virtualS} | ${row.wallS.toFixed(1)} | ${row.cpuS.toFixed(1)} | ${ratio.toFixed(2)}× | ${Math.round(row.heartbeats / row.wallS)} | ${Math.round(row.peakRssMiB)} |`,
     );
   }
   console.log(`\nnode ${process.version}, ${(await import("node:os")).cpus()[0]?.model ?? "unknown cpu"}; goal: ≥ 10× at 10,000 hosts`);
