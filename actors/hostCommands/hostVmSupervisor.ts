@@ -12,9 +12,10 @@
  * only the active manager acts on them). Reports are held back while the
  * host holds no lease: an isolated host's VMs are being powered off on
  * purpose, and its reports would only make noise.
- * A VM that was placed here and that the view no longer wants running at
- * all (desired stopped, or removed) is shut down here; a VM the view moved
- * elsewhere is left to the manager's epoch-checked stop.
+ * A VM that was placed here and that the view no longer wants here (moved
+ * elsewhere, desired stopped, or removed) is shut down here: stopping never
+ * makes a VM run twice, and it covers a stop of the manager's that never got
+ * through (the manager stops a VM it moves before starting it elsewhere).
  * The host's capabilities are published at start and every
  * `capabilitiesIntervalMs`, so a new leader's manager learns them too.
  */
@@ -180,7 +181,7 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
     watcher.watch(vmId);
   };
 
-  /** Shuts down a VM the view no longer wants running at all (stopped or removed), forced if it lingers. */
+  /** Shuts down a VM the view no longer wants here (moved, stopped or removed), forced if it lingers. */
   const stopUnwanted = (vmId: string): void => {
     hypervisor.stop(vmId, false, (requested) => {
       if (!requested.ok) return;
@@ -199,9 +200,9 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
       if (placedHere(view, vmId)) continue;
       watcher.unwatch(vmId);
       lastHealth.delete(vmId);
-      // Moved elsewhere: the manager stops it here (epoch-checked). Not wanted anywhere any more: stop it now.
-      const vm = view.vms.get(vmId);
-      if (vm === undefined || vm.desiredState === "stopped") stopUnwanted(vmId);
+      // Not wanted here any more (moved elsewhere, stopped or removed): stop it. The manager stops a VM it
+      // moves too, before starting it elsewhere; this covers a stop of the manager's that never got through.
+      stopUnwanted(vmId);
     }
     for (const vmId of vmsPlacedOn(view, hostId)) {
       if (!placedHere(view, vmId) || lastHealth.has(vmId) || awaitingStart.has(vmId)) continue;

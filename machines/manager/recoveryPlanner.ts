@@ -548,6 +548,8 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
     return;
   }
   task.phase = "queued";
+  // Placed again on the host it is leaving (a new epoch there): nothing to stop; a start there finds it running if it does.
+  if (task.sourceHostId === placement.hostId) task.sourceHostId = null;
   if (task.sourceHostId !== null) {
     if (step.state.liveMigrationHosts.has(task.sourceHostId) && step.state.liveMigrationHosts.has(placement.hostId)) {
       task.phase = "migrating";
@@ -556,7 +558,7 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
     } else beginStop(step, task);
   }
   const drainedHost = task.sourceHostId;
-  if (drainedHost !== null) noteIfDrained(step, view, drainedHost);
+  if (drainedHost !== null && view.hosts.get(drainedHost)?.state === "maintenance") noteIfDrained(step, view, drainedHost);
 }
 
 function noteIfDrained(step: Step, view: View, hostId: string): void {
@@ -604,7 +606,12 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
     } else if (hostState === "maintenance") {
       reason = "evacuate";
       sourceHostId = vm.placement!.hostId;
-    } else if (hostState === "up" && state.history.get(vm.vmId)?.relocate) reason = "relocate";
+    } else if (hostState === "up" && state.history.get(vm.vmId)?.relocate) {
+      // It may run there after all (a start that timed out, or one whose result a former term received):
+      // stopped there first, like an evacuation, so it never runs on two hosts.
+      reason = "relocate";
+      sourceHostId = vm.placement!.hostId;
+    }
     if (reason === null) continue;
     // Until it is started somewhere, the VM needs a new placement even if its old host comes back up:
     // the old placement epoch belongs to an incarnation that is gone.

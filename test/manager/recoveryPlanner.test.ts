@@ -162,10 +162,13 @@ test("start retries with exponential backoff, bounded, then relocation away from
   start = s.takeSent()[0]!;
   t.is(start.action === "start" && start.attempt, 3);
   s.result(start, false, "unavailable");
-  // Attempts exhausted on h2: relocated to h3.
+  // Attempts exhausted on h2: relocated to h3, after making sure it is off on h2 (a failed start may have run after all).
   t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.hostId), ["h3"]);
   s.commit();
-  t.deepEqual(s.takeSent().map((c) => c.hostId), ["h3"]);
+  const stop = s.takeSent();
+  t.deepEqual(stop.map((c) => [c.action, c.hostId]), [["stop", "h2"]]);
+  s.result(stop[0]!, true);
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h3"]]);
 });
 
 test("a start with no result in time counts as a failure", (t) => {
@@ -251,6 +254,10 @@ test("VM crash: restarts in place up to maxRestartsPerWindow, then relocates; th
   t.deepEqual(s.takeSent(), []);
   t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.hostId), ["h2"]);
   s.commit();
+  // Stopped where it crashed first (it may have been started again there meanwhile), then started on h2.
+  const stop = s.takeSent();
+  t.deepEqual(stop.map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  s.result(stop[0]!, true);
   t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h2"]]);
   // A report from the old host or an old incarnation is stale.
   s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "crashed" });
