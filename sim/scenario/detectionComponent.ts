@@ -11,6 +11,14 @@
  * With the hypervisor component, a host's cluster.json VMs start once it holds
  * its first lease (a host isolates itself at boot, which would stop them).
  *
+ * It tells the heartbeat component's `heartbeat.acked` which monitors can
+ * keep a host: those that can exchange messages with the controller holding
+ * the Paxos lease now (only the active leader answers digests, and a monitor
+ * without its authority answers `no-authority`, a miss to the host). While
+ * there is no leader, or every monitor a host reaches is cut from it (a
+ * minority partition, a one-way cut), the host is excused; that a leader
+ * comes back is `paxos.commits`' business.
+ *
  * Invariants, judged from ground truth (sim/detection/detectionGroundTruth.ts):
  * - `detection.no-false-failure`: a host is declared failed only for an
  *   incarnation that had ended, or that never held a lease again from the
@@ -154,6 +162,12 @@ export const detectionComponent: ScenarioComponent<DetectionComponentSettings> =
       // a forming cluster and a host without a lease (cut off, fenced) switch targets all the time: only the others say something
       logSwitch: (hostId, atMs) => atMs >= formedAtMs && !withoutLease(hostId, atMs),
       startMonitor: (ports) => startReportingMonitor(ports, settings.monitorAgent),
+      // a monitor grants (and so keeps its hosts) only under authority from the leader of the moment, which needs both ways to it
+      monitorCanAck: (monitorId) => {
+        const leaderId = paxos.leaderId();
+        if (leaderId === undefined) return false;
+        return monitorId === leaderId || (world.fabric.canReach(monitorId, leaderId) && world.fabric.canReach(leaderId, monitorId));
+      },
       startSender: (ports) => {
         const hostId = ports.nodeId;
         const agent = startDetectionHostAgent(ports, { monitorIds, hostConfig: settings.hostAgent, truth, ...(settings.watchdogs ? { watchdogs } : {}) });

@@ -7,6 +7,14 @@
  * `maxAckGap`. It covers both "no host stays on a dead monitor" and "hosts are
  * acked again after heal"; a host with no reachable monitor (crashed,
  * partitioned away) is excused, and its gap starts again once it has one.
+ *
+ * When another component replaces the actors (detection), it may also say
+ * which monitors can answer usefully right now (`monitorCanAck`): a detection
+ * monitor without the leader's authority answers `no-authority`, which the
+ * host counts as a miss, so it keeps moving and isolating and may legitimately
+ * go `maxAckGap` without an ack. Only monitors that pass that test count as
+ * reachable; the invariant is otherwise unchanged (a host stuck on a dead
+ * monitor while one that can ack is reachable is still caught).
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
@@ -51,6 +59,12 @@ export interface HeartbeatComponentApi {
     readonly sender: HeartbeatSenderConfig;
     /** Whether a host's target switch at this time belongs in the scenario log (all are counted in the summary). */
     readonly logSwitch?: (hostId: string, atMs: number) => boolean;
+    /**
+     * Whether a monitor that is up and reachable can answer a host in a way
+     * that keeps the host on it right now (detection: it can hold the
+     * leader's authority). Default: every monitor that is up.
+     */
+    readonly monitorCanAck?: (monitorId: string) => boolean;
   }): void;
 }
 
@@ -80,6 +94,7 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
     let startMonitor = (ports: NodePorts): HeartbeatMonitorHost => startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports) });
     let senderConfig = settings.sender;
     let logSwitch = (_hostId: string, _atMs: number) => true;
+    let monitorCanAck = (_monitorId: string) => true;
     const hostIds = cluster.hosts.map((host) => host.hostId);
     const senders = new Map<string, HeartbeatSenderHost>();
     let switchesOfStoppedSenders = 0;
@@ -90,6 +105,7 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
         startMonitor = actors.startMonitor;
         senderConfig = actors.sender;
         if (actors.logSwitch) logSwitch = actors.logSwitch;
+        if (actors.monitorCanAck) monitorCanAck = actors.monitorCanAck;
       },
     };
 
@@ -97,7 +113,11 @@ export const heartbeatComponent: ScenarioComponent<HeartbeatComponentSettings> =
     const lastAcks = new Map(hostIds.map((hostId) => [hostId, 0]));
     const lastProgressMs = new Map(hostIds.map((hostId) => [hostId, 0]));
     const reachableMonitors = (hostId: string) =>
-      world.fabric.isServerDown ? [] : monitorIds.filter((monitorId) => world.nodeState(monitorId) === "up" && world.fabric.canReach(hostId, monitorId) && world.fabric.canReach(monitorId, hostId));
+      world.fabric.isServerDown
+        ? []
+        : monitorIds.filter(
+            (monitorId) => world.nodeState(monitorId) === "up" && world.fabric.canReach(hostId, monitorId) && world.fabric.canReach(monitorId, hostId) && monitorCanAck(monitorId),
+          );
 
     return {
       api,
