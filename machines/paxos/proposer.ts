@@ -23,6 +23,17 @@
  *   time; once a majority acknowledged it, the leader holds the lease until
  *   send time + `leaseDurationMs` - `clockDriftMarginMs`. Acceptors start their
  *   grant when they receive it, so theirs outlasts the leader's belief.
+ * - Check quorum (as Raft's CheckQuorum): a leader that has not heard from a
+ *   majority of acceptors (heartbeat acks, accepted replies at its ballot)
+ *   within `electionTimeoutMs` steps down. A leader whose messages still
+ *   arrive but whose replies do not (a one-way partition) would otherwise keep
+ *   the followers from campaigning, and renew their lease grants, forever.
+ *   Its lease has lapsed by then (see `leaderHasQuorum`), so stepping down
+ *   never cuts a lease short.
+ * - A proposer that could not reach a majority (a candidate whose prepare
+ *   expired, a leader that lost its quorum) waits `yieldDelayMs` before it
+ *   campaigns: longer than any follower's timer, so a majority that can talk
+ *   elects first instead of being postponed by its prepares again and again.
  */
 import { compareBallots, sameBallot, zeroBallot, type Ballot } from "./ballot.ts";
 import { majorityOf, type PaxosConfig } from "./config.ts";
@@ -80,6 +91,11 @@ export interface LeaderState<C extends CommandEnvelope> {
   readonly heartbeats: readonly HeartbeatRound[];
   readonly leaseUntilMs: number;
   readonly lastCommitBroadcastAtMs: number;
+  /**
+   * Per acceptor (in `config.acceptorIds` order), when this leader last heard it answer at its ballot
+   * (promise, accepted, heartbeat ack); null if never.
+   */
+  readonly lastHeardAtMs: readonly (number | null)[];
 }
 
 export interface ProposerState<C extends CommandEnvelope> {
@@ -225,6 +241,16 @@ export function stepProposer<C extends CommandEnvelope>(
   return finish(draft);
 }
 
+/**
+ * How long a proposer that could not reach a majority waits before it campaigns again. A follower that sees a
+ * newer prepare postpones its own election by at most `electionTimeoutMs + electionJitterMs`; a failed
+ * candidate prepares again `prepareTimeoutMs` + this later at the earliest, so a follower's timer always fires
+ * between two prepares of a node that cannot hear (a one-way partition) and the nodes that can talk elect.
+ */
+export function yieldDelayBaseMs(config: PaxosConfig): number {
+  return config.electionTimeoutMs + config.electionJitterMs;
+}
+
 function electionDelayMs<C extends CommandEnvelope>(draft: Draft<C>, baseMs: number): number {
   const draw = drawJitterMs(draft.state.randomSeed, draft.state.config.electionJitterMs);
   draft.state = { ...draft.state, randomSeed: draw.seed };
@@ -240,7 +266,7 @@ function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surro
     case "candidate":
       if (state.phaseOne && nowMs - state.phaseOne.sentAtMs >= state.config.prepareTimeoutMs) {
         // Abandoned for good: its promises are never counted later (the empty-disk rejoin relies on it).
-        becomeFollower(draft, "", nowMs, electionDelayMs(draft, 0));
+        becomeFollower(draft, "", nowMs, electionDelayMs(draft, yieldDelayBaseMs(state.config)));
       }
       return;
     case "leader":
@@ -294,7 +320,7 @@ function onMessage<C extends CommandEnvelope>(draft: Draft<C>, message: PaxosMes
       if (message.to === draft.state.proposerId) onAccepted(draft, message.from, message.ballot, message.slot, nowMs);
       return;
     case "paxos.heartbeat-ack":
-      onHeartbeatAck(draft, message.from, message.ballot, message.sequence);
+      onHeartbeatAck(draft, message.from, message.ballot, message.sequence, nowMs);
       return;
     case "paxos.reject":
       onReject(draft, message, nowMs, surroundings);
@@ -389,6 +415,7 @@ function becomeLeader<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number)
       // Promises grant no lease; the first heartbeat a majority acknowledges does.
       leaseUntilMs: 0,
       lastCommitBroadcastAtMs: nowMs - state.config.commitBeaconIntervalMs,
+      lastHeardAtMs: state.config.acceptorIds.map((acceptorId) => (phaseOne.promises.has(acceptorId) ? nowMs : null)),
     },
   };
   sendHeartbeat(draft, nowMs);
@@ -406,9 +433,37 @@ function sendHeartbeat<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number
   }
 }
 
+/**
+ * True while a majority of acceptors answered this leader within the last `electionTimeoutMs`. When it turns
+ * false the lease has already lapsed: the lease only grows from a heartbeat round a majority acknowledged,
+ * every acknowledgement of it was heard after it was sent, so without a majority heard since
+ * `nowMs - electionTimeoutMs` that round was sent before then, and its lease ended at
+ * `sentAtMs + leaseDurationMs - clockDriftMarginMs < nowMs` (`electionTimeoutMs >= leaseDurationMs`).
+ */
+export function leaderHasQuorum<C extends CommandEnvelope>(leader: LeaderState<C>, config: PaxosConfig, nowMs: number): boolean {
+  let heard = 0;
+  for (const atMs of leader.lastHeardAtMs) if (atMs !== null && nowMs - atMs < config.electionTimeoutMs) heard++;
+  return heard >= majorityOf(config.acceptorIds.length);
+}
+
+function heardFrom<C extends CommandEnvelope>(draft: Draft<C>, acceptorId: string, nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader!;
+  const index = state.config.acceptorIds.indexOf(acceptorId);
+  if (index < 0 || leader.lastHeardAtMs[index] === nowMs) return;
+  const lastHeardAtMs = leader.lastHeardAtMs.slice();
+  lastHeardAtMs[index] = nowMs;
+  draft.state = { ...state, leader: { ...leader, lastHeardAtMs } };
+}
+
 function leaderTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
   const leader = draft.state.leader!;
   const config = draft.state.config;
+  if (!leaderHasQuorum(leader, config, nowMs)) {
+    // Check quorum: its heartbeats may still reach followers that therefore never campaign; stop sending them.
+    becomeFollower(draft, "", nowMs, electionDelayMs(draft, yieldDelayBaseMs(config)));
+    return;
+  }
   // The learner got ahead of the commit index by catch-up (a snapshot, or values another leader chose), past
   // a slot this leader cannot confirm: after a grace period it prepares again from the learner's frontier.
   const stalled = leader.proposals.get(leader.commitIndex);
@@ -472,9 +527,10 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
 }
 
 function onAccepted<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, slot: number, nowMs: number): void {
+  if (draft.state.role !== "leader" || !draft.state.leader || !sameBallot(ballot, draft.state.ballot)) return;
+  heardFrom(draft, from, nowMs);
   const state = draft.state;
-  const leader = state.leader;
-  if (state.role !== "leader" || !leader || !sameBallot(ballot, state.ballot)) return;
+  const leader = state.leader!;
   const proposal = leader.proposals.get(slot);
   if (!proposal || proposal.chosen || proposal.acks.includes(from) || !state.config.acceptorIds.includes(from)) return;
   const acks = [...proposal.acks, from];
@@ -509,10 +565,11 @@ function broadcastCommit<C extends CommandEnvelope>(draft: Draft<C>, entries: re
   draft.state = { ...state, leader: { ...leader, lastCommitBroadcastAtMs: nowMs } };
 }
 
-function onHeartbeatAck<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, sequence: number): void {
+function onHeartbeatAck<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, sequence: number, nowMs: number): void {
+  if (draft.state.role !== "leader" || !draft.state.leader || !sameBallot(ballot, draft.state.ballot) || !draft.state.config.acceptorIds.includes(from)) return;
+  heardFrom(draft, from, nowMs);
   const state = draft.state;
-  const leader = state.leader;
-  if (state.role !== "leader" || !leader || !sameBallot(ballot, state.ballot) || !state.config.acceptorIds.includes(from)) return;
+  const leader = state.leader!;
   const index = leader.heartbeats.findIndex((round) => round.sequence === sequence);
   const round = leader.heartbeats[index];
   if (!round || round.acks.includes(from)) return;

@@ -283,3 +283,50 @@ test("a restarted proposer never reuses a round it made durable", (t) => {
   const next = step(restarted, { type: "tick", nowMs: 10_000 });
   t.deepEqual(next.state.ballot, ballot(2, "c1"));
 });
+
+test("check quorum: a leader that hears no majority within the election timeout steps down, its lease already lapsed", (t) => {
+  // Elected at 1_020 with promises from c1 and c2; from then on only its own acceptor (c1) answers.
+  const { state: leader, b } = elect();
+  const ticked = step(leader, { type: "tick", nowMs: 1_070 });
+  const sequence = sent(ticked, "paxos.heartbeat")[0]!.sequence;
+  const ack = (from: string): PaxosMessage<Cmd> => ({ type: "paxos.heartbeat-ack", from, to: "c1", ballot: b, sequence });
+  let state = deliver(deliver(ticked.state, ack("c1"), 1_071).state, ack("c2"), 1_072).state;
+  t.true(holdsLease(state, 1_080));
+  // c2's last answer came at 1_072: the quorum lasts until 1_072 + electionTimeoutMs.
+  state = deliver(state, ack("c1"), 1_400).state;
+  const still = step(state, { type: "tick", nowMs: 1_072 + 400 - 1 });
+  t.is(still.state.role, "leader");
+  t.false(holdsLease(still.state, 1_072 + 400 - 1), "the lease ran out long before the quorum check fires");
+  const down = step(still.state, { type: "tick", nowMs: 1_072 + 400 });
+  t.true(down.lostLeadership);
+  t.is(down.state.role, "follower");
+  t.is(down.state.leaderId, "");
+  t.deepEqual(down.sendAfterSync, [], "no heartbeat, accept or commit leaves on the step-down");
+  // It gives the others a full election timeout plus the whole jitter, and its own jitter, before campaigning.
+  t.true(down.state.electionDueAtMs >= 1_472 + 400 + 100 && down.state.electionDueAtMs <= 1_472 + 400 + 200);
+  t.deepEqual(sent(step(down.state, { type: "tick", nowMs: 1_472 + 400 + 99 }), "paxos.heartbeat"), []);
+
+  // Answers from a majority (accepted replies count like heartbeat acks) keep it leading.
+  let kept = deliver(elect().state, propose("h1", "x"), 1_030).state;
+  for (let nowMs = 1_050; nowMs <= 3_000; nowMs += 50) {
+    kept = deliver(kept, accepted("c3", b, 0), nowMs).state;
+    kept = deliver(kept, { type: "paxos.heartbeat-ack", from: "c1", to: "c1", ballot: b, sequence: 1 }, nowMs).state;
+    kept = step(kept, { type: "tick", nowMs }).state;
+  }
+  t.is(kept.role, "leader");
+  // Answers at another ballot are not answers to this leader.
+  let other = elect().state;
+  for (let nowMs = 1_050; nowMs <= 1_500; nowMs += 50) other = deliver(other, accepted("c3", ballot(b.round + 1, "c3"), 0), nowMs).state;
+  t.is(step(other, { type: "tick", nowMs: 1_020 + 400 }).state.role, "follower");
+});
+
+test("a candidate whose prepare reached no majority waits longer than a follower postpones for its prepare", (t) => {
+  const campaign = step(fresh(), { type: "tick", nowMs: 1_000 });
+  for (let seed = 0; seed < 20; seed++) {
+    const expired = step({ ...campaign.state, randomSeed: seed + 1 }, { type: "tick", nowMs: 1_200 });
+    t.is(expired.state.role, "follower");
+    // Followers that saw its prepare at 1_000 campaign by 1_000 + 400 + 100 at the latest.
+    t.true(expired.state.electionDueAtMs > 1_000 + 400 + 100, `seed ${seed}`);
+    t.true(expired.state.electionDueAtMs <= 1_200 + 400 + 200, `seed ${seed}`);
+  }
+});
