@@ -110,6 +110,16 @@ const boundManagerMachine = managerMachine.provide({
   },
 });
 
+/** 32-bit FNV-1a in base 36: a short stand-in for a long node id inside a command id. */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let index = 0; index < text.length; index++) {
+    hash ^= text.charCodeAt(index);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(36);
+}
+
 const warnNotes: ReadonlySet<string> = new Set(["placement-refused", "pending", "start-failed", "crash-loop-relocate", "reset-limit", "evacuation-stuck"]);
 
 export function startManagerActor(ports: NodePorts, options: ManagerActorOptions): ManagerActor {
@@ -118,9 +128,10 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   if (problems.length > 0) throw new RangeError(`manager config: ${problems.join("; ")}`);
   const { controller } = options;
   const tickIntervalMs = options.tickIntervalMs ?? defaultManagerTickIntervalMs;
-  const nonceSource = ports.random.fork("manager-command-ids");
-  // Command ids must never repeat across restarts of this controller (members keep a ledger of applied ids).
-  const idPrefix = `mc${nonceSource.int(0x7fff_ffff).toString(36)}${nonceSource.int(0x7fff_ffff).toString(36)}`;
+  // Command ids must never repeat (members answer a known id from their ledger without applying it), across
+  // restarts of this controller too: the leader's ballot round is never reused (the proposer persists it),
+  // and commands are sent only while leading.
+  const nodeTag = ports.nodeId.length <= 24 ? ports.nodeId : fnv1a(ports.nodeId);
   let commandSequence = 0;
   let stopped = false;
   let tickTimer: TimerId | undefined;
@@ -147,7 +158,7 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
     sendHostCommand(command) {
       const view = controller.view();
       const vm = view.vms.get(command.vmId);
-      const commandId = `${idPrefix}-${(++commandSequence).toString(36)}`;
+      const commandId = `m${controller.leadership().ballot.round.toString(36)}-${nodeTag}-${(++commandSequence).toString(36)}`;
       // The command is for the host incarnation this view knows: delayed past a failure and rejoin, it is refused.
       const hostIncarnation = view.hosts.get(command.hostId)?.incarnation ?? 0;
       const encoded = encodeHostCommand(commandId, command, hostIncarnation, vm?.resources ?? { cpu: 1, memoryMiB: 1 }, options.vmDefinition?.(command.vmId) ?? { virtualization: "full" });
