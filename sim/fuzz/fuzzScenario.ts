@@ -10,7 +10,8 @@
  * latency, reordering, clock drift, torn writes, slow disks, NATS loss, VM
  * crashes and hangs, guest hangs, maintenance, VMs added and removed. At
  * `faultWindowMs` the world is made whole (heal, no loss, crashed nodes
- * restarted, NATS restored, hung guests recovered, maintenance ended) and the
+ * restarted, paused nodes resumed, NATS restored, hung guests recovered,
+ * maintenance ended) and the
  * run goes on for `settleMs`, long enough for every liveness invariant the
  * components register ("after healing every VM that should run runs") to be
  * due. Safety invariants are checked throughout by the components.
@@ -226,8 +227,10 @@ interface ScheduleState {
   readonly lines: { atMs: number; text: string }[];
   /** Nodes this schedule crashed and has not restarted. */
   readonly crashed: Set<string>;
-  /** Nodes this schedule paused, until when. */
+  /** Nodes this schedule paused or restarted, until when they are busy (paused, booting). */
   readonly pausedUntilMs: Map<string, number>;
+  /** Nodes whose busy time in `pausedUntilMs` comes from a pause (not a restart). */
+  readonly pausedBy: Set<string>;
   readonly hungGuests: Set<string>;
   readonly maintenance: Set<string>;
   readonly vmHosts: Map<string, string>;
@@ -269,6 +272,7 @@ function scheduleFault(random: Random, kind: FaultKind, atMs: number, draft: Clu
         add(`restart ${node}`, restartAtMs);
         state.crashed.delete(node);
         state.pausedUntilMs.set(node, restartAtMs);
+        state.pausedBy.delete(node);
       }
       return;
     }
@@ -278,6 +282,7 @@ function scheduleFault(random: Random, kind: FaultKind, atMs: number, draft: Clu
       const durationMs = between(random, 100, maxFuzzPauseMs);
       add(`pause ${node} ${durationMs}ms`);
       state.pausedUntilMs.set(node, atMs + durationMs);
+      state.pausedBy.add(node);
       return;
     }
     case "partition":
@@ -390,6 +395,7 @@ export function generateFuzzScenario(seed: number, options: FuzzScenarioOptions)
     lines: [],
     crashed: new Set(),
     pausedUntilMs: new Map(),
+    pausedBy: new Set(),
     hungGuests: new Set(),
     maintenance: new Set(),
     vmHosts: new Map(draft.vmHosts),
@@ -403,6 +409,8 @@ export function generateFuzzScenario(seed: number, options: FuzzScenarioOptions)
   const wholeAtMs = options.faultWindowMs;
   const whole: string[] = ["heal", "loss 0%", "dup 0%", "reorder 0% 0ms", "latency 0.2ms 0.1ms", "torn-writes 0%", "sync-latency 0ms"];
   for (const node of draft.nodes) if (state.crashed.has(node)) whole.push(`restart ${node}`);
+  // a pause drawn late runs past the window: end it (refused, and skipped, if a watchdog reset the host meanwhile)
+  for (const node of draft.nodes) if (!state.crashed.has(node) && (state.pausedUntilMs.get(node) ?? 0) > wholeAtMs && state.pausedBy.has(node)) whole.push(`resume ${node}`);
   if (state.natsLost) whole.push("nats-restore");
   for (const vmId of state.hungGuests) whole.push(`guest-recover ${vmId}`);
   for (const hostId of state.maintenance) whole.push(`maintenance ${hostId} off`);

@@ -30,13 +30,15 @@ test("2,000 seeds generate scenarios the library's own parsers accept, needing o
   }
 });
 
-test("faults stay inside the window; the world is made whole at its end and nothing happens after", (t) => {
+test("faults stay inside the window; the world is made whole at its end (nodes paused past it resumed) and nothing happens after", (t) => {
   let sawCrash = false;
   let sawPartition = false;
+  let sawResume = false;
   for (let seed = 0; seed < 300; seed++) {
     const { scenario } = generateFuzzScenario(seed, everything);
     const wholeAtMs = defaultFuzzScenarioOptions.faultWindowMs;
     const crashed = new Set<string>();
+    const pausedUntilMs = new Map<string, number>();
     let natsLost = false;
     for (const timed of scenario.commands) {
       t.true(timed.atMs >= faultStartMs && timed.atMs <= wholeAtMs, `seed ${seed}: ${timed.text} at ${timed.atMs}`);
@@ -49,6 +51,15 @@ test("faults stay inside the window; the world is made whole at its end and noth
         }
       }
       if (command.kind === "restart") for (const node of command.nodeIds) t.true(crashed.delete(node), `seed ${seed}: restart of ${node} that is up`);
+      if (command.kind === "pause") for (const node of command.nodeIds) pausedUntilMs.set(node, timed.atMs + command.durationMs!);
+      if (command.kind === "resume") {
+        for (const node of command.nodeIds) {
+          t.is(timed.atMs, wholeAtMs, `seed ${seed}: resume ${node} before the window ends`);
+          t.true((pausedUntilMs.get(node) ?? 0) > wholeAtMs, `seed ${seed}: resume of ${node}, not paused at the end of the window`);
+          pausedUntilMs.delete(node);
+          sawResume = true;
+        }
+      }
       if (command.kind === "partition") sawPartition = true;
       if (command.kind === "nats-loss") natsLost = true;
       if (command.kind === "nats-restore") natsLost = false;
@@ -58,12 +69,14 @@ test("faults stay inside the window; the world is made whole at its end and noth
       }
     }
     t.is(crashed.size, 0, `seed ${seed}: nodes left crashed after the window: ${[...crashed].join(",")}`);
+    const stillPaused = [...pausedUntilMs].filter(([node, untilMs]) => untilMs > wholeAtMs && !crashed.has(node)).map(([node]) => node);
+    t.deepEqual(stillPaused, [], `seed ${seed}: nodes left paused after the window`);
     t.false(natsLost, `seed ${seed}: NATS left lost`);
     const lastTexts = scenario.commands.filter((timed) => timed.atMs === wholeAtMs).map((timed) => timed.text);
     t.true(lastTexts.includes("heal") && lastTexts.includes("loss 0%"), `seed ${seed}: not made whole`);
     t.is(scenario.cluster.durationMs, defaultFuzzScenarioOptions.faultWindowMs + defaultFuzzScenarioOptions.settleMs);
   }
-  t.true(sawCrash && sawPartition);
+  t.true(sawCrash && sawPartition && sawResume);
 });
 
 test("options out of bounds are refused with a clear error", (t) => {
