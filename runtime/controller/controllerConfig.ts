@@ -36,11 +36,14 @@
  * `streamReplicas` (1 or 3, default 1) is the command stream's JetStream
  * replicas: 3 on a NATS cluster, the same on every controller and host.
  *
- * `bootstrap` is only for the very first start of a brand-new cluster: on an
- * empty data directory it makes this controller a voter at once. Without it
- * an empty directory means "this controller lost its disk", and it rejoins
- * safely (quarantine, then a fence by the others; docs/paxos.md). It is
- * ignored once the directory holds a log. `timing` overrides any of the
+ * `bootstrap` allows this controller to create a brand-new cluster: on an
+ * empty data directory it first asks the other controllers whether the
+ * cluster ever ran (actors/paxos/bootstrapGate.ts) and becomes a voter at
+ * once only if enough of them never ran either; otherwise, as without
+ * `bootstrap`, an empty directory means "this controller lost its disk", and
+ * it rejoins safely (quarantine, then a fence by the others; docs/paxos.md,
+ * "Bootstrap"). So it may stay in the file for good. It is ignored once the
+ * directory holds a log. `timing` overrides any of the
  * Paxos timings (machines/paxos/config.ts); every controller of a cluster
  * must use the same ones (the lease arithmetic depends on it).
  */

@@ -6,9 +6,11 @@
  *
  * A member can be killed with any signal (SIGKILL is a crash: its data
  * directory stays) and started again, which then recovers from its log. Its
- * config says `bootstrap: true` only for the first start: a member started
+ * config says `bootstrap: true` only for the first start (unless
+ * `keepBootstrap`, as an operator who never removes it): a member started
  * again on an empty data directory (a lost disk, `wipeData()`) must rejoin,
- * never bootstrap (that would forget its promises and votes). `stopAll()` sends SIGTERM, then SIGKILL after a
+ * never bootstrap (that would forget its promises and votes); with the flag
+ * kept, the controller's bootstrap gate finds that the cluster ran. `stopAll()` sends SIGTERM, then SIGKILL after a
  * bound, and is safe to call twice or after a failed start.
  */
 import { spawn, type ChildProcess } from "node:child_process";
@@ -38,6 +40,8 @@ export interface LocalControllersSpec {
   readonly statusIntervalMs?: number;
   /** Extra arguments for node itself, e.g. `--cpu-prof --cpu-prof-dir DIR` to profile the controllers. */
   readonly nodeArguments?: readonly string[];
+  /** Leave `bootstrap: true` in every config for good (the bootstrap gate must then refuse it on a lost disk). */
+  readonly keepBootstrap?: boolean;
 }
 
 export class LocalController {
@@ -52,6 +56,7 @@ export class LocalController {
     readonly configPath: string,
     readonly dataDir: string,
     private readonly nodeArguments: readonly string[] = [],
+    private readonly keepBootstrap = false,
   ) {}
 
   get pid(): number | undefined {
@@ -73,7 +78,7 @@ export class LocalController {
 
   start(): void {
     if (this.child) throw new Error(`controller ${this.id} is already running (pid ${this.child.pid})`);
-    if (this.starts++ === 1) {
+    if (this.starts++ === 1 && !this.keepBootstrap) {
       const config = JSON.parse(readFileSync(this.configPath, "utf8")) as Record<string, unknown>;
       writeFileSync(this.configPath, `${JSON.stringify({ ...config, bootstrap: false }, null, 2)}\n`);
     }
@@ -176,7 +181,7 @@ export function startLocalControllers(spec: LocalControllersSpec): LocalControll
       ...(spec.detector !== undefined ? { detector: spec.detector } : {}),
     };
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-    return new LocalController(id, configPath, dataDir, spec.nodeArguments);
+    return new LocalController(id, configPath, dataDir, spec.nodeArguments, spec.keepBootstrap ?? false);
   });
   for (const member of members) member.start();
   const statuses = () => new Map(members.map((member) => [member.id, member.running ? member.status() : undefined]));

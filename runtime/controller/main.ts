@@ -3,7 +3,10 @@
  * --config FILE` (to become `haring node --config FILE`).
  *
  * It connects to NATS, takes `<dataDir>` for itself (a lock file naming its
- * pid), recovers the Paxos log `<dataDir>/paxos.log` and runs the controller
+ * pid), on an empty directory with `bootstrap` asks the other controllers
+ * whether the cluster already ran (bootstrapping only if not, rejoining
+ * otherwise; docs/paxos.md, "Bootstrap"), answers their such questions for
+ * as long as it runs, recovers the Paxos log `<dataDir>/paxos.log` and runs the controller
  * actor on the real ports (fsync'ed file storage, the real clock), mirroring
  * the view into the `haring-view` KV bucket while it leads. It rewrites
  * `<dataDir>/status.json` every `statusIntervalMs` (role, leader, applied
@@ -31,6 +34,9 @@ import { startDetectorOnController, type DetectorOnController } from "../../acto
 import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { takeDataDirLock } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
+import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecision } from "../../actors/paxos/bootstrapGate.ts";
+import { paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
 import type { FileStorage } from "../fileStorage.ts";
@@ -99,16 +105,49 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     throw error;
   }
   const ports = { ...runtime.ports, clock: promptClock };
+  // `bootstrap` on an empty disk is only a wish: the gate asks the other controllers whether the cluster ran.
+  let gatePending = config.bootstrap && ports.storage.open(paxosLogName).readAll().length === 0;
+  const bootstrapResponder = startBootstrapResponder(ports, {
+    controllerIds: config.controllerIds,
+    answer: () => (gatePending ? "fresh" : answerAfterGate()),
+    rejections: createRejectionCounter(ports),
+  });
+  let bootstrap = false;
+  // Once past the gate: a controller that bootstrapped here answers from its core (bootstrapAnswerOf).
+  const afterGate: { actor?: ControllerActor; everLed: boolean } = { everLed: false };
+  const answerAfterGate = (): BootstrapAnswer => {
+    const core = bootstrap ? afterGate.actor?.core() : undefined;
+    return core === undefined ? "exists" : bootstrapAnswerOf(core, afterGate.everLed);
+  };
+  if (gatePending) {
+    ports.log.write("info", "controller.bootstrap-gate", { note: "empty data directory with bootstrap: asking the other controllers whether the cluster already ran" });
+    const decision = await new Promise<FinalBootstrapDecision>((decided) => {
+      startBootstrapGate(ports, { controllerIds: config.controllerIds, rejections: createRejectionCounter(ports), timings: { quarantineMs: paxos.rejoinQuarantineMs }, onDecision: decided });
+    });
+    gatePending = false;
+    bootstrap = decision.kind === "bootstrap";
+    if (decision.kind === "rejoin") {
+      ports.log.write("warn", "controller.bootstrap-refused", {
+        clusterExistsAt: decision.existsAt,
+        note: "the cluster already ran, so this empty data directory is a lost disk: rejoining (bootstrap is ignored)",
+      });
+    }
+  }
   let settle: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => (settle = resolve));
   let stopping: Promise<number> | undefined;
 
   const actor = startControllerActor(ports, {
     config: paxos,
-    bootstrap: config.bootstrap,
+    bootstrap,
     rejections: createRejectionCounter(ports),
     kvMirror: config.kvMirror ? {} : false,
     onFatal: () => void shutDown(controllerExitCodes.fatal),
+  });
+  afterGate.actor = actor;
+  afterGate.everLed = actor.leadership().role === "leader";
+  const leadershipWatch = actor.onLeadership((leadership) => {
+    if (leadership.role === "leader") afterGate.everLed = true;
   });
   // The manager is active only while this controller leads with the lease; its host commands go out through command multicast.
   const manager: ManagerOnController | undefined = config.manager.enabled
@@ -166,7 +205,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   ports.log.write("info", "controller.started", {
     controllers: config.controllerIds.join(","),
     dataDir: config.dataDir,
-    bootstrap: config.bootstrap,
+    bootstrap,
     pid: process.pid,
     detector: config.detector,
     monitor: config.monitor,
@@ -186,6 +225,8 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       manager?.stop();
       monitor?.dispose();
       actor.stop();
+      bootstrapResponder.unsubscribe();
+      leadershipWatch.unsubscribe();
       await statusWrite;
       if (config.statusIntervalMs > 0) {
         try {

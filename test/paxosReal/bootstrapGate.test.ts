@@ -1,0 +1,107 @@
+/**
+ * `bootstrap: true` left in every controller's config for good, over a real
+ * nats-server and real controller processes: the first start creates the
+ * cluster (each controller hears "fresh" from the others); a controller whose
+ * disk is lost and that starts again with the same config neither bootstraps
+ * nor votes while nobody can tell it whether the cluster ran, then learns that
+ * it did, rejoins (fencing first), catches up, and its vote is needed for a
+ * commit.
+ */
+import test from "ava";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { maxCapturedControllerOutputChars, startLocalControllers, type LocalControllers } from "../../runtime/controller/localControllers.ts";
+import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
+import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
+
+const controllerIds = ["c1", "c2", "c3"];
+const resources: { nats?: NatsServer; cluster?: LocalControllers; client?: ViewClient; baseDir?: string } = {};
+
+test.after.always(async () => {
+  await resources.client?.close().catch(() => undefined);
+  await resources.cluster?.stopAll();
+  await resources.nats?.stop();
+  if (resources.baseDir) rmSync(resources.baseDir, { recursive: true, force: true });
+});
+
+const addVm = (id: string): ViewCommand => ({ id, type: "vm.add", vmId: id, resources: { cpu: 1, memoryMiB: 256 }, priority: "medium", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
+
+/** The JSON log lines a controller printed (its output tail) with this event. */
+function events(output: string, event: string): Record<string, unknown>[] {
+  return output
+    .split("\n")
+    .filter((line) => line.includes(`"${event}"`))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+test("bootstrap kept in the config: a new cluster is created once; a controller back on an empty disk rejoins instead", async (t) => {
+  const nats = (resources.nats = await startNatsServer());
+  const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-bootstrap-gate-")));
+  const cluster = (resources.cluster = startLocalControllers({ clusterId: "gate", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, keepBootstrap: true, manager: false, detector: false }));
+  await cluster.waitFor("a leader holding the lease", () => cluster.leader() !== undefined, 30_000);
+  for (const id of controllerIds) {
+    const decided = events(cluster.member(id).outputTail(), "paxos.bootstrap-decided");
+    t.is(decided.length, 1, `${id} decided once`);
+    t.is(decided[0]?.decision, "bootstrap", `${id}: every other controller answered fresh on the first start`);
+  }
+  const client = (resources.client = await connectViewClient({
+    clusterId: "gate",
+    nodeId: "test-client",
+    natsUrls: [nats.url],
+    paxos: createPaxosConfig(controllerIds),
+    clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 40 },
+  }));
+  for (let index = 0; index < 5; index++) t.is((await client.propose(addVm(`before-${index}`))).kind, "committed");
+
+  // c3's disk is lost while every other controller is down too: nobody can tell it whether the cluster ran.
+  const lost = cluster.member("c3");
+  await lost.kill("SIGKILL");
+  await cluster.member("c1").kill("SIGKILL");
+  await cluster.member("c2").kill("SIGKILL");
+  lost.wipeData();
+  // Its output tail still holds the first run; only what comes after this mark is the new process's.
+  const mark = lost.outputTail().length;
+  t.true(mark < maxCapturedControllerOutputChars, "the first run's output is still whole in the tail");
+  const newRun = () => lost.outputTail().slice(mark);
+  lost.start();
+  // Past its quarantine (2 s) it asks every 500 ms and gets no answer.
+  await new Promise((done) => setTimeout(done, 4_000));
+  t.true(lost.running);
+  t.is(events(newRun(), "paxos.bootstrap-decided").length, 0, "it waits: no answers, no decision");
+  t.is(events(newRun(), "controller.started").length, 0, "and runs no acceptor meanwhile");
+  t.is(lost.status(), undefined);
+
+  // c1 comes back: it says the cluster exists, so c3 rejoins (fencing once a majority of the others answers).
+  cluster.member("c1").start();
+  await cluster.waitFor("c3 to hear that the cluster exists", () => events(newRun(), "controller.bootstrap-refused").length === 1 && events(newRun(), "paxos.recovered").length === 1, 30_000);
+  const decided = events(newRun(), "paxos.bootstrap-decided");
+  t.is(decided[0]?.decision, "rejoin");
+  t.is(decided[0]?.clusterExistsAt, "c1");
+  t.deepEqual(
+    events(newRun(), "paxos.recovered").map((line) => line.mode),
+    ["rejoining"],
+    "started without bootstrapping: its acceptor is quarantined until fenced",
+  );
+  cluster.member("c2").start();
+  await cluster.waitFor(
+    "c3 to rejoin and catch up",
+    (statuses) => newRun().includes('"paxos.rejoined"') && (statuses.get("c3")?.appliedSlots ?? -1) >= (statuses.get("c1")?.appliedSlots ?? Infinity) && statuses.get("c3")?.pid === lost.pid,
+    60_000,
+  );
+  t.true((lost.status()?.appliedSlots ?? 0) >= 6, "it caught up with the slots chosen before its disk was lost");
+
+  // Its vote is real again: with c1 down, c2 and c3 commit.
+  await cluster.member("c1").kill("SIGKILL");
+  const outcome = await client.propose(addVm("with-c3-vote"));
+  t.is(outcome.kind, "committed");
+  await cluster.waitFor("c3 applied it", (statuses) => (statuses.get("c3")?.appliedSlots ?? -1) >= (statuses.get("c2")?.appliedSlots ?? Infinity), 30_000);
+});
