@@ -530,8 +530,34 @@ function advanceTasks(step: Step, view: View): void {
     if (!vm.placement || vm.placement.epoch !== task.placementEpoch || vm.placement.hostId !== task.hostId || view.hosts.get(task.hostId)?.state !== "up" || isSuperseded(state, view, task.hostId)) {
       state.tasks.delete(task.vmId);
       state.rescan = true;
+      continue;
     }
+    // The host it is leaving failed meanwhile: once that host's lease has surely run out, the VM is off there.
+    if ((task.phase === "stopping-source" || task.phase === "migrating") && task.sourceHostId !== null && sourceGone(step, view, task.sourceHostId)) sourceStopped(step, task);
   }
+}
+
+/** Whether a host the view holds failed or fenced (or superseded) has surely stopped its VMs by now. */
+function sourceGone(step: Step, view: View, hostId: string): boolean {
+  const host = view.hosts.get(hostId);
+  if (host === undefined) return true;
+  if (isSuperseded(step.state, view, hostId)) return true;
+  if (host.state !== "failed" && host.state !== "fenced") return false;
+  const maturesAt = failureMaturesAt(step, host.hostId, host.incarnation);
+  // Checked again at every step (ticks included), so nothing needs scheduling here.
+  return step.nowMs >= maturesAt;
+}
+
+/** When the VMs of this failed host incarnation are surely off: the detector's bound, or the undeclared wait from when this term saw it. */
+function failureMaturesAt(step: Step, hostId: string, incarnation: number): number {
+  const { state, nowMs } = step;
+  const key = `${hostId}@${incarnation}`;
+  let seenAt = state.failureSeenAtMs.get(key);
+  if (seenAt === undefined) {
+    seenAt = nowMs;
+    boundedSet(state.failureSeenAtMs, key, seenAt, maxRememberedFailures);
+  }
+  return state.declaredLeaseExpiry.get(key) ?? seenAt + state.config.undeclaredFailureWaitMs;
 }
 
 function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord): void {
@@ -588,13 +614,7 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
       if (!state.initialPlacementHeld.has(vm.vmId)) reason = "initial";
     } else if (hostState === "failed" || hostState === "fenced") {
       const host = view.hosts.get(vm.placement!.hostId)!;
-      const key = `${host.hostId}@${host.incarnation}`;
-      let seenAt = state.failureSeenAtMs.get(key);
-      if (seenAt === undefined) {
-        seenAt = nowMs;
-        boundedSet(state.failureSeenAtMs, key, seenAt, maxRememberedFailures);
-      }
-      const maturesAt = state.declaredLeaseExpiry.get(key) ?? seenAt + state.config.undeclaredFailureWaitMs;
+      const maturesAt = failureMaturesAt(step, host.hostId, host.incarnation);
       if (nowMs >= maturesAt) reason = "failover";
       else if (maturesAt < state.nextFailureMaturesAtMs) {
         state.nextFailureMaturesAtMs = maturesAt;

@@ -456,3 +456,18 @@ test("a host the view holds up that reports from a newer incarnation: the view's
   s.feed({ type: "vm-report", hostId: "h2", incarnation: 0, vmId: "b", health: "crashed" });
   t.false(s.state.supersededHosts.has("h2"));
 });
+
+test("a VM being stopped on the host it leaves: if that host fails meanwhile, it is started on its new host once the failed host's lease surely ran out", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view);
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  s.commit();
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  // The stop is never answered: h1 fails (it was in maintenance, so fail it from up first).
+  s.change({ type: "host.maintenance-exit", hostId: "h1" }, { type: "host.failed", hostId: "h1", incarnation: 0 });
+  s.feed({ type: "host-failure-declared", hostId: "h1", incarnation: 0, leaseExpiresByMs: s.nowMs + 1_500 });
+  s.at(s.nowMs + 1_000);
+  t.deepEqual(s.takeSent(), [], "not before the lease bound");
+  s.at(s.nowMs + 600);
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h2"]]);
+});
