@@ -58,6 +58,9 @@ export interface HostCommandSender {
 }
 
 export const defaultManagerTickIntervalMs = 100;
+/** A host command with no outcome yet is sent again (same id) this often, until the command timeout. */
+export const hostCommandResendMs = 2_000;
+export const managerHostCommandResendsMetric = "haring_manager_host_command_resends_total";
 export const managerNotesMetric = "haring_manager_notes_total";
 export const managerHostCommandsMetric = "haring_manager_host_commands_total";
 export const managerReportsRefusedMetric = "haring_manager_reports_refused_total";
@@ -171,9 +174,20 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
         placementEpoch: command.placementEpoch,
         ...(command.action === "migrate" ? { target: command.targetHostId } : {}),
       });
-      options.commands.send([command.hostId], encoded, { timeoutMs: config.hostCommandTimeoutMs }, (outcomes) => {
-        for (const outcome of outcomes) {
-          if (outcome.memberId !== command.hostId) continue;
+      const deadlineMs = now() + config.hostCommandTimeoutMs;
+      // Results travel on core NATS and can be lost: the same command (same id) is sent again every
+      // hostCommandResendMs until an outcome comes or the command timeout runs out. A member applies an id
+      // at most once and answers a repeat with the result it stored.
+      const attempt = (): void => {
+        const timeoutMs = Math.max(1, Math.min(hostCommandResendMs, deadlineMs - now()));
+        options.commands.send([command.hostId], encoded, { timeoutMs }, (outcomes) => {
+          const outcome = outcomes.find((candidate) => candidate.memberId === command.hostId);
+          if (outcome === undefined || stopped) return;
+          if (outcome.status === "timed-out" && now() < deadlineMs) {
+            ports.metrics.increment(managerHostCommandResendsMetric);
+            attempt();
+            return;
+          }
           options.onHostCommandOutcome?.(commandId, command.hostId, outcome.status);
           const error = outcome.status === "failed" ? outcome.error : outcome.status === "timed-out" ? "no result in time" : undefined;
           if (outcome.status === "applied") {
@@ -190,8 +204,9 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
             ok: outcome.status === "applied",
             ...(error === undefined ? {} : { error }),
           });
-        }
-      });
+        });
+      };
+      attempt();
     },
     note(params) {
       ports.metrics.increment(managerNotesMetric, { note: params.note });
