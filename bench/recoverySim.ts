@@ -15,7 +15,10 @@
  *
  *   npm run bench:recovery
  *   npx tsx bench/recoverySim.ts --hosts 100 --vms-per-host 20 --cases one,ten
+ *   ... --log /tmp/recovery   (writes each case's scenario log to /tmp/recovery/<case>.log)
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createSeededRandom } from "../actors/seededRandom.ts";
 import type { ClusterAssembly, ScenarioComponent } from "../sim/scenario/clusterAssembly.ts";
 import { defaultAssembly } from "../sim/scenario/defaultAssembly.ts";
@@ -55,6 +58,9 @@ const hosts = argument("--hosts", 1_000, 5_000);
 const vmsPerHost = argument("--vms-per-host", 20, 50);
 const seed = argument("--seed", 1, 1_000_000);
 const cases = casesArgument();
+const logIndex = process.argv.indexOf("--log");
+const logDirectory = logIndex < 0 ? undefined : process.argv[logIndex + 1];
+if (logIndex >= 0 && (logDirectory === undefined || logDirectory.startsWith("--"))) throw new RangeError("--log takes a directory");
 if (hosts < rackSize * 2 && cases.includes("rack")) throw new RangeError(`the rack case needs at least ${rackSize * 2} hosts`);
 
 function clusterJson(): string {
@@ -154,6 +160,10 @@ function runCase(name: CaseName): string {
   const startedAt = performance.now();
   const output = runLoadedScenario({ name: `recovery-${name}`, cluster: cluster.value, commands: commands.value, expectedLog: undefined }, { assembly });
   const wallS = (performance.now() - startedAt) / 1_000;
+  if (logDirectory !== undefined) {
+    mkdirSync(logDirectory, { recursive: true });
+    writeFileSync(join(logDirectory, `${name}.log`), output.log);
+  }
   const sorted = [...measurement.latenciesMs].sort((a, b) => a - b);
   const failures = output.failures.length === 0 ? "none" : `${output.failures.length} (first: ${output.failures[0]})`;
   return [

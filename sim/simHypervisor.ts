@@ -95,8 +95,12 @@ export interface VmOverlap {
   readonly hostIds: readonly string[];
 }
 
+const noHosts: readonly string[] = Object.freeze([]);
+
 export class SimVmRegistry {
-  private readonly activeByVm = new Map<string, string[]>();
+  private readonly activeByVm = new Map<string, readonly string[]>();
+  /** VMs active on more than one host right now, so a per-tick safety check need not scan every VM. */
+  private readonly multiplyActive = new Set<string>();
   private readonly records: VmActivityRecord[] = [];
   private readonly overlapList: VmOverlap[] = [];
   private readonly listeners = new Set<(record: VmActivityRecord) => void>();
@@ -106,20 +110,24 @@ export class SimVmRegistry {
 
   /** @internal Called by the simulated hypervisors only. */
   record(record: VmActivityRecord): void {
-    const hosts = this.activeByVm.get(record.vmId) ?? [];
+    // Copy on write: the arrays handed out by activeHosts never change under their reader, and reading costs no copy.
+    const hosts = this.activeByVm.get(record.vmId) ?? noHosts;
     const index = hosts.indexOf(record.hostId);
     if (record.active) {
       if (index >= 0) return;
-      hosts.push(record.hostId);
-      this.activeByVm.set(record.vmId, hosts);
-      if (hosts.length > 1) {
-        if (this.overlapList.length < maxVmOverlapsKept) this.overlapList.push({ atMs: record.atMs, vmId: record.vmId, hostIds: [...hosts] });
+      const now = Object.freeze([...hosts, record.hostId]);
+      this.activeByVm.set(record.vmId, now);
+      if (now.length > 1) {
+        this.multiplyActive.add(record.vmId);
+        if (this.overlapList.length < maxVmOverlapsKept) this.overlapList.push({ atMs: record.atMs, vmId: record.vmId, hostIds: now });
         else this.droppedOverlaps++;
       }
     } else {
       if (index < 0) return;
-      hosts.splice(index, 1);
-      if (hosts.length === 0) this.activeByVm.delete(record.vmId);
+      const now = Object.freeze(hosts.filter((_, at) => at !== index));
+      if (now.length <= 1) this.multiplyActive.delete(record.vmId);
+      if (now.length === 0) this.activeByVm.delete(record.vmId);
+      else this.activeByVm.set(record.vmId, now);
     }
     this.records.push(record);
     if (this.records.length - this.historyHead > maxVmRegistryHistoryEntries) {
@@ -135,7 +143,21 @@ export class SimVmRegistry {
 
   /** Hosts where the VM is active right now (running or paused), in the order it became active there. */
   activeHosts(vmId: string): readonly string[] {
-    return [...(this.activeByVm.get(vmId) ?? [])];
+    return this.activeByVm.get(vmId) ?? noHosts;
+  }
+
+  /** The first host where the VM became active among those where it is active now (no copy: cheap enough to ask per VM per tick). */
+  firstActiveHost(vmId: string): string | undefined {
+    return this.activeByVm.get(vmId)?.[0];
+  }
+
+  /** VMs active on two or more hosts right now, in the order they became so. Empty in a correct run. */
+  multiplyActiveVmIds(): readonly string[] {
+    return [...this.multiplyActive];
+  }
+
+  get activeVmCount(): number {
+    return this.activeByVm.size;
   }
 
   /** VMs active anywhere right now, in the order they became active. */

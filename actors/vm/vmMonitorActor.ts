@@ -6,6 +6,7 @@ import { isValidId } from "../subjects.ts";
 import { vmMonitorMachine, type PollVmParams, type VmHealthReport } from "../../machines/vm/vmMonitor.ts";
 import { defaultVmMonitorConfig, type VmDesiredState, type VmMonitorConfig, type VmObservation } from "../../machines/vm/vmHealth.ts";
 import type { VmEventRouter } from "./vmEventRouter.ts";
+import { observationOfStatus, type PolledVm, type VmHostPoller } from "./vmHostPoller.ts";
 
 export const vmHealthReportsMetric = "haring_vm_health_reports_total";
 export const vmPollFailuresMetric = "haring_vm_poll_failures_total";
@@ -33,6 +34,12 @@ export interface VmMonitorOptions {
   readonly config?: Partial<VmMonitorConfig>;
   /** The node's shared router (vmEventRouter.ts); without one the monitor subscribes to the hypervisor itself. */
   readonly router?: VmEventRouter;
+  /**
+   * The host's batched poll (vmHostPoller.ts): the monitor then has no poll
+   * timer of its own and polls its VM alone only at start and on events.
+   * Its interval replaces `config.vmPollIntervalMs`.
+   */
+  readonly poller?: VmHostPoller;
   /** Every health change, e.g. to forward to the view. Errors thrown here are logged and counted, not fatal. */
   readonly onReport?: (report: VmHealthReport) => void;
 }
@@ -47,11 +54,7 @@ export interface VmMonitor {
 /** Turns whatever the driver answered into an observation; a status that makes no sense counts as a failed poll. */
 function observationOf(vmId: string, outcome: HypervisorOutcome<VmStatus | undefined>): VmObservation {
   if (!outcome.ok) return { kind: "failed", error: `${outcome.reason}: ${outcome.error}` };
-  const status = outcome.value;
-  if (status === undefined) return { kind: "missing" };
-  if (status.vmId !== vmId) return { kind: "failed", error: "the hypervisor answered for another vm" };
-  if (!Number.isFinite(status.cpuTimeMs) || status.cpuTimeMs < 0) return { kind: "failed", error: "the hypervisor reported an invalid cpu time" };
-  return { kind: "status", state: status.state, cpuTimeMs: status.cpuTimeMs, virtualization: status.virtualization };
+  return observationOfStatus(vmId, outcome.value);
 }
 
 /** Runs the VM monitor machine for one VM on its host's ports (which must include a hypervisor). */
@@ -62,9 +65,14 @@ export function startVmMonitor(ports: NodePorts, options: VmMonitorOptions): VmM
   const vmId = options.vmId;
   const config: VmMonitorConfig = { ...defaultVmMonitorConfig, ...options.config };
 
+  // samples arrive on the host's clock, never before `host` below exists
+  const polled: PolledVm | undefined = options.poller?.watch(vmId, (sample) => {
+    host.send({ type: "vm.sampled", atMs: sample.atMs, observation: sample.observation });
+  });
   const effects: VmMonitorEffects = {
     pollVm: ({ sequence }) => {
       hypervisor.status(vmId, (outcome) => {
+        polled?.forget();
         if (!outcome.ok) ports.metrics.increment(vmPollFailuresMetric, { reason: outcome.reason });
         host.send({ type: "vm.observed", sequence, atMs: ports.clock.now(), observation: observationOf(vmId, outcome) });
       });
@@ -94,7 +102,7 @@ export function startVmMonitor(ports: NodePorts, options: VmMonitorOptions): VmM
   const host: VmMonitorHost = createActorHost(boundVmMonitorMachine, ports, {
     name: `vm-monitor/${vmId}`,
     kind: "vm-monitor",
-    input: { vmId, config, desired: options.desired },
+    input: { vmId, config, desired: options.desired, polledByHost: options.poller !== undefined },
     onActorCreated: (actor) => vmMonitorEffects.bind(actor, effects),
   });
   const onEvent = () => {
@@ -114,6 +122,7 @@ export function startVmMonitor(ports: NodePorts, options: VmMonitorOptions): VmM
     },
     dispose: () => {
       subscription.unsubscribe();
+      polled?.unsubscribe();
       host.dispose();
     },
   };

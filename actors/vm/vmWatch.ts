@@ -5,6 +5,7 @@ import type { GuestHealthReport, GuestWatchdogConfig } from "../../machines/gues
 import type { VmHealthReport } from "../../machines/vm/vmMonitor.ts";
 import type { VmDesiredState, VmHealth, VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import type { VmEventRouter } from "./vmEventRouter.ts";
+import type { VmHostPoller } from "./vmHostPoller.ts";
 import { startVmMonitor, type VmMonitor } from "./vmMonitorActor.ts";
 
 /**
@@ -16,6 +17,8 @@ export interface VmWatchOptions {
   readonly vmId: string;
   readonly desired: VmDesiredState;
   readonly router?: VmEventRouter;
+  /** The host's batched poll; without it the VM monitor polls on its own timer. */
+  readonly poller?: VmHostPoller;
   readonly rejections: RejectionCounter;
   readonly vmConfig?: Partial<VmMonitorConfig>;
   readonly guestConfig?: Partial<GuestWatchdogConfig>;
@@ -51,6 +54,7 @@ export function startVmWatch(ports: NodePorts, options: VmWatchOptions): VmWatch
     vmId: options.vmId,
     desired: options.desired,
     ...(options.router ? { router: options.router } : {}),
+    ...(options.poller ? { poller: options.poller } : {}),
     ...(options.vmConfig ? { config: options.vmConfig } : {}),
     onReport: (report) => {
       const first = report.previousHealth === "unknown";

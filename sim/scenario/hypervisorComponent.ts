@@ -2,7 +2,9 @@
  * Simulated hypervisors (sim/simHypervisor.ts) as the hosts' Hypervisor port,
  * the VMs of cluster.json started on their hosts, and a VM actor per VM
  * (actors/vm startVmWatch: hypervisor-side state by polling and events,
- * crash and hang by CPU-time progress).
+ * crash and hang by CPU-time progress). Each host polls all its VMs in one
+ * hypervisor call per interval (actors/vm/vmHostPoller.ts) and wakes a VM
+ * actor only when what it sees could change that VM's health.
  *
  * VMs of cluster.json start when their host first boots, unless a component
  * defers it (detection: a host isolates itself at boot, which would stop them,
@@ -19,6 +21,7 @@ import type { GuestHealthReport, GuestWatchdogConfig } from "../../machines/gues
 import { maxVmVcpus } from "../../actors/ports/hypervisor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { createVmEventRouter, type VmEventRouter } from "../../actors/vm/vmEventRouter.ts";
+import { createVmHostPoller, type VmHostPoller } from "../../actors/vm/vmHostPoller.ts";
 import { startVmWatch, type VmWatch } from "../../actors/vm/vmWatch.ts";
 import type { VmHealthReport } from "../../machines/vm/vmMonitor.ts";
 import { defaultVmMonitorConfig, type VmDesiredState, type VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
@@ -59,6 +62,7 @@ export interface HypervisorComponentApi {
 interface HostState {
   readonly ports: NodePorts;
   readonly router: VmEventRouter;
+  readonly poller: VmHostPoller;
   readonly watches: Map<string, VmWatch>;
 }
 
@@ -101,7 +105,7 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
       vmsByHost.set(vm.hostId, list);
     }
 
-    const hostOf = (vmId: string) => hypervisors.registry.activeHosts(vmId)[0];
+    const hostOf = (vmId: string) => hypervisors.registry.firstActiveHost(vmId);
     const liveHost = (hostId: string) => (world.nodeState(hostId) === "crashed" ? undefined : hosts.get(hostId));
 
     const watchVm = (hostId: string, vmId: string, desired: VmDesiredState): VmWatch | undefined => {
@@ -112,6 +116,7 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
         vmId,
         desired,
         router: host.router,
+        poller: host.poller,
         rejections: createRejectionCounter(host.ports),
         vmConfig: settings.vm,
         watchGuest: guestConfig !== undefined,
@@ -166,13 +171,21 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
         const hostId = ports.nodeId;
         if (ports.hypervisor === undefined) throw new Error(`host ${hostId} has no hypervisor port`);
         const router = createVmEventRouter(ports.hypervisor);
-        const state: HostState = { ports, router, watches: new Map() };
+        const poller = createVmHostPoller({
+          clock: ports.clock,
+          hypervisor: ports.hypervisor,
+          metrics: ports.metrics,
+          pollIntervalMs: settings.vm.vmPollIntervalMs,
+          unreachableAfterPolls: settings.vm.vmUnreachableAfterPolls,
+        });
+        const state: HostState = { ports, router, poller, watches: new Map() };
         hosts.set(hostId, state);
         if (!deferred && world.incarnation(hostId) === 1) placeHostVms(hostId);
         return {
           stop: () => {
             for (const watch of state.watches.values()) watch.dispose();
             state.watches.clear();
+            poller.dispose();
             router.dispose();
           },
         };
@@ -187,7 +200,7 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
           everyMs: singlePlacementCheckMs,
           check(_nowMs, violation) {
             const reported = new Set<string>();
-            for (const vmId of hypervisors.registry.activeVmIds()) {
+            for (const vmId of hypervisors.registry.multiplyActiveVmIds()) {
               const active = hypervisors.registry.activeHosts(vmId);
               if (active.length <= 1) continue;
               reported.add(vmId);

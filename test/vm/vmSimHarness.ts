@@ -2,6 +2,8 @@ import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startGuestAgent } from "../../actors/guest/guestAgentActor.ts";
 import type { VmDefinition } from "../../actors/ports/hypervisor.ts";
 import { createVmEventRouter } from "../../actors/vm/vmEventRouter.ts";
+import { createVmHostPoller, type VmHostPoller } from "../../actors/vm/vmHostPoller.ts";
+import { defaultVmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import { startVmWatch, type VmWatch } from "../../actors/vm/vmWatch.ts";
 import type { GuestCheck } from "../../machines/guest/guestChecks.ts";
 import { SimHypervisors } from "../../sim/simHypervisor.ts";
@@ -29,6 +31,8 @@ export function vmSimWorld(options: {
   readonly checks?: readonly GuestCheck[];
   /** False: the guests run no agent (it was never installed). */
   readonly runAgents?: boolean;
+  /** The host polls all its VMs in one list call per interval (vmHostPoller.ts) instead of a timer per VM. */
+  readonly polledByHost?: boolean;
 }) {
   const hypervisors = new SimHypervisors();
   const world = new SimWorld({
@@ -38,9 +42,21 @@ export function vmSimWorld(options: {
   });
   const reports: Report[] = [];
   const watches = new Map<string, VmWatch>();
+  const pollers: VmHostPoller[] = [];
   world.addNode("h1", (ports) => {
     const rejections = createRejectionCounter(ports);
     const router = createVmEventRouter(ports.hypervisor!);
+    const poller =
+      options.polledByHost === true
+        ? createVmHostPoller({
+            clock: ports.clock,
+            hypervisor: ports.hypervisor!,
+            metrics: ports.metrics,
+            pollIntervalMs: defaultVmMonitorConfig.vmPollIntervalMs,
+            unreachableAfterPolls: defaultVmMonitorConfig.vmUnreachableAfterPolls,
+          })
+        : undefined;
+    if (poller !== undefined) pollers.push(poller);
     for (const vm of options.vms) {
       watches.set(
         vm.vmId,
@@ -48,6 +64,7 @@ export function vmSimWorld(options: {
           vmId: vm.vmId,
           desired: "running",
           router,
+          ...(poller === undefined ? {} : { poller }),
           rejections,
           onVmReport: (report) => reports.push({ atMs: world.now(), vmId: report.vmId, level: "vm", health: report.health, detail: report.detail }),
           onGuestReport: (report) =>
@@ -58,6 +75,7 @@ export function vmSimWorld(options: {
     return {
       stop: () => {
         for (const watch of watches.values()) watch.dispose();
+        poller?.dispose();
         router.dispose();
       },
     };
@@ -76,5 +94,5 @@ export function vmSimWorld(options: {
   /** When the first report of that health came after `sinceMs`. */
   const firstReportAt = (vmId: string, level: "vm" | "guest", health: string, sinceMs: number): number | undefined =>
     reports.find((report) => report.vmId === vmId && report.level === level && report.health === health && report.atMs >= sinceMs)?.atMs;
-  return { world, hypervisors, reports, watches, healthsSince, firstReportAt };
+  return { world, hypervisors, reports, watches, pollers, healthsSince, firstReportAt };
 }
