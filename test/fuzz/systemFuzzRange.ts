@@ -1,0 +1,98 @@
+/**
+ * The whole-system fuzzer in CI: `ciFuzzSeeds` consecutive seeds, split into
+ * `ciFuzzParts` test files of equal ranges (ava runs files in parallel), each
+ * range in tests of `seedsPerTest` seeds so no test comes near ava's timeout.
+ * The runs are smaller than the CLI's default (3 hosts, a 10 s fault window,
+ * 21 s to settle: just over the manager's 20 s recovery bound, so every
+ * liveness invariant is still due) to keep the 500 seeds within a few minutes.
+ *
+ * A failing seed fails its test with the seed, its first failures and the
+ * command that writes it out for `haring sim run`. Seeds listed in
+ * `knownFailingSeeds` are still run: their failure is logged with its cause
+ * instead of failing the test, and a listed seed that passes says so (remove
+ * it from the list once its fix lands).
+ */
+import type { ExecutionContext, TestFn } from "ava";
+import { runSystemFuzz } from "../../sim/fuzz/systemFuzz.ts";
+
+export const ciFuzzSeeds = 500;
+export const ciFuzzParts = 4;
+export const seedsPerTest = 5;
+export const ciFuzzOptions = { hosts: 3, faultWindowMs: 10_000, settleMs: 21_000 } as const;
+
+const oneWayLeaderCut = "Paxos liveness with a one-way cut around the leader (paxos.commits; being fixed, fuzz seeds 40/59 of the CLI)";
+const unplacedAfterIsolation = "the manager leaves VMs unplaced after every host lost its lease at once (manager.vms-running; being fixed, fuzz seeds 10/26 of the CLI)";
+
+/**
+ * Seeds in the CI range that fail because of the two issues being fixed
+ * elsewhere, each with its cause (classified by replaying: a one-way cut
+ * between controllers at the violation; no host holding a lease at some
+ * moment before the VMs went missing). They are run and logged, not failed.
+ */
+export const knownFailingSeeds: ReadonlyMap<number, string> = new Map<number, string>([
+  [28, unplacedAfterIsolation],
+  [95, unplacedAfterIsolation],
+  [97, unplacedAfterIsolation],
+  [210, unplacedAfterIsolation],
+  [314, unplacedAfterIsolation],
+  [357, oneWayLeaderCut],
+  [358, unplacedAfterIsolation],
+  [482, oneWayLeaderCut],
+]);
+
+const evacuationOfHungVm =
+  "SAFETY: an evacuation commits the new placement before the source stopped the VM; the graceful stop of a hung VM or guest never ends, and a later failover or evacuation starts the VM elsewhere while it still runs on the source";
+const refusedImportOnDownHost = "a cluster.json VM the view refused to place (anti-affinity with a VM on the same host) is never handed to the manager while its host is down (sim/scenario/managerComponent.ts resolveImports)";
+const lostStopResult =
+  "an evacuation whose stop gets no result (lost, or the source host died) waits hostCommandTimeoutMs (30 s), longer than the 20 s recovery bound, before retrying, and gives up after maxStartAttempts";
+
+/**
+ * Seeds failing because of bugs found by this fuzzer and reported, not yet
+ * fixed: they still fail their tests (the message names the bug) until the
+ * fix lands.
+ */
+export const reportedBugSeeds: ReadonlyMap<number, string> = new Map<number, string>([
+  [45, evacuationOfHungVm],
+  [101, refusedImportOnDownHost],
+  [175, evacuationOfHungVm],
+  [217, refusedImportOnDownHost],
+  [339, refusedImportOnDownHost],
+  [394, evacuationOfHungVm],
+  [404, lostStopResult],
+  [470, refusedImportOnDownHost],
+]);
+
+export function replayCommand(seed: number): string {
+  return `npx tsx sim/fuzz/saveFuzzSeed.ts ${seed} /tmp/fuzz --hosts ${ciFuzzOptions.hosts} --fault-window-ms ${ciFuzzOptions.faultWindowMs} --settle-ms ${ciFuzzOptions.settleMs} && node bin/haring.js sim run /tmp/fuzz/fuzz-${seed}`;
+}
+
+function checkSeeds(t: ExecutionContext, startSeed: number, seeds: number): void {
+  const unexpected: string[] = [];
+  runSystemFuzz({
+    seeds,
+    startSeed,
+    ...ciFuzzOptions,
+    onSeed: (outcome) => {
+      const known = knownFailingSeeds.get(outcome.seed);
+      if (outcome.ok) {
+        if (known !== undefined) t.log(`seed ${outcome.seed} is listed as failing (${known}) but passed: remove it from knownFailingSeeds`);
+        return;
+      }
+      const summary = `seed ${outcome.seed}: ${outcome.failures.slice(0, 3).join("; ")}${outcome.failures.length > 3 ? ` (+${outcome.failures.length - 3} more)` : ""}\n  replay: ${replayCommand(outcome.seed)}`;
+      const reported = reportedBugSeeds.get(outcome.seed);
+      if (known !== undefined) t.log(`known failure (${known}): ${summary}`);
+      else unexpected.push(reported === undefined ? summary : `${summary}\n  reported bug: ${reported}`);
+    },
+  });
+  t.deepEqual(unexpected, [], `failing seeds:\n${unexpected.join("\n")}`);
+}
+
+/** Registers the tests of one file: part `part` (1-based) of `ciFuzzParts`. */
+export function registerFuzzPart(test: TestFn, part: number): void {
+  const perPart = ciFuzzSeeds / ciFuzzParts;
+  const first = (part - 1) * perPart;
+  for (let startSeed = first; startSeed < first + perPart; startSeed += seedsPerTest) {
+    const seeds = Math.min(seedsPerTest, first + perPart - startSeed);
+    test(`whole-system fuzz seeds ${startSeed}-${startSeed + seeds - 1}: safety throughout, liveness after the world is whole`, (t) => checkSeeds(t, startSeed, seeds));
+  }
+}
