@@ -93,6 +93,11 @@ export function registerFuzzPart(test: TestFn, part: number): void {
   const first = (part - 1) * perPart;
   for (let startSeed = first; startSeed < first + perPart; startSeed += seedsPerTest) {
     const seeds = Math.min(seedsPerTest, first + perPart - startSeed);
-    test(`whole-system fuzz seeds ${startSeed}-${startSeed + seeds - 1}: safety throughout, liveness after the world is whole`, (t) => checkSeeds(t, startSeed, seeds));
+    // serial, and each after a turn of the event loop: the runs are synchronous, and ava's timeout (which a finished test resets)
+    // would otherwise see no result until the whole file has run
+    test.serial(`whole-system fuzz seeds ${startSeed}-${startSeed + seeds - 1}: safety throughout, liveness after the world is whole`, async (t) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      checkSeeds(t, startSeed, seeds);
+    });
   }
 }
