@@ -536,6 +536,92 @@ class Step {
     this.note("host.removed", { hostId, wasTracked: tracked });
   }
 
+  /**
+   * The view holds the host up (or suspect) at `viewIncarnation`, and only that
+   * incarnation's end frees its VMs: the detector judges that number, whatever
+   * it tracked before. The view moves without this detector (another leader
+   * committed a failure and a rejoin, or this one's proposals were mapped onto
+   * the view's numbers), so a record behind the view is brought forward, and a
+   * newer incarnation already heard makes the view's one superseded.
+   */
+  followLiveView(host: HostRecord, viewIncarnation: number): void {
+    const state = this.state;
+    // The view took the agent's number from a hearing: no first hearing left to adopt.
+    host.unheard = false;
+    const suspicion = state.suspicions.get(host.hostId);
+    if (suspicion !== undefined) {
+      // A suspicion of the view's incarnation, or of a newer one (recorded against the view's), still ends it.
+      if (suspicion.incarnation >= viewIncarnation) return;
+      // The view has already recorded the end of the suspected incarnation.
+      state.suspicions.delete(host.hostId);
+      const newer = suspicion.supersededBy;
+      host.status = "alive";
+      host.incarnation = viewIncarnation;
+      if (newer === viewIncarnation) return;
+      this.graceFromNow(host);
+      if (newer !== null && newer > viewIncarnation) this.supersedeViewIncarnation(host, newer);
+      return;
+    }
+    if (host.status === "declared") {
+      if (host.incarnation >= viewIncarnation) return; // the failure on its way to the view ends the view's incarnation
+      host.status = "alive";
+      host.incarnation = viewIncarnation;
+      this.graceFromNow(host);
+      return;
+    }
+    if (host.incarnation < viewIncarnation) {
+      host.incarnation = viewIncarnation;
+      this.graceFromNow(host);
+    } else if (host.incarnation > viewIncarnation && state.term !== null) {
+      // Heard alive at a newer incarnation while the view still holds an older one up: that one ended and must be declared.
+      const newer = host.incarnation;
+      host.incarnation = viewIncarnation;
+      this.graceFromNow(host);
+      this.supersedeViewIncarnation(host, newer);
+    }
+  }
+
+  /**
+   * Declaring the view's incarnation needs a bound on its hearings, and those
+   * heard while another incarnation was tracked were not kept: start the bound
+   * at now (a later declaration, never an earlier one) with a fresh round of
+   * exclusions, as for any new suspicion.
+   */
+  supersedeViewIncarnation(host: HostRecord, newer: number): void {
+    if (!this.suspect(host, newer)) {
+      // No room: the next view change or term start tries again; meanwhile the newer one is what the detector tracks.
+      host.incarnation = newer;
+    }
+  }
+
+  /** A hearing bound of now, from no monitor: a grace period, and a conservative bound for declaring. */
+  graceFromNow(host: HostRecord): void {
+    host.heardNoLaterThanMs = Math.max(host.heardNoLaterThanMs, this.nowMs);
+    host.lastReporter = null;
+    host.reportedAtMs = this.nowMs;
+  }
+
+  /**
+   * The view records the host failed at `viewIncarnation`: a suspicion of an
+   * older incarnation has nothing left to end. A newer incarnation it heard is
+   * alive (and rejoins); otherwise the view's failed one is
+   * what the detector holds declared.
+   */
+  leaveEndedSuspicion(host: HostRecord, viewIncarnation: number): void {
+    const suspicion = this.state.suspicions.get(host.hostId);
+    if (suspicion === undefined || suspicion.incarnation >= viewIncarnation) return;
+    this.state.suspicions.delete(host.hostId);
+    const newer = suspicion.supersededBy;
+    if (newer !== null && newer > viewIncarnation) {
+      // Proposed up by the caller, as any host that came back after the view's failure.
+      host.status = "alive";
+      host.incarnation = newer;
+    } else {
+      host.status = "declared";
+      host.incarnation = viewIncarnation;
+    }
+  }
+
   viewHost(hostId: string, viewState: HostState, incarnation: number): void {
     const state = this.state;
     // Registered again after a removal: a member like any other.
@@ -563,6 +649,11 @@ class Step {
     }
     host.viewJoining = viewState === "joining";
     if (host.viewJoining && !host.unheard) this.proposeUpIfJoining(host);
+    if (viewState === "up" || viewState === "suspect") {
+      this.followLiveView(host, incarnation);
+      return;
+    }
+    if (failed) this.leaveEndedSuspicion(host, incarnation);
     if (failed && host.status === "alive" && !state.suspicions.has(hostId) && host.incarnation > incarnation && !host.unheard && state.term !== null) {
       // The view still names the failed incarnation, but the host already came back with a newer one.
       this.outputs.push({ kind: "propose-host-up", hostId, incarnation: host.incarnation });

@@ -406,3 +406,95 @@ test("a declared host removed from the view leaves no exclusion behind", (t) => 
   t.deepEqual(harness.lastGrantTo("m1").excluded, []);
   t.is(harness.state.hosts.has("h1"), false);
 });
+
+/**
+ * A leader whose records come from an earlier term of its own (h1 heard at 1),
+ * while another leader moved the view on (h1 failed at 1, then up at 2): what
+ * the outage after a NATS loss leaves behind (fuzz seed 10).
+ */
+function leaderBehindTheView(): Harness {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.alive.set("h1", 1);
+  harness.alive.set("h2", 1);
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h1", state: "up", incarnation: 1 });
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h2", state: "up", incarnation: 1 });
+  harness.runUntil(2_000);
+  harness.step({ type: "leadership.changed", nowMs: 2_000, isLeader: false, leaseValidUntilMs: 0, termNonce: "t1" });
+  harness.alive.clear();
+  harness.nowMs = 10_000;
+  harness.lead(Number.MAX_SAFE_INTEGER, "t2");
+  return harness;
+}
+
+function proposalSummary(harness: Harness): Array<[string, string, number]> {
+  return harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]);
+}
+
+test("a record behind the view is brought forward: a host that died at the view's incarnation is declared at that one, not at the one the record had", (t) => {
+  const harness = leaderBehindTheView();
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h1", state: "up", incarnation: 2 });
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h2", state: "up", incarnation: 2 });
+  harness.alive.set("h2", 2);
+  harness.runUntil(20_000);
+  t.deepEqual(proposalSummary(harness), [["propose-host-failed", "h1", 2]]);
+  const declaredAtMs = harness.proposals()[0]!.atMs;
+  t.true(declaredAtMs >= 13_000, `a new term waits out the earlier leader's grants (${declaredAtMs})`);
+  t.is(detectorHost(harness.state, "h2")?.incarnation, 2);
+  t.is(detectorHost(harness.state, "h2")?.status, "alive");
+});
+
+test("a record behind the view, and the host heard at a newer incarnation still: the view's incarnation is declared, then the newer one brought up", (t) => {
+  const harness = leaderBehindTheView();
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h1", state: "up", incarnation: 2 });
+  harness.alive.set("h1", 3);
+  harness.runUntil(20_000);
+  t.deepEqual(
+    proposalSummary(harness).filter(([, hostId]) => hostId === "h1"),
+    [
+      ["propose-host-failed", "h1", 2],
+      ["propose-host-up", "h1", 3],
+    ],
+  );
+  t.true(harness.proposals()[0]!.atMs >= 13_000);
+});
+
+test("a view that catches up after the newer incarnation was heard moves the suspicion to the view's incarnation, with a fresh bound", (t) => {
+  const harness = leaderBehindTheView();
+  // The new leader's view still lags: it names incarnation 1.
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h1", state: "up", incarnation: 1 });
+  harness.alive.set("h1", 3);
+  harness.runUntil(12_000);
+  t.is(harness.notes("host.superseded").length, 1);
+  harness.step({ type: "view.host", nowMs: 12_000, hostId: "h1", state: "up", incarnation: 2 });
+  const excludedH1 = () => harness.lastGrantTo("m1").excluded.filter((entry) => entry.hostId === "h1");
+  t.deepEqual(excludedH1(), [{ hostId: "h1", incarnation: 1 }]);
+  harness.runUntil(12_100);
+  t.deepEqual(excludedH1(), [{ hostId: "h1", incarnation: 2 }], "the next answer excludes the view's incarnation");
+  harness.runUntil(20_000);
+  t.deepEqual(
+    proposalSummary(harness).filter(([, hostId]) => hostId === "h1"),
+    [
+      ["propose-host-failed", "h1", 2],
+      ["propose-host-up", "h1", 3],
+    ],
+  );
+  const h1Failed = harness.proposals().find((p) => p.hostId === "h1")!;
+  t.true(h1Failed.atMs >= 12_000 + 1_500, "no hearing of 2 is known, so the bound starts when the view named it");
+});
+
+test("the view records a failure of a newer incarnation than the one suspected: the suspicion is dropped, and a host heard newer still rejoins", (t) => {
+  const harness = leaderBehindTheView();
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h1", state: "up", incarnation: 1 });
+  harness.step({ type: "view.host", nowMs: 10_000, hostId: "h2", state: "up", incarnation: 1 });
+  harness.alive.set("h1", 3);
+  harness.runUntil(11_000);
+  t.true(harness.state.suspicions.has("h1") && harness.state.suspicions.has("h2"));
+  harness.step({ type: "view.host", nowMs: 11_000, hostId: "h1", state: "failed", incarnation: 2 });
+  harness.step({ type: "view.host", nowMs: 11_000, hostId: "h2", state: "failed", incarnation: 2 });
+  t.deepEqual(proposalSummary(harness), [["propose-host-up", "h1", 3]]);
+  t.false(harness.state.suspicions.has("h2"));
+  t.deepEqual([detectorHost(harness.state, "h2")?.status, detectorHost(harness.state, "h2")?.incarnation], ["declared", 2]);
+  harness.runUntil(20_000);
+  t.deepEqual(proposalSummary(harness), [["propose-host-up", "h1", 3]], "nothing the view already ended is declared again");
+});
