@@ -112,6 +112,18 @@ interface VmHistory {
   relocate: boolean;
   hungSinceMs: number | null;
   hungOnHostId: string | null;
+  /**
+   * Hosts the VM left (evacuation, relocation) whose stop is not confirmed: it may still run there. Kept across
+   * later moves and tasks; no start goes out anywhere else until each confirmed the VM off or its incarnation ended.
+   */
+  readonly unconfirmedSources: Map<string, UnconfirmedSource>;
+}
+
+interface UnconfirmedSource {
+  /** The view's incarnation of the host when the VM left it: the one that may still run it. */
+  readonly incarnation: number;
+  /** The placement epoch that moved the VM off it: a stop answered for an older epoch says nothing about now. */
+  readonly sincePlacementEpoch: number;
 }
 
 export interface RecoveryPlannerState {
@@ -181,7 +193,7 @@ function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
 function historyOf(state: RecoveryPlannerState, vmId: string): VmHistory {
   let entry = state.history.get(vmId);
   if (!entry) {
-    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null };
+    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, unconfirmedSources: new Map() };
     state.history.set(vmId, entry);
   }
   return entry;
@@ -288,7 +300,8 @@ function trustedReport(step: Step, hostId: string, incarnation: number, vmId: st
   const vm = view?.vms.get(vmId);
   const host = view?.hosts.get(hostId);
   const task = step.state.tasks.get(vmId);
-  const placedHere = vm?.placement?.hostId === hostId || (task?.phase === "stopping-source" && task.sourceHostId === hostId);
+  const placedHere =
+    vm?.placement?.hostId === hostId || (task?.phase === "stopping-source" && task.sourceHostId === hostId) || step.state.history.get(vmId)?.unconfirmedSources.get(hostId)?.incarnation === incarnation;
   if (!vm || !host || host.incarnation !== incarnation || !placedHere || (host.state !== "up" && host.state !== "maintenance")) {
     // From a newer incarnation of the host the VM is placed on: an agent takes a new incarnation only after
     // isolating (its VMs powered off) or rebooting, so the view's incarnation of the host has ended.
@@ -315,6 +328,11 @@ function onVmReport(step: Step, input: Extract<ManagerInput, { type: "vm-report"
   if (!vm) return;
   const task = state.tasks.get(vm.vmId);
   const off = input.health === "crashed" || input.health === "shutoff" || input.health === "stopped" || input.health === "missing";
+  if (vm.placement?.hostId !== input.hostId) {
+    // From a host the VM left: only its stop matters here; nothing is ever started on it from such a report.
+    if (off) confirmSourceOff(step, vm.vmId, input.hostId, Infinity);
+    return;
+  }
   if (task) {
     if (task.phase === "stopping-source" && task.sourceHostId === input.hostId && off) sourceStopped(step, task);
     else if (task.hostId === input.hostId && input.health === "running" && (task.phase === "starting" || task.phase === "queued")) finishStart(step, task);
@@ -391,6 +409,10 @@ function onGuestReport(step: Step, input: Extract<ManagerInput, { type: "guest-r
 }
 
 function onHostCommandResult(step: Step, input: Extract<ManagerInput, { type: "host-command-result" }>): void {
+  if ((input.action === "stop" || input.action === "migrate") && input.ok) {
+    // Whatever task sent it (possibly one since replaced by a later move), the VM was off there when it answered.
+    if (confirmSourceOff(step, input.vmId, input.hostId, input.placementEpoch)) return;
+  }
   const task = step.state.tasks.get(input.vmId);
   if (!task) return;
   const error = input.error ?? "failed";
@@ -471,7 +493,59 @@ function retryStop(step: Step, task: VmTask, error: string): void {
   task.deadlineMs = Infinity;
 }
 
+/**
+ * The VM is off on a host it left (a stop or migration answered ok for a placement epoch at least the one that
+ * moved it off, or an off report from that incarnation). Returns whether the task's own source was confirmed.
+ */
+function confirmSourceOff(step: Step, vmId: string, hostId: string, placementEpoch: number): boolean {
+  const history = step.state.history.get(vmId);
+  const source = history?.unconfirmedSources.get(hostId);
+  if (!history || !source || placementEpoch < source.sincePlacementEpoch) return false;
+  history.unconfirmedSources.delete(hostId);
+  const task = step.state.tasks.get(vmId);
+  if (task?.phase !== "stopping-source" || task.sourceHostId !== hostId) return false;
+  sourceStopped(step, task);
+  return true;
+}
+
+function addUnconfirmedSource(state: RecoveryPlannerState, view: View, vmId: string, hostId: string, placementEpoch: number): void {
+  const host = view.hosts.get(hostId);
+  if (host === undefined) return;
+  const sources = historyOf(state, vmId).unconfirmedSources;
+  if (!sources.has(hostId)) sources.set(hostId, { incarnation: host.incarnation, sincePlacementEpoch: placementEpoch });
+}
+
+/** Whether the incarnation of a host that may still run the VM has surely ended: removed, newer incarnation, superseded, or failed with its lease surely out. */
+function sourceIncarnationEnded(step: Step, view: View, hostId: string, incarnation: number): boolean {
+  const host = view.hosts.get(hostId);
+  if (host === undefined || host.incarnation > incarnation) return true;
+  if (host.incarnation < incarnation) return false;
+  return sourceGone(step, view, hostId);
+}
+
+/** The hosts that may still run the VM, other than `exceptHostId`, after dropping those whose incarnation ended. */
+function remainingSources(step: Step, view: View, vmId: string, exceptHostId: string | null): string[] {
+  const sources = step.state.history.get(vmId)?.unconfirmedSources;
+  if (!sources || sources.size === 0) return [];
+  const remaining: string[] = [];
+  for (const [hostId, source] of [...sources]) {
+    if (sourceIncarnationEnded(step, view, hostId, source.incarnation)) sources.delete(hostId);
+    else if (hostId !== exceptHostId) remaining.push(hostId);
+  }
+  return remaining;
+}
+
 function sourceStopped(step: Step, task: VmTask): void {
+  if (task.sourceHostId !== null) step.state.history.get(task.vmId)?.unconfirmedSources.delete(task.sourceHostId);
+  const view = step.state.view;
+  const next = view ? remainingSources(step, view, task.vmId, task.hostId) : [];
+  if (next.length > 0) {
+    // Another host it left earlier has not confirmed its stop: stopped there too before any start.
+    task.sourceHostId = next[0]!;
+    task.attempts = 0;
+    beginStop(step, task);
+    return;
+  }
   task.phase = "queued";
   task.sourceHostId = null;
   task.attempts = 0;
@@ -533,7 +607,10 @@ function advanceTasks(step: Step, view: View): void {
       continue;
     }
     // The host it is leaving failed meanwhile: once that host's lease has surely run out, the VM is off there.
-    if ((task.phase === "stopping-source" || task.phase === "migrating") && task.sourceHostId !== null && sourceGone(step, view, task.sourceHostId)) sourceStopped(step, task);
+    if ((task.phase === "stopping-source" || task.phase === "migrating") && task.sourceHostId !== null) {
+      const source = state.history.get(task.vmId)?.unconfirmedSources.get(task.sourceHostId);
+      if (source === undefined || sourceIncarnationEnded(step, view, task.sourceHostId, source.incarnation)) sourceStopped(step, task);
+    }
   }
 }
 
@@ -576,6 +653,14 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
   task.phase = "queued";
   // Placed again on the host it is leaving (a new epoch there): nothing to stop; a start there finds it running if it does.
   if (task.sourceHostId === placement.hostId) task.sourceHostId = null;
+  const sources = historyOf(step.state, vm.vmId).unconfirmedSources;
+  sources.delete(placement.hostId);
+  if (task.sourceHostId !== null) addUnconfirmedSource(step.state, view, vm.vmId, task.sourceHostId, placement.epoch);
+  if (task.sourceHostId === null && sources.size > 0) {
+    // An earlier move's stop is still unconfirmed (its task was replaced): that host is stopped first.
+    const earlier = remainingSources(step, view, vm.vmId, placement.hostId);
+    if (earlier.length > 0) task.sourceHostId = earlier[0]!;
+  }
   if (task.sourceHostId !== null) {
     if (step.state.liveMigrationHosts.has(task.sourceHostId) && step.state.liveMigrationHosts.has(placement.hostId)) {
       task.phase = "migrating";
@@ -724,6 +809,14 @@ function dispatchHostCommands(step: Step, view: View): void {
   ready.sort((a, b) => comparePlacementOrder(view.vms.get(a.vmId)!, view.vms.get(b.vmId)!) || compareIds(a.vmId, b.vmId));
   for (const task of ready) {
     if (step.hostCommands >= state.config.maxHostCommandsPerStep) break;
+    const unconfirmed = remainingSources(step, view, task.vmId, task.hostId);
+    if (unconfirmed.length > 0) {
+      // Never started while a host it left may still run it: that host is stopped first.
+      task.sourceHostId = unconfirmed[0]!;
+      task.attempts = 0;
+      beginStop(step, task);
+      continue;
+    }
     const inFlight = inFlightByHost.get(task.hostId) ?? 0;
     if (inFlight >= state.config.maxConcurrentRestartsPerHost) continue;
     inFlightByHost.set(task.hostId, inFlight + 1);

@@ -40,11 +40,7 @@ export const knownFailingSeeds: ReadonlyMap<number, string> = new Map<number, st
   [482, oneWayLeaderCut],
 ]);
 
-const evacuationOfHungVm =
-  "SAFETY: an evacuation commits the new placement before the source stopped the VM; the graceful stop of a hung VM or guest never ends, and a later failover or evacuation starts the VM elsewhere while it still runs on the source";
 const refusedImportOnDownHost = "a cluster.json VM the view refused to place (anti-affinity with a VM on the same host) is never handed to the manager while its host is down (sim/scenario/managerComponent.ts resolveImports)";
-const lostStopResult =
-  "an evacuation whose stop gets no result (lost, or the source host died) waits hostCommandTimeoutMs (30 s), longer than the 20 s recovery bound, before retrying, and gives up after maxStartAttempts";
 
 /**
  * Seeds failing because of bugs found by this fuzzer and reported, not yet
@@ -52,13 +48,9 @@ const lostStopResult =
  * fix lands.
  */
 export const reportedBugSeeds: ReadonlyMap<number, string> = new Map<number, string>([
-  [45, evacuationOfHungVm],
   [101, refusedImportOnDownHost],
-  [175, evacuationOfHungVm],
   [217, refusedImportOnDownHost],
   [339, refusedImportOnDownHost],
-  [394, evacuationOfHungVm],
-  [404, lostStopResult],
   [470, refusedImportOnDownHost],
 ]);
 

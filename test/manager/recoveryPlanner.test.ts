@@ -471,3 +471,45 @@ test("a VM being stopped on the host it leaves: if that host fails meanwhile, it
   s.at(s.nowMs + 600);
   t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h2"]]);
 });
+
+test("an evacuated VM whose stop on the first source never finishes is not started anywhere when its new host enters maintenance too (fuzz seed 45)", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view);
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  s.commit();
+  const firstStop = s.takeSent();
+  t.deepEqual(firstStop.map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  const firstTarget = s.placementOf("a")!.hostId;
+  // The VM hangs on h1: the stop is not answered. Its new host enters maintenance before that.
+  s.at(s.nowMs + 700);
+  s.change({ type: "host.maintenance-enter", hostId: firstTarget });
+  s.commit();
+  const secondTarget = s.placementOf("a")!.hostId;
+  t.not(secondTarget, "h1");
+  t.not(secondTarget, firstTarget);
+  const secondStop = s.takeSent();
+  t.deepEqual(secondStop.map((c) => [c.action, c.hostId]), [["stop", firstTarget]]);
+  // It never ran there: "already off". h1 still has not confirmed, so h1 is stopped again and nothing starts.
+  s.result(secondStop[0]!, true);
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  const waitFromMs = s.nowMs;
+  for (let at = waitFromMs + 100; at <= waitFromMs + 60_000; at += 100) s.at(at);
+  t.false(s.takeSent().some((c) => c.action === "start"), "no start while h1 may still run it");
+  // The first stop answers at last (the executor powered the VM off): only now it starts on its new host.
+  s.result(firstStop[0]!, true);
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", secondTarget]]);
+});
+
+test("an evacuation stop that gets no result ends when the source's failure is committed and its lease surely ran out, or the source runs a newer incarnation (fuzz seed 404)", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view);
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  s.commit();
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  // h1 fails and comes back at a newer incarnation before the stop is answered: the incarnation that ran the VM ended.
+  s.change({ type: "host.maintenance-exit", hostId: "h1" }, { type: "host.failed", hostId: "h1", incarnation: 0 });
+  s.at(s.nowMs + 100);
+  t.deepEqual(s.takeSent(), [], "not while the failed incarnation's lease may run");
+  s.change({ type: "host.rejoin", hostId: "h1", incarnation: 1 }, { type: "host.up", hostId: "h1", incarnation: 1 });
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h2"]]);
+});
