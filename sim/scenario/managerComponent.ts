@@ -164,6 +164,12 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
           imports.delete(vmId);
           continue;
         }
+        if (world.nodeState(hostId) === "crashed") {
+          // Its host crashed: the import cannot run there (a crash takes its VMs down), and waiting for the host could take forever.
+          log.write("warn", "manager.import-refused", { vm: vmId, host: hostId, note: "the view never placed it there and its host is down; left to the manager" });
+          release(vmId);
+          continue;
+        }
         // The import had its chance once its host held a lease (the hypervisor component started it then), or rebooted.
         const leased = detection.hostAgent(hostId)?.getSnapshot()?.context.phase === "leased";
         const hypervisorPort = world.nodeState(hostId) === "up" ? hostHypervisors.get(hostId) : undefined;

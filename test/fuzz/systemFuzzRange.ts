@@ -40,18 +40,12 @@ export const knownFailingSeeds: ReadonlyMap<number, string> = new Map<number, st
   [482, oneWayLeaderCut],
 ]);
 
-const refusedImportOnDownHost = "a cluster.json VM the view refused to place (anti-affinity with a VM on the same host) is never handed to the manager while its host is down (sim/scenario/managerComponent.ts resolveImports)";
-
 /**
  * Seeds failing because of bugs found by this fuzzer and reported, not yet
  * fixed: they still fail their tests (the message names the bug) until the
  * fix lands.
  */
 export const reportedBugSeeds: ReadonlyMap<number, string> = new Map<number, string>([
-  [101, refusedImportOnDownHost],
-  [217, refusedImportOnDownHost],
-  [339, refusedImportOnDownHost],
-  [470, refusedImportOnDownHost],
 ]);
 
 export function replayCommand(seed: number): string {
