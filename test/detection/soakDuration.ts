@@ -12,12 +12,12 @@ import { DetectionCluster } from "../../sim/detection/detectionCluster.ts";
 import { falseAlarmScenarioDescriptions, installFalseAlarmScenario, type FalseAlarmScenarioName } from "../../sim/detection/faultScenarios.ts";
 
 /**
- * What CI runs. Issue 4 asks for the hour (`HARING_DETECTION_SOAK_MS=3600000`),
- * but the five hours took ~580 CPU seconds here (docs/benchmarks.md), 4–5
- * minutes of two cores, above the 4 minutes CI can give them; so CI runs 20 s
- * per fault until the simulator is faster.
+ * What CI runs: the hour issue 4 asks for, per fault. The five hours cost
+ * ~500 CPU seconds (docs/benchmarks.md), about 4–5 minutes of the two cores
+ * while the other test files wait. For a quick local run set
+ * `HARING_DETECTION_SOAK_MS=20000`.
  */
-export const defaultSoakMs = 20_000;
+export const defaultSoakMs = 3_600_000;
 export const maxSoakMs = 24 * 3_600_000;
 export const soakStepMs = 300_000;
 
