@@ -40,6 +40,12 @@ export const paxosWatchIntervalMs = 100;
 export const maxSetupAttempts = 20;
 /** A setup proposal without an outcome this long (its proposer crashed, say) is proposed again. */
 export const setupRetryAfterMs = 2_000;
+/**
+ * Setup proposals (registrations, VM adds and placements) in flight at once, at
+ * most: far below the proposer's `maxOutstandingProposals`, so a big cluster's
+ * setup never crowds out the detector's own proposals (hosts coming up).
+ */
+export const maxSetupProposalsInFlight = 256;
 /** How often `paxos.commits` looks at the controllers' connectivity: a change is noticed this late at most. */
 export const commitCheckMs = 20;
 export const probeCommittedEvent = "paxos.probe-committed";
@@ -192,7 +198,9 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
     const setUpCluster = (): void => {
       const view = api.view();
       if (view !== undefined) {
+        let inFlight = steps.filter((setup) => !setup.finished && setup.inFlightSinceMs !== undefined && world.now() - setup.inFlightSinceMs < setupRetryAfterMs).length;
         for (const setup of steps) {
+          if (inFlight >= maxSetupProposalsInFlight) break;
           if (setup.finished) continue;
           if (setup.done(view)) {
             setup.finished = true;
@@ -205,6 +213,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
           // a retried command gets a new id: the view remembers the first one's outcome
           const command = attempt === 1 ? setup.command : { ...setup.command, id: `${setup.command.id}-${attempt}` };
           setup.inFlightSinceMs = world.now();
+          inFlight++;
           const submitted = propose(command, () => {
             if (setup.attempts === attempt) setup.inFlightSinceMs = undefined;
           });
