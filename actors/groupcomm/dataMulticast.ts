@@ -478,7 +478,18 @@ export function startDataMulticast(ports: NodePorts, overrides: Partial<DataMult
       const attempt = (attemptNumber: number) => {
         restoreFromKv(ownerId, (fromKv) => {
           if (stopped) return;
-          if (fromKv.ok) return done({ ok: true, source: "kv", entries: fromKv.entries });
+          if (fromKv.ok && fromKv.entries.length > 0) return done({ ok: true, source: "kv", entries: fromKv.entries });
+          if (fromKv.ok) {
+            // An empty listing is also what a KV that just lost a server may
+            // answer (JetStream 2.9 lists keys through a consumer that can come
+            // back empty while the stream's leader moves): ask the backups too
+            // before saying the node had no data.
+            restoreFromBackups(ownerId, "kv listed no keys", (fromBackups) => {
+              if (stopped) return;
+              done(fromBackups.ok && fromBackups.entries.length > 0 ? fromBackups : { ok: true, source: "kv", entries: [] });
+            });
+            return;
+          }
           if (kvState === "ready") kvState = "unknown";
           if (attemptNumber < config.restoreKvAttempts) return attempt(attemptNumber + 1);
           restoreFromBackups(ownerId, fromKv.error, done);
