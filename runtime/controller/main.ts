@@ -32,13 +32,12 @@ import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startDetectorOnController, type DetectorOnController } from "../../actors/detection/detectorOnController.ts";
 import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
-import { takeDataDirLock } from "../node/dataDirLock.ts";
+import { connectLockedNode } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecision } from "../../actors/paxos/bootstrapGate.ts";
 import { paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
-import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
 import type { FileStorage } from "../fileStorage.ts";
 import { startManagerOnController, type ManagerOnController } from "../../actors/manager/managerOnController.ts";
 import { parseControllerConfigText, type ControllerProcessConfig } from "./controllerConfig.ts";
@@ -88,22 +87,7 @@ function writeAtomically(path: string, text: string): void {
 
 /** Starts the controller described by a validated config. */
 export async function runController(config: ControllerProcessConfig, paxos: PaxosConfig, options: RunControllerOptions = {}): Promise<RunningController> {
-  const releaseLock = takeDataDirLock(config.dataDir, lockFileName, "controller");
-  let runtime: RuntimeNode;
-  try {
-    runtime = await connectRuntimeNode({
-      nodeId: config.nodeId,
-      clusterId: config.clusterId,
-      natsServers: config.natsUrls,
-      dataDirectory: config.dataDir,
-      streamReplicas: config.streamReplicas,
-      ...(config.seed !== undefined ? { seed: config.seed } : {}),
-      ...(options.logLine ? { logLine: options.logLine } : {}),
-    });
-  } catch (error) {
-    releaseLock();
-    throw error;
-  }
+  const { runtime, releaseLock } = await connectLockedNode(config, { fileName: lockFileName, holderKind: "controller" }, options.logLine);
   const ports = { ...runtime.ports, clock: promptClock };
   // `bootstrap` on an empty disk is only a wish: the gate asks the other controllers whether the cluster ran.
   let gatePending = config.bootstrap && ports.storage.open(paxosLogName).readAll().length === 0;

@@ -5,6 +5,7 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connectRuntimeNode, type RuntimeNode, type StreamReplicas } from "../runtimeNodePorts.ts";
 
 function processAlive(pid: number): boolean {
   try {
@@ -36,4 +37,41 @@ export function takeDataDirLock(dataDir: string, fileName: string, holderKind: s
     }
   }
   throw new Error(`cannot take the lock ${path}`);
+}
+
+/** What a node process needs to take its data directory and connect. */
+export interface LockedNodeIdentity {
+  readonly nodeId: string;
+  readonly clusterId: string;
+  readonly natsUrls: string | readonly string[];
+  readonly dataDir: string;
+  readonly streamReplicas?: StreamReplicas;
+  readonly seed?: number;
+}
+
+/**
+ * Takes the data directory's lock, then connects the node's runtime ports; the
+ * lock is released again when the connection fails, so a retry can take it.
+ */
+export async function connectLockedNode(
+  node: LockedNodeIdentity,
+  lock: { readonly fileName: string; readonly holderKind: string },
+  logLine?: (line: string) => void,
+): Promise<{ readonly runtime: RuntimeNode; readonly releaseLock: () => void }> {
+  const releaseLock = takeDataDirLock(node.dataDir, lock.fileName, lock.holderKind);
+  try {
+    const runtime = await connectRuntimeNode({
+      nodeId: node.nodeId,
+      clusterId: node.clusterId,
+      natsServers: node.natsUrls,
+      dataDirectory: node.dataDir,
+      ...(node.streamReplicas !== undefined ? { streamReplicas: node.streamReplicas } : {}),
+      ...(node.seed !== undefined ? { seed: node.seed } : {}),
+      ...(logLine ? { logLine } : {}),
+    });
+    return { runtime, releaseLock };
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
 }

@@ -44,9 +44,8 @@ import type { VmHealth } from "../../machines/vm/vmHealth.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { promptClock } from "../controller/promptClock.ts";
 import { LibvirtHypervisor } from "../libvirt/libvirtHypervisor.ts";
-import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
 import { WatchdogDevice } from "../watchdogDevice.ts";
-import { takeDataDirLock } from "./dataDirLock.ts";
+import { connectLockedNode } from "./dataDirLock.ts";
 import type { HostNodeConfig } from "./hostConfig.ts";
 import { startHostVmWatches, type HostVmWatches } from "./hostVmWatches.ts";
 import { startSimVmRegistration, type SimVmRegistration } from "./simVmRegistration.ts";
@@ -140,22 +139,7 @@ function stopAllVms(hypervisor: Hypervisor, force: boolean, ports: NodePorts, do
 }
 
 export async function runHostNode(config: HostNodeConfig, options: RunNodeOptions = {}): Promise<RunningHost> {
-  const releaseLock = takeDataDirLock(config.dataDir, nodeLockFileName, "host");
-  let runtime: RuntimeNode;
-  try {
-    runtime = await connectRuntimeNode({
-      nodeId: config.nodeId,
-      clusterId: config.clusterId,
-      natsServers: config.natsUrls,
-      dataDirectory: config.dataDir,
-      streamReplicas: config.streamReplicas,
-      ...(config.seed !== undefined ? { seed: config.seed } : {}),
-      ...(options.logLine ? { logLine: options.logLine } : {}),
-    });
-  } catch (error) {
-    releaseLock();
-    throw error;
-  }
+  const { runtime, releaseLock } = await connectLockedNode(config, { fileName: nodeLockFileName, holderKind: "host" }, options.logLine);
   const basePorts: NodePorts = { ...runtime.ports, clock: promptClock };
   let hypervisor: Hypervisor;
   let watchdog: WatchdogDevice | undefined;

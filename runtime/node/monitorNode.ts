@@ -10,8 +10,7 @@ import { mailboxDroppedMetric } from "../../actors/actorHost.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startHeartbeatMonitor } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { promptClock } from "../controller/promptClock.ts";
-import { connectRuntimeNode, type RuntimeNode } from "../runtimeNodePorts.ts";
-import { takeDataDirLock } from "./dataDirLock.ts";
+import { connectLockedNode } from "./dataDirLock.ts";
 import type { MonitorNodeConfig } from "./monitorConfig.ts";
 import { startNodeStatusFile } from "./nodeStatusFile.ts";
 import { nodeExitCodes, nodeLockFileName, type RunNodeOptions, type RunningNode } from "./runningNode.ts";
@@ -36,21 +35,7 @@ export interface MonitorStatus {
 }
 
 export async function runMonitorNode(config: MonitorNodeConfig, options: RunNodeOptions = {}): Promise<RunningNode> {
-  const releaseLock = takeDataDirLock(config.dataDir, nodeLockFileName, "monitor");
-  let runtime: RuntimeNode;
-  try {
-    runtime = await connectRuntimeNode({
-      nodeId: config.nodeId,
-      clusterId: config.clusterId,
-      natsServers: config.natsUrls,
-      dataDirectory: config.dataDir,
-      ...(config.seed !== undefined ? { seed: config.seed } : {}),
-      ...(options.logLine ? { logLine: options.logLine } : {}),
-    });
-  } catch (error) {
-    releaseLock();
-    throw error;
-  }
+  const { runtime, releaseLock } = await connectLockedNode(config, { fileName: nodeLockFileName, holderKind: "monitor" }, options.logLine);
   const ports = { ...runtime.ports, clock: promptClock };
   const monitor = startHeartbeatMonitor(ports, { rejections: createRejectionCounter(ports), reporting: config.detection.monitor });
   await runtime.network.connection.flush();
