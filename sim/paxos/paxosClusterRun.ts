@@ -38,6 +38,7 @@ import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import { SimStreamServer, type SimStreamClient } from "../simStream.ts";
 import { SimWorld } from "../world.ts";
 import { PaxosInvariants } from "./paxosInvariants.ts";
+import { randomViewCommand } from "./randomViewCommand.ts";
 
 /** Timings of the simulated cluster: the pure harness's (test/paxos/clusterHarness.ts), fast enough for many seeds. */
 export const simPaxosTimings: Partial<Omit<PaxosConfig, "acceptorIds">> = {
@@ -440,27 +441,9 @@ class PaxosClusterRun {
   }
 
   private randomCommand(): ViewCommand {
-    const random = this.workload;
-    const id = `cmd-${this.commandCounter++}`;
-    const host = `host${random.int(4)}`;
-    const vm = `vm${random.int(6)}`;
-    switch (random.int(7)) {
-      case 0:
-        return { id, type: "host.register", hostId: host, capacity: { cpu: 8, memoryMiB: 16_384 } };
-      case 1:
-        return { id, type: "host.up", hostId: host, incarnation: random.int(2) };
-      case 2:
-        return { id, type: "host.failed", hostId: host, incarnation: 0 };
-      case 3:
-        return { id, type: "vm.add", vmId: vm, resources: { cpu: 1 + random.int(4), memoryMiB: 2_048 }, priority: "medium", rules: { affinity: [], antiAffinity: [`vm${random.int(6)}`] }, desiredState: "running" };
-      case 4:
-        return { id, type: "vm.place", vmId: vm, hostId: host, expectedPlacementEpoch: 0 };
-      case 5:
-        return { id, type: "vm.set-desired", vmId: vm, desiredState: random.int(2) === 0 ? "running" : "stopped" };
-      default:
-        return { id, type: "host.suspect", hostId: host, incarnation: 0 };
-    }
+    return randomViewCommand(this.workload, `cmd-${this.commandCounter++}`);
   }
+
 
   // ---- healing, liveness and the final state ----
 

@@ -44,6 +44,7 @@ import { leaderElectedCommand, viewStateMachine } from "../../machines/view/view
 import type { View } from "../../machines/view/viewTypes.ts";
 import { PaxosInvariants } from "../../sim/paxos/paxosInvariants.ts";
 import { VirtualClock } from "../../sim/virtualClock.ts";
+import { randomViewCommand } from "../../sim/paxos/randomViewCommand.ts";
 
 type Command = ViewCommand;
 type Message = PaxosMessage<Command>;
@@ -481,27 +482,9 @@ class ClusterRun {
   }
 
   private randomCommand(): Command {
-    const random = this.random;
-    const id = `cmd-${this.commandCounter++}`;
-    const host = `host${random.int(4)}`;
-    const vm = `vm${random.int(6)}`;
-    switch (random.int(7)) {
-      case 0:
-        return { id, type: "host.register", hostId: host, capacity: { cpu: 8, memoryMiB: 16_384 } };
-      case 1:
-        return { id, type: "host.up", hostId: host, incarnation: random.int(2) };
-      case 2:
-        return { id, type: "host.failed", hostId: host, incarnation: 0 };
-      case 3:
-        return { id, type: "vm.add", vmId: vm, resources: { cpu: 1 + random.int(4), memoryMiB: 2_048 }, priority: "medium", rules: { affinity: [], antiAffinity: [`vm${random.int(6)}`] }, desiredState: "running" };
-      case 4:
-        return { id, type: "vm.place", vmId: vm, hostId: host, expectedPlacementEpoch: 0 };
-      case 5:
-        return { id, type: "vm.set-desired", vmId: vm, desiredState: random.int(2) === 0 ? "running" : "stopped" };
-      default:
-        return { id, type: "host.suspect", hostId: host, incarnation: 0 };
-    }
+    return randomViewCommand(this.random, `cmd-${this.commandCounter++}`);
   }
+
 
   // ---- healing and liveness ----
 
