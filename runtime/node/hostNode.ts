@@ -9,7 +9,10 @@
  *   by the agent only while it is healthy;
  * - a VM actor for every VM on the hypervisor, for the status file, the log
  *   and `event.vm-health`: the VM supervisor's for the VMs the view places
- *   here, hostVmWatches.ts's for the others (each VM is watched once);
+ *   here, hostVmWatches.ts's for the others (each VM is watched once); all of
+ *   them share one hypervisor event subscription and one batched poll per
+ *   interval (`list`, libvirt's `virsh domstats`), and a VM's actor asks for
+ *   its VM alone only at start and on an event for it;
  * - the view learner, which also registers the host (`host.register`) when
  *   the view does not know it yet;
  * - the host command node (actors/hostCommands/hostCommandNode.ts): the
@@ -39,7 +42,6 @@ import type { Subscription } from "../../actors/ports/network.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import type { HostLeaseState } from "../../actors/hostCommands/hostCommandExecutor.ts";
 import { startHostCommandNode, type HostCommandNode } from "../../actors/hostCommands/hostCommandNode.ts";
-import { vmActorWatcher } from "../../actors/hostCommands/hostVmSupervisor.ts";
 import type { VmHealth } from "../../machines/vm/vmHealth.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { promptClock } from "../controller/promptClock.ts";
@@ -47,7 +49,7 @@ import { LibvirtHypervisor } from "../libvirt/libvirtHypervisor.ts";
 import { WatchdogDevice } from "../watchdogDevice.ts";
 import { connectLockedNode } from "./dataDirLock.ts";
 import type { HostNodeConfig } from "./hostConfig.ts";
-import { startHostVmWatches, type HostVmWatches } from "./hostVmWatches.ts";
+import { createHostVmPolling, polledVmActorWatcher, startHostVmWatches, type HostVmPolling, type HostVmWatches } from "./hostVmWatches.ts";
 import { startSimVmRegistration, type SimVmRegistration } from "./simVmRegistration.ts";
 import { InProcessHypervisor } from "./inProcessHypervisor.ts";
 import { startNodeStatusFile } from "./nodeStatusFile.ts";
@@ -94,6 +96,11 @@ export interface RunningHost extends RunningNode {
   status(): HostStatus;
 }
 
+export interface RunHostNodeOptions extends RunNodeOptions {
+  /** A hypervisor built by the caller instead of from `config.hypervisor` (embedding, tests); the host owns it from then on. */
+  readonly hypervisor?: Hypervisor;
+}
+
 function createHypervisor(config: HostNodeConfig, ports: NodePorts): Hypervisor {
   const settings = config.hypervisor;
   if (settings.driver === "libvirt") {
@@ -138,13 +145,13 @@ function stopAllVms(hypervisor: Hypervisor, force: boolean, ports: NodePorts, do
   });
 }
 
-export async function runHostNode(config: HostNodeConfig, options: RunNodeOptions = {}): Promise<RunningHost> {
+export async function runHostNode(config: HostNodeConfig, options: RunHostNodeOptions = {}): Promise<RunningHost> {
   const { runtime, releaseLock } = await connectLockedNode(config, { fileName: nodeLockFileName, holderKind: "host" }, options.logLine);
   const basePorts: NodePorts = { ...runtime.ports, clock: promptClock };
   let hypervisor: Hypervisor;
   let watchdog: WatchdogDevice | undefined;
   try {
-    hypervisor = createHypervisor(config, basePorts);
+    hypervisor = options.hypervisor ?? createHypervisor(config, basePorts);
     if (config.watchdog !== undefined) {
       watchdog = new WatchdogDevice({ ...config.watchdog, now: () => promptClock.now(), log: basePorts.log, metrics: basePorts.metrics });
       const problem = watchdog.startupProblem();
@@ -183,9 +190,10 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
   const learner: LearnerActor = startLearnerActor(ports, { config: createPaxosConfig(config.controllerIds), rejections });
   // VMs placed here are watched by the VM supervisor (reports to the manager); the rest by vmWatches (status only).
   const supervised = new Set<string>();
+  const vmPolling: HostVmPolling = createHostVmPolling(ports, hypervisor);
   const vmWatches: HostVmWatches = startHostVmWatches(ports, {
     supervised: (vmId) => supervised.has(vmId),
-    hypervisor,
+    polling: vmPolling,
     rejections,
     rescanIntervalMs: config.vmRescanIntervalMs,
     watchGuests: config.guestAgents,
@@ -211,7 +219,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
     rejections,
     streamReplicas: config.streamReplicas,
     watcher: (sink) => {
-      const actors = vmActorWatcher(ports, hypervisor, { rejections, watchGuest: () => config.guestAgents }, {
+      const actors = polledVmActorWatcher(ports, vmPolling, { rejections, watchGuest: () => config.guestAgents }, {
         vm: (vmId, health) => {
           sink.vm(vmId, health);
           vmWatches.report(vmId, health as VmHealth);
@@ -338,6 +346,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunNodeOption
       // No more heartbeats, so no more leases or pets.
       sender.dispose();
       vmWatches.stop();
+      vmPolling.dispose();
       learner.stop();
       let exitCode: number = nodeExitCodes.fatal;
       if (how === "clean") {

@@ -14,23 +14,109 @@
  * A VM the manager's VM supervisor watches (placed here by the view) is not
  * watched twice: `supervised(vmId)` says so, its watch here is dropped at the
  * next scan, and the supervisor's reports come in through `report()`.
+ *
+ * Every VM actor on the host, these and the supervisor's
+ * (`polledVmActorWatcher`), shares one `HostVmPolling`: one event
+ * subscription and one batched `list` per poll interval (libvirt: one
+ * `virsh domstats` for all domains) instead of a timer and a status call per
+ * VM. A VM actor still asks for its own VM's status when it starts and when
+ * the hypervisor sends an event for it.
  */
 import type { RejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { TimerId } from "../../actors/ports/clock.ts";
 import type { Hypervisor } from "../../actors/ports/hypervisor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { clusterSubjects, isValidId } from "../../actors/subjects.ts";
-import { createVmEventRouter } from "../../actors/vm/vmEventRouter.ts";
+import type { VmReportSink, VmWatcher } from "../../actors/hostCommands/hostVmSupervisor.ts";
+import { createVmEventRouter, type VmEventRouter } from "../../actors/vm/vmEventRouter.ts";
+import { createVmHostPoller, type VmHostPoller } from "../../actors/vm/vmHostPoller.ts";
 import { startVmWatch, type VmWatch } from "../../actors/vm/vmWatch.ts";
-import type { VmDesiredState, VmHealth } from "../../machines/vm/vmHealth.ts";
+import { defaultVmMonitorConfig, type VmDesiredState, type VmHealth, type VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 
 /** VMs watched on one host at most; more are counted and left unwatched. */
 export const maxWatchedVmsPerHost = 1_000;
 export const unwatchedVmsMetric = "haring_host_unwatched_vms_total";
 export const vmListFailuresMetric = "haring_host_vm_list_failures_total";
 
-export interface HostVmWatchesOptions {
+/** The host's one event subscription and one batched poll, shared by all its VM actors. */
+export interface HostVmPolling {
   readonly hypervisor: Hypervisor;
+  readonly router: VmEventRouter;
+  readonly poller: VmHostPoller;
+  readonly vmConfig: VmMonitorConfig;
+  dispose(): void;
+}
+
+export function createHostVmPolling(ports: NodePorts, hypervisor: Hypervisor, vmConfig: VmMonitorConfig = defaultVmMonitorConfig): HostVmPolling {
+  const router = createVmEventRouter(hypervisor);
+  const poller = createVmHostPoller({
+    clock: ports.clock,
+    hypervisor,
+    metrics: ports.metrics,
+    pollIntervalMs: vmConfig.vmPollIntervalMs,
+    unreachableAfterPolls: vmConfig.vmUnreachableAfterPolls,
+  });
+  return {
+    hypervisor,
+    router,
+    poller,
+    vmConfig,
+    dispose() {
+      poller.dispose();
+      router.dispose();
+    },
+  };
+}
+
+export interface PolledVmActorWatcherOptions {
+  readonly rejections: RejectionCounter;
+  readonly watchGuest: (vmId: string) => boolean;
+}
+
+/**
+ * The VM supervisor's watcher (actors/hostCommands/hostVmSupervisor.ts) on the
+ * host's shared polling: a VM actor per watched VM, polled with all the others.
+ * Stopping it leaves the shared polling running (its owner disposes it).
+ */
+export function polledVmActorWatcher(ports: NodePorts, polling: HostVmPolling, options: PolledVmActorWatcherOptions, sink: VmReportSink): VmWatcher {
+  const hostPorts: NodePorts = { ...ports, hypervisor: polling.hypervisor };
+  const watches = new Map<string, VmWatch>();
+  return {
+    watch(vmId) {
+      if (watches.has(vmId)) return;
+      if (watches.size >= maxWatchedVmsPerHost) {
+        ports.metrics.increment(unwatchedVmsMetric);
+        return;
+      }
+      watches.set(
+        vmId,
+        startVmWatch(hostPorts, {
+          vmId,
+          desired: "running",
+          router: polling.router,
+          poller: polling.poller,
+          vmConfig: polling.vmConfig,
+          rejections: options.rejections,
+          watchGuest: options.watchGuest(vmId),
+          onVmReport: (report) => sink.vm(vmId, report.health),
+          onGuestReport: (report) => sink.guest(vmId, report.health),
+        }),
+      );
+    },
+    unwatch(vmId) {
+      watches.get(vmId)?.dispose();
+      watches.delete(vmId);
+    },
+    stop() {
+      for (const watch of watches.values()) watch.dispose();
+      watches.clear();
+    },
+  };
+}
+
+export interface HostVmWatchesOptions {
+  /** The host's shared event subscription and batched poll; `stop()` leaves it to its owner. */
+  readonly polling: HostVmPolling;
   readonly rejections: RejectionCounter;
   readonly rescanIntervalMs: number;
   readonly watchGuests: boolean;
@@ -55,8 +141,8 @@ export interface HostVmWatches {
 }
 
 export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptions): HostVmWatches {
-  const hostPorts: NodePorts = { ...ports, hypervisor: options.hypervisor };
-  const router = createVmEventRouter(options.hypervisor);
+  const { polling } = options;
+  const hostPorts: NodePorts = { ...ports, hypervisor: polling.hypervisor };
   const watches = new Map<string, { watch: VmWatch; desired: VmDesiredState }>();
   const health = new Map<string, VmHealth>();
   const eventSubject = clusterSubjects(ports.clusterId).event("vm-health");
@@ -78,7 +164,9 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
     const watch = startVmWatch(hostPorts, {
       vmId,
       desired,
-      router,
+      router: polling.router,
+      poller: polling.poller,
+      vmConfig: polling.vmConfig,
       rejections: options.rejections,
       watchGuest: options.watchGuests,
       onVmReport: (report) => {
@@ -96,7 +184,7 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
     if (stopped) return;
     scanning = true;
     rescanWanted = false;
-    options.hypervisor.list((listed) => {
+    polling.hypervisor.list((listed) => {
       scanning = false;
       if (stopped) return;
       if (!listed.ok) {
@@ -157,7 +245,6 @@ export function startHostVmWatches(ports: NodePorts, options: HostVmWatchesOptio
       if (timer !== undefined) ports.clock.clearTimeout(timer);
       for (const entry of watches.values()) entry.watch.dispose();
       watches.clear();
-      router.dispose();
     },
   };
 }
