@@ -23,6 +23,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { createRejectionCounter } from "../actors/codec/rejectionCounter.ts";
 import { createSeededRandom } from "../actors/seededRandom.ts";
 import { createVmEventRouter } from "../actors/vm/vmEventRouter.ts";
@@ -48,6 +49,8 @@ const settleBeforeFaultMs = 20_000;
 /** Simulated time after the fault; a VM not running elsewhere by then counts as not recovered. */
 const observeAfterFaultMs = 20_000;
 const rackSize = 50;
+/** How often (virtual time) the probe samples the V8 heap for the peak column. */
+const heapSampleIntervalMs = 1_000;
 
 function argument(name: string, fallback: number, max: number): number {
   const index = process.argv.indexOf(name);
@@ -110,6 +113,7 @@ interface Measurement {
   notRecovered: number;
   vmsOnFaulted: number;
   doublePlacements: number;
+  peakHeapBytes: number;
 }
 
 /** Reads the hypervisors' own state every `probeIntervalMs` once the fault has happened. */
@@ -139,6 +143,11 @@ function recoveryProbe(faulted: readonly string[], measurement: Measurement): Sc
         }
         if (nowMs + probeIntervalMs <= settleBeforeFaultMs + observeAfterFaultMs) context.world.schedule(probeIntervalMs, probe);
       };
+      const sampleHeap = () => {
+        measurement.peakHeapBytes = Math.max(measurement.peakHeapBytes, getHeapStatistics().used_heap_size);
+        context.world.schedule(heapSampleIntervalMs, sampleHeap);
+      };
+      sampleHeap();
       // just before the fault: which VMs run on the hosts about to fail
       context.world.schedule(settleBeforeFaultMs - 1, () => {
         for (const hostId of faulted) for (const vmId of api.hypervisors.vmIds(hostId)) if (api.hostOf(vmId) === hostId) waiting.set(vmId, hostId);
@@ -166,7 +175,7 @@ function runCase(name: CaseName): string {
   if (!cluster.ok) throw new Error(cluster.problems.map(formatProblem).join("; "));
   const commands = parseCommands(commandsText(name, faulted), cluster.value);
   if (!commands.ok) throw new Error(commands.problems.map(formatProblem).join("; "));
-  const measurement: Measurement = { latenciesMs: [], notRecovered: 0, vmsOnFaulted: 0, doublePlacements: 0 };
+  const measurement: Measurement = { latenciesMs: [], notRecovered: 0, vmsOnFaulted: 0, doublePlacements: 0, peakHeapBytes: 0 };
   const assembly: ClusterAssembly = defaultAssembly().register(recoveryProbe(faulted, measurement));
   const startedAt = performance.now();
   const cpuBefore = process.cpuUsage();
@@ -193,6 +202,7 @@ function runCase(name: CaseName): string {
     (output.virtualMs / 1_000 / wallS).toFixed(2).padStart(7),
     cpuS.toFixed(1).padStart(6),
     (output.virtualMs / 1_000 / cpuS).toFixed(2).padStart(8),
+    (measurement.peakHeapBytes / 2 ** 20).toFixed(0).padStart(8),
     `  invariant failures: ${failures}`,
   ].join(" ");
 }
@@ -241,5 +251,5 @@ if (process.argv.includes("--vm-monitoring-only")) {
 
 console.log(`recovery in the simulator: ${hosts} hosts, ${hosts * vmsPerHost} VMs, 3 controllers, seed ${seed}; fault at ${settleBeforeFaultMs / 1_000} s, observed ${observeAfterFaultMs / 1_000} s`);
 // sim× is simulated / wall time; on a shared machine wall time depends on the load, so also simulated / CPU time
-console.log("case  hosts    VMs   p50 ms   p99 ms   max ms  unrec.  double   wall s   sim×  CPU s  sim×CPU");
+console.log("case  hosts    VMs   p50 ms   p99 ms   max ms  unrec.  double   wall s   sim×  CPU s  sim×CPU heap MiB");
 for (const name of cases) console.log(runCase(name));

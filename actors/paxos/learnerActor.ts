@@ -16,17 +16,17 @@
  * snapshot. It applies only chosen values, so its view is always one the
  * controllers' views pass through.
  */
-import { createActorHost, type ActorHost } from "../actorHost.ts";
+import { createActorHost, takeMachine, type ActorHost } from "../actorHost.ts";
 import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
 import type { TimerId } from "../ports/clock.ts";
 import type { NetMessage, Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { clusterSubjects } from "../subjects.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
-import type { LearnerCreation, LearnerState, LearnerStep } from "../../machines/paxos/learner.ts";
+import { learnerWantsTick, type LearnerCreation, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
 import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { createLearnerMachine } from "../../machines/paxos/paxosMachines.ts";
-import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
+import type { AppliedCommand, ReplicatedStateMachine } from "../../machines/paxos/replicatedStateMachine.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
@@ -60,6 +60,22 @@ export interface LearnerActorOptions {
   /** Chunked transfer settings; the defaults suit production (see ChunkedTransferSettings). */
   readonly transfer?: ChunkedTransferSettings;
   readonly observer?: LearnerObserver;
+  /** Work shared by the learners of one process (the simulator's hosts); each learner does it alone without. */
+  readonly sharing?: LearnerSharing;
+}
+
+/**
+ * In the simulator every host's learner receives the same commit broadcast
+ * (one buffer handed to every subscriber) and applies it to the same view:
+ * decoding it once and applying it once (machines/paxos/sharedApply.ts) gives
+ * each learner exactly what it would have built alone, as one shared
+ * immutable object instead of a copy per host.
+ */
+export interface LearnerSharing {
+  /** The view machine, usually wrapped by `sharedApplyMachine`. */
+  readonly machine: ReplicatedStateMachine<View, ViewCommand>;
+  /** Valid `paxos.commit` messages by the buffer they were decoded from. */
+  readonly decodedCommits: WeakMap<Uint8Array, ViewPaxosMessage>;
 }
 
 export interface LearnerActor {
@@ -117,7 +133,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   const creation: LearnerCreation<ViewCommand, View> = {
     learnerId: nodeId,
     config,
-    machine: viewStateMachine,
+    machine: options.sharing?.machine ?? viewStateMachine,
     records: [],
     // Nothing is kept on disk here: a snapshot would be built only to be thrown away.
     takesSnapshots: false,
@@ -130,6 +146,8 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     kind: "paxos-learner",
     input: creation,
     rejections: options.rejections,
+    // Most ticks find the learner up to date, where the step changes nothing: they skip xstate (and keep their place in the mailbox, so event order is as before).
+    shortcut: (context, _state, event) => (event.type === "tick" && !learnerWantsTick(context.core) ? context : takeMachine),
   });
   host.onSnapshot((snapshot) => {
     const context = snapshot.context;
@@ -197,10 +215,19 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     host.send({ type: "tick", nowMs: ports.clock.now() });
   }
 
+  function decodeCommit(netMessage: NetMessage): ViewPaxosMessage | undefined {
+    const shared = options.sharing?.decodedCommits;
+    const known = shared?.get(netMessage.data);
+    if (known !== undefined) return known;
+    const message = receive(netMessage, ["paxos.commit"]);
+    if (message !== undefined) shared?.set(netMessage.data, message);
+    return message;
+  }
+
   host.start();
   subscriptions.push(
     ports.network.subscribe(subjects.viewCommit, (netMessage) => {
-      const message = receive(netMessage, ["paxos.commit"]);
+      const message = decodeCommit(netMessage);
       if (!message) return;
       client.leaderHint(message.from);
       host.send({ type: "message", message, nowMs: ports.clock.now() });

@@ -326,6 +326,11 @@ function isBehind<C extends CommandEnvelope, S>(state: LearnerState<C, S>): bool
   return state.commitHint > state.nextSlot || state.buffered.size > 0;
 }
 
+/** False when a `tick` would change nothing (the learner is not behind): its actor may skip it. */
+export function learnerWantsTick<C extends CommandEnvelope, S>(state: LearnerState<C, S>): boolean {
+  return isBehind(state);
+}
+
 function maybeFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: number, immediately = false): void {
   let state = draft.state;
   if (!isBehind(state)) return;

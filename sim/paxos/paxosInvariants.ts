@@ -23,7 +23,8 @@ import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { majorityOf } from "../../machines/paxos/config.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
-import { describeSlotValue } from "../../machines/paxos/values.ts";
+import { describeSlotValue, type SlotValue } from "../../machines/paxos/values.ts";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import type { ViewLearnerState } from "../../actors/paxos/learnerActor.ts";
 import type { ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 
@@ -46,6 +47,7 @@ export class PaxosInvariants {
   private readonly committedOutcomes = new Map<string, number>();
   /** Acceptors that lost their disk and have not yet made their rejoin durable. */
   private readonly awaitingRejoin = new Set<string>();
+  private readonly descriptions = new WeakMap<SlotValue<ViewCommand>, string>();
 
   constructor(
     private readonly seed: number,
@@ -117,7 +119,7 @@ export class PaxosInvariants {
     for (let slot = beforeSlot; slot < after; slot++) {
       const value = learner.retained.get(slot);
       if (value === undefined) continue; // installed from a snapshot: checked through the epoch below
-      const description = describeSlotValue(value);
+      const description = this.describe(value);
       const chosen = this.chosenByVotes.get(slot);
       if (chosen === undefined) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, which no majority voted for`);
       else if (chosen !== description) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, but ${chosen} was chosen`);
@@ -133,6 +135,8 @@ export class PaxosInvariants {
       } else if (firstOutcomes !== outcomes) {
         this.fail(`learner ${learnerId} slot ${slot} outcomes ${outcomes}, another learner ${firstOutcomes}`);
       }
+      // A value with the same command ids as the first one applied here names the same commands: recorded already.
+      if (first === description) continue;
       for (const command of value.commands) {
         const slots = this.commandSlots.get(command.id) ?? [];
         if (!slots.includes(slot)) slots.push(slot);
@@ -146,6 +150,13 @@ export class PaxosInvariants {
     const expected = this.epochAtSlot.get(after);
     if (expected === undefined) this.epochAtSlot.set(after, epoch);
     else if (expected !== epoch) this.fail(`learner ${learnerId} has epoch ${epoch} at slot ${after}, another learner ${expected}`);
+  }
+
+  /** Slot values are immutable and shared by learners that received the same decoded message: described once each. */
+  private describe(value: SlotValue<ViewCommand>): string {
+    let description = this.descriptions.get(value);
+    if (description === undefined) this.descriptions.set(value, (description = describeSlotValue(value)));
+    return description;
   }
 
   private tookEffect(commandId: string, slot: number): void {

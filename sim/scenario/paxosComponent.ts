@@ -18,13 +18,15 @@
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
-import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { startLearnerActor, type LearnerActor, type LearnerSharing } from "../../actors/paxos/learnerActor.ts";
 import type { OutcomeCallback, ProposeResult } from "../../actors/paxos/proposalClientActor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { createPaxosConfig, majorityOf, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
+import { sharedApplyMachine } from "../../machines/paxos/sharedApply.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import { maxRuleTargets, type View } from "../../machines/view/viewTypes.ts";
 import { PaxosInvariants } from "../paxos/paxosInvariants.ts";
 import { scenarioCapabilities } from "./capabilities.ts";
@@ -256,6 +258,9 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
     };
     const signatureOf = (group: readonly string[]) => group.map((nodeId) => `${nodeId}#${world.incarnation(nodeId)}`).join(",");
 
+    // One decoded commit and one applied view per slot for all hosts, not one per host (1,000 copies of a 20,000-VM view did not fit in memory).
+    const learnerSharing: LearnerSharing = { machine: sharedApplyMachine(viewStateMachine), decodedCommits: new WeakMap() };
+
     const classify = (message: string) => (message.includes("epoch") ? "paxos.epochs" : "paxos.agreement");
 
     return {
@@ -295,6 +300,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
         const learner = startLearnerActor(ports, {
           config,
           rejections: createRejectionCounter(ports),
+          sharing: learnerSharing,
           observer: { stepped: (report) => invariants.learnerStepped(nodeId, incarnation, report.beforeSlot, report.state, report.applied) },
         });
         learners.set(nodeId, learner);
