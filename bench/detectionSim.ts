@@ -1,80 +1,64 @@
 /**
- * Host crash → failure committed, in the simulator with default timings:
- * 1,000 hosts (or --hosts) and 3 real Paxos controllers, each running a
- * monitor and the failure detector (`--stand-in`: 3 monitors and the leader
- * stand-in instead, crash → proposed). Hosts crash in batches at random times
- * (so at every phase of their heartbeat), never more than one batch in
- * flight; prints p50/p99/max over all crashes, and the heartbeat traffic per
- * host per second from the simulated network's counters.
+ * Issue 4's simulator benchmark, all three levels in one run
+ * (sim/detection/detectionRun.ts): 1,000 hosts (or --hosts) with default
+ * timings, 3 real Paxos controllers each running a monitor and the failure
+ * detector (`--stand-in`: 3 monitors and the leader stand-in instead, host
+ * crash → proposed), 1–2 VMs per host (full and para virtualization mixed)
+ * watched by one batched poller per host, a guest agent in every VM. Host
+ * crashes (in batches, at every phase of a heartbeat), VM crashes and guest
+ * hangs are injected at spread-out times of one window; prints p50/p99/max of
+ * fault → detected per kind next to its goal, with wall and CPU seconds.
  *
- *   npx tsx bench/detectionSim.ts                      # 1,000 hosts, 200 crashes
- *   npx tsx bench/detectionSim.ts --hosts 100 --crashes 50 --seed 7 --stand-in
+ *   npx tsx bench/detectionSim.ts                      # 1,000 hosts; 200 host crashes, 200 VM crashes, 200 guest hangs
+ *   npx tsx bench/detectionSim.ts --hosts 100 --crashes 20 --vm-crashes 50 --guest-hangs 50 --seed 7 --stand-in
  */
-import { createSeededRandom } from "../actors/seededRandom.ts";
-import { DetectionCluster } from "../sim/detection/detectionCluster.ts";
+import { detectionGoalMs, faultKinds, runDetectionScenario, summarizeDetections, type FaultKind, type LatencySummary } from "../sim/detection/detectionRun.ts";
 
-function argument(name: string, fallback: number, max: number): number {
+function argument(name: string, fallback: number, min: number, max: number): number {
   const index = process.argv.indexOf(name);
   if (index < 0) return fallback;
   const value = Number(process.argv[index + 1]);
-  if (!Number.isSafeInteger(value) || value < 1 || value > max) throw new RangeError(`${name} takes a whole number in [1, ${max}]`);
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`${name} takes a whole number in [${min}, ${max}]`);
   return value;
 }
 
-const hosts = argument("--hosts", 1_000, 20_000);
-const crashes = argument("--crashes", 200, 10_000);
-const seed = argument("--seed", 1, 1_000_000);
-const batchSize = Math.max(1, Math.min(10, Math.floor(hosts / 50)));
-if (crashes > hosts / 2) throw new RangeError("--crashes may be at most half the hosts");
-
+const hosts = argument("--hosts", 1_000, 2, 20_000);
+const hostCrashes = argument("--crashes", 200, 0, 10_000);
+const vmCrashes = argument("--vm-crashes", 200, 0, 10_000);
+const guestHangs = argument("--guest-hangs", 200, 0, 10_000);
+const seed = argument("--seed", 1, 1, 1_000_000);
 const standIn = process.argv.includes("--stand-in");
+if (hostCrashes > hosts / 2) throw new RangeError("--crashes may be at most half the hosts");
+
 const startedAt = performance.now();
-const cluster = new DetectionCluster({ seed, hosts, monitors: 3, ...(standIn ? {} : { paxosControllers: 3 }) });
-const world = cluster.world;
-const random = createSeededRandom(seed);
-// Paxos elects a leader (and registers the hosts) first; the detector's term-start wait follows.
-world.runUntil(cluster.termStartWaitMs() + (standIn ? 1_000 : 2_000));
-const countersBefore = world.networkCounters();
-const quietFromMs = world.now();
-world.runFor(5_000);
-const countersAfter = world.networkCounters();
-const quietSeconds = (world.now() - quietFromMs) / 1_000;
-
-const alive = [...cluster.hostIds];
-const latencies: number[] = [];
-let undetected = 0;
-const batchWindowMs = cluster.crashDetectionBoundMs() + 500;
-while (latencies.length + undetected < crashes) {
-  const batch: Array<{ hostId: string; crashAtMs: number }> = [];
-  for (let index = 0; index < batchSize && latencies.length + undetected + batch.length < crashes; index++) {
-    const hostId = alive.splice(random.int(alive.length), 1)[0]!;
-    const crashAtMs = world.now() + random.next() * 1_000;
-    batch.push({ hostId, crashAtMs });
-    world.schedule(crashAtMs - world.now(), () => world.crash(hostId));
-  }
-  world.runFor(1_000 + batchWindowMs);
-  for (const { hostId, crashAtMs } of batch) {
-    const detectedAtMs = standIn
-      ? cluster.hostFailedProposals().find((recorded) => recorded.proposal.hostId === hostId && recorded.atMs >= crashAtMs)?.atMs
-      : cluster.committedAtMs(hostId, "failed", crashAtMs);
-    if (detectedAtMs === undefined) undetected++;
-    else latencies.push(detectedAtMs - crashAtMs);
-  }
-}
+const cpuBefore = process.cpuUsage();
+const result = runDetectionScenario({ seed, hosts, hostCrashes, vmCrashes, guestHangs, standIn });
+const cpu = process.cpuUsage(cpuBefore);
 const wallS = (performance.now() - startedAt) / 1_000;
-latencies.sort((a, b) => a - b);
-const percentile = (p: number) => latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)]!;
-const check = cluster.checkProposals();
-const falseDeclarations = cluster.hostFailedProposals().length - latencies.length - undetected;
-const messagesPerHostPerSecond = (countersAfter.delivered - countersBefore.delivered) / quietSeconds / hosts;
+const cpuS = (cpu.user + cpu.system) / 1e6;
 
-console.log(`crash → failure ${standIn ? "proposed (leader stand-in)" : "committed (3 Paxos controllers)"}`);
-console.log(`| hosts | crashes | p50 ms | p99 ms | max ms | undetected | other declarations | proposal bound ms |`);
-console.log(`|---:|---:|---:|---:|---:|---:|---:|---:|`);
+const detectedAs: Record<FaultKind, string> = {
+  "host-crash": standIn ? "failure proposed (leader stand-in)" : "failure committed in the view",
+  "vm-crash": "VM actor's crashed report at the leader",
+  "guest-hang": "guest watchdog's hung report at the leader",
+};
+const ms = (value: number) => (Number.isNaN(value) ? "-" : value.toFixed(0));
+const row = (label: string, what: string, summary: LatencySummary, goalMs: number | undefined) =>
+  `| ${label} | ${what} | ${summary.faults} | ${summary.faults - summary.detected} | ${ms(summary.p50Ms)} | ${ms(summary.p99Ms)} | ${ms(summary.maxMs)} | ${goalMs === undefined ? "" : `≤ ${goalMs}${summary.p99Ms <= goalMs && summary.detected === summary.faults ? " ✓" : " ✗"}`} |`;
+
+console.log(`${hosts} hosts, ${result.vmsPlaced} VMs with guest agents (${result.vmsReadyAtStart} reported running and alive before the faults), seed ${seed}`);
+console.log(`| fault | detected = | faults | undetected | p50 ms | p99 ms | max ms | goal p99 ms |`);
+console.log(`|---|---|---:|---:|---:|---:|---:|---|`);
+for (const kind of faultKinds) {
+  console.log(row(kind, detectedAs[kind], summarizeDetections(result.outcomes, kind), detectionGoalMs[kind]));
+  if (kind === "host-crash") continue;
+  for (const virtualization of ["full", "para"] as const) console.log(row(`  ${kind}, ${virtualization}-virt`, "", summarizeDetections(result.outcomes, kind, virtualization), undefined));
+}
 console.log(
-  `| ${hosts} | ${latencies.length + undetected} | ${percentile(50).toFixed(0)} | ${percentile(99).toFixed(0)} | ${latencies.at(-1)!.toFixed(0)} | ${undetected} | ${falseDeclarations} | ${cluster.crashDetectionBoundMs()} |`,
+  `\nfalse alarms: ${result.otherHostDeclarations} host declarations of hosts that did not crash, ${result.unjustifiedDeclarations} unjustified (by ground truth), ` +
+    `${result.vmFalseAlarms} unhealthy VM/guest reports of VMs without a fault`,
 );
+console.log(`host crash → proposal bound ${result.hostCrashBoundMs} ms; ${result.messagesPerHostPerSecond.toFixed(1)} messages delivered per host per second with no faults (heartbeats, digests, guest beats, VM reports, Paxos)`);
 console.log(
-  `\nheartbeat traffic with no faults: ${messagesPerHostPerSecond.toFixed(1)} messages delivered per host per second (pings, acks, and each host's share of digests and their answers)`,
+  `simulated ${(result.virtualMs / 1_000).toFixed(1)} s in ${wallS.toFixed(1)} s wall, ${cpuS.toFixed(1)} s CPU; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
 );
-console.log(`unjustified declarations: ${check.unjustified.length}; simulated ${(world.now() / 1_000).toFixed(0)} s in ${wallS.toFixed(1)} s wall (seed ${seed})`);

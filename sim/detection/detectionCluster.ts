@@ -9,7 +9,9 @@
  * recorded next to it — which host incarnations ended (crash, watchdog reset,
  * self-isolation) and when — so a proposal can be checked against what really
  * happened, and with `vmsPerHost` the simulated hypervisors' own record of
- * which VM ran where.
+ * which VM ran where. With `vmMonitoring` the hosts also watch their VMs (and
+ * guest agents run in them) as a host process does, and every VM and guest
+ * report that reaches a controller is recorded (vmDetection.ts).
  */
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startFailureDetector, type FailureDetectorHandle } from "../../actors/detection/failureDetectorActor.ts";
@@ -44,6 +46,17 @@ import {
 } from "./detectionGroundTruth.ts";
 import { startControllerDetector, startDetectionHostAgent, startReportingMonitor } from "./detectionNodes.ts";
 import { SimWatchdogs } from "./simWatchdog.ts";
+import {
+  guestAgentBoot,
+  listenForVmReports,
+  startHostVmMonitoring,
+  vmMonitorConfigOf,
+  VmReportLog,
+  type HostVmMonitoring,
+  type VmMonitoringOptions,
+} from "./vmDetection.ts";
+import type { VirtualizationType } from "../../actors/ports/hypervisor.ts";
+import type { VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 
 export { maxRecordedEvents } from "./detectionGroundTruth.ts";
 export type { CommittedHostState, EndedIncarnation, IsolationRecord, ProposalCheck, RecordedProposal } from "./detectionGroundTruth.ts";
@@ -63,8 +76,16 @@ export interface DetectionClusterOptions {
   readonly hostAgent?: Partial<HostAgentConfig>;
   readonly monitorAgent?: Partial<MonitorAgentConfig>;
   readonly network?: Partial<NetworkFaultSettings>;
-  /** Simulated hypervisors with this many running VMs per host; isolation powers them off through the port. */
-  readonly vmsPerHost?: number;
+  /**
+   * Simulated hypervisors with this many running VMs per host; isolation powers them off through the port.
+   * A list is cycled over the hosts (`[1, 2]`: h1 one VM, h2 two, ...), and then VMs alternate full and
+   * para virtualization across the whole cluster.
+   */
+  readonly vmsPerHost?: number | readonly number[];
+  /** When each live host's VMs are placed and started (default `vmPlacementAtMs`): after the hosts hold leases. */
+  readonly vmPlacementAtMs?: number;
+  /** Hosts watch their VMs (batched poller, VM actors, guest watchdogs) and report to the controllers; needs `vmsPerHost`. */
+  readonly vmMonitoring?: VmMonitoringOptions;
   /** Hosts have hardware watchdogs (default true). */
   readonly watchdogs?: boolean;
   /** A host reset by its watchdog boots again after this long; null (default): it stays down. */
@@ -87,8 +108,21 @@ export interface DetectionClusterOptions {
 /** The capacity hosts are registered with in `paxosControllers` mode. */
 export const simHostCapacity = { cpu: 64, memoryMiB: 262_144 } as const;
 
+export interface PlacedVm {
+  readonly hostId: string;
+  readonly vmId: string;
+  readonly virtualization: VirtualizationType;
+}
+
 export class DetectionCluster {
   readonly world: SimWorld;
+  /** VM and guest reports as they reached the controllers (with `vmMonitoring`). */
+  readonly vmReports = new VmReportLog();
+  /** Every VM placed, in placement order. */
+  readonly placedVms: PlacedVm[] = [];
+  private readonly vmMonitoring: VmMonitoringOptions | undefined;
+  private readonly vmConfig: VmMonitorConfig;
+  private readonly hostVmMonitoring = new Map<string, HostVmMonitoring>();
   readonly detectorConfig: FailureDetectorConfig;
   readonly hostConfig: HostAgentConfig;
   readonly monitorConfig: MonitorAgentConfig;
@@ -111,7 +145,14 @@ export class DetectionCluster {
     };
     check("hosts", options.hosts, 1, detectionClusterLimits.maxHosts);
     check("monitors", options.monitors, 1, detectionClusterLimits.maxMonitors);
-    check("vmsPerHost", options.vmsPerHost ?? 0, 0, detectionClusterLimits.maxVmsPerHost);
+    const vmCounts = typeof options.vmsPerHost === "number" || options.vmsPerHost === undefined ? [options.vmsPerHost ?? 0] : options.vmsPerHost;
+    if (vmCounts.length < 1 || vmCounts.length > options.hosts) throw new RangeError(`vmsPerHost as a list needs 1 to ${options.hosts} entries, got ${vmCounts.length}`);
+    for (const count of vmCounts) check("vmsPerHost", count, 0, detectionClusterLimits.maxVmsPerHost);
+    const alternateAcrossCluster = typeof options.vmsPerHost !== "number";
+    const vmPlacementAt = options.vmPlacementAtMs ?? vmPlacementAtMs;
+    if (!Number.isFinite(vmPlacementAt) || vmPlacementAt < 0) throw new RangeError(`vmPlacementAtMs must be a time from the start, got ${vmPlacementAt}`);
+    this.vmMonitoring = options.vmMonitoring;
+    this.vmConfig = vmMonitorConfigOf(options.vmMonitoring ?? {});
     this.detectorConfig = { ...defaultFailureDetectorConfig, ...options.detector };
     this.hostConfig = { ...defaultHostAgentConfig, ...options.hostAgent };
     this.monitorConfig = { ...defaultMonitorAgentConfig, ...options.monitorAgent };
@@ -119,8 +160,9 @@ export class DetectionCluster {
     if (problems.length > 0) throw new RangeError(`detection config: ${problems.join("; ")}`);
     this.tickIntervalMs = options.tickIntervalMs ?? defaultDetectorTickMs;
     this.withWatchdogs = options.watchdogs ?? true;
-    const vmsPerHost = options.vmsPerHost ?? 0;
-    const hypervisors = vmsPerHost > 0 ? new SimHypervisors() : undefined;
+    const hasVms = vmCounts.some((count) => count > 0);
+    if (options.vmMonitoring !== undefined && !hasVms) throw new RangeError("vmMonitoring needs vmsPerHost");
+    const hypervisors = hasVms ? new SimHypervisors() : undefined;
     this.hypervisors = hypervisors;
     this.world = new SimWorld({
       seed: options.seed,
@@ -138,6 +180,8 @@ export class DetectionCluster {
     this.monitorIds = paxosControllers > 0 ? this.controllerIds : Array.from({ length: options.monitors }, (_, index) => `m${index + 1}`);
     this.hostIds = Array.from({ length: options.hosts }, (_, index) => `h${index + 1}`);
     this.truth = new DetectionGroundTruth(this.world, { trackLeases: options.trackLeases ?? false, hypervisors: () => this.hypervisors });
+    const guestAgents = options.vmMonitoring !== undefined && (options.vmMonitoring.guestAgents ?? true);
+    if (hypervisors !== undefined && guestAgents) hypervisors.runGuests((vmId) => guestAgentBoot(vmId, options.vmMonitoring?.guestAgent));
 
     if (paxosControllers > 0) {
       for (const controllerId of this.controllerIds) this.world.addNode(controllerId, (ports) => this.bootController(controllerId, ports));
@@ -151,7 +195,14 @@ export class DetectionCluster {
         });
         this.detectors.set(leaderNodeId, detector);
         if (options.leaderAtStart ?? true) detector.setLeadership(true, Number.MAX_SAFE_INTEGER);
-        return { stop: () => detector.stop() };
+        // the stand-in leads from the start, so whatever reaches it reaches the leader
+        const reports = this.vmMonitoring === undefined ? undefined : listenForVmReports(ports, this.vmReports, () => true);
+        return {
+          stop: () => {
+            reports?.unsubscribe();
+            detector.stop();
+          },
+        };
       });
       for (const monitorId of this.monitorIds) {
         this.world.addNode(monitorId, (ports) => {
@@ -170,13 +221,19 @@ export class DetectionCluster {
     }
     if (hypervisors !== undefined) {
       // VMs start once every host holds a lease (a host isolates at boot, which would stop them).
-      this.world.schedule(vmPlacementAtMs, () => {
-        for (const hostId of this.hostIds) {
-          if (this.world.nodeState(hostId) === "crashed") continue;
-          for (let index = 1; index <= vmsPerHost; index++) {
-            hypervisors.placeVm(hostId, { vmId: `${hostId}-vm${index}`, virtualization: index % 2 === 0 ? "para" : "full", vcpus: 1, memoryMiB: 512 });
+      this.world.schedule(vmPlacementAt, () => {
+        let ordinal = 0;
+        this.hostIds.forEach((hostId, hostIndex) => {
+          const count = vmCounts[hostIndex % vmCounts.length]!;
+          for (let index = 1; index <= count; index++, ordinal++) {
+            if (this.world.nodeState(hostId) === "crashed") continue;
+            const virtualization: VirtualizationType = (alternateAcrossCluster ? ordinal % 2 === 1 : index % 2 === 0) ? "para" : "full";
+            const vmId = `${hostId}-vm${index}`;
+            hypervisors.placeVm(hostId, { vmId, virtualization, vcpus: 1, memoryMiB: 512 });
+            this.placedVms.push({ hostId, vmId, virtualization });
+            this.hostVmMonitoring.get(hostId)?.watch(vmId);
           }
-        }
+        });
       });
     }
   }
@@ -211,12 +268,14 @@ export class DetectionCluster {
     this.monitorHosts.set(controllerId, monitor);
     const onController = startControllerDetector(ports, { controller, detectorConfig: this.detectorConfig, tickIntervalMs: this.tickIntervalMs, truth: this.truth });
     this.detectors.set(controllerId, onController.detector);
+    const reports = this.vmMonitoring === undefined ? undefined : listenForVmReports(ports, this.vmReports, () => controller.holdsLease());
     if (this.world.incarnation(controllerId) === 1 && controllerId === this.controllerIds[0]) {
       // Every host is known to the view from the start (the proposal client retries until a leader is elected).
       for (const hostId of this.hostIds) controller.propose({ id: `register-${hostId}`, type: "host.register", hostId, capacity: { ...simHostCapacity } });
     }
     return {
       stop: () => {
+        reports?.unsubscribe();
         onController.stop();
         monitor.dispose();
         controller.stop();
@@ -231,7 +290,23 @@ export class DetectionCluster {
       truth: this.truth,
       ...(this.withWatchdogs ? { watchdogs: this.watchdogs } : {}),
     });
-    return { stop: () => sender.dispose() };
+    const hostId = ports.nodeId;
+    const monitoring =
+      this.vmMonitoring === undefined
+        ? undefined
+        : startHostVmMonitoring(ports, {
+            vmConfig: this.vmConfig,
+            guestWatchdog: (this.vmMonitoring.guestAgents ?? true) ? { ...this.vmMonitoring.guestWatchdog } : undefined,
+            incarnation: () => sender.getSnapshot()?.context.incarnation ?? 0,
+          });
+    if (monitoring !== undefined) this.hostVmMonitoring.set(hostId, monitoring);
+    return {
+      stop: () => {
+        if (monitoring !== undefined && this.hostVmMonitoring.get(hostId) === monitoring) this.hostVmMonitoring.delete(hostId);
+        monitoring?.stop();
+        sender.dispose();
+      },
+    };
   }
 
   /** The stand-in's detector; with `paxosControllers`, the detector of the controller holding the lease (else the first). */

@@ -1,0 +1,32 @@
+import test from "ava";
+import { detectionGoalMs, runDetectionScenario, summarizeDetections, type DetectionRunOptions } from "../../sim/detection/detectionRun.ts";
+
+// The code path of bench/detectionSim.ts (issue 4's 1,000-host benchmark), on a cluster small enough for every test run.
+const small: DetectionRunOptions = { seed: 4, hosts: 16, hostCrashes: 3, vmCrashes: 6, guestHangs: 6 };
+
+test("one run with host crashes, VM crashes and guest hangs: each fault is detected where it must be acted on, within its goal, and nothing else is", (t) => {
+  const result = runDetectionScenario(small);
+  t.is(result.vmsPlaced, 24, "1 and 2 VMs on alternate hosts");
+  t.is(result.vmsReadyAtStart, result.vmsPlaced, "every VM reported running and its guest alive before the faults");
+  t.is(result.outcomes.length, 3 + 6 + 6);
+  for (const outcome of result.outcomes) {
+    t.not(outcome.detectedAtMs, undefined, `${outcome.kind} of ${outcome.target} detected`);
+    const latencyMs = outcome.detectedAtMs! - outcome.faultAtMs;
+    t.true(latencyMs > 0 && latencyMs <= detectionGoalMs[outcome.kind], `${outcome.kind} of ${outcome.target}: ${latencyMs.toFixed(0)} ms`);
+  }
+  // A host is declared only after its lease could have run out, never sooner.
+  t.true(summarizeDetections(result.outcomes, "host-crash").p50Ms >= 1_000);
+  const virtualizations = new Set(result.outcomes.filter((outcome) => outcome.kind !== "host-crash").map((outcome) => outcome.virtualization));
+  t.deepEqual([...virtualizations].sort(), ["full", "para"], "VM faults on both kinds of virtualization");
+  t.is(result.otherHostDeclarations, 0);
+  t.is(result.unjustifiedDeclarations, 0);
+  t.is(result.vmFalseAlarms, 0);
+});
+
+test("the same seed gives the same run", (t) => {
+  const options: DetectionRunOptions = { ...small, hosts: 8, hostCrashes: 1, vmCrashes: 2, guestHangs: 2, standIn: true };
+  const first = runDetectionScenario(options);
+  const second = runDetectionScenario(options);
+  t.deepEqual(first, second);
+  t.true(first.outcomes.every((outcome) => outcome.detectedAtMs !== undefined), "the stand-in proposes the crashed host failed");
+});
