@@ -405,6 +405,20 @@ export class SimFabric {
     return !this.isCut(this.node(from), this.node(to));
   }
 
+  /** Whether every one of `nodeIds` can reach every other: `canReach` of every pair, without visiting the pairs (1,000 hosts are a million). */
+  allConnected(nodeIds: readonly string[]): boolean {
+    const nodes = nodeIds.map((nodeId) => this.node(nodeId));
+    if (this.partitionActive && nodes.some((node) => node.partitionGroup !== nodes[0]!.partitionGroup)) return false;
+    if (this.blockedLinks.size === 0) return true;
+    const indices = new Set(nodes.map((node) => node.index));
+    for (const key of this.blockedLinks) {
+      const from = Math.floor(key / maxNodes);
+      const to = key % maxNodes;
+      if (from !== to && indices.has(from) && indices.has(to)) return false;
+    }
+    return true;
+  }
+
   setLatency(latency: LatencyProfile): void {
     assertLatencyProfile(latency);
     this.settings.latency = { baseMs: latency.baseMs, jitterMs: latency.jitterMs };

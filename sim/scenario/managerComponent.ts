@@ -190,8 +190,7 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
     const clusterIsWhole = (): boolean => {
       if (world.fabric.isServerDown || paxos.leaderId() === undefined) return false;
       const nodes = [...cluster.controllerIds, ...cluster.hosts.map((host) => host.hostId)].filter((nodeId) => world.nodeState(nodeId) === "up");
-      for (const from of nodes) for (const to of nodes) if (from !== to && !world.fabric.canReach(from, to)) return false;
-      return true;
+      return world.fabric.allConnected(nodes);
     };
 
     return {
