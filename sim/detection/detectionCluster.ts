@@ -52,6 +52,7 @@ import {
   startHostVmMonitoring,
   vmMonitorConfigOf,
   VmReportLog,
+  withoutEvents,
   type HostVmMonitoring,
   type VmMonitoringOptions,
 } from "./vmDetection.ts";
@@ -171,7 +172,13 @@ export class DetectionCluster {
       transcriptLevel: options.transcriptLevel ?? "warn",
       ...(hypervisors === undefined
         ? {}
-        : { extraPorts: (context) => (context.nodeId.startsWith("h") ? { hypervisor: hypervisors.hypervisorFor(context) } : {}) }),
+        : {
+            extraPorts: (context) => {
+              if (!context.nodeId.startsWith("h")) return {};
+              const hypervisor = hypervisors.hypervisorFor(context);
+              return { hypervisor: hypervisor === undefined || options.vmMonitoring?.hypervisorEvents !== false ? hypervisor : withoutEvents(hypervisor) };
+            },
+          }),
     });
     this.watchdogs = new SimWatchdogs(this.world, this.hostConfig.watchdogTimeoutMs, options.rebootAfterWatchdogMs ?? null);
     const paxosControllers = options.paxosControllers ?? 0;

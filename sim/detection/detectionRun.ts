@@ -52,6 +52,8 @@ export interface DetectionRunOptions {
   readonly vmsPerHost?: readonly number[];
   /** The leader stand-in instead of 3 Paxos controllers: host crash → proposed rather than committed. */
   readonly standIn?: boolean;
+  /** False: hosts hear no hypervisor events and see VM crashes only through the batched poll (default true). */
+  readonly hypervisorEvents?: boolean;
 }
 
 export interface FaultOutcome {
@@ -113,7 +115,7 @@ export function runDetectionScenario(options: DetectionRunOptions): DetectionRun
     vmsPerHost: options.vmsPerHost ?? [1, 2],
     // every host holds a lease by then: a host without one would power its VMs off
     vmPlacementAtMs: settleAtMs,
-    vmMonitoring: { guestAgents: true },
+    vmMonitoring: { guestAgents: true, hypervisorEvents: options.hypervisorEvents ?? true },
   });
   const { world, hypervisors, vmReports } = cluster;
   if (hypervisors === undefined) throw new RangeError("vmsPerHost places no VM");

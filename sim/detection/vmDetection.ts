@@ -17,6 +17,7 @@
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import { startGuestAgent } from "../../actors/guest/guestAgentActor.ts";
 import { hostReportMessages, hostReportSubject } from "../../actors/hostCommands/hostReports.ts";
+import type { Hypervisor } from "../../actors/ports/hypervisor.ts";
 import type { Subscription } from "../../actors/ports/network.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { createVmEventRouter } from "../../actors/vm/vmEventRouter.ts";
@@ -34,6 +35,11 @@ export const vmReportsPublishedMetric = "haring_sim_vm_reports_published_total";
 export interface VmMonitoringOptions {
   /** Guest agents inside every VM and a guest watchdog next to every VM monitor (default true). */
   readonly guestAgents?: boolean;
+  /**
+   * False: the hosts hear no hypervisor events, so a VM is seen only by the batched poll (the worst case of a
+   * driver whose events are themselves polled, like libvirt's here). Default true.
+   */
+  readonly hypervisorEvents?: boolean;
   readonly vm?: Partial<VmMonitorConfig>;
   readonly guestWatchdog?: Partial<GuestWatchdogConfig>;
   readonly guestAgent?: Partial<GuestAgentConfig>;
@@ -168,6 +174,24 @@ export function guestAgentBoot(vmId: string, config: Partial<GuestAgentConfig> |
   return (ports) => {
     const agent = startGuestAgent(ports, { vmId, ...(config === undefined ? {} : { config }) });
     return { stop: () => agent.dispose() };
+  };
+}
+
+/** The same hypervisor, deaf: nobody subscribed through it ever hears an event. */
+export function withoutEvents(hypervisor: Hypervisor): Hypervisor {
+  return {
+    driver: hypervisor.driver,
+    supportsLiveMigration: hypervisor.supportsLiveMigration,
+    list: (done) => hypervisor.list(done),
+    status: (vmId, done) => hypervisor.status(vmId, done),
+    define: (definition, done) => hypervisor.define(definition, done),
+    start: (vmId, done) => hypervisor.start(vmId, done),
+    stop: (vmId, force, done) => hypervisor.stop(vmId, force, done),
+    reset: (vmId, done) => hypervisor.reset(vmId, done),
+    pause: (vmId, done) => hypervisor.pause(vmId, done),
+    resume: (vmId, done) => hypervisor.resume(vmId, done),
+    guestPing: (vmId, timeoutMs, done) => hypervisor.guestPing(vmId, timeoutMs, done),
+    onEvent: () => ({ unsubscribe: () => undefined }),
   };
 }
 

@@ -1,4 +1,5 @@
 import test from "ava";
+import { defaultVmMonitorConfig } from "../../machines/vm/vmHealth.ts";
 import { detectionGoalMs, runDetectionScenario, summarizeDetections, type DetectionRunOptions } from "../../sim/detection/detectionRun.ts";
 
 // The code path of bench/detectionSim.ts (issue 4's 1,000-host benchmark), on a cluster small enough for every test run.
@@ -29,4 +30,14 @@ test("the same seed gives the same run", (t) => {
   const second = runDetectionScenario(options);
   t.deepEqual(first, second);
   t.true(first.outcomes.every((outcome) => outcome.detectedAtMs !== undefined), "the stand-in proposes the crashed host failed");
+});
+
+test("without hypervisor events a VM crash is still seen, by the host's batched poll within one poll interval", (t) => {
+  const result = runDetectionScenario({ seed: 9, hosts: 8, hostCrashes: 0, vmCrashes: 6, guestHangs: 0, hypervisorEvents: false });
+  const crashes = summarizeDetections(result.outcomes, "vm-crash");
+  t.is(crashes.detected, 6);
+  t.true(crashes.maxMs <= defaultVmMonitorConfig.vmPollIntervalMs + 10, `max ${crashes.maxMs.toFixed(0)} ms`);
+  // With events the crash is known within milliseconds; only the poll can take this long.
+  t.true(crashes.maxMs > 20, `max ${crashes.maxMs.toFixed(0)} ms`);
+  t.is(result.vmFalseAlarms, 0);
 });
