@@ -23,6 +23,25 @@ export interface DetectorOnControllerOptions extends Omit<FailureDetectorOptions
 }
 
 export const detectorProposalsRefusedMetric = "haring_detector_proposals_refused_total";
+export const detectorProposalsAbandonedMetric = "haring_detector_proposals_abandoned_total";
+
+/**
+ * A proposal the proposal client refused (its window full, no leader known)
+ * is proposed again at most this often, while this controller leads, until
+ * the client takes it or the view no longer needs it (another command brought
+ * the host where the proposal wanted it).
+ */
+export const refusedProposalRetryMs = 100;
+/** Attempts per refused proposal at most (about 5 s at the retry spacing); then it is logged and dropped. */
+export const maxRefusedProposalAttempts = 50;
+/** Refused proposals kept for retry at most, one per host (a newer one for the host replaces the older). */
+export const maxRefusedProposalsKept = 20_000;
+
+interface RefusedProposal {
+  readonly proposal: HostProposal;
+  attempts: number;
+  nextAttemptAtMs: number;
+}
 
 export interface DetectorOnController {
   readonly detector: FailureDetectorHandle;
@@ -42,20 +61,61 @@ export function startDetectorOnController(ports: NodePorts, options: DetectorOnC
    */
   let told = new Map<string, string>();
 
+  /** hostId → its latest proposal that the client refused, in the order they were refused. */
+  const refused = new Map<string, RefusedProposal>();
+
+  /** Submits the proposal's commands as the view now needs them; false when the client refused one. */
+  const submit = (proposal: HostProposal, logRefusal: boolean): boolean => {
+    const viewHost = controller.view().hosts.get(proposal.hostId);
+    let taken = true;
+    for (const command of viewCommandsFor(proposal, viewHost)) {
+      const submitted = controller.propose(command);
+      if (submitted.ok) continue;
+      taken = false;
+      ports.metrics.increment(detectorProposalsRefusedMetric);
+      if (logRefusal) ports.log.write("warn", "detector.proposal-refused", { commandId: command.id, error: submitted.error, note: `proposed again every ${refusedProposalRetryMs}ms while leading` });
+    }
+    return taken;
+  };
+
+  const keepRefused = (proposal: HostProposal): void => {
+    refused.delete(proposal.hostId);
+    if (refused.size >= maxRefusedProposalsKept) {
+      ports.metrics.increment(detectorProposalsAbandonedMetric);
+      ports.log.write("warn", "detector.proposal-abandoned", { hostId: proposal.hostId, type: proposal.type, reason: `more than ${maxRefusedProposalsKept} refused proposals waiting` });
+      return;
+    }
+    refused.set(proposal.hostId, { proposal, attempts: 1, nextAttemptAtMs: ports.clock.now() + refusedProposalRetryMs });
+  };
+
+  const retryRefused = (): void => {
+    if (refused.size === 0) return;
+    const nowMs = ports.clock.now();
+    for (const [hostId, waiting] of refused) {
+      if (waiting.nextAttemptAtMs > nowMs) continue;
+      waiting.attempts++;
+      if (submit(waiting.proposal, false)) {
+        refused.delete(hostId);
+        ports.log.write("info", "detector.proposal-retried", { hostId, type: waiting.proposal.type, attempts: waiting.attempts });
+      } else if (waiting.attempts >= maxRefusedProposalAttempts) {
+        refused.delete(hostId);
+        ports.metrics.increment(detectorProposalsAbandonedMetric);
+        ports.log.write("warn", "detector.proposal-abandoned", { hostId, type: waiting.proposal.type, reason: `refused ${waiting.attempts} times` });
+      } else {
+        waiting.nextAttemptAtMs = nowMs + refusedProposalRetryMs;
+      }
+    }
+  };
+
   const detector = startFailureDetector(ports, {
     config: options.config,
     tickIntervalMs: options.tickIntervalMs,
     rejections: options.rejections,
     onProposal: (proposal) => {
       options.onProposal?.(proposal);
-      const viewHost = controller.view().hosts.get(proposal.hostId);
-      for (const command of viewCommandsFor(proposal, viewHost)) {
-        const submitted = controller.propose(command);
-        if (!submitted.ok) {
-          ports.metrics.increment(detectorProposalsRefusedMetric);
-          ports.log.write("warn", "detector.proposal-refused", { commandId: command.id, error: submitted.error });
-        }
-      }
+      // A newer proposal for the host supersedes one still waiting.
+      refused.delete(proposal.hostId);
+      if (!submit(proposal, true)) keepRefused(proposal);
     },
   });
 
@@ -85,7 +145,10 @@ export function startDetectorOnController(ports: NodePorts, options: DetectorOnC
       detector.setLeadership(leading, end);
       // A new term starts from nothing: tell it every host the view holds (later, only what changes).
       if (gained) tellViewHosts(true);
+      // The term that wanted them is over; the next one proposes what it finds needed itself.
+      if (!leading) refused.clear();
     }
+    if (leading) retryRefused();
     timer = ports.clock.setTimeout(follow, options.tickIntervalMs);
   };
   follow();
