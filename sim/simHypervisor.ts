@@ -14,6 +14,15 @@
  *   "running", CPU time frozen, guest frozen), guest hang (hypervisor state and
  *   CPU fine; the guest's processes stop, so its agent stops heartbeating and
  *   guest ping times out), VM pause, guest-initiated shutdown.
+ * - Live migration (hosts given `setLiveMigration`): the memory copy takes
+ *   `migrationBaseMs` plus `migrationMsPerGiB` per GiB of the VM's memory
+ *   (capped at `maxSimMigrationCopyMs`), during which the VM keeps running on
+ *   the source; then a short switchover, and the VM runs on the target and is
+ *   gone from the source (like libvirt's `--undefinesource`). The source
+ *   stopping the VM, either host crashing, or a partition between them at
+ *   the end of the copy or of the switchover aborts it and the VM stays on
+ *   the source. The registry records the source inactive before the target
+ *   active, so the ground truth never shows the VM on both.
  * - `SimVmRegistry` records every time a VM becomes active (running or paused:
  *   its memory image exists) or inactive on a host, with virtual time, so a
  *   simulation can check "no VM ever runs on two hosts at once" from the
@@ -60,13 +69,24 @@ export interface SimHypervisorSettings {
   readonly gracefulShutdownMs: number;
   /** CPU ms a running VM uses per ms of virtual time (0.25: a quarter of one CPU). */
   readonly cpuUsage: number;
+  /** A live migration's memory copy: this much plus `migrationMsPerGiB` per GiB of VM memory. */
+  readonly migrationBaseMs: number;
+  readonly migrationMsPerGiB: number;
+  /** The VM is frozen this long between the copy and running on the target. */
+  readonly migrationSwitchoverMs: number;
 }
+
+/** The memory copy of one live migration never takes longer than this, however large the VM. */
+export const maxSimMigrationCopyMs = 20_000;
 
 export const defaultSimHypervisorSettings: SimHypervisorSettings = {
   commandLatencyMs: 1,
   eventLatencyMs: 1,
   gracefulShutdownMs: 200,
   cpuUsage: 0.25,
+  migrationBaseMs: 100,
+  migrationMsPerGiB: 250,
+  migrationSwitchoverMs: 20,
 };
 
 // ---------------------------------------------------------------- ground truth
@@ -78,7 +98,9 @@ export type VmActivityCause =
   | "crash"
   | "host-crash"
   | "guest-shutdown"
-  | "placed";
+  | "placed"
+  | "migrate-out"
+  | "migrate-in";
 
 export interface VmActivityRecord {
   readonly atMs: number;
@@ -217,6 +239,8 @@ interface SimVm {
   cpuUsage: number;
   /** Bumped by every stop/start/reset, so a pending graceful shutdown of an earlier run does nothing. */
   runGeneration: number;
+  /** The host a live migration is copying this VM to, while one is. */
+  migratingTo: string | undefined;
 }
 
 interface SimHost {
@@ -237,7 +261,7 @@ function isActive(state: VmPowerState): boolean {
 }
 
 function checkSettings(settings: SimHypervisorSettings): void {
-  for (const key of ["commandLatencyMs", "eventLatencyMs", "gracefulShutdownMs"] as const) {
+  for (const key of ["commandLatencyMs", "eventLatencyMs", "gracefulShutdownMs", "migrationBaseMs", "migrationMsPerGiB", "migrationSwitchoverMs"] as const) {
     const value = settings[key];
     if (!Number.isFinite(value) || value < 0 || value > 60_000) throw new RangeError(`${key} must be within [0, 60000] ms, got ${value}`);
   }
@@ -269,6 +293,8 @@ export class SimHypervisors {
   private attachedWorld: SimWorld | undefined;
   /** Application checks made to fail inside each guest, by VM. */
   private readonly failingChecks = new Map<string, Set<string>>();
+  /** Hosts whose hypervisor can migrate live (both ends of a migration must). */
+  private readonly liveMigrationHosts = new Set<string>();
 
   /** Attaches to the world the first time `hypervisorFor` is called from its `extraPorts` factory. */
   constructor(settings: Partial<SimHypervisorSettings> = {}) {
@@ -313,6 +339,17 @@ export class SimHypervisors {
 
   hostIds(): readonly string[] {
     return [...this.hosts.keys()];
+  }
+
+  /** Whether the host's hypervisor migrates live (its port's `supportsLiveMigration`); set before the host boots. */
+  setLiveMigration(hostId: string, enabled: boolean): void {
+    if (!isValidId(hostId)) throw new RangeError(`invalid host id ${JSON.stringify(hostId).slice(0, 80)}`);
+    if (enabled) this.liveMigrationHosts.add(hostId);
+    else this.liveMigrationHosts.delete(hostId);
+  }
+
+  supportsLiveMigration(hostId: string): boolean {
+    return this.liveMigrationHosts.has(hostId);
   }
 
   vmIds(hostId: string): readonly string[] {
@@ -519,6 +556,84 @@ export class SimHypervisors {
     return ok;
   }
 
+  /**
+   * @internal A live migration of `vmId` from `host` to `targetHostId`; `finish` is called (on global time)
+   * when it succeeded or was aborted, or at once when it cannot begin.
+   */
+  opMigrate(host: SimHost, vmId: string, targetHostId: string, finish: (outcome: HypervisorOutcome<void>) => void): void {
+    const vm = host.vms.get(vmId);
+    const target = this.hosts.get(targetHostId);
+    if (vm === undefined) return finish(fail("not-found", `no vm ${vmId}`));
+    if (target === undefined) return finish(fail("invalid", `unknown migration target ${JSON.stringify(targetHostId).slice(0, 80)}`));
+    if (target === host) return finish(fail("invalid", `vm ${vmId} cannot migrate to the host it runs on`));
+    if (!this.liveMigrationHosts.has(host.hostId) || !this.liveMigrationHosts.has(targetHostId)) {
+      return finish(fail("unsupported", `live migration from ${host.hostId} to ${targetHostId} is not enabled on both hypervisors`));
+    }
+    if (!isActive(vm.state)) return finish(fail("invalid", `vm ${vmId} is ${vm.state}, only a running vm migrates live`));
+    if (vm.migratingTo !== undefined) return finish(fail("invalid", `vm ${vmId} is already migrating to ${vm.migratingTo}`));
+    const generation = vm.runGeneration;
+    const copyMs = Math.min(this.settings.migrationBaseMs + (vm.definition.memoryMiB / 1024) * this.settings.migrationMsPerGiB, maxSimMigrationCopyMs);
+    vm.migratingTo = targetHostId;
+    this.world.log.write("debug", "vm-migrate-begin", { vm: vmId, from: host.hostId, to: targetHostId, copyMs: Math.round(copyMs) });
+    const abortReason = (): string | undefined => {
+      if (host.vms.get(vmId) !== vm || vm.runGeneration !== generation || !isActive(vm.state)) return "the vm stopped on the source";
+      if (this.world.nodeState(host.hostId) === "crashed") return `source host ${host.hostId} is down`;
+      if (this.world.nodeState(targetHostId) === "crashed") return `target host ${targetHostId} is down`;
+      if (!this.world.fabric.canReach(host.hostId, targetHostId) || !this.world.fabric.canReach(targetHostId, host.hostId)) return `${host.hostId} and ${targetHostId} cannot reach each other`;
+      const existing = target.vms.get(vmId);
+      if (existing !== undefined && isActive(existing.state)) return `vm ${vmId} is already active on ${targetHostId}`;
+      if (existing === undefined && target.vms.size >= maxVmsPerSimHost) return `more than ${maxVmsPerSimHost} vms on ${targetHostId}`;
+      return undefined;
+    };
+    const abort = (reason: string): void => {
+      if (vm.migratingTo === targetHostId) vm.migratingTo = undefined;
+      this.world.log.write("info", "vm-migrate-aborted", { vm: vmId, from: host.hostId, to: targetHostId, reason });
+      finish(fail("failed", `migration of vm ${vmId} to ${targetHostId} aborted: ${reason}`));
+    };
+    this.world.schedule(copyMs, () => {
+      const copyProblem = abortReason();
+      if (copyProblem !== undefined) return abort(copyProblem);
+      this.world.schedule(this.settings.migrationSwitchoverMs, () => {
+        const switchProblem = abortReason();
+        if (switchProblem !== undefined) return abort(switchProblem);
+        this.switchOver(host, vm, target);
+        finish(ok);
+      });
+    });
+  }
+
+  /** The last step of a live migration: the VM leaves the source (undefined there) and runs on the target. */
+  private switchOver(source: SimHost, vm: SimVm, target: SimHost): void {
+    const vmId = vm.definition.vmId;
+    const state = vm.state;
+    this.stopCpu(vm);
+    vm.state = "shutoff";
+    vm.runGeneration++;
+    vm.migratingTo = undefined;
+    source.vms.delete(vmId);
+    // Inactive on the source first: the record never shows the VM on both hosts.
+    this.registry.record({ atMs: this.world.now(), hostId: source.hostId, vmId, active: false, cause: "migrate-out" });
+    this.emit(source, { type: "stopped", vmId });
+    const moved: SimVm = {
+      definition: { ...vm.definition },
+      state,
+      hung: vm.hung,
+      guestHung: vm.guestHung,
+      cpuAccumulatedMs: vm.cpuAccumulatedMs,
+      cpuSinceMs: undefined,
+      cpuUsage: vm.cpuUsage,
+      runGeneration: (target.vms.get(vmId)?.runGeneration ?? 0) + 1,
+      migratingTo: undefined,
+    };
+    target.vms.set(vmId, moved);
+    if (state === "running" && !moved.hung) this.startCpu(moved);
+    this.registry.record({ atMs: this.world.now(), hostId: target.hostId, vmId, active: true, cause: "migrate-in" });
+    this.emit(target, { type: "started", vmId });
+    this.world.log.write("info", "vm-migrated", { vm: vmId, from: source.hostId, to: target.hostId });
+    // The guest OS keeps running through a live migration: same guest node, same state.
+    this.syncGuest(moved);
+  }
+
   /** @internal Whether a guest ping is answered now; the face turns `timeout` into a delay. */
   opGuestPing(host: SimHost, vmId: string): HypervisorOutcome<void> {
     const vm = host.vms.get(vmId);
@@ -583,6 +698,7 @@ export class SimHypervisors {
       cpuSinceMs: undefined,
       cpuUsage: this.settings.cpuUsage,
       runGeneration: 0,
+      migratingTo: undefined,
     };
     host.vms.set(definition.vmId, vm);
     return vm;
@@ -704,7 +820,6 @@ export class SimHypervisors {
 /** One host node incarnation's Hypervisor port. */
 class SimHypervisorFace implements Hypervisor {
   readonly driver = simHypervisorDriver;
-  readonly supportsLiveMigration = false;
   private readonly handlers = new Set<(event: HypervisorEvent) => void>();
 
   constructor(
@@ -715,6 +830,24 @@ class SimHypervisorFace implements Hypervisor {
 
   private get current(): boolean {
     return this.host.face === this;
+  }
+
+  get supportsLiveMigration(): boolean {
+    return this.fleet.supportsLiveMigration(this.host.hostId);
+  }
+
+  migrate(vmId: string, targetHostId: string, done: (outcome: HypervisorOutcome<void>) => void): void {
+    if (!this.current) return;
+    this.host.clock.setTimeout(() => {
+      if (!this.current) return;
+      this.fleet.opMigrate(this.host, vmId, targetHostId, (outcome) => {
+        // The answer reaches the agent on its own clock: held while it is paused, lost with a crash.
+        if (!this.current) return;
+        this.host.clock.setTimeout(() => {
+          if (this.current) done(this.logged("migrate", vmId, outcome));
+        }, 0);
+      });
+    }, this.fleet.settings.commandLatencyMs);
   }
 
   /** Completes on the node's clock after the command latency; a dead incarnation's calls are dropped. */

@@ -15,8 +15,14 @@
  *   from an earlier leader must not stop a VM placed back here);
  * - a view older than the command's placement epoch is waited for (the
  *   learner catches up within a commit broadcast), at most `viewCatchUpWaitMs`;
- * - `vm.migrate` is refused: the Hypervisor port has no live migration (the
- *   manager then stops and starts elsewhere);
+ * - `vm.migrate` (on the source host) runs only while the view places the VM
+ *   on the named target at that epoch, marked as migrating from this host
+ *   (`migrateRefusal`), with a lease, on a driver that migrates live. The
+ *   answer is what the hypervisor shows afterwards, not what the driver said:
+ *   applied when the VM no longer runs here (migrated, or it was not running
+ *   here at all: either way the target may take it), failed while it still
+ *   does. A driver that gives no answer within `migrationTimeoutMs` is judged
+ *   the same way;
  * - malformed payloads are refused and counted.
  *
  * Commands on one VM run one after the other; the number waiting is bounded.
@@ -25,7 +31,7 @@ import type { TimerId } from "../ports/clock.ts";
 import type { Hypervisor, HypervisorOutcome, VmStatus } from "../ports/hypervisor.ts";
 import type { Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
-import { startRefusal } from "../../machines/manager/mayStartVm.ts";
+import { migrateRefusal, startRefusal } from "../../machines/manager/mayStartVm.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
 import type { HostIncarnation } from "./hostIncarnation.ts";
 import { decodeHostCommand, encodeHostCommandResult, type DecodedHostCommand, type HostCommandPayload } from "./hostCommandMessages.ts";
@@ -58,6 +64,8 @@ export interface HostCommandExecutorConfig {
   readonly viewCatchUpWaitMs: number;
   /** A start reaching a host that has joined but holds no lease yet waits this long for its first lease. */
   readonly leaseWaitMs: number;
+  /** A live migration the driver has not finished after this long is judged by where the VM runs then. */
+  readonly migrationTimeoutMs: number;
   /** A graceful stop that has not powered the VM off after this long is forced. */
   readonly gracefulStopWaitMs: number;
   readonly stopPollIntervalMs: number;
@@ -70,6 +78,7 @@ export interface HostCommandExecutorConfig {
 export const defaultHostCommandExecutorConfig: HostCommandExecutorConfig = {
   viewCatchUpWaitMs: 2_000,
   leaseWaitMs: 1_000,
+  migrationTimeoutMs: 25_000,
   gracefulStopWaitMs: 5_000,
   stopPollIntervalMs: 100,
   maxQueuedCommandsPerVm: 16,
@@ -269,6 +278,43 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
     );
   };
 
+  const isActive = (status: VmStatus | undefined): boolean => status !== undefined && (status.state === "running" || status.state === "paused");
+
+  const migrateVm = (payload: HostCommandPayload<"vm.migrate">, finish: Finish): void => {
+    const { vmId, placementEpoch, targetHostId } = payload;
+    const migrate = hypervisor.migrate?.bind(hypervisor);
+    if (!hypervisor.supportsLiveMigration || migrate === undefined) {
+      ports.clock.setTimeout(() => finish({ ok: false, error: `migrate refused: the ${hypervisor.driver} hypervisor of host ${hostId} does not migrate live` }), 0);
+      return;
+    }
+    const check = (view: View): string | null => leaseProblem() ?? migrateRefusal(view, hostId, vmId, placementEpoch, targetHostId) ?? incarnationProblem(view, payload.hostIncarnation);
+    /** The outcome from where the VM runs now: gone from here is success, still here is failure. */
+    const judge = (driverSaid: string): void =>
+      hypervisor.status(vmId, (after) => {
+        if (!after.ok) return finish({ ok: false, error: `migration of vm ${vmId} to ${targetHostId}: ${driverSaid}; its status here afterwards is unknown (${describe(after)})` });
+        if (!isActive(after.value)) return finish({ ok: true, result: encodeHostCommandResult(`vm ${vmId} migrated to ${targetHostId} (${driverSaid})`) });
+        finish({ ok: false, error: `migration of vm ${vmId} to ${targetHostId}: ${driverSaid === "ok" ? "the driver reported success" : driverSaid}, and the vm still runs here` });
+      });
+    withView(
+      placementEpoch,
+      check,
+      () =>
+        hypervisor.status(vmId, (status) => {
+          if (!status.ok) return finish({ ok: false, error: `status of vm ${vmId}: ${describe(status)}` });
+          if (!isActive(status.value)) return finish({ ok: true, result: encodeHostCommandResult(`vm ${vmId} does not run on this host: nothing to migrate, ${targetHostId} may take it`) });
+          let settled = false;
+          const settle = (driverSaid: string): void => {
+            if (settled || stopped) return;
+            settled = true;
+            judge(driverSaid);
+          };
+          later(config.migrationTimeoutMs, () => settle(`no answer from the driver in ${config.migrationTimeoutMs} ms`));
+          migrate(vmId, targetHostId, (moved) => settle(describe(moved)));
+        }),
+      (reason) => finish({ ok: false, error: `migrate refused: ${reason}` }),
+    );
+  };
+
   const run = (command: DecodedHostCommand, finish: Finish): void => {
     switch (command.kind) {
       case "vm.start":
@@ -278,7 +324,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
       case "vm.reset":
         return withLease(() => resetVm(command.payload, finish), (reason) => finish({ ok: false, error: `reset refused: ${reason}` }));
       case "vm.migrate":
-        return finish({ ok: false, error: `migrate refused: the ${hypervisor.driver} hypervisor port has no live migration; stop and start elsewhere` });
+        return withLease(() => migrateVm(command.payload, finish), (reason) => finish({ ok: false, error: `migrate refused: ${reason}` }));
     }
   };
 

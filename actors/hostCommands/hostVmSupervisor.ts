@@ -16,6 +16,14 @@
  * elsewhere, desired stopped, or removed) is shut down here: stopping never
  * makes a VM run twice, and it covers a stop of the manager's that never got
  * through (the manager stops a VM it moves before starting it elsewhere).
+ * Live migration (the view's `migratingFrom` marker): the source keeps
+ * watching and never stops a VM migrating away from it; the target does not
+ * watch a VM migrating to it until the marker is cleared (it arrives by the
+ * migration, not by a start), and shuts it down if the migration is undone
+ * (the VM placed back on the source) in case it arrived after all.
+ * A VM that starts on this host while the host holds no lease (a live
+ * migration finishing after its isolation response ran) is powered off at
+ * once: an isolated host runs nothing.
  * The host's capabilities are published at start and every
  * `capabilitiesIntervalMs`, so a new leader's manager learns them too.
  */
@@ -68,7 +76,7 @@ export interface HostVmSupervisorOptions {
   readonly watcher?: (sink: VmReportSink) => VmWatcher;
   readonly unhealthyReportRepeatMs?: number;
   readonly capabilitiesIntervalMs?: number;
-  /** What to tell the manager about live migration; default false (the Hypervisor port has no migrate operation). */
+  /** What to tell the manager about live migration; default: the hypervisor port's `supportsLiveMigration`. */
   readonly supportsLiveMigration?: boolean;
   /** A VM newly placed here is watched only this long after the placement is seen, unless started here sooner (its start is on the way). */
   readonly newPlacementWatchDelayMs?: number;
@@ -142,8 +150,19 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
 
   const placedHere = (view: View, vmId: string): boolean => {
     const vm = view.vms.get(vmId);
-    return vm !== undefined && vm.desiredState === "running" && vm.placement?.hostId === hostId;
+    return vm !== undefined && vm.desiredState === "running" && vm.placement?.hostId === hostId && vm.placement.migratingFrom === undefined;
   };
+  /** Migrating away from this host: it still runs here until the switchover, and is not stopped. */
+  const leavingByMigration = (view: View, vmId: string): boolean => {
+    const vm = view.vms.get(vmId);
+    return vm !== undefined && vm.desiredState === "running" && vm.placement?.migratingFrom === hostId;
+  };
+  const arrivingByMigration = (view: View, vmId: string): boolean => {
+    const vm = view.vms.get(vmId);
+    return vm !== undefined && vm.desiredState === "running" && vm.placement?.hostId === hostId && vm.placement.migratingFrom !== undefined;
+  };
+  /** VMs the view has migrating here (not watched, not started by anyone here). */
+  const arriving = new Set<string>();
 
   const publish = (type: "host.vm-report" | "host.guest-report", vmId: string, health: string): void => {
     const lease = options.lease();
@@ -196,8 +215,19 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
   };
 
   const follow = (view: View): void => {
+    for (const vmId of [...arriving]) {
+      if (arrivingByMigration(view, vmId)) continue;
+      arriving.delete(vmId);
+      if (placedHere(view, vmId)) {
+        // The migration is done: the VM runs here (or the manager starts it), watched at once.
+        watch(vmId);
+        continue;
+      }
+      // Undone (placed back on the source) or no longer wanted: if it arrived after all, it must not run here.
+      stopUnwanted(vmId);
+    }
     for (const vmId of [...lastHealth.keys()]) {
-      if (placedHere(view, vmId)) continue;
+      if (placedHere(view, vmId) || leavingByMigration(view, vmId)) continue;
       watcher.unwatch(vmId);
       lastHealth.delete(vmId);
       // Not wanted here any more (moved elsewhere, stopped or removed): stop it. The manager stops a VM it
@@ -205,6 +235,10 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
       stopUnwanted(vmId);
     }
     for (const vmId of vmsPlacedOn(view, hostId)) {
+      if (arrivingByMigration(view, vmId)) {
+        if (arriving.size < maxWatchedVmsPerHost) arriving.add(vmId);
+        continue;
+      }
       if (!placedHere(view, vmId) || lastHealth.has(vmId) || awaitingStart.has(vmId)) continue;
       // Watching at once would only report "missing" until the manager's start arrives.
       awaitingStart.add(vmId);
@@ -230,10 +264,25 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
     if (stopped) return;
     ports.network.publish(
       subject,
-      hostReportMessages.encode("host.capabilities", hostId, `caps-${++correlation}`, { hostId, supportsLiveMigration: options.supportsLiveMigration ?? false }),
+      hostReportMessages.encode("host.capabilities", hostId, `caps-${++correlation}`, { hostId, supportsLiveMigration: options.supportsLiveMigration ?? hypervisor.supportsLiveMigration }),
     );
     capabilitiesTimer = ports.clock.setTimeout(announce, options.capabilitiesIntervalMs ?? defaultCapabilitiesIntervalMs);
   };
+
+  /** Whether this host may run VMs now; true where no lease is kept (no host agent in this setup). */
+  const mayRunVms = (): boolean => {
+    const lease = options.lease();
+    return lease === undefined || lease.phase === "legacy" || (lease.phase === "leased" && ports.clock.now() < lease.leaseUntilMs);
+  };
+  // Only a migration can start a VM here behind the executor's back (every start it makes checks the lease), so
+  // hosts that cannot receive one do not listen.
+  const startedWithoutLease = hypervisor.supportsLiveMigration
+    ? hypervisor.onEvent((event) => {
+        if (stopped || event.type !== "started" || mayRunVms()) return;
+        ports.log.write("warn", "host.vm-started-while-isolated", { vm: event.vmId, note: "powered off: a host without a lease runs no VMs" });
+        hypervisor.stop(event.vmId, true, () => undefined);
+      })
+    : { unsubscribe: () => undefined };
 
   const applied: Subscription = views.onApplied((_applied, view) => follow(view));
   follow(views.view());
@@ -250,6 +299,7 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
     stop() {
       stopped = true;
       applied.unsubscribe();
+      startedWithoutLease.unsubscribe();
       if (repeatTimer !== undefined) ports.clock.clearTimeout(repeatTimer);
       if (capabilitiesTimer !== undefined) ports.clock.clearTimeout(capabilitiesTimer);
       watcher.stop();

@@ -210,7 +210,9 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
     },
     note(params) {
       ports.metrics.increment(managerNotesMetric, { note: params.note });
-      const level: LogLevel = warnNotes.has(params.note) ? "warn" : "info";
+      // A failed migration, and a pending set that is not empty, are worth a warning; their all-clear is not.
+      const level: LogLevel =
+        (warnNotes.has(params.note) && !(params.note === "pending" && params.fields.count === 0)) || (params.note === "migration-finished" && params.fields.ok === false) ? "warn" : "info";
       ports.log.write(level, `manager.${params.note}`, params.fields);
       options.onNote?.(params);
     },

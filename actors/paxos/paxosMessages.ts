@@ -10,7 +10,7 @@
  * that are indices, a ballot naming its sender) stay in
  * machines/paxos/messageChecks.ts, which the cores run on every message.
  */
-import { arr, bytes, discriminated, int, literal, num, obj, oneOf, str, type Infer } from "../codec/schema.ts";
+import { arr, bool, bytes, discriminated, int, literal, num, obj, oneOf, str, type Infer } from "../codec/schema.ts";
 import { createMessageRegistry, type DecodeResult, type MessageOf } from "../codec/messageCodec.ts";
 import { maxVotesHeld } from "../../machines/paxos/acceptor.ts";
 import { defaultTransferLimits, minTransferChunkBytes, transferIdPattern, type ChunkRequest, type TransferChunk } from "../../machines/paxos/chunkTransfer.ts";
@@ -53,6 +53,15 @@ const reportedVotesSchema = arr(obj({ slot: slotSchema, ballot: ballotSchema, va
 const chosenEntriesSchema = arr(obj({ slot: slotSchema, value: slotValueSchema }), { maxLength: maxWireEntriesPerMessage });
 
 export const paxosWireSchemas = {
+  "paxos.pre-vote": obj({ to: recipientSchema, ballot: ballotSchema }),
+  "paxos.pre-vote-reply": obj({
+    to: recipientSchema,
+    ballot: ballotSchema,
+    granted: bool(),
+    promised: ballotSchema,
+    leaseHolderId: optionalIdSchema,
+    leaseRemainingMs: num({ min: 0, max: maxWireLeaseRemainingMs }),
+  }),
   "paxos.prepare": obj({ to: recipientSchema, ballot: ballotSchema, fromSlot: slotSchema }),
   "paxos.promise": obj({ to: recipientSchema, ballot: ballotSchema, floorSlot: slotSchema, votes: reportedVotesSchema }),
   "paxos.accept": obj({ to: recipientSchema, ballot: ballotSchema, slot: slotSchema, value: slotValueSchema, commitIndex: slotSchema }),

@@ -67,6 +67,14 @@ export interface Hypervisor {
   resume(vmId: string, done: (outcome: HypervisorOutcome<void>) => void): void;
   /** Guest-agent channel ping (qemu-guest-agent `guest-ping`); `unsupported` where the driver or VM has none. */
   guestPing(vmId: string, timeoutMs: number, done: (outcome: HypervisorOutcome<void>) => void): void;
+  /**
+   * Live migration of a running VM to another host (`targetHostId`, a cluster host id the driver maps to a
+   * destination), keeping it running on this host until the switchover. Present only where
+   * `supportsLiveMigration` may be true. `ok` means the VM now runs on the target and no longer here; any
+   * failure means the driver did not move it, but callers check `status` before believing either (a
+   * timeout may leave either outcome).
+   */
+  migrate?(vmId: string, targetHostId: string, done: (outcome: HypervisorOutcome<void>) => void): void;
   onEvent(handler: (event: HypervisorEvent) => void): { unsubscribe(): void };
 }
 

@@ -9,7 +9,7 @@
  * `test/paxos/paxosMessages.test.ts` checks that the inferred types match the
  * machines' types both ways.
  */
-import { arr, discriminated, int, literal, nullable, obj, oneOf, str, type Infer } from "../codec/schema.ts";
+import { arr, discriminated, int, literal, nullable, obj, oneOf, optional, str, type Infer } from "../codec/schema.ts";
 import { maxCommandIdLength } from "../../machines/view/viewCommands.ts";
 import {
   hostStates,
@@ -71,6 +71,9 @@ export const viewCommandSchema = discriminated("type", [
   obj({ id: commandIdSchema, type: literal("vm.set-desired"), vmId: viewIdSchema, desiredState: desiredStateSchema }),
   obj({ id: commandIdSchema, type: literal("vm.place"), vmId: viewIdSchema, hostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
   obj({ id: commandIdSchema, type: literal("vm.unplace"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.migrate"), vmId: viewIdSchema, toHostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.migrate-done"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.migrate-abort"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
 ]);
 
 export type WireViewCommand = Infer<typeof viewCommandSchema>;
@@ -86,7 +89,7 @@ const hostRecordSchema = obj({
 const vmRecordSchema = obj({
   vmId: viewIdSchema,
   desiredState: desiredStateSchema,
-  placement: nullable(obj({ hostId: viewIdSchema, epoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) })),
+  placement: nullable(obj({ hostId: viewIdSchema, epoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }), migratingFrom: optional(viewIdSchema) })),
   priority: prioritySchema,
   resources: resourcesSchema,
   rules: rulesSchema,

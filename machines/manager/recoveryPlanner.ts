@@ -26,7 +26,7 @@ export type HostCommand =
   /** Sent to the host a VM is leaving without live migration: the placement already moved on (`placementEpoch` is the new one). */
   | { readonly action: "stop"; readonly hostId: string; readonly vmId: string; readonly placementEpoch: number }
   | { readonly action: "reset"; readonly hostId: string; readonly vmId: string; readonly placementEpoch: number }
-  /** Sent to the source host: move the VM, live, to `targetHostId`, where the view places it at `placementEpoch`. */
+  /** Sent to the source host: move the VM, live, to `targetHostId`, where the view places it at `placementEpoch` marked as migrating from the source. */
   | { readonly action: "migrate"; readonly hostId: string; readonly targetHostId: string; readonly vmId: string; readonly placementEpoch: number };
 
 export type HostCommandAction = HostCommand["action"];
@@ -63,6 +63,8 @@ export type ManagerNoteKind =
   | "deactivated"
   | "waiting-for-lease"
   | "placement-proposed"
+  /** A live migration answered: `ok` false means the VM stayed on (or is placed back on) the source. */
+  | "migration-finished"
   | "placement-refused"
   | "pending"
   | "placed"
@@ -85,12 +87,17 @@ export type ManagerOutput =
   | { readonly kind: "host-command"; readonly command: HostCommand }
   | { readonly kind: "note"; readonly note: ManagerNoteKind; readonly fields: Readonly<Record<string, string | number | boolean>> };
 
-type TaskReason = "initial" | "failover" | "evacuate" | "relocate" | "restart";
+type TaskReason = "initial" | "failover" | "evacuate" | "relocate" | "restart" | "migrate";
+
+/** What a task in phase `finishing` waits to see committed. */
+type MigrationEnd = "done" | "done-then-start" | "abort";
 
 interface VmTask {
   readonly vmId: string;
   readonly reason: TaskReason;
-  phase: "proposing" | "stopping-source" | "migrating" | "queued" | "starting";
+  phase: "proposing" | "stopping-source" | "migrating" | "finishing" | "queued" | "starting";
+  /** In phase `finishing`: the migration command proposed (`vm.migrate-done` or `vm.migrate-abort`) and what follows its commit. */
+  migrationEnd: MigrationEnd | null;
   commandId: string;
   proposedAtMs: number;
   expectedPlacementEpoch: number;
@@ -112,6 +119,8 @@ interface VmHistory {
   relocate: boolean;
   hungSinceMs: number | null;
   hungOnHostId: string | null;
+  /** Live migrations of this VM that failed or got no answer; at `maxMigrationAttemptsPerVm` it is evacuated by restart. */
+  migrationFailures: number;
   /**
    * Hosts the VM left (evacuation, relocation) whose stop is not confirmed: it may still run there. Kept across
    * later moves and tasks; no start goes out anywhere else until each confirmed the VM off or its incarnation ended.
@@ -152,6 +161,8 @@ export interface RecoveryPlannerState {
   nextFailureMaturesAtMs: number;
   lastPendingPlanAtMs: number;
   upHostsSignature: string;
+  /** The pending set (ids and reasons) last noted, so the note comes only when it changes. */
+  pendingNotedSignature: string;
   rescan: boolean;
 }
 
@@ -160,6 +171,12 @@ export const maxRememberedFailures = 10_000;
 export const maxRememberedRefusals = 10_000;
 export const maxTrackedCapabilities = 10_000;
 export const maxHeldInitialPlacements = 200_000;
+/** Live migrations in flight per host, counted at the source and at the target; more evacuations wait for one to end. */
+export const maxConcurrentMigrationsPerHost = 2;
+/** A VM whose live migration failed this often is evacuated by stop and restart instead. */
+export const maxMigrationAttemptsPerVm = 2;
+/** Ids of VMs named in one `pending` note; the rest are counted. */
+export const maxPendingIdsNoted = 5;
 
 export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerState {
   return {
@@ -180,6 +197,7 @@ export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerSta
     nextFailureMaturesAtMs: Infinity,
     lastPendingPlanAtMs: -Infinity,
     upHostsSignature: "",
+    pendingNotedSignature: "",
     rescan: true,
   };
 }
@@ -193,7 +211,7 @@ function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
 function historyOf(state: RecoveryPlannerState, vmId: string): VmHistory {
   let entry = state.history.get(vmId);
   if (!entry) {
-    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, unconfirmedSources: new Map() };
+    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, migrationFailures: 0, unconfirmedSources: new Map() };
     state.history.set(vmId, entry);
   }
   return entry;
@@ -290,6 +308,7 @@ function setActive(step: Step, active: boolean): void {
   }
   state.nextFailureMaturesAtMs = Infinity;
   state.lastPendingPlanAtMs = -Infinity;
+  state.pendingNotedSignature = "";
   state.rescan = true;
   step.note(active ? "activated" : "deactivated", {});
 }
@@ -301,7 +320,10 @@ function trustedReport(step: Step, hostId: string, incarnation: number, vmId: st
   const host = view?.hosts.get(hostId);
   const task = step.state.tasks.get(vmId);
   const placedHere =
-    vm?.placement?.hostId === hostId || (task?.phase === "stopping-source" && task.sourceHostId === hostId) || step.state.history.get(vmId)?.unconfirmedSources.get(hostId)?.incarnation === incarnation;
+    vm?.placement?.hostId === hostId ||
+    vm?.placement?.migratingFrom === hostId ||
+    (task?.phase === "stopping-source" && task.sourceHostId === hostId) ||
+    step.state.history.get(vmId)?.unconfirmedSources.get(hostId)?.incarnation === incarnation;
   if (!vm || !host || host.incarnation !== incarnation || !placedHere || (host.state !== "up" && host.state !== "maintenance")) {
     // From a newer incarnation of the host the VM is placed on: an agent takes a new incarnation only after
     // isolating (its VMs powered off) or rebooting, so the view's incarnation of the host has ended.
@@ -328,6 +350,8 @@ function onVmReport(step: Step, input: Extract<ManagerInput, { type: "vm-report"
   if (!vm) return;
   const task = state.tasks.get(vm.vmId);
   const off = input.health === "crashed" || input.health === "shutoff" || input.health === "stopped" || input.health === "missing";
+  // Mid-migration the migration task decides; the target does not have it yet, the source is about to let go.
+  if (vm.placement?.migratingFrom !== undefined) return;
   if (vm.placement?.hostId !== input.hostId) {
     // From a host the VM left: only its stop matters here; nothing is ever started on it from such a report.
     if (off) confirmSourceOff(step, vm.vmId, input.hostId, Infinity);
@@ -381,6 +405,7 @@ function queueStartInPlace(state: RecoveryPlannerState, vm: VmRecord, hostId: st
     attempts: 0,
     notBeforeMs: nowMs,
     deadlineMs: Infinity,
+    migrationEnd: null,
   });
 }
 
@@ -409,7 +434,7 @@ function onGuestReport(step: Step, input: Extract<ManagerInput, { type: "guest-r
 }
 
 function onHostCommandResult(step: Step, input: Extract<ManagerInput, { type: "host-command-result" }>): void {
-  if ((input.action === "stop" || input.action === "migrate") && input.ok) {
+  if (input.action === "stop" && input.ok) {
     // Whatever task sent it (possibly one since replaced by a later move), the VM was off there when it answered.
     if (confirmSourceOff(step, input.vmId, input.hostId, input.placementEpoch)) return;
   }
@@ -429,11 +454,11 @@ function onHostCommandResult(step: Step, input: Extract<ManagerInput, { type: "h
       return;
     case "migrate":
       if (task.phase !== "migrating" || task.sourceHostId !== input.hostId || task.placementEpoch !== input.placementEpoch) return;
-      if (input.ok) finishStart(step, task);
+      if (input.ok) endMigration(step, task, "done", { ok: true, from: input.hostId, to: task.hostId });
       else {
-        // A failed migration leaves the VM on the source: stop it there, then start it on the target.
-        task.attempts = 0;
-        beginStop(step, task);
+        // The source still runs it (the host judged by the hypervisor's state): placed back there.
+        historyOf(step.state, task.vmId).migrationFailures++;
+        endMigration(step, task, "abort", { ok: false, from: input.hostId, to: task.hostId, error: error.slice(0, 200) });
       }
       return;
     case "reset":
@@ -450,6 +475,18 @@ function onProposalRefused(step: Step, commandId: string, reason: string): void 
     step.state.rescan = true;
     return;
   }
+}
+
+/** Proposes the end of a live migration (the marker cleared, or the VM placed back on its source) and waits for its commit. */
+function endMigration(step: Step, task: VmTask, end: MigrationEnd, fields: Record<string, string | number | boolean>): void {
+  const type = end === "abort" ? "vm.migrate-abort" : "vm.migrate-done";
+  task.phase = "finishing";
+  task.migrationEnd = end;
+  task.commandId = `${end === "abort" ? "migrate-abort" : "migrate-done"}-${task.vmId}-${task.placementEpoch}`;
+  task.proposedAtMs = step.nowMs;
+  task.deadlineMs = Infinity;
+  if (end !== "done-then-start") step.note("migration-finished", { vmId: task.vmId, placementEpoch: task.placementEpoch, ...fields });
+  step.propose({ id: task.commandId, type, vmId: task.vmId, expectedPlacementEpoch: task.placementEpoch });
 }
 
 function finishStart(step: Step, task: VmTask): void {
@@ -566,7 +603,10 @@ function reconcile(step: Step, view: View): void {
   const capacityMayHaveGrown = upSignature !== state.upHostsSignature;
   state.upHostsSignature = upSignature;
   const retryPending = capacityMayHaveGrown || nowMs >= state.lastPendingPlanAtMs + state.config.pendingRetryIntervalMs;
-  if (state.rescan || (retryPending && state.pending.size > 0)) planPlacementsNeeded(step, view, retryPending);
+  if (state.rescan || (retryPending && state.pending.size > 0)) {
+    planPlacementsNeeded(step, view, retryPending);
+    notePendingSet(step);
+  }
   dispatchHostCommands(step, view);
   resetHungGuests(step, view);
 }
@@ -600,18 +640,76 @@ function advanceTasks(step: Step, view: View): void {
       }
       continue;
     }
+    if (task.phase === "finishing") {
+      migrationEndCommitted(step, view, task, vm);
+      continue;
+    }
     // Past proposing, the task works for one placement; if the view moved the VM on, the task is stale.
     if (!vm.placement || vm.placement.epoch !== task.placementEpoch || vm.placement.hostId !== task.hostId || view.hosts.get(task.hostId)?.state !== "up" || isSuperseded(state, view, task.hostId)) {
       state.tasks.delete(task.vmId);
       state.rescan = true;
       continue;
     }
+    // A migration whose source is no longer up or in maintenance: the marker's rules take over (planPlacementsNeeded).
+    if (task.phase === "migrating" && !migrationEndAlive(state, view, task.sourceHostId!)) {
+      state.tasks.delete(task.vmId);
+      state.rescan = true;
+      continue;
+    }
     // The host it is leaving failed meanwhile: once that host's lease has surely run out, the VM is off there.
-    if ((task.phase === "stopping-source" || task.phase === "migrating") && task.sourceHostId !== null) {
+    if (task.phase === "stopping-source" && task.sourceHostId !== null) {
       const source = state.history.get(task.vmId)?.unconfirmedSources.get(task.sourceHostId);
       if (source === undefined || sourceIncarnationEnded(step, view, task.sourceHostId, source.incarnation)) sourceStopped(step, task);
     }
   }
+}
+
+/** Whether a migration's end (its source or target) can still take part: up or in maintenance, at the view's incarnation. */
+function migrationEndAlive(state: RecoveryPlannerState, view: View, hostId: string): boolean {
+  const host = view.hosts.get(hostId);
+  return host !== undefined && (host.state === "up" || host.state === "maintenance") && !isSuperseded(state, view, hostId);
+}
+
+/** Whether the incarnation of a host the view names surely runs nothing any more (failed and matured, rejoined since, superseded, removed). */
+function viewIncarnationGone(step: Step, view: View, hostId: string): boolean {
+  const host = view.hosts.get(hostId);
+  if (host === undefined) return true;
+  if (host.state === "joining" && host.incarnation > 0) return true;
+  return sourceGone(step, view, hostId);
+}
+
+/** A task in phase `finishing`: its `vm.migrate-done` or `vm.migrate-abort` committed, was overtaken, or timed out. */
+function migrationEndCommitted(step: Step, view: View, task: VmTask, vm: VmRecord): void {
+  const { state, nowMs } = step;
+  const placement = vm.placement;
+  const stillMarked = placement !== null && placement.epoch === task.placementEpoch && placement.migratingFrom !== undefined;
+  if (stillMarked) {
+    if (nowMs >= task.proposedAtMs + state.config.proposalTimeoutMs) {
+      // No commit: the marker's rules pick it up again from the view.
+      state.tasks.delete(task.vmId);
+      state.rescan = true;
+    }
+    return;
+  }
+  if (task.migrationEnd !== "abort" && placement !== null && placement.epoch === task.placementEpoch && placement.hostId === task.hostId) {
+    if (task.migrationEnd === "done") {
+      finishStart(step, task);
+      const source = task.sourceHostId;
+      if (source !== null && view.hosts.get(source)?.state === "maintenance") noteIfDrained(step, view, source);
+      return;
+    }
+    // The source's incarnation ended mid-migration: the target owns the VM now and starts it unless it arrived.
+    task.migrationEnd = null;
+    task.phase = "queued";
+    task.sourceHostId = null;
+    task.attempts = 0;
+    task.notBeforeMs = nowMs;
+    task.deadlineMs = Infinity;
+    return;
+  }
+  // Placed back on the source (or moved on otherwise): planned again from the view.
+  state.tasks.delete(task.vmId);
+  state.rescan = true;
 }
 
 /** Whether a host the view holds failed or fenced (or superseded) has surely stopped its VMs by now. */
@@ -650,6 +748,12 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
     step.state.rescan = true;
     return;
   }
+  if (placement.migratingFrom !== undefined) {
+    // Live migration: the source moves it; nothing is stopped or started.
+    task.sourceHostId = placement.migratingFrom;
+    beginMigration(step, task);
+    return;
+  }
   task.phase = "queued";
   // Placed again on the host it is leaving (a new epoch there): nothing to stop; a start there finds it running if it does.
   if (task.sourceHostId === placement.hostId) task.sourceHostId = null;
@@ -661,20 +765,21 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
     const earlier = remainingSources(step, view, vm.vmId, placement.hostId);
     if (earlier.length > 0) task.sourceHostId = earlier[0]!;
   }
-  if (task.sourceHostId !== null) {
-    if (step.state.liveMigrationHosts.has(task.sourceHostId) && step.state.liveMigrationHosts.has(placement.hostId)) {
-      task.phase = "migrating";
-      task.deadlineMs = step.nowMs + step.state.config.hostCommandTimeoutMs;
-      step.send({ action: "migrate", hostId: task.sourceHostId, targetHostId: placement.hostId, vmId: vm.vmId, placementEpoch: placement.epoch });
-    } else beginStop(step, task);
-  }
+  if (task.sourceHostId !== null) beginStop(step, task);
   const drainedHost = task.sourceHostId;
   if (drainedHost !== null && view.hosts.get(drainedHost)?.state === "maintenance") noteIfDrained(step, view, drainedHost);
 }
 
+function beginMigration(step: Step, task: VmTask): void {
+  task.phase = "migrating";
+  task.attempts++;
+  task.deadlineMs = step.nowMs + step.state.config.hostCommandTimeoutMs;
+  step.send({ action: "migrate", hostId: task.sourceHostId!, targetHostId: task.hostId, vmId: task.vmId, placementEpoch: task.placementEpoch });
+}
+
 function noteIfDrained(step: Step, view: View, hostId: string): void {
   if (step.drainedNoted.has(hostId)) return;
-  for (const vm of view.vms.values()) if (vm.placement?.hostId === hostId) return;
+  for (const vm of view.vms.values()) if (vm.placement?.hostId === hostId || vm.placement?.migratingFrom === hostId) return;
   step.drainedNoted.add(hostId);
   step.note("host-drained", { hostId });
 }
@@ -688,6 +793,10 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
   const stillNeeded = new Set<string>();
   for (const vm of view.vms.values()) {
     if (vm.desiredState !== "running" || state.tasks.has(vm.vmId)) continue;
+    if (vm.placement?.migratingFrom !== undefined) {
+      followMigration(step, view, vm);
+      continue;
+    }
     const hostState = placementHostState(view, vm);
     let reason: TaskReason | null = null;
     let sourceHostId: string | null = null;
@@ -745,9 +854,21 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
   }
   const byId = new Map(needed.map((entry) => [entry.vm.vmId, entry]));
   const plan = planPlacements({ view, vmIds: needed.map((entry) => entry.vm.vmId), reservations, excludedHostsByVm });
+  let migrationsByHost: Map<string, number> | null = null;
   for (const placement of plan.placements) {
     const entry = byId.get(placement.vmId)!;
-    const refusal = state.refusedCommandIds.get(placement.command.id);
+    let live = false;
+    if (entry.reason === "evacuate" && state.liveMigrationHosts.size > 0) {
+      migrationsByHost ??= migrationsInFlight(state, view);
+      const decision = migratesLive(state, placement.vmId, entry.sourceHostId, placement.hostId, migrationsByHost);
+      // Both ends busy with other migrations: it waits for one to end (that commit plans again), still running where it is.
+      if (decision === "wait") continue;
+      live = decision;
+    }
+    const command: ViewCommand = live
+      ? { id: `migrate-${placement.vmId}-${placement.expectedPlacementEpoch}-${view.epoch}`, type: "vm.migrate", vmId: placement.vmId, toHostId: placement.hostId, expectedPlacementEpoch: placement.expectedPlacementEpoch }
+      : placement.command;
+    const refusal = state.refusedCommandIds.get(command.id);
     if (refusal !== undefined) {
       setPending(step, placement.vmId, `placement refused by the view: ${refusal}`);
       continue;
@@ -760,29 +881,126 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
     state.pending.delete(placement.vmId);
     state.tasks.set(placement.vmId, {
       vmId: placement.vmId,
-      reason: entry.reason,
+      reason: live ? "migrate" : entry.reason,
       phase: "proposing",
-      commandId: placement.command.id,
+      commandId: command.id,
       proposedAtMs: nowMs,
       expectedPlacementEpoch: placement.expectedPlacementEpoch,
       resources: entry.vm.resources,
       hostId: placement.hostId,
       placementEpoch: 0,
-      sourceHostId: entry.sourceHostId,
+      sourceHostId: live ? null : entry.sourceHostId,
       attempts: 0,
       notBeforeMs: nowMs,
       deadlineMs: Infinity,
+      migrationEnd: null,
     });
-    step.note("placement-proposed", { vmId: placement.vmId, hostId: placement.hostId, reason: entry.reason, priority: entry.vm.priority });
-    step.propose(placement.command);
+    step.note("placement-proposed", { vmId: placement.vmId, hostId: placement.hostId, reason: live ? "migrate" : entry.reason, priority: entry.vm.priority });
+    step.propose(command);
   }
   for (const pending of plan.pending) setPending(step, pending.vmId, pending.reason);
 }
 
+/** Whether this evacuation goes by live migration: both hypervisors migrate live, the VM has not failed to too often, and both hosts have a migration slot. */
+function migratesLive(state: RecoveryPlannerState, vmId: string, sourceHostId: string | null, targetHostId: string, migrationsByHost: Map<string, number>): boolean | "wait" {
+  if (sourceHostId === null || !state.liveMigrationHosts.has(sourceHostId) || !state.liveMigrationHosts.has(targetHostId)) return false;
+  if ((state.history.get(vmId)?.migrationFailures ?? 0) >= maxMigrationAttemptsPerVm) return false;
+  if ((migrationsByHost.get(sourceHostId) ?? 0) >= maxConcurrentMigrationsPerHost || (migrationsByHost.get(targetHostId) ?? 0) >= maxConcurrentMigrationsPerHost) return "wait";
+  migrationsByHost.set(sourceHostId, (migrationsByHost.get(sourceHostId) ?? 0) + 1);
+  migrationsByHost.set(targetHostId, (migrationsByHost.get(targetHostId) ?? 0) + 1);
+  return true;
+}
+
+/** Live migrations in flight per host (at both ends): marked in the view, or proposed by this manager. */
+function migrationsInFlight(state: RecoveryPlannerState, view: View): Map<string, number> {
+  const counts = new Map<string, number>();
+  const add = (hostId: string): void => void counts.set(hostId, (counts.get(hostId) ?? 0) + 1);
+  for (const vm of view.vms.values()) {
+    if (vm.placement?.migratingFrom === undefined) continue;
+    add(vm.placement.migratingFrom);
+    add(vm.placement.hostId);
+  }
+  for (const task of state.tasks.values()) {
+    if (task.phase !== "proposing" || task.reason !== "migrate") continue;
+    add(task.hostId);
+    const source = view.vms.get(task.vmId)?.placement?.hostId;
+    if (source !== undefined) add(source);
+  }
+  return counts;
+}
+
+/**
+ * A VM the view shows mid-migration with no task here (an earlier leader's migration, or one whose task
+ * ended): both ends alive → the source is asked again (it answers from where the VM runs); the source's
+ * incarnation surely over → the target owns it (`vm.migrate-done`, then a start there); the target's
+ * surely over → back to the source (`vm.migrate-abort`). Until one of these holds, it waits: the source
+ * keeps running it.
+ */
+function followMigration(step: Step, view: View, vm: VmRecord): void {
+  const { state, nowMs } = step;
+  const placement = vm.placement!;
+  const source = placement.migratingFrom!;
+  const task: VmTask = {
+    vmId: vm.vmId,
+    reason: "migrate",
+    phase: "migrating",
+    commandId: "",
+    proposedAtMs: nowMs,
+    expectedPlacementEpoch: placement.epoch,
+    resources: vm.resources,
+    hostId: placement.hostId,
+    placementEpoch: placement.epoch,
+    sourceHostId: source,
+    attempts: 0,
+    notBeforeMs: nowMs,
+    deadlineMs: Infinity,
+    migrationEnd: null,
+  };
+  if (viewIncarnationGone(step, view, source)) {
+    state.tasks.set(vm.vmId, task);
+    endMigration(step, task, "done-then-start", {});
+  } else if (viewIncarnationGone(step, view, placement.hostId)) {
+    state.tasks.set(vm.vmId, task);
+    endMigration(step, task, "abort", { ok: false, from: source, to: placement.hostId, error: `target host ${placement.hostId} is gone` });
+  } else if (migrationEndAlive(state, view, source) && migrationEndAlive(state, view, placement.hostId)) {
+    if (step.hostCommands >= state.config.maxHostCommandsPerStep) {
+      state.rescan = true;
+      return;
+    }
+    state.tasks.set(vm.vmId, task);
+    beginMigration(step, task);
+  } else {
+    // An end is failed but its lease may still run, or suspect: checked again at the next rescan.
+    const waitFor = [source, placement.hostId].map((hostId) => view.hosts.get(hostId)).find((host) => host !== undefined && (host.state === "failed" || host.state === "fenced"));
+    if (waitFor !== undefined) {
+      const maturesAt = failureMaturesAt(step, waitFor.hostId, waitFor.incarnation);
+      if (maturesAt < state.nextFailureMaturesAtMs) state.nextFailureMaturesAtMs = maturesAt;
+    } else state.nextFailureMaturesAtMs = Math.min(state.nextFailureMaturesAtMs, nowMs + state.config.pendingRetryIntervalMs);
+  }
+}
+
 function setPending(step: Step, vmId: string, reason: string): void {
-  if (step.state.pending.get(vmId) === reason) return;
   step.state.pending.set(vmId, reason);
-  step.note("pending", { vmId, reason });
+}
+
+/** One note for the whole pending set, when it changed: its size and the first few ids (a note per VM floods the log under load). */
+function notePendingSet(step: Step): void {
+  const { state } = step;
+  let signature = "";
+  for (const [vmId, reason] of state.pending) signature += `${vmId}\u0000${reason}\u0001`;
+  if (signature === state.pendingNotedSignature) return;
+  state.pendingNotedSignature = signature;
+  if (state.pending.size === 0) {
+    step.note("pending", { count: 0 });
+    return;
+  }
+  const ids = [...state.pending.keys()].sort(compareIds);
+  const firstReason = state.pending.get(ids[0]!)!;
+  step.note("pending", {
+    count: ids.length,
+    vmIds: ids.slice(0, maxPendingIdsNoted).join(",") + (ids.length > maxPendingIdsNoted ? `,+${ids.length - maxPendingIdsNoted}` : ""),
+    reason: firstReason,
+  });
 }
 
 function dispatchHostCommands(step: Step, view: View): void {
@@ -794,8 +1012,10 @@ function dispatchHostCommands(step: Step, view: View): void {
       if (nowMs >= task.deadlineMs) {
         if (task.phase === "starting") startFailed(step, task, "no result in time");
         else {
-          task.attempts = 0;
-          beginStop(step, task);
+          // No answer: the VM may have reached the target. Placed back on the source; the target is stopped before it starts anywhere else.
+          historyOf(state, task.vmId).migrationFailures++;
+          addUnconfirmedSource(state, view, task.vmId, task.hostId, task.placementEpoch);
+          endMigration(step, task, "abort", { ok: false, from: task.sourceHostId!, to: task.hostId, error: "no result in time" });
         }
       }
     } else if (task.phase === "stopping-source") {

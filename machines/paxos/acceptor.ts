@@ -5,7 +5,9 @@
  *
  * - One promised ballot covers every slot: a prepare "from slot s on" is
  *   answered with every vote at or above s, and raises the promise for all.
- * - Lease: a prepare, accept or heartbeat that the acceptor takes grants its
+ * - Pre-vote: answered from the state as it is (granted unless a lease held by
+ *   another controller runs, or the acceptor is rejoining); changes nothing.
+ * - Lease: an accept or heartbeat that the acceptor takes grants its
  *   sender's controller the lease for `leaseDurationMs` of local time; while it
  *   runs, a prepare from any other controller is refused. A restarted acceptor
  *   cannot know what it granted, so it assumes the holder of its promised
@@ -26,6 +28,7 @@ import type {
   HeartbeatMessage,
   PaxosMessage,
   PrepareMessage,
+  PreVoteMessage,
   RejectMessage,
   RejectReason,
   RejoinStateMessage,
@@ -187,6 +190,8 @@ export function stepAcceptor<C extends CommandEnvelope>(state: AcceptorState<C>,
 
 function onMessage<C extends CommandEnvelope>(state: AcceptorState<C>, message: PaxosMessage<C>, nowMs: number): AcceptorStep<C> {
   switch (message.type) {
+    case "paxos.pre-vote":
+      return onPreVote(state, message, nowMs);
     case "paxos.prepare":
       return onPrepare(state, message, nowMs);
     case "paxos.accept":
@@ -237,6 +242,29 @@ function votesFrom<C extends CommandEnvelope>(state: AcceptorState<C>, fromSlot:
   const reported: ReportedVote<C>[] = [];
   for (const [slot, vote] of state.votes) if (slot >= fromSlot) reported.push({ slot, ballot: vote.ballot, value: vote.value });
   return reported.sort((a, b) => a.slot - b.slot);
+}
+
+/** Would this acceptor take a prepare from the sender now? Answered from the state as it is; nothing changes. */
+function onPreVote<C extends CommandEnvelope>(state: AcceptorState<C>, message: PreVoteMessage, nowMs: number): AcceptorStep<C> {
+  const lease = state.lease;
+  const leaseElsewhere = lease.holderId !== "" && lease.holderId !== message.ballot.controllerId && nowMs < lease.expiresAtMs;
+  const granted = state.mode === "voting" && !leaseElsewhere;
+  return {
+    state,
+    persist: [],
+    sendAfterSync: [
+      {
+        type: "paxos.pre-vote-reply",
+        from: state.acceptorId,
+        to: message.from,
+        ballot: message.ballot,
+        granted,
+        promised: state.promised,
+        leaseHolderId: lease.holderId,
+        leaseRemainingMs: leaseRemainingMs(state, nowMs),
+      },
+    ],
+  };
 }
 
 function onPrepare<C extends CommandEnvelope>(state: AcceptorState<C>, message: PrepareMessage, nowMs: number): AcceptorStep<C> {

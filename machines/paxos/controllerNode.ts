@@ -206,6 +206,12 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
   } else {
     const message = input.message;
     switch (message.type) {
+      case "paxos.pre-vote":
+        step.acceptor({ type: "message", message, nowMs });
+        break;
+      case "paxos.pre-vote-reply":
+        step.proposer({ type: "message", message, nowMs }, nowMs);
+        break;
       case "paxos.prepare":
         step.acceptor({ type: "message", message, nowMs });
         step.proposer({ type: "message", message, nowMs }, nowMs);

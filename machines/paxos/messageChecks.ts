@@ -46,6 +46,15 @@ function entriesProblem(entries: readonly ChosenEntry<CommandEnvelope>[]): strin
 /** Why the message must be dropped, or null. Never throws on a message of the declared shape. */
 export function paxosMessageProblem(message: PaxosMessage<CommandEnvelope>): string | null {
   switch (message.type) {
+    case "paxos.pre-vote":
+      if (message.ballot.controllerId !== message.from) return "pre-vote ballot names another controller";
+      return ballotProblem(message.ballot, "ballot");
+    case "paxos.pre-vote-reply":
+      return (
+        ballotProblem(message.ballot, "ballot") ??
+        ballotProblem(message.promised, "promised") ??
+        (typeof message.granted === "boolean" && Number.isFinite(message.leaseRemainingMs) && message.leaseRemainingMs >= 0 ? null : "granted and leaseRemainingMs must be in range")
+      );
     case "paxos.prepare":
       if (message.ballot.controllerId !== message.from) return "prepare ballot names another controller";
       return ballotProblem(message.ballot, "ballot") ?? (isIndex(message.fromSlot) ? null : "fromSlot must be a non-negative integer");

@@ -33,6 +33,28 @@ export interface PrepareMessage extends Addressed {
   readonly fromSlot: number;
 }
 
+/**
+ * Pre-vote (as Raft's, §9.6 of Ongaro's thesis): before a follower prepares, it asks every acceptor
+ * whether it would take a prepare now. The acceptor changes nothing, persists nothing and grants
+ * unless a lease it granted to another controller still runs (it heard a live leader within
+ * `leaseDurationMs`) or it is rejoining. `ballot` is the one the follower would prepare, and only
+ * correlates the replies.
+ */
+export interface PreVoteMessage extends Addressed {
+  readonly type: "paxos.pre-vote";
+  readonly ballot: Ballot;
+}
+
+export interface PreVoteReplyMessage extends Addressed {
+  readonly type: "paxos.pre-vote-reply";
+  readonly ballot: Ballot;
+  readonly granted: boolean;
+  /** The acceptor's promise, so the real prepare can start above it. */
+  readonly promised: Ballot;
+  readonly leaseHolderId: string;
+  readonly leaseRemainingMs: number;
+}
+
 /** Phase 1b. Slots below `floorSlot` were compacted: they are chosen, and only snapshots hold them. */
 export interface PromiseMessage<C extends CommandEnvelope> extends Addressed {
   readonly type: "paxos.promise";
@@ -158,6 +180,8 @@ export interface ProposeReplyMessage extends Addressed {
 }
 
 export type PaxosMessage<C extends CommandEnvelope> =
+  | PreVoteMessage
+  | PreVoteReplyMessage
   | PrepareMessage
   | PromiseMessage<C>
   | AcceptMessage<C>
@@ -177,6 +201,8 @@ export type PaxosMessage<C extends CommandEnvelope> =
 export type PaxosMessageType = PaxosMessage<CommandEnvelope>["type"];
 
 export const paxosMessageTypes: readonly PaxosMessageType[] = [
+  "paxos.pre-vote",
+  "paxos.pre-vote-reply",
   "paxos.prepare",
   "paxos.promise",
   "paxos.accept",

@@ -4,10 +4,17 @@
  *
  * - Election: a follower that has heard no leader (accept or heartbeat with a
  *   ballot at least the highest leader ballot it knows) for
- *   `electionTimeoutMs` plus a random jitter prepares a ballot above every
- *   round it has seen or used (the round is persisted before the prepare
- *   leaves). A refusal or an expired prepare sends it back to follower with a
- *   fresh random delay, so duelling candidates spread out.
+ *   `electionTimeoutMs` plus a random jitter first runs a pre-vote: it asks
+ *   every acceptor whether it would take a prepare now, which changes no
+ *   acceptor's state. Only with a majority of grants does it prepare a ballot
+ *   above every round it has seen or used (the round is persisted before the
+ *   prepare leaves). An acceptor refuses the pre-vote while a lease it granted
+ *   to another controller runs, so a controller that was cut off from a
+ *   leader the majority still follows never raises anyone's promise, and its
+ *   return deposes nobody. A brand-new cluster's first election (no ballot
+ *   seen anywhere yet) skips it: there is no leader to protect. A refusal or
+ *   an expired prepare sends it back to follower with a fresh random delay,
+ *   so duelling candidates spread out.
  * - Phase 1 covers every slot from the node's first unknown slot on. On a
  *   majority of promises the leader re-proposes, per open slot, the value of
  *   the highest-ballot vote reported, and fills slots nobody voted for with
@@ -38,7 +45,15 @@
 import { compareBallots, sameBallot, zeroBallot, type Ballot } from "./ballot.ts";
 import { majorityOf, type PaxosConfig } from "./config.ts";
 import { drawJitterMs } from "./jitter.ts";
-import { learnerBroadcast, type PaxosMessage, type ProposeRefusal, type PromiseMessage, type RejectMessage, type ReportedVote } from "./messages.ts";
+import {
+  learnerBroadcast,
+  type PaxosMessage,
+  type PreVoteReplyMessage,
+  type ProposeRefusal,
+  type PromiseMessage,
+  type RejectMessage,
+  type ReportedVote,
+} from "./messages.ts";
 import type { DurableRecord } from "./records.ts";
 import type { Effects } from "./stepResult.ts";
 import { noopValue, sameSlotValue, type ChosenEntry, type CommandEnvelope, type SlotValue } from "./values.ts";
@@ -58,6 +73,15 @@ export interface PhaseOne<C extends CommandEnvelope> {
   readonly fromSlot: number;
   readonly sentAtMs: number;
   readonly promises: ReadonlyMap<string, { readonly floorSlot: number; readonly votes: readonly ReportedVote<C>[] }>;
+}
+
+/** A follower's pre-vote in progress (see the file comment). */
+export interface PreVoteRound {
+  /** The ballot it would prepare; correlates the replies. */
+  readonly ballot: Ballot;
+  readonly sentAtMs: number;
+  /** Acceptors that granted it. */
+  readonly grants: readonly string[];
 }
 
 export interface Proposal<C extends CommandEnvelope> {
@@ -112,6 +136,8 @@ export interface ProposerState<C extends CommandEnvelope> {
   readonly leaderBallot: Ballot;
   readonly electionDueAtMs: number;
   readonly randomSeed: number;
+  /** Only while a follower: its pre-vote, before it may prepare. */
+  readonly preVote: PreVoteRound | null;
   readonly phaseOne: PhaseOne<C> | null;
   readonly leader: LeaderState<C> | null;
   readonly pending: readonly PendingCommand<C>[];
@@ -180,6 +206,7 @@ export function createProposer<C extends CommandEnvelope>(creation: ProposerCrea
     leaderBallot: zeroBallot,
     electionDueAtMs: creation.nowMs + creation.config.electionTimeoutMs + draw.jitterMs,
     randomSeed: draw.seed,
+    preVote: null,
     phaseOne: null,
     leader: null,
     pending: [],
@@ -261,7 +288,15 @@ function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surro
   const state = draft.state;
   switch (state.role) {
     case "follower":
-      if (nowMs >= state.electionDueAtMs && surroundings.mayCampaign) startPhaseOne(draft, nowMs, surroundings);
+      if (state.preVote && nowMs - state.preVote.sentAtMs >= state.config.prepareTimeoutMs) {
+        // No majority answered: nobody's state changed, so it simply waits for its next turn.
+        draft.state = { ...state, preVote: null, electionDueAtMs: nowMs + electionDelayMs(draft, state.config.electionTimeoutMs) };
+        return;
+      }
+      if (!state.preVote && nowMs >= state.electionDueAtMs && surroundings.mayCampaign) {
+        if (neverSawABallot(state, surroundings)) startPhaseOne(draft, nowMs, surroundings);
+        else startPreVote(draft, nowMs, surroundings);
+      }
       return;
     case "candidate":
       if (state.phaseOne && nowMs - state.phaseOne.sentAtMs >= state.config.prepareTimeoutMs) {
@@ -275,9 +310,50 @@ function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surro
   }
 }
 
+/** A brand-new cluster: no round was ever used, promised or seen here, so no leader exists to disturb. */
+function neverSawABallot<C extends CommandEnvelope>(state: ProposerState<C>, surroundings: ProposerSurroundings): boolean {
+  return state.roundUsed === 0 && state.maxRoundSeen === 0 && state.leaderBallot.round === 0 && surroundings.acceptorPromisedRound === 0;
+}
+
+function nextRound<C extends CommandEnvelope>(state: ProposerState<C>, surroundings: ProposerSurroundings): number {
+  return Math.max(state.roundUsed, state.maxRoundSeen, state.leaderBallot.round, surroundings.acceptorPromisedRound) + 1;
+}
+
+function startPreVote<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
+  const state = draft.state;
+  const ballot: Ballot = { round: nextRound(state, surroundings), controllerId: state.proposerId };
+  draft.state = { ...state, preVote: { ballot, sentAtMs: nowMs, grants: [] } };
+  for (const acceptorId of state.config.acceptorIds) draft.send.push({ type: "paxos.pre-vote", from: state.proposerId, to: acceptorId, ballot });
+}
+
+function onPreVoteReply<C extends CommandEnvelope>(draft: Draft<C>, message: PreVoteReplyMessage, nowMs: number, surroundings: ProposerSurroundings): void {
+  const state = draft.state;
+  const preVote = state.preVote;
+  if (state.role !== "follower" || !preVote || !sameBallot(message.ballot, preVote.ballot) || !state.config.acceptorIds.includes(message.from)) return;
+  draft.state = { ...state, maxRoundSeen: Math.max(state.maxRoundSeen, message.promised.round) };
+  if (!message.granted) {
+    if (message.leaseHolderId !== "" && message.leaseRemainingMs > 0) {
+      // A live leader holds this acceptor: try again once its grant could have run out, as a refused candidate does.
+      draft.state = { ...draft.state, preVote: null, electionDueAtMs: nowMs + electionDelayMs(draft, message.leaseRemainingMs) };
+    }
+    return;
+  }
+  if (preVote.grants.includes(message.from)) return;
+  const grants = [...preVote.grants, message.from];
+  if (grants.length < majorityOf(state.config.acceptorIds.length)) {
+    draft.state = { ...draft.state, preVote: { ...preVote, grants } };
+    return;
+  }
+  if (!surroundings.mayCampaign) {
+    draft.state = { ...draft.state, preVote: null };
+    return;
+  }
+  startPhaseOne(draft, nowMs, surroundings);
+}
+
 function startPhaseOne<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
   const state = draft.state;
-  const round = Math.max(state.roundUsed, state.maxRoundSeen, state.leaderBallot.round, surroundings.acceptorPromisedRound) + 1;
+  const round = nextRound(state, surroundings);
   const ballot: Ballot = { round, controllerId: state.proposerId };
   const wasLeader = state.role === "leader";
   draft.lostLeadership ||= wasLeader;
@@ -288,6 +364,7 @@ function startPhaseOne<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number
     roundUsed: round,
     maxRoundSeen: Math.max(state.maxRoundSeen, round),
     ballot,
+    preVote: null,
     phaseOne: { fromSlot: surroundings.chosenBelow, sentAtMs: nowMs, promises: new Map() },
     leader: null,
   };
@@ -300,7 +377,7 @@ function becomeFollower<C extends CommandEnvelope>(draft: Draft<C>, leaderId: st
   const state = draft.state;
   if (state.role === "leader") draft.lostLeadership = true;
   for (const pending of state.pending) refuse(draft, pending, "not-leader", leaderId);
-  draft.state = { ...state, role: "follower", ballot: zeroBallot, phaseOne: null, leader: null, pending: [], leaderId, electionDueAtMs: nowMs + delayMs };
+  draft.state = { ...state, role: "follower", ballot: zeroBallot, preVote: null, phaseOne: null, leader: null, pending: [], leaderId, electionDueAtMs: nowMs + delayMs };
 }
 
 function refuse<C extends CommandEnvelope>(draft: Draft<C>, pending: PendingCommand<C>, refusal: ProposeRefusal, leaderHint: string): void {
@@ -313,6 +390,9 @@ function refuse<C extends CommandEnvelope>(draft: Draft<C>, pending: PendingComm
 
 function onMessage<C extends CommandEnvelope>(draft: Draft<C>, message: PaxosMessage<C>, nowMs: number, surroundings: ProposerSurroundings): void {
   switch (message.type) {
+    case "paxos.pre-vote-reply":
+      onPreVoteReply(draft, message, nowMs, surroundings);
+      return;
     case "paxos.promise":
       onPromise(draft, message, nowMs);
       return;
@@ -350,7 +430,8 @@ function observeCandidate<C extends CommandEnvelope>(draft: Draft<C>, ballot: Ba
   draft.state = { ...state, maxRoundSeen: Math.max(state.maxRoundSeen, ballot.round) };
   if (state.role !== "follower" || !newer || compareBallots(ballot, state.leaderBallot) <= 0) return;
   const dueAtMs = nowMs + electionDelayMs(draft, state.config.electionTimeoutMs);
-  draft.state = { ...draft.state, electionDueAtMs: Math.max(draft.state.electionDueAtMs, dueAtMs) };
+  // Its own pre-vote, if any, is dropped: completing it now would only duel with that candidate.
+  draft.state = { ...draft.state, preVote: null, electionDueAtMs: Math.max(draft.state.electionDueAtMs, dueAtMs) };
 }
 
 /** Another controller acts as leader with `ballot`: follow it if it is the newest leader known. */
@@ -362,7 +443,7 @@ function observeLeader<C extends CommandEnvelope>(draft: Draft<C>, from: string,
   if (state.role !== "follower" && compareBallots(ballot, state.ballot) < 0) return;
   const delayMs = electionDelayMs(draft, state.config.electionTimeoutMs);
   if (draft.state.role !== "follower") becomeFollower(draft, from, nowMs, delayMs);
-  draft.state = { ...draft.state, leaderId: from, leaderBallot: ballot, electionDueAtMs: nowMs + delayMs };
+  draft.state = { ...draft.state, leaderId: from, leaderBallot: ballot, preVote: null, electionDueAtMs: nowMs + delayMs };
 }
 
 function onPromise<C extends CommandEnvelope>(draft: Draft<C>, message: PromiseMessage<C>, nowMs: number): void {

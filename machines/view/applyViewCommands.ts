@@ -70,8 +70,22 @@ class ViewDraft {
   deleteHost(hostId: string): void {
     (this.hostsDraft ??= this.base.hosts.edit()).delete(hostId);
   }
+  /** Whether any VM as the draft holds it now matches (scans every VM: for rare commands only). */
+  someVm(predicate: (vm: VmRecord) => boolean): boolean {
+    for (const base of this.base.vms.values()) {
+      const vm = this.vms.get(base.vmId);
+      if (vm !== undefined && predicate(vm)) return true;
+    }
+    for (const vmId of this.addedVmIds) {
+      const vm = this.vms.get(vmId);
+      if (vm !== undefined && predicate(vm)) return true;
+    }
+    return false;
+  }
+  private readonly addedVmIds = new Set<string>();
   setVm(vm: VmRecord): void {
     const previous = this.vms.get(vm.vmId);
+    if (!this.base.vms.has(vm.vmId)) this.addedVmIds.add(vm.vmId);
     (this.vmsDraft ??= this.base.vms.edit()).set(vm.vmId, vm);
     this.movePlacement(vm.vmId, previous?.placement?.hostId ?? null, vm.placement?.hostId ?? null);
   }
@@ -206,7 +220,8 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
     case "host.suspect":
       return hostTransition(draft, command.hostId, command.incarnation, ["up"], "suspect");
     case "host.failed":
-      return hostTransition(draft, command.hostId, command.incarnation, ["joining", "up", "suspect"], "failed");
+      // A host in maintenance can fail too (it may still run VMs being evacuated, or migrating away).
+      return hostTransition(draft, command.hostId, command.incarnation, ["joining", "up", "suspect", "maintenance"], "failed");
     case "host.fenced":
       return hostTransition(draft, command.hostId, command.incarnation, ["failed"], "fenced");
     case "host.rejoin": {
@@ -226,6 +241,8 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       if (!host) return rejected(`unknown host ${command.hostId}`);
       if (host.state === "up" || host.state === "suspect") return rejected(`host ${command.hostId} is ${host.state}: fail, fence or drain it first`);
       if (draft.vmsOnHost(command.hostId).length > 0) return rejected(`host ${command.hostId} still has VMs placed on it`);
+      // A migration source still holds its VM until the migration ends; removing it would orphan the marker.
+      if (draft.someVm((vm) => vm.placement?.migratingFrom === command.hostId)) return rejected(`host ${command.hostId} is the source of a migration in progress`);
       draft.deleteHost(command.hostId);
       return committed;
     }
@@ -256,6 +273,36 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
     }
     case "vm.place":
       return place(draft, command.vmId, command.hostId, command.expectedPlacementEpoch);
+    case "vm.migrate": {
+      const vm = draft.vms.get(command.vmId);
+      if (!vm) return rejected(`unknown vm ${command.vmId}`);
+      const source = vm.placement;
+      if (!source) return rejected(`vm ${command.vmId} is not placed: nothing to migrate`);
+      if (source.migratingFrom !== undefined) return rejected(`vm ${command.vmId} is already migrating from host ${source.migratingFrom}`);
+      if (vm.desiredState !== "running") return rejected(`vm ${command.vmId} is meant to be ${vm.desiredState}: nothing to migrate`);
+      if (source.hostId === command.toHostId) return rejected(`vm ${command.vmId} is already placed on host ${command.toHostId}`);
+      const sourceState = draft.hosts.get(source.hostId)?.state;
+      if (sourceState !== "up" && sourceState !== "maintenance") return rejected(`host ${source.hostId} is ${sourceState ?? "unknown"}: only an up or maintenance host can migrate`);
+      return place(draft, command.vmId, command.toHostId, command.expectedPlacementEpoch, source.hostId);
+    }
+    case "vm.migrate-done":
+    case "vm.migrate-abort": {
+      const vm = draft.vms.get(command.vmId);
+      if (!vm) return rejected(`unknown vm ${command.vmId}`);
+      const current = vm.placement?.epoch ?? 0;
+      if (current !== command.expectedPlacementEpoch) return rejected(`placement epoch of vm ${command.vmId} is ${current}, not ${command.expectedPlacementEpoch}`);
+      const from = vm.placement?.migratingFrom;
+      if (!vm.placement || from === undefined) return rejected(`vm ${command.vmId} is not migrating`);
+      if (command.type === "vm.migrate-done") {
+        // Same placement epoch: the target's commands for it stay valid; only the source lets go.
+        draft.setVm({ ...vm, placement: { hostId: vm.placement.hostId, epoch: vm.placement.epoch } });
+        return committed;
+      }
+      // Back where it runs (or last ran), even in maintenance: the source never let go of it.
+      if (!draft.hosts.has(from)) return rejected(`unknown host ${from}`);
+      draft.setVm({ ...vm, placement: { hostId: from, epoch: draft.epoch + 1 } });
+      return committed;
+    }
     case "vm.unplace": {
       const vm = draft.vms.get(command.vmId);
       if (!vm) return rejected(`unknown vm ${command.vmId}`);
@@ -268,7 +315,7 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
   }
 }
 
-function place(draft: ViewDraft, vmId: string, hostId: string, expectedPlacementEpoch: number): FirstOutcome {
+function place(draft: ViewDraft, vmId: string, hostId: string, expectedPlacementEpoch: number, migratingFrom?: string): FirstOutcome {
   const vm = draft.vms.get(vmId);
   if (!vm) return rejected(`unknown vm ${vmId}`);
   const current = vm.placement?.epoch ?? 0;
@@ -290,6 +337,6 @@ function place(draft: ViewDraft, vmId: string, hostId: string, expectedPlacement
     const partner = draft.vms.get(partnerId);
     if (partner?.placement && partner.placement.hostId !== hostId) return rejected(`affinity: vm ${vmId} must run with vm ${partnerId} on host ${partner.placement.hostId}`);
   }
-  draft.setVm({ ...vm, placement: { hostId, epoch: draft.epoch + 1 } });
+  draft.setVm({ ...vm, placement: migratingFrom === undefined ? { hostId, epoch: draft.epoch + 1 } : { hostId, epoch: draft.epoch + 1, migratingFrom } });
   return committed;
 }

@@ -51,6 +51,12 @@ export type ViewCommand = CommandBase &
     /** `expectedPlacementEpoch` is the placement epoch the proposer saw (0 when unplaced): a compare-and-set. */
     | { readonly type: "vm.place"; readonly vmId: string; readonly hostId: string; readonly expectedPlacementEpoch: number }
     | { readonly type: "vm.unplace"; readonly vmId: string; readonly expectedPlacementEpoch: number }
+    /** Live migration from the VM's current host to `toHostId`: a new placement there, marked as migrating from the source. */
+    | { readonly type: "vm.migrate"; readonly vmId: string; readonly toHostId: string; readonly expectedPlacementEpoch: number }
+    /** The VM is off its migration source: the target owns it (same placement epoch, marker cleared). */
+    | { readonly type: "vm.migrate-done"; readonly vmId: string; readonly expectedPlacementEpoch: number }
+    /** The migration did not happen (or its target is gone): placed back on the source, at a new placement epoch. */
+    | { readonly type: "vm.migrate-abort"; readonly vmId: string; readonly expectedPlacementEpoch: number }
   );
 
 export type ViewCommandType = ViewCommand["type"];
@@ -72,6 +78,9 @@ export const viewCommandTypes: readonly ViewCommandType[] = [
   "vm.set-desired",
   "vm.place",
   "vm.unplace",
+  "vm.migrate",
+  "vm.migrate-done",
+  "vm.migrate-abort",
 ];
 
 const allowedKeys: Record<ViewCommandType, readonly string[]> = {
@@ -91,6 +100,9 @@ const allowedKeys: Record<ViewCommandType, readonly string[]> = {
   "vm.set-desired": ["vmId", "desiredState"],
   "vm.place": ["vmId", "hostId", "expectedPlacementEpoch"],
   "vm.unplace": ["vmId", "expectedPlacementEpoch"],
+  "vm.migrate": ["vmId", "toHostId", "expectedPlacementEpoch"],
+  "vm.migrate-done": ["vmId", "expectedPlacementEpoch"],
+  "vm.migrate-abort": ["vmId", "expectedPlacementEpoch"],
 };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -166,7 +178,11 @@ export function commandProblem(value: unknown): string | null {
       return idProblem(v.vmId, "vmId") ?? (typeof v.desiredState === "string" && (vmDesiredStates as readonly string[]).includes(v.desiredState) ? null : "desiredState must be running or stopped");
     case "vm.place":
       return idProblem(v.vmId, "vmId") ?? idProblem(v.hostId, "hostId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER);
+    case "vm.migrate":
+      return idProblem(v.vmId, "vmId") ?? idProblem(v.toHostId, "toHostId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER, 1);
     case "vm.unplace":
+    case "vm.migrate-done":
+    case "vm.migrate-abort":
       return idProblem(v.vmId, "vmId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER);
   }
 }

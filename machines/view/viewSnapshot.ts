@@ -119,8 +119,15 @@ function parseVm(value: unknown, path: string): VmRecord {
   const record = plainObject(value, path, ["vmId", "desiredState", "placement", "priority", "resources", "rules"]);
   let placement: VmRecord["placement"] = null;
   if (record.placement !== null) {
-    const raw = plainObject(record.placement, `${path}.placement`, ["hostId", "epoch"]);
-    placement = { hostId: id(raw.hostId, `${path}.placement.hostId`), epoch: integer(raw.epoch, `${path}.placement.epoch`, 1) };
+    const migrating = typeof record.placement === "object" && record.placement !== null && "migratingFrom" in record.placement;
+    const raw = plainObject(record.placement, `${path}.placement`, migrating ? ["hostId", "epoch", "migratingFrom"] : ["hostId", "epoch"]);
+    const hostId = id(raw.hostId, `${path}.placement.hostId`);
+    const epoch = integer(raw.epoch, `${path}.placement.epoch`, 1);
+    if (migrating) {
+      const migratingFrom = id(raw.migratingFrom, `${path}.placement.migratingFrom`);
+      if (migratingFrom === hostId) fail(`${path}.placement.migratingFrom must differ from its hostId`);
+      placement = { hostId, epoch, migratingFrom };
+    } else placement = { hostId, epoch };
   }
   const rules = plainObject(record.rules, `${path}.rules`, ["affinity", "antiAffinity"]);
   return {

@@ -39,6 +39,12 @@ export interface VmPlacement {
   readonly hostId: string;
   /** The view epoch of the placement: a host may only run the VM while the view still names this epoch. */
   readonly epoch: number;
+  /**
+   * Set while the VM moves here by live migration from this host (`vm.migrate`): the source may keep
+   * running it until the switchover, and the target does not start it. `vm.migrate-done` clears it (the
+   * target owns the VM), `vm.migrate-abort` places the VM back on the source; absent otherwise.
+   */
+  readonly migratingFrom?: string;
 }
 
 export interface VmRules {

@@ -201,7 +201,7 @@ test("rejoin: a host isolated by a partition is failed, its VMs move; after it r
   t.deepEqual(cluster.hypervisors.registry.overlaps(), []);
 });
 
-test("host executor: a start made for another incarnation of the host is refused; a stop is refused while the view still places the VM there; a migration is refused (no live migration in the port); both counted as refused, the VM untouched", (t) => {
+test("host executor: a start made for another incarnation of the host is refused; a stop is refused while the view still places the VM there; a migration is refused (this sim host does not migrate live); both counted as refused, the VM untouched", (t) => {
   const cluster = started({ seed: 19 });
   const host = hostOf(cluster, "b");
   const epoch = cluster.view().vms.get("b")!.placement!.epoch;
@@ -218,7 +218,7 @@ test("host executor: a start made for another incarnation of the host is refused
   t.deepEqual(results, [
     `start refused: the command was for incarnation ${incarnation + 1} of host ${host}, the view now names incarnation ${incarnation}`,
     `stop refused: vm b is placed on this host at epoch ${epoch}`,
-    "migrate refused: the sim hypervisor port has no live migration; stop and start elsewhere",
+    `migrate refused: the sim hypervisor of host ${host} does not migrate live`,
   ]);
   t.deepEqual(cluster.activeHosts("b"), [host]);
   t.is(cluster.world.metrics(host).counter("haring_host_commands_total", { kind: "vm.stop", outcome: "failed" }), 1);

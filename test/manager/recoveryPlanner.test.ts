@@ -1,6 +1,6 @@
 import test from "ava";
 import { defaultManagerConfig, managerConfigProblems, type ManagerConfig } from "../../machines/manager/managerConfig.ts";
-import { createRecoveryPlanner, plannerSnapshot, stepRecoveryPlanner, type HostCommand, type ManagerInput, type ManagerOutput, type RecoveryPlannerState } from "../../machines/manager/recoveryPlanner.ts";
+import { createRecoveryPlanner, maxConcurrentMigrationsPerHost, maxMigrationAttemptsPerVm, plannerSnapshot, stepRecoveryPlanner, type HostCommand, type ManagerInput, type ManagerOutput, type RecoveryPlannerState } from "../../machines/manager/recoveryPlanner.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
 import { addVm, apply, cluster, placeOn, tryApply, type Op } from "./viewBuilder.ts";
@@ -298,38 +298,60 @@ test("guest hung: reset after the grace period unless it recovers; bounded reset
   t.true(s.notes.some((n) => n.note === "reset-limit"));
 });
 
-test("maintenance: evacuation by live migration where both hosts support it, else stop then start; the host is drained", (t) => {
+const proposedMoves = (s: Scenario): Array<[string, string, string]> =>
+  s.proposed.map((c) => (c.type === "vm.place" ? [c.type, c.vmId, c.hostId] : c.type === "vm.migrate" ? [c.type, c.vmId, c.toHostId] : [c.type, "vmId" in c ? c.vmId : "", ""]));
+
+function liveCapable(s: Scenario, ...hostIds: string[]): void {
+  for (const hostId of hostIds) s.feed({ type: "host-capabilities", hostId, supportsLiveMigration: true });
+}
+
+test("maintenance: evacuation by live migration where both hosts support it, else stop then start; the host is drained once the migration is done", (t) => {
   const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("live"), "h1"], [addVm("cold"), "h1"]]);
   const s = new Scenario(view);
-  s.feed({ type: "host-capabilities", hostId: "h1", supportsLiveMigration: true });
-  s.feed({ type: "host-capabilities", hostId: "h2", supportsLiveMigration: true });
+  liveCapable(s, "h1", "h2");
   s.feed({ type: "host-capabilities", hostId: "h3", supportsLiveMigration: false });
   s.change({ type: "host.maintenance-enter", hostId: "h1" });
-  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["cold", "h2"], ["live", "h3"]]);
+  // cold → h2: both migrate live; live → h3: h3 does not, so a placement there and a stop on h1 first.
+  t.deepEqual(proposedMoves(s), [["vm.migrate", "cold", "h2"], ["vm.place", "live", "h3"]]);
   s.commit();
-  // cold → h2: both support live migration; live → h3: h3 does not, so stop on h1 first.
+  t.deepEqual(s.placementOf("cold"), { hostId: "h2", epoch: s.placementOf("cold")!.epoch, migratingFrom: "h1" });
   const sent = s.takeSent();
   t.deepEqual(sent.map((c) => [c.action, c.vmId, c.hostId, c.action === "migrate" ? c.targetHostId : ""]), [["migrate", "cold", "h1", "h2"], ["stop", "live", "h1", ""]]);
-  t.true(s.notes.some((n) => n.note === "host-drained" && n.fields.hostId === "h1"));
-  s.result(sent[0]!, true);
-  t.deepEqual(s.takeSent(), [], "no start on h3 while h1 may still run the VM");
+  t.false(s.notes.some((n) => n.note === "host-drained"), "not drained while a VM migrates away from it");
   s.result(sent[1]!, true);
   t.deepEqual(s.takeSent().map((c) => [c.action, c.vmId, c.hostId]), [["start", "live", "h3"]]);
+  s.result(sent[0]!, true);
+  t.deepEqual(proposedMoves(s), [["vm.migrate-done", "cold", ""]]);
+  const epoch = s.placementOf("cold")!.epoch;
+  s.commit();
+  t.deepEqual(s.placementOf("cold"), { hostId: "h2", epoch }, "same placement epoch, marker cleared");
+  t.deepEqual(s.takeSent(), [], "a migrated VM is not started again");
+  t.true(s.notes.some((n) => n.note === "started" && n.fields.vmId === "cold" && n.fields.reason === "migrate"));
+  t.true(s.notes.some((n) => n.note === "host-drained" && n.fields.hostId === "h1"));
   // Leaving maintenance makes h1 a candidate again.
   s.change({ type: "host.maintenance-exit", hostId: "h1" }, addVm("new"));
-  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && [c.vmId, c.hostId]), [["new", "h1"]]);
+  t.deepEqual(proposedMoves(s), [["vm.place", "new", "h1"]]);
 });
 
-test("maintenance: a failed live migration falls back to stop then start; a stop that never succeeds never starts the VM elsewhere", (t) => {
+test("maintenance: a failed live migration places the VM back on the source; after maxMigrationAttemptsPerVm it is stopped then started; a stop that never succeeds never starts it elsewhere", (t) => {
   const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
   const s = new Scenario(view, { maxStartAttempts: 2, startRetryBaseMs: 10 });
-  s.feed({ type: "host-capabilities", hostId: "h1", supportsLiveMigration: true });
-  s.feed({ type: "host-capabilities", hostId: "h2", supportsLiveMigration: true });
+  liveCapable(s, "h1", "h2");
   s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  for (let attempt = 1; attempt <= maxMigrationAttemptsPerVm; attempt++) {
+    t.deepEqual(proposedMoves(s), [["vm.migrate", "a", "h2"]], `attempt ${attempt} migrates`);
+    s.commit();
+    const migrate = s.takeSent()[0]!;
+    t.is(migrate.action, "migrate");
+    s.result(migrate, false, "migration aborted");
+    t.deepEqual(proposedMoves(s), [["vm.migrate-abort", "a", ""]]);
+    const before = s.placementOf("a")!.epoch;
+    s.commit();
+    t.is(s.placementOf("a")!.hostId, "h1", "back on the source");
+    t.true(s.placementOf("a")!.epoch > before, "at a new placement epoch");
+  }
+  t.deepEqual(proposedMoves(s), [["vm.place", "a", "h2"]], "then evacuated by restart");
   s.commit();
-  const migrate = s.takeSent()[0]!;
-  t.is(migrate.action, "migrate");
-  s.result(migrate, false, "failed");
   let stop = s.takeSent()[0]!;
   t.deepEqual([stop.action, stop.hostId], ["stop", "h1"]);
   s.result(stop, false, "timeout");
@@ -340,6 +362,87 @@ test("maintenance: a failed live migration falls back to stop then start; a stop
   s.at(s.nowMs + 1_000);
   t.deepEqual(s.takeSent(), []);
   t.true(s.notes.some((n) => n.note === "evacuation-stuck"));
+});
+
+test("maintenance: at most maxConcurrentMigrationsPerHost migrations leave a host at once; the rest follow as they end", (t) => {
+  const vms = ["a", "b", "c", "d"];
+  const view = placedCluster([["h1", 64, 256 * GiB], ["h2", 64, 256 * GiB], ["h3", 64, 256 * GiB]], vms.map((id) => [addVm(id), "h1"] as [Op, string]));
+  const s = new Scenario(view);
+  liveCapable(s, "h1", "h2", "h3");
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  t.is(s.proposed.length, maxConcurrentMigrationsPerHost);
+  t.true(s.proposed.every((c) => c.type === "vm.migrate"));
+  s.commit();
+  const first = s.takeSent();
+  t.is(first.length, maxConcurrentMigrationsPerHost);
+  s.result(first[0]!, true);
+  s.commit();
+  t.deepEqual(proposedMoves(s).map(([type]) => type), ["vm.migrate"], "one slot freed, one more migration");
+});
+
+test("migration: no answer in time places the VM back on the source, and the target is stopped before the VM starts anywhere else", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view, { hostCommandTimeoutMs: 1_000 });
+  liveCapable(s, "h1", "h2", "h3");
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  const triedTargets = new Set<string>();
+  for (let attempt = 1; attempt <= maxMigrationAttemptsPerVm; attempt++) {
+    t.is(proposedMoves(s)[0]![0], "vm.migrate");
+    s.commit();
+    const migrate = s.takeSent()[0]!;
+    t.is(migrate.action, "migrate");
+    triedTargets.add(migrate.action === "migrate" ? migrate.targetHostId : "");
+    s.at(s.nowMs + 1_001);
+    t.deepEqual(proposedMoves(s), [["vm.migrate-abort", "a", ""]], "no answer: placed back on the source");
+    s.commit();
+  }
+  t.is(proposedMoves(s)[0]![0], "vm.place", "then by restart");
+  s.commit();
+  const placedOn = s.placementOf("a")!.hostId;
+  let sent = s.takeSent();
+  t.deepEqual(sent.map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  s.result(sent[0]!, true);
+  // Every target the VM may have reached, other than where it is placed now, is stopped before the start.
+  for (const target of [...triedTargets].filter((hostId) => hostId !== placedOn)) {
+    sent = s.takeSent();
+    t.deepEqual(sent.map((c) => [c.action, c.hostId]), [["stop", target]]);
+    s.result(sent[0]!, true);
+  }
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", placedOn]]);
+});
+
+test("migration: the target fails mid-migration → back on the source once the target's lease is surely out; the source fails → the target owns it once the source's lease is out, and it is started there", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("a"), "h1"], [addVm("b"), "h3"]]);
+  const s = new Scenario(view);
+  liveCapable(s, "h1", "h2", "h3");
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  s.commit();
+  const migrateA = s.takeSent()[0]!;
+  t.deepEqual([migrateA.action, migrateA.action === "migrate" ? migrateA.targetHostId : ""], ["migrate", s.placementOf("a")!.hostId]);
+  const targetA = s.placementOf("a")!.hostId;
+  s.feed({ type: "host-failure-declared", hostId: targetA, incarnation: 0, leaseExpiresByMs: s.nowMs + 4_000 });
+  s.change({ type: "host.failed", hostId: targetA, incarnation: 0 });
+  t.deepEqual(s.proposed, [], "nothing while the target's lease may run");
+  s.at(s.nowMs + 4_000);
+  t.deepEqual(proposedMoves(s), [["vm.migrate-abort", "a", ""]]);
+  s.commit();
+  t.is(s.placementOf("a")!.hostId, "h1");
+
+  // Source failure: b migrates from h3 (in maintenance) to h2, and h3 dies.
+  const t2 = new Scenario(placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("b"), "h3"]]));
+  liveCapable(t2, "h1", "h2", "h3");
+  t2.change({ type: "host.maintenance-enter", hostId: "h3" });
+  t2.commit();
+  t2.takeSent();
+  const target = t2.placementOf("b")!.hostId;
+  t2.feed({ type: "host-failure-declared", hostId: "h3", incarnation: 0, leaseExpiresByMs: t2.nowMs + 4_000 });
+  t2.change({ type: "host.failed", hostId: "h3", incarnation: 0 });
+  t2.at(t2.nowMs + 1_000);
+  t.deepEqual(t2.proposed, [], "nothing while the source's lease may run");
+  t2.at(t2.nowMs + 3_000);
+  t.deepEqual(proposedMoves(t2), [["vm.migrate-done", "b", ""]]);
+  t2.commit();
+  t.deepEqual(t2.takeSent().map((c) => [c.action, c.vmId, c.hostId]), [["start", "b", target]]);
 });
 
 test("rejoin: VMs moved while a host was failed stay moved; its commands carry epochs it cannot use", (t) => {

@@ -250,3 +250,26 @@ test("a voting acceptor answers a fence by promising a round above its promise, 
   // Accepts of the old ballot are now refused: the fenced ballot can gather no more votes here.
   t.is(deliver(step.state, accept(ballot(4, "c2"), 1, value("y")), 3).sendAfterSync[0]?.type, "paxos.reject");
 });
+
+test("a pre-vote changes nothing and is granted unless another controller's lease runs or the acceptor rejoins", (t) => {
+  const preVote = (b: Ballot): PaxosMessage<Cmd> => ({ type: "paxos.pre-vote", from: b.controllerId, to: "a1", ballot: b });
+  const leased = deliver(fresh(), heartbeat(ballot(3, "c2")), 1_000).state;
+  const refused = deliver(leased, preVote(ballot(4, "c3")), 1_100);
+  t.is(refused.state, leased);
+  t.deepEqual(refused.persist, []);
+  t.deepEqual(refused.sendAfterSync, [
+    { type: "paxos.pre-vote-reply", from: "a1", to: "c3", ballot: ballot(4, "c3"), granted: false, promised: ballot(3, "c2"), leaseHolderId: "c2", leaseRemainingMs: 200 },
+  ]);
+  const holder = deliver(leased, preVote(ballot(4, "c2")), 1_100);
+  t.true(holder.sendAfterSync[0]?.type === "paxos.pre-vote-reply" && holder.sendAfterSync[0].granted, "the lease holder itself may always try a higher round");
+  const lapsed = deliver(leased, preVote(ballot(4, "c3")), 1_300);
+  t.is(lapsed.state, leased);
+  t.deepEqual(lapsed.persist, []);
+  t.true(lapsed.sendAfterSync[0]?.type === "paxos.pre-vote-reply" && lapsed.sendAfterSync[0].granted, "granted once the lease has run out");
+  // Even a round below the promise is granted: the real prepare starts above the reported promise.
+  const below = deliver(leased, preVote(ballot(1, "c3")), 1_300);
+  t.true(below.sendAfterSync[0]?.type === "paxos.pre-vote-reply" && below.sendAfterSync[0].granted && below.sendAfterSync[0].promised.round === 3);
+  const rejoining = recoverAcceptor<Cmd>({ acceptorId: "a1", config, records: [], nowMs: 0, bootstrap: false }).state;
+  const quarantined = deliver(rejoining, preVote(ballot(4, "c3")), 10);
+  t.true(quarantined.sendAfterSync[0]?.type === "paxos.pre-vote-reply" && !quarantined.sendAfterSync[0].granted);
+});

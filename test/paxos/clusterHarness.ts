@@ -442,7 +442,11 @@ class ClusterRun {
     const host = this.hosts[random.int(this.hosts.length)]!;
     host.alive = false;
     host.incarnation++;
+    const incarnation = host.incarnation;
     this.clock.schedule(50 + random.int(300), () => {
+      // A host crashed again while down restarts once, at its last crash's time: restarting a running host
+      // would reset its learner within one incarnation (seed 137 once did, after its timing moved).
+      if (host.alive || host.incarnation !== incarnation) return;
       // A host learner keeps nothing on disk: it restarts empty and catches up.
       host.alive = true;
       host.learner = createLearner({ learnerId: host.id, config: this.config, machine: viewStateMachine, records: [], nowMs: this.clock.now() });

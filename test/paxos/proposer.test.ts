@@ -56,6 +56,17 @@ const promise = (from: string, b: Ballot, votes: ReportedVote<Cmd>[] = [], floor
 const accepted = (from: string, b: Ballot, slot: number): PaxosMessage<Cmd> => ({ type: "paxos.accepted", from, to: "c1", ballot: b, slot });
 const propose = (from: string, id: string): PaxosMessage<Cmd> => ({ type: "paxos.propose", from, to: "c1", command: cmd(id) });
 
+const preVoteGrant = (from: string, b: Ballot): PaxosMessage<Cmd> => ({ type: "paxos.pre-vote-reply", from, to: "c1", ballot: b, granted: true, promised: ballot(0, ""), leaseHolderId: "", leaseRemainingMs: 0 });
+
+/** The election at `nowMs` of a proposer that has seen a ballot: a pre-vote first, granted by c1 and c2, then the prepare. */
+function campaignAfterPreVote(state: ProposerState<Cmd>, nowMs: number, surroundings = around): ProposerStep<Cmd> {
+  const asked = step(state, { type: "tick", nowMs }, surroundings);
+  const preVotes = sent(asked, "paxos.pre-vote");
+  if (preVotes.length === 0) return asked;
+  const b = preVotes[0]!.ballot;
+  return deliver(deliver(asked.state, preVoteGrant("c1", b), nowMs + 1, surroundings).state, preVoteGrant("c2", b), nowMs + 2, surroundings);
+}
+
 /** Campaigns at `atMs` and collects promises from c1 and c2 with the given votes. */
 function elect(votes: { c1?: ReportedVote<Cmd>[]; c2?: ReportedVote<Cmd>[] } = {}, surroundings = around, config = baseConfig): { state: ProposerState<Cmd>; last: ProposerStep<Cmd>; b: Ballot } {
   const campaign = step(fresh(config), { type: "tick", nowMs: 1_000 }, surroundings);
@@ -84,7 +95,7 @@ test("a follower campaigns only after the election timeout plus jitter, persisti
 test("no campaign while the node's acceptor is rejoining, and rounds start above its promise", (t) => {
   const state = fresh();
   t.deepEqual(step(state, { type: "tick", nowMs: 10_000 }, { ...around, mayCampaign: false }).sendAfterSync, []);
-  const campaign = step(state, { type: "tick", nowMs: 10_000 }, { ...around, acceptorPromisedRound: 41 });
+  const campaign = campaignAfterPreVote(state, 10_000, { ...around, acceptorPromisedRound: 41 });
   t.deepEqual(campaign.state.ballot, ballot(42, "c1"));
 });
 
@@ -280,7 +291,7 @@ test("a leader whose learner jumped past its commit index by catch-up prepares a
 test("a restarted proposer never reuses a round it made durable", (t) => {
   const campaign = step(fresh(), { type: "tick", nowMs: 1_000 });
   const restarted = createProposer<Cmd>({ proposerId: "c1", config: baseConfig, records: [...campaign.persist], nowMs: 2_000, randomSeed: 1 });
-  const next = step(restarted, { type: "tick", nowMs: 10_000 });
+  const next = campaignAfterPreVote(restarted, 10_000);
   t.deepEqual(next.state.ballot, ballot(2, "c1"));
 });
 
@@ -329,4 +340,43 @@ test("a candidate whose prepare reached no majority waits longer than a follower
     t.true(expired.state.electionDueAtMs > 1_000 + 400 + 100, `seed ${seed}`);
     t.true(expired.state.electionDueAtMs <= 1_200 + 400 + 200, `seed ${seed}`);
   }
+});
+
+test("pre-vote: a proposer that saw a ballot prepares only after a majority granted; a refusal under a lease makes it wait", (t) => {
+  const restarted = createProposer<Cmd>({ proposerId: "c1", config: baseConfig, records: [{ kind: "round", round: 3 }], nowMs: 0, randomSeed: 7 });
+  const asked = step(restarted, { type: "tick", nowMs: 1_000 });
+  t.is(asked.state.role, "follower");
+  t.deepEqual(asked.persist, [], "no round is used for a pre-vote");
+  t.deepEqual(sent(asked, "paxos.prepare"), []);
+  const b = sent(asked, "paxos.pre-vote")[0]!.ballot;
+  t.deepEqual(sent(asked, "paxos.pre-vote").map((message) => message.to), acceptors);
+  t.deepEqual(b, ballot(4, "c1"));
+
+  // One grant is not a majority; the same acceptor twice is one grant.
+  const one = deliver(deliver(asked.state, preVoteGrant("c1", b), 1_001).state, preVoteGrant("c1", b), 1_002);
+  t.deepEqual(one.sendAfterSync, []);
+  // A grant that reports a higher promise lifts the round of the real prepare above it.
+  const higher: PaxosMessage<Cmd> = { type: "paxos.pre-vote-reply", from: "c2", to: "c1", ballot: b, granted: true, promised: ballot(9, "c3"), leaseHolderId: "", leaseRemainingMs: 0 };
+  const prepared = deliver(one.state, higher, 1_003);
+  t.is(prepared.state.role, "candidate");
+  t.deepEqual(prepared.persist, [{ kind: "round", round: 10 }]);
+  t.deepEqual(sent(prepared, "paxos.prepare").map((message) => message.ballot), acceptors.map(() => ballot(10, "c1")));
+
+  // A live leader's lease at one acceptor: no prepare, and the next pre-vote waits for the grant to run out.
+  const leaseHeld: PaxosMessage<Cmd> = { type: "paxos.pre-vote-reply", from: "c2", to: "c1", ballot: b, granted: false, promised: ballot(3, "c2"), leaseHolderId: "c2", leaseRemainingMs: 250 };
+  const refused = deliver(asked.state, leaseHeld, 1_001);
+  t.is(refused.state.role, "follower");
+  t.is(refused.state.preVote, null);
+  t.true(refused.state.electionDueAtMs >= 1_251);
+  t.deepEqual(step(refused.state, { type: "tick", nowMs: 1_250 }).sendAfterSync, []);
+  // A pre-vote nobody answers is dropped after prepareTimeoutMs; nothing was persisted or promised anywhere.
+  const expired = step(asked.state, { type: "tick", nowMs: 1_000 + baseConfig.prepareTimeoutMs });
+  t.is(expired.state.preVote, null);
+  t.deepEqual(expired.persist, []);
+  t.true(expired.state.electionDueAtMs > 1_000 + baseConfig.prepareTimeoutMs);
+  // A leader heard meanwhile cancels it: late grants start nothing.
+  const heard = deliver(asked.state, { type: "paxos.heartbeat", from: "c2", to: "c1", ballot: ballot(5, "c2"), commitIndex: 0, sequence: 1 }, 1_001);
+  const late = deliver(deliver(heard.state, preVoteGrant("c1", b), 1_002).state, preVoteGrant("c2", b), 1_003);
+  t.is(late.state.role, "follower");
+  t.deepEqual(late.sendAfterSync, []);
 });
