@@ -5,11 +5,11 @@
  * detector (`--stand-in`: 3 monitors and the leader stand-in instead, host
  * crash → proposed), 1–2 VMs per host (full and para virtualization mixed)
  * watched by one batched poller per host, a guest agent in every VM. Host
- * crashes (in batches, at every phase of a heartbeat), VM crashes and guest
- * hangs are injected at spread-out times of one window; prints p50/p99/max of
+ * crashes (in batches, at every phase of a heartbeat), VM crashes, guest
+ * hangs and VM hangs are injected at spread-out times of one window; prints p50/p99/max of
  * fault → detected per kind next to its goal, with wall and CPU seconds.
  *
- *   npx tsx bench/detectionSim.ts                      # 1,000 hosts; 200 host crashes, 200 VM crashes, 200 guest hangs
+ *   npx tsx bench/detectionSim.ts                      # 1,000 hosts; 200 host crashes, 200 VM crashes, 200 guest hangs, 100 VM hangs
  *   npx tsx bench/detectionSim.ts --hosts 100 --crashes 20 --vm-crashes 50 --guest-hangs 50 --seed 7 --stand-in
  *   npx tsx bench/detectionSim.ts --no-vm-events       # hosts hear no hypervisor events: VM crashes seen by the poll only
  */
@@ -27,6 +27,7 @@ const hosts = argument("--hosts", 1_000, 2, 20_000);
 const hostCrashes = argument("--crashes", 200, 0, 10_000);
 const vmCrashes = argument("--vm-crashes", 200, 0, 10_000);
 const guestHangs = argument("--guest-hangs", 200, 0, 10_000);
+const vmHangs = argument("--vm-hangs", 100, 0, 10_000);
 const seed = argument("--seed", 1, 1, 1_000_000);
 const standIn = process.argv.includes("--stand-in");
 const hypervisorEvents = !process.argv.includes("--no-vm-events");
@@ -34,7 +35,7 @@ if (hostCrashes > hosts / 2) throw new RangeError("--crashes may be at most half
 
 const startedAt = performance.now();
 const cpuBefore = process.cpuUsage();
-const result = runDetectionScenario({ seed, hosts, hostCrashes, vmCrashes, guestHangs, standIn, hypervisorEvents });
+const result = runDetectionScenario({ seed, hosts, hostCrashes, vmCrashes, guestHangs, vmHangs, standIn, hypervisorEvents });
 const cpu = process.cpuUsage(cpuBefore);
 const wallS = (performance.now() - startedAt) / 1_000;
 const cpuS = (cpu.user + cpu.system) / 1e6;
@@ -43,6 +44,7 @@ const detectedAs: Record<FaultKind, string> = {
   "host-crash": standIn ? "failure proposed (leader stand-in)" : "failure committed in the view",
   "vm-crash": "VM actor's crashed report at the leader",
   "guest-hang": "guest watchdog's hung report at the leader",
+  "vm-hang": "VM actor's hung report at the leader",
 };
 const ms = (value: number) => (Number.isNaN(value) ? "-" : value.toFixed(0));
 const row = (label: string, what: string, summary: LatencySummary, goalMs: number | undefined) =>
