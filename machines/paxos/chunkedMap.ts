@@ -78,34 +78,34 @@ export class ChunkedMap<K extends Key, V> implements ReadonlyMap<K, V> {
     return this.entries();
   }
 
+  /** The same order as `entries()`, without a generator step per entry (hot scans of 20,000 VMs). */
   forEach(callback: (value: V, key: K, map: ReadonlyMap<K, V>) => void): void {
-    for (const [key, value] of this.entries()) callback(value, key, this);
+    for (const bucket of this.buckets) if (bucket) bucket.forEach((value, key) => callback(value, key, this));
   }
 }
 
 export class ChunkedMapDraft<K extends Key, V> {
-  private readonly buckets: Array<ReadonlyMap<K, V> | undefined>;
+  /** The base's buckets until the first change; copied then (an edit that changes nothing copies nothing). */
+  private buckets: Array<ReadonlyMap<K, V> | undefined> | null = null;
   private readonly owned = new Set<number>();
   private sealed = false;
 
   constructor(
-    base: Buckets<K, V>,
+    private readonly base: Buckets<K, V>,
     private count: number,
     private readonly seal: (buckets: Buckets<K, V>, size: number) => ChunkedMap<K, V>,
-  ) {
-    this.buckets = base.length === 0 ? new Array<ReadonlyMap<K, V> | undefined>(bucketCount).fill(undefined) : [...base];
-  }
+  ) {}
 
   get size(): number {
     return this.count;
   }
 
   get(key: K): V | undefined {
-    return this.buckets[bucketOf(key)]?.get(key);
+    return (this.buckets ?? this.base)[bucketOf(key)]?.get(key);
   }
 
   has(key: K): boolean {
-    return this.buckets[bucketOf(key)]?.has(key) ?? false;
+    return (this.buckets ?? this.base)[bucketOf(key)]?.has(key) ?? false;
   }
 
   set(key: K, value: V): this {
@@ -117,7 +117,7 @@ export class ChunkedMapDraft<K extends Key, V> {
 
   delete(key: K): this {
     const index = bucketOf(key);
-    if (!this.buckets[index]?.has(key)) return this;
+    if (!(this.buckets ?? this.base)[index]?.has(key)) return this;
     this.writable(index).delete(key);
     this.count--;
     return this;
@@ -126,15 +126,16 @@ export class ChunkedMapDraft<K extends Key, V> {
   done(): ChunkedMap<K, V> {
     if (this.sealed) throw new Error("a ChunkedMap draft can be sealed once");
     this.sealed = true;
-    return this.seal(this.buckets, this.count);
+    return this.seal(this.buckets ?? this.base, this.count);
   }
 
   private writable(index: number): Map<K, V> {
     if (this.sealed) throw new Error("a sealed ChunkedMap draft cannot change");
+    const buckets = (this.buckets ??= this.base.length === 0 ? new Array<ReadonlyMap<K, V> | undefined>(bucketCount).fill(undefined) : [...this.base]);
     if (!this.owned.has(index)) {
-      this.buckets[index] = new Map(this.buckets[index] ?? []);
+      buckets[index] = new Map(buckets[index] ?? []);
       this.owned.add(index);
     }
-    return this.buckets[index] as Map<K, V>;
+    return buckets[index] as Map<K, V>;
   }
 }

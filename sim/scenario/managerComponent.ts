@@ -281,17 +281,19 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
             const view = paxos.view();
             const pending = new Set(leaderManager()?.manager.snapshot()?.pending.map((entry) => entry.vmId) ?? []);
             if (view === undefined) return;
-            for (const vm of view.vms.values()) {
-              if (vm.desiredState !== "running" || pending.has(vm.vmId) || hypervisor.hypervisors.registry.activeHosts(vm.vmId).length === 1) {
-                wantedRunning.delete(vm.vmId);
-                continue;
+            const registry = hypervisor.hypervisors.registry;
+            const wholeSince = wholeSinceMs;
+            view.vms.forEach((vm) => {
+              if (vm.desiredState !== "running" || pending.has(vm.vmId) || registry.activeHosts(vm.vmId).length === 1) {
+                if (wantedRunning.size > 0) wantedRunning.delete(vm.vmId);
+                return;
               }
               const since = wantedRunning.get(vm.vmId) ?? nowMs;
               wantedRunning.set(vm.vmId, since);
-              if (nowMs - Math.max(since, wholeSinceMs) > settings.recoveryBoundMs) {
+              if (nowMs - Math.max(since, wholeSince) > settings.recoveryBoundMs) {
                 violation(vm.vmId, `not running ${formatDurationMs(settings.recoveryBoundMs)} after the cluster was whole, and not pending`);
               }
-            }
+            });
           },
         },
         {
