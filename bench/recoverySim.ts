@@ -16,6 +16,7 @@
  *   npm run bench:recovery
  *   npx tsx bench/recoverySim.ts --hosts 100 --vms-per-host 20 --cases one,ten
  *   ... --log /tmp/recovery   (writes each case's scenario log to /tmp/recovery/<case>.log)
+ *   ... --progress            (virtual time, CPU and heap on stderr every 5 virtual s)
  *
  * `--vm-monitoring-only` measures VM monitoring alone instead (hosts with
  * simulated hypervisors and a VM actor per VM, nothing else, 60 virtual s):
@@ -51,6 +52,8 @@ const observeAfterFaultMs = 20_000;
 const rackSize = 50;
 /** How often (virtual time) the probe samples the V8 heap for the peak column. */
 const heapSampleIntervalMs = 1_000;
+/** With --progress, a line on stderr this often (virtual time): long runs at 1,000 hosts take many minutes. */
+const progressEveryMs = 5_000;
 
 function argument(name: string, fallback: number, max: number): number {
   const index = process.argv.indexOf(name);
@@ -72,6 +75,7 @@ const hosts = argument("--hosts", 1_000, 5_000);
 const vmsPerHost = argument("--vms-per-host", 20, 50);
 const seed = argument("--seed", 1, 1_000_000);
 const cases = casesArgument();
+const showProgress = process.argv.includes("--progress");
 const logIndex = process.argv.indexOf("--log");
 const logDirectory = logIndex < 0 ? undefined : process.argv[logIndex + 1];
 if (logIndex >= 0 && (logDirectory === undefined || logDirectory.startsWith("--"))) throw new RangeError("--log takes a directory");
@@ -144,7 +148,13 @@ function recoveryProbe(faulted: readonly string[], measurement: Measurement): Sc
         if (nowMs + probeIntervalMs <= settleBeforeFaultMs + observeAfterFaultMs) context.world.schedule(probeIntervalMs, probe);
       };
       const sampleHeap = () => {
-        measurement.peakHeapBytes = Math.max(measurement.peakHeapBytes, getHeapStatistics().used_heap_size);
+        const heapBytes = getHeapStatistics().used_heap_size;
+        measurement.peakHeapBytes = Math.max(measurement.peakHeapBytes, heapBytes);
+        const nowMs = context.world.now();
+        if (showProgress && nowMs % progressEveryMs === 0) {
+          const cpu = process.cpuUsage();
+          console.error(`  ${(nowMs / 1_000).toFixed(0)} virtual s: ${((cpu.user + cpu.system) / 1e6).toFixed(0)} CPU s so far, heap ${(heapBytes / 2 ** 20).toFixed(0)} MiB`);
+        }
         context.world.schedule(heapSampleIntervalMs, sampleHeap);
       };
       sampleHeap();
