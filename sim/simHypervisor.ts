@@ -295,6 +295,8 @@ export class SimHypervisors {
   private readonly failingChecks = new Map<string, Set<string>>();
   /** Hosts whose hypervisor can migrate live (both ends of a migration must). */
   private readonly liveMigrationHosts = new Set<string>();
+  /** Migrations under way, each with how to abort it now (a host at either end crashed). */
+  private readonly migrations = new Set<{ readonly sourceHostId: string; readonly targetHostId: string; abort(reason: string): void }>();
 
   /** Attaches to the world the first time `hypervisorFor` is called from its `extraPorts` factory. */
   constructor(settings: Partial<SimHypervisorSettings> = {}) {
@@ -585,17 +587,30 @@ export class SimHypervisors {
       if (existing === undefined && target.vms.size >= maxVmsPerSimHost) return `more than ${maxVmsPerSimHost} vms on ${targetHostId}`;
       return undefined;
     };
-    const abort = (reason: string): void => {
-      if (vm.migratingTo === targetHostId) vm.migratingTo = undefined;
-      this.world.log.write("info", "vm-migrate-aborted", { vm: vmId, from: host.hostId, to: targetHostId, reason });
-      finish(fail("failed", `migration of vm ${vmId} to ${targetHostId} aborted: ${reason}`));
+    let ended = false;
+    const migration = {
+      sourceHostId: host.hostId,
+      targetHostId,
+      abort: (reason: string): void => {
+        if (ended) return;
+        ended = true;
+        this.migrations.delete(migration);
+        if (vm.migratingTo === targetHostId) vm.migratingTo = undefined;
+        this.world.log.write("info", "vm-migrate-aborted", { vm: vmId, from: host.hostId, to: targetHostId, reason });
+        finish(fail("failed", `migration of vm ${vmId} to ${targetHostId} aborted: ${reason}`));
+      },
     };
+    this.migrations.add(migration);
     this.world.schedule(copyMs, () => {
+      if (ended) return;
       const copyProblem = abortReason();
-      if (copyProblem !== undefined) return abort(copyProblem);
+      if (copyProblem !== undefined) return migration.abort(copyProblem);
       this.world.schedule(this.settings.migrationSwitchoverMs, () => {
+        if (ended) return;
         const switchProblem = abortReason();
-        if (switchProblem !== undefined) return abort(switchProblem);
+        if (switchProblem !== undefined) return migration.abort(switchProblem);
+        ended = true;
+        this.migrations.delete(migration);
         this.switchOver(host, vm, target);
         finish(ok);
       });
@@ -765,6 +780,10 @@ export class SimHypervisors {
     // Power loss: every VM on the host stops with it. The agent is already dead, so nobody hears the events.
     for (const vm of host.vms.values()) {
       if (isActive(vm.state)) this.deactivate(host, vm, "shutoff", "host-crash");
+    }
+    // Migrations to or from it fail at once (the connection between the hypervisors drops).
+    for (const migration of [...this.migrations]) {
+      if (migration.sourceHostId === host.hostId || migration.targetHostId === host.hostId) migration.abort(`host ${host.hostId} crashed`);
     }
   }
 

@@ -16,8 +16,8 @@
  * elsewhere, desired stopped, or removed) is shut down here: stopping never
  * makes a VM run twice, and it covers a stop of the manager's that never got
  * through (the manager stops a VM it moves before starting it elsewhere).
- * Live migration (the view's `migratingFrom` marker): the source keeps
- * watching and never stops a VM migrating away from it; the target does not
+ * Live migration (the view's `migratingFrom` marker): the source stops
+ * watching a VM migrating away from it but never stops it; the target does not
  * watch a VM migrating to it until the marker is cleared (it arrives by the
  * migration, not by a start), and shuts it down if the migration is undone
  * (the VM placed back on the source) in case it arrived after all.
@@ -227,9 +227,12 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
       stopUnwanted(vmId);
     }
     for (const vmId of [...lastHealth.keys()]) {
-      if (placedHere(view, vmId) || leavingByMigration(view, vmId)) continue;
+      if (placedHere(view, vmId)) continue;
       watcher.unwatch(vmId);
       lastHealth.delete(vmId);
+      // Migrating away: the migration decides where it runs (its end is judged from the hypervisor's state), and
+      // reports from here would only say "missing" after the switchover.
+      if (leavingByMigration(view, vmId)) continue;
       // Not wanted here any more (moved elsewhere, stopped or removed): stop it. The manager stops a VM it
       // moves too, before starting it elsewhere; this covers a stop of the manager's that never got through.
       stopUnwanted(vmId);

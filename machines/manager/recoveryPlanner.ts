@@ -651,7 +651,7 @@ function advanceTasks(step: Step, view: View): void {
       continue;
     }
     // A migration whose source is no longer up or in maintenance: the marker's rules take over (planPlacementsNeeded).
-    if (task.phase === "migrating" && !migrationEndAlive(state, view, task.sourceHostId!)) {
+    if (task.phase === "migrating" && (!migrationEndAlive(state, view, task.sourceHostId!) || viewIncarnationGone(step, view, task.sourceHostId!) || viewIncarnationGone(step, view, task.hostId))) {
       state.tasks.delete(task.vmId);
       state.rescan = true;
       continue;
@@ -717,6 +717,12 @@ function sourceGone(step: Step, view: View, hostId: string): boolean {
   const host = view.hosts.get(hostId);
   if (host === undefined) return true;
   if (isSuperseded(step.state, view, hostId)) return true;
+  if (host.state === "maintenance") {
+    // This controller's detector declared it failed (the view may not take a failure of a host in
+    // maintenance): the same lease bound says its VMs are off.
+    const declared = step.state.declaredLeaseExpiry.get(`${hostId}@${host.incarnation}`);
+    return declared !== undefined && step.nowMs >= declared;
+  }
   if (host.state !== "failed" && host.state !== "fenced") return false;
   const maturesAt = failureMaturesAt(step, host.hostId, host.incarnation);
   // Checked again at every step (ticks included), so nothing needs scheduling here.
@@ -970,12 +976,16 @@ function followMigration(step: Step, view: View, vm: VmRecord): void {
     state.tasks.set(vm.vmId, task);
     beginMigration(step, task);
   } else {
-    // An end is failed but its lease may still run, or suspect: checked again at the next rescan.
-    const waitFor = [source, placement.hostId].map((hostId) => view.hosts.get(hostId)).find((host) => host !== undefined && (host.state === "failed" || host.state === "fenced"));
-    if (waitFor !== undefined) {
-      const maturesAt = failureMaturesAt(step, waitFor.hostId, waitFor.incarnation);
-      if (maturesAt < state.nextFailureMaturesAtMs) state.nextFailureMaturesAtMs = maturesAt;
-    } else state.nextFailureMaturesAtMs = Math.min(state.nextFailureMaturesAtMs, nowMs + state.config.pendingRetryIntervalMs);
+    // An end is failed but its lease may still run, or suspect: checked again when that lease is surely out, or soon.
+    let recheckAtMs = nowMs + state.config.pendingRetryIntervalMs;
+    for (const hostId of [source, placement.hostId]) {
+      const host = view.hosts.get(hostId);
+      if (host === undefined) continue;
+      const declared = state.declaredLeaseExpiry.get(`${hostId}@${host.incarnation}`);
+      const goneAtMs = host.state === "failed" || host.state === "fenced" ? failureMaturesAt(step, hostId, host.incarnation) : host.state === "maintenance" ? declared : undefined;
+      if (goneAtMs !== undefined) recheckAtMs = Math.min(recheckAtMs, goneAtMs);
+    }
+    state.nextFailureMaturesAtMs = Math.min(state.nextFailureMaturesAtMs, recheckAtMs);
   }
 }
 

@@ -12,6 +12,9 @@
  * defined but shut off and watches none of them: what runs there next is the
  * manager's decision (`watchVm`).
  *
+ * Hosts with `"liveMigration": true` in cluster.json get a hypervisor that
+ * migrates live (both ends of a migration need it).
+ *
  * Commands: `vm-crash <vm>`, `vm-hang <vm>` (on the host where the VM runs).
  * Invariant `vm.single-placement`: no VM is active (running or paused) on two
  * hosts at once, from the simulated hypervisors' own record.
@@ -91,6 +94,7 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
   start({ world, cluster, log }, settings) {
     const hostIds = new Set(cluster.hosts.map((host) => host.hostId));
     const hypervisors = new SimHypervisors();
+    for (const host of cluster.hosts) if (host.liveMigration) hypervisors.setLiveMigration(host.hostId, true);
     const hosts = new Map<string, HostState>();
     const vmListeners = new Set<(hostId: string, report: VmHealthReport) => void>();
     const guestListeners = new Set<(hostId: string, report: GuestHealthReport) => void>();
@@ -106,6 +110,13 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
     }
 
     const hostOf = (vmId: string) => hypervisors.registry.firstActiveHost(vmId);
+    // A VM that migrated away is gone from that host (undefined there): its VM actor there has nothing left to watch.
+    hypervisors.registry.onRecord((record) => {
+      if (record.cause !== "migrate-out") return;
+      const host = hosts.get(record.hostId);
+      host?.watches.get(record.vmId)?.dispose();
+      host?.watches.delete(record.vmId);
+    });
     const liveHost = (hostId: string) => (world.nodeState(hostId) === "crashed" ? undefined : hosts.get(hostId));
 
     const watchVm = (hostId: string, vmId: string, desired: VmDesiredState): VmWatch | undefined => {

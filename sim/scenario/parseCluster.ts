@@ -206,6 +206,12 @@ function readHosts(root: JsonObjectReader, report: ReportProblem, define: Define
         }
       }
     }
+    const liveMigrationNode = reader.optional("liveMigration");
+    let liveMigration = false;
+    if (liveMigrationNode !== undefined) {
+      if (liveMigrationNode.kind === "boolean") liveMigration = liveMigrationNode.value;
+      else reader.problem(liveMigrationNode, "liveMigration", `expected true or false, got ${describeJsonNode(liveMigrationNode)}`);
+    }
     reader.finish();
     for (const hostId of ids) {
       if (!define(hostId, "host", node, `hosts[${index}].id`)) continue;
@@ -213,7 +219,7 @@ function readHosts(root: JsonObjectReader, report: ReportProblem, define: Define
         report(entry.line, `hosts: more than ${maxHosts} hosts`);
         return;
       }
-      hosts.push({ hostId, capacity, labels });
+      hosts.push({ hostId, capacity, labels, liveMigration });
     }
   });
   return hosts;

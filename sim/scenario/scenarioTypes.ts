@@ -34,6 +34,8 @@ export interface HostSpec {
   readonly capacity: Resources;
   /** Insertion order of the file. */
   readonly labels: ReadonlyMap<string, string>;
+  /** Whether the host's hypervisor migrates VMs live (`"liveMigration": true`); default false, like a driver not configured for it. */
+  readonly liveMigration: boolean;
 }
 
 export interface VmSpec {
