@@ -18,7 +18,7 @@ import type { PaxosConfig } from "./config.ts";
 import { paxosMessageProblem } from "./messageChecks.ts";
 import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
 import type { DurableRecord } from "./records.ts";
-import type { AppliedCommand, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
+import type { AppliedCommand, CommandOutcome, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
 import type { ChosenEntry, CommandEnvelope, SlotValue } from "./values.ts";
 
 export interface PendingFetch {
@@ -201,9 +201,7 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     if (value.kind === "commands") {
       const result = start.machine.apply(app, nextSlot, value.commands);
       app = result.state;
-      for (let index = 0; index < value.commands.length; index++) {
-        draft.applied.push({ slot: nextSlot, commandId: value.commands[index]!.id, outcome: result.outcomes[index] ?? { kind: "committed" } });
-      }
+      for (const item of appliedItems(nextSlot, value.commands, result.outcomes)) draft.applied.push(item);
     }
     retained.set(nextSlot, value);
     nextSlot++;
@@ -230,6 +228,22 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     commitHint: Math.max(start.commitHint, nextSlot),
     lastProgressAtMs: nowMs,
   };
+}
+
+/**
+ * A machine that shares results between learners (sharedApply.ts) hands them
+ * the same outcomes array: they share the (immutable) applied items built
+ * from it too, when slot and command ids match, instead of each allocating
+ * its own.
+ */
+const appliedByOutcomes = new WeakMap<readonly CommandOutcome[], readonly AppliedCommand[]>();
+
+function appliedItems<C extends CommandEnvelope>(slot: number, commands: readonly C[], outcomes: readonly CommandOutcome[]): readonly AppliedCommand[] {
+  const known = appliedByOutcomes.get(outcomes);
+  if (known !== undefined && known.length === commands.length && known.every((item, index) => item.slot === slot && item.commandId === commands[index]!.id)) return known;
+  const items = commands.map((command, index): AppliedCommand => ({ slot, commandId: command.id, outcome: outcomes[index] ?? { kind: "committed" } }));
+  if (known === undefined) appliedByOutcomes.set(outcomes, items);
+  return items;
 }
 
 /**

@@ -48,6 +48,7 @@ export class PaxosInvariants {
   /** Acceptors that lost their disk and have not yet made their rejoin durable. */
   private readonly awaitingRejoin = new Set<string>();
   private readonly descriptions = new WeakMap<SlotValue<ViewCommand>, string>();
+  private readonly outcomeLines = new WeakMap<AppliedCommand, { readonly items: readonly AppliedCommand[]; readonly line: string }>();
 
   constructor(
     private readonly seed: number,
@@ -110,12 +111,7 @@ export class PaxosInvariants {
     const key = `${learnerId}#${incarnation}`;
     if (after < beforeSlot) this.fail(`learner ${learnerId} went back from slot ${beforeSlot} to ${after}`);
     if (after === beforeSlot) return;
-    const outcomesBySlot = new Map<number, string[]>();
-    for (const item of applied) {
-      const list = outcomesBySlot.get(item.slot) ?? [];
-      list.push(`${item.commandId}:${item.outcome.kind === "duplicate" ? `dup@${item.outcome.firstSlot}` : item.outcome.kind}`);
-      outcomesBySlot.set(item.slot, list);
-    }
+    const outcomesBySlot = this.outcomesBySlot(applied);
     for (let slot = beforeSlot; slot < after; slot++) {
       const value = learner.retained.get(slot);
       if (value === undefined) continue; // installed from a snapshot: checked through the epoch below
@@ -127,7 +123,7 @@ export class PaxosInvariants {
       if (first === undefined) this.appliedValues.set(slot, description);
       else if (first !== description) this.fail(`learner ${learnerId} applied ${description} at slot ${slot}, another learner ${first}`);
       if (value.kind !== "commands") continue;
-      const outcomes = (outcomesBySlot.get(slot) ?? []).join(" ");
+      const outcomes = outcomesBySlot.get(slot) ?? "";
       const firstOutcomes = this.appliedOutcomes.get(slot);
       if (firstOutcomes === undefined) {
         this.appliedOutcomes.set(slot, outcomes);
@@ -150,6 +146,33 @@ export class PaxosInvariants {
     const expected = this.epochAtSlot.get(after);
     if (expected === undefined) this.epochAtSlot.set(after, epoch);
     else if (expected !== epoch) this.fail(`learner ${learnerId} has epoch ${epoch} at slot ${after}, another learner ${expected}`);
+  }
+
+  /**
+   * Each slot's outcomes as one line. Learners that share applied items (learner.ts, with a shared
+   * apply) share the line: it is built once per run of the same item objects.
+   */
+  private outcomesBySlot(applied: readonly AppliedCommand[]): Map<number, string> {
+    const lines = new Map<number, string>();
+    let start = 0;
+    while (start < applied.length) {
+      const slot = applied[start]!.slot;
+      let end = start + 1;
+      while (end < applied.length && applied[end]!.slot === slot) end++;
+      const known = this.outcomeLines.get(applied[start]!);
+      let line: string;
+      if (known !== undefined && known.items.length === end - start && known.items.every((item, index) => item === applied[start + index])) line = known.line;
+      else {
+        const items = applied.slice(start, end);
+        line = items.map((item) => `${item.commandId}:${item.outcome.kind === "duplicate" ? `dup@${item.outcome.firstSlot}` : item.outcome.kind}`).join(" ");
+        this.outcomeLines.set(applied[start]!, { items, line });
+      }
+      // A slot split over two runs (not produced by the learner, but cheap to honour) keeps both parts.
+      const before = lines.get(slot);
+      lines.set(slot, before === undefined ? line : `${before} ${line}`);
+      start = end;
+    }
+    return lines;
   }
 
   /** Slot values are immutable and shared by learners that received the same decoded message: described once each. */
