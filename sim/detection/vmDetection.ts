@@ -192,6 +192,7 @@ export function withoutEvents(hypervisor: Hypervisor): Hypervisor {
     resume: (vmId, done) => hypervisor.resume(vmId, done),
     guestPing: (vmId, timeoutMs, done) => hypervisor.guestPing(vmId, timeoutMs, done),
     onEvent: () => ({ unsubscribe: () => undefined }),
+    ...(hypervisor.migrate === undefined ? {} : { migrate: (vmId: string, targetHostId: string, done: Parameters<NonNullable<Hypervisor["migrate"]>>[2]) => hypervisor.migrate!(vmId, targetHostId, done) }),
   };
 }
 
