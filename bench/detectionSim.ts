@@ -63,7 +63,7 @@ for (const kind of faultKinds) {
 }
 console.log(
   `\nfalse alarms: ${result.otherHostDeclarations} host declarations of hosts that did not crash, ${result.unjustifiedDeclarations} unjustified (by ground truth), ` +
-    `${result.vmFalseAlarms} unhealthy VM/guest reports of VMs without a fault`,
+    `${result.vmFalseAlarms} unhealthy VM/guest reports of VMs without a fault; ${result.faultsNotInjected} VM faults not injected (VM no longer running)`,
 );
 console.log(`host crash → proposal bound ${result.hostCrashBoundMs} ms; ${result.messagesPerHostPerSecond.toFixed(1)} messages delivered per host per second with no faults (heartbeats, digests, guest beats, VM reports, Paxos)`);
 console.log(

@@ -80,6 +80,8 @@ export interface LatencySummary {
 
 export interface DetectionRunResult {
   readonly outcomes: readonly FaultOutcome[];
+  /** VM faults that found their VM no longer running (its host isolated it) and were left out. */
+  readonly faultsNotInjected: number;
   readonly vmsPlaced: number;
   /** VMs whose `running` report and guest `alive` report had reached the leader before the faults began. */
   readonly vmsReadyAtStart: number;
@@ -173,8 +175,14 @@ export function runDetectionScenario(options: DetectionRunOptions): DetectionRun
   for (const vm of guestHangVictims) vmFault("guest-hang", vm);
   for (const vm of vmHangVictims) vmFault("vm-hang", vm);
   const hostOf = new Map(cluster.placedVms.map((vm) => [vm.vmId, vm.hostId]));
+  const notInjected = new Set<(typeof faults)[number]>();
   for (const fault of faults) {
     world.schedule(fault.atMs - world.now(), () => {
+      // A VM its host powered off meanwhile (a lost lease isolates the host) cannot take the fault: counted, not measured.
+      if (fault.kind !== "host-crash" && hypervisors.vm(hostOf.get(fault.target)!, fault.target)?.state !== "running") {
+        notInjected.add(fault);
+        return;
+      }
       if (fault.kind === "host-crash") world.crash(fault.target);
       else if (fault.kind === "vm-crash") hypervisors.crashVm(hostOf.get(fault.target)!, fault.target);
       else if (fault.kind === "guest-hang") hypervisors.hangGuest(hostOf.get(fault.target)!, fault.target);
@@ -183,7 +191,7 @@ export function runDetectionScenario(options: DetectionRunOptions): DetectionRun
   }
   world.runUntil(windowFromMs + windowMs + detectionTailMs);
 
-  const outcomes: FaultOutcome[] = faults.map((fault) => {
+  const outcomes: FaultOutcome[] = faults.filter((fault) => !notInjected.has(fault)).map((fault) => {
     let detectedAtMs: number | undefined;
     if (fault.kind === "host-crash") {
       detectedAtMs = standIn
@@ -211,6 +219,7 @@ export function runDetectionScenario(options: DetectionRunOptions): DetectionRun
   const hostFailed = cluster.hostFailedProposals();
   return {
     outcomes,
+    faultsNotInjected: notInjected.size,
     vmsPlaced: cluster.placedVms.length,
     vmsReadyAtStart: ready.length,
     otherHostDeclarations: hostFailed.filter((recorded) => !crashedHostSet.has(recorded.proposal.hostId)).length,

@@ -11,6 +11,7 @@ test("one run with host crashes, VM crashes, guest hangs and VM hangs: each faul
   const result = runDetectionScenario(small);
   t.is(result.vmsPlaced, 24, "1 and 2 VMs on alternate hosts");
   t.is(result.vmsReadyAtStart, result.vmsPlaced, "every VM reported running and its guest alive before the faults");
+  t.is(result.faultsNotInjected, 0);
   t.is(result.outcomes.length, 3 + 6 + 6 + 3);
   for (const outcome of result.outcomes) {
     t.not(outcome.detectedAtMs, undefined, `${outcome.kind} of ${outcome.target} detected`);
