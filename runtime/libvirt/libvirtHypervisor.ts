@@ -13,6 +13,13 @@
  *   driver, and a poll also survives a restarted virsh.
  * - guestPing: `qemu-agent-command NAME '{"execute":"guest-ping"}'`; drivers
  *   without a guest-agent channel (test, Xen) answer `unsupported`.
+ * - migrate (only with `migrationUri`, a destination template such as
+ *   `qemu+ssh://{host}/system` whose `{host}` becomes the target host id):
+ *   `migrate --live --persistent --undefinesource NAME 'DEST'`, on a second
+ *   virsh session of the same URI, started on the first migration. A
+ *   migration takes seconds to minutes and a session runs one command at a
+ *   time: on the main session it would hold back every status poll, and the
+ *   VM monitors would see the hypervisor as unreachable meanwhile.
  * - Every callback comes from virsh output or a timer, never inside the call.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -32,7 +39,7 @@ import {
 import type { Log, Metrics } from "../../actors/ports/telemetry.ts";
 import { isValidId } from "../../actors/subjects.ts";
 import { domainTypeForUri, domainXml, uuidPattern, type DomainType } from "./domainXml.ts";
-import { VirshSession, type VirshResult } from "./virshSession.ts";
+import { isValidLibvirtUri, maxVirshCommandTimeoutMs, VirshSession, type VirshResult } from "./virshSession.ts";
 import { cpuTimeMsFromDomstats, isGuestPingReply, parseDominfo, parseDomstats, powerStateOf, virtualizationFromXml } from "./virshOutput.ts";
 
 export const libvirtDriverName = "libvirt";
@@ -46,6 +53,35 @@ export const maxGuestPingTimeoutMs = 60_000;
 /** Domains listed whose names are not haring VM ids (defined outside haring) are skipped and counted here. */
 export const skippedDomainsMetric = "haring_libvirt_skipped_domains_total";
 export const libvirtCommandFailuresMetric = "haring_libvirt_command_failures_total";
+/** A live migration virsh has not finished after this long fails as `timeout` (virsh is killed, which cancels the job). */
+export const defaultLibvirtMigrationTimeoutMs = 120_000;
+/** Where `{host}` goes in a `migrationUri` template. */
+export const migrationHostPlaceholder = "{host}";
+
+/** Why `template` is not a usable migration destination template, or undefined. */
+export function migrationUriProblem(template: string): string | undefined {
+  if (typeof template !== "string" || template.split(migrationHostPlaceholder).length !== 2) {
+    return `migrationUri must contain ${migrationHostPlaceholder} exactly once (for example qemu+ssh://${migrationHostPlaceholder}/system), got ${JSON.stringify(template).slice(0, 80)}`;
+  }
+  if (!isValidLibvirtUri(template.replace(migrationHostPlaceholder, "host"))) {
+    return `migrationUri ${JSON.stringify(template).slice(0, 80)} is not a libvirt URI (scheme://host/path of [A-Za-z0-9._~:/?&=%@+-], at most 256 characters)`;
+  }
+  return undefined;
+}
+
+/** The destination URI for `targetHostId`, or the problem with it (a host id is an [A-Za-z0-9_-] word). */
+export function migrationDestination(template: string, targetHostId: string): { readonly ok: true; readonly uri: string } | { readonly ok: false; readonly error: string } {
+  const problem = migrationUriProblem(template);
+  if (problem !== undefined) return { ok: false, error: problem };
+  if (!isValidId(targetHostId)) return { ok: false, error: `invalid target host id ${JSON.stringify(targetHostId).slice(0, 80)}` };
+  const uri = template.replace(migrationHostPlaceholder, targetHostId);
+  return isValidLibvirtUri(uri) ? { ok: true, uri } : { ok: false, error: `destination ${JSON.stringify(uri).slice(0, 120)} is not a libvirt URI` };
+}
+
+/** The virsh command line of a live migration (the URI goes in single quotes; it holds none). */
+export function migrateCommand(vmId: string, destinationUri: string): string {
+  return `migrate --live --persistent --undefinesource ${vmId} '${destinationUri}'`;
+}
 
 export interface LibvirtHypervisorOptions {
   /** `qemu:///system`, `xen:///system`, `test:///default`, ... */
@@ -55,6 +91,9 @@ export interface LibvirtHypervisorOptions {
   readonly eventPollIntervalMs?: number;
   /** `<domain type>` for defined VMs; by default from the URI scheme (test, qemu → kvm, xen). */
   readonly domainType?: DomainType;
+  /** Enables live migration: the destination URI template, `{host}` standing for the target host id. */
+  readonly migrationUri?: string;
+  readonly migrationTimeoutMs?: number;
   readonly log?: Log;
   readonly metrics?: Metrics;
 }
@@ -83,15 +122,20 @@ export function reasonOf(result: Extract<VirshResult, { ok: false }>): Hyperviso
   if (/failed to get domain|domain not found|no domain with matching/i.test(text)) return "not-found";
   if (/not supported|unsupported|not configured|agent is not connected/i.test(text)) return "unsupported";
   if (/not responding|timed out|timeout/i.test(text)) return "timeout";
+  if (/cannot recv data|unable to connect|could not resolve|connection refused|no route to host|connection reset/i.test(text)) return "unavailable";
   if (/operation is not valid|is not running|already running|already active|not paused|already exists/i.test(text)) return "invalid";
   return "failed";
 }
 
 export class LibvirtHypervisor implements Hypervisor {
   readonly driver = libvirtDriverName;
-  readonly supportsLiveMigration = false;
+  readonly supportsLiveMigration: boolean;
   readonly uri: string;
   readonly session: VirshSession;
+  private readonly migrationUri: string | undefined;
+  private readonly migrationTimeoutMs: number;
+  private readonly virshBinary: string | undefined;
+  private migrationSession: VirshSession | undefined;
   private readonly domainType: DomainType;
   private readonly eventPollIntervalMs: number;
   private readonly virtualizationByVm = new Map<string, VirtualizationType>();
@@ -112,6 +156,18 @@ export class LibvirtHypervisor implements Hypervisor {
     if (!Number.isFinite(interval) || interval < minLibvirtEventPollIntervalMs || interval > maxLibvirtEventPollIntervalMs) {
       throw new RangeError(`eventPollIntervalMs must be within [${minLibvirtEventPollIntervalMs}, ${maxLibvirtEventPollIntervalMs}], got ${interval}`);
     }
+    if (options.migrationUri !== undefined) {
+      const problem = migrationUriProblem(options.migrationUri);
+      if (problem !== undefined) throw new RangeError(problem);
+    }
+    const migrationTimeoutMs = options.migrationTimeoutMs ?? defaultLibvirtMigrationTimeoutMs;
+    if (!Number.isSafeInteger(migrationTimeoutMs) || migrationTimeoutMs < 1_000 || migrationTimeoutMs > maxVirshCommandTimeoutMs) {
+      throw new RangeError(`migrationTimeoutMs must be a whole number within [1000, ${maxVirshCommandTimeoutMs}], got ${migrationTimeoutMs}`);
+    }
+    this.migrationUri = options.migrationUri;
+    this.migrationTimeoutMs = migrationTimeoutMs;
+    this.supportsLiveMigration = options.migrationUri !== undefined;
+    this.virshBinary = options.virshBinary;
     this.session = new VirshSession({
       uri: options.uri,
       ...(options.virshBinary ? { binary: options.virshBinary } : {}),
@@ -137,7 +193,7 @@ export class LibvirtHypervisor implements Hypervisor {
     this.closed = true;
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     this.handlers.clear();
-    await this.session.close();
+    await Promise.all([this.session.close(), this.migrationSession?.close()]);
     rmSync(this.tempDirectory, { recursive: true, force: true });
   }
 
@@ -236,6 +292,25 @@ export class LibvirtHypervisor implements Hypervisor {
         done(isGuestPingReply(result.value) ? { ok: true, value: undefined } : failure("failed", "the guest agent's reply is not a guest-ping answer"));
       },
       seconds * 1_000 + 2_000,
+    );
+  }
+
+  migrate(vmId: string, targetHostId: string, done: Done<void>): void {
+    if (!isValidId(vmId)) return this.later(done, failure("invalid", "invalid vm id"));
+    if (this.migrationUri === undefined) return this.later(done, failure("unsupported", "live migration is not configured on this host (set migrationUri)"));
+    if (this.closed) return this.later(done, failure("unavailable", "the driver is closed"));
+    const destination = migrationDestination(this.migrationUri, targetHostId);
+    if (!destination.ok) return this.later(done, failure("invalid", destination.error));
+    this.migrationSession ??= new VirshSession({ uri: this.uri, ...(this.virshBinary ? { binary: this.virshBinary } : {}), ...(this.log ? { log: this.log } : {}) });
+    this.migrationSession.run(
+      migrateCommand(vmId, destination.uri),
+      (result) => {
+        if (result.ok) return done({ ok: true, value: undefined });
+        const reason = reasonOf(result);
+        this.metrics?.increment(libvirtCommandFailuresMetric, { command: "migrate", reason });
+        done(failure(reason, `migration of ${vmId} to ${targetHostId} (${destination.uri}): ${result.error}`));
+      },
+      this.migrationTimeoutMs,
     );
   }
 
