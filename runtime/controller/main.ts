@@ -38,7 +38,7 @@ import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecisio
 import { paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
-import type { FileStorage } from "../fileStorage.ts";
+import { FileStorage } from "../fileStorage.ts";
 import { startManagerOnController, type ManagerOnController } from "../../actors/manager/managerOnController.ts";
 import { parseControllerConfigText, type ControllerProcessConfig } from "./controllerConfig.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
@@ -88,7 +88,9 @@ function writeAtomically(path: string, text: string): void {
 /** Starts the controller described by a validated config. */
 export async function runController(config: ControllerProcessConfig, paxos: PaxosConfig, options: RunControllerOptions = {}): Promise<RunningController> {
   const { runtime, releaseLock } = await connectLockedNode(config, { fileName: lockFileName, holderKind: "controller" }, options.logLine);
-  const ports = { ...runtime.ports, clock: promptClock };
+  // The Paxos log's durable writes run on the event loop: no thread hand-off on the accept → accepted path.
+  const storage = new FileStorage(config.dataDir, { durableWrites: "event-loop" });
+  const ports = { ...runtime.ports, clock: promptClock, storage };
   // `bootstrap` on an empty disk is only a wish: the gate asks the other controllers whether the cluster ran.
   let gatePending = config.bootstrap && ports.storage.open(paxosLogName).readAll().length === 0;
   const bootstrapResponder = startBootstrapResponder(ports, {
@@ -228,6 +230,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       }
       await runtime.close().catch(() => undefined);
       await (runtime.ports.storage as Partial<FileStorage>).close?.().catch(() => undefined);
+      await storage.close().catch(() => undefined);
       releaseLock();
       const exitCode = failed ? controllerExitCodes.fatal : code;
       ports.log.write(exitCode === 0 ? "info" : "error", "controller.stopped", { exitCode });
