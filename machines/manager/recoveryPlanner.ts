@@ -717,13 +717,13 @@ function sourceGone(step: Step, view: View, hostId: string): boolean {
   const host = view.hosts.get(hostId);
   if (host === undefined) return true;
   if (isSuperseded(step.state, view, hostId)) return true;
-  if (host.state === "maintenance") {
-    // This controller's detector declared it failed (the view may not take a failure of a host in
-    // maintenance): the same lease bound says its VMs are off.
+  if (host.state !== "failed" && host.state !== "fenced") {
+    // This controller's detector declared the view's incarnation of it failed, but the view does not show it
+    // failed (it refuses a failure of a host in maintenance, which may then leave maintenance): the same
+    // lease bound says its VMs are off.
     const declared = step.state.declaredLeaseExpiry.get(`${hostId}@${host.incarnation}`);
     return declared !== undefined && step.nowMs >= declared;
   }
-  if (host.state !== "failed" && host.state !== "fenced") return false;
   const maturesAt = failureMaturesAt(step, host.hostId, host.incarnation);
   // Checked again at every step (ticks included), so nothing needs scheduling here.
   return step.nowMs >= maturesAt;
@@ -853,6 +853,14 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
   }
   const excludedHostsByVm = new Map<string, ReadonlySet<string>>();
   const superseded = [...state.supersededHosts.keys()].filter((hostId) => isSuperseded(state, view, hostId));
+  // Hosts up in the view at an incarnation this controller's detector declared failed (the view refused the
+  // failure, as it did for a host in maintenance): placing there would wait on a host that is gone.
+  for (const [key] of state.declaredLeaseExpiry) {
+    const at = key.lastIndexOf("@");
+    const hostId = key.slice(0, at);
+    const host = view.hosts.get(hostId);
+    if (host?.state === "up" && `${host.incarnation}` === key.slice(at + 1) && !superseded.includes(hostId)) superseded.push(hostId);
+  }
   for (const { vm } of needed) {
     const excluded = state.history.get(vm.vmId)?.excludedHosts;
     if (superseded.length > 0) excludedHostsByVm.set(vm.vmId, new Set([...(excluded ?? []), ...superseded]));

@@ -616,3 +616,20 @@ test("an evacuation stop that gets no result ends when the source's failure is c
   s.change({ type: "host.rejoin", hostId: "h1", incarnation: 1 }, { type: "host.up", hostId: "h1", incarnation: 1 });
   t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", "h2"]]);
 });
+
+test("a host in maintenance that this controller's detector declared failed (the view keeps it in maintenance): its VMs are started elsewhere once its lease is surely out, and it takes no placements after leaving maintenance (fuzz seed 4)", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(view);
+  s.change({ type: "host.maintenance-enter", hostId: "h1" });
+  s.commit();
+  const stop = s.takeSent()[0]!;
+  t.deepEqual([stop.action, stop.hostId], ["stop", "h1"]);
+  s.feed({ type: "host-failure-declared", hostId: "h1", incarnation: 0, leaseExpiresByMs: s.nowMs + 2_000 });
+  s.at(s.nowMs + 1_000);
+  t.deepEqual(s.takeSent(), [], "its lease may still run");
+  s.at(s.nowMs + 1_000);
+  const target = s.placementOf("a")!.hostId;
+  t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", target]]);
+  s.change({ type: "host.maintenance-exit", hostId: "h1" }, addVm("b"));
+  t.true(s.proposed.length === 1 && s.proposed[0]!.type === "vm.place" && s.proposed[0]!.hostId !== "h1", "no placement on the declared host");
+});
