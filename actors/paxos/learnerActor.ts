@@ -16,14 +16,15 @@
  * snapshot. It applies only chosen values, so its view is always one the
  * controllers' views pass through.
  */
-import { createActorHost, takeMachine, type ActorHost } from "../actorHost.ts";
+import type { ContextFrom } from "xstate";
+import { createActorHost, type ActorHost } from "../actorHost.ts";
 import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
 import type { TimerId } from "../ports/clock.ts";
 import type { NetMessage, Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { clusterSubjects } from "../subjects.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
-import { learnerWantsTick, type LearnerCreation, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
+import { learnerWantsTick, stepLearner, type LearnerCreation, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
 import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { createLearnerMachine } from "../../machines/paxos/paxosMachines.ts";
 import type { AppliedCommand, ReplicatedStateMachine } from "../../machines/paxos/replicatedStateMachine.ts";
@@ -95,6 +96,21 @@ const learnerMachine = createLearnerMachine<ViewCommand, View>();
 
 const catchUpAnswerTypes: readonly PaxosMessageType[] = ["paxos.fetch-reply", "paxos.snapshot"];
 
+type LearnerContext = ContextFrom<typeof learnerMachine>;
+
+/**
+ * The learner machine has one state and turns every event into one core step (an assign) and an
+ * emit nobody here listens to: the actor host's shortcut takes that step itself, so the learner of
+ * each of 1,000 hosts costs no xstate transition per commit. Events keep their place in the mailbox,
+ * so the order of events is as before. Most ticks find the learner up to date, where the step would
+ * change nothing: those leave the context as it is.
+ */
+function stepPastXstate(context: LearnerContext, _state: unknown, event: LearnerInput<ViewCommand>): LearnerContext {
+  if (event.type === "tick" && !learnerWantsTick(context.core)) return context;
+  const { state, ...output } = stepLearner(context.core, event);
+  return { ...context, core: state, output, steps: context.steps + 1 };
+}
+
 export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions): LearnerActor {
   const nodeId = ports.nodeId;
   const { config, observer } = options;
@@ -146,8 +162,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     kind: "paxos-learner",
     input: creation,
     rejections: options.rejections,
-    // Most ticks find the learner up to date, where the step changes nothing: they skip xstate (and keep their place in the mailbox, so event order is as before).
-    shortcut: (context, _state, event) => (event.type === "tick" && !learnerWantsTick(context.core) ? context : takeMachine),
+    shortcut: stepPastXstate,
   });
   host.onSnapshot((snapshot) => {
     const context = snapshot.context;

@@ -133,6 +133,8 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
 
 interface Draft<C extends CommandEnvelope, S> {
   state: LearnerState<C, S>;
+  /** Chosen values learned in this step and not yet applied or buffered (see `learn`). */
+  staged: Map<number, SlotValue<C>> | null;
   send: PaxosMessage<C>[];
   applied: AppliedCommand[];
   learnedFromPeers: ChosenEntry<C>[];
@@ -141,10 +143,10 @@ interface Draft<C extends CommandEnvelope, S> {
 
 export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C, S>, input: LearnerInput<C>): LearnerStep<C, S> {
   if (input.type === "message") {
-    const problem = paxosMessageProblem(input.message);
+    const problem = messageProblem(input.message);
     if (problem) return { state, sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: problem };
   }
-  const draft: Draft<C, S> = { state, send: [], applied: [], learnedFromPeers: [], snapshot: null };
+  const draft: Draft<C, S> = { state, staged: null, send: [], applied: [], learnedFromPeers: [], snapshot: null };
   switch (input.type) {
     case "learn":
       learn(draft, input.entries, false);
@@ -168,36 +170,70 @@ export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C,
   return { state: draft.state, sendAfterSync: draft.send, applied: draft.applied, learnedFromPeers: draft.learnedFromPeers, snapshot: draft.snapshot, droppedMessage: null };
 }
 
+/**
+ * A message is immutable once decoded, and learners that share decoding (the simulator's hosts, see
+ * learnerActor.ts) receive the same object: it is checked once, not once per learner.
+ */
+const checkedMessages = new WeakMap<object, string | null>();
+
+function messageProblem<C extends CommandEnvelope>(message: PaxosMessage<C>): string | null {
+  let problem = checkedMessages.get(message);
+  if (problem === undefined) checkedMessages.set(message, (problem = paxosMessageProblem(message)));
+  return problem;
+}
+
 function hint<C extends CommandEnvelope, S>(draft: Draft<C, S>, commitIndex: number, leaderId: string): void {
   const state = draft.state;
   if (commitIndex <= state.commitHint && (leaderId === "" || leaderId === state.leaderHint)) return;
   draft.state = { ...state, commitHint: Math.max(state.commitHint, commitIndex), leaderHint: leaderId === "" ? state.leaderHint : leaderId };
 }
 
+/**
+ * New chosen values go to `draft.staged`, not straight into `buffered`: `applyReady` (which always
+ * follows) applies what it can from there and buffers only the rest, so the usual commit, whose
+ * values apply at once, never copies a bucket of `buffered` in and out again.
+ */
 function learn<C extends CommandEnvelope, S>(draft: Draft<C, S>, entries: readonly ChosenEntry<C>[], fromPeer: boolean): void {
   const state = draft.state;
   const horizon = state.nextSlot + state.config.maxBufferedChosenSlots;
-  let buffered: ChunkedMapDraft<number, SlotValue<C>> | null = null;
+  let staged: Map<number, SlotValue<C>> | null = null;
   let highest = state.commitHint;
   for (const entry of entries) {
-    if (entry.slot < state.nextSlot || entry.slot >= horizon || (buffered ?? state.buffered).has(entry.slot)) continue;
-    buffered ??= state.buffered.edit();
-    buffered.set(entry.slot, entry.value);
+    if (entry.slot < state.nextSlot || entry.slot >= horizon || staged?.has(entry.slot) || state.buffered.has(entry.slot)) continue;
+    staged ??= new Map();
+    staged.set(entry.slot, entry.value);
     highest = Math.max(highest, entry.slot + 1);
     if (fromPeer) draft.learnedFromPeers.push(entry);
   }
-  if (buffered) draft.state = { ...state, buffered: buffered.done(), commitHint: highest };
+  if (staged) {
+    draft.staged = staged;
+    draft.state = { ...state, commitHint: highest };
+  }
 }
 
 function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: number): void {
   const start = draft.state;
-  if (!start.buffered.has(start.nextSlot)) return;
+  const staged = draft.staged;
+  draft.staged = null;
+  if (!start.buffered.has(start.nextSlot) && !staged?.has(start.nextSlot)) {
+    if (staged) draft.state = { ...start, buffered: withStaged(start.buffered.edit(), staged).done() };
+    return;
+  }
   const config = start.config;
   const buffered = start.buffered.edit();
   const retained = start.retained.edit();
   let { app, nextSlot, retainedFrom } = start;
-  for (let value = buffered.get(nextSlot); value !== undefined; value = buffered.get(nextSlot)) {
-    buffered.delete(nextSlot);
+  const take = (slot: number): SlotValue<C> | undefined => {
+    const fresh = staged?.get(slot);
+    if (fresh !== undefined) {
+      staged!.delete(slot);
+      return fresh;
+    }
+    const kept = buffered.get(slot);
+    if (kept !== undefined) buffered.delete(slot);
+    return kept;
+  };
+  for (let value = take(nextSlot); value !== undefined; value = take(nextSlot)) {
     if (value.kind === "commands") {
       const result = start.machine.apply(app, nextSlot, value.commands);
       app = result.state;
@@ -206,6 +242,7 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     retained.set(nextSlot, value);
     nextSlot++;
   }
+  if (staged) withStaged(buffered, staged);
   while (nextSlot - retainedFrom > config.maxRetainedSlots) retained.delete(retainedFrom++);
   let snapshotSlot = start.snapshotSlot;
   let lastSnapshot = start.lastSnapshot;
@@ -228,6 +265,11 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     commitHint: Math.max(start.commitHint, nextSlot),
     lastProgressAtMs: nowMs,
   };
+}
+
+function withStaged<C extends CommandEnvelope>(buffered: ChunkedMapDraft<number, SlotValue<C>>, staged: ReadonlyMap<number, SlotValue<C>>): ChunkedMapDraft<number, SlotValue<C>> {
+  for (const [slot, value] of staged) buffered.set(slot, value);
+  return buffered;
 }
 
 /**
