@@ -44,6 +44,8 @@ export interface HostSpec {
   readonly id: string;
   readonly cpu?: number;
   readonly memoryMiB?: number;
+  /** Its simulated hypervisor migrates live. */
+  readonly liveMigration?: boolean;
 }
 
 export interface VmSpec {
@@ -102,6 +104,7 @@ export class ManagerCluster {
     this.hostConfig = { ...defaultHostAgentConfig, ...options.hostAgent };
     this.controllerIds = Array.from({ length: options.controllers ?? 3 }, (_, index) => `c${index + 1}`);
     this.hostIds = options.hosts.map((host) => host.id);
+    for (const host of options.hosts) if (host.liveMigration === true) this.hypervisors.setLiveMigration(host.id, true);
     for (const vm of options.vms) this.vmSpecs.set(vm.id, vm);
     this.paxosConfig = createPaxosConfig(this.controllerIds);
     const hostIds = new Set(this.hostIds);
