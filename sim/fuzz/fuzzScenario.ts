@@ -8,7 +8,8 @@
  * The schedule has two phases. Until `faultWindowMs` anything goes: crashes,
  * restarts, pauses, partitions of any shape, one-way cuts, loss, duplication,
  * latency, reordering, clock drift, torn writes, slow disks, NATS loss, VM
- * crashes and hangs, guest hangs, maintenance, VMs added and removed. At
+ * crashes and hangs, guest hangs, maintenance (by live migration on the
+ * hosts that half the runs give it), VMs added and removed. At
  * `faultWindowMs` the world is made whole (heal, no loss, crashed nodes
  * restarted, paused nodes resumed, NATS restored, hung guests recovered,
  * maintenance ended) and the
@@ -127,6 +128,12 @@ function draftCluster(random: Random, seed: number, options: FuzzScenarioOptions
   if (controllers.length > 0) document.controllers = controllers.join(",");
   document.monitors = monitors;
   document.hosts = hosts.map((hostId) => ({ id: hostId, capacity: { cpu: pick(random, [16, 32, 64]), memoryMiB: pick(random, [65_536, 131_072, 262_144]) }, labels: { rack: `r${1 + random.int(2)}` } }));
+  // Half the runs with a manager give most hosts live migration, so maintenance evacuates by migrating under
+  // faults. Drawn from a fork of its own: the draws above and below, and so every earlier seed's other choices, stay as they were.
+  const migration = random.fork("live-migration");
+  if (has(scenarioCapabilities.manager) && migration.next() < 0.5) {
+    for (const host of document.hosts as Record<string, unknown>[]) if (migration.next() < 0.8) host.liveMigration = true;
+  }
   const vmHosts = new Map<string, string>();
   if (has(scenarioCapabilities.hypervisor)) {
     const vms: unknown[] = [];

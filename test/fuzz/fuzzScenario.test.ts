@@ -85,3 +85,20 @@ test("options out of bounds are refused with a clear error", (t) => {
   t.throws(() => generateFuzzScenario(1, { ...everything, settleMs: 10 ** 9 }), { message: /settleMs must be/ });
   t.throws(() => generateFuzzScenario(1, { ...everything, faults: 41 }), { message: /faults must be/ });
 });
+
+test("about half the runs with a manager give hosts live migration, and many of those use maintenance; none without a manager", (t) => {
+  const withoutManager = { ...defaultFuzzScenarioOptions, capabilities: knownCapabilities.filter((capability) => capability !== scenarioCapabilities.manager) };
+  let live = 0;
+  let withMaintenance = 0;
+  for (let seed = 0; seed < 200; seed++) {
+    const { scenario } = generateFuzzScenario(seed, everything);
+    const liveHosts = scenario.cluster.hosts.filter((host) => host.liveMigration).length;
+    if (liveHosts > 0) {
+      live++;
+      if (scenario.commands.some((command) => command.command.kind === "maintenance")) withMaintenance++;
+    }
+    t.false(generateFuzzScenario(seed, withoutManager).scenario.cluster.hosts.some((host) => host.liveMigration), `seed ${seed}: no manager, no migration`);
+  }
+  t.true(live > 60 && live < 140, `${live} of 200 runs migrate live`);
+  t.true(withMaintenance > 10, `${withMaintenance} of them use maintenance`);
+});
