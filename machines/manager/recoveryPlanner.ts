@@ -692,13 +692,11 @@ function migrationEndCommitted(step: Step, view: View, task: VmTask, vm: VmRecor
     return;
   }
   if (task.migrationEnd !== "abort" && placement !== null && placement.epoch === task.placementEpoch && placement.hostId === task.hostId) {
-    if (task.migrationEnd === "done") {
-      finishStart(step, task);
-      const source = task.sourceHostId;
-      if (source !== null && view.hosts.get(source)?.state === "maintenance") noteIfDrained(step, view, source);
-      return;
-    }
-    // The source's incarnation ended mid-migration: the target owns the VM now and starts it unless it arrived.
+    const source = task.sourceHostId;
+    if (task.migrationEnd === "done" && source !== null && view.hosts.get(source)?.state === "maintenance") noteIfDrained(step, view, source);
+    // The target owns the VM now. A start there confirms it runs (it finds the migrated VM running) and starts it
+    // where it does not: the source answers "applied" for a VM that was not running there at all, and the
+    // source's incarnation may have ended mid-migration.
     task.migrationEnd = null;
     task.phase = "queued";
     task.sourceHostId = null;
