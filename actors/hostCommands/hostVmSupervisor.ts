@@ -21,9 +21,10 @@
  * watch a VM migrating to it until the marker is cleared (it arrives by the
  * migration, not by a start), and shuts it down if the migration is undone
  * (the VM placed back on the source) in case it arrived after all.
- * A VM that starts on this host while the host holds no lease (a live
- * migration finishing after its isolation response ran) is powered off at
- * once: an isolated host runs nothing.
+ * On a host that can receive migrations, a VM that starts while the host
+ * holds no lease (a live migration finishing after its isolation response
+ * ran) or that the view does not place here (a migration finishing after the
+ * view undid it) is powered off at once.
  * The host's capabilities are published at start and every
  * `capabilitiesIntervalMs`, so a new leader's manager learns them too.
  */
@@ -281,8 +282,18 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
   // hosts that cannot receive one do not listen.
   const startedWithoutLease = hypervisor.supportsLiveMigration
     ? hypervisor.onEvent((event) => {
-        if (stopped || event.type !== "started" || mayRunVms()) return;
-        ports.log.write("warn", "host.vm-started-while-isolated", { vm: event.vmId, note: "powered off: a host without a lease runs no VMs" });
+        if (stopped || event.type !== "started") return;
+        if (!mayRunVms()) {
+          ports.log.write("warn", "host.vm-started-while-isolated", { vm: event.vmId, note: "powered off: a host without a lease runs no VMs" });
+          hypervisor.stop(event.vmId, true, () => undefined);
+          return;
+        }
+        // A migration that arrived after the view undid it (placed the VM back on its source, or elsewhere since).
+        const view = views.view();
+        const vm = view.vms.get(event.vmId);
+        // (Only a VM the view places on another host: one it has not placed yet may be an import starting where it runs.)
+        if (vm?.placement == null || vm.placement.hostId === hostId || vm.desiredState !== "running") return;
+        ports.log.write("warn", "host.vm-started-unplaced", { vm: event.vmId, placedOn: vm.placement.hostId, note: "powered off: the view places it on another host" });
         hypervisor.stop(event.vmId, true, () => undefined);
       })
     : { unsubscribe: () => undefined };

@@ -456,8 +456,10 @@ function onHostCommandResult(step: Step, input: Extract<ManagerInput, { type: "h
       if (task.phase !== "migrating" || task.sourceHostId !== input.hostId || task.placementEpoch !== input.placementEpoch) return;
       if (input.ok) endMigration(step, task, "done", { ok: true, from: input.hostId, to: task.hostId });
       else {
-        // The source still runs it (the host judged by the hypervisor's state): placed back there.
+        // The source still runs it (the host judged by the hypervisor's state): placed back there. A driver that gave
+        // up may still finish the copy later, so the target is stopped before the VM starts anywhere else.
         historyOf(step.state, task.vmId).migrationFailures++;
+        if (step.state.view !== null) addUnconfirmedSource(step.state, step.state.view, task.vmId, task.hostId, task.placementEpoch);
         endMigration(step, task, "abort", { ok: false, from: input.hostId, to: task.hostId, error: error.slice(0, 200) });
       }
       return;
