@@ -16,6 +16,7 @@
 import { ChunkedMap, type ChunkedMapDraft } from "./chunkedMap.ts";
 import type { PaxosConfig } from "./config.ts";
 import { paxosMessageProblem } from "./messageChecks.ts";
+import { SlotWindow } from "./slotWindow.ts";
 import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
 import type { DurableRecord } from "./records.ts";
 import type { AppliedCommand, CommandOutcome, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
@@ -37,7 +38,7 @@ export interface LearnerState<C extends CommandEnvelope, S> {
   /** Chosen but not yet applicable (a gap below them), at most `maxBufferedChosenSlots` ahead. */
   readonly buffered: ChunkedMap<number, SlotValue<C>>;
   /** Applied slots [retainedFrom, nextSlot), kept to serve catch-up. */
-  readonly retained: ChunkedMap<number, SlotValue<C>>;
+  readonly retained: SlotWindow<SlotValue<C>>;
   readonly retainedFrom: number;
   /** The highest commit index heard: every slot below it is chosen somewhere. */
   readonly commitHint: number;
@@ -117,7 +118,7 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
     app,
     nextSlot,
     buffered: ChunkedMap.empty(),
-    retained: ChunkedMap.empty(),
+    retained: SlotWindow.startingAt(nextSlot),
     retainedFrom: nextSlot,
     commitHint: nextSlot,
     leaderHint: "",
@@ -221,7 +222,7 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
   }
   const config = start.config;
   const buffered = start.buffered.edit();
-  const retained = start.retained.edit();
+  let retained = start.retained;
   let { app, nextSlot, retainedFrom } = start;
   const take = (slot: number): SlotValue<C> | undefined => {
     const fresh = staged?.get(slot);
@@ -239,11 +240,14 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
       app = result.state;
       for (const item of appliedItems(nextSlot, value.commands, result.outcomes)) draft.applied.push(item);
     }
-    retained.set(nextSlot, value);
+    retained = retained.append(value);
     nextSlot++;
   }
   if (staged) withStaged(buffered, staged);
-  while (nextSlot - retainedFrom > config.maxRetainedSlots) retained.delete(retainedFrom++);
+  if (nextSlot - retainedFrom > config.maxRetainedSlots) {
+    retainedFrom = nextSlot - config.maxRetainedSlots;
+    retained = retained.dropBelow(retainedFrom);
+  }
   let snapshotSlot = start.snapshotSlot;
   let lastSnapshot = start.lastSnapshot;
   const period = config.snapshotEverySlots;
@@ -258,7 +262,7 @@ function applyReady<C extends CommandEnvelope, S>(draft: Draft<C, S>, nowMs: num
     app,
     nextSlot,
     buffered: buffered.done(),
-    retained: retained.done(),
+    retained,
     retainedFrom,
     snapshotSlot,
     lastSnapshot,
@@ -366,7 +370,7 @@ function installSnapshot<C extends CommandEnvelope, S>(draft: Draft<C, S>, messa
     app: parsed.state,
     nextSlot: message.throughSlot,
     buffered: buffered.done(),
-    retained: ChunkedMap.empty(),
+    retained: SlotWindow.startingAt(message.throughSlot),
     retainedFrom: message.throughSlot,
     commitHint: Math.max(state.commitHint, message.commitIndex, message.throughSlot),
     snapshotSlot: message.throughSlot,
