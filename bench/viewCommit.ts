@@ -93,15 +93,31 @@ function percentile(sorted: readonly number[], fraction: number): number {
 function cpuMs(pids: readonly (number | undefined)[]): number {
   let total = 0;
   for (const pid of pids) {
-    if (pid === undefined) continue;
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      total += (Number(fields[11]) + Number(fields[12])) * 10;
-    } catch {
-      // gone
-    }
+    const { userMs, systemMs } = cpuSplitMs(pid);
+    total += userMs + systemMs;
   }
   return total;
+}
+
+/** User and system CPU ms of one process so far; zero for a process that is gone. */
+function cpuSplitMs(pid: number | undefined): { userMs: number; systemMs: number } {
+  if (pid === undefined) return { userMs: 0, systemMs: 0 };
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return { userMs: Number(fields[11]) * 10, systemMs: Number(fields[12]) * 10 };
+  } catch {
+    return { userMs: 0, systemMs: 0 };
+  }
+}
+
+/** Which process the CPU of the latency run went to, per commit: one note line. */
+function cpuBreakdown(pids: readonly (number | undefined)[], before: readonly { userMs: number; systemMs: number }[], names: readonly string[], commits: number): string {
+  const perCommit = (ms: number) => (ms / commits).toFixed(2);
+  const parts = pids.map((pid, index) => {
+    const after = cpuSplitMs(pid);
+    return `${names[index]} ${perCommit(after.userMs - before[index]!.userMs)} + ${perCommit(after.systemMs - before[index]!.systemMs)}`;
+  });
+  return `CPU per commit by process, latency run (user + system ms): ${parts.join(", ")}`;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -176,8 +192,13 @@ async function benchHaring(options: Options): Promise<Figures> {
     const latencies: number[] = [];
     const systemPids = () => [...cluster!.members.map((member) => member.pid), nats.pid, process.pid];
     const cpuBefore = cpuMs(systemPids());
+    const cpuBeforeByProcess = systemPids().map(cpuSplitMs);
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
     const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
+    // Which process the CPU goes to: the leader, the followers, the NATS server, the client.
+    const leaderId = cluster.leader()?.id;
+    const processNames = [...cluster.members.map((member) => (member.id === leaderId ? `${member.id} (leader)` : member.id)), "nats-server", "client"];
+    notes.push(cpuBreakdown(systemPids(), cpuBeforeByProcess, processNames, options.latencyCommands));
     latencies.sort((a, b) => a - b);
 
     progress(`haring: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
@@ -393,8 +414,11 @@ async function benchEtcd(options: Options): Promise<Figures> {
     const latencies: number[] = [];
     const systemPids = () => [...members.map((member) => member.process?.pid), process.pid];
     const cpuBefore = cpuMs(systemPids());
+    const cpuBeforeByProcess = systemPids().map(cpuSplitMs);
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
     const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
+    const processNames = [...members.map((member) => (member === target ? `${member.name} (leader)` : member.name)), "client"];
+    const cpuByProcess = cpuBreakdown(systemPids(), cpuBeforeByProcess, processNames, options.latencyCommands);
     latencies.sort((a, b) => a - b);
     progress(`etcd: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
@@ -442,7 +466,7 @@ async function benchEtcd(options: Options): Promise<Figures> {
       throughputPerSecond: throughput,
       failoverMs,
       cpuMsPerCommit,
-      notes: [`value: ${commandBytes} bytes`],
+      notes: [`value: ${commandBytes} bytes`, cpuByProcess],
     };
   } finally {
     await Promise.all(members.map(killEtcd));

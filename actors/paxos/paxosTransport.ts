@@ -43,6 +43,10 @@ const forcedChunkTypes: readonly PaxosMessageType[] = ["paxos.snapshot", "paxos.
 export const paxosUnsendableMetric = "haring_paxos_unsendable_total";
 /** Fetch requests whose reply inbox is remembered at most; the oldest is forgotten (its requester retries). */
 export const maxRememberedFetchInboxes = 1_024;
+/** Own commit broadcasts remembered to recognise their echo; the oldest is forgotten (its echo is then decoded and dropped). */
+export const maxRememberedOwnBroadcasts = 64;
+/** Larger own broadcasts are not remembered (rare: a commit of many slots): their echo is decoded and dropped. */
+export const maxRememberedOwnBroadcastBytes = 16 * 1024;
 
 export type TransportPorts = Pick<NodePorts, "nodeId" | "clusterId" | "network" | "log" | "metrics">;
 
@@ -50,6 +54,8 @@ export class PaxosTransport {
   private readonly subjects;
   private readonly fetchInboxes = new Map<string, string>();
   private readonly loggedProblems = new Set<string>();
+  /** Bytes this node published on `view.commit` whose echo has not come back yet, oldest first. */
+  private ownBroadcasts: Uint8Array[] = [];
 
   constructor(
     private readonly ports: TransportPorts,
@@ -95,6 +101,24 @@ export class PaxosTransport {
     return undefined;
   }
 
+  /**
+   * True when `data` is the echo of a commit this node broadcast itself: NATS hands a connection its
+   * own messages back, and a leader has nothing to learn from them. Recognised by their bytes, so a
+   * leader spends no decode and no schema check on them. Anything that is not byte for byte one of our
+   * own broadcasts is decoded and checked as before (and a copy of ours from elsewhere names this node
+   * as its sender, which the receiver drops anyway).
+   */
+  isOwnBroadcastEcho(data: Uint8Array): boolean {
+    const remembered = this.ownBroadcasts;
+    for (let index = 0; index < remembered.length; index++) {
+      if (!sameBytes(remembered[index]!, data)) continue;
+      // Echoes come back in the order they were sent: older ones still waiting were lost (a reconnect).
+      this.ownBroadcasts = remembered.slice(index + 1);
+      return true;
+    }
+    return false;
+  }
+
   send(message: ViewPaxosMessage): void {
     if (message.to === this.ports.nodeId) {
       this.deliverLocal(message);
@@ -138,7 +162,14 @@ export class PaxosTransport {
       return;
     }
     if (data.length > this.chunkAboveBytes && this.chunked && forcedChunkTypes.includes(message.type) && message.to !== learnerBroadcast && this.chunked.send(message).ok) return;
+    if (subject === this.subjects.viewCommit) this.rememberOwnBroadcast(data);
     this.ports.network.publish(subject, data);
+  }
+
+  private rememberOwnBroadcast(data: Uint8Array): void {
+    if (data.length > maxRememberedOwnBroadcastBytes) return;
+    if (this.ownBroadcasts.length >= maxRememberedOwnBroadcasts) this.ownBroadcasts.shift();
+    this.ownBroadcasts.push(data);
   }
 
   private unsendable(message: ViewPaxosMessage, reason: string, detail: string): void {
@@ -153,4 +184,10 @@ export class PaxosTransport {
       note: `further ${reason} ${message.type} messages are only counted in ${paxosUnsendableMetric}`,
     });
   }
+}
+
+function sameBytes(left: Uint8Array, right: Uint8Array): boolean {
+  if (left.length !== right.length) return false;
+  for (let index = 0; index < left.length; index++) if (left[index] !== right[index]) return false;
+  return true;
 }
