@@ -15,11 +15,12 @@
  *   without a guest-agent channel (test, Xen) answer `unsupported`.
  * - migrate (only with `migrationUri`, a destination template such as
  *   `qemu+ssh://{host}/system` whose `{host}` becomes the target host id):
- *   `migrate --live --persistent --undefinesource NAME 'DEST'`, on a second
- *   virsh session of the same URI, started on the first migration. A
- *   migration takes seconds to minutes and a session runs one command at a
- *   time: on the main session it would hold back every status poll, and the
- *   VM monitors would see the hypervisor as unreachable meanwhile.
+ *   `virsh -c URI migrate --live --persistent --undefinesource NAME DEST`, in
+ *   a virsh process of its own (virshOnce.ts). A migration takes seconds to
+ *   minutes and the session runs one command at a time: on it, it would hold
+ *   back every status poll (the VM monitors would see the hypervisor as
+ *   unreachable), and virsh's job watch reads stdin, where it would eat the
+ *   session's reply marker.
  * - Every callback comes from virsh output or a timer, never inside the call.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -39,7 +40,8 @@ import {
 import type { Log, Metrics } from "../../actors/ports/telemetry.ts";
 import { isValidId } from "../../actors/subjects.ts";
 import { domainTypeForUri, domainXml, uuidPattern, type DomainType } from "./domainXml.ts";
-import { isValidLibvirtUri, maxVirshCommandTimeoutMs, VirshSession, type VirshResult } from "./virshSession.ts";
+import { findVirshBinary, isValidLibvirtUri, maxVirshCommandTimeoutMs, VirshSession, type VirshResult } from "./virshSession.ts";
+import { runVirshOnce } from "./virshOnce.ts";
 import { cpuTimeMsFromDomstats, isGuestPingReply, parseDominfo, parseDomstats, powerStateOf, virtualizationFromXml } from "./virshOutput.ts";
 
 export const libvirtDriverName = "libvirt";
@@ -78,9 +80,9 @@ export function migrationDestination(template: string, targetHostId: string): { 
   return isValidLibvirtUri(uri) ? { ok: true, uri } : { ok: false, error: `destination ${JSON.stringify(uri).slice(0, 120)} is not a libvirt URI` };
 }
 
-/** The virsh command line of a live migration (the URI goes in single quotes; it holds none). */
-export function migrateCommand(vmId: string, destinationUri: string): string {
-  return `migrate --live --persistent --undefinesource ${vmId} '${destinationUri}'`;
+/** virsh's arguments for a live migration (after `-c URI`). */
+export function migrateArguments(vmId: string, destinationUri: string): readonly string[] {
+  return ["migrate", "--live", "--persistent", "--undefinesource", vmId, destinationUri];
 }
 
 export interface LibvirtHypervisorOptions {
@@ -135,7 +137,6 @@ export class LibvirtHypervisor implements Hypervisor {
   private readonly migrationUri: string | undefined;
   private readonly migrationTimeoutMs: number;
   private readonly virshBinary: string | undefined;
-  private migrationSession: VirshSession | undefined;
   private readonly domainType: DomainType;
   private readonly eventPollIntervalMs: number;
   private readonly virtualizationByVm = new Map<string, VirtualizationType>();
@@ -193,7 +194,7 @@ export class LibvirtHypervisor implements Hypervisor {
     this.closed = true;
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer);
     this.handlers.clear();
-    await Promise.all([this.session.close(), this.migrationSession?.close()]);
+    await this.session.close();
     rmSync(this.tempDirectory, { recursive: true, force: true });
   }
 
@@ -301,17 +302,18 @@ export class LibvirtHypervisor implements Hypervisor {
     if (this.closed) return this.later(done, failure("unavailable", "the driver is closed"));
     const destination = migrationDestination(this.migrationUri, targetHostId);
     if (!destination.ok) return this.later(done, failure("invalid", destination.error));
-    this.migrationSession ??= new VirshSession({ uri: this.uri, ...(this.virshBinary ? { binary: this.virshBinary } : {}), ...(this.log ? { log: this.log } : {}) });
-    this.migrationSession.run(
-      migrateCommand(vmId, destination.uri),
-      (result) => {
-        if (result.ok) return done({ ok: true, value: undefined });
-        const reason = reasonOf(result);
-        this.metrics?.increment(libvirtCommandFailuresMetric, { command: "migrate", reason });
-        done(failure(reason, `migration of ${vmId} to ${targetHostId} (${destination.uri}): ${result.error}`));
-      },
-      this.migrationTimeoutMs,
-    );
+    let binary: string;
+    try {
+      binary = this.virshBinary ?? findVirshBinary();
+    } catch (error) {
+      return this.later(done, failure("unavailable", error instanceof Error ? error.message : String(error)));
+    }
+    runVirshOnce(binary, this.uri, migrateArguments(vmId, destination.uri), this.migrationTimeoutMs, (result: VirshResult) => {
+      if (result.ok) return done({ ok: true, value: undefined });
+      const reason = reasonOf(result);
+      this.metrics?.increment(libvirtCommandFailuresMetric, { command: "migrate", reason });
+      done(failure(reason, `migration of ${vmId} to ${targetHostId} (${destination.uri}): ${result.error}`));
+    });
   }
 
   onEvent(handler: (event: HypervisorEvent) => void): { unsubscribe(): void } {

@@ -1,11 +1,13 @@
 import test from "ava";
 import type { HypervisorOutcome } from "../../actors/ports/hypervisor.ts";
-import { LibvirtHypervisor, migrateCommand, migrationDestination, migrationUriProblem, reasonOf } from "../../runtime/libvirt/libvirtHypervisor.ts";
+import { LibvirtHypervisor, migrateArguments, migrationDestination, migrationUriProblem, reasonOf } from "../../runtime/libvirt/libvirtHypervisor.ts";
 import { findVirshBinary } from "../../runtime/libvirt/virshSession.ts";
 
 // What test:///default cannot do: really migrate (its state lives in one virsh process, and it has no
-// migration support). What is tested against real virsh: the command line virsh accepts, and that a
-// failing migration comes back as a clear reason and message.
+// migration support). What is tested against real virsh: the arguments virsh accepts, and that a
+// failing migration comes back as a clear reason and message. virsh 9.0's migrate against the test
+// driver hangs after its error about one run in three (its job watch never ends): the driver kills it
+// after migrationTimeoutMs and answers `timeout`, which is what the test accepts for such a run.
 
 const drivers: LibvirtHypervisor[] = [];
 test.after.always(async () => {
@@ -13,7 +15,7 @@ test.after.always(async () => {
 });
 
 function driver(migrationUri?: string): LibvirtHypervisor {
-  const created = new LibvirtHypervisor({ uri: "test:///default", virshBinary: findVirshBinary(), commandTimeoutMs: 5_000, ...(migrationUri === undefined ? {} : { migrationUri }) });
+  const created = new LibvirtHypervisor({ uri: "test:///default", virshBinary: findVirshBinary(), commandTimeoutMs: 5_000, migrationTimeoutMs: 1_000, ...(migrationUri === undefined ? {} : { migrationUri }) });
   drivers.push(created);
   return created;
 }
@@ -26,7 +28,7 @@ function migrate(hypervisor: LibvirtHypervisor, vmId: string, target: string): P
   });
 }
 
-test("migration destination: a template with {host} once, a libvirt URI after substitution; the command line quotes it", (t) => {
+test("migration destination: a template with {host} once, a libvirt URI after substitution; virsh's arguments", (t) => {
   t.is(migrationUriProblem("qemu+ssh://{host}/system"), undefined);
   t.is(migrationUriProblem("qemu+tls://{host}.dc1.example/system?no_verify=1"), undefined);
   t.regex(migrationUriProblem("qemu+ssh://h2/system") ?? "", /exactly once/);
@@ -36,7 +38,7 @@ test("migration destination: a template with {host} once, a libvirt URI after su
   t.deepEqual(migrationDestination("qemu+ssh://{host}/system", "h2"), { ok: true, uri: "qemu+ssh://h2/system" });
   const bad = migrationDestination("qemu+ssh://{host}/system", "h2 x");
   t.false(bad.ok);
-  t.is(migrateCommand("vm1", "qemu+ssh://h2/system"), "migrate --live --persistent --undefinesource vm1 'qemu+ssh://h2/system'");
+  t.deepEqual(migrateArguments("vm1", "qemu+ssh://h2/system"), ["migrate", "--live", "--persistent", "--undefinesource", "vm1", "qemu+ssh://h2/system"]);
   t.throws(() => driver("qemu+ssh://nohost/system"), { instanceOf: RangeError, message: /exactly once/ });
 });
 
@@ -51,10 +53,14 @@ test("supportsLiveMigration only with a migrationUri; without one a migration is
 test("against real virsh: test:///default refuses the migration as unsupported, an unknown domain is not-found, a bad target is invalid", async (t) => {
   const hypervisor = driver("test:///default?target={host}");
   // "test" is the running domain test:///default starts with.
-  const refused = await migrate(hypervisor, "test", "h2");
+  let refused = await migrate(hypervisor, "test", "h2");
+  for (let attempt = 1; attempt < 8 && !refused.ok && refused.reason === "timeout"; attempt++) {
+    t.regex(refused.error, /^migration of test to h2 \(test:\/\/\/default\?target=h2\): virsh migrate took longer than 1000 ms/);
+    refused = await migrate(hypervisor, "test", "h2");
+  }
   t.false(refused.ok);
   if (!refused.ok) {
-    t.is(refused.reason, "unsupported");
+    t.is(refused.reason, "unsupported", refused.error);
     t.regex(refused.error, /^migration of test to h2 \(test:\/\/\/default\?target=h2\): this function is not supported by the connection driver/);
   }
   const unknown = await migrate(hypervisor, "nosuch", "h2");
