@@ -573,6 +573,13 @@ export class SimHypervisors {
     }
     if (!isActive(vm.state)) return finish(fail("invalid", `vm ${vmId} is ${vm.state}, only a running vm migrates live`));
     if (vm.migratingTo !== undefined) return finish(fail("invalid", `vm ${vmId} is already migrating to ${vm.migratingTo}`));
+    // The hypervisors talk over the network: a target that is down or cut off refuses at once.
+    if (this.world.nodeState(targetHostId) === "crashed") return finish(fail("unavailable", `target host ${targetHostId} is down`));
+    if (!this.world.fabric.canReach(host.hostId, targetHostId) || !this.world.fabric.canReach(targetHostId, host.hostId)) {
+      return finish(fail("unavailable", `${host.hostId} cannot reach ${targetHostId}`));
+    }
+    // A target that restarts meanwhile dropped the connection: the copy never lands on its next boot.
+    const targetIncarnation = this.world.incarnation(targetHostId);
     const generation = vm.runGeneration;
     const copyMs = Math.min(this.settings.migrationBaseMs + (vm.definition.memoryMiB / 1024) * this.settings.migrationMsPerGiB, maxSimMigrationCopyMs);
     vm.migratingTo = targetHostId;
@@ -580,7 +587,7 @@ export class SimHypervisors {
     const abortReason = (): string | undefined => {
       if (host.vms.get(vmId) !== vm || vm.runGeneration !== generation || !isActive(vm.state)) return "the vm stopped on the source";
       if (this.world.nodeState(host.hostId) === "crashed") return `source host ${host.hostId} is down`;
-      if (this.world.nodeState(targetHostId) === "crashed") return `target host ${targetHostId} is down`;
+      if (this.world.nodeState(targetHostId) === "crashed" || this.world.incarnation(targetHostId) !== targetIncarnation) return `target host ${targetHostId} went down`;
       if (!this.world.fabric.canReach(host.hostId, targetHostId) || !this.world.fabric.canReach(targetHostId, host.hostId)) return `${host.hostId} and ${targetHostId} cannot reach each other`;
       const existing = target.vms.get(vmId);
       if (existing !== undefined && isActive(existing.state)) return `vm ${vmId} is already active on ${targetHostId}`;

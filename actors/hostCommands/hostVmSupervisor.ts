@@ -288,8 +288,16 @@ export function startHostVmSupervisor(ports: NodePorts, options: HostVmSuperviso
           hypervisor.stop(event.vmId, true, () => undefined);
           return;
         }
-        // A migration that arrived after the view undid it (placed the VM back on its source, or elsewhere since).
         const view = views.view();
+        // Arrived for an earlier incarnation of this host (the view names another one): not this boot's to run.
+        const viewIncarnation = view.hosts.get(hostId)?.incarnation;
+        const lease = options.lease();
+        if (arrivingByMigration(view, event.vmId) && lease !== undefined && viewIncarnation !== undefined && !options.incarnation.matches(viewIncarnation, lease.incarnation)) {
+          ports.log.write("warn", "host.vm-started-unplaced", { vm: event.vmId, note: `powered off: migrated to incarnation ${viewIncarnation} of this host, which runs ${lease.incarnation}` });
+          hypervisor.stop(event.vmId, true, () => undefined);
+          return;
+        }
+        // A migration that arrived after the view undid it (placed the VM back on its source, or elsewhere since).
         const vm = view.vms.get(event.vmId);
         // (Only a VM the view places on another host: one it has not placed yet may be an import starting where it runs.)
         if (vm?.placement == null || vm.placement.hostId === hostId || vm.desiredState !== "running") return;

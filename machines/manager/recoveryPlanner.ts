@@ -121,6 +121,8 @@ interface VmHistory {
   hungOnHostId: string | null;
   /** Live migrations of this VM that failed or got no answer; at `maxMigrationAttemptsPerVm` it is evacuated by restart. */
   migrationFailures: number;
+  /** Targets a migration of this VM failed to, each with until when an evacuation avoids it (a dead host fails at once, again and again). */
+  readonly failedMigrationTargets: Map<string, number>;
   /**
    * Hosts the VM left (evacuation, relocation) whose stop is not confirmed: it may still run there. Kept across
    * later moves and tasks; no start goes out anywhere else until each confirmed the VM off or its incarnation ended.
@@ -177,6 +179,10 @@ export const maxConcurrentMigrationsPerHost = 2;
 export const maxMigrationAttemptsPerVm = 2;
 /** Ids of VMs named in one `pending` note; the rest are counted. */
 export const maxPendingIdsNoted = 5;
+/** Failed migration targets remembered per VM. */
+export const maxFailedMigrationTargetsPerVm = 64;
+/** An evacuation avoids a host a migration of the same VM just failed to for this long (the detector fails a dead one meanwhile). */
+export const failedMigrationTargetAvoidMs = 5_000;
 
 export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerState {
   return {
@@ -211,7 +217,7 @@ function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
 function historyOf(state: RecoveryPlannerState, vmId: string): VmHistory {
   let entry = state.history.get(vmId);
   if (!entry) {
-    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, migrationFailures: 0, unconfirmedSources: new Map() };
+    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, migrationFailures: 0, failedMigrationTargets: new Map(), unconfirmedSources: new Map() };
     state.history.set(vmId, entry);
   }
   return entry;
@@ -458,7 +464,7 @@ function onHostCommandResult(step: Step, input: Extract<ManagerInput, { type: "h
       else {
         // The source still runs it (the host judged by the hypervisor's state): placed back there. A driver that gave
         // up may still finish the copy later, so the target is stopped before the VM starts anywhere else.
-        historyOf(step.state, task.vmId).migrationFailures++;
+        noteFailedMigration(step.state, task, step.nowMs);
         if (step.state.view !== null) addUnconfirmedSource(step.state, step.state.view, task.vmId, task.hostId, task.placementEpoch);
         endMigration(step, task, "abort", { ok: false, from: input.hostId, to: task.hostId, error: error.slice(0, 200) });
       }
@@ -479,6 +485,14 @@ function onProposalRefused(step: Step, commandId: string, reason: string): void 
   }
 }
 
+function noteFailedMigration(state: RecoveryPlannerState, task: VmTask, nowMs: number): void {
+  const history = historyOf(state, task.vmId);
+  history.migrationFailures++;
+  history.failedMigrationTargets.delete(task.hostId);
+  history.failedMigrationTargets.set(task.hostId, nowMs + failedMigrationTargetAvoidMs);
+  while (history.failedMigrationTargets.size > maxFailedMigrationTargetsPerVm) history.failedMigrationTargets.delete(history.failedMigrationTargets.keys().next().value as string);
+}
+
 /** Proposes the end of a live migration (the marker cleared, or the VM placed back on its source) and waits for its commit. */
 function endMigration(step: Step, task: VmTask, end: MigrationEnd, fields: Record<string, string | number | boolean>): void {
   const type = end === "abort" ? "vm.migrate-abort" : "vm.migrate-done";
@@ -494,7 +508,10 @@ function endMigration(step: Step, task: VmTask, end: MigrationEnd, fields: Recor
 function finishStart(step: Step, task: VmTask): void {
   step.state.tasks.delete(task.vmId);
   const history = step.state.history.get(task.vmId);
-  if (history) history.relocate = false;
+  if (history) {
+    history.relocate = false;
+    history.failedMigrationTargets.clear();
+  }
   step.note("started", { vmId: task.vmId, hostId: task.hostId, placementEpoch: task.placementEpoch, reason: task.reason });
 }
 
@@ -861,9 +878,12 @@ function planPlacementsNeeded(step: Step, view: View, retryPending: boolean): vo
     const host = view.hosts.get(hostId);
     if (host?.state === "up" && `${host.incarnation}` === key.slice(at + 1) && !superseded.includes(hostId)) superseded.push(hostId);
   }
-  for (const { vm } of needed) {
-    const excluded = state.history.get(vm.vmId)?.excludedHosts;
-    if (superseded.length > 0) excludedHostsByVm.set(vm.vmId, new Set([...(excluded ?? []), ...superseded]));
+  for (const { vm, reason } of needed) {
+    const history = state.history.get(vm.vmId);
+    const excluded = history?.excludedHosts;
+    // An evacuation avoids a target its migration just failed to, for a while.
+    const failedTargets = reason === "evacuate" && history !== undefined ? [...history.failedMigrationTargets].filter(([, untilMs]) => nowMs < untilMs).map(([hostId]) => hostId) : [];
+    if (superseded.length > 0 || failedTargets.length > 0) excludedHostsByVm.set(vm.vmId, new Set([...(excluded ?? []), ...superseded, ...failedTargets]));
     else if (excluded && excluded.size > 0) excludedHostsByVm.set(vm.vmId, excluded);
   }
   const byId = new Map(needed.map((entry) => [entry.vm.vmId, entry]));
@@ -1031,7 +1051,7 @@ function dispatchHostCommands(step: Step, view: View): void {
         if (task.phase === "starting") startFailed(step, task, "no result in time");
         else {
           // No answer: the VM may have reached the target. Placed back on the source; the target is stopped before it starts anywhere else.
-          historyOf(state, task.vmId).migrationFailures++;
+          noteFailedMigration(state, task, nowMs);
           addUnconfirmedSource(state, view, task.vmId, task.hostId, task.placementEpoch);
           endMigration(step, task, "abort", { ok: false, from: task.sourceHostId!, to: task.hostId, error: "no result in time" });
         }

@@ -1,6 +1,6 @@
 import test from "ava";
 import { defaultManagerConfig, managerConfigProblems, type ManagerConfig } from "../../machines/manager/managerConfig.ts";
-import { createRecoveryPlanner, maxConcurrentMigrationsPerHost, maxMigrationAttemptsPerVm, plannerSnapshot, stepRecoveryPlanner, type HostCommand, type ManagerInput, type ManagerOutput, type RecoveryPlannerState } from "../../machines/manager/recoveryPlanner.ts";
+import { createRecoveryPlanner, failedMigrationTargetAvoidMs, maxConcurrentMigrationsPerHost, maxMigrationAttemptsPerVm, plannerSnapshot, stepRecoveryPlanner, type HostCommand, type ManagerInput, type ManagerOutput, type RecoveryPlannerState } from "../../machines/manager/recoveryPlanner.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
 import { addVm, apply, cluster, placeOn, tryApply, type Op } from "./viewBuilder.ts";
@@ -352,6 +352,8 @@ test("maintenance: a failed live migration places the VM back on the source; aft
     s.commit();
     t.is(s.placementOf("a")!.hostId, "h1", "back on the source");
     t.true(s.placementOf("a")!.epoch > before, "at a new placement epoch");
+    t.deepEqual(s.proposed, [], "h2 is avoided for a while: nothing else fits, so it waits, running on h1");
+    s.at(s.nowMs + failedMigrationTargetAvoidMs + 1);
   }
   t.deepEqual(proposedMoves(s), [["vm.place", "a", "h2"]], "then evacuated by restart");
   s.commit();
@@ -398,6 +400,7 @@ test("migration: no answer in time places the VM back on the source, and the tar
     s.at(s.nowMs + 1_001);
     t.deepEqual(proposedMoves(s), [["vm.migrate-abort", "a", ""]], "no answer: placed back on the source");
     s.commit();
+    if (s.proposed.length === 0) s.at(s.nowMs + failedMigrationTargetAvoidMs + 1);
   }
   t.is(proposedMoves(s)[0]![0], "vm.place", "then by restart");
   s.commit();
