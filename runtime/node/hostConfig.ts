@@ -21,7 +21,10 @@
  * ```
  *
  * `hypervisor` is `{"driver": "sim", "vms": [...]}` (VMs in this process's
- * memory, the default with no VMs) or `{"driver": "libvirt", "uri": ...}`.
+ * memory, the default with no VMs) or `{"driver": "libvirt", "uri": ...}`;
+ * libvirt hosts migrate VMs live (maintenance evacuation) only with
+ * `migrationUri`, a destination template such as `qemu+ssh://{host}/system`
+ * (`{host}` becomes the target host id), and `migrationTimeoutMs` bounds one.
  * `register` (default true) proposes `host.register` with `capacity` (default:
  * this machine's CPUs and memory) when the view does not know the host yet.
  * `guestAgents` (default false) also watches each VM's guest agent heartbeats.
@@ -33,7 +36,8 @@
 import { cpus, totalmem } from "node:os";
 import { maxVmMemoryMiB, maxVmVcpus, type VmDefinition } from "../../actors/ports/hypervisor.ts";
 import { domainTypeForUri } from "../libvirt/domainXml.ts";
-import { maxLibvirtEventPollIntervalMs, minLibvirtEventPollIntervalMs } from "../libvirt/libvirtHypervisor.ts";
+import { maxLibvirtEventPollIntervalMs, migrationUriProblem, minLibvirtEventPollIntervalMs } from "../libvirt/libvirtHypervisor.ts";
+import { maxVirshCommandTimeoutMs } from "../libvirt/virshSession.ts";
 import type { IsolationResponse } from "../../machines/detection/detectionConfig.ts";
 import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { maxWatchdogTimeoutMs, minWatchdogTimeoutMs, type WatchdogDeviceSettings } from "../watchdogDevice.ts";
@@ -45,11 +49,21 @@ import { maxInProcessVms } from "./inProcessHypervisor.ts";
 export const maxMonitorIds = 64;
 export const defaultVmRescanIntervalMs = 5_000;
 export const maxVmRescanIntervalMs = 3_600_000;
-export const maxVirshCommandTimeoutMs = 600_000;
+/** The shortest migration timeout a config may set: a live migration copies the VM's memory first. */
+export const minMigrationTimeoutMs = 1_000;
 
 export type HypervisorSettings =
   | { readonly driver: "sim"; readonly vms: readonly { readonly definition: VmDefinition; readonly running: boolean }[] }
-  | { readonly driver: "libvirt"; readonly uri: string; readonly virshBinary?: string; readonly commandTimeoutMs?: number; readonly eventPollIntervalMs?: number };
+  | {
+      readonly driver: "libvirt";
+      readonly uri: string;
+      readonly virshBinary?: string;
+      readonly commandTimeoutMs?: number;
+      readonly eventPollIntervalMs?: number;
+      /** Destination template for live migration (`qemu+ssh://{host}/system`); without it the host never migrates live. */
+      readonly migrationUri?: string;
+      readonly migrationTimeoutMs?: number;
+    };
 
 export interface HostNodeConfig extends CommonNodeFields {
   readonly role: "host";
@@ -93,18 +107,24 @@ function readHypervisor(top: ObjectReader): HypervisorSettings {
   if (section === undefined) return { driver: "sim", vms: [] };
   const driver = section.oneOf("driver", ["sim", "libvirt"] as const);
   if (driver === "libvirt") {
-    section.onlyKnown(["driver", "uri", "virshBinary", "commandTimeoutMs", "eventPollIntervalMs"]);
+    section.onlyKnown(["driver", "uri", "virshBinary", "commandTimeoutMs", "eventPollIntervalMs", "migrationUri", "migrationTimeoutMs"]);
     const uri = section.text("uri", 1_024);
     if (uri !== "" && domainTypeForUri(uri) === undefined) section.problem("uri", `must be a qemu://, xen:// or test:// libvirt URI (e.g. qemu:///system), got ${JSON.stringify(uri.slice(0, 80))}`);
     const virshBinary = section.has("virshBinary") ? section.absolutePath("virshBinary") : undefined;
     const commandTimeoutMs = section.optionalInteger("commandTimeoutMs", 1, maxVirshCommandTimeoutMs);
     const eventPollIntervalMs = section.optionalInteger("eventPollIntervalMs", minLibvirtEventPollIntervalMs, maxLibvirtEventPollIntervalMs);
+    const migrationUri = section.has("migrationUri") ? section.text("migrationUri", 1_024) : undefined;
+    const migrationUriError = migrationUri === undefined || migrationUri === "" ? undefined : migrationUriProblem(migrationUri);
+    if (migrationUriError !== undefined) section.problem("migrationUri", migrationUriError.replace(/^migrationUri /, ""));
+    const migrationTimeoutMs = section.optionalInteger("migrationTimeoutMs", minMigrationTimeoutMs, maxVirshCommandTimeoutMs);
     return {
       driver,
       uri,
       ...(virshBinary !== undefined ? { virshBinary } : {}),
       ...(commandTimeoutMs !== undefined ? { commandTimeoutMs } : {}),
       ...(eventPollIntervalMs !== undefined ? { eventPollIntervalMs } : {}),
+      ...(migrationUri !== undefined ? { migrationUri } : {}),
+      ...(migrationTimeoutMs !== undefined ? { migrationTimeoutMs } : {}),
     };
   }
   section.onlyKnown(["driver", "vms"]);

@@ -109,6 +109,8 @@ function createHypervisor(config: HostNodeConfig, ports: NodePorts): Hypervisor 
       ...(settings.virshBinary !== undefined ? { virshBinary: settings.virshBinary } : {}),
       ...(settings.commandTimeoutMs !== undefined ? { commandTimeoutMs: settings.commandTimeoutMs } : {}),
       ...(settings.eventPollIntervalMs !== undefined ? { eventPollIntervalMs: settings.eventPollIntervalMs } : {}),
+      ...(settings.migrationUri !== undefined ? { migrationUri: settings.migrationUri } : {}),
+      ...(settings.migrationTimeoutMs !== undefined ? { migrationTimeoutMs: settings.migrationTimeoutMs } : {}),
       log: ports.log,
       metrics: ports.metrics,
     });

@@ -127,6 +127,27 @@ test("libvirt settings, monitor configs, roles, and controller configs with or w
   t.false(parseNodeConfigText("[]").ok);
 });
 
+test("a libvirt host migrates live only with a valid migrationUri template; its timeout is bounded", (t) => {
+  const migrating = parseNodeConfig({ ...host, hypervisor: { driver: "libvirt", uri: "qemu:///system", migrationUri: "qemu+ssh://{host}/system", migrationTimeoutMs: 60_000 } });
+  t.true(migrating.ok);
+  if (migrating.ok && migrating.node.role === "host" && migrating.node.config.hypervisor.driver === "libvirt") {
+    t.is(migrating.node.config.hypervisor.migrationUri, "qemu+ssh://{host}/system");
+    t.is(migrating.node.config.hypervisor.migrationTimeoutMs, 60_000);
+  } else t.fail("expected a libvirt host config");
+  const plain = parseNodeConfig({ ...host, hypervisor: { driver: "libvirt", uri: "qemu:///system" } });
+  if (plain.ok && plain.node.role === "host" && plain.node.config.hypervisor.driver === "libvirt") t.is(plain.node.config.hypervisor.migrationUri, undefined);
+  else t.fail("expected a libvirt host config");
+  const problemsOf = (hypervisor: object): string => {
+    const parsed = parseNodeConfig({ ...host, hypervisor: { driver: "libvirt", uri: "qemu:///system", ...hypervisor } });
+    return parsed.ok ? "" : parsed.problems.join("\n");
+  };
+  t.regex(problemsOf({ migrationUri: "qemu+ssh://fixed/system" }), /^hypervisor\.migrationUri must contain \{host\} exactly once/m);
+  t.regex(problemsOf({ migrationUri: "not a uri {host}" }), /^hypervisor\.migrationUri ".*" is not a libvirt URI/m);
+  t.regex(problemsOf({ migrationUri: 7 }), /^hypervisor\.migrationUri must be a non-empty string/m);
+  t.regex(problemsOf({ migrationTimeoutMs: 10 }), /^hypervisor\.migrationTimeoutMs/m);
+  t.regex(problemsOf({ migrationTimeoutMs: 10_000_000 }), /^hypervisor\.migrationTimeoutMs/m);
+});
+
 test("haring node exits 2 for a wrong config, 3 for an unreadable one or one it cannot start", (t) => {
   const directory = mkdtempSync(join(tmpdir(), "haring-node-cli-"));
   try {
