@@ -16,6 +16,7 @@ import {
   maxControllers,
   maxCpuPerEntity,
   maxHosts,
+  maxLeavingSourcesPerVm,
   maxMemoryMiBPerEntity,
   maxRememberedCommands,
   maxRuleTargets,
@@ -74,6 +75,7 @@ export const viewCommandSchema = discriminated("type", [
   obj({ id: commandIdSchema, type: literal("vm.migrate"), vmId: viewIdSchema, toHostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
   obj({ id: commandIdSchema, type: literal("vm.migrate-done"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
   obj({ id: commandIdSchema, type: literal("vm.migrate-abort"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ id: commandIdSchema, type: literal("vm.left"), vmId: viewIdSchema, hostId: viewIdSchema, incarnation: countSchema, placementEpoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
 ]);
 
 export type WireViewCommand = Infer<typeof viewCommandSchema>;
@@ -93,6 +95,9 @@ const vmRecordSchema = obj({
   priority: prioritySchema,
   resources: resourcesSchema,
   rules: rulesSchema,
+  leavingFrom: optional(
+    arr(obj({ hostId: viewIdSchema, incarnation: countSchema, placementEpoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }), { maxLength: maxLeavingSourcesPerVm }),
+  ),
 });
 
 const rememberedOutcomeSchema = discriminated("kind", [

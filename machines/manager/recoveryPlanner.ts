@@ -16,7 +16,7 @@
  */
 import type { GuestHealth } from "../guest/guestWatchdog.ts";
 import type { ViewCommand } from "../view/viewCommands.ts";
-import type { HostState, Resources, View, VmRecord } from "../view/viewTypes.ts";
+import type { HostState, LeavingSource, Resources, View, VmRecord } from "../view/viewTypes.ts";
 import type { VmHealth } from "../vm/vmHealth.ts";
 import { startRetryDelayMs, type ManagerConfig } from "./managerConfig.ts";
 import { comparePlacementOrder, compareIds, planPlacements, type PlacementReservation } from "./placement.ts";
@@ -126,6 +126,8 @@ interface VmHistory {
   /**
    * Hosts the VM left (evacuation, relocation) whose stop is not confirmed: it may still run there. Kept across
    * later moves and tasks; no start goes out anywhere else until each confirmed the VM off or its incarnation ended.
+   * The view's `leavingFrom` is the replicated record (so a new leader knows them too): its entries are taken in
+   * here whenever the VM's sources are read (`sourcesOf`), and each one dropped here is cleared there (`vm.left`).
    */
   readonly unconfirmedSources: Map<string, UnconfirmedSource>;
 }
@@ -159,6 +161,8 @@ export interface RecoveryPlannerState {
   readonly supersededHosts: Map<string, number>;
   /** vmId → until when it gets no initial placement from this manager. */
   readonly initialPlacementHeld: Map<string, number>;
+  /** `leavingFrom` entries (`leftKey`) this manager found off and proposed `vm.left` for: not taken in again while the view still shows them. */
+  readonly leftProposed: Set<string>;
   /** The earliest time a failed host's VMs become placeable, if any are waiting. */
   nextFailureMaturesAtMs: number;
   lastPendingPlanAtMs: number;
@@ -183,6 +187,8 @@ export const maxPendingIdsNoted = 5;
 export const maxFailedMigrationTargetsPerVm = 64;
 /** An evacuation avoids a host a migration of the same VM just failed to for this long (the detector fails a dead one meanwhile). */
 export const failedMigrationTargetAvoidMs = 5_000;
+/** `vm.left` proposals remembered (so an entry the view still shows is not taken in again before the commit). */
+export const maxRememberedLeftProposals = 10_000;
 
 export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerState {
   return {
@@ -199,6 +205,7 @@ export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerSta
     refusedCommandIds: new Map(),
     hungVms: new Set(),
     initialPlacementHeld: new Map(),
+    leftProposed: new Set(),
     supersededHosts: new Map(),
     nextFailureMaturesAtMs: Infinity,
     lastPendingPlanAtMs: -Infinity,
@@ -329,7 +336,7 @@ function trustedReport(step: Step, hostId: string, incarnation: number, vmId: st
     vm?.placement?.hostId === hostId ||
     vm?.placement?.migratingFrom === hostId ||
     (task?.phase === "stopping-source" && task.sourceHostId === hostId) ||
-    step.state.history.get(vmId)?.unconfirmedSources.get(hostId)?.incarnation === incarnation;
+    (view !== null && sourcesOf(step.state, view, vmId).get(hostId)?.incarnation === incarnation);
   if (!vm || !host || host.incarnation !== incarnation || !placedHere || (host.state !== "up" && host.state !== "maintenance")) {
     // From a newer incarnation of the host the VM is placed on: an agent takes a new incarnation only after
     // isolating (its VMs powered off) or rebooting, so the view's incarnation of the host has ended.
@@ -554,10 +561,10 @@ function retryStop(step: Step, task: VmTask, error: string): void {
  * moved it off, or an off report from that incarnation). Returns whether the task's own source was confirmed.
  */
 function confirmSourceOff(step: Step, vmId: string, hostId: string, placementEpoch: number): boolean {
-  const history = step.state.history.get(vmId);
-  const source = history?.unconfirmedSources.get(hostId);
-  if (!history || !source || placementEpoch < source.sincePlacementEpoch) return false;
-  history.unconfirmedSources.delete(hostId);
+  const view = step.state.view;
+  const source = view === null ? undefined : sourcesOf(step.state, view, vmId).get(hostId);
+  if (!source || placementEpoch < source.sincePlacementEpoch) return false;
+  forgetSource(step, vmId, hostId);
   const task = step.state.tasks.get(vmId);
   if (task?.phase !== "stopping-source" || task.sourceHostId !== hostId) return false;
   sourceStopped(step, task);
@@ -581,18 +588,55 @@ function sourceIncarnationEnded(step: Step, view: View, hostId: string, incarnat
 
 /** The hosts that may still run the VM, other than `exceptHostId`, after dropping those whose incarnation ended. */
 function remainingSources(step: Step, view: View, vmId: string, exceptHostId: string | null): string[] {
-  const sources = step.state.history.get(vmId)?.unconfirmedSources;
-  if (!sources || sources.size === 0) return [];
+  const sources = sourcesOf(step.state, view, vmId);
+  if (sources.size === 0) return [];
   const remaining: string[] = [];
   for (const [hostId, source] of [...sources]) {
-    if (sourceIncarnationEnded(step, view, hostId, source.incarnation)) sources.delete(hostId);
+    if (sourceIncarnationEnded(step, view, hostId, source.incarnation)) forgetSource(step, vmId, hostId);
     else if (hostId !== exceptHostId) remaining.push(hostId);
   }
   return remaining;
 }
 
+function leftKey(vmId: string, entry: LeavingSource): string {
+  return `${vmId}\u0000${entry.hostId}\u0000${entry.incarnation}\u0000${entry.placementEpoch}`;
+}
+
+/**
+ * The hosts the VM left that may still run it, with the view's `leavingFrom` taken in: whoever moved the VM (an
+ * earlier leader too), this manager stops it there before starting it anywhere else.
+ */
+function sourcesOf(state: RecoveryPlannerState, view: View, vmId: string): Map<string, UnconfirmedSource> {
+  const leaving = view.vms.get(vmId)?.leavingFrom;
+  const existing = state.history.get(vmId)?.unconfirmedSources;
+  if (leaving === undefined) return existing ?? noSources;
+  const sources = existing ?? historyOf(state, vmId).unconfirmedSources;
+  for (const entry of leaving) {
+    if (state.leftProposed.has(leftKey(vmId, entry))) continue;
+    const known = sources.get(entry.hostId);
+    if (known === undefined || known.incarnation < entry.incarnation) sources.set(entry.hostId, { incarnation: entry.incarnation, sincePlacementEpoch: entry.placementEpoch });
+    else if (known.incarnation === entry.incarnation && known.sincePlacementEpoch < entry.placementEpoch) sources.set(entry.hostId, { incarnation: entry.incarnation, sincePlacementEpoch: entry.placementEpoch });
+  }
+  return sources;
+}
+
+const noSources: Map<string, UnconfirmedSource> = new Map();
+
+/** The VM is off on a host it left (or that incarnation ended): forgotten here, and cleared in the view by `vm.left`. */
+function forgetSource(step: Step, vmId: string, hostId: string): void {
+  const { state } = step;
+  state.history.get(vmId)?.unconfirmedSources.delete(hostId);
+  const entry = state.view?.vms.get(vmId)?.leavingFrom?.find((candidate) => candidate.hostId === hostId);
+  if (entry === undefined) return;
+  const key = leftKey(vmId, entry);
+  if (state.leftProposed.has(key)) return;
+  state.leftProposed.add(key);
+  while (state.leftProposed.size > maxRememberedLeftProposals) state.leftProposed.delete(state.leftProposed.values().next().value as string);
+  step.propose({ id: `left-${vmId}-${hostId}-${entry.incarnation}-${entry.placementEpoch}`, type: "vm.left", vmId, hostId, incarnation: entry.incarnation, placementEpoch: entry.placementEpoch });
+}
+
 function sourceStopped(step: Step, task: VmTask): void {
-  if (task.sourceHostId !== null) step.state.history.get(task.vmId)?.unconfirmedSources.delete(task.sourceHostId);
+  if (task.sourceHostId !== null) forgetSource(step, task.vmId, task.sourceHostId);
   const view = step.state.view;
   const next = view ? remainingSources(step, view, task.vmId, task.hostId) : [];
   if (next.length > 0) {
@@ -677,7 +721,7 @@ function advanceTasks(step: Step, view: View): void {
     }
     // The host it is leaving failed meanwhile: once that host's lease has surely run out, the VM is off there.
     if (task.phase === "stopping-source" && task.sourceHostId !== null) {
-      const source = state.history.get(task.vmId)?.unconfirmedSources.get(task.sourceHostId);
+      const source = sourcesOf(state, view, task.vmId).get(task.sourceHostId);
       if (source === undefined || sourceIncarnationEnded(step, view, task.sourceHostId, source.incarnation)) sourceStopped(step, task);
     }
   }
@@ -782,6 +826,7 @@ function placementCommitted(step: Step, view: View, task: VmTask, vm: VmRecord):
   if (task.sourceHostId === placement.hostId) task.sourceHostId = null;
   const sources = historyOf(step.state, vm.vmId).unconfirmedSources;
   sources.delete(placement.hostId);
+  sourcesOf(step.state, view, vm.vmId);
   if (task.sourceHostId !== null) addUnconfirmedSource(step.state, view, vm.vmId, task.sourceHostId, placement.epoch);
   if (task.sourceHostId === null && sources.size > 0) {
     // An earlier move's stop is still unconfirmed (its task was replaced): that host is stopped first.

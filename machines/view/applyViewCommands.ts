@@ -12,11 +12,13 @@ import { commandProblem, type ViewCommand } from "./viewCommands.ts";
 import { ChunkedMap, type ChunkedMapDraft } from "../paxos/chunkedMap.ts";
 import {
   maxHosts,
+  maxLeavingSourcesPerVm,
   maxRememberedCommands,
   maxVms,
   rememberedChunkSize,
   type HostRecord,
   type HostState,
+  type LeavingSource,
   type RememberedCommand,
   type View,
   type VmRecord,
@@ -81,6 +83,15 @@ class ViewDraft {
       if (vm !== undefined && predicate(vm)) return true;
     }
     return false;
+  }
+  /** Drops the `leavingFrom` entries naming this host that `ended` says ended (scans every VM: for rare commands only). */
+  clearLeaving(hostId: string, ended: (entry: LeavingSource) => boolean): void {
+    const ids = [...this.base.vms.keys(), ...this.addedVmIds];
+    for (const vmId of ids) {
+      const vm = this.vms.get(vmId);
+      if (vm?.leavingFrom === undefined || !vm.leavingFrom.some((entry) => entry.hostId === hostId && ended(entry))) continue;
+      this.setVm(withLeaving(vm, vm.leavingFrom.filter((entry) => !(entry.hostId === hostId && ended(entry)))));
+    }
   }
   private readonly addedVmIds = new Set<string>();
   setVm(vm: VmRecord): void {
@@ -222,14 +233,20 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
     case "host.failed":
       // A host in maintenance can fail too (it may still run VMs being evacuated, or migrating away).
       return hostTransition(draft, command.hostId, command.incarnation, ["joining", "up", "suspect", "maintenance"], "failed");
-    case "host.fenced":
-      return hostTransition(draft, command.hostId, command.incarnation, ["failed"], "fenced");
+    case "host.fenced": {
+      const outcome = hostTransition(draft, command.hostId, command.incarnation, ["failed"], "fenced");
+      // Fenced: that incarnation runs nothing any more.
+      if (outcome.kind === "committed") draft.clearLeaving(command.hostId, (entry) => entry.incarnation <= command.incarnation);
+      return outcome;
+    }
     case "host.rejoin": {
       const host = draft.hosts.get(command.hostId);
       if (!host) return rejected(`unknown host ${command.hostId}`);
       if (host.state !== "failed" && host.state !== "fenced") return rejected(`host ${command.hostId} is ${host.state}, not failed or fenced`);
       if (command.incarnation <= host.incarnation) return rejected(`rejoin incarnation ${command.incarnation} must exceed ${host.incarnation}`);
       draft.setHost({ ...host, state: "joining", incarnation: command.incarnation, stateEpoch: draft.epoch + 1 });
+      // An agent takes a new incarnation only after isolating (its VMs powered off) or rebooting.
+      draft.clearLeaving(command.hostId, (entry) => entry.incarnation < command.incarnation);
       return committed;
     }
     case "host.maintenance-enter":
@@ -244,6 +261,7 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       // A migration source still holds its VM until the migration ends; removing it would orphan the marker.
       if (draft.someVm((vm) => vm.placement?.migratingFrom === command.hostId)) return rejected(`host ${command.hostId} is the source of a migration in progress`);
       draft.deleteHost(command.hostId);
+      draft.clearLeaving(command.hostId, () => true);
       return committed;
     }
     case "vm.add":
@@ -300,7 +318,25 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       }
       // Back where it runs (or last ran), even in maintenance: the source never let go of it.
       if (!draft.hosts.has(from)) return rejected(`unknown host ${from}`);
-      draft.setVm({ ...vm, placement: { hostId: from, epoch: draft.epoch + 1 } });
+      const epoch = draft.epoch + 1;
+      // The target may have received it after all (a driver that gave up may still finish the copy): it counts as a
+      // host the VM left until its stop is confirmed or its incarnation ends.
+      const target = draft.hosts.get(vm.placement.hostId);
+      let leaving = (vm.leavingFrom ?? []).filter((entry) => entry.hostId !== from);
+      if (target !== undefined && (target.state === "up" || target.state === "maintenance" || target.state === "suspect" || target.state === "failed")) {
+        // At most maxLeavingSourcesPerVm: `vm.migrate` left room for this one.
+        leaving = [...leaving.filter((entry) => entry.hostId !== target.hostId), { hostId: target.hostId, incarnation: target.incarnation, placementEpoch: epoch }];
+      }
+      draft.setVm(withLeaving({ ...vm, placement: { hostId: from, epoch } }, leaving));
+      return committed;
+    }
+    case "vm.left": {
+      const vm = draft.vms.get(command.vmId);
+      if (!vm) return rejected(`unknown vm ${command.vmId}`);
+      const leaving = vm.leavingFrom ?? [];
+      const matches = (entry: LeavingSource): boolean => entry.hostId === command.hostId && entry.incarnation === command.incarnation && entry.placementEpoch === command.placementEpoch;
+      if (!leaving.some(matches)) return rejected(`vm ${command.vmId} is not leaving host ${command.hostId} at incarnation ${command.incarnation} since placement epoch ${command.placementEpoch}`);
+      draft.setVm(withLeaving(vm, leaving.filter((entry) => !matches(entry))));
       return committed;
     }
     case "vm.unplace": {
@@ -337,6 +373,28 @@ function place(draft: ViewDraft, vmId: string, hostId: string, expectedPlacement
     const partner = draft.vms.get(partnerId);
     if (partner?.placement && partner.placement.hostId !== hostId) return rejected(`affinity: vm ${vmId} must run with vm ${partnerId} on host ${partner.placement.hostId}`);
   }
-  draft.setVm({ ...vm, placement: migratingFrom === undefined ? { hostId, epoch: draft.epoch + 1 } : { hostId, epoch: draft.epoch + 1, migratingFrom } });
+  const epoch = draft.epoch + 1;
+  // Placed (back) on a host it left: a start there finds it running if it does. Moved off a host that may still run
+  // it (not by live migration, whose marker says so): that host is recorded until its stop is confirmed.
+  let leaving = (vm.leavingFrom ?? []).filter((entry) => entry.hostId !== hostId);
+  if (migratingFrom === undefined && vm.placement !== null) {
+    for (const previousId of [vm.placement.hostId, vm.placement.migratingFrom]) {
+      if (previousId === undefined || previousId === hostId) continue;
+      const previous = draft.hosts.get(previousId);
+      if (previous === undefined || (previous.state !== "up" && previous.state !== "maintenance" && previous.state !== "suspect")) continue;
+      leaving = [...leaving.filter((entry) => entry.hostId !== previousId), { hostId: previousId, incarnation: previous.incarnation, placementEpoch: epoch }];
+    }
+  }
+  // A migration leaves room for its target, which its abort may add.
+  const limit = migratingFrom === undefined ? maxLeavingSourcesPerVm : maxLeavingSourcesPerVm - 1;
+  if (leaving.length > limit) return rejected(`vm ${vmId} has ${leaving.length} hosts it left that have not confirmed its stop (at most ${limit} here)`);
+  const placement = migratingFrom === undefined ? { hostId, epoch } : { hostId, epoch, migratingFrom };
+  draft.setVm(withLeaving({ ...vm, placement }, leaving));
   return committed;
+}
+
+/** The VM with these unconfirmed sources (the field absent when there are none, so views without any are unchanged). */
+function withLeaving(vm: VmRecord, leaving: readonly LeavingSource[]): VmRecord {
+  const { leavingFrom: _previous, ...rest } = vm;
+  return leaving.length === 0 ? rest : { ...rest, leavingFrom: leaving };
 }

@@ -57,6 +57,11 @@ export type ViewCommand = CommandBase &
     | { readonly type: "vm.migrate-done"; readonly vmId: string; readonly expectedPlacementEpoch: number }
     /** The migration did not happen (or its target is gone): placed back on the source, at a new placement epoch. */
     | { readonly type: "vm.migrate-abort"; readonly vmId: string; readonly expectedPlacementEpoch: number }
+    /**
+     * The VM is off on a host it left (its stop answered, or that incarnation surely ended): clears the
+     * `leavingFrom` entry naming exactly this host, incarnation and placement epoch (the one that moved it off).
+     */
+    | { readonly type: "vm.left"; readonly vmId: string; readonly hostId: string; readonly incarnation: number; readonly placementEpoch: number }
   );
 
 export type ViewCommandType = ViewCommand["type"];
@@ -81,6 +86,7 @@ export const viewCommandTypes: readonly ViewCommandType[] = [
   "vm.migrate",
   "vm.migrate-done",
   "vm.migrate-abort",
+  "vm.left",
 ];
 
 const allowedKeys: Record<ViewCommandType, readonly string[]> = {
@@ -103,6 +109,7 @@ const allowedKeys: Record<ViewCommandType, readonly string[]> = {
   "vm.migrate": ["vmId", "toHostId", "expectedPlacementEpoch"],
   "vm.migrate-done": ["vmId", "expectedPlacementEpoch"],
   "vm.migrate-abort": ["vmId", "expectedPlacementEpoch"],
+  "vm.left": ["vmId", "hostId", "incarnation", "placementEpoch"],
 };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -180,6 +187,13 @@ export function commandProblem(value: unknown): string | null {
       return idProblem(v.vmId, "vmId") ?? idProblem(v.hostId, "hostId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER);
     case "vm.migrate":
       return idProblem(v.vmId, "vmId") ?? idProblem(v.toHostId, "toHostId") ?? countProblem(v.expectedPlacementEpoch, "expectedPlacementEpoch", Number.MAX_SAFE_INTEGER, 1);
+    case "vm.left":
+      return (
+        idProblem(v.vmId, "vmId") ??
+        idProblem(v.hostId, "hostId") ??
+        countProblem(v.incarnation, "incarnation", Number.MAX_SAFE_INTEGER) ??
+        countProblem(v.placementEpoch, "placementEpoch", Number.MAX_SAFE_INTEGER, 1)
+      );
     case "vm.unplace":
     case "vm.migrate-done":
     case "vm.migrate-abort":

@@ -12,6 +12,7 @@ import {
   hostStates,
   maxControllers,
   maxHosts,
+  maxLeavingSourcesPerVm,
   maxRememberedCommands,
   maxRuleTargets,
   recentCommandsOf,
@@ -21,6 +22,7 @@ import {
   vmPriorities,
   type HostRecord,
   type LeaderRecord,
+  type LeavingSource,
   type RememberedCommand,
   type View,
   type VmRecord,
@@ -116,7 +118,8 @@ function parseHost(value: unknown, path: string): HostRecord {
 }
 
 function parseVm(value: unknown, path: string): VmRecord {
-  const record = plainObject(value, path, ["vmId", "desiredState", "placement", "priority", "resources", "rules"]);
+  const leavingPresent = typeof value === "object" && value !== null && "leavingFrom" in value;
+  const record = plainObject(value, path, leavingPresent ? ["vmId", "desiredState", "placement", "priority", "resources", "rules", "leavingFrom"] : ["vmId", "desiredState", "placement", "priority", "resources", "rules"]);
   let placement: VmRecord["placement"] = null;
   if (record.placement !== null) {
     const migrating = typeof record.placement === "object" && record.placement !== null && "migratingFrom" in record.placement;
@@ -130,7 +133,7 @@ function parseVm(value: unknown, path: string): VmRecord {
     } else placement = { hostId, epoch };
   }
   const rules = plainObject(record.rules, `${path}.rules`, ["affinity", "antiAffinity"]);
-  return {
+  const vm: VmRecord = {
     vmId: id(record.vmId, `${path}.vmId`),
     desiredState: oneOf(record.desiredState, `${path}.desiredState`, vmDesiredStates),
     placement,
@@ -138,6 +141,15 @@ function parseVm(value: unknown, path: string): VmRecord {
     resources: resources(record.resources, `${path}.resources`),
     rules: { affinity: idList(rules.affinity, `${path}.rules.affinity`, maxRuleTargets), antiAffinity: idList(rules.antiAffinity, `${path}.rules.antiAffinity`, maxRuleTargets) },
   };
+  if (!leavingPresent) return vm;
+  const leavingFrom = list(record.leavingFrom, `${path}.leavingFrom`, maxLeavingSourcesPerVm).map((item, index): LeavingSource => {
+    const raw = plainObject(item, `${path}.leavingFrom[${index}]`, ["hostId", "incarnation", "placementEpoch"]);
+    return { hostId: id(raw.hostId, `${path}.leavingFrom[${index}].hostId`), incarnation: integer(raw.incarnation, `${path}.leavingFrom[${index}].incarnation`), placementEpoch: integer(raw.placementEpoch, `${path}.leavingFrom[${index}].placementEpoch`, 1) };
+  });
+  // Absent, never empty (views are compared by their canonical JSON); one entry per host.
+  if (leavingFrom.length === 0) fail(`${path}.leavingFrom must not be empty (omit it)`);
+  if (new Set(leavingFrom.map((entry) => entry.hostId)).size !== leavingFrom.length) fail(`${path}.leavingFrom names a host twice`);
+  return { ...vm, leavingFrom };
 }
 
 function parseRemembered(value: unknown, path: string): RememberedCommand {

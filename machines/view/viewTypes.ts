@@ -54,6 +54,19 @@ export interface VmRules {
   readonly antiAffinity: readonly string[];
 }
 
+/**
+ * A host a VM left without live migration (evacuation, relocation), or the target of a migration undone, whose
+ * stop is not confirmed: the VM may still run there, at that incarnation. Replicated so that every manager,
+ * a new leader's included, stops it there before starting the VM anywhere else.
+ */
+export interface LeavingSource {
+  readonly hostId: string;
+  /** The host's incarnation when the VM left it: the one that may still run it. */
+  readonly incarnation: number;
+  /** The placement epoch that moved the VM off it: a stop answered for an older epoch says nothing about now. */
+  readonly placementEpoch: number;
+}
+
 export interface VmRecord {
   readonly vmId: string;
   readonly desiredState: VmDesiredState;
@@ -61,6 +74,13 @@ export interface VmRecord {
   readonly priority: VmPriority;
   readonly resources: Resources;
   readonly rules: VmRules;
+  /**
+   * Hosts the VM left whose stop is not confirmed (at most `maxLeavingSourcesPerVm`, distinct hosts); absent
+   * when there are none. Set by `vm.place` off a host that is up, suspect or in maintenance (and by
+   * `vm.migrate-abort` for a live target); cleared by `vm.left`, by a placement back on that host, and when the
+   * host's incarnation ends (`host.fenced`, `host.rejoin`, `host.remove`).
+   */
+  readonly leavingFrom?: readonly LeavingSource[];
 }
 
 export interface LeaderRecord {
@@ -104,6 +124,8 @@ export const maxHosts = 10_000;
 export const maxVms = 200_000;
 export const maxControllers = 9;
 export const maxRuleTargets = 64;
+/** Unconfirmed hosts a VM left, per VM: a placement that would add one more is refused until a stop is confirmed. */
+export const maxLeavingSourcesPerVm = 16;
 export const maxCpuPerEntity = 1_000_000;
 export const maxMemoryMiBPerEntity = 1_000_000_000;
 

@@ -321,7 +321,8 @@ test("maintenance: evacuation by live migration where both hosts support it, els
   s.result(sent[1]!, true);
   t.deepEqual(s.takeSent().map((c) => [c.action, c.vmId, c.hostId]), [["start", "live", "h3"]]);
   s.result(sent[0]!, true);
-  t.deepEqual(proposedMoves(s), [["vm.migrate-done", "cold", ""]]);
+  // The stop of "live" on h1 confirmed: the view's record of h1 as a host it left is cleared too.
+  t.deepEqual(proposedMoves(s), [["vm.left", "live", ""], ["vm.migrate-done", "cold", ""]]);
   const epoch = s.placementOf("cold")!.epoch;
   s.commit();
   t.deepEqual(s.placementOf("cold"), { hostId: "h2", epoch }, "same placement epoch, marker cleared");
@@ -636,6 +637,59 @@ test("a host in maintenance that this controller's detector declared failed (the
   s.at(s.nowMs + 1_000);
   const target = s.placementOf("a")!.hostId;
   t.deepEqual(s.takeSent().map((c) => [c.action, c.hostId]), [["start", target]]);
+  // h1's incarnation surely ended: the view's record of it as a host "a" left is cleared.
+  t.deepEqual(s.proposed.map((c) => [c.type, c.type === "vm.left" ? c.hostId : ""]), [["vm.left", "h1"]]);
+  s.commit();
   s.change({ type: "host.maintenance-exit", hostId: "h1" }, addVm("b"));
   t.true(s.proposed.length === 1 && s.proposed[0]!.type === "vm.place" && s.proposed[0]!.hostId !== "h1", "no placement on the declared host");
+});
+
+test("a new leader's fresh planner, given a view where the VM left a host that has not confirmed its stop, stops it there before starting it elsewhere (fuzz seed 202)", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB], ["h3", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const old = new Scenario(view);
+  old.change({ type: "host.maintenance-enter", hostId: "h1" });
+  old.commit();
+  const target = old.placementOf("a")!.hostId;
+  const epoch = old.placementOf("a")!.epoch;
+  t.deepEqual(old.takeSent().map((c) => [c.action, c.hostId]), [["stop", "h1"]]);
+  // The view records h1 as a host the VM left, at its incarnation and the placement epoch that moved it.
+  t.deepEqual(old.view.vms.get("a")!.leavingFrom, [{ hostId: "h1", incarnation: 0, placementEpoch: epoch }]);
+  // The stop has not taken effect (the VM hangs on h1) when the leader changes; h1 leaves maintenance meanwhile.
+  old.feed({ type: "leadership", isLeader: false, leaseValidUntilMs: 0 });
+  const viewThen = apply(old.view, { type: "host.maintenance-exit", hostId: "h1" });
+  const fresh = new Scenario(viewThen);
+  fresh.nowMs = old.nowMs + 5_000;
+  // The new host reports the VM missing (nobody started it): the fresh planner stops it on h1 first.
+  fresh.feed({ type: "vm-report", hostId: target, incarnation: 0, vmId: "a", health: "missing" });
+  const stop = fresh.takeSent();
+  t.deepEqual(stop.map((c) => [c.action, c.vmId, c.hostId, c.placementEpoch]), [["stop", "a", "h1", epoch]]);
+  // Reports from h1 still count for it (it may run it there); a running one starts nothing.
+  fresh.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "hung" });
+  const waitFromMs = fresh.nowMs;
+  for (let at = waitFromMs + 100; at <= waitFromMs + 30_000; at += 500) fresh.at(at);
+  t.false(fresh.takeSent().some((c) => c.action === "start"), "never started elsewhere while h1 may still run it");
+  t.deepEqual(fresh.proposed.filter((c) => c.type === "vm.left"), []);
+  // The stop is confirmed: the view's record is cleared and only then the VM starts on its new host.
+  fresh.result(stop[0]!, true);
+  t.deepEqual(fresh.takeSent().map((c) => [c.action, c.hostId, c.placementEpoch]), [["start", target, epoch]]);
+  t.deepEqual(
+    fresh.proposed.map((c) => (c.type === "vm.left" ? [c.vmId, c.hostId, c.incarnation, c.placementEpoch] : [c.type])),
+    [["a", "h1", 0, epoch]],
+  );
+  fresh.commit();
+  t.is(fresh.view.vms.get("a")!.leavingFrom, undefined);
+});
+
+test("a fresh planner does not wait for a host the VM left once that host's incarnation ended (fenced or rejoined: the view clears the record)", (t) => {
+  const view = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const old = new Scenario(view);
+  old.change({ type: "host.maintenance-enter", hostId: "h1" });
+  old.commit();
+  const epoch = old.placementOf("a")!.epoch;
+  t.is(old.view.vms.get("a")!.leavingFrom?.length, 1);
+  const ended = apply(old.view, { type: "host.failed", hostId: "h1", incarnation: 0 }, { type: "host.rejoin", hostId: "h1", incarnation: 1 });
+  t.is(ended.vms.get("a")!.leavingFrom, undefined);
+  const fresh = new Scenario(ended);
+  fresh.feed({ type: "vm-report", hostId: "h2", incarnation: 0, vmId: "a", health: "missing" });
+  t.deepEqual(fresh.takeSent().map((c) => [c.action, c.hostId, c.placementEpoch]), [["start", "h2", epoch]]);
 });
