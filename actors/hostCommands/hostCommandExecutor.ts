@@ -194,15 +194,26 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
       placementEpoch,
       check,
       () => {
+        // The incarnation the checks passed under: a start that outlives it (its lease ran out, the host isolated itself and went on as the next one) is not this command's to keep.
+        const checkedIncarnation = options.lease()?.incarnation;
+        const fenced = (): string | null => {
+          const lease = leaseProblem();
+          if (lease !== null) return lease;
+          const now = options.lease()?.incarnation;
+          return now === checkedIncarnation ? null : `host ${hostId} isolated incarnation ${checkedIncarnation} meanwhile and runs incarnation ${now}`;
+        };
         hypervisor.status(vmId, (status) => {
           if (!status.ok) return finish({ ok: false, error: `status of vm ${vmId}: ${describe(status)}` });
           const current: VmStatus | undefined = status.value;
           if (current?.state === "running" || current?.state === "paused") return finish({ ok: true, result: encodeHostCommandResult(`vm ${vmId} already ${current.state}`) });
-          const boot = (): void =>
+          const boot = (): void => {
+            // Looked at again at the last moment: isolation lists the VMs once, so a start it did not see must not begin after it.
+            const before = fenced();
+            if (before !== null) return finish({ ok: false, error: `start refused: ${before}` });
             hypervisor.start(vmId, (started) => {
               if (!started.ok) return finish({ ok: false, error: `start of vm ${vmId}: ${describe(started)}` });
               // The lease may have run out while the hypervisor worked: isolation may have listed the VMs before this one ran.
-              const lost = leaseProblem();
+              const lost = fenced();
               if (lost !== null) {
                 hypervisor.stop(vmId, true, () => finish({ ok: false, error: `${lost}; vm ${vmId} powered off again` }));
                 return;
@@ -210,6 +221,7 @@ export function createHostCommandExecutor(ports: NodePorts, options: HostCommand
               options.onStarted?.(vmId);
               finish({ ok: true, result: encodeHostCommandResult(`vm ${vmId} started at placement epoch ${placementEpoch}`) });
             });
+          };
           if (current !== undefined) return boot();
           hypervisor.define({ vmId, virtualization: payload.virtualization, vcpus: payload.vcpus, memoryMiB: payload.memoryMiB }, (defined) => {
             if (!defined.ok) return finish({ ok: false, error: `define of vm ${vmId}: ${describe(defined)}` });

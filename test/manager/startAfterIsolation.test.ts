@@ -8,10 +8,8 @@
  * lease. The VM ran on a host whose incarnation the manager (and the
  * detector's shortcut) took as fenced, so its copy elsewhere could start.
  *
- * The fix belongs in actors/hostCommands/hostCommandExecutor.ts (not this
- * test's owner): the start is checked again, lease *and* incarnation, right
- * before `hypervisor.start` and after it. Until it lands the three cases
- * below are `test.failing`; ava reports them once they pass: make them `test`.
+ * The executor (actors/hostCommands/hostCommandExecutor.ts) checks the start
+ * again, lease *and* incarnation, right before `hypervisor.start` and after it.
  */
 import test from "ava";
 import type { HostApplyResult, HostLeaseState } from "../../actors/hostCommands/hostCommandExecutor.ts";
@@ -103,7 +101,7 @@ test("control: with one incarnation throughout, the start succeeds", (t) => {
 });
 
 for (const during of ["status", "define"] as const) {
-  test.failing(`the host isolates its incarnation while the ${during} before the start is in flight: the start is never issued`, (t) => {
+  test(`the host isolates its incarnation while the ${during} before the start is in flight: the start is never issued`, (t) => {
     const { result, startCalls, running } = run(during);
     t.false(result?.ok ?? true, "the command must fail");
     t.regex(result && !result.ok ? result.error : "", /incarnation 2/);
@@ -112,7 +110,7 @@ for (const during of ["status", "define"] as const) {
   });
 }
 
-test.failing("the host isolates its incarnation while the start is in flight: the VM is powered off again and the command fails", (t) => {
+test("the host isolates its incarnation while the start is in flight: the VM is powered off again and the command fails", (t) => {
   const { result, startCalls, running } = run("start");
   t.false(result?.ok ?? true, "the command must fail");
   t.regex(result && !result.ok ? result.error : "", /powered off again/);
