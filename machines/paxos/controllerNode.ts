@@ -174,6 +174,12 @@ class StepCollector<C extends CommandEnvelope, S> {
     if (announce && this.state.proposer.role === "leader") this.proposer({ type: "submit", command: announce(this.state.proposer.ballot), nowMs }, nowMs);
   }
 
+  /** Asks `peer` for the chosen slots from this node's next unapplied one on; its reply is learned like any fetch reply. */
+  fetchFrom(peer: string): void {
+    const learner = this.state.learner;
+    this.send.push({ type: "paxos.fetch", from: learner.learnerId, to: peer, fromSlot: learner.nextSlot, maxSlots: learner.config.maxFetchSlots });
+  }
+
   /** Slots below the commit index where this node voted at the sender's ballot are chosen with that vote's value. */
   resolvePiggyBackedCommit(from: string, ballot: Ballot, commitIndex: number, nowMs: number): void {
     this.learner({ type: "hint", commitIndex, leaderId: from, nowMs }, nowMs);
@@ -209,9 +215,17 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
       case "paxos.pre-vote":
         step.acceptor({ type: "message", message, nowMs });
         break;
-      case "paxos.pre-vote-reply":
+      case "paxos.pre-vote-reply": {
+        const preVote = step.state.proposer.preVote;
         step.proposer({ type: "message", message, nowMs }, nowMs);
+        // Refused because a leader this node does not hear still reaches that acceptor (a one-way cut from
+        // the leader, which keeps its quorum through the others): this node's learner hears no commit index
+        // and would never know it is behind, so it asks the acceptor's node for what it missed. Once per
+        // pre-vote round (the refusal ends it), so at most one fetch per election timeout.
+        const refusedUnderLease = preVote !== null && step.state.proposer.preVote === null && !message.granted && message.leaseHolderId !== "";
+        if (refusedUnderLease && message.from !== step.state.proposer.proposerId) step.fetchFrom(message.from);
         break;
+      }
       case "paxos.prepare":
         step.acceptor({ type: "message", message, nowMs });
         step.proposer({ type: "message", message, nowMs }, nowMs);
