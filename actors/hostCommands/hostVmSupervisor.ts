@@ -34,6 +34,7 @@ import type { Hypervisor } from "../ports/hypervisor.ts";
 import type { Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { createVmEventRouter, type VmEventRouter } from "../vm/vmEventRouter.ts";
+import type { VmHostPoller } from "../vm/vmHostPoller.ts";
 import { startVmWatch, type VmWatch } from "../vm/vmWatch.ts";
 import type { GuestWatchdogConfig } from "../../machines/guest/guestWatchdog.ts";
 import type { VmMonitorConfig } from "../../machines/vm/vmHealth.ts";
@@ -104,19 +105,40 @@ function vmsPlacedOn(view: View, hostId: string): readonly string[] {
   return vmsByHost(view).get(hostId) ?? [];
 }
 
-/** The default watcher: a VM actor (VM monitor, guest watchdog where asked) per watched VM. */
-export function vmActorWatcher(ports: NodePorts, hypervisor: Hypervisor, options: Pick<HostVmSupervisorOptions, "rejections" | "watchGuest" | "vmConfig" | "guestConfig">, sink: VmReportSink): VmWatcher {
-  const router: VmEventRouter = createVmEventRouter(hypervisor);
+/** A host's one event subscription and batched poll, shared by all its VM actors (runtime/node/hostVmWatches.ts owns it). */
+export interface SharedVmPolling {
+  readonly router: VmEventRouter;
+  readonly poller: VmHostPoller;
+}
+
+export const unwatchedVmsMetric = "haring_host_unwatched_vms_total";
+
+export type VmActorWatcherOptions = Pick<HostVmSupervisorOptions, "rejections" | "watchGuest" | "vmConfig" | "guestConfig"> & {
+  /** More watched VMs than this are counted (`unwatchedVmsMetric`) and left unwatched. */
+  readonly maxWatched?: number;
+};
+
+/**
+ * The default watcher: a VM actor (VM monitor, guest watchdog where asked) per watched VM. With `shared`
+ * polling the actors are polled with every other VM actor of the host, and stopping leaves it to its owner.
+ */
+export function vmActorWatcher(ports: NodePorts, hypervisor: Hypervisor, options: VmActorWatcherOptions, sink: VmReportSink, shared?: SharedVmPolling): VmWatcher {
+  const router: VmEventRouter = shared?.router ?? createVmEventRouter(hypervisor);
   const watches = new Map<string, VmWatch>();
   return {
     watch(vmId) {
       if (watches.has(vmId)) return;
+      if (options.maxWatched !== undefined && watches.size >= options.maxWatched) {
+        ports.metrics.increment(unwatchedVmsMetric);
+        return;
+      }
       watches.set(
         vmId,
         startVmWatch(ports, {
           vmId,
           desired: "running",
           router,
+          ...(shared ? { poller: shared.poller } : {}),
           rejections: options.rejections,
           watchGuest: options.watchGuest?.(vmId) ?? false,
           ...(options.vmConfig ? { vmConfig: options.vmConfig } : {}),
@@ -133,7 +155,7 @@ export function vmActorWatcher(ports: NodePorts, hypervisor: Hypervisor, options
     stop() {
       for (const watch of watches.values()) watch.dispose();
       watches.clear();
-      router.dispose();
+      if (shared === undefined) router.dispose();
     },
   };
 }

@@ -27,7 +27,7 @@ import type { TimerId } from "../../actors/ports/clock.ts";
 import type { Hypervisor } from "../../actors/ports/hypervisor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { clusterSubjects, isValidId } from "../../actors/subjects.ts";
-import type { VmReportSink, VmWatcher } from "../../actors/hostCommands/hostVmSupervisor.ts";
+import { unwatchedVmsMetric, vmActorWatcher, type VmReportSink, type VmWatcher } from "../../actors/hostCommands/hostVmSupervisor.ts";
 import { createVmEventRouter, type VmEventRouter } from "../../actors/vm/vmEventRouter.ts";
 import { createVmHostPoller, type VmHostPoller } from "../../actors/vm/vmHostPoller.ts";
 import { startVmWatch, type VmWatch } from "../../actors/vm/vmWatch.ts";
@@ -35,7 +35,6 @@ import { defaultVmMonitorConfig, type VmDesiredState, type VmHealth, type VmMoni
 
 /** VMs watched on one host at most; more are counted and left unwatched. */
 export const maxWatchedVmsPerHost = 1_000;
-export const unwatchedVmsMetric = "haring_host_unwatched_vms_total";
 export const vmListFailuresMetric = "haring_host_vm_list_failures_total";
 
 /** The host's one event subscription and one batched poll, shared by all its VM actors. */
@@ -80,38 +79,7 @@ export interface PolledVmActorWatcherOptions {
  */
 export function polledVmActorWatcher(ports: NodePorts, polling: HostVmPolling, options: PolledVmActorWatcherOptions, sink: VmReportSink): VmWatcher {
   const hostPorts: NodePorts = { ...ports, hypervisor: polling.hypervisor };
-  const watches = new Map<string, VmWatch>();
-  return {
-    watch(vmId) {
-      if (watches.has(vmId)) return;
-      if (watches.size >= maxWatchedVmsPerHost) {
-        ports.metrics.increment(unwatchedVmsMetric);
-        return;
-      }
-      watches.set(
-        vmId,
-        startVmWatch(hostPorts, {
-          vmId,
-          desired: "running",
-          router: polling.router,
-          poller: polling.poller,
-          vmConfig: polling.vmConfig,
-          rejections: options.rejections,
-          watchGuest: options.watchGuest(vmId),
-          onVmReport: (report) => sink.vm(vmId, report.health),
-          onGuestReport: (report) => sink.guest(vmId, report.health),
-        }),
-      );
-    },
-    unwatch(vmId) {
-      watches.get(vmId)?.dispose();
-      watches.delete(vmId);
-    },
-    stop() {
-      for (const watch of watches.values()) watch.dispose();
-      watches.clear();
-    },
-  };
+  return vmActorWatcher(hostPorts, polling.hypervisor, { ...options, vmConfig: polling.vmConfig, maxWatched: maxWatchedVmsPerHost }, sink, polling);
 }
 
 export interface HostVmWatchesOptions {
