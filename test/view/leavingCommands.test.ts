@@ -1,30 +1,12 @@
 import test from "ava";
-import { applyViewCommands } from "../../machines/view/applyViewCommands.ts";
-import { commandProblem, type ViewCommand } from "../../machines/view/viewCommands.ts";
+import { commandProblem } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson, viewFromSnapshot, viewToSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { emptyView, maxLeavingSourcesPerVm, type View } from "../../machines/view/viewTypes.ts";
 import { viewSnapshotSchema } from "../../actors/view/viewSchemas.ts";
 import { conforms } from "../../actors/codec/schema.ts";
+import { viewCommandSteps } from "./viewCommandSteps.ts";
 
-/** A view command without its id (distributed over the union, so each variant keeps its own fields). */
-type Draft = ViewCommand extends infer T ? (T extends ViewCommand ? Omit<T, "id"> : never) : never;
-
-let counter = 0;
-
-function outcome(view: View, command: Draft): { view: View; reason: string } {
-  const applied = applyViewCommands(view, counter, [{ ...command, id: `leave-${counter++}` } as ViewCommand]);
-  const first = applied.outcomes[0]!;
-  return { view: applied.view, reason: first.kind === "rejected" ? first.reason : first.kind };
-}
-
-function ok(view: View, ...commands: Draft[]): View {
-  for (const command of commands) {
-    const result = outcome(view, command);
-    if (result.reason !== "committed") throw new Error(`${command.type}: ${result.reason}`);
-    view = result.view;
-  }
-  return view;
-}
+const { outcome, ok } = viewCommandSteps("leave");
 
 /** h1, h2, h3 up at incarnation 1; a placed on h1. */
 function base(): View {

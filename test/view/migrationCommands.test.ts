@@ -1,30 +1,12 @@
 import test from "ava";
-import { applyViewCommands, vmsByHost } from "../../machines/view/applyViewCommands.ts";
-import { commandProblem, type ViewCommand } from "../../machines/view/viewCommands.ts";
+import { vmsByHost } from "../../machines/view/applyViewCommands.ts";
+import { commandProblem } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson, viewFromSnapshot, viewToSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { emptyView, type View } from "../../machines/view/viewTypes.ts";
 import { migrateRefusal, startRefusal } from "../../machines/manager/mayStartVm.ts";
+import { viewCommandSteps } from "./viewCommandSteps.ts";
 
-/** A view command without its id (distributed over the union, so each variant keeps its own fields). */
-type Draft = ViewCommand extends infer T ? (T extends ViewCommand ? Omit<T, "id"> : never) : never;
-
-let counter = 0;
-const nextId = (): string => `mig-${counter++}`;
-
-function outcome(view: View, command: Draft): { view: View; reason: string } {
-  const applied = applyViewCommands(view, counter, [{ ...command, id: nextId() } as ViewCommand]);
-  const first = applied.outcomes[0]!;
-  return { view: applied.view, reason: first.kind === "rejected" ? first.reason : first.kind };
-}
-
-function ok(view: View, ...commands: Draft[]): View {
-  for (const command of commands) {
-    const result = outcome(view, command);
-    if (result.reason !== "committed") throw new Error(`${command.type}: ${result.reason}`);
-    view = result.view;
-  }
-  return view;
-}
+const { outcome, ok } = viewCommandSteps("mig");
 
 /** h1 (maintenance) runs a; h2 and h3 up; h3 small. */
 function base(): View {
