@@ -55,6 +55,15 @@ export const maxSetupProposalsInFlight = 256;
  * manager. Smaller setups (every scenario) are fed as before.
  */
 export const bigSetupFeedIntervalMs = 10;
+/**
+ * A big setup's proposals in flight per controller's proposal client, at most; the setup uses every
+ * running controller's client (the followers' forward to the leader). The leader starts a slot for
+ * each proposal that finds its pipeline window empty and batches the rest (up to
+ * `maxCommandsPerBatch`) into the slots after: the more proposals arrive together, the fuller the
+ * slots, and every slot is one commit broadcast applied by every host. 640 of a client's 1,024
+ * outstanding proposals leaves the leader's detector and manager room for their own.
+ */
+export const maxBigSetupProposalsPerClient = 640;
 /** How often `paxos.commits` looks at the controllers' connectivity: a change is noticed this late at most. */
 export const commitCheckMs = 20;
 export const probeCommittedEvent = "paxos.probe-committed";
@@ -89,7 +98,16 @@ interface SetupStep {
   readonly done: (view: View) => boolean;
   attempts: number;
   inFlightSinceMs: number | undefined;
+  /** The controller whose proposal client carries the attempt in flight. */
+  via: string | undefined;
   finished: boolean;
+}
+
+/** Who carries the next setup proposals of one feed. */
+interface SetupProposers {
+  hasRoom(): boolean;
+  /** Proposes through the next proposer, counting it in flight (also when the proposal is refused at once). */
+  propose(setup: SetupStep, command: ViewCommand, done: OutcomeCallback): ProposeResult;
 }
 
 function vmRules(cluster: ClusterSpec, vmId: string): { affinity: string[]; antiAffinity: string[] } {
@@ -182,7 +200,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
     // ---- the cluster of cluster.json set up in the view: proposed again (bounded) until the view holds it, whoever crashes meanwhile
     const steps: SetupStep[] = [];
     const step = (command: ViewCommand, ready: (view: View) => boolean, done: (view: View) => boolean) =>
-      steps.push({ command, ready, done, attempts: 0, inFlightSinceMs: undefined, finished: false });
+      steps.push({ command, ready, done, attempts: 0, inFlightSinceMs: undefined, via: undefined, finished: false });
     for (const command of registrationCommands(cluster)) {
       if (command.type === "host.register") step(command, () => true, (view) => view.hosts.has(command.hostId));
       else if (command.type === "vm.add") step(command, () => true, (view) => view.vms.has(command.vmId));
@@ -210,28 +228,60 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
       while (firstOpenStep < steps.length && steps[firstOpenStep]!.finished) firstOpenStep++;
       return steps.slice(firstOpenStep);
     };
-    const feedIntervalMs = steps.length > maxSetupProposalsInFlight ? bigSetupFeedIntervalMs : paxosWatchIntervalMs;
+    const bigSetup = steps.length > maxSetupProposalsInFlight;
+    const feedIntervalMs = bigSetup ? bigSetupFeedIntervalMs : paxosWatchIntervalMs;
+    const inFlightNow = (setup: SetupStep): boolean => !setup.finished && setup.inFlightSinceMs !== undefined && world.now() - setup.inFlightSinceMs < setupRetryAfterMs;
+    /** A small setup (every scenario) goes through the leader's client, 256 in flight at most. */
+    const leaderProposer = (open: readonly SetupStep[]): SetupProposers => {
+      let inFlight = open.filter(inFlightNow).length;
+      return {
+        hasRoom: () => inFlight < maxSetupProposalsInFlight,
+        propose: (_setup, command, done) => {
+          inFlight++;
+          return propose(command, done);
+        },
+      };
+    };
+    /** A big setup spreads over every running controller's client, the least busy first (see maxBigSetupProposalsPerClient). */
+    const everyControllerProposer = (open: readonly SetupStep[]): SetupProposers => {
+      const inFlight = new Map<string, number>();
+      for (const nodeId of controllerIds) if (upController(nodeId)?.status === "running") inFlight.set(nodeId, 0);
+      for (const setup of open) if (inFlightNow(setup) && setup.via !== undefined && inFlight.has(setup.via)) inFlight.set(setup.via, inFlight.get(setup.via)! + 1);
+      const leastBusy = (): string | undefined => {
+        let best: string | undefined;
+        for (const [nodeId, count] of inFlight) if (count < maxBigSetupProposalsPerClient && (best === undefined || count < inFlight.get(best)!)) best = nodeId;
+        return best;
+      };
+      return {
+        hasRoom: () => leastBusy() !== undefined,
+        propose: (setup, command, done) => {
+          const nodeId = leastBusy()!;
+          inFlight.set(nodeId, inFlight.get(nodeId)! + 1);
+          setup.via = nodeId;
+          return proposeThrough(controllers.get(nodeId)!, command, done);
+        },
+      };
+    };
     const setUpCluster = (): void => {
       const view = api.view();
       if (view !== undefined) {
         const open = openSteps();
-        let inFlight = open.filter((setup) => !setup.finished && setup.inFlightSinceMs !== undefined && world.now() - setup.inFlightSinceMs < setupRetryAfterMs).length;
+        const proposers = bigSetup ? everyControllerProposer(open) : leaderProposer(open);
         for (const setup of open) {
-          if (inFlight >= maxSetupProposalsInFlight) break;
+          if (!proposers.hasRoom()) break;
           if (setup.finished) continue;
           if (setup.done(view)) {
             setup.finished = true;
             continue;
           }
-          if (setup.inFlightSinceMs !== undefined && world.now() - setup.inFlightSinceMs < setupRetryAfterMs) continue;
+          if (inFlightNow(setup)) continue;
           if (!setup.ready(view) || setup.attempts >= maxSetupAttempts) continue;
           setup.attempts++;
           const attempt = setup.attempts;
           // a retried command gets a new id: the view remembers the first one's outcome
           const command = attempt === 1 ? setup.command : { ...setup.command, id: `${setup.command.id}-${attempt}` };
           setup.inFlightSinceMs = world.now();
-          inFlight++;
-          const submitted = propose(command, () => {
+          const submitted = proposers.propose(setup, command, () => {
             if (setup.attempts === attempt) setup.inFlightSinceMs = undefined;
           });
           if (!submitted.ok) setup.inFlightSinceMs = undefined;
