@@ -17,6 +17,7 @@
  *   npx tsx bench/recoverySim.ts --hosts 100 --vms-per-host 20 --cases one,ten
  *   ... --log /tmp/recovery   (writes each case's scenario log to /tmp/recovery/<case>.log)
  *   ... --progress            (virtual time, CPU and heap on stderr every 5 virtual s)
+ *   ... --no-idle-ticks       (host learners tick only while behind: not the scenarios' order of events)
  *
  * `--vm-monitoring-only` measures VM monitoring alone instead (hosts with
  * simulated hypervisors and a VM actor per VM, nothing else, 60 virtual s):
@@ -76,6 +77,8 @@ const vmsPerHost = argument("--vms-per-host", 20, 50);
 const seed = argument("--seed", 1, 1_000_000);
 const cases = casesArgument();
 const showProgress = process.argv.includes("--progress");
+/** Host learners tick only while behind (LearnerActorOptions.idleTicks false): faster, but another order of events than the recorded scenarios. */
+const skipIdleTicks = process.argv.includes("--no-idle-ticks");
 const logIndex = process.argv.indexOf("--log");
 const logDirectory = logIndex < 0 ? undefined : process.argv[logIndex + 1];
 if (logIndex >= 0 && (logDirectory === undefined || logDirectory.startsWith("--"))) throw new RangeError("--log takes a directory");
@@ -92,6 +95,7 @@ function clusterJson(): string {
     hosts: [{ id: `h1-h${hosts}`, capacity: { cpu: 64, memoryMiB: 262_144 } }],
     vms: [{ id: `vm1-vm${hosts * vmsPerHost}`, host: `h1-h${hosts}`, resources: { cpu: 2, memoryMiB: 4_096 } }],
     requires: ["manager"],
+    ...(skipIdleTicks ? { components: { paxos: { learnerIdleTicks: "off" } } } : {}),
   });
 }
 
@@ -153,7 +157,7 @@ function recoveryProbe(faulted: readonly string[], measurement: Measurement): Sc
         const nowMs = context.world.now();
         if (showProgress && nowMs % progressEveryMs === 0) {
           const cpu = process.cpuUsage();
-          console.error(`  ${(nowMs / 1_000).toFixed(0)} virtual s: ${((cpu.user + cpu.system) / 1e6).toFixed(0)} CPU s so far, heap ${(heapBytes / 2 ** 20).toFixed(0)} MiB`);
+          console.error(`  ${(nowMs / 1_000).toFixed(0)} virtual s: ${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU s so far, heap ${(heapBytes / 2 ** 20).toFixed(0)} MiB`);
         }
         context.world.schedule(heapSampleIntervalMs, sampleHeap);
       };

@@ -63,6 +63,14 @@ export interface LearnerActorOptions {
   readonly observer?: LearnerObserver;
   /** Work shared by the learners of one process (the simulator's hosts); each learner does it alone without. */
   readonly sharing?: LearnerSharing;
+  /**
+   * Default true: the learner ticks every `tickIntervalMs` from its start, although a tick does
+   * something only while it is behind. False: it ticks only while behind (from the step that left it
+   * behind until a tick finds it caught up), which saves a timer and a mailbox step per host per tick
+   * but moves every tick, and so the order of events at an instant: the simulator's scenario logs
+   * were recorded with idle ticks.
+   */
+  readonly idleTicks?: boolean;
 }
 
 /**
@@ -121,7 +129,10 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   const subscriptions: Subscription[] = [];
   const loggedDrops = new Set<string>();
   let stopped = false;
+  const idleTicks = options.idleTicks ?? true;
   let tickTimer: TimerId | undefined;
+  /** Stands in for the mailbox drain an idle tick would have scheduled (see tick()). */
+  let idleTickTimer: TimerId | undefined;
   let lastContext: unknown;
   let beforeSlot = 0;
 
@@ -210,6 +221,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     }
     observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
     beforeSlot = nextSlot;
+    if (!idleTicks && tickTimer === undefined && learnerWantsTick(state)) tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
   }
 
   function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
@@ -225,9 +237,24 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     else host.send({ type: "message", message, nowMs: ports.clock.now() });
   }
 
+  /**
+   * A tick with nothing queued before it, to a learner that is not behind, changes nothing when the
+   * mailbox hands it over (stepPastXstate), since only the mailbox steps the learner. Such a tick is
+   * not queued; an empty timer takes the place of the mailbox drain it would have scheduled, so the
+   * node's timers, and through them every node's order of events at an instant, stay as they were.
+   */
   function tick(): void {
+    tickTimer = undefined;
+    const core = host.status === "running" && host.mailboxDepth === 0 ? host.getSnapshot()?.context.core : undefined;
+    const idle = core !== undefined && !learnerWantsTick(core);
+    if (idle && !idleTicks) return;
     tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
-    host.send({ type: "tick", nowMs: ports.clock.now() });
+    if (idle) idleTickTimer = ports.clock.setTimeout(idleTickDone, 0);
+    else host.send({ type: "tick", nowMs: ports.clock.now() });
+  }
+
+  function idleTickDone(): void {
+    idleTickTimer = undefined;
   }
 
   function decodeCommit(netMessage: NetMessage): ViewPaxosMessage | undefined {
@@ -252,7 +279,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
       if (message) receiveOwn(message, netMessage.subject);
     }),
   );
-  tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+  if (idleTicks) tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
 
   return {
     nodeId,
@@ -276,6 +303,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
       if (stopped) return;
       stopped = true;
       if (tickTimer !== undefined) ports.clock.clearTimeout(tickTimer);
+      if (idleTickTimer !== undefined) ports.clock.clearTimeout(idleTickTimer);
       for (const subscription of subscriptions) subscription.unsubscribe();
       subscriptions.length = 0;
       chunked.stop();

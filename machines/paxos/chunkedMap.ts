@@ -87,7 +87,8 @@ export class ChunkedMap<K extends Key, V> implements ReadonlyMap<K, V> {
 export class ChunkedMapDraft<K extends Key, V> {
   /** The base's buckets until the first change; copied then (an edit that changes nothing copies nothing). */
   private buckets: Array<ReadonlyMap<K, V> | undefined> | null = null;
-  private readonly owned = new Set<number>();
+  /** Which buckets this draft copied already, one flag per bucket; allocated with `buckets`. */
+  private owned: Uint8Array | null = null;
   private sealed = false;
 
   constructor(
@@ -131,10 +132,16 @@ export class ChunkedMapDraft<K extends Key, V> {
 
   private writable(index: number): Map<K, V> {
     if (this.sealed) throw new Error("a sealed ChunkedMap draft cannot change");
-    const buckets = (this.buckets ??= this.base.length === 0 ? new Array<ReadonlyMap<K, V> | undefined>(bucketCount).fill(undefined) : [...this.base]);
-    if (!this.owned.has(index)) {
-      buckets[index] = new Map(buckets[index] ?? []);
-      this.owned.add(index);
+    let buckets = this.buckets;
+    let owned = this.owned;
+    if (buckets === null || owned === null) {
+      buckets = this.buckets = this.base.length === 0 ? new Array<ReadonlyMap<K, V> | undefined>(bucketCount).fill(undefined) : this.base.slice();
+      owned = this.owned = new Uint8Array(bucketCount);
+    }
+    if (owned[index] === 0) {
+      const bucket = buckets[index];
+      buckets[index] = bucket === undefined ? new Map() : new Map(bucket);
+      owned[index] = 1;
     }
     return buckets[index] as Map<K, V>;
   }

@@ -71,6 +71,8 @@ export const probeCommittedEvent = "paxos.probe-committed";
 export interface PaxosComponentSettings {
   /** After the controllers' connectivity changes and a majority can talk, a proposal must commit within this. */
   readonly commitBoundMs: number;
+  /** `learnerIdleTicks: "off"`: host learners tick only while behind (see LearnerActorOptions.idleTicks); changes the order of events, so not for recorded scenarios. */
+  readonly learnerIdleTicks: boolean;
 }
 
 export interface PaxosComponentApi {
@@ -137,8 +139,9 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
 
   readSettings(reader) {
     const commitBoundMs = reader.duration("commitBound", { min: 100, max: 600_000, fallback: defaultCommitBoundMs });
+    const learnerIdleTicks = reader.oneOf("learnerIdleTicks", ["on", "off"], "on") === "on";
     reader.finish();
-    return { commitBoundMs };
+    return { commitBoundMs, learnerIdleTicks };
   },
 
   checkCluster(cluster) {
@@ -366,6 +369,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
           config,
           rejections: createRejectionCounter(ports),
           sharing: learnerSharing,
+          idleTicks: settings.learnerIdleTicks,
           observer: { stepped: (report) => invariants.learnerStepped(nodeId, incarnation, report.beforeSlot, report.state, report.applied) },
         });
         learners.set(nodeId, learner);
