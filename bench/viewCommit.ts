@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager]
+ *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -58,10 +58,12 @@ interface Options {
   readonly profileDir: string | undefined;
   /** Also run the HA manager and failure detector in the controllers (off by default: this measures the view commit). */
   readonly withManager: boolean;
+  /** Paxos timings for the controllers that differ from the defaults (`--timing key=value`), for experiments. */
+  readonly timing: Readonly<Record<string, number>>;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false };
+  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number> };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -75,6 +77,11 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--json") options.json = true;
     else if (argument === "--profile-dir") options.profileDir = argv[++index];
     else if (argument === "--with-manager") options.withManager = true;
+    else if (argument === "--timing") {
+      const [key, value] = (argv[++index] ?? "").split("=");
+      if (!key || !Number.isSafeInteger(Number(value))) throw new RangeError("--timing takes key=integer, e.g. maxInFlightSlots=8");
+      options.timing[key] = Number(value);
+    }
     else if (argument === "--only") {
       const which = argv[++index];
       if (which !== "haring" && which !== "etcd") throw new RangeError("--only takes haring or etcd");
@@ -165,6 +172,7 @@ async function benchHaring(options: Options): Promise<Figures> {
       // to place it on) and the failure detector are other subsystems with their own benchmarks.
       manager: options.withManager,
       detector: options.withManager,
+      timing: options.timing,
       ...(options.profileDir ? { nodeArguments: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
     });
     await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
@@ -202,7 +210,12 @@ async function benchHaring(options: Options): Promise<Figures> {
     latencies.sort((a, b) => a - b);
 
     progress(`haring: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
+    const slotsBefore = client.appliedSlots();
+    const commandsBefore = counter;
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
+    // How full the leader's slots were: each slot costs every acceptor a durable write and everyone a commit message.
+    const throughputSlots = client.appliedSlots() - slotsBefore;
+    notes.push(`throughput run: ${counter - commandsBefore} commands in ${throughputSlots} slots (${((counter - commandsBefore) / Math.max(1, throughputSlots)).toFixed(1)} per slot)`);
 
     const failoverMs: number[] = [];
     const electedMs: number[] = [];

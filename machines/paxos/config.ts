@@ -29,6 +29,15 @@ export interface PaxosConfig {
   readonly maxCommandsPerBatch: number;
   /** At most this many slots are proposed but not yet chosen. */
   readonly maxInFlightSlots: number;
+  /**
+   * With this many slots or more in flight, a leader opens a new slot only for a full batch
+   * (`maxCommandsPerBatch`); fewer waiting commands stay pending until a slot is chosen, and more join
+   * them meanwhile. Every slot costs each acceptor a durable write and every learner a commit message,
+   * so under load fuller slots commit more commands per write; one command alone still goes at once.
+   * The default (as many as the default window) never holds a batch back: the simulator's recorded
+   * scenarios run on it. Controller processes hold back from 2 slots on (runtime/controller/controllerConfig.ts).
+   */
+  readonly maxInFlightSlotsForPartialBatches: number;
   /** Commands waiting at the leader for a slot; more are refused as overloaded. */
   readonly maxPendingCommands: number;
   /** A learner keeps this many applied slots to serve catch-up; older ones are only in snapshots. */
@@ -66,6 +75,7 @@ export const defaultPaxosTimings = {
   acceptRetryMs: 100,
   maxCommandsPerBatch: 64,
   maxInFlightSlots: 32,
+  maxInFlightSlotsForPartialBatches: 32,
   maxPendingCommands: 4_096,
   maxRetainedSlots: 1_024,
   snapshotEverySlots: 512,

@@ -592,6 +592,8 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
   while (sendCursor < windowEnd) {
     if (sendCursor === nextSlot) {
       if (pending.length === 0) break;
+      const partial = pending.length < state.config.maxCommandsPerBatch;
+      if (partial && sendCursor - leader.commitIndex >= state.config.maxInFlightSlotsForPartialBatches) break;
       const batch = pending.slice(0, state.config.maxCommandsPerBatch);
       pending = pending.slice(batch.length);
       proposals ??= new Map(leader.proposals);

@@ -182,6 +182,35 @@ test("commands are pipelined within maxInFlightSlots and batched while the windo
   t.deepEqual(twice.chosen, []);
 });
 
+test("from maxInFlightSlotsForPartialBatches slots in flight a leader opens new slots only for full batches", (t) => {
+  let state = elect({}, around, { ...baseConfig, maxInFlightSlots: 8, maxInFlightSlotsForPartialBatches: 2 }).state;
+  // Fewer than two slots in flight: single commands go at once.
+  for (const id of ["x0", "x1", "x2", "x3", "x4"]) state = deliver(state, propose("h1", id), 1_030).state;
+  t.is(state.leader?.sendCursor, 2, "two slots in flight; the next three commands are not a full batch and wait");
+  t.deepEqual(state.pending.map((item) => item.command.id), ["x2", "x3", "x4"]);
+  // A full batch does not wait: the window still has room.
+  const full = deliver(state, propose("h1", "x5"), 1_031);
+  t.is(full.state.leader?.sendCursor, 3);
+  t.deepEqual(sent(full, "paxos.accept").find((message) => message.to === "c2")?.value, value("x2", "x3", "x4", "x5"));
+  t.deepEqual(full.state.pending, []);
+});
+
+test("a leader whose partial batches wait sends them all in one slot when an earlier slot is chosen", (t) => {
+  const elected = elect({}, around, { ...baseConfig, maxInFlightSlots: 8, maxInFlightSlotsForPartialBatches: 1 });
+  const b = elected.b;
+  let state = deliver(elected.state, propose("h1", "x0"), 1_030).state;
+  t.is(state.leader?.sendCursor, 1, "alone, the first command goes at once");
+  for (const id of ["x1", "x2", "x3"]) state = deliver(state, propose("h1", id), 1_031).state;
+  t.is(state.leader?.sendCursor, 1, "three commands are not a full batch of four: they wait for slot 0");
+  t.deepEqual(state.pending.map((item) => item.command.id), ["x1", "x2", "x3"]);
+  const chosen = deliver(deliver(state, accepted("c2", b, 0), 1_040).state, accepted("c3", b, 0), 1_041);
+  t.deepEqual(chosen.chosen, [{ slot: 0, value: value("x0") }]);
+  const accepts = sent(chosen, "paxos.accept");
+  t.deepEqual(accepts.map((message) => [message.to, message.slot]), acceptors.map((to) => [to, 1]));
+  t.deepEqual(accepts[0]?.value, value("x1", "x2", "x3"));
+  t.deepEqual(chosen.state.pending, []);
+});
+
 test("unacknowledged accepts are re-sent after acceptRetryMs to the acceptors that have not voted", (t) => {
   const elected = elect();
   const b = elected.b;
