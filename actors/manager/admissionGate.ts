@@ -1,7 +1,7 @@
 /**
  * Admission control on the proposal path of the leader's manager: a command
  * that adds demand (`vm.add` of a running VM, `vm.set-desired` running) is
- * proposed only if `admitCommand` (machines/manager/admission.ts) admits it
+ * proposed only if `admitCommand` (machines/view/admission.ts) admits it
  * against the committed view with every command this gate admitted but has
  * not yet seen resolved applied on top. Applying those with the view's own
  * transition function keeps the check exact: two adds racing each other are
@@ -11,7 +11,7 @@
  * control: where"). In short, F is not part of the replicated view today,
  * and putting it there changes the view's wire schema.
  */
-import { admitCommand } from "../../machines/manager/admission.ts";
+import { admitCommand } from "../../machines/view/admission.ts";
 import { applyViewCommands } from "../../machines/view/applyViewCommands.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
@@ -30,7 +30,8 @@ export interface AdmissionGate {
   readonly inFlight: number;
 }
 
-export function createAdmissionGate(hostFailuresToTolerate: () => number): AdmissionGate {
+/** `hostFailuresToTolerate(view)`: the F to judge by on that view. */
+export function createAdmissionGate(hostFailuresToTolerate: (view: View) => number): AdmissionGate {
   const inFlight = new Map<string, { readonly command: ViewCommand; readonly atMs: number }>();
   return {
     check(view, command, nowMs) {
@@ -39,7 +40,7 @@ export function createAdmissionGate(hostFailuresToTolerate: () => number): Admis
       }
       const pending = [...inFlight.values()].map((entry) => entry.command);
       const projected = pending.length === 0 ? view : applyViewCommands(view, Number.MAX_SAFE_INTEGER, pending).view;
-      const decision = admitCommand(projected, command, hostFailuresToTolerate());
+      const decision = admitCommand(projected, command, hostFailuresToTolerate(projected));
       if (!decision.admitted) return { admitted: false, error: decision.error };
       if (command.type === "vm.add" || command.type === "vm.set-desired") {
         if (inFlight.size >= maxAdmittedInFlight) return { admitted: false, error: `more than ${maxAdmittedInFlight} admitted commands in flight; retry later` };

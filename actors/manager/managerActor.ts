@@ -123,7 +123,7 @@ function fnv1a(text: string): string {
   return hash.toString(36);
 }
 
-const warnNotes: ReadonlySet<string> = new Set(["placement-refused", "pending", "start-failed", "crash-loop-relocate", "reset-limit", "evacuation-stuck"]);
+const warnNotes: ReadonlySet<string> = new Set(["placement-refused", "pending", "start-failed", "crash-loop-relocate", "reset-limit", "evacuation-stuck", "configuration-differs"]);
 
 export function startManagerActor(ports: NodePorts, options: ManagerActorOptions): ManagerActor {
   const config: ManagerConfig = { ...defaultManagerConfig, ...options.config };
@@ -144,7 +144,8 @@ export function startManagerActor(ports: NodePorts, options: ManagerActorOptions
   let lastView: View | undefined;
   /** vmId → until when its initial placement is held, replayed into a planner restarted after an error. */
   const holds = new Map<string, number>();
-  const gate: AdmissionGate = createAdmissionGate(() => config.hostFailuresToTolerate);
+  // The view's F is the one its transition function applies; the configured one until the view has one.
+  const gate: AdmissionGate = createAdmissionGate((view) => view.hostFailuresToTolerate ?? config.hostFailuresToTolerate);
 
   const send = (event: ManagerEvent): void => {
     if (!stopped) host.send(event);

@@ -15,6 +15,7 @@ import {
   hostStates,
   maxControllers,
   maxCpuPerEntity,
+  maxHostFailuresToTolerate,
   maxHosts,
   maxLeavingSourcesPerVm,
   maxMemoryMiBPerEntity,
@@ -38,6 +39,7 @@ const ruleTargetsSchema = arr(viewIdSchema, { maxLength: maxRuleTargets });
 const rulesSchema = obj({ affinity: ruleTargetsSchema, antiAffinity: ruleTargetsSchema });
 const prioritySchema = oneOf(vmPriorities);
 const desiredStateSchema = oneOf(vmDesiredStates);
+const hostFailuresToTolerateSchema = int({ min: 0, max: maxHostFailuresToTolerate });
 
 function hostIncarnationCommand<const T extends string>(type: T) {
   return obj({ id: commandIdSchema, type: literal(type), hostId: viewIdSchema, incarnation: countSchema });
@@ -50,6 +52,12 @@ function hostCommand<const T extends string>(type: T) {
 export const viewCommandSchema = discriminated("type", [
   obj({ id: commandIdSchema, type: literal("controllers.set"), controllerIds: arr(viewIdSchema, { maxLength: maxControllers }) }),
   obj({ id: commandIdSchema, type: literal("leader.elected"), controllerId: viewIdSchema, round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
+  obj({
+    id: commandIdSchema,
+    type: literal("cluster.configure"),
+    hostFailuresToTolerate: hostFailuresToTolerateSchema,
+    expectedHostFailuresToTolerate: nullable(hostFailuresToTolerateSchema),
+  }),
   obj({ id: commandIdSchema, type: literal("host.register"), hostId: viewIdSchema, capacity: resourcesSchema }),
   hostIncarnationCommand("host.up"),
   hostIncarnationCommand("host.suspect"),
@@ -112,6 +120,7 @@ export const viewSnapshotSchema = obj({
   leader: nullable(obj({ controllerId: viewIdSchema, round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) })),
   hosts: arr(hostRecordSchema, { maxLength: maxHosts }),
   vms: arr(vmRecordSchema, { maxLength: maxVms }),
+  hostFailuresToTolerate: optional(hostFailuresToTolerateSchema),
   recentCommands: arr(obj({ commandId: commandIdSchema, slot: countSchema, outcome: rememberedOutcomeSchema }), {
     maxLength: maxRememberedCommands + rememberedChunkSize,
   }),

@@ -4,8 +4,13 @@
  * Config comes from files and the network, so `managerConfigProblems` checks
  * every field before the manager reads any.
  */
+import { maxHostFailuresToTolerate } from "../view/viewTypes.ts";
+
 export interface ManagerConfig {
-  /** Admission control keeps room to restart every VM after this many host failures. */
+  /**
+   * Admission control keeps room to restart every VM after this many host failures. The view's F is the
+   * one applied; this one is proposed when the view has none (docs/recovery.md, "Admission control: where").
+   */
   readonly hostFailuresToTolerate: number;
   /** Start attempts of one VM on one target host before it is relocated. */
   readonly maxStartAttempts: number;
@@ -57,7 +62,7 @@ export const defaultManagerConfig: ManagerConfig = {
 };
 
 const limits: Record<keyof ManagerConfig, readonly [number, number]> = {
-  hostFailuresToTolerate: [0, 100],
+  hostFailuresToTolerate: [0, maxHostFailuresToTolerate],
   maxStartAttempts: [1, 100],
   startRetryBaseMs: [1, 3_600_000],
   startRetryMaxMs: [1, 3_600_000],

@@ -20,6 +20,7 @@
  * made on a view that moved on is refused by the view rather than applied twice.
  */
 import { vmsByHost } from "../view/applyViewCommands.ts";
+import { formatResources } from "../view/resourceText.ts";
 import type { ViewCommand } from "../view/viewCommands.ts";
 import type { HostRecord, Resources, View, VmPriority, VmRecord } from "../view/viewTypes.ts";
 
@@ -70,14 +71,6 @@ export function compareIds(a: string, b: string): number {
 /** The id of a placement command: unique per VM, expected placement epoch and view epoch (a retry after a refusal is a new command once the view moved). */
 export function placementCommandId(vmId: string, expectedPlacementEpoch: number, viewEpoch: number): string {
   return `place-${vmId}-${expectedPlacementEpoch}-${viewEpoch}`;
-}
-
-export function formatResources(resources: Resources): string {
-  return `${resources.cpu} vCPU and ${formatMemory(resources.memoryMiB)}`;
-}
-
-export function formatMemory(memoryMiB: number): string {
-  return memoryMiB % 1024 === 0 ? `${memoryMiB / 1024} GiB` : `${memoryMiB} MiB`;
 }
 
 interface HostLoad {

@@ -80,7 +80,11 @@ export type ManagerNoteKind =
   /** A VM placed on an up host that the host says is not there (an earlier leader placed it and never saw it started). */
   | "not-running"
   /** A host the view holds up reports from a newer incarnation: the view's one ended (its VMs were powered off). */
-  | "host-superseded";
+  | "host-superseded"
+  /** The view holds no F for admission control: this manager proposes its configured one. */
+  | "configure-proposed"
+  /** The view's F differs from this manager's configured one: the view's holds (noted once per term and value). */
+  | "configuration-differs";
 
 export type ManagerOutput =
   | { readonly kind: "propose"; readonly command: ViewCommand }
@@ -163,6 +167,10 @@ export interface RecoveryPlannerState {
   readonly initialPlacementHeld: Map<string, number>;
   /** `leavingFrom` entries (`leftKey`) this manager found off and proposed `vm.left` for: not taken in again while the view still shows them. */
   readonly leftProposed: Set<string>;
+  /** When this term last proposed its F for a view that has none (proposed again after `proposalTimeoutMs`). */
+  configureProposedAtMs: number;
+  /** The view's F last noted as differing from the configured one in this term (undefined: none noted). */
+  configurationDiffersNoted: number | undefined;
   /** The earliest time a failed host's VMs become placeable, if any are waiting. */
   nextFailureMaturesAtMs: number;
   lastPendingPlanAtMs: number;
@@ -207,6 +215,8 @@ export function createRecoveryPlanner(config: ManagerConfig): RecoveryPlannerSta
     initialPlacementHeld: new Map(),
     leftProposed: new Set(),
     supersededHosts: new Map(),
+    configureProposedAtMs: -Infinity,
+    configurationDiffersNoted: undefined,
     nextFailureMaturesAtMs: Infinity,
     lastPendingPlanAtMs: -Infinity,
     upHostsSignature: "",
@@ -322,6 +332,8 @@ function setActive(step: Step, active: boolean): void {
   state.nextFailureMaturesAtMs = Infinity;
   state.lastPendingPlanAtMs = -Infinity;
   state.pendingNotedSignature = "";
+  state.configureProposedAtMs = -Infinity;
+  state.configurationDiffersNoted = undefined;
   state.rescan = true;
   step.note(active ? "activated" : "deactivated", {});
 }
@@ -672,6 +684,31 @@ function reconcile(step: Step, view: View): void {
   }
   dispatchHostCommands(step, view);
   resetHungGuests(step, view);
+  configureCluster(step, view);
+}
+
+/**
+ * F gets into the view from the active manager: its configured F, proposed only while the view has none (a
+ * compare-and-set on "unset"), so two controllers configured differently never take turns overriding each
+ * other; the one whose proposal commits first sets it, and the other notes the difference (and an operator
+ * changes it with `cluster.configure`). Not while imports are outstanding (VMs placed by someone else first,
+ * already running): admission would refuse VMs that run, before their hosts are even up.
+ */
+function configureCluster(step: Step, view: View): void {
+  const { state, nowMs } = step;
+  const configured = state.config.hostFailuresToTolerate;
+  const inView = view.hostFailuresToTolerate;
+  if (inView !== null) {
+    if (inView !== configured && state.configurationDiffersNoted !== inView) {
+      state.configurationDiffersNoted = inView;
+      step.note("configuration-differs", { viewHostFailuresToTolerate: inView, configuredHostFailuresToTolerate: configured });
+    }
+    return;
+  }
+  if (state.initialPlacementHeld.size > 0 || nowMs < state.configureProposedAtMs + state.config.proposalTimeoutMs) return;
+  state.configureProposedAtMs = nowMs;
+  step.note("configure-proposed", { hostFailuresToTolerate: configured });
+  step.propose({ id: `configure-f${configured}-e${view.epoch}`, type: "cluster.configure", hostFailuresToTolerate: configured, expectedHostFailuresToTolerate: null });
 }
 
 function upHostsSignature(view: View): string {

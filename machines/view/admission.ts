@@ -14,10 +14,14 @@
  *
  * Hosts not `up` (joining, suspect, failed, fenced, maintenance) contribute
  * no capacity: a cluster already missing a host has less room, as it should.
+ *
+ * The view's transition function applies it (applyViewCommands.ts, with the
+ * view's own F), so it holds whoever proposes; the leader's manager applies
+ * it first to answer an operator before proposing (admissionGate.ts).
  */
-import type { ViewCommand } from "../view/viewCommands.ts";
-import type { Resources, View } from "../view/viewTypes.ts";
-import { formatMemory, formatResources } from "./placement.ts";
+import type { ViewCommand } from "./viewCommands.ts";
+import type { HostRecord, Resources, View, VmRecord } from "./viewTypes.ts";
+import { formatMemory, formatResources } from "./resourceText.ts";
 
 export type AdmissionDecision =
   | { readonly admitted: true }
@@ -27,7 +31,7 @@ export interface ClusterRoom {
   readonly upHosts: number;
   readonly capacity: Resources;
   readonly reserve: Resources;
-  /** Demand of every VM meant to run, not counting `exceptVmId`. */
+  /** Demand of every VM meant to run (not counting the VM being admitted). */
   readonly demand: Resources;
 }
 
@@ -38,28 +42,32 @@ function largestSum(values: number[], count: number): number {
     .reduce((sum, value) => sum + value, 0);
 }
 
-export function clusterRoom(view: View, hostFailuresToTolerate: number, exceptVmId?: string): ClusterRoom {
+/** The room of a cluster with these hosts whose VMs meant to run need `demand`. */
+export function roomOf(hosts: Iterable<HostRecord>, demand: Resources, hostFailuresToTolerate: number): ClusterRoom {
   const cpus: number[] = [];
   const memories: number[] = [];
-  for (const host of view.hosts.values()) {
+  for (const host of hosts) {
     if (host.state !== "up") continue;
     cpus.push(host.capacity.cpu);
     memories.push(host.capacity.memoryMiB);
   }
   const capacity = { cpu: cpus.reduce((a, b) => a + b, 0), memoryMiB: memories.reduce((a, b) => a + b, 0) };
   const reserve = { cpu: largestSum(cpus, hostFailuresToTolerate), memoryMiB: largestSum(memories, hostFailuresToTolerate) };
+  return { upHosts: cpus.length, capacity, reserve, demand };
+}
+
+export function clusterRoom(view: View, hostFailuresToTolerate: number, exceptVmId?: string): ClusterRoom {
   const demand = { cpu: 0, memoryMiB: 0 };
   for (const vm of view.vms.values()) {
     if (vm.desiredState !== "running" || vm.vmId === exceptVmId) continue;
     demand.cpu += vm.resources.cpu;
     demand.memoryMiB += vm.resources.memoryMiB;
   }
-  return { upHosts: cpus.length, capacity, reserve, demand };
+  return roomOf(view.hosts.values(), demand, hostFailuresToTolerate);
 }
 
-/** Whether a VM needing `resources` may be added to (or powered on in) the cluster with room left for F host failures. */
-export function admitVm(view: View, vmId: string, resources: Resources, hostFailuresToTolerate: number): AdmissionDecision {
-  const room = clusterRoom(view, hostFailuresToTolerate, vmId);
+/** Whether a VM needing `resources` fits `room` with room left for F host failures; a refusal names the shortfall. */
+export function admitToRoom(room: ClusterRoom, vmId: string, resources: Resources, hostFailuresToTolerate: number): AdmissionDecision {
   const failures = `${hostFailuresToTolerate} host failure${hostFailuresToTolerate === 1 ? "" : "s"}`;
   const usable = { cpu: room.capacity.cpu - room.reserve.cpu, memoryMiB: room.capacity.memoryMiB - room.reserve.memoryMiB };
   const shortfall = {
@@ -85,16 +93,26 @@ export function admitVm(view: View, vmId: string, resources: Resources, hostFail
   };
 }
 
-/**
- * Admission for a command about to be proposed: `vm.add` of a running VM and `vm.set-desired` to
- * running are checked; every other command is admitted (placement and host commands move VMs, they do
- * not add demand).
- */
-export function admitCommand(view: View, command: ViewCommand, hostFailuresToTolerate: number): AdmissionDecision {
-  if (command.type === "vm.add" && command.desiredState === "running") return admitVm(view, command.vmId, command.resources, hostFailuresToTolerate);
+/** Whether a VM needing `resources` may be added to (or powered on in) the cluster with room left for F host failures. */
+export function admitVm(view: View, vmId: string, resources: Resources, hostFailuresToTolerate: number): AdmissionDecision {
+  return admitToRoom(clusterRoom(view, hostFailuresToTolerate, vmId), vmId, resources, hostFailuresToTolerate);
+}
+
+/** What a command adds to the demand of VMs meant to run: a `vm.add` of a running VM, or `vm.set-desired` running of a stopped one; null for every other command. */
+export function addedDemand(view: { readonly vms: { get(vmId: string): VmRecord | undefined } }, command: ViewCommand): { readonly vmId: string; readonly resources: Resources } | null {
+  if (command.type === "vm.add" && command.desiredState === "running") return { vmId: command.vmId, resources: command.resources };
   if (command.type === "vm.set-desired" && command.desiredState === "running") {
     const vm = view.vms.get(command.vmId);
-    if (vm && vm.desiredState !== "running") return admitVm(view, vm.vmId, vm.resources, hostFailuresToTolerate);
+    if (vm && vm.desiredState !== "running") return { vmId: vm.vmId, resources: vm.resources };
   }
-  return { admitted: true };
+  return null;
+}
+
+/**
+ * Admission for a command: `vm.add` of a running VM and `vm.set-desired` to running are checked; every
+ * other command is admitted (placement and host commands move VMs, they do not add demand).
+ */
+export function admitCommand(view: View, command: ViewCommand, hostFailuresToTolerate: number): AdmissionDecision {
+  const added = addedDemand(view, command);
+  return added === null ? { admitted: true } : admitVm(view, added.vmId, added.resources, hostFailuresToTolerate);
 }

@@ -8,6 +8,7 @@
  * key), sealed into the new view at the end of the slot.
  */
 import type { CommandOutcome, FirstOutcome } from "../paxos/replicatedStateMachine.ts";
+import { addedDemand, admitToRoom, roomOf } from "./admission.ts";
 import { commandProblem, type ViewCommand } from "./viewCommands.ts";
 import { ChunkedMap, type ChunkedMapDraft } from "../paxos/chunkedMap.ts";
 import {
@@ -20,6 +21,7 @@ import {
   type HostState,
   type LeavingSource,
   type RememberedCommand,
+  type Resources,
   type View,
   type VmRecord,
 } from "./viewTypes.ts";
@@ -39,6 +41,7 @@ class ViewDraft {
   epoch: number;
   controllerIds: readonly string[];
   leader: View["leader"];
+  hostFailuresToTolerate: number | null;
   private hostsDraft: ChunkedMapDraft<string, HostRecord> | null = null;
   private vmsDraft: ChunkedMapDraft<string, VmRecord> | null = null;
   private vmsByHostDraft: ChunkedMapDraft<string, readonly string[]> | null = null;
@@ -50,6 +53,7 @@ class ViewDraft {
     this.epoch = base.epoch;
     this.controllerIds = base.controllerIds;
     this.leader = base.leader;
+    this.hostFailuresToTolerate = base.hostFailuresToTolerate;
     this.recentCount = base.recentCommandCount;
   }
 
@@ -67,7 +71,27 @@ class ViewDraft {
   }
 
   setHost(host: HostRecord): void {
+    if (!this.base.hosts.has(host.hostId)) this.addedHostIds.add(host.hostId);
     (this.hostsDraft ??= this.base.hosts.edit()).set(host.hostId, host);
+  }
+  private readonly addedHostIds = new Set<string>();
+  /** Every host as the draft holds it now. */
+  *currentHosts(): Generator<HostRecord> {
+    for (const hostId of [...this.base.hosts.keys(), ...this.addedHostIds]) {
+      const host = this.hosts.get(hostId);
+      if (host !== undefined) yield host;
+    }
+  }
+  /** What the VMs meant to run need, as the draft holds them now (the base's total, cached per view, plus this slot's changes). */
+  runningDemand(): Resources {
+    const base = runningDemandOf(this.base);
+    return { cpu: base.cpu + this.demandChange.cpu, memoryMiB: base.memoryMiB + this.demandChange.memoryMiB };
+  }
+  private readonly demandChange = { cpu: 0, memoryMiB: 0 };
+  private changeDemand(vm: VmRecord | undefined, sign: 1 | -1): void {
+    if (vm?.desiredState !== "running") return;
+    this.demandChange.cpu += sign * vm.resources.cpu;
+    this.demandChange.memoryMiB += sign * vm.resources.memoryMiB;
   }
   deleteHost(hostId: string): void {
     (this.hostsDraft ??= this.base.hosts.edit()).delete(hostId);
@@ -96,12 +120,15 @@ class ViewDraft {
   private readonly addedVmIds = new Set<string>();
   setVm(vm: VmRecord): void {
     const previous = this.vms.get(vm.vmId);
+    this.changeDemand(previous, -1);
+    this.changeDemand(vm, 1);
     if (!this.base.vms.has(vm.vmId)) this.addedVmIds.add(vm.vmId);
     (this.vmsDraft ??= this.base.vms.edit()).set(vm.vmId, vm);
     this.movePlacement(vm.vmId, previous?.placement?.hostId ?? null, vm.placement?.hostId ?? null);
   }
   deleteVm(vmId: string): void {
     const previous = this.vms.get(vmId);
+    this.changeDemand(previous, -1);
     (this.vmsDraft ??= this.base.vms.edit()).delete(vmId);
     this.movePlacement(vmId, previous?.placement?.hostId ?? null, null);
   }
@@ -138,13 +165,35 @@ class ViewDraft {
       leader: this.leader,
       hosts: this.hostsDraft?.done() ?? this.base.hosts,
       vms: this.vmsDraft?.done() ?? this.base.vms,
+      hostFailuresToTolerate: this.hostFailuresToTolerate,
       recentCommandChunks: this.recentChunks ?? this.base.recentCommandChunks,
       recentCommandCount: this.recentCount,
       recentCommandIndex: this.recentIndexDraft?.done() ?? this.base.recentCommandIndex,
     };
     vmsByHostCache.set(view, this.vmsByHostDraft?.done() ?? vmsByHost(this.base));
+    // Once a view's demand is known, each later one costs only its slot's changes.
+    if (runningDemandCache.has(this.base)) runningDemandCache.set(view, this.runningDemand());
     return view;
   }
+}
+
+/** What every VM meant to run needs in total: derived from `vms`, cached per view object. */
+const runningDemandCache = new WeakMap<View, Resources>();
+
+function runningDemandOf(view: View): Resources {
+  let demand = runningDemandCache.get(view);
+  if (!demand) {
+    let cpu = 0;
+    let memoryMiB = 0;
+    view.vms.forEach((vm) => {
+      if (vm.desiredState !== "running") return;
+      cpu += vm.resources.cpu;
+      memoryMiB += vm.resources.memoryMiB;
+    });
+    demand = { cpu, memoryMiB };
+    runningDemandCache.set(view, demand);
+  }
+  return demand;
 }
 
 /** Which VMs are placed on each host: derived from `vms`, cached per view object. */
@@ -200,8 +249,34 @@ function compareLeader(a: { round: number; controllerId: string }, b: { round: n
   return a.controllerId === b.controllerId ? 0 : a.controllerId < b.controllerId ? -1 : 1;
 }
 
+/**
+ * Admission control with the view's own F: a command adding demand (a running `vm.add`, `vm.set-desired`
+ * running) is refused unless room is left for F host failures. No F in the view, no check.
+ */
+function admissionRefusal(draft: ViewDraft, command: ViewCommand): FirstOutcome | null {
+  const hostFailuresToTolerate = draft.hostFailuresToTolerate;
+  if (hostFailuresToTolerate === null) return null;
+  const added = addedDemand(draft, command);
+  if (added === null) return null;
+  const decision = admitToRoom(roomOf(draft.currentHosts(), draft.runningDemand(), hostFailuresToTolerate), added.vmId, added.resources, hostFailuresToTolerate);
+  return decision.admitted ? null : rejected(decision.error);
+}
+
+function describeFailuresToTolerate(value: number | null): string {
+  return value === null ? "unset" : `${value}`;
+}
+
 function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
   switch (command.type) {
+    case "cluster.configure": {
+      const current = draft.hostFailuresToTolerate;
+      if (current !== command.expectedHostFailuresToTolerate) {
+        return rejected(`host failures to tolerate is ${describeFailuresToTolerate(current)}, not ${describeFailuresToTolerate(command.expectedHostFailuresToTolerate)}`);
+      }
+      if (current === command.hostFailuresToTolerate) return rejected(`host failures to tolerate is already ${current}`);
+      draft.hostFailuresToTolerate = command.hostFailuresToTolerate;
+      return committed;
+    }
     case "controllers.set":
       draft.controllerIds = [...command.controllerIds];
       return committed;
@@ -264,11 +339,13 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       draft.clearLeaving(command.hostId, () => true);
       return committed;
     }
-    case "vm.add":
+    case "vm.add": {
       if (draft.vms.has(command.vmId)) return rejected(`vm ${command.vmId} already exists`);
       if (draft.vms.size >= maxVms) return rejected(`at most ${maxVms} VMs`);
       if (command.rules.affinity.includes(command.vmId) || command.rules.antiAffinity.includes(command.vmId)) return rejected(`vm ${command.vmId} names itself in its rules`);
       if (command.rules.affinity.some((id) => command.rules.antiAffinity.includes(id))) return rejected(`vm ${command.vmId} has a VM in both affinity and anti-affinity`);
+      const refusal = admissionRefusal(draft, command);
+      if (refusal) return refusal;
       draft.setVm({
         vmId: command.vmId,
         desiredState: command.desiredState,
@@ -278,6 +355,7 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
         rules: { affinity: [...command.rules.affinity], antiAffinity: [...command.rules.antiAffinity] },
       });
       return committed;
+    }
     case "vm.remove":
       if (!draft.vms.has(command.vmId)) return rejected(`unknown vm ${command.vmId}`);
       draft.deleteVm(command.vmId);
@@ -286,6 +364,8 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       const vm = draft.vms.get(command.vmId);
       if (!vm) return rejected(`unknown vm ${command.vmId}`);
       if (vm.desiredState === command.desiredState) return rejected(`vm ${command.vmId} is already ${command.desiredState}`);
+      const refusal = admissionRefusal(draft, command);
+      if (refusal) return refusal;
       draft.setVm({ ...vm, desiredState: command.desiredState });
       return committed;
     }

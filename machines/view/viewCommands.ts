@@ -9,6 +9,7 @@ import {
   hostStates,
   maxControllers,
   maxCpuPerEntity,
+  maxHostFailuresToTolerate,
   maxMemoryMiBPerEntity,
   maxRuleTargets,
   vmDesiredStates,
@@ -29,6 +30,12 @@ export type ViewCommand = CommandBase &
   (
     | { readonly type: "controllers.set"; readonly controllerIds: readonly string[] }
     | { readonly type: "leader.elected"; readonly controllerId: string; readonly round: number }
+    /**
+     * Sets F for admission control. A compare-and-set: `expectedHostFailuresToTolerate` is the value the
+     * proposer saw (null when none was set), so a manager that configures an unset cluster never overrides
+     * a value another one set meanwhile.
+     */
+    | { readonly type: "cluster.configure"; readonly hostFailuresToTolerate: number; readonly expectedHostFailuresToTolerate: number | null }
     | { readonly type: "host.register"; readonly hostId: string; readonly capacity: Resources }
     | { readonly type: "host.up"; readonly hostId: string; readonly incarnation: number }
     | { readonly type: "host.suspect"; readonly hostId: string; readonly incarnation: number }
@@ -69,6 +76,7 @@ export type ViewCommandType = ViewCommand["type"];
 export const viewCommandTypes: readonly ViewCommandType[] = [
   "controllers.set",
   "leader.elected",
+  "cluster.configure",
   "host.register",
   "host.up",
   "host.suspect",
@@ -92,6 +100,7 @@ export const viewCommandTypes: readonly ViewCommandType[] = [
 const allowedKeys: Record<ViewCommandType, readonly string[]> = {
   "controllers.set": ["controllerIds"],
   "leader.elected": ["controllerId", "round"],
+  "cluster.configure": ["hostFailuresToTolerate", "expectedHostFailuresToTolerate"],
   "host.register": ["hostId", "capacity"],
   "host.up": ["hostId", "incarnation"],
   "host.suspect": ["hostId", "incarnation"],
@@ -155,6 +164,11 @@ export function commandProblem(value: unknown): string | null {
       return idListProblem(v.controllerIds, "controllerIds", maxControllers);
     case "leader.elected":
       return idProblem(v.controllerId, "controllerId") ?? countProblem(v.round, "round", Number.MAX_SAFE_INTEGER, 1);
+    case "cluster.configure":
+      return (
+        countProblem(v.hostFailuresToTolerate, "hostFailuresToTolerate", maxHostFailuresToTolerate) ??
+        (v.expectedHostFailuresToTolerate === null ? null : countProblem(v.expectedHostFailuresToTolerate, "expectedHostFailuresToTolerate (or null)", maxHostFailuresToTolerate))
+      );
     case "host.register":
       return idProblem(v.hostId, "hostId") ?? resourcesProblem(v.capacity, "capacity");
     case "host.up":

@@ -11,6 +11,7 @@ import { isValidViewId } from "./viewIds.ts";
 import {
   hostStates,
   maxControllers,
+  maxHostFailuresToTolerate,
   maxHosts,
   maxLeavingSourcesPerVm,
   maxRememberedCommands,
@@ -38,6 +39,8 @@ export interface ViewSnapshot {
   readonly leader: LeaderRecord | null;
   readonly hosts: readonly HostRecord[];
   readonly vms: readonly VmRecord[];
+  /** Absent while the view holds none (so snapshots of views without it are what they were before it existed). */
+  readonly hostFailuresToTolerate?: number;
   readonly recentCommands: readonly RememberedCommand[];
 }
 
@@ -49,6 +52,7 @@ export function viewToSnapshot(view: View): ViewSnapshot {
     leader: view.leader,
     hosts: [...view.hosts.values()],
     vms: [...view.vms.values()],
+    ...(view.hostFailuresToTolerate === null ? {} : { hostFailuresToTolerate: view.hostFailuresToTolerate }),
     recentCommands: recentCommandsOf(view),
   };
 }
@@ -78,6 +82,12 @@ function plainObject(value: unknown, path: string, keys: readonly string[]): Rec
 function integer(value: unknown, path: string, min = 0): number {
   if (!Number.isSafeInteger(value) || (value as number) < min) fail(`${path} must be an integer >= ${min}`);
   return value as number;
+}
+
+function boundedInteger(value: unknown, path: string, max: number): number {
+  const number = integer(value, path);
+  if (number > max) fail(`${path} must be at most ${max}`);
+  return number;
 }
 
 function id(value: unknown, path: string): string {
@@ -171,7 +181,8 @@ function parseRemembered(value: unknown, path: string): RememberedCommand {
 /** Checks every field and bound; never throws. */
 export function viewFromSnapshot(value: unknown): SnapshotParse<View> {
   try {
-    const record = plainObject(value, "snapshot", ["version", "epoch", "controllerIds", "leader", "hosts", "vms", "recentCommands"]);
+    const configured = typeof value === "object" && value !== null && "hostFailuresToTolerate" in value;
+    const record = plainObject(value, "snapshot", ["version", "epoch", "controllerIds", "leader", "hosts", "vms", "recentCommands", ...(configured ? ["hostFailuresToTolerate"] : [])]);
     if (record.version !== viewSnapshotVersion) fail(`snapshot.version must be ${viewSnapshotVersion}`);
     let leader: LeaderRecord | null = null;
     if (record.leader !== null) {
@@ -204,6 +215,7 @@ export function viewFromSnapshot(value: unknown): SnapshotParse<View> {
       leader,
       hosts: ChunkedMap.from(hosts),
       vms: ChunkedMap.from(vms),
+      hostFailuresToTolerate: configured ? boundedInteger(record.hostFailuresToTolerate, "snapshot.hostFailuresToTolerate", maxHostFailuresToTolerate) : null,
       recentCommandChunks,
       recentCommandCount: recentCommands.length,
       recentCommandIndex: ChunkedMap.from(recentCommandIndex),

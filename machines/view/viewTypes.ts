@@ -105,6 +105,12 @@ export interface View {
   readonly hosts: ChunkedMap<string, HostRecord>;
   readonly vms: ChunkedMap<string, VmRecord>;
   /**
+   * F for admission control: room is kept to restart every VM after this many host failures
+   * (`cluster.configure`). Null until configured (views and logs from before the setting, or a cluster
+   * whose manager has not set it yet): then the view admits every VM.
+   */
+  readonly hostFailuresToTolerate: number | null;
+  /**
    * The command ids applied most recently, oldest first, with their slot and outcome, in chunks of
    * `rememberedChunkSize`: at least the last `maxRememberedCommands` (whole chunks are forgotten), and
    * part of every snapshot.
@@ -126,6 +132,8 @@ export const maxControllers = 9;
 export const maxRuleTargets = 64;
 /** Unconfirmed hosts a VM left, per VM: a placement that would add one more is refused until a stop is confirmed. */
 export const maxLeavingSourcesPerVm = 16;
+/** The largest F a cluster can be configured with. */
+export const maxHostFailuresToTolerate = 100;
 export const maxCpuPerEntity = 1_000_000;
 export const maxMemoryMiBPerEntity = 1_000_000_000;
 
@@ -135,6 +143,7 @@ export const emptyView: View = {
   leader: null,
   hosts: ChunkedMap.empty(),
   vms: ChunkedMap.empty(),
+  hostFailuresToTolerate: null,
   recentCommandChunks: [],
   recentCommandCount: 0,
   recentCommandIndex: ChunkedMap.empty(),

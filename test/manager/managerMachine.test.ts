@@ -19,7 +19,8 @@ test("the machine turns planner outputs into named actions, in order", (t) => {
   });
   const actor = createActor(machine, { input: { config: { ...defaultManagerConfig, undeclaredFailureWaitMs: 0 } } });
   actor.start();
-  let view = cluster([["h1", 16, 65_536], ["h2", 16, 65_536]], addVm("a"));
+  // A view configured with the manager's F, so the only proposals are the recovery's.
+  let view = cluster([["h1", 16, 65_536], ["h2", 16, 65_536]], { type: "cluster.configure", hostFailuresToTolerate: defaultManagerConfig.hostFailuresToTolerate, expectedHostFailuresToTolerate: null }, addVm("a"));
   view = apply(view, placeOn(view, "a", "h1"), { type: "host.failed", hostId: "h1", incarnation: 0 });
   actor.send({ type: "view", nowMs: 1, view });
   t.deepEqual(proposed, [], "inactive until leader");

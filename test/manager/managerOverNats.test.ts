@@ -91,7 +91,13 @@ test("over a real nats-server: the leader's manager places a VM and starts it th
   const controller: ControllerActor = startControllerActor(controllerNode.ports, { config, bootstrap: true, rejections: createRejectionCounter(controllerNode.ports), kvMirror: false });
   actors.push(controller);
   const notes: ManagerNoteParams[] = [];
-  const manager: ManagerOnController = startManagerOnController(controllerNode.ports, { controller, rejections: createRejectionCounter(controllerNode.ports), onNote: (note) => notes.push(note) });
+  // One host cannot keep room for a host failure: F = 0, or the view (configured by this manager) refuses the VM.
+  const manager: ManagerOnController = startManagerOnController(controllerNode.ports, {
+    controller,
+    rejections: createRejectionCounter(controllerNode.ports),
+    config: { hostFailuresToTolerate: 0 },
+    onNote: (note) => notes.push(note),
+  });
   actors.push(manager);
 
   const hypervisor = new MemoryHypervisor();
@@ -116,6 +122,7 @@ test("over a real nats-server: the leader's manager places a VM and starts it th
   t.true(manager.manager.isActive());
   t.deepEqual(
     notes.map((note) => note.note).filter((note) => note !== "pending"),
-    ["activated", "placement-proposed", "placed", "started"],
+    ["activated", "configure-proposed", "placement-proposed", "placed", "started"],
   );
+  t.is(controller.view().hostFailuresToTolerate, 0, "the manager's F is in the view");
 });

@@ -1,5 +1,5 @@
 import test from "ava";
-import { admitCommand, admitVm } from "../../machines/manager/admission.ts";
+import { admitCommand, admitVm } from "../../machines/view/admission.ts";
 import { mayStartVm, startRefusal } from "../../machines/manager/mayStartVm.ts";
 import { planPlacements } from "../../machines/manager/placement.ts";
 import { addVm, apply, cluster, placeOn, tryApply } from "./viewBuilder.ts";

@@ -65,7 +65,9 @@ test("leader crash during recovery: the new leader's manager finishes it; no VM 
   const newLeader = cluster.leaderId();
   t.truthy(newLeader);
   t.not(newLeader, oldLeader);
-  t.true(cluster.notesOf("started").some((note) => note.controllerId === newLeader && moved.includes(String(note.fields.vmId))), "the new leader's manager started them");
+  // The VMs run before their start results reach the manager (a network hop later): wait for that, not longer.
+  const startedByNewLeader = () => cluster.notesOf("started").some((note) => note.controllerId === newLeader && moved.includes(String(note.fields.vmId)));
+  t.truthy(cluster.runUntil(startedByNewLeader, 1_000, 5), "the new leader's manager started them");
   for (const vmId of moved) t.true(cluster.activationsElsewhere(vmId, victim, crashAt).every((record) => record.atMs >= cluster.leaseUntilGlobalMs.get(victim)!));
   t.deepEqual(cluster.hypervisors.registry.overlaps(), []);
 });
@@ -153,6 +155,29 @@ test("admission control: a vm.add that would leave no room for one host failure 
   cluster.managers.get(follower)!.manager.propose(cluster.vmAddCommand({ id: "x" }), (result) => results.push(result.ok ? "ok" : result.error));
   cluster.world.runFor(10);
   t.regex(results[3]!, /is not the leader/);
+});
+
+test("admission in the view: the manager puts its F into the view, and a vm.add proposed straight to Paxos (not through the manager) is refused by the view", (t) => {
+  const cluster = started({ seed: 19, manager: { hostFailuresToTolerate: 1 } });
+  t.truthy(
+    cluster.runUntil(() => cluster.view().hostFailuresToTolerate === 1, 2_000),
+    "the active manager proposed its configured F for a view without one",
+  );
+  t.true(cluster.notes.some((note) => note.note === "configure-proposed" && note.fields.hostFailuresToTolerate === 1));
+  const leader = cluster.controllers.get(cluster.leaderId()!)!;
+  // 3 hosts × 16 vCPU, the largest held back: 32 usable; 4 × 2 in use. Past the manager's gate, the view still refuses.
+  const outcomes: string[] = [];
+  const submitted = leader.propose(cluster.vmAddCommand({ id: "direct", cpu: 26 }), (outcome) => outcomes.push(outcome.kind === "rejected" ? outcome.reason : outcome.kind));
+  t.true(submitted.ok);
+  cluster.world.runFor(500);
+  t.is(outcomes.length, 1);
+  t.regex(outcomes[0]!, /^vm direct refused: needs 2 vCPU more to keep room for 1 host failure \(3 up hosts have 48 vCPU/);
+  t.false(cluster.view().vms.has("direct"));
+  // One that fits commits the same way.
+  leader.propose(cluster.vmAddCommand({ id: "small", cpu: 2 }), (outcome) => outcomes.push(outcome.kind));
+  cluster.world.runFor(500);
+  t.is(outcomes[1], "committed");
+  t.true(cluster.view().vms.has("small"));
 });
 
 test("rejoin: a host isolated by a partition is failed, its VMs move; after it rejoins, a start at the old placement epoch is refused", (t) => {

@@ -14,6 +14,8 @@ class Scenario {
   readonly state: RecoveryPlannerState;
   nowMs = 1_000;
   proposed: ViewCommand[] = [];
+  /** `cluster.configure` proposals (the planner configures F in a view without one), kept apart from the recovery proposals the tests follow. */
+  configures: ViewCommand[] = [];
   sent: HostCommand[] = [];
   notes: Extract<ManagerOutput, { kind: "note" }>[] = [];
   constructor(
@@ -27,7 +29,7 @@ class Scenario {
   feed(input: InputWithoutTime): ManagerOutput[] {
     const outputs = stepRecoveryPlanner(this.state, { ...input, nowMs: this.nowMs } as ManagerInput);
     for (const output of outputs) {
-      if (output.kind === "propose") this.proposed.push(output.command);
+      if (output.kind === "propose") (output.command.type === "cluster.configure" ? this.configures : this.proposed).push(output.command);
       else if (output.kind === "host-command") this.sent.push(output.command);
       else this.notes.push(output);
     }
@@ -692,4 +694,36 @@ test("a fresh planner does not wait for a host the VM left once that host's inca
   const fresh = new Scenario(ended);
   fresh.feed({ type: "vm-report", hostId: "h2", incarnation: 0, vmId: "a", health: "missing" });
   t.deepEqual(fresh.takeSent().map((c) => [c.action, c.hostId, c.placementEpoch]), [["start", "h2", epoch]]);
+});
+
+test("F for admission control: the active manager proposes its configured F only while the view has none and no import is held, once per proposal timeout; a different F in the view is noted, not overridden", (t) => {
+  const configures = (outputs: ManagerOutput[]) => outputs.flatMap((output) => (output.kind === "propose" && output.command.type === "cluster.configure" ? [output.command] : []));
+  const view = cluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], addVm("imported"));
+  const state = createRecoveryPlanner({ ...defaultManagerConfig, hostFailuresToTolerate: 1, proposalTimeoutMs: 5_000 });
+  stepRecoveryPlanner(state, { type: "hold-initial-placement", nowMs: 0, vmIds: ["imported"], untilMs: 3_000 });
+  t.deepEqual(configures(stepRecoveryPlanner(state, { type: "view", nowMs: 0, view })), [], "inactive: nothing");
+  t.deepEqual(configures(stepRecoveryPlanner(state, { type: "leadership", nowMs: 1, isLeader: true, leaseValidUntilMs: Number.MAX_SAFE_INTEGER })), [], "an import is held: not yet");
+  const proposed = configures(stepRecoveryPlanner(state, { type: "tick", nowMs: 3_000 }));
+  t.deepEqual(proposed, [{ id: `configure-f1-e${view.epoch}`, type: "cluster.configure", hostFailuresToTolerate: 1, expectedHostFailuresToTolerate: null }]);
+  t.deepEqual(configures(stepRecoveryPlanner(state, { type: "tick", nowMs: 7_999 })), [], "not again before the proposal timeout");
+  t.is(configures(stepRecoveryPlanner(state, { type: "tick", nowMs: 8_000 })).length, 1, "again after it: the first may have been lost");
+  // Committed: nothing more, and the view answers a second manager's proposal with the value it holds.
+  const configured = apply(view, proposed[0]!);
+  t.deepEqual(configures(stepRecoveryPlanner(state, { type: "view", nowMs: 8_100, view: configured })), []);
+  t.deepEqual(configures(stepRecoveryPlanner(state, { type: "tick", nowMs: 20_000 })), []);
+
+  // A manager configured with another F leaves the view's alone and notes the difference once per term.
+  const other = createRecoveryPlanner({ ...defaultManagerConfig, hostFailuresToTolerate: 2 });
+  stepRecoveryPlanner(other, { type: "view", nowMs: 0, view: configured });
+  const outputs = [
+    ...stepRecoveryPlanner(other, { type: "leadership", nowMs: 1, isLeader: true, leaseValidUntilMs: Number.MAX_SAFE_INTEGER }),
+    ...stepRecoveryPlanner(other, { type: "tick", nowMs: 2 }),
+    ...stepRecoveryPlanner(other, { type: "tick", nowMs: 60_000 }),
+  ];
+  t.deepEqual(configures(outputs), []);
+  t.deepEqual(
+    outputs.flatMap((output) => (output.kind === "note" && output.note === "configuration-differs" ? [output.fields] : [])),
+    [{ viewHostFailuresToTolerate: 1, configuredHostFailuresToTolerate: 2 }],
+  );
+  t.is(tryApply(configured, { id: "late", type: "cluster.configure", hostFailuresToTolerate: 2, expectedHostFailuresToTolerate: null }).reason, "host failures to tolerate is 1, not unset");
 });
