@@ -12,14 +12,24 @@
  * callbacks and their arguments beside them) and 4-ary (half the depth of a
  * binary heap; siblings sit side by side). Hot paths use scheduleCall with a
  * shared function and its arguments: no closure and no handle per event.
+ *
+ * A cancelled entry leaves the heap at once (its handle knows its position):
+ * every node re-arms its entry whenever an earlier timer comes up (each
+ * message it receives schedules a mailbox drain), and the superseded entries
+ * would otherwise stay in the heap until their due time, making it larger
+ * and each of them costing a pop. Removing an entry does not change the
+ * order in which the others come out.
  */
 
 /** What schedule()/scheduleAt() return, for cancel(). */
 class TimerHandle {
   declare live: boolean;
+  /** The entry's position in the heap while live, kept up to date as entries move, so cancel() takes it out at once. */
+  declare index: number;
 
   constructor() {
     this.live = true;
+    this.index = -1;
   }
 }
 
@@ -82,6 +92,7 @@ export class VirtualClock {
     if (handle instanceof TimerHandle && handle.live) {
       handle.live = false;
       this.liveTimers--;
+      this.removeAt(handle.index);
     }
   }
 
@@ -139,82 +150,93 @@ export class VirtualClock {
   private push(dueAtMs: number, callback: TimerCallback, first: unknown, second: unknown, handle: TimerHandle | undefined): void {
     if (this.size === this.dueAtMs.length) this.grow();
     const sequence = this.nextSequence++;
-    const dues = this.dueAtMs;
-    const sequences = this.sequences;
-    const callbacks = this.callbacks;
-    const firsts = this.firsts;
-    const seconds = this.seconds;
-    const handles = this.handles;
-    let index = this.size++;
     this.liveTimers++;
     // Sift up with a moving hole: ties go to the lower sequence, i.e. the timer set first.
-    while (index > 0) {
-      const parent = ((index - 1) / heapArity) | 0;
-      const parentDue = dues[parent]!;
-      if (parentDue < dueAtMs || (parentDue === dueAtMs && sequences[parent]! < sequence)) break;
-      dues[index] = parentDue;
-      sequences[index] = sequences[parent]!;
-      callbacks[index] = callbacks[parent];
-      firsts[index] = firsts[parent];
-      seconds[index] = seconds[parent];
-      handles[index] = handles[parent];
-      index = parent;
-    }
-    dues[index] = dueAtMs;
-    sequences[index] = sequence;
-    callbacks[index] = callback;
-    firsts[index] = first;
-    seconds[index] = second;
-    handles[index] = handle;
+    this.write(this.holeAbove(this.size++, dueAtMs, sequence), dueAtMs, sequence, callback, first, second, handle);
   }
 
   /** Removes the top entry (the caller has read what it needs of it). */
   private popTop(): void {
-    const dues = this.dueAtMs;
-    const sequences = this.sequences;
-    const callbacks = this.callbacks;
-    const firsts = this.firsts;
-    const seconds = this.seconds;
-    const handles = this.handles;
+    this.removeAt(0);
+  }
+
+  /** Removes the entry at `hole`, filling it with the last entry sifted up or down to its place. */
+  private removeAt(hole: number): void {
     const size = --this.size;
-    if (size > 0) {
-      const lastDue = dues[size]!;
-      const lastSequence = sequences[size]!;
-      let index = 0;
-      for (;;) {
-        const firstChild = index * heapArity + 1;
-        if (firstChild >= size) break;
-        const endChild = firstChild + heapArity < size ? firstChild + heapArity : size;
-        let child = firstChild;
-        let childDue = dues[firstChild]!;
-        for (let candidate = firstChild + 1; candidate < endChild; candidate++) {
-          const candidateDue = dues[candidate]!;
-          if (candidateDue < childDue || (candidateDue === childDue && sequences[candidate]! < sequences[child]!)) {
-            child = candidate;
-            childDue = candidateDue;
-          }
-        }
-        if (lastDue < childDue || (lastDue === childDue && lastSequence < sequences[child]!)) break;
-        dues[index] = childDue;
-        sequences[index] = sequences[child]!;
-        callbacks[index] = callbacks[child];
-        firsts[index] = firsts[child];
-        seconds[index] = seconds[child];
-        handles[index] = handles[child];
-        index = child;
-      }
-      dues[index] = lastDue;
-      sequences[index] = lastSequence;
-      callbacks[index] = callbacks[size];
-      firsts[index] = firsts[size];
-      seconds[index] = seconds[size];
-      handles[index] = handles[size];
+    if (hole < size) {
+      const lastDue = this.dueAtMs[size]!;
+      const lastSequence = this.sequences[size]!;
+      // Up first: the last entry may belong above the hole (never when the hole is the top).
+      let index = this.holeAbove(hole, lastDue, lastSequence);
+      if (index === hole) index = this.holeBelow(hole, lastDue, lastSequence, size);
+      this.write(index, lastDue, lastSequence, this.callbacks[size], this.firsts[size], this.seconds[size], this.handles[size]);
     }
     // Release what the vacated slot referenced.
-    callbacks[size] = undefined;
-    firsts[size] = undefined;
-    seconds[size] = undefined;
-    handles[size] = undefined;
+    this.callbacks[size] = undefined;
+    this.firsts[size] = undefined;
+    this.seconds[size] = undefined;
+    this.handles[size] = undefined;
+  }
+
+  /** Moves the hole at `index` up past every parent that comes after (due, sequence); returns where the hole ends. */
+  private holeAbove(start: number, due: number, sequence: number): number {
+    const dues = this.dueAtMs;
+    const sequences = this.sequences;
+    let index = start;
+    while (index > 0) {
+      const parent = ((index - 1) / heapArity) | 0;
+      const parentDue = dues[parent]!;
+      if (parentDue < due || (parentDue === due && sequences[parent]! < sequence)) break;
+      this.moveEntry(parent, index);
+      index = parent;
+    }
+    return index;
+  }
+
+  /** Moves the hole at `index` down past every child that comes before (due, sequence), within `size` entries. */
+  private holeBelow(start: number, due: number, sequence: number, size: number): number {
+    const dues = this.dueAtMs;
+    const sequences = this.sequences;
+    let index = start;
+    for (;;) {
+      const firstChild = index * heapArity + 1;
+      if (firstChild >= size) break;
+      const endChild = firstChild + heapArity < size ? firstChild + heapArity : size;
+      let child = firstChild;
+      let childDue = dues[firstChild]!;
+      for (let candidate = firstChild + 1; candidate < endChild; candidate++) {
+        const candidateDue = dues[candidate]!;
+        if (candidateDue < childDue || (candidateDue === childDue && sequences[candidate]! < sequences[child]!)) {
+          child = candidate;
+          childDue = candidateDue;
+        }
+      }
+      if (due < childDue || (due === childDue && sequence < sequences[child]!)) break;
+      this.moveEntry(child, index);
+      index = child;
+    }
+    return index;
+  }
+
+  private moveEntry(from: number, to: number): void {
+    this.dueAtMs[to] = this.dueAtMs[from]!;
+    this.sequences[to] = this.sequences[from]!;
+    this.callbacks[to] = this.callbacks[from];
+    this.firsts[to] = this.firsts[from];
+    this.seconds[to] = this.seconds[from];
+    const handle = this.handles[from];
+    this.handles[to] = handle;
+    if (handle !== undefined) handle.index = to;
+  }
+
+  private write(index: number, due: number, sequence: number, callback: TimerCallback | undefined, first: unknown, second: unknown, handle: TimerHandle | undefined): void {
+    this.dueAtMs[index] = due;
+    this.sequences[index] = sequence;
+    this.callbacks[index] = callback;
+    this.firsts[index] = first;
+    this.seconds[index] = second;
+    this.handles[index] = handle;
+    if (handle !== undefined) handle.index = index;
   }
 
   private grow(): void {
