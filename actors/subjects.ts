@@ -31,6 +31,10 @@ export function clusterSubjects(clusterId: string) {
     commandResult: (commandId: string) => `${base}.cmdres.${assertId("command", commandId)}`,
     data: (nodeId: string, key: string) => `${base}.data.${assertId("node", nodeId)}.${assertId("key", key)}`,
     event: (kind: string) => `${base}.event.${assertId("event kind", kind)}`,
+    /** Operator requests any controller may take (a queue group); the answer may name the leader to ask instead. */
+    operator: `${base}.op`,
+    /** Operator requests for one controller (the leader a client was sent to). */
+    operatorAt: (controllerId: string) => `${base}.op.${assertId("controller", controllerId)}`,
   };
 }
 

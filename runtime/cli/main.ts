@@ -1,9 +1,12 @@
 import { Command, CommanderError } from "commander";
 import { registerGuestAgentCommand } from "./guestAgentCommand.ts";
+import { registerMaintenanceCommands } from "./maintenanceCommands.ts";
 import { registerNodeCommand } from "./nodeCommand.ts";
 import { registerSimCommands } from "./simCommands.ts";
 import { registerUpCommand } from "./upCommand.ts";
 import { exitCodes, UsageError } from "./usageError.ts";
+import { registerViewCommand } from "./viewCommand.ts";
+import { registerVmCommands } from "./vmCommands.ts";
 
 export interface CliOutput {
   out(text: string): void;
@@ -38,6 +41,12 @@ export async function main(argv: readonly string[], output: CliOutput = processO
   registerUpCommand(program, output, (code) => {
     exitCode = code;
   });
+  const setExitCode = (code: number): void => {
+    exitCode = code;
+  };
+  registerVmCommands(program, output, setExitCode);
+  registerMaintenanceCommands(program, output, setExitCode);
+  registerViewCommand(program, output, setExitCode);
 
   try {
     await program.parseAsync([...argv], { from: "user" });
