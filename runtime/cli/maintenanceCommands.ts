@@ -4,7 +4,7 @@
  * "Maintenance"). `on` marks the host in maintenance; the manager then moves
  * every VM off it (live migration where both hypervisors can, otherwise stop
  * there, then start elsewhere). `--wait` waits until no VM is placed there
- * any more (drained, read from the view mirror). A drained host may leave
+ * and every stop there is confirmed (drained, read from the view mirror). A drained host may leave
  * the cluster (`remove`), or take VMs again (`off`).
  */
 import type { Command } from "commander";
@@ -30,7 +30,11 @@ function checkHostId(hostId: string): string {
   return hostId;
 }
 
-const vmsPlacedOn = (view: View, hostId: string): string[] => [...view.vms.values()].filter((vm) => vm.placement?.hostId === hostId || vm.placement?.migratingFrom === hostId).map((vm) => vm.vmId);
+/** VMs placed on the host, migrating off it, or moved off it without its stop confirmed yet (they may still run there). */
+const vmsStillOn = (view: View, hostId: string): string[] =>
+  [...view.vms.values()]
+    .filter((vm) => vm.placement?.hostId === hostId || vm.placement?.migratingFrom === hostId || vm.leavingFrom?.some((source) => source.hostId === hostId) === true)
+    .map((vm) => vm.vmId);
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
@@ -44,15 +48,15 @@ async function waitUntilDrained(connection: ClusterConnection, hostId: string, o
     if (read.ok && read.mirrored !== undefined) {
       const view = read.mirrored.view;
       const state = view.hosts.get(hostId)?.state ?? "unknown";
-      const remaining = vmsPlacedOn(view, hostId);
+      const remaining = vmsStillOn(view, hostId);
       if (state === "maintenance" && remaining.length === 0) {
-        output.out(`host ${hostId} drained: no VM is placed on it (view epoch ${view.epoch})\n`);
+        output.out(`host ${hostId} drained: no VM is placed on it or waits for its stop there (view epoch ${view.epoch})\n`);
         return exitCodes.ok;
       }
-      const now = `${state}: ${remaining.length === 0 ? "no VMs" : `waiting for ${remaining.join(" ")}`}`;
+      const now = `is ${state} in view epoch ${view.epoch}, ${remaining.length === 0 ? "no VMs" : `VMs still there: ${remaining.join(" ")}`}`;
       if (now !== shown) output.out(`host ${hostId} ${now}\n`);
       shown = now;
-      problem = `host ${hostId} is ${now}`;
+      problem = `host ${hostId} ${now}`;
     } else if (!read.ok) problem = read.error;
     await sleep(maintenanceDrainPollMs);
   }
@@ -69,7 +73,7 @@ export function registerMaintenanceCommands(program: Command, output: CliOutput,
       .description("on: move every VM off the host and place nothing there; off: take VMs again")
       .argument("<host>", "the host's id")
       .argument("<on|off>", "enter or leave maintenance")
-      .option("--wait", `with on: wait until no VM is placed on the host (at most ${maintenanceDrainWaitMs / 1_000} s)`),
+      .option("--wait", `with on: wait until the host is drained: no VM placed there, every stop there confirmed (at most ${maintenanceDrainWaitMs / 1_000} s)`),
   ).action(async (hostId: string, mode: string, options: MaintenanceOptions) => {
     checkHostId(hostId);
     if (mode !== "on" && mode !== "off") throw new UsageError(`maintenance takes on or off, got ${JSON.stringify(mode.slice(0, 80))}`, `for example haring host maintenance ${hostId} on`);

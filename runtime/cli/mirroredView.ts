@@ -37,7 +37,8 @@ export function parseMirroredValue(bytes: Uint8Array): MirroredViewResult {
   const { slot, writer, view } = parsed;
   if (!Number.isSafeInteger(slot) || typeof writer !== "string") return { ok: false, error: "the mirrored value has no slot or writer" };
   if (!isRecord(view.hosts) || !isRecord(view.vms)) return { ok: false, error: "the mirrored view has no hosts or vms" };
-  const snapshot = { version: viewSnapshotVersion, epoch: view.epoch, controllerIds: view.controllerIds, leader: view.leader, hosts: Object.values(view.hosts), vms: Object.values(view.vms), recentCommands: view.recentCommands };
+  // The mirror is the snapshot without its version, with hosts and VMs keyed by id (canonicalViewJson).
+  const snapshot = { ...view, version: viewSnapshotVersion, hosts: Object.values(view.hosts), vms: Object.values(view.vms) };
   const checked = viewFromSnapshot(snapshot);
   if (!checked.ok) return { ok: false, error: `the mirrored view is not valid: ${checked.error}` };
   return { ok: true, mirrored: { view: checked.state, slot: slot as number, writer: writer.slice(0, 64) } };

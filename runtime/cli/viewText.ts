@@ -24,7 +24,10 @@ function placedCounts(view: View): Map<string, number> {
 export function viewAsText(clusterId: string, mirrored: MirroredView): string {
   const { view } = mirrored;
   const leader = view.leader === null ? "none yet" : `${view.leader.controllerId} (round ${view.leader.round})`;
-  const lines = [`cluster ${clusterId}: epoch ${view.epoch}, slot ${mirrored.slot} (mirrored by ${mirrored.writer}), leader ${leader}, controllers ${view.controllerIds.join(" ") || "-"}`];
+  const tolerated = view.hostFailuresToTolerate === null ? "not set" : String(view.hostFailuresToTolerate);
+  const lines = [
+    `cluster ${clusterId}: epoch ${view.epoch}, slot ${mirrored.slot} (mirrored by ${mirrored.writer}), leader ${leader}, controllers ${view.controllerIds.join(" ") || "-"}, host failures to tolerate ${tolerated}`,
+  ];
   const hosts = [...view.hosts.values()].sort((a, b) => byId(a.hostId, b.hostId));
   const counts = placedCounts(view);
   lines.push(`hosts (${hosts.length}):`);
@@ -63,6 +66,7 @@ export function viewAsJson(clusterId: string, mirrored: MirroredView): string {
     epoch: view.epoch,
     writer: mirrored.writer,
     leader: view.leader,
+    hostFailuresToTolerate: view.hostFailuresToTolerate,
     controllerIds: view.controllerIds,
     hosts: [...view.hosts.values()].sort((a, b) => byId(a.hostId, b.hostId)),
     vms: [...view.vms.values()].sort((a, b) => byId(a.vmId, b.vmId)),

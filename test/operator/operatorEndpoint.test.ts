@@ -179,3 +179,17 @@ test("with no controller at all the client says no one answers", (t) => {
   t.like(result, { ok: false, attempts: 3 });
   t.regex((result as { error: string }).error, /no controller answers on haring\.op\.op|timeout on haring\.op\.op/);
 });
+
+test("a JSON request (as from the nats CLI) is proposed like a msgpack one and answered in JSON", (t) => {
+  const { lead, controllers, client, world, subjects } = cluster();
+  lead("c1");
+  controllers.get("c1")!.answer = committed(12);
+  const request = { v: 1, t: "operator.request", from: "natscli", cid: "m1", body: { op: "host.maintenance-enter", requestId: "m1", hostId: "h2" } };
+  let outcome: RequestOutcome | undefined;
+  client().network.request(subjects.operatorAt("c1"), new TextEncoder().encode(JSON.stringify(request)), { timeoutMs: 1_000 }, (done) => (outcome = done));
+  world.runFor(1_100);
+  if (outcome === undefined || !outcome.ok) return t.fail(`no reply: ${JSON.stringify(outcome)}`);
+  const reply = JSON.parse(new TextDecoder().decode(outcome.message.data)) as { from: string; body: unknown };
+  t.deepEqual(reply.body, { kind: "committed", requestId: "m1", commandId: "op-natscli-m1", slot: 12 });
+  t.deepEqual(controllers.get("c1")!.proposed, [{ id: "op-natscli-m1", type: "host.maintenance-enter", hostId: "h2" }]);
+});

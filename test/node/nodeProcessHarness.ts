@@ -1,0 +1,79 @@
+/**
+ * What a test of `haring node` processes needs: a nats-server on free
+ * loopback ports, a temp directory for configs and data, node processes
+ * started from a config (written there, with the cluster id, the server and
+ * a fast status file) and all of it killed and removed at the end; and
+ * `waitFor`, polling a condition against the wall clock (the processes run
+ * on it).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
+import { startNodeProcess, writeNodeConfig, type NodeProcess } from "../../runtime/node/nodeProcess.ts";
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls every `pollMs` until `condition` holds or `timeoutMs` passed; the last answer of `condition`. */
+export async function waitFor(condition: () => boolean, timeoutMs: number, pollMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await sleep(pollMs);
+  }
+  return condition();
+}
+
+export interface SimHostSpec {
+  readonly hostId: string;
+  readonly vms: readonly { readonly vmId: string; readonly vcpus: number; readonly memoryMiB: number }[];
+  readonly capacity: { readonly cpu: number; readonly memoryMiB: number };
+}
+
+export interface NodeProcessHarness {
+  readonly server: NatsServer;
+  readonly directory: string;
+  readonly processes: readonly NodeProcess[];
+  start(config: Record<string, unknown> & { readonly nodeId: string }): NodeProcess;
+  /** Controllers (bootstrapping, each with a monitor) and hosts on the sim hypervisor, each monitored by every controller. */
+  startSimCluster(
+    controllerIds: readonly string[],
+    hosts: readonly SimHostSpec[],
+    controllerConfig?: Record<string, unknown>,
+  ): { readonly controllers: readonly NodeProcess[]; readonly hosts: ReadonlyMap<string, NodeProcess> };
+  /** Kills every node process, stops nats-server, removes the directory. */
+  close(): Promise<void>;
+}
+
+export async function startNodeProcessHarness(clusterId: string): Promise<NodeProcessHarness> {
+  const directory = mkdtempSync(join(tmpdir(), `haring-${clusterId}-`));
+  const server = await startNatsServer();
+  const processes: NodeProcess[] = [];
+  const start = (config: Record<string, unknown> & { readonly nodeId: string }): NodeProcess => {
+    const { configPath, dataDir } = writeNodeConfig(directory, { clusterId, natsUrls: [server.url], statusIntervalMs: 100, streamReplicas: 1, ...config });
+    const node = startNodeProcess(config.nodeId, configPath, dataDir);
+    processes.push(node);
+    return node;
+  };
+  return {
+    server,
+    directory,
+    processes,
+    start,
+    startSimCluster(controllerIds, hosts, controllerConfig = {}) {
+      const controllers = controllerIds.map((nodeId) => start({ role: "controller", nodeId, controllerIds, bootstrap: true, monitor: true, ...controllerConfig }));
+      const hostNodes = new Map(
+        hosts.map((host) => [
+          host.hostId,
+          start({ role: "host", nodeId: host.hostId, controllerIds, monitorIds: controllerIds, hypervisor: { driver: "sim", vms: host.vms }, capacity: host.capacity }),
+        ]),
+      );
+      return { controllers, hosts: hostNodes };
+    },
+    async close() {
+      await Promise.all(processes.map((node) => node.kill("SIGKILL", 5_000)));
+      await server.stop();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
