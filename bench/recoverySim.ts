@@ -31,7 +31,9 @@ import { createSeededRandom } from "../actors/seededRandom.ts";
 import { createVmEventRouter } from "../actors/vm/vmEventRouter.ts";
 import { createVmHostPoller } from "../actors/vm/vmHostPoller.ts";
 import { startVmWatch } from "../actors/vm/vmWatch.ts";
+import { defaultPaxosTimings } from "../machines/paxos/config.ts";
 import { defaultVmMonitorConfig } from "../machines/vm/vmHealth.ts";
+import { controllerProcessTimings } from "../runtime/controller/controllerConfig.ts";
 import { SimHypervisors } from "../sim/simHypervisor.ts";
 import { SimWorld } from "../sim/world.ts";
 import type { ClusterAssembly, ScenarioComponent } from "../sim/scenario/clusterAssembly.ts";
@@ -79,6 +81,8 @@ const cases = casesArgument();
 const showProgress = process.argv.includes("--progress");
 /** Host learners tick only while behind (LearnerActorOptions.idleTicks false): faster, but another order of events than the recorded scenarios. */
 const skipIdleTicks = process.argv.includes("--no-idle-ticks");
+/** The leader opens a slot for a partial batch only below this many slots in flight: the controller processes' setting (runtime/controller), not the pure default. */
+const partialBatchSlots = argument("--partial-batch-slots", controllerProcessTimings.maxInFlightSlotsForPartialBatches ?? defaultPaxosTimings.maxInFlightSlotsForPartialBatches, defaultPaxosTimings.maxInFlightSlots);
 const logIndex = process.argv.indexOf("--log");
 const logDirectory = logIndex < 0 ? undefined : process.argv[logIndex + 1];
 if (logIndex >= 0 && (logDirectory === undefined || logDirectory.startsWith("--"))) throw new RangeError("--log takes a directory");
@@ -95,7 +99,7 @@ function clusterJson(): string {
     hosts: [{ id: `h1-h${hosts}`, capacity: { cpu: 64, memoryMiB: 262_144 } }],
     vms: [{ id: `vm1-vm${hosts * vmsPerHost}`, host: `h1-h${hosts}`, resources: { cpu: 2, memoryMiB: 4_096 } }],
     requires: ["manager"],
-    ...(skipIdleTicks ? { components: { paxos: { learnerIdleTicks: "off" } } } : {}),
+    components: { paxos: { partialBatchSlots: partialBatchSlots, ...(skipIdleTicks ? { learnerIdleTicks: "off" } : {}) } },
   });
 }
 

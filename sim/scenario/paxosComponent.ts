@@ -21,7 +21,7 @@ import { startControllerActor, type ControllerActor } from "../../actors/paxos/c
 import { startLearnerActor, type LearnerActor, type LearnerSharing } from "../../actors/paxos/learnerActor.ts";
 import type { OutcomeCallback, ProposeResult } from "../../actors/paxos/proposalClientActor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
-import { createPaxosConfig, majorityOf, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { createPaxosConfig, defaultPaxosTimings, majorityOf, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import { sharedApplyMachine } from "../../machines/paxos/sharedApply.ts";
@@ -73,6 +73,8 @@ export interface PaxosComponentSettings {
   readonly commitBoundMs: number;
   /** `learnerIdleTicks: "off"`: host learners tick only while behind (see LearnerActorOptions.idleTicks); changes the order of events, so not for recorded scenarios. */
   readonly learnerIdleTicks: boolean;
+  /** `partialBatchSlots`: PaxosConfig.maxInFlightSlotsForPartialBatches (the pure default unless set; controller processes use 2). */
+  readonly maxInFlightSlotsForPartialBatches: number;
 }
 
 export interface PaxosComponentApi {
@@ -140,8 +142,13 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
   readSettings(reader) {
     const commitBoundMs = reader.duration("commitBound", { min: 100, max: 600_000, fallback: defaultCommitBoundMs });
     const learnerIdleTicks = reader.oneOf("learnerIdleTicks", ["on", "off"], "on") === "on";
+    const maxInFlightSlotsForPartialBatches = reader.integer("partialBatchSlots", {
+      min: 1,
+      max: defaultPaxosTimings.maxInFlightSlots,
+      fallback: defaultPaxosTimings.maxInFlightSlotsForPartialBatches,
+    });
     reader.finish();
-    return { commitBoundMs, learnerIdleTicks };
+    return { commitBoundMs, learnerIdleTicks, maxInFlightSlotsForPartialBatches };
   },
 
   checkCluster(cluster) {
@@ -150,7 +157,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
 
   start({ world, cluster, log }, settings) {
     const controllerIds = cluster.controllerIds;
-    const config = createPaxosConfig(controllerIds);
+    const config = createPaxosConfig(controllerIds, { maxInFlightSlotsForPartialBatches: settings.maxInFlightSlotsForPartialBatches });
     const invariants = new PaxosInvariants(world.seed, controllerIds.length, () => world.now());
     const controllers = new Map<string, ControllerActor>();
     const learners = new Map<string, LearnerActor>();
