@@ -12,9 +12,9 @@
  * is not an envelope. JSON takes the same checks: it is packed and decoded
  * through the same registry.
  */
-import { pack } from "msgpackr";
+import { pack, unpack } from "msgpackr";
 import { createMessageRegistry, type DecodeResult, type MessageOf, type Rejection } from "../codec/messageCodec.ts";
-import { arr, discriminated, int, literal, obj, oneOf, str, type Infer } from "../codec/schema.ts";
+import { arr, describeValue, discriminated, int, isPlainObject, literal, obj, oneOf, str, type Infer } from "../codec/schema.ts";
 import { maxCpuPerEntity, maxMemoryMiBPerEntity, maxRuleTargets, vmDesiredStates, vmPriorities } from "../../machines/view/viewTypes.ts";
 
 /** Larger requests are refused before they are unpacked or parsed. */
@@ -105,12 +105,25 @@ export function encodingOf(bytes: Uint8Array): WireEncoding {
   return bytes.length > 0 && bytes[0] === jsonOpenBrace ? "json" : "msgpack";
 }
 
+/** An unknown op said in few words (the schema's list of every op would crowd out the op that was sent). */
+function unknownOpRefusal(packed: Uint8Array, rejection: Rejection): Rejection {
+  if (rejection.reason !== "invalid-body" || !rejection.detail.includes("body.op:")) return rejection;
+  try {
+    const envelope: unknown = unpack(packed);
+    const op = isPlainObject(envelope) && isPlainObject(envelope.body) ? envelope.body.op : undefined;
+    return refusal("invalid-body", `unknown op ${describeValue(op)}; the ops are ${operatorOps.join(", ")}`);
+  } catch {
+    return rejection;
+  }
+}
+
 /** Never throws, whatever the bytes. */
 export function decodeOperatorRequest(bytes: Uint8Array): DecodeResult<OperatorRequestMessage> {
   if (bytes.length > maxOperatorRequestBytes) return refusal("oversized", `${bytes.length} bytes exceeds ${maxOperatorRequestBytes}`);
-  if (encodingOf(bytes) === "msgpack") return requestRegistry.decode(bytes);
-  const repacked = jsonAsMsgpack(bytes);
-  return repacked.ok ? requestRegistry.decode(repacked.bytes) : repacked;
+  const packed = encodingOf(bytes) === "msgpack" ? { ok: true as const, bytes } : jsonAsMsgpack(bytes);
+  if (!packed.ok) return packed;
+  const decoded = requestRegistry.decode(packed.bytes);
+  return decoded.ok ? decoded : unknownOpRefusal(packed.bytes, decoded);
 }
 
 export function encodeOperatorRequest(from: string, request: OperatorRequest): Uint8Array {

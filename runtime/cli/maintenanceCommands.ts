@@ -53,10 +53,10 @@ async function waitUntilDrained(connection: ClusterConnection, hostId: string, o
         output.out(`host ${hostId} drained: no VM is placed on it or waits for its stop there (view epoch ${view.epoch})\n`);
         return exitCodes.ok;
       }
-      const now = `is ${state} in view epoch ${view.epoch}, ${remaining.length === 0 ? "no VMs" : `VMs still there: ${remaining.join(" ")}`}`;
-      if (now !== shown) output.out(`host ${hostId} ${now}\n`);
+      const now = `${state} in view epoch ${view.epoch}, ${remaining.length === 0 ? "no VMs" : `VMs still there: ${remaining.join(" ")}`}`;
+      if (now !== shown) output.out(`host ${hostId}: ${now}\n`);
       shown = now;
-      problem = `host ${hostId} ${now}`;
+      problem = `host ${hostId}: ${now}`;
     } else if (!read.ok) problem = read.error;
     await sleep(maintenanceDrainPollMs);
   }
