@@ -127,6 +127,31 @@ function cpuBreakdown(pids: readonly (number | undefined)[], before: readonly { 
   return `CPU per commit by process, latency run (user + system ms): ${parts.join(", ")}`;
 }
 
+/** Read and write system calls of one process so far (Linux /proc/<pid>/io: syscr, syscw); zero for a process that is gone. */
+function systemCallsOf(pid: number | undefined): { reads: number; writes: number } {
+  if (pid === undefined) return { reads: 0, writes: 0 };
+  try {
+    const text = readFileSync(`/proc/${pid}/io`, "utf8");
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+    return { reads: field("syscr"), writes: field("syscw") };
+  } catch {
+    return { reads: 0, writes: 0 };
+  }
+}
+
+/** Messages the NATS server took in and handed out so far (its /varz). */
+async function natsMessageCounts(monitorUrl: string): Promise<{ in: number; out: number }> {
+  const varz = (await (await fetch(`${monitorUrl}/varz`)).json()) as { in_msgs?: number; out_msgs?: number };
+  return { in: varz.in_msgs ?? 0, out: varz.out_msgs ?? 0 };
+}
+
+/** Per commit: each controller's read and write system calls and the NATS server's messages in and out, as one note. */
+function trafficNote(label: string, names: readonly string[], before: readonly { reads: number; writes: number }[], after: readonly { reads: number; writes: number }[], nats: { before: { in: number; out: number }; after: { in: number; out: number } }, commits: number): string {
+  const per = (count: number) => (count / commits).toFixed(2);
+  const calls = names.map((name, index) => `${name} ${per(after[index]!.reads - before[index]!.reads)} / ${per(after[index]!.writes - before[index]!.writes)}`);
+  return `${label}, per commit: system calls read / write ${calls.join(", ")}; NATS messages in / out ${per(nats.after.in - nats.before.in)} / ${per(nats.after.out - nats.before.out)}`;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function progress(text: string): void {
@@ -201,8 +226,13 @@ async function benchHaring(options: Options): Promise<Figures> {
     const systemPids = () => [...cluster!.members.map((member) => member.pid), nats.pid, process.pid];
     const cpuBefore = cpuMs(systemPids());
     const cpuBeforeByProcess = systemPids().map(cpuSplitMs);
+    const controllerPids = () => cluster!.members.map((member) => member.pid);
+    const callsBefore = controllerPids().map(systemCallsOf);
+    const natsBefore = await natsMessageCounts(nats.monitorUrl);
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
     const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
+    const controllerNames = () => cluster!.members.map((member) => (member.id === cluster!.leader()?.id ? `${member.id} (leader)` : member.id));
+    notes.push(trafficNote("latency run", controllerNames(), callsBefore, controllerPids().map(systemCallsOf), { before: natsBefore, after: await natsMessageCounts(nats.monitorUrl) }, options.latencyCommands));
     // Which process the CPU goes to: the leader, the followers, the NATS server, the client.
     const leaderId = cluster.leader()?.id;
     const processNames = [...cluster.members.map((member) => (member.id === leaderId ? `${member.id} (leader)` : member.id)), "nats-server", "client"];
@@ -212,7 +242,10 @@ async function benchHaring(options: Options): Promise<Figures> {
     progress(`haring: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
     const slotsBefore = client.appliedSlots();
     const commandsBefore = counter;
+    const throughputCallsBefore = controllerPids().map(systemCallsOf);
+    const throughputNatsBefore = await natsMessageCounts(nats.monitorUrl);
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
+    notes.push(trafficNote("throughput run", controllerNames(), throughputCallsBefore, controllerPids().map(systemCallsOf), { before: throughputNatsBefore, after: await natsMessageCounts(nats.monitorUrl) }, counter - commandsBefore));
     // How full the leader's slots were: each slot costs every acceptor a durable write and everyone a commit message.
     const throughputSlots = client.appliedSlots() - slotsBefore;
     notes.push(`throughput run: ${counter - commandsBefore} commands in ${throughputSlots} slots (${((counter - commandsBefore) / Math.max(1, throughputSlots)).toFixed(1)} per slot)`);

@@ -61,6 +61,12 @@ export interface NatsNetworkOptions {
   readonly name?: string;
   readonly firstConnectTimeoutMs?: number;
   readonly reconnectTimeWaitMs?: number;
+  /**
+   * The server does not hand this connection its own messages back. Only for a connection whose
+   * users never need to hear what they publish themselves (a controller's Paxos connection: messages
+   * to itself never leave the process).
+   */
+  readonly noEcho?: boolean;
 }
 
 export interface NatsNetworkCounters {
@@ -131,6 +137,7 @@ export class NatsNetwork implements Network {
     const pending = connect({
       servers,
       ...(options.name ? { name: options.name } : {}),
+      ...(options.noEcho ? { noEcho: true } : {}),
       maxReconnectAttempts: -1,
       reconnectTimeWait: options.reconnectTimeWaitMs ?? reconnectTimeWaitMs,
       reconnectJitter: reconnectJitterMs,

@@ -99,6 +99,8 @@ export interface ControllerActorOptions {
   readonly observer?: ControllerObserver;
   /** The disk failed or holds an unreadable record: the node stopped and must be restarted. */
   readonly onFatal?: (error: string) => void;
+  /** Group commit across the steps of one burst (see DurableWriterOptions.deferFlush); absent in the simulator. */
+  readonly deferDurableFlush?: (flush: () => void) => void;
 }
 
 export type ControllerStatus = "running" | "failed" | "stopped";
@@ -193,6 +195,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     },
     synced: observer?.synced ? (records, rewritten) => observer.synced!(nodeId, records, rewritten) : undefined,
     fatal: (error) => fatal(`the paxos log failed: ${error}`),
+    ...(options.deferDurableFlush ? { deferFlush: options.deferDurableFlush } : {}),
   });
   const client: ProposalClientActor = startProposalClient(ports, {
     controllerIds: config.acceptorIds,

@@ -7,9 +7,12 @@
  * overtakes.
  *
  * Steps that arrive while a sync is in flight are grouped into the next sync
- * (group commit): one fsync per batch, not per step. A rewrite supersedes the
- * records of the steps before it in the same batch (it holds the node's whole
- * durable state as of its step).
+ * (group commit): one fsync per batch, not per step. With `deferFlush`, the
+ * first step of a burst does not start a sync at once either: every step
+ * submitted before the deferred flush runs (in the controller process, every
+ * step of one mailbox drain) shares one write, and no step's messages leave
+ * before it. A rewrite supersedes the records of the steps before it in the
+ * same batch (it holds the node's whole durable state as of its step).
  *
  * A failed sync is fatal: the log's state on disk is unknown, and sending
  * anything that depended on it could break Paxos. The writer stops and
@@ -30,6 +33,12 @@ export interface DurableWriterOptions<R, M> {
   /** The records that just became durable (a rewrite's whole image, or appended records), before their messages go. */
   readonly synced?: (records: readonly R[], rewritten: boolean) => void;
   readonly fatal: (error: string) => void;
+  /**
+   * Runs `flush` once the current burst of submits is over (the controller process passes
+   * `queueMicrotask`: after the actor host's mailbox drain). Absent, a submit with nothing in flight
+   * starts its sync at once, as in the simulator.
+   */
+  readonly deferFlush?: (flush: () => void) => void;
 }
 
 /** Steps waiting for the next sync at most; beyond it the node is hopelessly behind its disk, which is fatal. */
@@ -38,6 +47,7 @@ export const maxQueuedStepWrites = 65_536;
 export class DurableWriter<R, M> {
   private queue: StepWrite<R, M>[] = [];
   private syncing = false;
+  private flushDeferred = false;
   private failed = false;
   private stopped = false;
   private syncs = 0;
@@ -60,7 +70,7 @@ export class DurableWriter<R, M> {
   submit(write: StepWrite<R, M>): void {
     if (this.failed || this.stopped) return;
     const hasRecords = write.rewrite !== null || write.persist.length > 0;
-    if (!hasRecords && !this.syncing && this.queue.length === 0) {
+    if (!hasRecords && !this.syncing && this.queue.length === 0 && !this.flushDeferred) {
       if (write.messages.length > 0) this.options.send(write.messages);
       return;
     }
@@ -69,7 +79,17 @@ export class DurableWriter<R, M> {
       return;
     }
     this.queue.push(write);
-    if (!this.syncing) this.flush();
+    if (this.syncing || this.flushDeferred) return;
+    const defer = this.options.deferFlush;
+    if (!defer) {
+      this.flush();
+      return;
+    }
+    this.flushDeferred = true;
+    defer(() => {
+      this.flushDeferred = false;
+      if (!this.syncing && !this.stopped && !this.failed && this.queue.length > 0) this.flush();
+    });
   }
 
   /** Nothing more is written or sent (the node is stopping or crashed). */

@@ -2,8 +2,8 @@
  * One controller process: `node --import tsx runtime/controller/main.ts
  * --config FILE` (to become `haring node --config FILE`).
  *
- * It connects to NATS, takes `<dataDir>` for itself (a lock file naming its
- * pid), on an empty directory with `bootstrap` asks the other controllers
+ * It connects to NATS (a second connection, without echo, carries Paxos),
+ * takes `<dataDir>` for itself (a lock file naming its pid), on an empty directory with `bootstrap` asks the other controllers
  * whether the cluster already ran (bootstrapping only if not, rejoining
  * otherwise; docs/paxos.md, "Bootstrap"), answers their such questions for
  * as long as it runs, recovers the Paxos log `<dataDir>/paxos.log` and runs the controller
@@ -39,6 +39,7 @@ import { paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { FileStorage } from "../fileStorage.ts";
+import { NatsNetwork } from "../natsNetwork.ts";
 import { startManagerOnController, type ManagerOnController } from "../../actors/manager/managerOnController.ts";
 import { parseControllerConfigText, type ControllerProcessConfig } from "./controllerConfig.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
@@ -88,6 +89,16 @@ function writeAtomically(path: string, text: string): void {
 /** Starts the controller described by a validated config. */
 export async function runController(config: ControllerProcessConfig, paxos: PaxosConfig, options: RunControllerOptions = {}): Promise<RunningController> {
   const { runtime, releaseLock } = await connectLockedNode(config, { fileName: lockFileName, holderKind: "controller" }, options.logLine);
+  // Paxos gets a connection of its own without echo: the server need not hand the leader back each of its
+  // commit broadcasts. The shared connection keeps echo: this process's monitor reports to its own detector on it.
+  let paxosNetwork: NatsNetwork;
+  try {
+    paxosNetwork = await NatsNetwork.connect({ servers: config.natsUrls, name: `haring-${config.clusterId}-${config.nodeId}-paxos`, noEcho: true });
+  } catch (error) {
+    await runtime.close().catch(() => undefined);
+    releaseLock();
+    throw error;
+  }
   // The Paxos log's durable writes run on the event loop: no thread hand-off on the accept → accepted path.
   const storage = new FileStorage(config.dataDir, { durableWrites: "event-loop" });
   const ports = { ...runtime.ports, clock: promptClock, storage };
@@ -123,12 +134,14 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   const finished = new Promise<number>((resolve) => (settle = resolve));
   let stopping: Promise<number> | undefined;
 
-  const actor = startControllerActor(ports, {
+  const actor = startControllerActor({ ...ports, network: paxosNetwork }, {
     config: paxos,
     bootstrap,
     rejections: createRejectionCounter(ports),
     kvMirror: config.kvMirror ? {} : false,
     onFatal: () => void shutDown(controllerExitCodes.fatal),
+    // The actor host steps a whole mailbox in one macrotask: the records of all those steps go in one durable write.
+    deferDurableFlush: queueMicrotask,
   });
   afterGate.actor = actor;
   afterGate.everLed = actor.leadership().role === "leader";
@@ -228,6 +241,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
           ports.log.write("warn", "view.write-failed", { error: error instanceof Error ? error.message : String(error) });
         }
       }
+      await paxosNetwork.close().catch(() => undefined);
       await runtime.close().catch(() => undefined);
       await (runtime.ports.storage as Partial<FileStorage>).close?.().catch(() => undefined);
       await storage.close().catch(() => undefined);

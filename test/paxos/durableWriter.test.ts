@@ -7,7 +7,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A writer over one simulated node's log; records and messages are strings. */
-function setup(syncLatencyMs = 5) {
+function setup(syncLatencyMs = 5, deferFlush?: (flush: () => void) => void, onSynced?: () => void) {
   const world = new SimWorld({ seed: 1, clusterId: "w", storage: { syncLatencyMs } });
   let ports: NodePorts | undefined;
   world.addNode("n1", (nodePorts) => {
@@ -22,8 +22,12 @@ function setup(syncLatencyMs = 5) {
     log,
     encode: (record) => encoder.encode(record),
     send: (messages) => sent.push(...messages),
-    synced: (records, rewritten) => synced.push([rewritten ? "rewrite" : "append", ...records]),
+    synced: (records, rewritten) => {
+      synced.push([rewritten ? "rewrite" : "append", ...records]);
+      onSynced?.();
+    },
     fatal: (error) => fatal.push(error),
+    ...(deferFlush ? { deferFlush } : {}),
   });
   const durable = () => {
     world.crash("n1");
@@ -31,6 +35,16 @@ function setup(syncLatencyMs = 5) {
     return ports!.storage.open("paxos").readAll().map((record) => decoder.decode(record));
   };
   return { world, writer, sent, synced, fatal, durable };
+}
+
+/** A writer whose deferred flushes wait in a list until the test runs them (the runtime's microtask after a mailbox drain). */
+function setupDeferred(onSynced?: () => void) {
+  const deferred: Array<() => void> = [];
+  const context = setup(5, (flush) => deferred.push(flush), onSynced);
+  const endBurst = () => {
+    for (const flush of deferred.splice(0)) flush();
+  };
+  return { ...context, deferred, endBurst };
 }
 
 test("messages leave only after the records of their step are durable, in step order", (t) => {
@@ -108,4 +122,55 @@ test("a failed sync is fatal: nothing of that batch or later is ever sent", (t) 
   t.deepEqual(fatal, ["disk on fire"]);
   t.true(failing.isFailed);
   t.is(writer.isFailed, false);
+});
+
+test("with deferFlush, every step of a burst shares one durable write, and none of their messages leaves before it", (t) => {
+  const { world, writer, sent, synced, deferred, endBurst } = setupDeferred();
+  writer.submit({ persist: ["vote-1"], rewrite: null, messages: ["accepted-1"] });
+  writer.submit({ persist: [], rewrite: null, messages: ["heartbeat-ack"] });
+  writer.submit({ persist: ["vote-2", "vote-2b"], rewrite: null, messages: ["accepted-2"] });
+  writer.submit({ persist: ["vote-3"], rewrite: null, messages: ["accepted-3"] });
+  t.is(deferred.length, 1, "one flush for the burst");
+  t.deepEqual(sent, [], "not even the step without records overtakes");
+  world.runFor(10);
+  t.deepEqual(synced, [], "no sync started before the burst ended");
+  endBurst();
+  world.runFor(4);
+  t.deepEqual(sent, []);
+  world.runFor(1);
+  t.deepEqual(synced, [["append", "vote-1", "vote-2", "vote-2b", "vote-3"]]);
+  t.deepEqual(sent, ["accepted-1", "heartbeat-ack", "accepted-2", "accepted-3"]);
+  t.is(writer.syncCount, 1);
+  // Steps during that sync went into the next one, which starts as soon as it completes (nothing to defer to).
+  writer.submit({ persist: [], rewrite: null, messages: ["alone"] });
+  t.deepEqual(sent.at(-1), "alone", "with nothing pending or deferred, a step without records goes at once");
+});
+
+test("with deferFlush, steps submitted during a sync join the next write without waiting for another burst", (t) => {
+  const { world, writer, sent, synced, deferred, endBurst } = setupDeferred();
+  writer.submit({ persist: ["a"], rewrite: null, messages: ["after-a"] });
+  endBurst();
+  world.runFor(1);
+  writer.submit({ persist: ["b"], rewrite: null, messages: ["after-b"] });
+  writer.submit({ persist: ["c"], rewrite: null, messages: ["after-c"] });
+  t.is(deferred.length, 0, "a sync is in flight: the next one follows it");
+  world.runFor(9);
+  t.deepEqual(synced, [["append", "a"], ["append", "b", "c"]]);
+  t.deepEqual(sent, ["after-a", "after-b", "after-c"]);
+});
+
+test("with deferFlush, a crash after the burst's write and before its replies loses no record, and sends nothing", (t) => {
+  const crashedWith: string[][] = [];
+  // The writer reports the records durable just before it sends their messages: the node crashes right there.
+  const context = setupDeferred(() => {
+    context.writer.stop();
+    crashedWith.push(context.durable());
+  });
+  const { world, writer, sent, endBurst } = context;
+  writer.submit({ persist: ["vote-1"], rewrite: null, messages: ["accepted-1"] });
+  writer.submit({ persist: ["vote-2"], rewrite: null, messages: ["accepted-2"] });
+  endBurst();
+  world.runFor(20);
+  t.deepEqual(crashedWith, [["vote-1", "vote-2"]]);
+  t.deepEqual(sent, []);
 });
