@@ -2,9 +2,10 @@
  * What the operator commands (`haring vm …`, `haring host …`, `haring view`)
  * share: their `--nats` and `--cluster` options, checked, and a short-lived
  * NATS connection with the ports they need (network and clock for the
- * operator client, JetStream KV for the view mirror). The connection has a
- * node id of its own (`cli-<random>`), which becomes part of the view
- * command ids it sends.
+ * operator client, JetStream KV for the view mirror). Requests go out from
+ * `cliSenderId`, the same for every run, so the view command id of a request
+ * (`op-cli-<requestId>`) is the same when it is run again with the same
+ * `--request-id`.
  */
 import { randomBytes } from "node:crypto";
 import { connect } from "@nats-io/transport-node";
@@ -22,6 +23,7 @@ export const cliConnectTimeoutMs = 5_000;
 export const cliStreamApiTimeoutMs = 5_000;
 export const defaultNatsUrl = "nats://127.0.0.1:4222";
 export const defaultClusterId = "local";
+export const cliSenderId = "cli";
 
 export interface ClusterOptions {
   nats: string;
@@ -69,12 +71,11 @@ async function checkReachable(natsUrls: readonly string[]): Promise<void> {
 }
 
 export async function connectToCluster(options: CheckedClusterOptions): Promise<ClusterConnection> {
-  const nodeId = `cli-${randomBytes(6).toString("hex")}`;
   await checkReachable(options.natsUrls);
-  const network = await NatsNetwork.connect({ servers: options.natsUrls, name: `haring-${options.clusterId}-${nodeId}`, firstConnectTimeoutMs: cliConnectTimeoutMs });
+  const network = await NatsNetwork.connect({ servers: options.natsUrls, name: `haring-${options.clusterId}-${cliSenderId}-${randomBytes(4).toString("hex")}`, firstConnectTimeoutMs: cliConnectTimeoutMs });
   const stream = new NatsStream(network.connection, { apiTimeoutMs: cliStreamApiTimeoutMs });
   return {
-    ports: { nodeId, clusterId: options.clusterId, network, clock: realClock },
+    ports: { nodeId: cliSenderId, clusterId: options.clusterId, network, clock: realClock },
     stream,
     async close() {
       await stream.close().catch(() => undefined);
