@@ -16,7 +16,7 @@ export const maxRememberedRejectionKinds = 256;
 
 const maxLoggedSubjectChars = 128;
 
-const knownFamilies: ReadonlySet<string> = new Set(["paxos", "hb", "probe", "mon", "view", "guest", "cmd", "cmdres", "data", "event"]);
+const knownFamilies: ReadonlySet<string> = new Set(["paxos", "hb", "probe", "mon", "view", "guest", "cmd", "cmdres", "data", "event", "op"]);
 
 /** The family label for a subject: a known family, `inbox` for reply subjects, else `other`. */
 export function subjectFamily(subject: string): string {

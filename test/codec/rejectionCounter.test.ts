@@ -16,6 +16,7 @@ test("subject families are a fixed set read off haring subjects", (t) => {
   t.is(subjectFamily("haring.c1.mon.report"), "mon");
   t.is(subjectFamily("haring.c1.cmdres.x"), "cmdres");
   t.is(subjectFamily("haring.c1.view"), "view");
+  t.is(subjectFamily("haring.c1.op.c2"), "op");
   t.is(subjectFamily("_INBOX.abc.7"), "inbox");
   t.is(subjectFamily("haring.c1.attacker-chosen-family.x"), "other");
   t.is(subjectFamily("elsewhere.c1.hb.m1"), "other");
