@@ -132,6 +132,7 @@ export function registerUpCommand(program: Command, output: CliOutput, setExitCo
               [
                 `haring up: ${verdict}; placements: ${describePlacements(viewClient.view())}`,
                 `haring up: host pids ${pids}: kill -9 one to watch the manager restart its VMs on the others (changes are printed below)`,
+                `haring up: operate it from another shell: haring view --nats ${cluster.natsUrl} --cluster ${options.cluster}; haring vm add|remove|start|stop, haring host maintenance <host> on|off (docs/operator.md)`,
                 "haring up: Ctrl-C stops the cluster",
                 "",
               ].join("\n"),
