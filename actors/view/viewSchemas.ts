@@ -19,10 +19,12 @@ import {
   maxHosts,
   maxLeavingSourcesPerVm,
   maxMemoryMiBPerEntity,
+  maxRecordedRecoveriesPerKind,
   maxRememberedCommands,
   maxRuleTargets,
   maxVms,
   rememberedChunkSize,
+  recoveryKinds,
   vmDesiredStates,
   vmPriorities,
 } from "../../machines/view/viewTypes.ts";
@@ -39,6 +41,7 @@ const ruleTargetsSchema = arr(viewIdSchema, { maxLength: maxRuleTargets });
 const rulesSchema = obj({ affinity: ruleTargetsSchema, antiAffinity: ruleTargetsSchema });
 const prioritySchema = oneOf(vmPriorities);
 const desiredStateSchema = oneOf(vmDesiredStates);
+const recoveryKindSchema = oneOf(recoveryKinds);
 const hostFailuresToTolerateSchema = int({ min: 0, max: maxHostFailuresToTolerate });
 
 function hostIncarnationCommand<const T extends string>(type: T) {
@@ -84,6 +87,7 @@ export const viewCommandSchema = discriminated("type", [
   obj({ id: commandIdSchema, type: literal("vm.migrate-done"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
   obj({ id: commandIdSchema, type: literal("vm.migrate-abort"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
   obj({ id: commandIdSchema, type: literal("vm.left"), vmId: viewIdSchema, hostId: viewIdSchema, incarnation: countSchema, placementEpoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
+  obj({ id: commandIdSchema, type: literal("vm.record-recovery"), vmId: viewIdSchema, kind: recoveryKindSchema, atMs: countSchema }),
 ]);
 
 export type WireViewCommand = Infer<typeof viewCommandSchema>;
@@ -106,6 +110,7 @@ const vmRecordSchema = obj({
   leavingFrom: optional(
     arr(obj({ hostId: viewIdSchema, incarnation: countSchema, placementEpoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }), { maxLength: maxLeavingSourcesPerVm }),
   ),
+  recoveries: optional(arr(obj({ kind: recoveryKindSchema, atMs: countSchema }), { maxLength: maxRecordedRecoveriesPerKind * recoveryKinds.length })),
 });
 
 const rememberedOutcomeSchema = discriminated("kind", [

@@ -4,7 +4,7 @@
  * Config comes from files and the network, so `managerConfigProblems` checks
  * every field before the manager reads any.
  */
-import { maxHostFailuresToTolerate } from "../view/viewTypes.ts";
+import { maxHostFailuresToTolerate, maxRecordedRecoveriesPerKind } from "../view/viewTypes.ts";
 
 export interface ManagerConfig {
   /**
@@ -20,7 +20,7 @@ export interface ManagerConfig {
   readonly hostCommandTimeoutMs: number;
   /** Starts in flight per target host; the rest wait, higher priority first. */
   readonly maxConcurrentRestartsPerHost: number;
-  /** Restarts in place of a crashed VM per window; one more crash relocates it. */
+  /** Restarts in place of a crashed VM per window; one more crash relocates it. Counted from the view's record, so across leader changes. */
   readonly maxRestartsPerWindow: number;
   readonly restartWindowMs: number;
   /** A guest reported hung is reset only if still hung this long after the report. */
@@ -68,10 +68,11 @@ const limits: Record<keyof ManagerConfig, readonly [number, number]> = {
   startRetryMaxMs: [1, 3_600_000],
   hostCommandTimeoutMs: [1, 3_600_000],
   maxConcurrentRestartsPerHost: [1, 10_000],
-  maxRestartsPerWindow: [0, 1_000],
+  // The view records at most this many of each (so a new leader counts the whole window).
+  maxRestartsPerWindow: [0, maxRecordedRecoveriesPerKind],
   restartWindowMs: [1, 86_400_000],
   guestHangGraceMs: [0, 3_600_000],
-  maxResetsPerWindow: [0, 1_000],
+  maxResetsPerWindow: [0, maxRecordedRecoveriesPerKind],
   resetWindowMs: [1, 86_400_000],
   undeclaredFailureWaitMs: [0, 3_600_000],
   proposalTimeoutMs: [1, 3_600_000],

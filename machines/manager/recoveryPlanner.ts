@@ -12,11 +12,12 @@
  * proposed it; a VM is started only at the host and placement epoch the view
  * names. It is active only while its controller is the Paxos leader with a
  * lease; losing that drops everything in flight (a new term rebuilds from the
- * view), keeping only the per-VM restart and reset history.
+ * view). Restarts and resets are recorded in the view (`vm.record-recovery`)
+ * and counted from there, so their per-window limits hold across leaders.
  */
 import type { GuestHealth } from "../guest/guestWatchdog.ts";
 import type { ViewCommand } from "../view/viewCommands.ts";
-import type { HostState, LeavingSource, Resources, View, VmRecord } from "../view/viewTypes.ts";
+import type { HostState, LeavingSource, RecoveryKind, Resources, View, VmRecord } from "../view/viewTypes.ts";
 import type { VmHealth } from "../vm/vmHealth.ts";
 import { startRetryDelayMs, type ManagerConfig } from "./managerConfig.ts";
 import { comparePlacementOrder, compareIds, planPlacements, type PlacementReservation } from "./placement.ts";
@@ -117,7 +118,9 @@ interface VmTask {
 }
 
 interface VmHistory {
+  /** This manager's restarts (whole ms of its clock) not yet seen in the view's record: proposed, not committed yet, or lost. */
   restartsAtMs: number[];
+  /** The same for guest resets. */
   resetsAtMs: number[];
   readonly excludedHosts: Set<string>;
   relocate: boolean;
@@ -401,14 +404,14 @@ function onVmReport(step: Step, input: Extract<ManagerInput, { type: "vm-report"
   }
   if (input.health !== "crashed" && input.health !== "shutoff") return;
   const history = historyOf(state, vm.vmId);
-  history.restartsAtMs = history.restartsAtMs.filter((at) => at > nowMs - state.config.restartWindowMs);
-  if (history.restartsAtMs.length < state.config.maxRestartsPerWindow) {
-    history.restartsAtMs.push(nowMs);
-    step.note("restart-in-place", { vmId: vm.vmId, hostId: input.hostId, restartsInWindow: history.restartsAtMs.length });
+  const restarts = recoveriesInWindow(step, vm, "restart", state.config.restartWindowMs);
+  if (restarts < state.config.maxRestartsPerWindow) {
+    recordRecovery(step, vm.vmId, "restart");
+    step.note("restart-in-place", { vmId: vm.vmId, hostId: input.hostId, restartsInWindow: restarts + 1 });
     queueStartInPlace(state, vm, input.hostId, nowMs);
     return;
   }
-  step.note("crash-loop-relocate", { vmId: vm.vmId, hostId: input.hostId, restartsInWindow: history.restartsAtMs.length });
+  step.note("crash-loop-relocate", { vmId: vm.vmId, hostId: input.hostId, restartsInWindow: restarts });
   history.excludedHosts.add(input.hostId);
   history.relocate = true;
   state.rescan = true;
@@ -1180,15 +1183,48 @@ function resetHungGuests(step: Step, view: View): void {
     if (step.hostCommands >= state.config.maxHostCommandsPerStep) break;
     const hostId = history.hungOnHostId;
     clearHung(state, vmId);
-    history.resetsAtMs = history.resetsAtMs.filter((at) => at > nowMs - state.config.resetWindowMs);
-    if (history.resetsAtMs.length >= state.config.maxResetsPerWindow) {
-      step.note("reset-limit", { vmId, hostId, resetsInWindow: history.resetsAtMs.length });
+    const resets = recoveriesInWindow(step, vm, "reset", state.config.resetWindowMs);
+    if (resets >= state.config.maxResetsPerWindow) {
+      step.note("reset-limit", { vmId, hostId, resetsInWindow: resets });
       continue;
     }
-    history.resetsAtMs.push(nowMs);
-    step.note("reset", { vmId, hostId, resetsInWindow: history.resetsAtMs.length });
+    recordRecovery(step, vmId, "reset");
+    step.note("reset", { vmId, hostId, resetsInWindow: resets + 1 });
     step.send({ action: "reset", hostId, vmId, placementEpoch: vm.placement.epoch });
   }
+}
+
+function localRecoveries(history: VmHistory, kind: RecoveryKind): number[] {
+  return kind === "restart" ? history.restartsAtMs : history.resetsAtMs;
+}
+
+/**
+ * Restarts (or resets) of the VM within the window ending now: every one the view records, whichever leader made it,
+ * plus this manager's own that the view does not show yet. The view's entries carry the proposing leader's clock;
+ * leaders' clocks differ by their skew, which moves the window's edge by as much (small against windows of minutes).
+ * This manager's entries reach the view with the same `atMs`, so each counts once.
+ */
+function recoveriesInWindow(step: Step, vm: VmRecord, kind: RecoveryKind, windowMs: number): number {
+  const since = step.nowMs - windowMs;
+  const recorded = new Set<number>();
+  let count = 0;
+  for (const entry of vm.recoveries ?? []) {
+    if (entry.kind !== kind || entry.atMs <= since) continue;
+    count++;
+    recorded.add(entry.atMs);
+  }
+  const history = historyOf(step.state, vm.vmId);
+  const pending = localRecoveries(history, kind).filter((atMs) => atMs > since && !recorded.has(atMs));
+  if (kind === "restart") history.restartsAtMs = pending;
+  else history.resetsAtMs = pending;
+  return count + pending.length;
+}
+
+/** Counts a restart or reset here at once and records it in the view for every later manager. */
+function recordRecovery(step: Step, vmId: string, kind: RecoveryKind): void {
+  const atMs = Math.floor(step.nowMs);
+  localRecoveries(historyOf(step.state, vmId), kind).push(atMs);
+  step.propose({ id: `recovery-${vmId}-${kind}-${atMs}`, type: "vm.record-recovery", vmId, kind, atMs });
 }
 
 /** What the planner is doing, for status pages and tests. */

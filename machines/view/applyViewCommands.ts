@@ -14,6 +14,7 @@ import { ChunkedMap, type ChunkedMapDraft } from "../paxos/chunkedMap.ts";
 import {
   maxHosts,
   maxLeavingSourcesPerVm,
+  maxRecordedRecoveriesPerKind,
   maxRememberedCommands,
   maxVms,
   rememberedChunkSize,
@@ -417,6 +418,19 @@ function applyOne(draft: ViewDraft, command: ViewCommand): FirstOutcome {
       const matches = (entry: LeavingSource): boolean => entry.hostId === command.hostId && entry.incarnation === command.incarnation && entry.placementEpoch === command.placementEpoch;
       if (!leaving.some(matches)) return rejected(`vm ${command.vmId} is not leaving host ${command.hostId} at incarnation ${command.incarnation} since placement epoch ${command.placementEpoch}`);
       draft.setVm(withLeaving(vm, leaving.filter((entry) => !matches(entry))));
+      return committed;
+    }
+    case "vm.record-recovery": {
+      const vm = draft.vms.get(command.vmId);
+      if (!vm) return rejected(`unknown vm ${command.vmId}`);
+      // The last maxRecordedRecoveriesPerKind of each kind, in the order they committed (leaders' clocks differ).
+      let recoveries = [...(vm.recoveries ?? []), { kind: command.kind, atMs: command.atMs }];
+      const ofKind = recoveries.filter((entry) => entry.kind === command.kind).length;
+      if (ofKind > maxRecordedRecoveriesPerKind) {
+        const oldest = recoveries.findIndex((entry) => entry.kind === command.kind);
+        recoveries = recoveries.filter((_, index) => index !== oldest);
+      }
+      draft.setVm({ ...vm, recoveries });
       return committed;
     }
     case "vm.unplace": {

@@ -12,8 +12,10 @@ import {
   maxHostFailuresToTolerate,
   maxMemoryMiBPerEntity,
   maxRuleTargets,
+  recoveryKinds,
   vmDesiredStates,
   vmPriorities,
+  type RecoveryKind,
   type Resources,
   type VmDesiredState,
   type VmPriority,
@@ -69,6 +71,8 @@ export type ViewCommand = CommandBase &
      * `leavingFrom` entry naming exactly this host, incarnation and placement epoch (the one that moved it off).
      */
     | { readonly type: "vm.left"; readonly vmId: string; readonly hostId: string; readonly incarnation: number; readonly placementEpoch: number }
+    /** The manager restarted the VM in place after a crash, or reset its hung guest, at `atMs` on its clock: counted against its per-window limit by every later manager. */
+    | { readonly type: "vm.record-recovery"; readonly vmId: string; readonly kind: RecoveryKind; readonly atMs: number }
   );
 
 export type ViewCommandType = ViewCommand["type"];
@@ -95,6 +99,7 @@ export const viewCommandTypes: readonly ViewCommandType[] = [
   "vm.migrate-done",
   "vm.migrate-abort",
   "vm.left",
+  "vm.record-recovery",
 ];
 
 const allowedKeys: Record<ViewCommandType, readonly string[]> = {
@@ -119,6 +124,7 @@ const allowedKeys: Record<ViewCommandType, readonly string[]> = {
   "vm.migrate-done": ["vmId", "expectedPlacementEpoch"],
   "vm.migrate-abort": ["vmId", "expectedPlacementEpoch"],
   "vm.left": ["vmId", "hostId", "incarnation", "placementEpoch"],
+  "vm.record-recovery": ["vmId", "kind", "atMs"],
 };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -207,6 +213,12 @@ export function commandProblem(value: unknown): string | null {
         idProblem(v.hostId, "hostId") ??
         countProblem(v.incarnation, "incarnation", Number.MAX_SAFE_INTEGER) ??
         countProblem(v.placementEpoch, "placementEpoch", Number.MAX_SAFE_INTEGER, 1)
+      );
+    case "vm.record-recovery":
+      return (
+        idProblem(v.vmId, "vmId") ??
+        (typeof v.kind === "string" && (recoveryKinds as readonly string[]).includes(v.kind) ? null : "kind must be restart or reset") ??
+        countProblem(v.atMs, "atMs", Number.MAX_SAFE_INTEGER)
       );
     case "vm.unplace":
     case "vm.migrate-done":

@@ -14,16 +14,19 @@ import {
   maxHostFailuresToTolerate,
   maxHosts,
   maxLeavingSourcesPerVm,
+  maxRecordedRecoveriesPerKind,
   maxRememberedCommands,
   maxRuleTargets,
   recentCommandsOf,
   rememberedChunkSize,
   maxVms,
+  recoveryKinds,
   vmDesiredStates,
   vmPriorities,
   type HostRecord,
   type LeaderRecord,
   type LeavingSource,
+  type RecoveryRecord,
   type RememberedCommand,
   type View,
   type VmRecord,
@@ -127,9 +130,33 @@ function parseHost(value: unknown, path: string): HostRecord {
   };
 }
 
+function parseRecoveries(value: unknown, path: string): RecoveryRecord[] {
+  const recoveries = list(value, path, maxRecordedRecoveriesPerKind * recoveryKinds.length).map((item, index): RecoveryRecord => {
+    const raw = plainObject(item, `${path}[${index}]`, ["kind", "atMs"]);
+    return { kind: oneOf(raw.kind, `${path}[${index}].kind`, recoveryKinds), atMs: integer(raw.atMs, `${path}[${index}].atMs`) };
+  });
+  // Absent, never empty (views are compared by their canonical JSON).
+  if (recoveries.length === 0) fail(`${path} must not be empty (omit it)`);
+  for (const kind of recoveryKinds) {
+    if (recoveries.filter((entry) => entry.kind === kind).length > maxRecordedRecoveriesPerKind) fail(`${path} holds more than ${maxRecordedRecoveriesPerKind} of kind ${kind}`);
+  }
+  return recoveries;
+}
+
 function parseVm(value: unknown, path: string): VmRecord {
-  const leavingPresent = typeof value === "object" && value !== null && "leavingFrom" in value;
-  const record = plainObject(value, path, leavingPresent ? ["vmId", "desiredState", "placement", "priority", "resources", "rules", "leavingFrom"] : ["vmId", "desiredState", "placement", "priority", "resources", "rules"]);
+  const has = (key: string): boolean => typeof value === "object" && value !== null && key in value;
+  const leavingPresent = has("leavingFrom");
+  const recoveriesPresent = has("recoveries");
+  const record = plainObject(value, path, [
+    "vmId",
+    "desiredState",
+    "placement",
+    "priority",
+    "resources",
+    "rules",
+    ...(leavingPresent ? ["leavingFrom"] : []),
+    ...(recoveriesPresent ? ["recoveries"] : []),
+  ]);
   let placement: VmRecord["placement"] = null;
   if (record.placement !== null) {
     const migrating = typeof record.placement === "object" && record.placement !== null && "migratingFrom" in record.placement;
@@ -151,7 +178,8 @@ function parseVm(value: unknown, path: string): VmRecord {
     resources: resources(record.resources, `${path}.resources`),
     rules: { affinity: idList(rules.affinity, `${path}.rules.affinity`, maxRuleTargets), antiAffinity: idList(rules.antiAffinity, `${path}.rules.antiAffinity`, maxRuleTargets) },
   };
-  if (!leavingPresent) return vm;
+  const withRecoveries: VmRecord = recoveriesPresent ? { ...vm, recoveries: parseRecoveries(record.recoveries, `${path}.recoveries`) } : vm;
+  if (!leavingPresent) return withRecoveries;
   const leavingFrom = list(record.leavingFrom, `${path}.leavingFrom`, maxLeavingSourcesPerVm).map((item, index): LeavingSource => {
     const raw = plainObject(item, `${path}.leavingFrom[${index}]`, ["hostId", "incarnation", "placementEpoch"]);
     return { hostId: id(raw.hostId, `${path}.leavingFrom[${index}].hostId`), incarnation: integer(raw.incarnation, `${path}.leavingFrom[${index}].incarnation`), placementEpoch: integer(raw.placementEpoch, `${path}.leavingFrom[${index}].placementEpoch`, 1) };
@@ -159,7 +187,7 @@ function parseVm(value: unknown, path: string): VmRecord {
   // Absent, never empty (views are compared by their canonical JSON); one entry per host.
   if (leavingFrom.length === 0) fail(`${path}.leavingFrom must not be empty (omit it)`);
   if (new Set(leavingFrom.map((entry) => entry.hostId)).size !== leavingFrom.length) fail(`${path}.leavingFrom names a host twice`);
-  return { ...vm, leavingFrom };
+  return { ...withRecoveries, leavingFrom };
 }
 
 function parseRemembered(value: unknown, path: string): RememberedCommand {

@@ -81,6 +81,21 @@ export interface VmRecord {
    * host's incarnation ends (`host.fenced`, `host.rejoin`, `host.remove`).
    */
   readonly leavingFrom?: readonly LeavingSource[];
+  /**
+   * The manager's last restarts in place and guest resets of this VM (`vm.record-recovery`), oldest first, at
+   * most `maxRecordedRecoveriesPerKind` of each kind; absent when there are none. Replicated so that a new
+   * leader's manager counts its restarts and resets per window from where the last one left off.
+   */
+  readonly recoveries?: readonly RecoveryRecord[];
+}
+
+export const recoveryKinds = ["restart", "reset"] as const;
+export type RecoveryKind = (typeof recoveryKinds)[number];
+
+export interface RecoveryRecord {
+  readonly kind: RecoveryKind;
+  /** When the manager decided it, on its controller's clock (Unix ms in the runtime, virtual ms in the simulator). */
+  readonly atMs: number;
 }
 
 export interface LeaderRecord {
@@ -132,6 +147,8 @@ export const maxControllers = 9;
 export const maxRuleTargets = 64;
 /** Unconfirmed hosts a VM left, per VM: a placement that would add one more is refused until a stop is confirmed. */
 export const maxLeavingSourcesPerVm = 16;
+/** Restarts (and, separately, resets) recorded per VM: the manager's per-window limits may not exceed it. */
+export const maxRecordedRecoveriesPerKind = 32;
 /** The largest F a cluster can be configured with. */
 export const maxHostFailuresToTolerate = 100;
 export const maxCpuPerEntity = 1_000_000;

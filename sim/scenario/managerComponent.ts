@@ -12,6 +12,11 @@
  * control on the leader's manager), `vm-remove <vm>` (desired stopped, then
  * removed once committed; the host shuts it down).
  *
+ * Settings (cluster.json `components.manager`): `failuresToTolerate` is every
+ * manager's F; the leading one puts it into the view (`cluster.configure`)
+ * once the imports are placed, and from then on the view refuses what would
+ * break admission control, whoever proposes it (docs/recovery.md).
+ *
  * Invariants:
  * - `manager.vms-running`: while the cluster is whole (every up controller
  *   and host can reach every other, a leader leads), every VM the view wants
@@ -30,6 +35,7 @@ import type { Hypervisor } from "../../actors/ports/hypervisor.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { defaultManagerConfig, type ManagerConfig } from "../../machines/manager/managerConfig.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import { maxRecordedRecoveriesPerKind } from "../../machines/view/viewTypes.ts";
 import { scenarioCapabilities } from "./capabilities.ts";
 import type { ScenarioComponent } from "./clusterAssembly.ts";
 import type { DetectionComponentApi } from "./detectionComponent.ts";
@@ -76,7 +82,7 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
 
   readSettings(reader) {
     const hostFailuresToTolerate = reader.integer("failuresToTolerate", { min: 0, max: 100, fallback: defaultManagerConfig.hostFailuresToTolerate });
-    const maxRestartsPerWindow = reader.integer("maxRestartsPerWindow", { min: 0, max: 1_000, fallback: defaultManagerConfig.maxRestartsPerWindow });
+    const maxRestartsPerWindow = reader.integer("maxRestartsPerWindow", { min: 0, max: maxRecordedRecoveriesPerKind, fallback: defaultManagerConfig.maxRestartsPerWindow });
     const restartWindowMs = reader.duration("restartWindow", { min: 1, max: 86_400_000, fallback: defaultManagerConfig.restartWindowMs });
     const guestHangGraceMs = reader.duration("guestHangGrace", { min: 0, max: 3_600_000, fallback: defaultManagerConfig.guestHangGraceMs });
     const hostCommandTimeoutMs = reader.duration("commandTimeout", { min: 1, max: 3_600_000, fallback: defaultManagerConfig.hostCommandTimeoutMs });

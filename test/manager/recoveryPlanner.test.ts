@@ -251,7 +251,16 @@ test("VM crash: restarts in place up to maxRestartsPerWindow, then relocates; th
     s.result(sent[0]!, true);
     s.at(s.nowMs + 1_000);
   }
-  t.deepEqual(s.proposed, []);
+  // No placement while restarting in place; each restart is recorded in the view.
+  t.deepEqual(
+    s.proposed.map((c) => c.type === "vm.record-recovery" && [c.vmId, c.kind, c.atMs]),
+    [
+      ["a", "restart", 1_000],
+      ["a", "restart", 2_000],
+    ],
+  );
+  t.deepEqual(s.commit(), []);
+  t.deepEqual(s.view.vms.get("a")!.recoveries, [{ kind: "restart", atMs: 1_000 }, { kind: "restart", atMs: 2_000 }]);
   crash();
   t.deepEqual(s.takeSent(), []);
   t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.hostId), ["h2"]);
@@ -726,4 +735,56 @@ test("F for admission control: the active manager proposes its configured F only
     [{ viewHostFailuresToTolerate: 1, configuredHostFailuresToTolerate: 2 }],
   );
   t.is(tryApply(configured, { id: "late", type: "cluster.configure", hostFailuresToTolerate: 2, expectedHostFailuresToTolerate: null }).reason, "host failures to tolerate is 1, not unset");
+});
+
+test("restart history in the view: a new planner (as after a leader change) counts the restarts an earlier leader recorded and relocates instead of restarting again", (t) => {
+  const record = (atMs: number): Op => ({ type: "vm.record-recovery", vmId: "a", kind: "restart", atMs });
+  const crashed = (s: Scenario): void => void s.feed({ type: "vm-report", hostId: "h1", incarnation: 0, vmId: "a", health: "crashed" });
+  const base = placedCluster([["h1", 16, 64 * GiB], ["h2", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  // The old leader restarted it three times (its clock), then lost its lease; the new one starts with a fresh planner.
+  const s = new Scenario(apply(base, record(1_000), record(2_000), record(3_000)), { maxRestartsPerWindow: 3, restartWindowMs: 600_000 });
+  s.at(4_000);
+  crashed(s);
+  t.deepEqual(s.takeSent(), [], "no fourth restart in place");
+  t.true(s.notes.some((n) => n.note === "crash-loop-relocate" && n.fields.restartsInWindow === 3));
+  t.deepEqual(s.proposed.map((c) => c.type === "vm.place" && c.hostId), ["h2"]);
+
+  // Restarts recorded before the window count no more; one in it still does.
+  const old = new Scenario(apply(base, record(1_000), record(2_000), record(700_000)), { maxRestartsPerWindow: 3, restartWindowMs: 600_000 });
+  old.at(700_500);
+  crashed(old);
+  t.deepEqual(old.takeSent().map((c) => [c.action, c.hostId]), [["start", "h1"]]);
+  t.true(old.notes.some((n) => n.note === "restart-in-place" && n.fields.restartsInWindow === 2));
+
+  // This manager's own restarts count once: before their record commits, and after.
+  const own = new Scenario(base, { maxRestartsPerWindow: 3, restartWindowMs: 600_000 });
+  for (const atMs of [2_000, 3_000]) {
+    own.at(atMs);
+    crashed(own);
+    own.result(own.takeSent()[0]!, true);
+  }
+  t.deepEqual(own.commit(), []);
+  t.is(own.view.vms.get("a")!.recoveries!.length, 2);
+  own.at(4_000);
+  crashed(own);
+  t.deepEqual(own.takeSent().map((c) => c.action), ["start"], "the third restart: two recorded, none counted twice");
+  own.at(5_000);
+  crashed(own);
+  t.deepEqual(own.takeSent(), [], "the fourth crash relocates (the third restart's record not committed yet counts too)");
+});
+
+test("reset history in the view: a new planner stops resetting a guest an earlier leader already reset maxResetsPerWindow times", (t) => {
+  const reset = (atMs: number): Op => ({ type: "vm.record-recovery", vmId: "a", kind: "reset", atMs });
+  const base = placedCluster([["h1", 16, 64 * GiB]], [[addVm("a"), "h1"]]);
+  const s = new Scenario(apply(base, reset(500), reset(900), { type: "vm.record-recovery", vmId: "a", kind: "restart", atMs: 950 }), { guestHangGraceMs: 1_000, maxResetsPerWindow: 2, resetWindowMs: 60_000 });
+  s.feed({ type: "guest-report", hostId: "h1", incarnation: 0, vmId: "a", health: "hung" });
+  s.at(s.nowMs + 1_000);
+  t.deepEqual(s.takeSent(), []);
+  t.true(s.notes.some((n) => n.note === "reset-limit" && n.fields.resetsInWindow === 2), "restarts do not count as resets, the two resets do");
+  // With one reset recorded, it resets once more and records that.
+  const once = new Scenario(apply(base, reset(900)), { guestHangGraceMs: 1_000, maxResetsPerWindow: 2, resetWindowMs: 60_000 });
+  once.feed({ type: "guest-report", hostId: "h1", incarnation: 0, vmId: "a", health: "hung" });
+  once.at(once.nowMs + 1_000);
+  t.deepEqual(once.takeSent().map((c) => [c.action, c.hostId]), [["reset", "h1"]]);
+  t.deepEqual(once.proposed, [{ id: "recovery-a-reset-2000", type: "vm.record-recovery", vmId: "a", kind: "reset", atMs: 2_000 }]);
 });
