@@ -633,7 +633,8 @@ class Step {
         state.counters.hostsUntracked++;
         return;
       }
-      if (viewState === "maintenance") return;
+      // A host in maintenance is tracked like any other: a new leader must still declare it when it dies, or the manager
+      // never learns that the VMs it was evacuating (or that came back to it) are gone.
       const graceFromMs = Math.max(this.nowMs, state.term?.activeSinceMs ?? this.nowMs);
       state.hosts.set(hostId, {
         hostId,

@@ -289,6 +289,18 @@ test("the view seeds hosts it expects and hosts it holds failed; a failed one he
   t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h3", 5]]);
 });
 
+test("a host the view holds in maintenance when a term starts is tracked: silent, it is declared; heard, it is not", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h8", state: "maintenance", incarnation: 3 });
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h9", state: "maintenance", incarnation: 3 });
+  harness.alive.set("h9", 3);
+  harness.runUntil(6_000);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-failed", "h8", 3]]);
+  t.is(detectorHost(harness.state, "h8")?.status, "declared");
+  t.is(detectorHost(harness.state, "h9")?.status, "alive");
+});
+
 test("proposals map to view commands with ids derived from host and incarnation", (t) => {
   t.deepEqual(viewCommandsFor({ type: "host-failed", hostId: "h1", incarnation: 3, leaseExpiresByMs: 10 }), [
     { id: "host-failed-h1-3", type: "host.failed", hostId: "h1", incarnation: 3 },
