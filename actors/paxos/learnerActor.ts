@@ -133,6 +133,12 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   let tickTimer: TimerId | undefined;
   /** Stands in for the mailbox drain an idle tick would have scheduled (see tick()). */
   let idleTickTimer: TimerId | undefined;
+  /**
+   * learnerWantsTick of the core after its latest step, kept here so that a tick (100,000 a virtual second at
+   * 1,000 hosts) does not walk to the core through the actor's snapshot. Only steps change the core, and every
+   * step is seen below; a fresh core (an actor restarted after an error) is never behind.
+   */
+  let coreWantsTick = false;
   let lastContext: unknown;
   let beforeSlot = 0;
 
@@ -179,6 +185,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     const context = snapshot.context;
     if (context === lastContext) return;
     lastContext = context;
+    coreWantsTick = learnerWantsTick(context.core);
     if (context.steps === 0) beforeSlot = context.core.nextSlot;
     carryOut(context.output, context.core);
   });
@@ -221,7 +228,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     }
     observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
     beforeSlot = nextSlot;
-    if (!idleTicks && tickTimer === undefined && learnerWantsTick(state)) tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+    if (!idleTicks && tickTimer === undefined && coreWantsTick) tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
   }
 
   function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
@@ -245,8 +252,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
    */
   function tick(): void {
     tickTimer = undefined;
-    const core = host.status === "running" && host.mailboxDepth === 0 ? host.getSnapshot()?.context.core : undefined;
-    const idle = core !== undefined && !learnerWantsTick(core);
+    const idle = !coreWantsTick && host.mailboxDepth === 0 && host.status === "running";
     if (idle && !idleTicks) return;
     tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
     if (idle) idleTickTimer = ports.clock.setTimeout(idleTickDone, 0);
