@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...]
+ *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -60,10 +60,12 @@ interface Options {
   readonly withManager: boolean;
   /** Paxos timings for the controllers that differ from the defaults (`--timing key=value`), for experiments. */
   readonly timing: Readonly<Record<string, number>>;
+  /** Controllers do not mirror the view into the KV bucket (`--no-kv-mirror`), to see what the mirror costs. */
+  readonly noKvMirror: boolean;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number> };
+  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -77,6 +79,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--json") options.json = true;
     else if (argument === "--profile-dir") options.profileDir = argv[++index];
     else if (argument === "--with-manager") options.withManager = true;
+    else if (argument === "--no-kv-mirror") options.noKvMirror = true;
     else if (argument === "--timing") {
       const [key, value] = (argv[++index] ?? "").split("=");
       if (!key || !Number.isSafeInteger(Number(value))) throw new RangeError("--timing takes key=integer, e.g. maxInFlightSlots=8");
@@ -198,6 +201,7 @@ async function benchHaring(options: Options): Promise<Figures> {
       manager: options.withManager,
       detector: options.withManager,
       timing: options.timing,
+      kvMirror: !options.noKvMirror,
       ...(options.profileDir ? { nodeArguments: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
     });
     await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
