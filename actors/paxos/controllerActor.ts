@@ -292,7 +292,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       const leadership = output.leadership;
       ports.log.write("info", "paxos.leadership", { role: leadership.role, leader: leadership.leaderId, ballot: formatBallot(leadership.ballot) });
       client.leaderHint(leadership.leaderId);
-      if (mirror && leadership.role === "leader") mirror.offer(state.learner.app, nextSlot);
+      if (mirror && leadership.role === "leader") {
+        mirror.leadershipStarted();
+        mirror.offer(state.learner.app, nextSlot);
+      }
       for (const listener of leadershipListeners) listener(leadership);
     }
     observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });

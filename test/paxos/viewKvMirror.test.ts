@@ -114,3 +114,23 @@ test("a reader racing a writer that rewrites its parts gets a whole value or an 
   t.true(results.some((result) => result.ok));
   mirror.stop();
 });
+
+test("a node that just became leader builds and writes nothing for one interval, then mirrors the newest view", (t) => {
+  const { global, portsFor, read } = setup();
+  const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 1_000 });
+  const view = viewWithVms(100);
+  global.runFor(5_000);
+  mirror.leadershipStarted();
+  const startedAtMs = global.now();
+  mirror.offer(view, 40);
+  global.runUntil(startedAtMs + 990);
+  t.is(mirror.mirroredSlot, -1, "nothing built or written in the new term's first interval");
+  const newer = viewWithVms(120);
+  mirror.offer(newer, 41);
+  global.runUntil(startedAtMs + 1_500);
+  t.is(mirror.mirroredSlot, 41);
+  const result = read();
+  if (!result.ok) return t.fail(result.error);
+  t.is(decoder.decode(result.value), mirrorValue(newer, 41, "c1"));
+  mirror.stop();
+});
