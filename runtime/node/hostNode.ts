@@ -257,17 +257,26 @@ export async function runHostNode(config: HostNodeConfig, options: RunHostNodeOp
 
   let registerTimer: TimerId | undefined;
   let lastRegisterAtMs = Number.NEGATIVE_INFINITY;
+  // One registration id per process start: the view remembers command ids, so a host removed by the operator and started
+  // again would otherwise propose an id the view already applied, and never be registered again.
+  const registrationId = `register-${config.nodeId}-${Date.now().toString(36)}`;
+  /** This process's registration was committed, then the host was removed from the view: it registers again only when restarted. */
+  let removedFromView = false;
   const registerIfUnknown = (): void => {
     registerTimer = undefined;
-    if (!config.register || learner.appliedSlots() === 0 || learner.view().hosts.has(config.nodeId)) return;
+    if (!config.register || removedFromView || learner.appliedSlots() === 0 || learner.view().hosts.has(config.nodeId)) return;
     const nowMs = ports.clock.now();
     if (nowMs - lastRegisterAtMs < registerRetryMs) {
       registerTimer = ports.clock.setTimeout(registerIfUnknown, registerRetryMs - (nowMs - lastRegisterAtMs));
       return;
     }
     lastRegisterAtMs = nowMs;
-    const proposed = learner.propose({ id: `register-${config.nodeId}`, type: "host.register", hostId: config.nodeId, capacity: config.capacity }, (outcome) => {
+    const proposed = learner.propose({ id: registrationId, type: "host.register", hostId: config.nodeId, capacity: config.capacity }, (outcome) => {
       ports.log.write(outcome.kind === "committed" ? "info" : "warn", "host.register", { outcome: outcome.kind, ...("reason" in outcome ? { reason: outcome.reason } : {}) });
+      if (outcome.kind !== "committed" || learner.view().hosts.has(config.nodeId) || removedFromView) return;
+      // Committed, yet not in the view: the view answered with this id's earlier outcome; the host was removed since.
+      removedFromView = true;
+      ports.log.write("error", "host.removed-from-view", { note: "the operator removed this host from the cluster; it takes no VMs and is not registered again until this process restarts" });
     });
     if (!proposed.ok) ports.log.write("warn", "host.register-refused", { error: proposed.error });
     registerTimer = ports.clock.setTimeout(registerIfUnknown, registerRetryMs);
