@@ -125,6 +125,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   if (config.acceptorIds.includes(nodeId)) throw new RangeError(`${nodeId} is a controller: run the controller actor there, not a learner`);
   const subjects = clusterSubjects(ports.clusterId);
   const tickIntervalMs = options.tickIntervalMs ?? Math.max(1, Math.floor(config.heartbeatIntervalMs / 5));
+  const tickOriginMs = ports.clock.now();
   const appliedListeners = new Set<(applied: readonly AppliedCommand[], view: View, appliedSlots: number) => void>();
   const subscriptions: Subscription[] = [];
   const loggedDrops = new Set<string>();
@@ -228,7 +229,11 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     }
     observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
     beforeSlot = nextSlot;
-    if (!idleTicks && tickTimer === undefined && coreWantsTick) tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+    if (!idleTicks && tickTimer === undefined && coreWantsTick) {
+      // On the grid the idle ticks would have followed since the start, so a tick falls where it would have.
+      const sinceOriginMs = ports.clock.now() - tickOriginMs;
+      tickTimer = ports.clock.setTimeout(tick, (Math.floor(sinceOriginMs / tickIntervalMs) + 1) * tickIntervalMs - sinceOriginMs);
+    }
   }
 
   function receive(netMessage: NetMessage, allowed: readonly PaxosMessageType[]): ViewPaxosMessage | undefined {
