@@ -59,7 +59,9 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     return node;
   };
   const controllerIds = [...localControllerIds];
-  const controllers = controllerIds.map((nodeId) => start({ role: "controller", nodeId, controllerIds, bootstrap: true, kvMirror: true, detector: true, monitor: true }));
+  // Admission control keeps room for one host failure; a one-host cluster has none to keep, and would admit no running VM.
+  const manager = { hostFailuresToTolerate: options.hosts > 1 ? 1 : 0 };
+  const controllers = controllerIds.map((nodeId) => start({ role: "controller", nodeId, controllerIds, bootstrap: true, kvMirror: true, detector: true, monitor: true, manager }));
   const hosts = Array.from({ length: options.hosts }, (_, index) => {
     const nodeId = `h${index + 1}`;
     const vms = Array.from({ length: options.vmsPerHost }, (_, vm) => ({ vmId: `${nodeId}-vm${vm + 1}`, virtualization: vm % 2 === 0 ? "full" : "para", vcpus: 2, memoryMiB: 2_048 }));
