@@ -17,7 +17,7 @@
  *   npx tsx bench/recoverySim.ts --hosts 100 --vms-per-host 20 --cases one,ten
  *   ... --log /tmp/recovery   (writes each case's scenario log to /tmp/recovery/<case>.log)
  *   ... --progress            (virtual time, CPU and heap on stderr every 5 virtual s)
- *   ... --no-idle-ticks       (host learners tick only while behind: not the scenarios' order of events)
+ *   ... --idle-ticks          (host learners tick every interval even when not behind: the default before 2026-11-25)
  *
  * `--vm-monitoring-only` measures VM monitoring alone instead (hosts with
  * simulated hypervisors and a VM actor per VM, nothing else, 60 virtual s):
@@ -79,8 +79,8 @@ const vmsPerHost = argument("--vms-per-host", 20, 50);
 const seed = argument("--seed", 1, 1_000_000);
 const cases = casesArgument();
 const showProgress = process.argv.includes("--progress");
-/** Host learners tick only while behind (LearnerActorOptions.idleTicks false): faster, but another order of events than the recorded scenarios. */
-const skipIdleTicks = process.argv.includes("--no-idle-ticks");
+/** Host learners tick every interval even when not behind (LearnerActorOptions.idleTicks true), as before 2026-11-25: for comparison. */
+const withIdleTicks = process.argv.includes("--idle-ticks");
 /** The leader opens a slot for a partial batch only below this many slots in flight: the controller processes' setting (runtime/controller), not the pure default. */
 const partialBatchSlots = argument("--partial-batch-slots", controllerProcessTimings.maxInFlightSlotsForPartialBatches ?? defaultPaxosTimings.maxInFlightSlotsForPartialBatches, defaultPaxosTimings.maxInFlightSlots);
 const logIndex = process.argv.indexOf("--log");
@@ -99,7 +99,7 @@ function clusterJson(): string {
     hosts: [{ id: `h1-h${hosts}`, capacity: { cpu: 64, memoryMiB: 262_144 } }],
     vms: [{ id: `vm1-vm${hosts * vmsPerHost}`, host: `h1-h${hosts}`, resources: { cpu: 2, memoryMiB: 4_096 } }],
     requires: ["manager"],
-    components: { paxos: { partialBatchSlots: partialBatchSlots, ...(skipIdleTicks ? { learnerIdleTicks: "off" } : {}) } },
+    components: { paxos: { partialBatchSlots: partialBatchSlots, ...(withIdleTicks ? { learnerIdleTicks: "on" } : {}) } },
   });
 }
 

@@ -71,7 +71,7 @@ export const probeCommittedEvent = "paxos.probe-committed";
 export interface PaxosComponentSettings {
   /** After the controllers' connectivity changes and a majority can talk, a proposal must commit within this. */
   readonly commitBoundMs: number;
-  /** `learnerIdleTicks: "off"`: host learners tick only while behind (see LearnerActorOptions.idleTicks); changes the order of events, so not for recorded scenarios. */
+  /** `learnerIdleTicks` (default "off"): "on" makes host learners tick every interval even when not behind, as before 2026-11-25 (see LearnerActorOptions.idleTicks). */
   readonly learnerIdleTicks: boolean;
   /** `partialBatchSlots`: PaxosConfig.maxInFlightSlotsForPartialBatches (the pure default unless set; controller processes use 2). */
   readonly maxInFlightSlotsForPartialBatches: number;
@@ -141,7 +141,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
 
   readSettings(reader) {
     const commitBoundMs = reader.duration("commitBound", { min: 100, max: 600_000, fallback: defaultCommitBoundMs });
-    const learnerIdleTicks = reader.oneOf("learnerIdleTicks", ["on", "off"], "on") === "on";
+    const learnerIdleTicks = reader.oneOf("learnerIdleTicks", ["on", "off"], "off") === "on";
     const maxInFlightSlotsForPartialBatches = reader.integer("partialBatchSlots", {
       min: 1,
       max: defaultPaxosTimings.maxInFlightSlots,
