@@ -1,7 +1,6 @@
 import test from "ava";
-import { main } from "../../runtime/cli/main.ts";
 import type { HostStatus } from "../../runtime/node/hostNode.ts";
-import { startNodeProcessHarness, waitFor, type NodeProcessHarness } from "./nodeProcessHarness.ts";
+import { haringCli, startNodeProcessHarness, waitFor, type NodeProcessHarness } from "./nodeProcessHarness.ts";
 
 /**
  * `haring host remove` against `haring node` processes: a host drained and
@@ -25,12 +24,7 @@ test.after.always(async () => {
   await harness?.close();
 });
 
-async function haring(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const code = await main([...argv, "--nats", harness!.server.url, "--cluster", clusterId], { out: (text) => (out += text), err: (text) => (err += text) });
-  return { code, out, err };
-}
+const haring = haringCli(() => harness, clusterId);
 
 test("a removed host that keeps running stops registering; one started again after its removal registers anew and comes up", async (t) => {
   const { hosts } = harness!.startSimCluster(

@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { main } from "../../runtime/cli/main.ts";
 import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
 import { startNodeProcess, writeNodeConfig, type NodeProcess } from "../../runtime/node/nodeProcess.ts";
 
@@ -75,5 +76,15 @@ export async function startNodeProcessHarness(clusterId: string): Promise<NodePr
       await server.stop();
       rmSync(directory, { recursive: true, force: true });
     },
+  };
+}
+
+/** `haring <argv> --nats <the harness's server> --cluster <clusterId>` run in this process: exit code and what it printed. */
+export function haringCli(harness: () => NodeProcessHarness | undefined, clusterId: string) {
+  return async (...argv: string[]): Promise<{ readonly code: number; readonly out: string; readonly err: string }> => {
+    let out = "";
+    let err = "";
+    const code = await main([...argv, "--nats", harness()!.server.url, "--cluster", clusterId], { out: (text) => (out += text), err: (text) => (err += text) });
+    return { code, out, err };
   };
 }

@@ -1,9 +1,8 @@
 import test from "ava";
 import { spawnSync } from "node:child_process";
 import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
-import { main } from "../../runtime/cli/main.ts";
 import type { HostStatus } from "../../runtime/node/hostNode.ts";
-import { startNodeProcessHarness, waitFor, type NodeProcessHarness } from "./nodeProcessHarness.ts";
+import { haringCli, startNodeProcessHarness, waitFor, type NodeProcessHarness } from "./nodeProcessHarness.ts";
 
 /**
  * The operator commands against production processes: nats-server, three
@@ -28,12 +27,7 @@ test.after.always(async () => {
   await harness?.close();
 });
 
-async function haring(...argv: string[]) {
-  let out = "";
-  let err = "";
-  const code = await main([...argv, "--nats", harness!.server.url, "--cluster", clusterId], { out: (text) => (out += text), err: (text) => (err += text) });
-  return { code, out, err };
-}
+const haring = haringCli(() => harness, clusterId);
 
 test("haring vm add / host maintenance / view against haring node processes: added VM runs, a VM past the room for one host failure is refused naming the shortfall, maintenance moves VMs off and back", async (t) => {
   const { controllers, hosts } = harness!.startSimCluster(
