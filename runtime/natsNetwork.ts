@@ -67,6 +67,12 @@ export interface NatsNetworkOptions {
    * to itself never leave the process).
    */
   readonly noEcho?: boolean;
+  /**
+   * For a short-lived command: one attempt at the servers, no retry and no reconnect. Without it the
+   * client keeps trying in the background after `firstConnectTimeoutMs`, which would keep such a
+   * command from exiting while no server is up.
+   */
+  readonly singleAttempt?: boolean;
 }
 
 export interface NatsNetworkCounters {
@@ -138,11 +144,15 @@ export class NatsNetwork implements Network {
       servers,
       ...(options.name ? { name: options.name } : {}),
       ...(options.noEcho ? { noEcho: true } : {}),
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectTimeWaitMs ?? reconnectTimeWaitMs,
-      reconnectJitter: reconnectJitterMs,
-      waitOnFirstConnect: true,
-      timeout: connectHandshakeTimeoutMs,
+      ...(options.singleAttempt
+        ? { maxReconnectAttempts: 0, reconnect: false, waitOnFirstConnect: false, timeout: timeoutMs }
+        : {
+            maxReconnectAttempts: -1,
+            reconnectTimeWait: options.reconnectTimeWaitMs ?? reconnectTimeWaitMs,
+            reconnectJitter: reconnectJitterMs,
+            waitOnFirstConnect: true,
+            timeout: connectHandshakeTimeoutMs,
+          }),
       pingInterval: pingIntervalMs,
       maxPingOut: maxPingsOutstanding,
     });

@@ -8,7 +8,6 @@
  * `--request-id`.
  */
 import { randomBytes } from "node:crypto";
-import { connect } from "@nats-io/transport-node";
 import type { Command } from "commander";
 import type { OperatorClientPorts } from "../../actors/operator/operatorClient.ts";
 import { isValidId } from "../../actors/subjects.ts";
@@ -41,12 +40,18 @@ export interface CheckedClusterOptions {
   readonly clusterId: string;
 }
 
-export function checkClusterOptions(options: ClusterOptions): CheckedClusterOptions {
-  const natsUrls = options.nats
+/** `--nats`: comma-separated server URLs, at least one. */
+export function natsUrlList(raw: string): string[] {
+  const natsUrls = raw
     .split(",")
     .map((url) => url.trim())
     .filter((url) => url.length > 0);
   if (natsUrls.length === 0) throw new UsageError("--nats needs at least one server URL", `for example --nats ${defaultNatsUrl}`);
+  return natsUrls;
+}
+
+export function checkClusterOptions(options: ClusterOptions): CheckedClusterOptions {
+  const natsUrls = natsUrlList(options.nats);
   if (!isValidId(options.cluster)) throw new UsageError(`--cluster must be 1-64 of [A-Za-z0-9_-], got ${JSON.stringify(options.cluster.slice(0, 80))}`, `for example --cluster ${defaultClusterId}`);
   return { natsUrls, clusterId: options.cluster };
 }
@@ -57,22 +62,13 @@ export interface ClusterConnection {
   close(): Promise<void>;
 }
 
-/**
- * One connection attempt, no retries: NatsNetwork.connect keeps trying in the background after its
- * timeout, which would keep a command whose server is down from exiting.
- */
-async function checkReachable(natsUrls: readonly string[]): Promise<void> {
-  try {
-    const probe = await connect({ servers: [...natsUrls], timeout: cliConnectTimeoutMs, maxReconnectAttempts: 0, reconnect: false });
-    await probe.close();
-  } catch (error) {
-    throw new Error(`no NATS server reachable at ${natsUrls.join(", ")}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-}
-
 export async function connectToCluster(options: CheckedClusterOptions): Promise<ClusterConnection> {
-  await checkReachable(options.natsUrls);
-  const network = await NatsNetwork.connect({ servers: options.natsUrls, name: `haring-${options.clusterId}-${cliSenderId}-${randomBytes(4).toString("hex")}`, firstConnectTimeoutMs: cliConnectTimeoutMs });
+  let network: NatsNetwork;
+  try {
+    network = await NatsNetwork.connect({ servers: options.natsUrls, name: `haring-${options.clusterId}-${cliSenderId}-${randomBytes(4).toString("hex")}`, firstConnectTimeoutMs: cliConnectTimeoutMs, singleAttempt: true });
+  } catch (error) {
+    throw new Error(`no NATS server reachable at ${options.natsUrls.join(", ")}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   const stream = new NatsStream(network.connection, { apiTimeoutMs: cliStreamApiTimeoutMs });
   return {
     ports: { nodeId: cliSenderId, clusterId: options.clusterId, network, clock: realClock },

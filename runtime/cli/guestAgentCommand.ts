@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { parseGuestCheckSpecs, guestCheckSpecHelp } from "../guestAgent/checkSpec.ts";
 import { runGuestAgent } from "../guestAgent/main.ts";
 import { parseBoundedInteger } from "./arguments.ts";
+import { natsUrlList } from "./clusterConnection.ts";
 import type { CliOutput } from "./main.ts";
 import { UsageError } from "./usageError.ts";
 
@@ -42,8 +43,7 @@ export function registerGuestAgentCommand(program: Command, output: CliOutput): 
         checkTimeoutMs: string;
         check: string[];
       }) => {
-        const natsServers = options.nats.split(",").map((url) => url.trim()).filter((url) => url.length > 0);
-        if (natsServers.length === 0) throw new UsageError("--nats needs at least one server URL", "for example --nats nats://127.0.0.1:4222");
+        const natsServers = natsUrlList(options.nats);
         const checks = asUsageError("--check", () => parseGuestCheckSpecs(options.check));
         const runOptions = {
           vmId: options.vm,
