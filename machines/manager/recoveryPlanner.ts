@@ -118,10 +118,8 @@ interface VmTask {
 }
 
 interface VmHistory {
-  /** This manager's restarts (whole ms of its clock) not yet seen in the view's record: proposed, not committed yet, or lost. */
-  restartsAtMs: number[];
-  /** The same for guest resets. */
-  resetsAtMs: number[];
+  /** This manager's restarts and guest resets (whole ms of its clock) not yet seen in the view's record: proposed, not committed yet, or lost. */
+  readonly unrecordedAtMs: Record<RecoveryKind, number[]>;
   readonly excludedHosts: Set<string>;
   relocate: boolean;
   hungSinceMs: number | null;
@@ -237,7 +235,7 @@ function boundedSet<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
 function historyOf(state: RecoveryPlannerState, vmId: string): VmHistory {
   let entry = state.history.get(vmId);
   if (!entry) {
-    entry = { restartsAtMs: [], resetsAtMs: [], excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, migrationFailures: 0, failedMigrationTargets: new Map(), unconfirmedSources: new Map() };
+    entry = { unrecordedAtMs: { restart: [], reset: [] }, excludedHosts: new Set(), relocate: false, hungSinceMs: null, hungOnHostId: null, migrationFailures: 0, failedMigrationTargets: new Map(), unconfirmedSources: new Map() };
     state.history.set(vmId, entry);
   }
   return entry;
@@ -1194,10 +1192,6 @@ function resetHungGuests(step: Step, view: View): void {
   }
 }
 
-function localRecoveries(history: VmHistory, kind: RecoveryKind): number[] {
-  return kind === "restart" ? history.restartsAtMs : history.resetsAtMs;
-}
-
 /**
  * Restarts (or resets) of the VM within the window ending now: every one the view records, whichever leader made it,
  * plus this manager's own that the view does not show yet. The view's entries carry the proposing leader's clock;
@@ -1214,16 +1208,15 @@ function recoveriesInWindow(step: Step, vm: VmRecord, kind: RecoveryKind, window
     recorded.add(entry.atMs);
   }
   const history = historyOf(step.state, vm.vmId);
-  const pending = localRecoveries(history, kind).filter((atMs) => atMs > since && !recorded.has(atMs));
-  if (kind === "restart") history.restartsAtMs = pending;
-  else history.resetsAtMs = pending;
+  const pending = history.unrecordedAtMs[kind].filter((atMs) => atMs > since && !recorded.has(atMs));
+  history.unrecordedAtMs[kind] = pending;
   return count + pending.length;
 }
 
 /** Counts a restart or reset here at once and records it in the view for every later manager. */
 function recordRecovery(step: Step, vmId: string, kind: RecoveryKind): void {
   const atMs = Math.floor(step.nowMs);
-  localRecoveries(historyOf(step.state, vmId), kind).push(atMs);
+  historyOf(step.state, vmId).unrecordedAtMs[kind].push(atMs);
   step.propose({ id: `recovery-${vmId}-${kind}-${atMs}`, type: "vm.record-recovery", vmId, kind, atMs });
 }
 
