@@ -12,6 +12,7 @@ export interface SeedRangeSummary {
   readonly commandsCommitted: number;
   readonly slotsChosen: number;
   readonly worstProbeCommitMs: number;
+  readonly slotsLearnedFromVoteNotices: number;
 }
 
 export function runSeedRange(firstSeed: number, count: number, options: Partial<ClusterRunOptions> = {}): SeedRangeSummary {
@@ -21,6 +22,7 @@ export function runSeedRange(firstSeed: number, count: number, options: Partial<
   let commandsCommitted = 0;
   let slotsChosen = 0;
   let worstProbeCommitMs = 0;
+  let slotsLearnedFromVoteNotices = 0;
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
     const result = runCluster({ ...options, seed });
     failures.push(...result.failures);
@@ -29,6 +31,7 @@ export function runSeedRange(firstSeed: number, count: number, options: Partial<
     commandsCommitted += result.commandsCommitted;
     slotsChosen += result.slotsChosen;
     worstProbeCommitMs = Math.max(worstProbeCommitMs, result.probeCommitMs);
+    slotsLearnedFromVoteNotices += result.slotsLearnedFromVoteNotices;
   }
-  return { seeds: count, failures, crashes, wipes, commandsCommitted, slotsChosen, worstProbeCommitMs };
+  return { seeds: count, failures, crashes, wipes, commandsCommitted, slotsChosen, worstProbeCommitMs, slotsLearnedFromVoteNotices };
 }
