@@ -102,9 +102,6 @@ type LearnerOutput = Omit<LearnerStep<ViewCommand, View>, "state">;
 
 const learnerMachine = createLearnerMachine<ViewCommand, View>();
 
-/** Slots this node learned chosen from a majority of vote notices, before the leader's commit broadcast (machines/paxos/messages.ts). */
-export const voteNoticeChosenMetric = "haring_paxos_chosen_by_vote_notices_total";
-
 const catchUpAnswerTypes: readonly PaxosMessageType[] = ["paxos.fetch-reply", "paxos.snapshot"];
 
 type LearnerContext = ContextFrom<typeof learnerMachine>;
@@ -220,7 +217,6 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   function carryOut(output: LearnerOutput, state: ViewLearnerState): void {
     if (stopped) return;
     if (output.droppedMessage !== null) countDrop("semantic", output.droppedMessage);
-    if (output.chosenByVoteNotices) ports.metrics.increment(voteNoticeChosenMetric);
     for (const message of output.sendAfterSync) {
       if (message.type === "paxos.fetch") fetch(message);
       else transport.send(message);
@@ -290,7 +286,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
       host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),
     ports.network.subscribe(subjects.paxos(nodeId), (netMessage) => {
-      const message = transport.receiveOwn(netMessage, ["paxos.propose-reply", "paxos.vote-notice", ...catchUpAnswerTypes], options.rejections);
+      const message = transport.receiveOwn(netMessage, ["paxos.propose-reply", ...catchUpAnswerTypes], options.rejections);
       if (message) receiveOwn(message, netMessage.subject);
     }),
   );

@@ -10,11 +10,11 @@
  * that are indices, a ballot naming its sender) stay in
  * machines/paxos/messageChecks.ts, which the cores run on every message.
  */
-import { arr, bool, bytes, discriminated, int, literal, num, obj, oneOf, optional, str, type Infer } from "../codec/schema.ts";
+import { arr, bool, bytes, discriminated, int, literal, num, obj, oneOf, str, type Infer } from "../codec/schema.ts";
 import { createMessageRegistry, type DecodeResult, type MessageOf } from "../codec/messageCodec.ts";
 import { maxVotesHeld } from "../../machines/paxos/acceptor.ts";
 import { defaultTransferLimits, minTransferChunkBytes, transferIdPattern, type ChunkRequest, type TransferChunk } from "../../machines/paxos/chunkTransfer.ts";
-import { maxVoteNoticeRecipientsLimit, type PaxosConfig } from "../../machines/paxos/config.ts";
+import type { PaxosConfig } from "../../machines/paxos/config.ts";
 import type { PaxosMessage, PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { maxCommandIdLength, type ViewCommand } from "../../machines/view/viewCommands.ts";
 import { viewCommandSchema, viewSnapshotSchema } from "../view/viewSchemas.ts";
@@ -44,7 +44,6 @@ const countSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const optionalIdSchema = str({ maxLength: 64, pattern: /^[A-Za-z0-9_-]*$/ });
 const ballotSchema = obj({ round: countSchema, controllerId: optionalIdSchema });
 const recipientSchema = str({ minLength: 1, maxLength: 64, pattern: /^(?:\*|[A-Za-z0-9_-]+)$/ });
-const nodeIdSchema = str({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/ });
 
 const slotValueSchema = discriminated("kind", [
   obj({ kind: literal("noop") }),
@@ -65,16 +64,8 @@ export const paxosWireSchemas = {
   }),
   "paxos.prepare": obj({ to: recipientSchema, ballot: ballotSchema, fromSlot: slotSchema }),
   "paxos.promise": obj({ to: recipientSchema, ballot: ballotSchema, floorSlot: slotSchema, votes: reportedVotesSchema }),
-  "paxos.accept": obj({
-    to: recipientSchema,
-    ballot: ballotSchema,
-    slot: slotSchema,
-    value: slotValueSchema,
-    commitIndex: slotSchema,
-    noticeTo: optional(arr(nodeIdSchema, { maxLength: maxVoteNoticeRecipientsLimit })),
-  }),
+  "paxos.accept": obj({ to: recipientSchema, ballot: ballotSchema, slot: slotSchema, value: slotValueSchema, commitIndex: slotSchema }),
   "paxos.accepted": obj({ to: recipientSchema, ballot: ballotSchema, slot: slotSchema }),
-  "paxos.vote-notice": obj({ to: recipientSchema, ballot: ballotSchema, slot: slotSchema, value: slotValueSchema }),
   "paxos.heartbeat": obj({ to: recipientSchema, ballot: ballotSchema, commitIndex: slotSchema, sequence: countSchema }),
   "paxos.heartbeat-ack": obj({ to: recipientSchema, ballot: ballotSchema, sequence: countSchema }),
   "paxos.reject": obj({
@@ -183,7 +174,6 @@ function correlationOf(message: ViewPaxosMessage): string {
   switch (message.type) {
     case "paxos.accept":
     case "paxos.accepted":
-    case "paxos.vote-notice":
       return `s${message.slot}`;
     case "paxos.propose":
       return message.command.id.replace(/[^A-Za-z0-9_.:-]/g, "_");

@@ -301,11 +301,10 @@ function onAccept<C extends CommandEnvelope>(state: AcceptorState<C>, message: A
   const lease = grantLease(message.ballot.controllerId, nowMs, state.config);
   const promised = maxBallot(state.promised, message.ballot);
   const reply: PaxosMessage<C> = { type: "paxos.accepted", from: state.acceptorId, to: message.from, ballot: message.ballot, slot: message.slot };
-  const replies = message.noticeTo === undefined || message.noticeTo.length === 0 ? [reply] : [reply, ...voteNotices(state.acceptorId, message, message.noticeTo)];
   const existing = state.votes.get(message.slot);
   if (existing && sameBallot(existing.ballot, message.ballot)) {
     // A retransmission: one ballot proposes one value per slot, so the vote stands and is already durable.
-    return { state: { ...state, promised, lease }, persist: [], sendAfterSync: replies };
+    return { state: { ...state, promised, lease }, persist: [], sendAfterSync: [reply] };
   }
   if (!existing && state.votes.size >= maxVotesHeld(state.config)) {
     // Not voting is always safe; this acceptor's learner must catch up and compact first.
@@ -315,13 +314,8 @@ function onAccept<C extends CommandEnvelope>(state: AcceptorState<C>, message: A
   return {
     state: { ...state, promised, votes, lease },
     persist: [{ kind: "accept", slot: message.slot, ballot: message.ballot, value: message.value }],
-    sendAfterSync: replies,
+    sendAfterSync: [reply],
   };
-}
-
-/** The vote, told to the nodes the leader named (messages.ts): like the reply, only once it is durable. */
-function voteNotices<C extends CommandEnvelope>(acceptorId: string, accept: AcceptMessage<C>, noticeTo: readonly string[]): PaxosMessage<C>[] {
-  return noticeTo.map((to) => ({ type: "paxos.vote-notice", from: acceptorId, to, ballot: accept.ballot, slot: accept.slot, value: accept.value }));
 }
 
 function onHeartbeat<C extends CommandEnvelope>(state: AcceptorState<C>, message: HeartbeatMessage, nowMs: number): AcceptorStep<C> {

@@ -38,15 +38,6 @@ export interface PaxosConfig {
    * scenarios run on it. Controller processes hold back from 2 slots on (runtime/controller/controllerConfig.ts).
    */
   readonly maxInFlightSlotsForPartialBatches: number;
-  /**
-   * Vote notices (messages.ts, VoteNoticeMessage): a leader names up to this many nodes per slot, the
-   * non-acceptor nodes whose proposals the slot carries, and every acceptor that votes for the slot
-   * also tells them, so they learn the value chosen from a majority of notices one hop sooner than
-   * from the leader's commit broadcast. A slot whose commands came from more such nodes names none
-   * (they learn from the broadcast, as always). 0 turns notices off: the default, on which the
-   * simulator's recorded scenarios run; controller processes use 4 (runtime/controller/controllerConfig.ts).
-   */
-  readonly maxVoteNoticeRecipientsPerSlot: number;
   /** Commands waiting at the leader for a slot; more are refused as overloaded. */
   readonly maxPendingCommands: number;
   /** A learner keeps this many applied slots to serve catch-up; older ones are only in snapshots. */
@@ -85,7 +76,6 @@ export const defaultPaxosTimings = {
   maxCommandsPerBatch: 64,
   maxInFlightSlots: 32,
   maxInFlightSlotsForPartialBatches: 32,
-  maxVoteNoticeRecipientsPerSlot: 0,
   maxPendingCommands: 4_096,
   maxRetainedSlots: 1_024,
   snapshotEverySlots: 512,
@@ -102,9 +92,6 @@ export function createPaxosConfig(acceptorIds: readonly string[], overrides: Par
 }
 
 export const maxAcceptors = 9;
-/** The most vote-notice recipients a slot may name (the wire's bound too). */
-export const maxVoteNoticeRecipientsLimit = 16;
-const zeroAllowed: ReadonlyArray<keyof typeof defaultPaxosTimings> = ["electionJitterMs", "clockDriftMarginMs", "maxVoteNoticeRecipientsPerSlot"];
 
 /** Every problem with the config, one sentence each; empty when it is usable. */
 export function paxosConfigProblems(config: PaxosConfig): string[] {
@@ -113,14 +100,12 @@ export function paxosConfigProblems(config: PaxosConfig): string[] {
   if (ids.length < 1 || ids.length > maxAcceptors) problems.push(`acceptorIds must list 1 to ${maxAcceptors} controllers, got ${ids.length}`);
   if (new Set(ids).size !== ids.length) problems.push("acceptorIds contains a duplicate");
   for (const id of ids) if (id === "" || id === broadcastForbiddenId) problems.push(`acceptor id ${JSON.stringify(id)} is reserved`);
-  const keys: Array<keyof typeof defaultPaxosTimings> = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
-  for (const key of keys) {
+  const positive: Array<keyof typeof defaultPaxosTimings> = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
+  for (const key of positive) {
     const value = config[key];
-    const mayBeZero = zeroAllowed.includes(key);
-    if (!Number.isSafeInteger(value) || value < (mayBeZero ? 0 : 1)) problems.push(`${key} must be a ${mayBeZero ? "non-negative" : "positive"} integer, got ${value}`);
-  }
-  if (config.maxVoteNoticeRecipientsPerSlot > maxVoteNoticeRecipientsLimit) {
-    problems.push(`maxVoteNoticeRecipientsPerSlot must be at most ${maxVoteNoticeRecipientsLimit}: every acceptor sends each recipient a copy of the slot's value`);
+    if (!Number.isSafeInteger(value) || value < (key === "electionJitterMs" || key === "clockDriftMarginMs" ? 0 : 1)) {
+      problems.push(`${key} must be a ${key === "electionJitterMs" || key === "clockDriftMarginMs" ? "non-negative" : "positive"} integer, got ${value}`);
+    }
   }
   if (config.clockDriftMarginMs >= config.leaseDurationMs) problems.push("clockDriftMarginMs must be below leaseDurationMs");
   if (config.heartbeatIntervalMs * 2 > config.leaseDurationMs - config.clockDriftMarginMs) {

@@ -252,7 +252,6 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
         step.proposer({ type: "message", message, nowMs }, nowMs);
         break;
       case "paxos.commit":
-      case "paxos.vote-notice":
       case "paxos.fetch":
       case "paxos.fetch-reply":
       case "paxos.snapshot":

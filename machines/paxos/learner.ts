@@ -6,8 +6,7 @@
  * Sources of chosen values: the node's own leader (majority of votes at its
  * ballot), the commit broadcast, the commit index piggy-backed on accepts and
  * heartbeats (resolved against the node's own acceptor votes by
- * controllerNode.ts), vote notices from a majority of acceptors (a node whose
- * proposal a slot carries, see messages.ts), and catch-up replies. A learner behind the commit index
+ * controllerNode.ts), and catch-up replies. A learner behind the commit index
  * for `catchUpAfterMs` fetches from a peer: the peer answers with the slots it
  * still retains, or with a snapshot of its state when the request reaches
  * below its retained log. Every `snapshotEverySlots` applied slots the learner
@@ -15,11 +14,10 @@
  * node persists it and compacts its log below it.
  */
 import { ChunkedMap, type ChunkedMapDraft } from "./chunkedMap.ts";
-import { compareBallots, sameBallot, type Ballot } from "./ballot.ts";
-import { majorityOf, type PaxosConfig } from "./config.ts";
+import type { PaxosConfig } from "./config.ts";
 import { paxosMessageProblem } from "./messageChecks.ts";
 import { SlotWindow } from "./slotWindow.ts";
-import type { PaxosMessage, SnapshotMessage, VoteNoticeMessage } from "./messages.ts";
+import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
 import type { DurableRecord } from "./records.ts";
 import type { AppliedCommand, CommandOutcome, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
 import type { ChosenEntry, CommandEnvelope, SlotValue } from "./values.ts";
@@ -58,19 +56,7 @@ export interface LearnerState<C extends CommandEnvelope, S> {
    * behind the retained log, so that serving them costs no new snapshot of the state.
    */
   readonly lastSnapshot: TakenSnapshot | null;
-  /** Vote notices heard per slot not yet applied, at most `maxNoticedSlots` (see onVoteNotice). */
-  readonly voteNotices: ReadonlyMap<number, NoticedSlot<C>>;
 }
-
-/** The votes for one slot a learner heard of at the highest ballot told so far. */
-export interface NoticedSlot<C extends CommandEnvelope> {
-  readonly ballot: Ballot;
-  readonly value: SlotValue<C>;
-  readonly voters: readonly string[];
-}
-
-/** Slots a learner tracks vote notices for at once; notices for more are ignored (the commit broadcast still comes). */
-export const maxNoticedSlots = 64;
 
 export type LearnerInput<C extends CommandEnvelope> =
   /** Chosen values from this node itself (its leader, or piggy-backed commits resolved against its acceptor). */
@@ -99,8 +85,6 @@ export interface LearnerStep<C extends CommandEnvelope, S> {
   readonly snapshot: TakenSnapshot | null;
   /** Why the input message was dropped unread (for the actor to log and count), or null. */
   readonly droppedMessage: string | null;
-  /** True when a vote notice completed a majority in this step: its slot was learned from the notices. */
-  readonly chosenByVoteNotices: boolean;
 }
 
 export interface LearnerCreation<C extends CommandEnvelope, S> {
@@ -145,7 +129,6 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
     snapshotsRejected: 0,
     takesSnapshots,
     lastSnapshot: takesSnapshots ? lastSnapshot : null,
-    voteNotices: new Map(),
   };
 }
 
@@ -157,15 +140,14 @@ interface Draft<C extends CommandEnvelope, S> {
   applied: AppliedCommand[];
   learnedFromPeers: ChosenEntry<C>[];
   snapshot: TakenSnapshot | null;
-  chosenByVoteNotices: boolean;
 }
 
 export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C, S>, input: LearnerInput<C>): LearnerStep<C, S> {
   if (input.type === "message") {
     const problem = messageProblem(input.message);
-    if (problem) return { state, sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: problem, chosenByVoteNotices: false };
+    if (problem) return { state, sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: problem };
   }
-  const draft: Draft<C, S> = { state, staged: null, send: [], applied: [], learnedFromPeers: [], snapshot: null, chosenByVoteNotices: false };
+  const draft: Draft<C, S> = { state, staged: null, send: [], applied: [], learnedFromPeers: [], snapshot: null };
   switch (input.type) {
     case "learn":
       learn(draft, input.entries, false);
@@ -186,15 +168,7 @@ export function stepLearner<C extends CommandEnvelope, S>(state: LearnerState<C,
       maybeFetch(draft, input.nowMs);
       break;
   }
-  return {
-    state: draft.state,
-    sendAfterSync: draft.send,
-    applied: draft.applied,
-    learnedFromPeers: draft.learnedFromPeers,
-    snapshot: draft.snapshot,
-    droppedMessage: null,
-    chosenByVoteNotices: draft.chosenByVoteNotices,
-  };
+  return { state: draft.state, sendAfterSync: draft.send, applied: draft.applied, learnedFromPeers: draft.learnedFromPeers, snapshot: draft.snapshot, droppedMessage: null };
 }
 
 /**
@@ -354,45 +328,9 @@ function onMessage<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: Pa
     case "paxos.snapshot":
       installSnapshot(draft, message, nowMs);
       return;
-    case "paxos.vote-notice":
-      onVoteNotice(draft, message, nowMs);
-      return;
     default:
       return;
   }
-}
-
-/**
- * A value is chosen once a majority of acceptors voted for it at one ballot, and an acceptor tells of a
- * vote only once it is durable; one ballot proposes one value per slot. So a majority of notices for a
- * slot at one ballot is that slot's chosen value, whoever else learns it later. Notices at a lower ballot
- * than one already heard for the slot are ignored; a higher one starts the count again.
- */
-function onVoteNotice<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: VoteNoticeMessage<C>, nowMs: number): void {
-  const state = draft.state;
-  const { slot, ballot, from } = message;
-  if (slot < state.nextSlot || slot >= state.nextSlot + state.config.maxBufferedChosenSlots || state.buffered.has(slot)) return;
-  if (!state.config.acceptorIds.includes(from)) return;
-  const known = state.voteNotices.get(slot);
-  let noticed: NoticedSlot<C>;
-  if (!known || compareBallots(ballot, known.ballot) > 0) noticed = { ballot, value: message.value, voters: [from] };
-  else if (sameBallot(ballot, known.ballot) && !known.voters.includes(from)) noticed = { ...known, voters: [...known.voters, from] };
-  else return;
-  const voteNotices = new Map(state.voteNotices);
-  if (!known && voteNotices.size >= maxNoticedSlots) {
-    for (const noticedSlot of voteNotices.keys()) if (noticedSlot < state.nextSlot) voteNotices.delete(noticedSlot);
-    if (voteNotices.size >= maxNoticedSlots) return;
-  }
-  if (noticed.voters.length < majorityOf(state.config.acceptorIds.length)) {
-    voteNotices.set(slot, noticed);
-    draft.state = { ...state, voteNotices };
-    return;
-  }
-  voteNotices.delete(slot);
-  draft.state = { ...state, voteNotices };
-  draft.chosenByVoteNotices = true;
-  learn(draft, [{ slot, value: noticed.value }], true);
-  applyReady(draft, nowMs);
 }
 
 function serveFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, requester: string, fromSlot: number, maxSlots: number): void {

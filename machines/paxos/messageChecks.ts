@@ -7,8 +7,7 @@
  * dropped (and counted by the actor), never applied.
  */
 import type { Ballot } from "./ballot.ts";
-import { maxVoteNoticeRecipientsLimit } from "./config.ts";
-import { learnerBroadcast, type PaxosMessage, type ReportedVote } from "./messages.ts";
+import type { PaxosMessage, ReportedVote } from "./messages.ts";
 import type { ChosenEntry, CommandEnvelope, SlotValue } from "./values.ts";
 
 function isIndex(value: number): boolean {
@@ -44,13 +43,6 @@ function entriesProblem(entries: readonly ChosenEntry<CommandEnvelope>[]): strin
   return null;
 }
 
-function noticeToProblem(noticeTo: readonly string[] | undefined): string | null {
-  if (noticeTo === undefined) return null;
-  if (!Array.isArray(noticeTo) || noticeTo.length > maxVoteNoticeRecipientsLimit) return `noticeTo must list at most ${maxVoteNoticeRecipientsLimit} nodes`;
-  for (const id of noticeTo) if (typeof id !== "string" || id === "" || id === learnerBroadcast) return "noticeTo must name single nodes";
-  return null;
-}
-
 /** Why the message must be dropped, or null. Never throws on a message of the declared shape. */
 export function paxosMessageProblem(message: PaxosMessage<CommandEnvelope>): string | null {
   switch (message.type) {
@@ -70,14 +62,7 @@ export function paxosMessageProblem(message: PaxosMessage<CommandEnvelope>): str
       return ballotProblem(message.ballot, "ballot") ?? (isIndex(message.floorSlot) ? null : "floorSlot must be a non-negative integer") ?? votesProblem(message.votes);
     case "paxos.accept":
       if (message.ballot.controllerId !== message.from) return "accept ballot names another controller";
-      return (
-        ballotProblem(message.ballot, "ballot") ??
-        (isIndex(message.slot) && isIndex(message.commitIndex) ? null : "slot and commitIndex must be non-negative integers") ??
-        valueProblem(message.value) ??
-        noticeToProblem(message.noticeTo)
-      );
-    case "paxos.vote-notice":
-      return ballotProblem(message.ballot, "ballot") ?? (isIndex(message.slot) ? null : "slot must be a non-negative integer") ?? valueProblem(message.value);
+      return ballotProblem(message.ballot, "ballot") ?? (isIndex(message.slot) && isIndex(message.commitIndex) ? null : "slot and commitIndex must be non-negative integers") ?? valueProblem(message.value);
     case "paxos.accepted":
       return ballotProblem(message.ballot, "ballot") ?? (isIndex(message.slot) ? null : "slot must be a non-negative integer");
     case "paxos.heartbeat":

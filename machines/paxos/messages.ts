@@ -70,21 +70,6 @@ export interface AcceptMessage<C extends CommandEnvelope> extends Addressed {
   readonly slot: number;
   readonly value: SlotValue<C>;
   readonly commitIndex: number;
-  /** Non-acceptor nodes the acceptor also tells of its vote (VoteNoticeMessage); absent for none. */
-  readonly noticeTo?: readonly string[];
-}
-
-/**
- * An acceptor's vote, told to a node that proposed one of the slot's commands (as the "distinguished
- * learners" of Paxos Made Simple), sent only once the vote is durable. A majority of notices with one
- * ballot and slot means the value is chosen: that node learns it without waiting for the leader to
- * count the votes and broadcast the commit. Each carries the value, so any majority suffices.
- */
-export interface VoteNoticeMessage<C extends CommandEnvelope> extends Addressed {
-  readonly type: "paxos.vote-notice";
-  readonly ballot: Ballot;
-  readonly slot: number;
-  readonly value: SlotValue<C>;
 }
 
 /** Phase 2b. */
@@ -201,7 +186,6 @@ export type PaxosMessage<C extends CommandEnvelope> =
   | PromiseMessage<C>
   | AcceptMessage<C>
   | AcceptedMessage
-  | VoteNoticeMessage<C>
   | HeartbeatMessage
   | HeartbeatAckMessage
   | RejectMessage
@@ -223,7 +207,6 @@ export const paxosMessageTypes: readonly PaxosMessageType[] = [
   "paxos.promise",
   "paxos.accept",
   "paxos.accepted",
-  "paxos.vote-notice",
   "paxos.heartbeat",
   "paxos.heartbeat-ack",
   "paxos.reject",

@@ -106,7 +106,7 @@ export function createLearnerMachine<C extends CommandEnvelope, S>() {
     "paxosLearner",
     (input: LearnerCreation<C, S>) => ({
       state: createLearner(input),
-      output: { sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: null, chosenByVoteNotices: false } as Omit<ReturnType<typeof stepLearner<C, S>>, "state">,
+      output: { sendAfterSync: [], applied: [], learnedFromPeers: [], snapshot: null, droppedMessage: null } as Omit<ReturnType<typeof stepLearner<C, S>>, "state">,
     }),
     (state: LearnerState<C, S>, event: LearnerInput<C>) => {
       const next = stepLearner(state, event);

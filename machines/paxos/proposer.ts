@@ -92,8 +92,6 @@ export interface Proposal<C extends CommandEnvelope> {
   readonly firstSentAtMs: number;
   readonly lastSentAtMs: number;
   readonly chosen: boolean;
-  /** Nodes every voting acceptor tells of its vote (config.maxVoteNoticeRecipientsPerSlot); empty for none. */
-  readonly noticeTo: readonly string[];
 }
 
 export interface HeartbeatRound {
@@ -477,7 +475,7 @@ function becomeLeader<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number)
   }
   const proposals = new Map<number, Proposal<C>>();
   for (let slot = startSlot; slot <= lastVotedSlot; slot++) {
-    proposals.set(slot, { value: highest.get(slot)?.value ?? noopValue, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false, noticeTo: [] });
+    proposals.set(slot, { value: highest.get(slot)?.value ?? noopValue, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false });
   }
   draft.becameLeader = true;
   draft.state = {
@@ -562,28 +560,8 @@ function leaderTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, s
   fillWindow(draft, nowMs);
 }
 
-function acceptMessage<C extends CommandEnvelope>(state: ProposerState<C>, to: string, slot: number, proposal: Proposal<C>): PaxosMessage<C> {
-  const commitIndex = state.leader!.commitIndex;
-  if (proposal.noticeTo.length === 0) return { type: "paxos.accept", from: state.proposerId, to, ballot: state.ballot, slot, value: proposal.value, commitIndex };
-  return { type: "paxos.accept", from: state.proposerId, to, ballot: state.ballot, slot, value: proposal.value, commitIndex, noticeTo: proposal.noticeTo };
-}
-
-/**
- * The nodes a new slot's acceptors tell of their votes: the distinct origins of its commands that are not
- * controllers (a controller learns from its own acceptor and the commit index on the next accept). None
- * when notices are off or the batch came from more such nodes than the limit: each would cost every
- * acceptor a message, and the commit broadcast reaches them anyway.
- */
-function voteNoticeRecipients<C extends CommandEnvelope>(state: ProposerState<C>, batch: readonly PendingCommand<C>[]): readonly string[] {
-  const limit = state.config.maxVoteNoticeRecipientsPerSlot;
-  if (limit === 0) return [];
-  const recipients: string[] = [];
-  for (const { origin } of batch) {
-    if (state.config.acceptorIds.includes(origin) || recipients.includes(origin)) continue;
-    if (recipients.length === limit) return [];
-    recipients.push(origin);
-  }
-  return recipients;
+function acceptMessage<C extends CommandEnvelope>(state: ProposerState<C>, to: string, slot: number, value: SlotValue<C>): PaxosMessage<C> {
+  return { type: "paxos.accept", from: state.proposerId, to, ballot: state.ballot, slot, value, commitIndex: state.leader!.commitIndex };
 }
 
 function resendStaleAccepts<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
@@ -594,7 +572,7 @@ function resendStaleAccepts<C extends CommandEnvelope>(draft: Draft<C>, nowMs: n
     const proposal = leader.proposals.get(slot);
     if (!proposal || proposal.chosen || nowMs - proposal.lastSentAtMs < state.config.acceptRetryMs) continue;
     for (const acceptorId of state.config.acceptorIds) {
-      if (!proposal.acks.includes(acceptorId)) draft.send.push(acceptMessage(state, acceptorId, slot, proposal));
+      if (!proposal.acks.includes(acceptorId)) draft.send.push(acceptMessage(state, acceptorId, slot, proposal.value));
     }
     proposals ??= new Map(leader.proposals);
     proposals.set(slot, { ...proposal, lastSentAtMs: nowMs });
@@ -619,14 +597,13 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
       const batch = pending.slice(0, state.config.maxCommandsPerBatch);
       pending = pending.slice(batch.length);
       proposals ??= new Map(leader.proposals);
-      const value: SlotValue<C> = { kind: "commands", commands: batch.map((item) => item.command) };
-      proposals.set(nextSlot, { value, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false, noticeTo: voteNoticeRecipients(state, batch) });
+      proposals.set(nextSlot, { value: { kind: "commands", commands: batch.map((item) => item.command) }, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false });
       nextSlot++;
     }
     proposals ??= new Map(leader.proposals);
     const proposal = proposals.get(sendCursor)!;
     proposals.set(sendCursor, { ...proposal, firstSentAtMs: nowMs, lastSentAtMs: nowMs });
-    for (const acceptorId of state.config.acceptorIds) draft.send.push(acceptMessage(state, acceptorId, sendCursor, proposal));
+    for (const acceptorId of state.config.acceptorIds) draft.send.push(acceptMessage(state, acceptorId, sendCursor, proposal.value));
     sendCursor++;
   }
   if (proposals) draft.state = { ...state, pending, leader: { ...leader, sendCursor, nextSlot, proposals } };

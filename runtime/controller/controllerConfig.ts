@@ -96,13 +96,8 @@ export type ConfigParse = { readonly ok: true; readonly config: ControllerProces
  * carried 1.7 commands each (a durable write on every acceptor and a commit message per 1.7 commands),
  * 10-30 with this (docs/benchmarks-paxos.md). The pure default stays off because the simulator's
  * recorded scenario logs were made without it; the Paxos sim tests run with it too.
- *
- * Vote notices to up to 4 proposing nodes per slot (PaxosConfig.maxVoteNoticeRecipientsPerSlot): a host
- * or client whose command a slot carries learns it chosen from a majority of the acceptors' notices, one
- * relayed hop before the leader's commit broadcast reaches it (docs/paxos.md, "Vote notices"). Off in the
- * pure default for the same reason as the hold.
  */
-export const controllerProcessTimings: Partial<PaxosTimings> = { maxInFlightSlotsForPartialBatches: 2, maxVoteNoticeRecipientsPerSlot: 4 };
+export const controllerProcessTimings: Partial<PaxosTimings> = { maxInFlightSlotsForPartialBatches: 2 };
 
 const knownKeys = ["role", "clusterId", "nodeId", "controllerIds", "natsUrls", "dataDir", "bootstrap", "timing", "kvMirror", "statusIntervalMs", "seed", "detector", "monitor", "detection", "manager", "streamReplicas"];
 const timingKeys = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;

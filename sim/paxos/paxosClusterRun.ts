@@ -22,7 +22,7 @@
  */
 import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
 import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
-import { startLearnerActor, voteNoticeChosenMetric, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
 import type { Random } from "../../actors/ports/random.ts";
@@ -119,8 +119,6 @@ export interface PaxosClusterStats {
   readonly messagesRejected: number;
   /** Chunked transfers completed by any node. */
   readonly transfersCompleted: number;
-  /** Slots host learners learned from a majority of vote notices (on only with maxVoteNoticeRecipientsPerSlot). */
-  readonly slotsChosenByVoteNotices: number;
   /** Virtual ms from healing to the probe's commit; -1 when it did not commit. */
   readonly probeCommitMs: number;
 }
@@ -217,11 +215,9 @@ class PaxosClusterRun {
     if (this.invariants.ok && probeCommitMs >= 0) this.checkFinalState();
     const counters = this.world.networkCounters();
     let messagesRejected = 0;
-    let slotsChosenByVoteNotices = 0;
     let transfersCompleted = 0;
     for (const id of this.world.nodeIds()) {
       messagesRejected += this.world.metrics(id).counterTotal("haring_messages_rejected_total");
-      slotsChosenByVoteNotices += this.world.metrics(id).counterTotal(voteNoticeChosenMetric);
       for (const carries of ["paxos.snapshot", "paxos.promise", "paxos.rejoin-state"]) transfersCompleted += this.world.metrics(id).counter(paxosTransfersMetric, { event: "completed", carries });
     }
     const outcomes = [...this.outcomes.values()];
@@ -239,7 +235,6 @@ class PaxosClusterRun {
         messagesDelivered: counters.delivered,
         messagesRejected,
         transfersCompleted,
-        slotsChosenByVoteNotices,
         probeCommitMs,
       },
       transcript: this.world.transcript(),

@@ -273,21 +273,3 @@ test("a pre-vote changes nothing and is granted unless another controller's leas
   const quarantined = deliver(rejoining, preVote(ballot(4, "c3")), 10);
   t.true(quarantined.sendAfterSync[0]?.type === "paxos.pre-vote-reply" && !quarantined.sendAfterSync[0].granted);
 });
-
-test("an accept naming nodes to notify is answered with the vote and a notice of it to each, after sync, also when re-sent", (t) => {
-  const state = deliver(fresh(), prepare(ballot(2, "c1")), 0).state;
-  const message: PaxosMessage<Cmd> = { type: "paxos.accept", from: "c2", to: "a1", ballot: ballot(3, "c2"), slot: 4, value: value("x"), commitIndex: 0, noticeTo: ["h1", "h2"] };
-  const step = deliver(state, message, 5);
-  t.deepEqual(step.persist, [{ kind: "accept", slot: 4, ballot: ballot(3, "c2"), value: value("x") }]);
-  t.deepEqual(step.sendAfterSync, [
-    { type: "paxos.accepted", from: "a1", to: "c2", ballot: ballot(3, "c2"), slot: 4 },
-    { type: "paxos.vote-notice", from: "a1", to: "h1", ballot: ballot(3, "c2"), slot: 4, value: value("x") },
-    { type: "paxos.vote-notice", from: "a1", to: "h2", ballot: ballot(3, "c2"), slot: 4, value: value("x") },
-  ]);
-  const again = deliver(step.state, message, 6);
-  t.deepEqual(again.persist, []);
-  t.deepEqual(again.sendAfterSync.map((sent) => sent.type), ["paxos.accepted", "paxos.vote-notice", "paxos.vote-notice"]);
-  // A refused accept tells nobody of a vote.
-  const refused = deliver(step.state, { ...message, ballot: ballot(1, "c2"), slot: 5 }, 7);
-  t.deepEqual(refused.sendAfterSync.map((sent) => sent.type), ["paxos.reject"]);
-});

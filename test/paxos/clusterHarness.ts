@@ -76,8 +76,6 @@ export interface ClusterRunResult {
   readonly crashes: number;
   readonly wipes: number;
   readonly messagesDelivered: number;
-  /** Slots host learners applied on a vote notice (a majority of acceptors' notices), before the leader's commit. */
-  readonly slotsLearnedFromVoteNotices: number;
   readonly probeCommitMs: number;
 }
 
@@ -163,7 +161,6 @@ class ClusterRun {
   private crashes = 0;
   private wipes = 0;
   private messagesDelivered = 0;
-  private slotsLearnedFromVoteNotices = 0;
   private healed = false;
 
   constructor(private readonly options: ClusterRunOptions) {
@@ -227,7 +224,6 @@ class ClusterRun {
       crashes: this.crashes,
       wipes: this.wipes,
       messagesDelivered: this.messagesDelivered,
-      slotsLearnedFromVoteNotices: this.slotsLearnedFromVoteNotices,
       probeCommitMs,
     };
   }
@@ -344,7 +340,6 @@ class ClusterRun {
     const before = host.learner.nextSlot;
     const step = stepLearner(host.learner, input);
     host.learner = step.state;
-    if (input.type === "message" && input.message.type === "paxos.vote-notice") this.slotsLearnedFromVoteNotices += step.state.nextSlot - before;
     this.invariants.learnerStepped(host.id, host.incarnation, before, step.state, step.applied);
     for (const message of step.sendAfterSync) this.send(message);
     if (step.applied.length > 0) this.stepClient(host, { type: "applied", applied: step.applied, nowMs: this.clock.now() });

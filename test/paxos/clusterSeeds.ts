@@ -12,7 +12,6 @@ export interface SeedRangeSummary {
   readonly commandsCommitted: number;
   readonly slotsChosen: number;
   readonly worstProbeCommitMs: number;
-  readonly slotsLearnedFromVoteNotices: number;
 }
 
 export function runSeedRange(firstSeed: number, count: number, options: Partial<ClusterRunOptions> = {}): SeedRangeSummary {
@@ -22,7 +21,6 @@ export function runSeedRange(firstSeed: number, count: number, options: Partial<
   let commandsCommitted = 0;
   let slotsChosen = 0;
   let worstProbeCommitMs = 0;
-  let slotsLearnedFromVoteNotices = 0;
   for (let seed = firstSeed; seed < firstSeed + count; seed++) {
     const result = runCluster({ ...options, seed });
     failures.push(...result.failures);
@@ -31,7 +29,6 @@ export function runSeedRange(firstSeed: number, count: number, options: Partial<
     commandsCommitted += result.commandsCommitted;
     slotsChosen += result.slotsChosen;
     worstProbeCommitMs = Math.max(worstProbeCommitMs, result.probeCommitMs);
-    slotsLearnedFromVoteNotices += result.slotsLearnedFromVoteNotices;
   }
-  return { seeds: count, failures, crashes, wipes, commandsCommitted, slotsChosen, worstProbeCommitMs, slotsLearnedFromVoteNotices };
+  return { seeds: count, failures, crashes, wipes, commandsCommitted, slotsChosen, worstProbeCommitMs };
 }

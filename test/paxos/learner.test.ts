@@ -1,6 +1,6 @@
 import test from "ava";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import { createLearner, maxNoticedSlots, stepLearner, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
+import { createLearner, stepLearner, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
 import type { PaxosMessage } from "../../machines/paxos/messages.ts";
 import type { ReplicatedStateMachine } from "../../machines/paxos/replicatedStateMachine.ts";
 import type { ChosenEntry, SlotValue } from "../../machines/paxos/values.ts";
@@ -214,49 +214,4 @@ test("a fetch behind the retained log is served the newest snapshot already made
   t.deepEqual(stepLearner(state, fetch(1)).sendAfterSync, [{ type: "paxos.snapshot", from: "c1", to: "h1", throughSlot: 6, snapshot: { ids: ids.slice(0, 6) }, commitIndex: 8 }]);
   t.is(built, 2, "nothing new was built");
   t.deepEqual(stepLearner(state, fetch(6)).sendAfterSync, [{ type: "paxos.fetch-reply", from: "c1", to: "h1", entries: [entry(6, "g"), entry(7, "h")], commitIndex: 8 }], "and the log continues it");
-});
-
-const notice = (from: string, slot: number, round: number, ...ids: string[]): LearnerInput<Cmd> => ({
-  type: "message",
-  message: { type: "paxos.vote-notice", from, to: "h1", ballot: { round, controllerId: "c1" }, slot, value: value(...ids) },
-  nowMs: 1,
-});
-
-test("vote notices from a majority of acceptors at one ballot make the slot chosen; fewer, or split ballots, do not", (t) => {
-  const host = fresh("h1");
-  const one = run(host, [notice("c1", 0, 2, "a")]);
-  t.deepEqual(one[0]!.applied, [], "one notice of three is no majority");
-  t.is(one[0]!.state.voteNotices.size, 1);
-  const two = run(one[0]!.state, [notice("c2", 0, 2, "a")]);
-  t.deepEqual(two[0]!.applied.map((item) => item.commandId), ["a"], "two of three at ballot 2: chosen");
-  t.is(two[0]!.state.nextSlot, 1);
-  t.is(two[0]!.state.voteNotices.size, 0, "a chosen slot's notices are forgotten");
-  t.deepEqual(two[0]!.learnedFromPeers, [{ slot: 0, value: value("a") }], "learned from other nodes, for a leader to check");
-
-  // Votes at different ballots are not a majority for either value.
-  const split = run(fresh("h1"), [notice("c1", 0, 2, "a"), notice("c2", 0, 3, "b"), notice("c1", 0, 2, "a")]);
-  t.deepEqual(split.flatMap((step) => step.applied), []);
-  t.deepEqual(split.at(-1)!.state.voteNotices.get(0)?.voters, ["c2"], "the higher ballot replaced the lower, whose late notice is ignored");
-  // A duplicate notice is one vote, a non-acceptor's notice none.
-  const duplicate = run(fresh("h1"), [notice("c1", 0, 2, "a"), notice("c1", 0, 2, "a"), notice("h7", 0, 2, "a")]);
-  t.deepEqual(duplicate.flatMap((step) => step.applied), []);
-  const completed = run(split.at(-1)!.state, [notice("c3", 0, 3, "b")]);
-  t.deepEqual(completed[0]!.applied.map((item) => item.commandId), ["b"]);
-});
-
-test("a slot chosen by notices ahead of a gap waits for it; notices for applied slots, or beyond the buffer, are ignored", (t) => {
-  const steps = run(fresh("h1"), [notice("c1", 1, 2, "b"), notice("c3", 1, 2, "b")]);
-  t.deepEqual(steps[1]!.applied, []);
-  t.true(steps[1]!.state.buffered.has(1), "buffered behind slot 0");
-  const filled = run(steps[1]!.state, [learn(3, entry(0, "a"))]);
-  t.deepEqual(filled[0]!.applied.map((item) => item.commandId), ["a", "b"]);
-  const late = run(filled[0]!.state, [notice("c1", 0, 2, "x"), notice("c2", 0, 2, "x"), notice("c1", 2 + config.maxBufferedChosenSlots, 2, "y")]);
-  t.true(late.every((step) => step.state.voteNotices.size === 0 && step.applied.length === 0));
-});
-
-test("a learner tracks notices for at most maxNoticedSlots slots at once", (t) => {
-  let state = createLearner({ learnerId: "h1", config: createPaxosConfig(["c1", "c2", "c3"]), machine: appendLog, records: [], nowMs: 0 });
-  for (let slot = 1; slot <= maxNoticedSlots + 5; slot++) state = stepLearner(state, notice("c1", slot, 2, `v${slot}`)).state;
-  t.is(state.voteNotices.size, maxNoticedSlots);
-  t.false(state.voteNotices.has(maxNoticedSlots + 1));
 });

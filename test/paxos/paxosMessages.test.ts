@@ -21,7 +21,7 @@ import { validate } from "../../actors/codec/schema.ts";
 import { viewCommandSchema, viewSnapshotSchema, type WireViewCommand, type WireViewSnapshot } from "../../actors/view/viewSchemas.ts";
 import { minimumMirrorBytes, mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import type { AcceptMessage, PaxosMessageType, PrepareMessage, PromiseMessage, RejectMessage, SnapshotMessage, VoteNoticeMessage } from "../../machines/paxos/messages.ts";
+import type { PaxosMessageType, PrepareMessage, PromiseMessage, RejectMessage, SnapshotMessage } from "../../machines/paxos/messages.ts";
 import { paxosMessageTypes } from "../../machines/paxos/messages.ts";
 import { applyViewCommands } from "../../machines/view/applyViewCommands.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
@@ -35,8 +35,6 @@ const snapshotTypesAgree: Same<WireViewSnapshot, ViewSnapshot> = true;
 const prepareAgrees: Same<PaxosWireBody<"paxos.prepare">, Omit<PrepareMessage, "type" | "from">> = true;
 const promiseAgrees: Same<PaxosWireBody<"paxos.promise">, Omit<PromiseMessage<ViewCommand>, "type" | "from">> = true;
 const rejectAgrees: Same<PaxosWireBody<"paxos.reject">, Omit<RejectMessage, "type" | "from">> = true;
-const acceptAgrees: Same<PaxosWireBody<"paxos.accept">, Omit<AcceptMessage<ViewCommand>, "type" | "from">> = true;
-const voteNoticeAgrees: Same<PaxosWireBody<"paxos.vote-notice">, Omit<VoteNoticeMessage<ViewCommand>, "type" | "from">> = true;
 
 const ballot = { round: 7, controllerId: "c2" };
 const vmAdd: ViewCommand = { id: "cmd-1", type: "vm.add", vmId: "vm1", resources: { cpu: 2, memoryMiB: 4_096 }, priority: "high", rules: { affinity: [], antiAffinity: ["vm2"] }, desiredState: "running" };
@@ -50,9 +48,7 @@ const examples: readonly ViewPaxosMessage[] = [
   { type: "paxos.prepare", from: "c2", to: "c1", ballot, fromSlot: 4 },
   { type: "paxos.promise", from: "c1", to: "c2", ballot, floorSlot: 2, votes: [{ slot: 4, ballot: { round: 3, controllerId: "c3" }, value }] },
   { type: "paxos.accept", from: "c2", to: "c3", ballot, slot: 5, value: { kind: "noop" }, commitIndex: 4 },
-  { type: "paxos.accept", from: "c2", to: "c3", ballot, slot: 6, value, commitIndex: 4, noticeTo: ["h1", "client-7"] },
   { type: "paxos.accepted", from: "c3", to: "c2", ballot, slot: 5 },
-  { type: "paxos.vote-notice", from: "c3", to: "h1", ballot, slot: 6, value },
   { type: "paxos.heartbeat", from: "c2", to: "c1", ballot, commitIndex: 6, sequence: 12 },
   { type: "paxos.heartbeat-ack", from: "c1", to: "c2", ballot, sequence: 12 },
   { type: "paxos.reject", from: "c1", to: "c3", ballot: { round: 2, controllerId: "c3" }, reason: "lease-held", promised: ballot, leaseHolderId: "c2", leaseRemainingMs: 12.5, floorSlot: 0, slot: -1 },
@@ -67,7 +63,7 @@ const examples: readonly ViewPaxosMessage[] = [
 ];
 
 test("every Paxos message type survives the wire unchanged", (t) => {
-  t.true(commandTypesAgree && snapshotTypesAgree && prepareAgrees && promiseAgrees && rejectAgrees && acceptAgrees && voteNoticeAgrees);
+  t.true(commandTypesAgree && snapshotTypesAgree && prepareAgrees && promiseAgrees && rejectAgrees);
   t.deepEqual(new Set(examples.map((message) => message.type)), new Set<PaxosMessageType>(paxosMessageTypes));
   for (const message of examples) {
     const decoded = decodePaxosMessage(encodePaxosMessage(message));
@@ -97,10 +93,7 @@ test("well-framed but wrong messages are refused with a reason, never thrown", (
     ["a bad recipient", envelope("paxos.prepare", { to: "c1.>", ballot, fromSlot: 0 }), "invalid-body"],
     ["an unknown command type", envelope("paxos.propose", { to: "c1", command: { id: "x", type: "vm.explode", vmId: "vm1" } }), "invalid-body"],
     ["a command id that is too long", envelope("paxos.propose", { to: "c1", command: { ...hostUp, id: "x".repeat(129) } }), "invalid-body"],
-    ["an unknown reject reason", envelope("paxos.reject", { ...examples.find((message) => message.type === "paxos.reject")!, type: undefined, from: undefined, reason: "tired" }), "invalid-body"],
-    ["a vote notice to every learner", envelope("paxos.accept", { to: "c2", ballot, slot: 1, value: { kind: "noop" }, commitIndex: 0, noticeTo: ["*"] }), "invalid-body"],
-    ["vote notices to too many nodes", envelope("paxos.accept", { to: "c2", ballot, slot: 1, value: { kind: "noop" }, commitIndex: 0, noticeTo: Array.from({ length: 17 }, (_, index) => `h${index}`) }), "invalid-body"],
-    ["a vote notice without its value", envelope("paxos.vote-notice", { to: "h1", ballot, slot: 1 }), "invalid-body"],
+    ["an unknown reject reason", envelope("paxos.reject", { ...examples[6]!, type: undefined, from: undefined, reason: "tired" }), "invalid-body"],
     ["too many votes", envelope("paxos.promise", { to: "c2", ballot, floorSlot: 0, votes: Array.from({ length: maxWireVotesPerMessage + 1 }, (_, slot) => ({ slot, ballot, value: { kind: "noop" } })) }), "invalid-body"],
     ["a snapshot of the wrong version", envelope("paxos.snapshot", { to: "h1", throughSlot: 1, snapshot: { ...viewToSnapshot(view), version: 2 }, commitIndex: 1 }), "invalid-body"],
     ["an unknown type", envelope("paxos.elect-me", { to: "c1" }), "unknown-type"],

@@ -409,29 +409,3 @@ test("pre-vote: a proposer that saw a ballot prepares only after a majority gran
   t.is(late.state.role, "follower");
   t.deepEqual(late.sendAfterSync, []);
 });
-
-test("vote notices: a slot's accepts name the non-controller nodes whose commands it carries, up to the limit, also when re-sent", (t) => {
-  const config = { ...baseConfig, maxVoteNoticeRecipientsPerSlot: 2, maxCommandsPerBatch: 8, maxInFlightSlots: 4, maxInFlightSlotsForPartialBatches: 1 };
-  const elected = elect({}, around, config);
-  const first = deliver(elected.state, propose("h1", "a"), 1_030);
-  t.true(sent(first, "paxos.accept").every((message) => JSON.stringify(message.noticeTo) === JSON.stringify(["h1"])), "the proposer of the command");
-  // Held back while slot 0 is in flight: commands from h2, h1, c2 (a controller) and h3 wait for one slot.
-  let state = first.state;
-  for (const [from, id] of [["h2", "b"], ["h1", "c"], ["c2", "d"]] as const) state = deliver(state, propose(from, id), 1_031).state;
-  let chosen = deliver(deliver(state, accepted("c1", elected.b, 0), 1_040).state, accepted("c2", elected.b, 0), 1_041);
-  const batch = sent(chosen, "paxos.accept");
-  t.deepEqual(batch[0]?.value, value("b", "c", "d"));
-  t.true(batch.every((message) => JSON.stringify(message.noticeTo) === JSON.stringify(["h2", "h1"])), "distinct, controllers left out (they learn from their acceptor)");
-  const resent = step(chosen.state, { type: "tick", nowMs: 1_041 + config.acceptRetryMs });
-  t.true(sent(resent, "paxos.accept").length > 0 && sent(resent, "paxos.accept").every((message) => JSON.stringify(message.noticeTo) === JSON.stringify(["h2", "h1"])));
-  // More proposing nodes than the limit: nobody is named, the commit broadcast tells them all.
-  state = chosen.state;
-  for (const [from, id] of [["h4", "e"], ["h5", "f"], ["h6", "g"]] as const) state = deliver(state, propose(from, id), 1_050).state;
-  chosen = deliver(deliver(state, accepted("c1", elected.b, 1), 1_060).state, accepted("c3", elected.b, 1), 1_061);
-  const crowded = sent(chosen, "paxos.accept");
-  t.deepEqual(crowded[0]?.value, value("e", "f", "g"));
-  t.true(crowded.every((message) => message.noticeTo === undefined));
-  // Off (the default): no accept names anyone.
-  const off = deliver(elect().state, propose("h1", "z"), 1_030);
-  t.true(sent(off, "paxos.accept").every((message) => message.noticeTo === undefined));
-});
