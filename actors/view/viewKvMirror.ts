@@ -22,8 +22,8 @@
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Stream } from "../ports/stream.ts";
 import type { Log, Metrics } from "../ports/telemetry.ts";
-import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import { cachedCanonicalViewJson } from "./cachedViewJson.ts";
 import { manifestFor, mirrorPartKey, storedMirrorSlot } from "./viewKvLayout.ts";
 
 export { storedMirrorSlot };
@@ -107,9 +107,9 @@ export function minimumMirrorBytes(view: View): number {
   return view.vms.size * 140 + view.hosts.size * 90 + view.recentCommandCount * 55;
 }
 
-/** The mirror's value; the view part is exactly canonicalViewJson. */
+/** The mirror's value; the view part is exactly canonicalViewJson (rendered with a per-record cache, cachedViewJson.ts). */
 export function mirrorValue(view: View, slot: number, writer: string): string {
-  return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${canonicalViewJson(view)}}`;
+  return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${cachedCanonicalViewJson(view)}}`;
 }
 
 export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<ViewKvMirrorOptions> = {}): ViewKvMirror {
