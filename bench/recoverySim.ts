@@ -16,7 +16,7 @@
  *   npm run bench:recovery
  *   npx tsx bench/recoverySim.ts --hosts 100 --vms-per-host 20 --cases one,ten
  *   ... --log /tmp/recovery   (writes each case's scenario log to /tmp/recovery/<case>.log)
- *   ... --progress            (virtual time, CPU and heap on stderr every 5 virtual s)
+ *   ... --progress            (virtual time, CPU, heap, timers fired and messages sent and delivered so far, on stderr every 5 virtual s)
  *   ... --idle-ticks          (host learners tick every interval even when not behind: the default before 2026-11-25)
  *
  * `--vm-monitoring-only` measures VM monitoring alone instead (hosts with
@@ -161,7 +161,11 @@ function recoveryProbe(faulted: readonly string[], measurement: Measurement): Sc
         const nowMs = context.world.now();
         if (showProgress && nowMs % progressEveryMs === 0) {
           const cpu = process.cpuUsage();
-          console.error(`  ${(nowMs / 1_000).toFixed(0)} virtual s: ${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU s so far, heap ${(heapBytes / 2 ** 20).toFixed(0)} MiB`);
+          const network = context.world.networkCounters();
+          console.error(
+            `  ${(nowMs / 1_000).toFixed(0)} virtual s: ${((cpu.user + cpu.system) / 1e6).toFixed(1)} CPU s so far, heap ${(heapBytes / 2 ** 20).toFixed(0)} MiB, ` +
+              `timers fired ${context.world.clock.timersFired}, messages sent ${network.sent}, delivered ${network.delivered}`,
+          );
         }
         context.world.schedule(heapSampleIntervalMs, sampleHeap);
       };
