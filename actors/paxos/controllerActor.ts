@@ -201,6 +201,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     controllerIds: config.acceptorIds,
     ...(options.client ? { limits: options.client } : {}),
     send: (message) => transport.send(message),
+    chosenBelow: () => {
+      const learner = coreState()?.learner;
+      return learner === undefined ? 0 : Math.max(learner.nextSlot, learner.commitHint);
+    },
   });
 
   // Read when each actor is created, so a restart after an error recovers from the log as it is then.

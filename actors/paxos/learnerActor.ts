@@ -162,6 +162,10 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     controllerIds: config.acceptorIds,
     ...(options.client ? { limits: options.client } : {}),
     send: (message) => transport.send(message),
+    chosenBelow: () => {
+      const core = host.getSnapshot()?.context.core;
+      return core === undefined ? 0 : Math.max(core.nextSlot, core.commitHint);
+    },
   });
 
   const creation: LearnerCreation<ViewCommand, View> = {

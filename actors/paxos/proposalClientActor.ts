@@ -3,8 +3,13 @@
  * done)` sends the command to the controller believed to lead and calls
  * `done` once with its outcome: committed at slot N, rejected at slot N with
  * the view's reason, or no-outcome after the bounded retries of
- * machines/paxos/proposalClient.ts (resubmitting the same id is then safe:
- * ids are idempotent in the view).
+ * machines/paxos/proposalClient.ts. Each new command is stamped with a slot
+ * below which everything was already chosen (`proposedAfterSlot`), so the
+ * client's own retries are applied at most once however late they reach the
+ * log: the view refuses a retry it can no longer deduplicate
+ * (machines/view/applyViewCommands.ts). Resubmitting an id after an outcome is
+ * a new proposal, deduplicated while the view remembers the id (the last
+ * maxRememberedCommands ids).
  *
  * The outcome is what this node's own learner applied, so the node that
  * embeds the client (a controller or a host learner) feeds it `applied`,
@@ -40,6 +45,13 @@ export interface ProposalClientActorOptions {
   /** How often the client looks for proposals due for a retry, while it has any. Default a quarter of `retryAfterMs`. */
   readonly tickIntervalMs?: number;
   readonly send: (message: ViewPaxosMessage) => void;
+  /**
+   * A slot below which everything was chosen already, as this node knows now (its learner's applied
+   * slots or the commit index it heard; 0 when it knows nothing yet). Stamped on each new command as
+   * `proposedAfterSlot`, so that a retry the view can no longer deduplicate is refused rather than
+   * applied twice (machines/view/applyViewCommands.ts). Absent or 0: commands go as given.
+   */
+  readonly chosenBelow?: () => number;
 }
 
 export interface ProposalClientActor {
@@ -128,8 +140,10 @@ export function startProposalClient(
   }
 
   return {
-    propose(command, done) {
+    propose(given, done) {
       if (stopped) return { ok: false, error: "the proposal client is stopped" };
+      const chosenBelow = options.chosenBelow?.() ?? 0;
+      const command = given.proposedAfterSlot === undefined && chosenBelow > 0 ? { ...given, proposedAfterSlot: chosenBelow } : given;
       const checked = validate(viewCommandSchema, command, "command");
       if (!checked.ok) return { ok: false, error: checked.error };
       const waiting = callbacks.get(command.id);

@@ -44,24 +44,27 @@ const desiredStateSchema = oneOf(vmDesiredStates);
 const recoveryKindSchema = oneOf(recoveryKinds);
 const hostFailuresToTolerateSchema = int({ min: 0, max: maxHostFailuresToTolerate });
 
+/** What every command carries besides its type's fields (machines/view/viewCommands.ts, CommandBase). */
+const commandBaseFields = { id: commandIdSchema, proposedAfterSlot: optional(countSchema) };
+
 function hostIncarnationCommand<const T extends string>(type: T) {
-  return obj({ id: commandIdSchema, type: literal(type), hostId: viewIdSchema, incarnation: countSchema });
+  return obj({ ...commandBaseFields, type: literal(type), hostId: viewIdSchema, incarnation: countSchema });
 }
 
 function hostCommand<const T extends string>(type: T) {
-  return obj({ id: commandIdSchema, type: literal(type), hostId: viewIdSchema });
+  return obj({ ...commandBaseFields, type: literal(type), hostId: viewIdSchema });
 }
 
 export const viewCommandSchema = discriminated("type", [
-  obj({ id: commandIdSchema, type: literal("controllers.set"), controllerIds: arr(viewIdSchema, { maxLength: maxControllers }) }),
-  obj({ id: commandIdSchema, type: literal("leader.elected"), controllerId: viewIdSchema, round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
+  obj({ ...commandBaseFields, type: literal("controllers.set"), controllerIds: arr(viewIdSchema, { maxLength: maxControllers }) }),
+  obj({ ...commandBaseFields, type: literal("leader.elected"), controllerId: viewIdSchema, round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
   obj({
-    id: commandIdSchema,
+    ...commandBaseFields,
     type: literal("cluster.configure"),
     hostFailuresToTolerate: hostFailuresToTolerateSchema,
     expectedHostFailuresToTolerate: nullable(hostFailuresToTolerateSchema),
   }),
-  obj({ id: commandIdSchema, type: literal("host.register"), hostId: viewIdSchema, capacity: resourcesSchema }),
+  obj({ ...commandBaseFields, type: literal("host.register"), hostId: viewIdSchema, capacity: resourcesSchema }),
   hostIncarnationCommand("host.up"),
   hostIncarnationCommand("host.suspect"),
   hostIncarnationCommand("host.failed"),
@@ -71,7 +74,7 @@ export const viewCommandSchema = discriminated("type", [
   hostCommand("host.maintenance-exit"),
   hostCommand("host.remove"),
   obj({
-    id: commandIdSchema,
+    ...commandBaseFields,
     type: literal("vm.add"),
     vmId: viewIdSchema,
     resources: resourcesSchema,
@@ -79,15 +82,15 @@ export const viewCommandSchema = discriminated("type", [
     rules: rulesSchema,
     desiredState: desiredStateSchema,
   }),
-  obj({ id: commandIdSchema, type: literal("vm.remove"), vmId: viewIdSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.set-desired"), vmId: viewIdSchema, desiredState: desiredStateSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.place"), vmId: viewIdSchema, hostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.unplace"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.migrate"), vmId: viewIdSchema, toHostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.migrate-done"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.migrate-abort"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
-  obj({ id: commandIdSchema, type: literal("vm.left"), vmId: viewIdSchema, hostId: viewIdSchema, incarnation: countSchema, placementEpoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
-  obj({ id: commandIdSchema, type: literal("vm.record-recovery"), vmId: viewIdSchema, kind: recoveryKindSchema, atMs: countSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.remove"), vmId: viewIdSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.set-desired"), vmId: viewIdSchema, desiredState: desiredStateSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.place"), vmId: viewIdSchema, hostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.unplace"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.migrate"), vmId: viewIdSchema, toHostId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.migrate-done"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.migrate-abort"), vmId: viewIdSchema, expectedPlacementEpoch: countSchema }),
+  obj({ ...commandBaseFields, type: literal("vm.left"), vmId: viewIdSchema, hostId: viewIdSchema, incarnation: countSchema, placementEpoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
+  obj({ ...commandBaseFields, type: literal("vm.record-recovery"), vmId: viewIdSchema, kind: recoveryKindSchema, atMs: countSchema }),
 ]);
 
 export type WireViewCommand = Infer<typeof viewCommandSchema>;

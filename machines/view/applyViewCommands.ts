@@ -143,6 +143,19 @@ class ViewDraft {
     }
     if (toHost !== null) index.set(toHost, [...(index.get(toHost) ?? []), vmId]);
   }
+  /**
+   * Every command applied at this slot or later is remembered. Ids are forgotten, a chunk at a time,
+   * only while maxRememberedCommands newer ones remain, so below that count nothing was ever forgotten.
+   * At or above it something may have been (conservatively assumed), and the oldest remembered slot may
+   * have lost some of its commands with the chunk before it: only the slots after it are whole.
+   */
+  rememberedFromSlot(): number {
+    if (this.recentCount < maxRememberedCommands) return 0;
+    const chunks = this.recentChunks ?? this.base.recentCommandChunks;
+    const oldest = chunks[0]?.[0];
+    return oldest === undefined ? 0 : oldest.slot + 1;
+  }
+
   remember(entry: RememberedCommand): void {
     const chunks = (this.recentChunks ??= [...this.base.recentCommandChunks]);
     const index = (this.recentIndexDraft ??= this.base.recentCommandIndex.edit());
@@ -228,12 +241,33 @@ export function applyViewCommands(view: View, slot: number, commands: readonly u
       continue;
     }
     const problem = commandProblem(command);
-    const outcome: FirstOutcome = problem ? rejected(`malformed command: ${problem}`) : applyOne(draft, command as ViewCommand);
+    const tooLate = problem ? null : retryTooLate(draft, command as ViewCommand);
+    const outcome: FirstOutcome = problem ? rejected(`malformed command: ${problem}`) : (tooLate ?? applyOne(draft, command as ViewCommand));
     if (outcome.kind === "committed") draft.epoch++;
-    if (id !== null && !problem) draft.remember({ commandId: id, slot, outcome });
+    // A copy refused as too late is not remembered: the same id proposed anew (with a newer stamp, by its
+    // client or by another node that derives the same id) is then judged as usual instead of refused forever.
+    if (id !== null && !problem && tooLate === null) draft.remember({ commandId: id, slot, outcome });
     outcomes.push(outcome);
   }
   return { view: draft.finish(), outcomes };
+}
+
+/**
+ * A command stamped `proposedAfterSlot` L was chosen, if ever, at L or later. While the view remembers
+ * every command applied from L on, an id it does not remember was never applied, and the command applies
+ * now. Otherwise (a retry that reached the log after more than maxRememberedCommands others) it may have
+ * been applied and forgotten: it is refused (and not remembered, see applyViewCommands), and the
+ * proposer looks at the view before proposing anew. The rule only ever refuses what the id window
+ * alone would have applied. Unstamped commands are deduplicated by the remembered ids alone.
+ */
+function retryTooLate(draft: ViewDraft, command: ViewCommand): FirstOutcome | null {
+  const since = command.proposedAfterSlot;
+  if (since === undefined) return null;
+  const rememberedFrom = draft.rememberedFromSlot();
+  if (since >= rememberedFrom) return null;
+  return rejected(
+    `first proposed after slot ${since}, but the view remembers the commands applied from slot ${rememberedFrom} on only: it may have been applied already; check the view before proposing it again`,
+  );
 }
 
 function hostTransition(draft: ViewDraft, hostId: string, incarnation: number | null, from: readonly HostState[], to: HostState): FirstOutcome {

@@ -26,6 +26,13 @@ export const maxCommandIdLength = 128;
 
 interface CommandBase {
   readonly id: string;
+  /**
+   * A slot below which the command cannot have been chosen: every slot below it was chosen before the
+   * command was first proposed (the proposal client stamps its learner's applied slot or the commit
+   * index it heard). A copy that reaches the log once the view no longer remembers every command
+   * applied from this slot on is refused instead of risking a second application (applyViewCommands.ts).
+   */
+  readonly proposedAfterSlot?: number;
 }
 
 export type ViewCommand = CommandBase &
@@ -162,7 +169,11 @@ export function commandProblem(value: unknown): string | null {
   const type = value.type;
   if (typeof type !== "string" || !(viewCommandTypes as readonly string[]).includes(type)) return "unknown command type";
   const keys = allowedKeys[type as ViewCommandType];
-  for (const key of Object.keys(value)) if (key !== "id" && key !== "type" && !keys.includes(key)) return `unexpected field ${key.slice(0, 64)}`;
+  for (const key of Object.keys(value)) if (key !== "id" && key !== "type" && key !== "proposedAfterSlot" && !keys.includes(key)) return `unexpected field ${key.slice(0, 64)}`;
+  if (value.proposedAfterSlot !== undefined) {
+    const problem = countProblem(value.proposedAfterSlot, "proposedAfterSlot", Number.MAX_SAFE_INTEGER);
+    if (problem) return problem;
+  }
   for (const key of keys) if (!(key in value)) return `missing field ${key}`;
   const v = value;
   switch (type as ViewCommandType) {

@@ -1,11 +1,11 @@
 import test from "ava";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { simClientLimits, simPaxosTimings } from "../../sim/paxos/paxosClusterRun.ts";
 import { SimWorld } from "../../sim/world.ts";
+import { addSimControllers } from "./simControllers.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
 const config = createPaxosConfig(controllerIds, simPaxosTimings);
@@ -13,14 +13,7 @@ const config = createPaxosConfig(controllerIds, simPaxosTimings);
 /** Three controllers; host h1 learns with idle ticks (the default), h2 ticks only while behind. */
 function cluster() {
   const world = new SimWorld({ seed: 7, clusterId: "t" });
-  const controllers = new Map<string, ControllerActor>();
-  for (const id of controllerIds) {
-    world.addNode(id, (ports) => {
-      const actor = startControllerActor(ports, { config, bootstrap: true, rejections: createRejectionCounter(ports), client: simClientLimits, kvMirror: false });
-      controllers.set(id, actor);
-      return { stop: () => actor.stop() };
-    });
-  }
+  const controllers = addSimControllers(world, config);
   const learners = new Map<string, LearnerActor>();
   const steps = new Map<string, number>([
     ["h1", 0],
