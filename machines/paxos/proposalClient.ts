@@ -4,12 +4,21 @@
  *
  * A submitted command is sent (as `paxos.propose`) to the controller believed
  * to lead; a refusal redirects it to the hinted leader, silence retries it
- * after a backoff at the next controller, at most `maxProposeAttempts` times
- * in all. The outcome comes from this node's own learner (`applied` input): the
- * slot it was committed at, or the deterministic rejection reason. Retries
- * are safe because command ids are idempotent in the replicated state. After
- * the last attempt the client gives up with "no outcome": the command may
- * still be applied later (a client that must know resubmits the same id).
+ * after a backoff, at most `maxProposeAttempts` times in all. A proposer
+ * refuses every proposal while it does not lead, so a controller that starts
+ * leading holds none sent to it before: a newly hinted leader gets at once
+ * every outstanding proposal not sent to it as leader (`onLeaderHint`), and a
+ * lost resend is retried after the first backoff. A timed retry goes to the
+ * known leader, never avoided; when the leader already had the proposal and
+ * said nothing, one other controller is asked too, whose refusal names the
+ * leader if the hint is stale (`retryTargets`). So a proposal costs at most
+ * `maxProposeAttempts` timed attempts of two messages each and
+ * `maxRedirectsPerAttempt` redirects or resends per attempt. The outcome comes
+ * from this node's own learner (`applied` input): the slot it was committed
+ * at, or the deterministic rejection reason. Retries are safe because command
+ * ids are idempotent in the replicated state. After the last attempt the
+ * client gives up with "no outcome": the command may still be applied later
+ * (a client that must know resubmits the same id).
  */
 import type { PaxosMessage, ProposeRefusal } from "./messages.ts";
 import type { AppliedCommand } from "./replicatedStateMachine.ts";
@@ -44,8 +53,20 @@ export interface OutstandingProposal<C extends CommandEnvelope> {
   readonly command: C;
   readonly attempts: number;
   readonly redirects: number;
+  /** Where the last attempt or redirect went. */
   readonly target: string;
+  /**
+   * The target was the hinted leader when the proposal went to it and has not answered `not-leader`
+   * since: the proposal is in a leader's hands. False for one sent before its target was known to lead.
+   */
+  readonly withLeader: boolean;
   readonly retryAtMs: number;
+  /**
+   * Resent to a newly hinted leader since the last tick: the next tick brings the timed retry to at most
+   * `retryAfterMs` away (a hint carries no time), so a lost resend costs the first backoff, not the one
+   * the proposal had reached. Not for the last attempt: the wait before giving up stays whole.
+   */
+  readonly resentToNewLeader: boolean;
 }
 
 export interface ProposalClientState<C extends CommandEnvelope> {
@@ -92,7 +113,7 @@ export function stepProposalClient<C extends CommandEnvelope>(state: ProposalCli
       onApplied(draft, input.applied);
       break;
     case "message":
-      if (input.message.type === "paxos.propose-reply") onRefusal(draft, input.message.commandId, input.message.refusal, input.message.leaderHint, input.nowMs);
+      if (input.message.type === "paxos.propose-reply") onRefusal(draft, input.message.from, input.message.commandId, input.message.refusal, input.message.leaderHint, input.nowMs);
       break;
     case "leader-hint":
       onLeaderHint(draft, input.leaderId);
@@ -108,21 +129,38 @@ function retryDelayMs(config: ProposalClientConfig, attempts: number): number {
   return Math.min(config.maxRetryDelayMs, config.retryAfterMs * 2 ** Math.max(0, attempts - 1));
 }
 
-function nextTarget<C extends CommandEnvelope>(draft: Draft<C>, avoid: string): string {
+/** The next controller in rotation other than `avoid` (unless it is the only one). */
+function rotate<C extends CommandEnvelope>(draft: Draft<C>, avoid: string): string {
   const state = draft.state;
   const ids = state.config.controllerIds;
-  if (state.leaderHint !== "" && state.leaderHint !== avoid) return state.leaderHint;
   const target = ids[state.rotation % ids.length]!;
   draft.state = { ...state, rotation: state.rotation + 1 };
-  return target === avoid && ids.length > 1 ? nextTarget(draft, avoid) : target;
+  return target === avoid && ids.length > 1 ? rotate(draft, avoid) : target;
 }
 
-function sendAttempt<C extends CommandEnvelope>(draft: Draft<C>, command: C, attempts: number, redirects: number, avoid: string, nowMs: number): void {
-  const target = nextTarget(draft, avoid);
-  draft.send.push({ type: "paxos.propose", from: draft.state.clientId, to: target, command });
-  const outstanding = new Map(draft.state.outstanding);
-  outstanding.set(command.id, { command, attempts, redirects, target, retryAtMs: nowMs + retryDelayMs(draft.state.config, attempts) });
-  draft.state = { ...draft.state, outstanding };
+/**
+ * Where a timed retry goes: the known leader, never avoided (it may be the only controller that can
+ * commit the proposal). If the leader already had the proposal and stayed silent, the hint may be stale
+ * (a dead leader refuses nothing): one other controller in rotation is asked as well, and its refusal
+ * names the leader it knows (`onRefusal`). Without a hint, the next controller other than the last target.
+ */
+function retryTargets<C extends CommandEnvelope>(draft: Draft<C>, proposal: OutstandingProposal<C>): { target: string; alsoTo: string } {
+  const leader = draft.state.leaderHint;
+  if (leader === "") return { target: rotate(draft, proposal.target), alsoTo: "" };
+  if (proposal.target !== leader || !proposal.withLeader) return { target: leader, alsoTo: "" };
+  const alsoTo = rotate(draft, leader);
+  return { target: leader, alsoTo: alsoTo === leader ? "" : alsoTo };
+}
+
+/** Sends the proposal to `target` (and `alsoTo`, unless empty); the timed retry is due after the backoff of attempt `attempts`. */
+function sendAttempt<C extends CommandEnvelope>(draft: Draft<C>, command: C, attempts: number, redirects: number, target: string, alsoTo: string, nowMs: number): void {
+  const state = draft.state;
+  draft.send.push({ type: "paxos.propose", from: state.clientId, to: target, command });
+  if (alsoTo !== "") draft.send.push({ type: "paxos.propose", from: state.clientId, to: alsoTo, command });
+  const outstanding = new Map(state.outstanding);
+  const withLeader = target === state.leaderHint;
+  outstanding.set(command.id, { command, attempts, redirects, target, withLeader, retryAtMs: nowMs + retryDelayMs(state.config, attempts), resentToNewLeader: false });
+  draft.state = { ...state, outstanding };
 }
 
 function submit<C extends CommandEnvelope>(draft: Draft<C>, command: C, nowMs: number): void {
@@ -136,7 +174,7 @@ function submit<C extends CommandEnvelope>(draft: Draft<C>, command: C, nowMs: n
     draft.outcomes.push({ commandId: command.id, kind: "no-outcome", reason: "no controllers configured; not sent" });
     return;
   }
-  sendAttempt(draft, command, 1, 0, "", nowMs);
+  sendAttempt(draft, command, 1, 0, state.leaderHint !== "" ? state.leaderHint : rotate(draft, ""), "", nowMs);
 }
 
 function onApplied<C extends CommandEnvelope>(draft: Draft<C>, applied: readonly AppliedCommand[]): void {
@@ -153,21 +191,43 @@ function onApplied<C extends CommandEnvelope>(draft: Draft<C>, applied: readonly
   if (outstanding) draft.state = { ...draft.state, outstanding };
 }
 
-function onRefusal<C extends CommandEnvelope>(draft: Draft<C>, commandId: string, refusal: ProposeRefusal, leaderHint: string, nowMs: number): void {
+function validHint<C extends CommandEnvelope>(state: ProposalClientState<C>, leaderHint: string): boolean {
+  return leaderHint !== "" && state.config.controllerIds.includes(leaderHint);
+}
+
+function onRefusal<C extends CommandEnvelope>(draft: Draft<C>, from: string, commandId: string, refusal: ProposeRefusal, leaderHint: string, nowMs: number): void {
   const proposal = draft.state.outstanding.get(commandId);
   if (!proposal) return;
-  const hinted = leaderHint !== "" && draft.state.config.controllerIds.includes(leaderHint) && leaderHint !== proposal.target ? leaderHint : "";
+  if (from !== proposal.target) {
+    // The other controller of a timed retry, or an earlier target answering late: it speaks for no leader
+    // the client relies on. Only a leader it names other than the target is news, followed as a redirect.
+    if (refusal === "not-leader" && validHint(draft.state, leaderHint) && leaderHint !== proposal.target && proposal.redirects < maxRedirectsPerAttempt) {
+      draft.state = { ...draft.state, leaderHint };
+      sendAttempt(draft, proposal.command, proposal.attempts, proposal.redirects + 1, leaderHint, "", nowMs);
+    }
+    return;
+  }
+  const hinted = validHint(draft.state, leaderHint) && leaderHint !== proposal.target ? leaderHint : "";
   draft.state = { ...draft.state, leaderHint: hinted !== "" ? hinted : draft.state.leaderHint === proposal.target ? "" : draft.state.leaderHint };
   if (refusal === "not-leader" && hinted !== "" && proposal.redirects < maxRedirectsPerAttempt) {
-    sendAttempt(draft, proposal.command, proposal.attempts, proposal.redirects + 1, proposal.target, nowMs);
+    sendAttempt(draft, proposal.command, proposal.attempts, proposal.redirects + 1, hinted, "", nowMs);
+    return;
   }
-  // Otherwise (overloaded, or no better target known) the scheduled retry stands.
+  // Otherwise (overloaded, or no better target known) the scheduled retry stands. A proposal its target
+  // refused as not leading is in no leader's hands: should the target lead later, it gets the proposal again.
+  if (refusal === "not-leader" && proposal.withLeader) {
+    const outstanding = new Map(draft.state.outstanding);
+    outstanding.set(commandId, { ...proposal, withLeader: false });
+    draft.state = { ...draft.state, outstanding };
+  }
 }
 
 /**
- * A newly known leader gets the proposals waiting on another controller at once: that one may be dead
- * (a dead leader refuses nothing), and the timed retry would only reach the new leader after the backoff.
- * Such a resend counts as a redirect, so it is bounded per attempt like one.
+ * A newly known leader gets at once every proposal not already in its hands as leader: those waiting on
+ * another controller (it may be dead: a dead leader refuses nothing), and those sent to it before it led,
+ * which it refused (a proposer refuses all while it does not lead) whether or not the refusal arrived.
+ * The timed retry would only reach the new leader after the backoff. Such a resend counts as a redirect,
+ * so it is bounded per attempt like one.
  */
 function onLeaderHint<C extends CommandEnvelope>(draft: Draft<C>, leaderId: string): void {
   const state = draft.state;
@@ -175,16 +235,24 @@ function onLeaderHint<C extends CommandEnvelope>(draft: Draft<C>, leaderId: stri
   draft.state = { ...state, leaderHint: leaderId };
   let outstanding: Map<string, OutstandingProposal<C>> | null = null;
   for (const proposal of state.outstanding.values()) {
-    if (proposal.target === leaderId || proposal.redirects >= maxRedirectsPerAttempt) continue;
+    if ((proposal.target === leaderId && proposal.withLeader) || proposal.redirects >= maxRedirectsPerAttempt) continue;
     draft.send.push({ type: "paxos.propose", from: state.clientId, to: leaderId, command: proposal.command });
     outstanding ??= new Map(state.outstanding);
-    outstanding.set(proposal.command.id, { ...proposal, target: leaderId, redirects: proposal.redirects + 1 });
+    outstanding.set(proposal.command.id, { ...proposal, target: leaderId, withLeader: true, redirects: proposal.redirects + 1, resentToNewLeader: true });
   }
   if (outstanding) draft.state = { ...draft.state, outstanding };
 }
 
 function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
-  for (const proposal of draft.state.outstanding.values()) {
+  for (let proposal of draft.state.outstanding.values()) {
+    if (proposal.resentToNewLeader) {
+      const config = draft.state.config;
+      const retryAtMs = proposal.attempts < config.maxProposeAttempts ? Math.min(proposal.retryAtMs, nowMs + config.retryAfterMs) : proposal.retryAtMs;
+      proposal = { ...proposal, retryAtMs, resentToNewLeader: false };
+      const outstanding = new Map(draft.state.outstanding);
+      outstanding.set(proposal.command.id, proposal);
+      draft.state = { ...draft.state, outstanding };
+    }
     if (nowMs < proposal.retryAtMs) continue;
     if (proposal.attempts >= draft.state.config.maxProposeAttempts) {
       const outstanding = new Map(draft.state.outstanding);
@@ -192,7 +260,8 @@ function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void
       draft.state = { ...draft.state, outstanding };
       draft.outcomes.push({ commandId: proposal.command.id, kind: "no-outcome", reason: `no outcome after ${proposal.attempts} attempts; it may still be applied` });
     } else {
-      sendAttempt(draft, proposal.command, proposal.attempts + 1, 0, proposal.target, nowMs);
+      const { target, alsoTo } = retryTargets(draft, proposal);
+      sendAttempt(draft, proposal.command, proposal.attempts + 1, 0, target, alsoTo, nowMs);
     }
   }
 }

@@ -112,3 +112,74 @@ test("a newly hinted leader gets the proposals waiting on another controller at 
   t.deepEqual(targets(steps[6]!), ["c1"], "only y: x has used its redirects for this attempt");
   t.deepEqual(steps[7]!.send, [], "bounded: y has used its redirects too");
 });
+
+test("a proposal refused as not leading by a controller before it leads is resent to it as soon as its leadership is hinted", (t) => {
+  const steps = run([
+    submit("x"),
+    // c1 is still a candidate: it refuses, naming no leader.
+    refusal("c1", "x", ""),
+    { type: "leader-hint", leaderId: "c1" },
+  ]);
+  t.deepEqual(targets(steps[0]!), ["c1"]);
+  t.deepEqual(steps[1]!.send, [], "no better target known: the timed retry stands");
+  t.deepEqual(targets(steps[2]!), ["c1"], "c1 refused it before it led; now it leads, it gets it again");
+  t.is(steps[2]!.state.outstanding.get("x")!.target, "c1");
+});
+
+test("a proposal sent to a controller before it led is resent when it leads even if the refusal never came, but one sent to it as leader is not", (t) => {
+  const steps = run([
+    // x goes to c1 in rotation (no leader known); c1 refuses, the refusal is lost.
+    submit("x"),
+    { type: "leader-hint", leaderId: "c1" },
+    submit("y"),
+    // An overloaded leader's refusal makes the client forget the hint, not the leader its proposals are with.
+    refusal("c1", "y", "c1", "overloaded"),
+    { type: "leader-hint", leaderId: "c1" },
+  ]);
+  t.deepEqual(targets(steps[1]!), ["c1"], "x again, now that c1 leads");
+  t.deepEqual(targets(steps[2]!), ["c1"]);
+  t.is(steps[3]!.state.leaderHint, "");
+  t.deepEqual(steps[4]!.send, [], "x and y went to c1 while it led: nothing to resend");
+});
+
+test("a timed retry goes to the known leader, and to one other controller when the leader had the proposal and said nothing", (t) => {
+  const steps = run([
+    { type: "leader-hint", leaderId: "c2" },
+    submit("x"),
+    { type: "tick", nowMs: 100 },
+    // The other controller knows a newer leader: followed at once.
+    refusal("c1", "x", "c3"),
+  ]);
+  t.deepEqual(targets(steps[1]!), ["c2"]);
+  t.deepEqual(targets(steps[2]!), ["c2", "c1"], "the leader is not avoided; c1 is asked too in case the hint is stale");
+  t.deepEqual(targets(steps[3]!), ["c3"]);
+  t.is(steps[3]!.state.leaderHint, "c3");
+  // The other controller naming the leader already asked tells nothing: no resend, the hint stands.
+  const quiet = run([{ type: "leader-hint", leaderId: "c2" }, submit("y"), { type: "tick", nowMs: 100 }, refusal("c1", "y", "c2")]);
+  t.deepEqual(quiet[3]!.send, []);
+  t.is(quiet[3]!.state.leaderHint, "c2");
+});
+
+test("a resend to a newly hinted leader is retried after the first backoff, not the one the proposal had reached", (t) => {
+  const longBackoff: ProposalClientConfig = { ...config, maxProposeAttempts: 6, maxRetryDelayMs: 1_000 };
+  const steps = run(
+    [
+      submit("x", 0),
+      { type: "tick", nowMs: 100 },
+      { type: "tick", nowMs: 300 },
+      // Attempt 3 went to c3 with its retry due at 700; c2 is elected and the resend to it is lost.
+      { type: "leader-hint", leaderId: "c2" },
+      { type: "tick", nowMs: 310 },
+      { type: "tick", nowMs: 409 },
+      { type: "tick", nowMs: 410 },
+    ],
+    createProposalClient<Cmd>("h1", longBackoff),
+  );
+  t.deepEqual(targets(steps[2]!), ["c3"]);
+  t.is(steps[2]!.state.outstanding.get("x")!.retryAtMs, 700);
+  t.deepEqual(targets(steps[3]!), ["c2"]);
+  t.is(steps[4]!.state.outstanding.get("x")!.retryAtMs, 410, "one retryAfterMs after the tick that saw the resend");
+  t.deepEqual(steps[5]!.send, []);
+  t.deepEqual(targets(steps[6]!)[0], "c2");
+  t.is(steps[6]!.state.outstanding.get("x")!.attempts, 4);
+});
