@@ -5,11 +5,30 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
 /**
  * The host side of the heartbeat protocol (ARCHITECTURE §3): the host
  * heartbeats one monitor at a time, chosen by rendezvous hash; after
- * `missedAcksBeforeSwitch` missed acks in a row it switches to the next monitor
+ * `missedAcksBeforeSwitch` missed acks in a row it switches to another monitor
  * at once, and after `driftBackAfterMs` on a fallback it tries its preferred
  * monitor again. Drift-back is counted in beats rather than with a second
  * timer: one timer per host keeps the machine cheap, which matters when a
  * simulation runs thousands of them.
+ *
+ * Where a switch goes prefers the monitor that acked last (`switchTarget`). A
+ * monitor whose last stint (the beats since the host switched to it) ended in
+ * missed acks without a single ack is *silent* until it acks again, and one
+ * miss, not `missedAcksBeforeSwitch`, ends its next stint. After that single
+ * beat on a silent monitor the host goes back to the monitor that acked it
+ * last, on the beat timer rather than at once (`missesToLeave`); every other
+ * switch goes to the next monitor in rendezvous order after the one that acked
+ * last, or after the last one tried since, so every monitor is still tried in
+ * turn. A host whose only answering monitor loses some acks thus spends one
+ * beat at a time on monitors that have not answered it for seconds, where
+ * blind rotation spent `missedAcksBeforeSwitch` beats on each of them every
+ * time its monitor missed twice (fuzz seed 1274: 360 ms away per rotation, a
+ * lease lost). The beats saved pay for the returns: a host whose monitor died
+ * has tried every other monitor after at most `missedAcksBeforeSwitch` ×
+ * (monitors − 1) + 1 misses, one more than blind rotation (each silent monitor
+ * costs one beat and a return to the dead monitor one more, the first return
+ * `missedAcksBeforeSwitch`). With `missedAcksBeforeSwitch` 1 nothing is saved,
+ * so there are no returns: the host rotates as before.
  *
  * With `lease` configured the host also holds a **lease** (partition
  * consistency): each ack may grant `leaseMs`, counted from when the host *sent*
@@ -82,6 +101,14 @@ export interface HeartbeatSenderContext {
   /** Preference order; index 0 is the preferred monitor. */
   readonly monitorOrder: readonly string[];
   readonly targetIndex: number;
+  /** Whether the current target has acked since the host switched to it. */
+  readonly targetAckedThisStint: boolean;
+  /** Index in `monitorOrder` of the monitor whose ack the host counted last; -1 before the first. */
+  readonly lastAckedIndex: number;
+  /** Per `monitorOrder` index: its last stint ended in missed acks without a single ack, and it has not acked since. */
+  readonly silent: readonly boolean[];
+  /** The monitor that acked last, or the one the host moved to by rotation since (not by returning); the next trial is the one after it. */
+  readonly lastTrialIndex: number;
   readonly nextSequence: number;
   readonly consecutiveMissedAcks: number;
   /** Beats sent to the current fallback monitor; drift back to the preferred one is due after `driftBackAfterMs` worth. */
@@ -164,13 +191,63 @@ function currentTarget(context: HeartbeatSenderContext): string {
   return context.monitorOrder[context.targetIndex] ?? "";
 }
 
-const nextTargetIndex = (context: HeartbeatSenderContext): number => (context.targetIndex + 1) % context.monitorOrder.length;
+const isSilent = (context: HeartbeatSenderContext, index: number): boolean => context.silent[index] ?? false;
+
+/** The next monitor in rotation after the last trial, never the current target. */
+function nextTrialIndex(context: HeartbeatSenderContext): number {
+  const count = context.monitorOrder.length;
+  let index = (context.lastTrialIndex + 1) % count;
+  if (index === context.targetIndex) index = (index + 1) % count;
+  return index;
+}
+
+/**
+ * Where a missed-acks switch goes: after the single beat spent on a silent
+ * monitor, back to the monitor that acked last; otherwise (leaving the monitor
+ * that acked last, or a monitor tried for the first time since it last acked,
+ * or before any ack at all) the next monitor in rendezvous order after the one
+ * that acked last, or after the last one tried since (`lastTrialIndex`).
+ * With `missedAcksBeforeSwitch` 1 a silent monitor's beat saves nothing to pay
+ * for a return, so the host only rotates.
+ */
+function switchTarget(context: HeartbeatSenderContext): { readonly index: number; readonly isTrial: boolean } {
+  const last = context.lastAckedIndex;
+  const leavingSilentProbe = isSilent(context, context.targetIndex) && !context.targetAckedThisStint;
+  if (leavingSilentProbe && context.config.missedAcksBeforeSwitch > 1 && last >= 0 && last !== context.targetIndex) return { index: last, isTrial: false };
+  return { index: nextTrialIndex(context), isTrial: true };
+}
+
+/**
+ * Misses in a row that end a stint: one for a monitor that was silent when the
+ * host came to it and has not acked since. Leaving a silent monitor does not
+ * send at once, as leaving after a streak does: the next heartbeat waits for
+ * the beat timer. Otherwise answers that fail at once (`no-authority` acks
+ * before there is a leader) would have the host send as fast as the network
+ * answers, round and round its silent monitors; this way it sends at most one
+ * heartbeat per interval plus one per streak, as before.
+ */
+const missesToLeave = (context: HeartbeatSenderContext): number => (isSilent(context, context.targetIndex) ? 1 : context.config.missedAcksBeforeSwitch);
 
 const missedAcksSwitchParams = ({ context }: { context: HeartbeatSenderContext }): TargetSwitchedParams => ({
   from: currentTarget(context),
-  to: context.monitorOrder[nextTargetIndex(context)] ?? "",
+  to: context.monitorOrder[switchTarget(context).index] ?? "",
   reason: "missed-acks",
 });
+
+function switchedAfterMisses(context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> {
+  const { index, isTrial } = switchTarget(context);
+  const silent = context.silent.map((wasSilent, i) => (i === context.targetIndex ? !context.targetAckedThisStint : wasSilent));
+  return {
+    targetIndex: index,
+    targetAckedThisStint: false,
+    silent,
+    lastTrialIndex: isTrial ? index : context.lastTrialIndex,
+    consecutiveMissedAcks: 0,
+    beatsOnFallback: 0,
+    acksMissed: context.acksMissed + 1,
+    switches: context.switches + 1,
+  };
+}
 
 const driftBackAfterBeats = (config: HeartbeatSenderConfig): number =>
   Math.max(1, Math.ceil(config.driftBackAfterMs / config.heartbeatIntervalMs));
@@ -199,7 +276,7 @@ const missForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatS
   countsAsMiss(event) && (event as Acked).monitorId === currentTarget(context);
 
 const missCompletesStreak = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
-  missForCurrentTarget(context, event) && context.monitorOrder.length > 1 && context.consecutiveMissedAcks + 1 >= context.config.missedAcksBeforeSwitch;
+  missForCurrentTarget(context, event) && context.monitorOrder.length > 1 && context.consecutiveMissedAcks + 1 >= missesToLeave(context);
 
 const excludedWithoutLease = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
   event.type === "heartbeat.acked" && event.grant === "excluded" && context.phase === "joining" && event.sequence >= context.firstSequenceOfIncarnation;
@@ -227,7 +304,14 @@ const countedMiss = (context: HeartbeatSenderContext): Partial<HeartbeatSenderCo
   acksMissed: context.acksMissed + 1,
 });
 
-const countedAck = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({ consecutiveMissedAcks: 0, acksReceived: context.acksReceived + 1 });
+const countedAck = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({
+  consecutiveMissedAcks: 0,
+  acksReceived: context.acksReceived + 1,
+  targetAckedThisStint: true,
+  lastAckedIndex: context.targetIndex,
+  lastTrialIndex: context.targetIndex,
+  silent: context.silent[context.targetIndex] ? context.silent.map((wasSilent, i) => (i === context.targetIndex ? false : wasSilent)) : context.silent,
+});
 
 function extendedLease(context: HeartbeatSenderContext, event: HeartbeatSenderEvent): Partial<HeartbeatSenderContext> {
   if (event.type !== "heartbeat.acked") return {};
@@ -295,15 +379,11 @@ export const heartbeatSenderMachine = setup({
     answerProbe: (_, _params: AnswerProbeParams) => {},
     armBeat: raise({ type: "beat.due" }, { id: beatTimerId, delay: (_, params: ArmBeatParams) => params.delayMs }),
     disarmBeat: cancel(beatTimerId),
-    moveToNextTarget: assign({
-      targetIndex: ({ context }) => nextTargetIndex(context),
-      consecutiveMissedAcks: 0,
-      beatsOnFallback: 0,
-      acksMissed: ({ context }) => context.acksMissed + 1,
-      switches: ({ context }) => context.switches + 1,
-    }),
+    moveToNextTarget: assign(({ context }) => switchedAfterMisses(context)),
     moveToPreferredTarget: assign({
       targetIndex: 0,
+      targetAckedThisStint: false,
+      lastTrialIndex: 0,
       consecutiveMissedAcks: 0,
       beatsOnFallback: 0,
       switches: ({ context }) => context.switches + 1,
@@ -316,6 +396,7 @@ export const heartbeatSenderMachine = setup({
     leasing: ({ context }) => context.phase !== "legacy",
     isForCurrentTarget: ({ context, event }) => isForCurrentTarget(context, event),
     missCompletesStreak: ({ context, event }) => missCompletesStreak(context, event),
+    missEndsSilentStint: ({ context, event }) => missCompletesStreak(context, event) && isSilent(context, context.targetIndex),
     missForCurrentTarget: ({ context, event }) => missForCurrentTarget(context, event),
     driftBackDue: ({ context }) => driftBackDue(context),
     excludedWithoutLease: ({ context, event }) => excludedWithoutLease(context, event),
@@ -336,6 +417,10 @@ export const heartbeatSenderMachine = setup({
       config: input.config,
       monitorOrder: rendezvousOrder(input.hostId, input.monitorIds),
       targetIndex: 0,
+      targetAckedThisStint: false,
+      lastAckedIndex: -1,
+      silent: input.monitorIds.map(() => false),
+      lastTrialIndex: 0,
       nextSequence: 1,
       consecutiveMissedAcks: 0,
       beatsOnFallback: 0,
@@ -407,6 +492,8 @@ export const heartbeatSenderMachine = setup({
         ],
         "haring.resume": { target: "beating", reenter: true },
         "heartbeat.acked": [
+          // after a silent monitor's single beat, the next beat (on its timer) goes to the new target
+          { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
           {
             guard: "missCompletesStreak",
             target: "beating",
@@ -423,6 +510,7 @@ export const heartbeatSenderMachine = setup({
           { actions: ["extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }] },
         ],
         "heartbeat.missed": [
+          { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
           {
             guard: "missCompletesStreak",
             // re-entering sends to the new target at once instead of waiting out the interval

@@ -6,7 +6,8 @@ import { VirtualClock } from "../../sim/virtualClock.ts";
 
 const config = { heartbeatIntervalMs: 200, missedAcksBeforeSwitch: 2, driftBackAfterMs: 5_000 };
 
-function startSender(answer: (params: SendHeartbeatParams) => "ack" | "miss") {
+/** A miss is known `missAfterMs` after the heartbeat left (the actor's ack timeout); an ack arrives after 50 ms. */
+function startSender(answer: (params: SendHeartbeatParams) => "ack" | "miss", missAfterMs = 50) {
   const virtualClock = new VirtualClock();
   const clock = {
     setTimeout: (callback: () => void, delayMs: number) => virtualClock.schedule(delayMs, callback),
@@ -19,13 +20,10 @@ function startSender(answer: (params: SendHeartbeatParams) => "ack" | "miss") {
       actions: {
         sendHeartbeat: (_, params) => {
           sent.push({ ...params, atMs: virtualClock.now() });
-          // the reply arrives 50 ms later, as a request outcome would
-          virtualClock.schedule(50, () =>
-            actor.send({
-              type: answer(params) === "ack" ? "heartbeat.acked" : "heartbeat.missed",
-              sequence: params.sequence,
-              monitorId: params.monitorId,
-            }),
+          // the outcome arrives later, as a request's would
+          const outcome = answer(params);
+          virtualClock.schedule(outcome === "ack" ? 50 : missAfterMs, () =>
+            actor.send({ type: outcome === "ack" ? "heartbeat.acked" : "heartbeat.missed", sequence: params.sequence, monitorId: params.monitorId }),
           );
         },
         targetSwitched: (_, params) => switches.push({ ...params, atMs: virtualClock.now() }),
@@ -117,4 +115,113 @@ test("when every monitor misses, the host keeps rotating through all of them", (
   virtualClock.runUntil(2_000);
   const order = rendezvousOrder("h1", ["m1", "m2", "m3"]);
   t.deepEqual(switches.slice(0, 4).map((s) => s.to), [order[1]!, order[2]!, order[0]!, order[1]!]);
+});
+
+function ackTimesOf(actor: ReturnType<typeof startSender>["actor"], virtualClock: VirtualClock): number[] {
+  const times: number[] = [];
+  let acks = 0;
+  actor.subscribe((snapshot) => {
+    if (snapshot.context.acksReceived > acks) {
+      acks = snapshot.context.acksReceived;
+      times.push(virtualClock.now());
+    }
+  });
+  return times;
+}
+
+/**
+ * Fuzz seed 1274: one monitor answers under loss, the two others can never
+ * answer. Blind rotation spent two beats on each silent monitor every time the
+ * answering one missed twice, and went longer than the heartbeat invariant's
+ * maxAckGap (interval × (missedAcksBeforeSwitch × monitors + 4) = 10 beats)
+ * without an ack: answering monitor, 2 misses; both silent monitors, 4 beats;
+ * answering monitor, 2 more misses; silent ones, 4 beats; an ack only at the
+ * 13th beat. Now a silent monitor gets one beat and the host goes back to the
+ * one that acked it last. A miss is known after 80% of the interval, as with
+ * the detection defaults (ackTimeoutMs 80 of heartbeatIntervalMs 100), so a
+ * stint of two misses takes 1.8 intervals, as in the seed's log.
+ */
+test("with one monitor answering under loss and two never answering, the host keeps going back to the one that answers", (t) => {
+  const order = rendezvousOrder("h1", ["m1", "m2", "m3"]);
+  const answering = order[0]!;
+  // what the answering monitor does with each heartbeat it gets, in turn; then it acks
+  const fates = ["ack", "miss", "miss", "ack", "ack", "miss", "miss", "miss", "miss"] as const;
+  let heard = 0;
+  const { actor, virtualClock, sent, switches } = startSender(
+    (params) => (params.monitorId !== answering ? "miss" : (fates[heard++] ?? "ack")),
+    config.heartbeatIntervalMs * 0.8,
+  );
+  const ackTimes = ackTimesOf(actor, virtualClock);
+  virtualClock.runUntil(5_000);
+  const maxAckGapMs = config.heartbeatIntervalMs * (config.missedAcksBeforeSwitch * 3 + 4);
+  const gaps = ackTimes.slice(1).map((atMs, i) => atMs - ackTimes[i]!);
+  t.true(Math.max(...gaps) <= maxAckGapMs, `gaps between acks: ${gaps.join(", ")} ms`);
+  t.deepEqual(switches.map((s) => [s.from, s.to]), [
+    // the first time round both others are tried for missedAcksBeforeSwitch beats, and stay silent
+    [answering, order[1]!],
+    [order[1]!, order[2]!],
+    [order[2]!, answering],
+    // then one beat on a silent monitor, and back
+    [answering, order[1]!],
+    [order[1]!, answering],
+    [answering, order[2]!],
+    [order[2]!, answering],
+  ]);
+  t.deepEqual(
+    sent.filter((s) => s.atMs > switches[2]!.atMs && s.monitorId !== answering).map((s) => s.monitorId),
+    [order[1]!, order[2]!],
+    "after the first round, one beat to each silent monitor",
+  );
+});
+
+test("when the monitor that acked last dies, the host still tries every other monitor, with one return to it", (t) => {
+  const order = rendezvousOrder("h1", ["m1", "m2", "m3"]);
+  let heardByPreferred = 0;
+  let preferredDead = false;
+  let thirdAlive = false;
+  const { actor, virtualClock, sent, switches } = startSender((params) => {
+    if (params.monitorId === order[0]) return preferredDead || ++heardByPreferred <= 2 ? "miss" : "ack";
+    if (params.monitorId === order[2]) return thirdAlive ? "ack" : "miss";
+    return "miss";
+  });
+  // the first two heartbeats are lost: both other monitors are tried, fail, and are silent
+  virtualClock.runUntil(3_000);
+  t.is(actor.getSnapshot().context.monitorOrder[actor.getSnapshot().context.targetIndex], order[0]);
+  preferredDead = true;
+  thirdAlive = true;
+  const diedAtBeat = sent.length;
+  virtualClock.runUntil(6_000);
+  t.deepEqual(switches.slice(3).map((s) => [s.from, s.to]), [
+    [order[0]!, order[1]!],
+    // one beat on the silent monitor, back to the one that acked last, which fails its stint too
+    [order[1]!, order[0]!],
+    [order[0]!, order[2]!],
+  ]);
+  const foundAtBeat = sent.findIndex((s, i) => i >= diedAtBeat && s.monitorId === order[2]) + 1;
+  // within missedAcksBeforeSwitch × (monitors − 1) + 1 misses: one more than blind rotation
+  t.true(foundAtBeat - diedAtBeat <= config.missedAcksBeforeSwitch * 2 + 1 + 1, `found the live monitor at beat ${foundAtBeat - diedAtBeat} after the death`);
+  t.is(sent.at(-1)!.monitorId, order[2]!);
+});
+
+test("with missedAcksBeforeSwitch 1 a single beat on a silent monitor saves nothing, so the host only rotates", (t) => {
+  const order = rendezvousOrder("h1", ["m1", "m2", "m3"]);
+  let heard = 0;
+  const virtualClock = new VirtualClock();
+  const clock = { setTimeout: (callback: () => void, delayMs: number) => virtualClock.schedule(delayMs, callback), clearTimeout: (handle: unknown) => virtualClock.cancel(handle) };
+  const switches: string[] = [];
+  const actor = createActor(
+    heartbeatSenderMachine.provide({
+      actions: {
+        sendHeartbeat: (_, params) => {
+          const ack = params.monitorId === order[0] && heard++ % 2 === 0;
+          virtualClock.schedule(50, () => actor.send({ type: ack ? "heartbeat.acked" : "heartbeat.missed", sequence: params.sequence, monitorId: params.monitorId }));
+        },
+        targetSwitched: (_, params) => switches.push(params.to),
+      },
+    }),
+    { input: { hostId: "h1", monitorIds: ["m1", "m2", "m3"], config: { ...config, missedAcksBeforeSwitch: 1 } }, clock },
+  );
+  actor.start();
+  virtualClock.runUntil(3_000);
+  t.deepEqual(switches.slice(0, 6), [order[1]!, order[2]!, order[0]!, order[1]!, order[2]!, order[0]!]);
 });
