@@ -45,6 +45,7 @@ import {
   type Leadership,
 } from "../../machines/paxos/controllerNode.ts";
 import { paxosMessageTypes, type PaxosMessageType } from "../../machines/paxos/messages.ts";
+import { knownChosenBelow } from "../../machines/paxos/learner.ts";
 import { createControllerMachine } from "../../machines/paxos/paxosMachines.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
@@ -203,7 +204,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     send: (message) => transport.send(message),
     chosenBelow: () => {
       const learner = coreState()?.learner;
-      return learner === undefined ? 0 : Math.max(learner.nextSlot, learner.commitHint);
+      return learner === undefined ? 0 : knownChosenBelow(learner);
     },
   });
 

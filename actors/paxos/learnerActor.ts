@@ -24,7 +24,7 @@ import type { NetMessage, Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { clusterSubjects } from "../subjects.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
-import { learnerWantsTick, stepLearner, type LearnerCreation, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
+import { knownChosenBelow, learnerWantsTick, stepLearner, type LearnerCreation, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
 import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { createLearnerMachine } from "../../machines/paxos/paxosMachines.ts";
 import type { AppliedCommand, ReplicatedStateMachine } from "../../machines/paxos/replicatedStateMachine.ts";
@@ -164,7 +164,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     send: (message) => transport.send(message),
     chosenBelow: () => {
       const core = host.getSnapshot()?.context.core;
-      return core === undefined ? 0 : Math.max(core.nextSlot, core.commitHint);
+      return core === undefined ? 0 : knownChosenBelow(core);
     },
   });
 

@@ -386,6 +386,14 @@ function isBehind<C extends CommandEnvelope, S>(state: LearnerState<C, S>): bool
   return state.commitHint > state.nextSlot || state.buffered.size > 0;
 }
 
+/**
+ * A slot below which this learner knows every slot chosen: what it applied, or the commit index it heard,
+ * whichever is higher. A command proposed now cannot be chosen below it (`proposedAfterSlot`).
+ */
+export function knownChosenBelow<C extends CommandEnvelope, S>(state: LearnerState<C, S>): number {
+  return Math.max(state.nextSlot, state.commitHint);
+}
+
 /** False when a `tick` would change nothing (the learner is not behind): its actor may skip it. */
 export function learnerWantsTick<C extends CommandEnvelope, S>(state: LearnerState<C, S>): boolean {
   return isBehind(state);

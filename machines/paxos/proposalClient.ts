@@ -243,16 +243,22 @@ function onLeaderHint<C extends CommandEnvelope>(draft: Draft<C>, leaderId: stri
   if (outstanding) draft.state = { ...draft.state, outstanding };
 }
 
+/** Brings the timed retry of every proposal resent to a new leader since the last tick to at most `retryAfterMs` away (see `resentToNewLeader`). */
+function settleResends<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  const config = draft.state.config;
+  let outstanding: Map<string, OutstandingProposal<C>> | null = null;
+  for (const proposal of draft.state.outstanding.values()) {
+    if (!proposal.resentToNewLeader) continue;
+    const retryAtMs = proposal.attempts < config.maxProposeAttempts ? Math.min(proposal.retryAtMs, nowMs + config.retryAfterMs) : proposal.retryAtMs;
+    outstanding ??= new Map(draft.state.outstanding);
+    outstanding.set(proposal.command.id, { ...proposal, retryAtMs, resentToNewLeader: false });
+  }
+  if (outstanding) draft.state = { ...draft.state, outstanding };
+}
+
 function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
-  for (let proposal of draft.state.outstanding.values()) {
-    if (proposal.resentToNewLeader) {
-      const config = draft.state.config;
-      const retryAtMs = proposal.attempts < config.maxProposeAttempts ? Math.min(proposal.retryAtMs, nowMs + config.retryAfterMs) : proposal.retryAtMs;
-      proposal = { ...proposal, retryAtMs, resentToNewLeader: false };
-      const outstanding = new Map(draft.state.outstanding);
-      outstanding.set(proposal.command.id, proposal);
-      draft.state = { ...draft.state, outstanding };
-    }
+  settleResends(draft, nowMs);
+  for (const proposal of draft.state.outstanding.values()) {
     if (nowMs < proposal.retryAtMs) continue;
     if (proposal.attempts >= draft.state.config.maxProposeAttempts) {
       const outstanding = new Map(draft.state.outstanding);
