@@ -3,6 +3,8 @@
  * Shared by the file storage (runtime/) and the simulated storage (sim/), so a
  * torn or corrupt tail is detected the same way in both.
  */
+import * as zlib from "node:zlib";
+
 export const recordHeaderBytes = 8;
 export const maxRecordBytes = 16 * 1024 * 1024;
 
@@ -16,10 +18,19 @@ const crcTable = (() => {
   return table;
 })();
 
-export function crc32(bytes: Uint8Array): number {
+/** CRC-32 (IEEE, as zlib) in JavaScript: the reference the native one is tested against, and the fallback. */
+export function crc32InJavaScript(bytes: Uint8Array): number {
   let crc = 0xffffffff;
   for (let index = 0; index < bytes.length; index++) crc = crcTable[(crc ^ bytes[index]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
+}
+
+// zlib's own CRC-32 (Node 20.15 on) is more than ten times faster: a controller's snapshot record
+// of a 10,000-VM view (3.4 MB) took 10 ms to checksum in JavaScript on its event loop, under 1 ms so.
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
+export function crc32(bytes: Uint8Array): number {
+  return nativeCrc32 === undefined ? crc32InJavaScript(bytes) : nativeCrc32(bytes) >>> 0;
 }
 
 export function frameRecord(payload: Uint8Array): Uint8Array {

@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -17,13 +17,16 @@
  * `PUT` of 256-byte values to the leader through etcd's HTTP/JSON gateway
  * (`/v3/kv/put`, keep-alive connections); a put counts when etcd answers.
  *
- * Figures: commit latency p50/p99 with one client and one command at a time;
+ * Figures: commit latency p50/p99 with one client and one command at a time,
+ * after 3,000 warm-up commits to each system (a Node process's JIT compiler
+ * is still busy over its first seconds: with 200, haring's p50 was 0.35-0.4
+ * ms and its CPU per commit 0.9 ms higher, see docs/benchmarks-paxos.md);
  * throughput with 64 commands in flight; and, K times, kill -9 of the leader
  * under a one-at-a-time load → time until the next command commits.
  * Every process is killed in teardown, every temp directory removed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "msgpackr";
@@ -49,6 +52,8 @@ interface Figures {
 }
 
 interface Options {
+  /** Commands committed before the latency run, to each system alike (a controller's JIT warms up over its first seconds). */
+  readonly warmupCommands: number;
   readonly latencyCommands: number;
   readonly throughputSeconds: number;
   readonly failovers: number;
@@ -62,10 +67,17 @@ interface Options {
   readonly timing: Readonly<Record<string, number>>;
   /** Controllers do not mirror the view into the KV bucket (`--no-kv-mirror`), to see what the mirror costs. */
   readonly noKvMirror: boolean;
+  /** Where each system's latency-run commit times go, one ms figure a line in commit order (`--latencies-dir`), to look for periodic stalls. */
+  readonly latenciesDir: string | undefined;
+}
+
+function writeLatencies(options: Options, system: string, latencies: readonly number[]): void {
+  if (options.latenciesDir === undefined) return;
+  writeFileSync(join(options.latenciesDir, `${system}.txt`), `${latencies.map((ms) => ms.toFixed(3)).join("\n")}\n`);
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false };
+  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -74,12 +86,14 @@ function parseOptions(argv: readonly string[]): Options {
       return value;
     };
     if (argument === "--latency-commands") options.latencyCommands = number();
+    else if (argument === "--warmup-commands") options.warmupCommands = number(0);
     else if (argument === "--throughput-seconds") options.throughputSeconds = number();
     else if (argument === "--failovers") options.failovers = number(0);
     else if (argument === "--json") options.json = true;
     else if (argument === "--profile-dir") options.profileDir = argv[++index];
     else if (argument === "--with-manager") options.withManager = true;
     else if (argument === "--no-kv-mirror") options.noKvMirror = true;
+    else if (argument === "--latencies-dir") options.latenciesDir = argv[++index];
     else if (argument === "--timing") {
       const [key, value] = (argv[++index] ?? "").split("=");
       if (!key || !Number.isSafeInteger(Number(value))) throw new RangeError("--timing takes key=integer, e.g. maxInFlightSlots=8");
@@ -223,8 +237,8 @@ async function benchHaring(options: Options): Promise<Figures> {
       return performance.now() - started;
     };
 
-    progress("haring: warm-up");
-    for (let index = 0; index < 200; index++) await commit();
+    progress(`haring: warm-up, ${options.warmupCommands} commands`);
+    for (let index = 0; index < options.warmupCommands; index++) await commit();
     progress(`haring: latency, ${options.latencyCommands} commands one at a time`);
     const latencies: number[] = [];
     const systemPids = () => [...cluster!.members.map((member) => member.pid), nats.pid, process.pid];
@@ -234,6 +248,7 @@ async function benchHaring(options: Options): Promise<Figures> {
     const callsBefore = controllerPids().map(systemCallsOf);
     const natsBefore = await natsMessageCounts(nats.monitorUrl);
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    writeLatencies(options, "haring", latencies);
     const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
     const controllerNames = () => cluster!.members.map((member) => (member.id === cluster!.leader()?.id ? `${member.id} (leader)` : member.id));
     notes.push(trafficNote("latency run", controllerNames(), callsBefore, controllerPids().map(systemCallsOf), { before: natsBefore, after: await natsMessageCounts(nats.monitorUrl) }, options.latencyCommands));
@@ -458,14 +473,15 @@ async function benchEtcd(options: Options): Promise<Figures> {
   try {
     for (const member of members) startEtcdProcess(member);
     target = await waitEtcd("a leader", () => etcdLeader(members), members);
-    progress("etcd: warm-up");
-    for (let index = 0; index < 200; index++) await commit();
+    progress(`etcd: warm-up, ${options.warmupCommands} puts`);
+    for (let index = 0; index < options.warmupCommands; index++) await commit();
     progress(`etcd: latency, ${options.latencyCommands} puts one at a time`);
     const latencies: number[] = [];
     const systemPids = () => [...members.map((member) => member.process?.pid), process.pid];
     const cpuBefore = cpuMs(systemPids());
     const cpuBeforeByProcess = systemPids().map(cpuSplitMs);
     for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    writeLatencies(options, "etcd", latencies);
     const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
     const processNames = [...members.map((member) => (member === target ? `${member.name} (leader)` : member.name)), "client"];
     const cpuByProcess = cpuBreakdown(systemPids(), cpuBeforeByProcess, processNames, options.latencyCommands);

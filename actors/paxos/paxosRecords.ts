@@ -15,6 +15,8 @@ import type { DurableRecord, DurableRecordKind } from "../../machines/paxos/reco
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { paxosWireSchemas } from "./paxosMessages.ts";
 import { viewSnapshotSchema } from "../view/viewSchemas.ts";
+import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
+import { encodeSnapshotRecord } from "./snapshotRecordEncoding.ts";
 
 export type ViewDurableRecord = DurableRecord<ViewCommand>;
 
@@ -41,6 +43,7 @@ export type RecordBody<K extends DurableRecordKind> = Infer<(typeof recordSchema
 export const paxosRecordRegistry = createMessageRegistry(recordSchemas, { maxMessageBytes: maxRecordBytes });
 
 export function encodeRecord(nodeId: string, record: ViewDurableRecord): Uint8Array {
+  if (record.kind === "snapshot") return encodeSnapshotRecord(paxosRecordRegistry, nodeId, record.throughSlot, record.snapshot as ViewSnapshot);
   const { kind, ...body } = record;
   return paxosRecordRegistry.encode(`record.${kind}`, nodeId, "", body as never);
 }

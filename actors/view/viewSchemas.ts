@@ -95,7 +95,7 @@ export const viewCommandSchema = discriminated("type", [
 
 export type WireViewCommand = Infer<typeof viewCommandSchema>;
 
-const hostRecordSchema = obj({
+export const hostRecordSchema = obj({
   hostId: viewIdSchema,
   state: oneOf(hostStates),
   incarnation: countSchema,
@@ -103,7 +103,7 @@ const hostRecordSchema = obj({
   stateEpoch: countSchema,
 });
 
-const vmRecordSchema = obj({
+export const vmRecordSchema = obj({
   vmId: viewIdSchema,
   desiredState: desiredStateSchema,
   placement: nullable(obj({ hostId: viewIdSchema, epoch: int({ min: 1, max: Number.MAX_SAFE_INTEGER }), migratingFrom: optional(viewIdSchema) })),
@@ -121,6 +121,11 @@ const rememberedOutcomeSchema = discriminated("kind", [
   obj({ kind: literal("rejected"), reason: str({ maxLength: maxRejectionReasonLength }) }),
 ]);
 
+export const rememberedCommandSchema = obj({ commandId: commandIdSchema, slot: countSchema, outcome: rememberedOutcomeSchema });
+
+/** The most remembered commands a snapshot may carry. */
+export const maxRememberedSnapshotCommands = maxRememberedCommands + rememberedChunkSize;
+
 export const viewSnapshotSchema = obj({
   version: literal(viewSnapshotVersion),
   epoch: countSchema,
@@ -129,9 +134,7 @@ export const viewSnapshotSchema = obj({
   hosts: arr(hostRecordSchema, { maxLength: maxHosts }),
   vms: arr(vmRecordSchema, { maxLength: maxVms }),
   hostFailuresToTolerate: optional(hostFailuresToTolerateSchema),
-  recentCommands: arr(obj({ commandId: commandIdSchema, slot: countSchema, outcome: rememberedOutcomeSchema }), {
-    maxLength: maxRememberedCommands + rememberedChunkSize,
-  }),
+  recentCommands: arr(rememberedCommandSchema, { maxLength: maxRememberedSnapshotCommands }),
 });
 
 export type WireViewSnapshot = Infer<typeof viewSnapshotSchema>;

@@ -25,6 +25,15 @@ export interface PaxosConfig {
   readonly prepareTimeoutMs: number;
   /** An accept not acknowledged by a majority is re-sent after this long. */
   readonly acceptRetryMs: number;
+  /**
+   * A new slot's accept goes at once to a bare majority (the leader's own acceptor, then the
+   * followers it heard from most recently) and to this many more acceptors; the rest get it only if
+   * the slot is still open at the first resend (`acceptRetryMs`). With three acceptors and 0, every
+   * slot spares one follower a durable write and the NATS server two messages. The default (as many
+   * as there can be acceptors) sends to all: the simulator's recorded scenarios run on it. Controller
+   * processes use 0 (runtime/controller/controllerConfig.ts).
+   */
+  readonly acceptRecipientsBeyondMajority: number;
   /** At most this many client commands go into one slot. */
   readonly maxCommandsPerBatch: number;
   /** At most this many slots are proposed but not yet chosen. */
@@ -64,6 +73,8 @@ export interface PaxosConfig {
   readonly rejoinRetryMs: number;
 }
 
+export const maxAcceptors = 9;
+
 export const defaultPaxosTimings = {
   heartbeatIntervalMs: 50,
   commitBeaconIntervalMs: 500,
@@ -73,6 +84,7 @@ export const defaultPaxosTimings = {
   electionJitterMs: 150,
   prepareTimeoutMs: 200,
   acceptRetryMs: 100,
+  acceptRecipientsBeyondMajority: maxAcceptors,
   maxCommandsPerBatch: 64,
   maxInFlightSlots: 32,
   maxInFlightSlotsForPartialBatches: 32,
@@ -91,7 +103,6 @@ export function createPaxosConfig(acceptorIds: readonly string[], overrides: Par
   return { ...defaultPaxosTimings, ...overrides, acceptorIds: [...acceptorIds] };
 }
 
-export const maxAcceptors = 9;
 
 /** Every problem with the config, one sentence each; empty when it is usable. */
 export function paxosConfigProblems(config: PaxosConfig): string[] {
@@ -103,8 +114,9 @@ export function paxosConfigProblems(config: PaxosConfig): string[] {
   const positive: Array<keyof typeof defaultPaxosTimings> = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
   for (const key of positive) {
     const value = config[key];
-    if (!Number.isSafeInteger(value) || value < (key === "electionJitterMs" || key === "clockDriftMarginMs" ? 0 : 1)) {
-      problems.push(`${key} must be a ${key === "electionJitterMs" || key === "clockDriftMarginMs" ? "non-negative" : "positive"} integer, got ${value}`);
+    const mayBeZero = key === "electionJitterMs" || key === "clockDriftMarginMs" || key === "acceptRecipientsBeyondMajority";
+    if (!Number.isSafeInteger(value) || value < (mayBeZero ? 0 : 1)) {
+      problems.push(`${key} must be a ${mayBeZero ? "non-negative" : "positive"} integer, got ${value}`);
     }
   }
   if (config.clockDriftMarginMs >= config.leaseDurationMs) problems.push("clockDriftMarginMs must be below leaseDurationMs");

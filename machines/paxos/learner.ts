@@ -10,13 +10,14 @@
  * for `catchUpAfterMs` fetches from a peer: the peer answers with the slots it
  * still retains, or with a snapshot of its state when the request reaches
  * below its retained log. Every `snapshotEverySlots` applied slots the learner
- * takes a snapshot (controllers at staggered slots, see `snapshotPhase`); the
+ * takes a snapshot (controllers at staggered slots, see snapshotSchedule.ts); the
  * node persists it and compacts its log below it.
  */
 import { ChunkedMap, type ChunkedMapDraft } from "./chunkedMap.ts";
 import type { PaxosConfig } from "./config.ts";
 import { paxosMessageProblem } from "./messageChecks.ts";
 import { SlotWindow } from "./slotWindow.ts";
+import { snapshotPhase } from "./snapshotSchedule.ts";
 import type { PaxosMessage, SnapshotMessage } from "./messages.ts";
 import type { DurableRecord } from "./records.ts";
 import type { AppliedCommand, CommandOutcome, ReplicatedStateMachine } from "./replicatedStateMachine.ts";
@@ -292,15 +293,6 @@ function appliedItems<C extends CommandEnvelope>(slot: number, commands: readonl
   return items;
 }
 
-/**
- * Where in each `snapshotEverySlots` period this learner takes its snapshot: the controllers are
- * spread evenly over the period, so a majority is never busy serializing and rewriting its log at
- * the same slot (the leader would wait for it). Snapshots stay at most `snapshotEverySlots` apart.
- */
-export function snapshotPhase(config: PaxosConfig, learnerId: string): number {
-  const index = config.acceptorIds.indexOf(learnerId);
-  return index <= 0 ? 0 : Math.floor((index * config.snapshotEverySlots) / config.acceptorIds.length);
-}
 
 function onMessage<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: PaxosMessage<C>, nowMs: number): void {
   switch (message.type) {

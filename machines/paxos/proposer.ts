@@ -45,6 +45,7 @@
 import { compareBallots, sameBallot, zeroBallot, type Ballot } from "./ballot.ts";
 import { majorityOf, type PaxosConfig } from "./config.ts";
 import { drawJitterMs } from "./jitter.ts";
+import { slotsSinceSnapshotPoint } from "./snapshotSchedule.ts";
 import {
   learnerBroadcast,
   type PaxosMessage,
@@ -589,6 +590,7 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
   let { sendCursor, nextSlot } = leader;
   let pending = state.pending;
   let proposals: Map<number, Proposal<C>> | null = null;
+  let recipients: readonly string[] | null = null;
   while (sendCursor < windowEnd) {
     if (sendCursor === nextSlot) {
       if (pending.length === 0) break;
@@ -603,11 +605,36 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
     proposals ??= new Map(leader.proposals);
     const proposal = proposals.get(sendCursor)!;
     proposals.set(sendCursor, { ...proposal, firstSentAtMs: nowMs, lastSentAtMs: nowMs });
-    for (const acceptorId of state.config.acceptorIds) draft.send.push(acceptMessage(state, acceptorId, sendCursor, proposal.value));
+    recipients ??= firstAcceptRecipients(state);
+    for (const acceptorId of recipients) draft.send.push(acceptMessage(state, acceptorId, sendCursor, proposal.value));
     sendCursor++;
   }
   if (proposals) draft.state = { ...state, pending, leader: { ...leader, sendCursor, nextSlot, proposals } };
 }
+
+/**
+ * Who gets a new slot's accept at once: this leader's own acceptor, then the followers it heard from
+ * most recently, a bare majority plus `config.acceptRecipientsBeyondMajority` in all. A follower that
+ * reached its snapshot point within the last `snapshotBusySlots` slots goes last: it is serializing
+ * the view and rewriting its log, and a slot that waits for it waits out the resend.
+ */
+function firstAcceptRecipients<C extends CommandEnvelope>(state: ProposerState<C>): readonly string[] {
+  const config = state.config;
+  const ids = config.acceptorIds;
+  const count = Math.min(ids.length, majorityOf(ids.length) + config.acceptRecipientsBeyondMajority);
+  if (count >= ids.length) return ids;
+  const leader = state.leader!;
+  const heard = leader.lastHeardAtMs;
+  const busy = ids.map((id) => slotsSinceSnapshotPoint(config, id, leader.commitIndex) < snapshotBusySlots);
+  const others = ids.map((_, index) => index).filter((index) => ids[index] !== state.proposerId);
+  others.sort((a, b) => Number(busy[a]) - Number(busy[b]) || (heard[b] ?? -1) - (heard[a] ?? -1) || a - b);
+  const recipients = ids.includes(state.proposerId) ? [state.proposerId] : [];
+  for (const index of others) if (recipients.length < count) recipients.push(ids[index]!);
+  return recipients;
+}
+
+/** Slots after its snapshot point during which a follower counts as busy with the snapshot (firstAcceptRecipients). */
+export const snapshotBusySlots = 64;
 
 function onAccepted<C extends CommandEnvelope>(draft: Draft<C>, from: string, ballot: Ballot, slot: number, nowMs: number): void {
   if (draft.state.role !== "leader" || !draft.state.leader || !sameBallot(ballot, draft.state.ballot)) return;

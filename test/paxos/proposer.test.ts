@@ -211,6 +211,47 @@ test("a leader whose partial batches wait sends them all in one slot when an ear
   t.deepEqual(chosen.state.pending, []);
 });
 
+test("with acceptRecipientsBeyondMajority 0 a new slot goes to the leader and the follower it heard from last; the other gets it at the resend", (t) => {
+  const config = { ...baseConfig, acceptRecipientsBeyondMajority: 0 };
+  const elected = elect({}, around, config);
+  const b = elected.b;
+  // c2 promised, c3 was never heard.
+  const first = deliver(elected.state, propose("h1", "x"), 1_030);
+  t.deepEqual(sent(first, "paxos.accept").map((message) => message.to), ["c1", "c2"]);
+  t.deepEqual(sent(step(first.state, { type: "tick", nowMs: 1_129 }), "paxos.accept"), []);
+  t.deepEqual(sent(step(first.state, { type: "tick", nowMs: 1_130 }), "paxos.accept").map((message) => message.to), ["c1", "c2", "c3"], "unanswered: every acceptor at the resend");
+  // c3 answers a heartbeat after c2's vote: the next slot goes to c3.
+  let state = deliver(deliver(first.state, accepted("c1", b, 0), 1_031).state, accepted("c2", b, 0), 1_032).state;
+  state = deliver(state, { type: "paxos.heartbeat-ack", from: "c3", to: "c1", ballot: b, sequence: 0 }, 1_040).state;
+  t.deepEqual(sent(deliver(state, propose("h1", "y"), 1_041), "paxos.accept").map((message) => [message.to, message.slot]), [["c1", 1], ["c3", 1]]);
+  // The default sends to all.
+  t.deepEqual(sent(deliver(elect().state, propose("h1", "x"), 1_030), "paxos.accept").map((message) => message.to), acceptors);
+});
+
+test("with accepts to a bare majority, a follower that just reached its snapshot point goes last", (t) => {
+  const config = { ...baseConfig, acceptRecipientsBeyondMajority: 0, snapshotEverySlots: 512, maxRetainedSlots: 1_024 };
+  // c2 snapshots at phase 170 of each 512 slots: once it has applied slot 169.
+  const busy = deliver(elect({}, { ...around, chosenBelow: 171 }, config).state, propose("h1", "x"), 1_030, { ...around, chosenBelow: 171 });
+  t.deepEqual(sent(busy, "paxos.accept").map((message) => [message.to, message.slot]), [["c1", 171], ["c3", 171]], "c2 is busy: c3, never heard, goes instead");
+  const later = deliver(elect({}, { ...around, chosenBelow: 170 + 64 }, config).state, propose("h1", "x"), 1_030, { ...around, chosenBelow: 234 });
+  t.deepEqual(sent(later, "paxos.accept").map((message) => message.to), ["c1", "c2"], "64 slots after its snapshot point c2 counts as done");
+});
+
+test("with five acceptors a bare majority is three, and acceptRecipientsBeyondMajority adds to it", (t) => {
+  const five = ["c1", "c2", "c3", "c4", "c5"];
+  const config = createPaxosConfig(five, { ...baseConfig, acceptRecipientsBeyondMajority: 0 });
+  const campaign = step(fresh(config), { type: "tick", nowMs: 1_000 });
+  const b = campaign.state.ballot;
+  let state = campaign.state;
+  for (const [from, at] of [["c1", 1_010], ["c4", 1_011], ["c2", 1_012]] as const) {
+    state = deliver(state, { ...promise(from, b), to: "c1" }, at).state;
+  }
+  t.is(state.role, "leader");
+  t.deepEqual(sent(deliver(state, propose("h1", "x"), 1_030), "paxos.accept").map((message) => message.to), ["c1", "c2", "c4"], "heard at the same ms as the others' promises: index order breaks the tie");
+  const oneMore = { ...state, config: { ...config, acceptRecipientsBeyondMajority: 1 } };
+  t.is(sent(deliver(oneMore, propose("h1", "x"), 1_030), "paxos.accept").length, 4);
+});
+
 test("unacknowledged accepts are re-sent after acceptRetryMs to the acceptors that have not voted", (t) => {
   const elected = elect();
   const b = elected.b;

@@ -1,0 +1,64 @@
+import test from "ava";
+import { randomBytes } from "node:crypto";
+import { createSeededRandom } from "../../actors/seededRandom.ts";
+import { crc32, crc32InJavaScript } from "../../actors/recordFraming.ts";
+import { decodeRecords, encodeRecord, paxosRecordRegistry } from "../../actors/paxos/paxosRecords.ts";
+import { applyViewCommands } from "../../machines/view/applyViewCommands.ts";
+import { viewToSnapshot, type ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
+import { leaderElectedCommand } from "../../machines/view/viewStateMachine.ts";
+import { emptyView, type View } from "../../machines/view/viewTypes.ts";
+import { randomViewCommand } from "../../sim/paxos/randomViewCommand.ts";
+
+function registryBytes(nodeId: string, throughSlot: number, snapshot: unknown): Uint8Array {
+  return paxosRecordRegistry.encode("record.snapshot", nodeId, "", { throughSlot, snapshot } as never);
+}
+
+test("a snapshot record is the registry's encoding byte for byte, snapshot after snapshot, as records change, appear and go", (t) => {
+  const random = createSeededRandom(23);
+  let view: View = applyViewCommands(emptyView, 0, [leaderElectedCommand("c1", 1), { id: "configure", type: "cluster.configure", hostFailuresToTolerate: 1 }]).view;
+  let compared = 0;
+  for (let slot = 1; slot <= 400; slot++) {
+    const commands = Array.from({ length: 1 + random.int(4) }, (_, index) => randomViewCommand(random, `c${slot}-${index}`));
+    if (slot % 50 === 0) commands.push({ id: `remove-${slot}`, type: "vm.remove", vmId: `vm${random.int(6)}` });
+    view = applyViewCommands(view, slot, commands).view;
+    // Every few slots, as a controller snapshots: some records are cached from earlier snapshots, some are new.
+    if (slot % 7 !== 0) continue;
+    const snapshot = viewToSnapshot(view);
+    const encoded = encodeRecord("c2", { kind: "snapshot", throughSlot: slot + 1, snapshot });
+    t.deepEqual(encoded, registryBytes("c2", slot + 1, snapshot), `slot ${slot}`);
+    compared++;
+  }
+  t.true(compared > 50);
+  t.true(view.vms.size > 0 && view.hosts.size > 0 && view.recentCommandCount > 100, `the view the comparisons ended on is not trivial: ${view.vms.size} VMs, ${view.hosts.size} hosts, ${view.recentCommandCount} remembered commands`);
+  const last = viewToSnapshot(view);
+  const read = decodeRecords([encodeRecord("c2", { kind: "snapshot", throughSlot: 401, snapshot: last })]);
+  t.true(read.ok);
+  t.deepEqual(read.ok ? read.records : [], [{ kind: "snapshot", throughSlot: 401, snapshot: JSON.parse(JSON.stringify(last)) as ViewSnapshot }]);
+});
+
+test("a snapshot record with a bad part is refused like the registry refuses it, even with its other parts cached", (t) => {
+  let view: View = applyViewCommands(emptyView, 0, [leaderElectedCommand("c1", 1)]).view;
+  view = applyViewCommands(view, 1, [{ id: "a1", type: "vm.add", vmId: "vm1", resources: { cpu: 1, memoryMiB: 64 }, priority: "high", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" }]).view;
+  const good = viewToSnapshot(view);
+  encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: good });
+  const badVm = { ...good, vms: [...good.vms, { ...good.vms[0]!, vmId: "vm2", priority: "urgent" }] };
+  t.throws(() => registryBytes("c1", 2, badVm), { instanceOf: RangeError });
+  t.throws(() => encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: badVm }), { instanceOf: RangeError, message: /vms\[1\]/ });
+  t.throws(() => encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: { ...good, epoch: -1 } }), { instanceOf: RangeError });
+  t.throws(() => encodeRecord("c1", { kind: "snapshot", throughSlot: -1, snapshot: good }), { instanceOf: RangeError });
+  t.throws(() => encodeRecord("bad id!", { kind: "snapshot", throughSlot: 2, snapshot: good }), { instanceOf: RangeError });
+  t.throws(() => encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: { ...good, hosts: "none" } }), { instanceOf: RangeError });
+  t.throws(() => encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: { ...good, vms: Array.from({ length: 200_001 }, () => good.vms[0]) } }), { instanceOf: RangeError, message: /exceed/ });
+  // The good one still encodes, as the registry does.
+  t.deepEqual(encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: good }), registryBytes("c1", 2, good));
+});
+
+test("the framing's CRC-32 is zlib's: the standard check value and random buffers agree with the JavaScript one", (t) => {
+  t.is(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+  t.is(crc32InJavaScript(new TextEncoder().encode("123456789")), 0xcbf43926);
+  t.is(crc32(new Uint8Array(0)), 0);
+  for (const size of [1, 7, 64, 1_000, 100_003]) {
+    const bytes = new Uint8Array(randomBytes(size));
+    t.is(crc32(bytes), crc32InJavaScript(bytes), `${size} bytes`);
+  }
+});
