@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -69,6 +69,8 @@ interface Options {
   readonly noKvMirror: boolean;
   /** Where each system's latency-run commit times go, one ms figure a line in commit order (`--latencies-dir`), to look for periodic stalls. */
   readonly latenciesDir: string | undefined;
+  /** Extra Node options for the controller processes (`--controller-node-option`, repeatable), for experiments. */
+  readonly controllerNodeOptions: readonly string[];
 }
 
 function writeLatencies(options: Options, system: string, latencies: readonly number[]): void {
@@ -77,7 +79,7 @@ function writeLatencies(options: Options, system: string, latencies: readonly nu
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined };
+  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, controllerNodeOptions: [] as string[] };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -94,6 +96,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--with-manager") options.withManager = true;
     else if (argument === "--no-kv-mirror") options.noKvMirror = true;
     else if (argument === "--latencies-dir") options.latenciesDir = argv[++index];
+    else if (argument === "--controller-node-option") options.controllerNodeOptions.push(argv[++index] ?? "");
     else if (argument === "--timing") {
       const [key, value] = (argv[++index] ?? "").split("=");
       if (!key || !Number.isSafeInteger(Number(value))) throw new RangeError("--timing takes key=integer, e.g. maxInFlightSlots=8");
@@ -216,7 +219,7 @@ async function benchHaring(options: Options): Promise<Figures> {
       detector: options.withManager,
       timing: options.timing,
       kvMirror: !options.noKvMirror,
-      ...(options.profileDir ? { nodeArguments: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
+      nodeArguments: [...options.controllerNodeOptions, ...(options.profileDir ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : [])],
     });
     await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
     client = await connectViewClient({

@@ -10,7 +10,9 @@
  * then waits for the disk (≈ 0.1 ms for a small record here) but skips two
  * thread hand-offs, and on a machine whose CPUs are taken each hand-off waits
  * for a CPU: the Paxos controller's accept → accepted path went from a median
- * 2.9 to 2.3 ms at load 10 (docs/benchmarks-paxos.md). Either way `done`
+ * 2.9 to 2.3 ms at load 10 (docs/benchmarks-paxos.md). A sync with the
+ * `background` hint goes to the thread pool in either mode (a Paxos leader's
+ * own vote: it counts its followers' votes meanwhile). Either way `done`
  * runs later, never inside `sync`. A crash loses exactly the unsynced
  * records, as in the simulator. A torn or corrupt tail found on open is truncated away
  * (and counted) before anything new is written after it. `rewrite` writes a
@@ -21,7 +23,7 @@ import { closeSync, constants as fsConstants, existsSync, fsyncSync, ftruncateSy
 import { open as openAsync, rename, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { frameRecord, parseRecords } from "../actors/recordFraming.ts";
-import { storageNamePattern, type RecordLog, type Storage, type SyncOutcome } from "../actors/ports/storage.ts";
+import { storageNamePattern, type RecordLog, type Storage, type SyncOptions, type SyncOutcome } from "../actors/ports/storage.ts";
 
 export const logFileSuffix = ".log";
 export const rewriteTempSuffix = ".log.rewrite";
@@ -142,7 +144,7 @@ class FileRecordLog implements RecordLog {
     this.unwrittenBytes += framed.length;
   }
 
-  sync(done: (outcome: SyncOutcome) => void): void {
+  sync(done: (outcome: SyncOutcome) => void, options?: SyncOptions): void {
     // Exactly the records appended before this call belong to this sync.
     const chunks = this.unwritten;
     this.unwritten = [];
@@ -153,7 +155,7 @@ class FileRecordLog implements RecordLog {
       if (chunks.length === 0) return;
       const bytes = concat(chunks);
       try {
-        if (this.durableWrites === "event-loop") writeFullyOnEventLoop(handle, bytes, this.intactFileBytes);
+        if (this.durableWrites === "event-loop" && options?.background !== true) writeFullyOnEventLoop(handle, bytes, this.intactFileBytes);
         else await writeFully(handle, bytes, this.intactFileBytes);
       } catch (error) {
         // A failed O_DSYNC write is a failed fdatasync: what reached the disk is unknown.

@@ -46,6 +46,8 @@ import {
 } from "../../machines/paxos/controllerNode.ts";
 import { paxosMessageTypes, type PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { knownChosenBelow } from "../../machines/paxos/learner.ts";
+import { nextAcceptHedgeAtMs } from "../../machines/paxos/proposer.ts";
+import { unattestedMessageTypes } from "../../machines/paxos/stepResult.ts";
 import { createControllerMachine } from "../../machines/paxos/paxosMachines.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
@@ -102,6 +104,13 @@ export interface ControllerActorOptions {
   readonly onFatal?: (error: string) => void;
   /** Group commit across the steps of one burst (see DurableWriterOptions.deferFlush); absent in the simulator. */
   readonly deferDurableFlush?: (flush: () => void) => void;
+  /**
+   * Messages that attest nothing about this node's disk (machines/paxos/stepResult.ts,
+   * `unattestedMessageTypes`) leave at once instead of behind pending syncs, and a leader's syncs
+   * run in the background: it counts its followers' votes, hedges and broadcasts commits while its
+   * own vote is being written. Off in the recorded scenarios; controller processes turn it on.
+   */
+  readonly leaderOverlapsItsDisk?: boolean;
 }
 
 export type ControllerStatus = "running" | "failed" | "stopped";
@@ -166,6 +175,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   const loggedDrops = new Set<string>();
   let status: ControllerStatus = "running";
   let tickTimer: TimerId | undefined;
+  // An extra tick when the leader's next hedge is due (PaxosConfig.acceptHedgeMs), sooner than the regular one.
+  let hedgeTimer: TimerId | undefined;
+  let hedgeDueAtMs = Number.POSITIVE_INFINITY;
+  let lastHedgeTickForMs = Number.NEGATIVE_INFINITY;
   let lastContext: unknown;
   let beforeSlot = 0;
   let mirror: ViewKvMirror | undefined;
@@ -197,6 +210,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     synced: observer?.synced ? (records, rewritten) => observer.synced!(nodeId, records, rewritten) : undefined,
     fatal: (error) => fatal(`the paxos log failed: ${error}`),
     ...(options.deferDurableFlush ? { deferFlush: options.deferDurableFlush } : {}),
+    ...(options.leaderOverlapsItsDisk
+      ? { sendsAtOnce: (message: ViewPaxosMessage) => unattestedMessageTypes.has(message.type), syncInBackground: () => coreState()?.proposer.role === "leader" }
+      : {}),
   });
   const client: ProposalClientActor = startProposalClient(ports, {
     controllerIds: config.acceptorIds,
@@ -305,6 +321,21 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     }
     observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
     beforeSlot = nextSlot;
+    scheduleHedgeTick(state);
+  }
+
+  function scheduleHedgeTick(state: ViewControllerState): void {
+    const dueAtMs = nextAcceptHedgeAtMs(state.proposer);
+    // One extra tick per due time at most: a tick that could not hedge (it only ever can) must not loop.
+    if (dueAtMs === null || dueAtMs >= hedgeDueAtMs || dueAtMs <= lastHedgeTickForMs) return;
+    if (hedgeTimer !== undefined) ports.clock.clearTimeout(hedgeTimer);
+    hedgeDueAtMs = dueAtMs;
+    hedgeTimer = ports.clock.setTimeout(() => {
+      hedgeTimer = undefined;
+      lastHedgeTickForMs = hedgeDueAtMs;
+      hedgeDueAtMs = Number.POSITIVE_INFINITY;
+      host.send({ type: "tick", nowMs: ports.clock.now() });
+    }, Math.max(0, dueAtMs - ports.clock.now()));
   }
 
   function fatal(error: string): void {
@@ -319,6 +350,8 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     status = final;
     if (tickTimer !== undefined) ports.clock.clearTimeout(tickTimer);
     tickTimer = undefined;
+    if (hedgeTimer !== undefined) ports.clock.clearTimeout(hedgeTimer);
+    hedgeTimer = undefined;
     for (const subscription of subscriptions) subscription.unsubscribe();
     subscriptions.length = 0;
     writer.stop();

@@ -34,6 +34,14 @@ export interface DurableWriterOptions<R, M> {
   readonly synced?: (records: readonly R[], rewritten: boolean) => void;
   readonly fatal: (error: string) => void;
   /**
+   * Messages that attest nothing about this node's durable state (what `sendsAtOnce` says yes to) are
+   * sent at submit, ahead of any sync in flight; the rest keep the rule above. Absent: every message
+   * waits, as the pure cores' contract says and the recorded scenarios assume.
+   */
+  readonly sendsAtOnce?: (message: M) => boolean;
+  /** Asked at each sync: true lets the log write without holding this thread (SyncOptions.background). */
+  readonly syncInBackground?: () => boolean;
+  /**
    * Runs `flush` once the current burst of submits is over (the controller process passes
    * `queueMicrotask`: after the actor host's mailbox drain). Absent, a submit with nothing in flight
    * starts its sync at once, as in the simulator.
@@ -67,8 +75,9 @@ export class DurableWriter<R, M> {
     return this.queue.length;
   }
 
-  submit(write: StepWrite<R, M>): void {
+  submit(step: StepWrite<R, M>): void {
     if (this.failed || this.stopped) return;
+    const write = this.sendUnattested(step);
     const hasRecords = write.rewrite !== null || write.persist.length > 0;
     if (!hasRecords && !this.syncing && this.queue.length === 0 && !this.flushDeferred) {
       if (write.messages.length > 0) this.options.send(write.messages);
@@ -90,6 +99,21 @@ export class DurableWriter<R, M> {
       this.flushDeferred = false;
       if (!this.syncing && !this.stopped && !this.failed && this.queue.length > 0) this.flush();
     });
+  }
+
+  /** Sends the step's messages that depend on no record at once; returns the step with the rest. */
+  private sendUnattested(step: StepWrite<R, M>): StepWrite<R, M> {
+    const sendsAtOnce = this.options.sendsAtOnce;
+    if (sendsAtOnce === undefined || step.messages.length === 0) return step;
+    let atOnce: M[] | undefined;
+    let held: M[] | undefined;
+    for (const message of step.messages) {
+      if (sendsAtOnce(message)) (atOnce ??= []).push(message);
+      else (held ??= []).push(message);
+    }
+    if (atOnce === undefined) return step;
+    this.options.send(atOnce);
+    return { ...step, messages: held ?? [] };
   }
 
   /** Nothing more is written or sent (the node is stopping or crashed). */
@@ -135,7 +159,7 @@ export class DurableWriter<R, M> {
       if (rewrite) this.options.log.rewrite(rewrite.map(this.options.encode), settle);
       if (appended.length > 0) {
         for (const record of appended) this.options.log.append(this.options.encode(record));
-        this.options.log.sync(settle);
+        this.options.log.sync(settle, this.options.syncInBackground?.() === true ? { background: true } : undefined);
       }
     } catch (error) {
       this.syncing = false;

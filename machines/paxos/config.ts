@@ -34,6 +34,11 @@ export interface PaxosConfig {
    * processes use 0 (runtime/controller/controllerConfig.ts).
    */
   readonly acceptRecipientsBeyondMajority: number;
+  /**
+   * A slot sent to fewer than all acceptors that is still open this long after goes to the rest too
+   * (0: only at the resend). The caller ticks the leader when it is due (`nextAcceptHedgeAtMs`).
+   */
+  readonly acceptHedgeMs: number;
   /** At most this many client commands go into one slot. */
   readonly maxCommandsPerBatch: number;
   /** At most this many slots are proposed but not yet chosen. */
@@ -85,6 +90,7 @@ export const defaultPaxosTimings = {
   prepareTimeoutMs: 200,
   acceptRetryMs: 100,
   acceptRecipientsBeyondMajority: maxAcceptors,
+  acceptHedgeMs: 0,
   maxCommandsPerBatch: 64,
   maxInFlightSlots: 32,
   maxInFlightSlotsForPartialBatches: 32,
@@ -114,7 +120,7 @@ export function paxosConfigProblems(config: PaxosConfig): string[] {
   const positive: Array<keyof typeof defaultPaxosTimings> = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
   for (const key of positive) {
     const value = config[key];
-    const mayBeZero = key === "electionJitterMs" || key === "clockDriftMarginMs" || key === "acceptRecipientsBeyondMajority";
+    const mayBeZero = key === "electionJitterMs" || key === "clockDriftMarginMs" || key === "acceptRecipientsBeyondMajority" || key === "acceptHedgeMs";
     if (!Number.isSafeInteger(value) || value < (mayBeZero ? 0 : 1)) {
       problems.push(`${key} must be a ${mayBeZero ? "non-negative" : "positive"} integer, got ${value}`);
     }

@@ -93,6 +93,8 @@ export interface Proposal<C extends CommandEnvelope> {
   readonly firstSentAtMs: number;
   readonly lastSentAtMs: number;
   readonly chosen: boolean;
+  /** Acceptors it has not been sent to yet (a first send to a bare majority): they get it at the hedge or the resend. */
+  readonly unsent: readonly string[];
 }
 
 export interface HeartbeatRound {
@@ -476,7 +478,7 @@ function becomeLeader<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number)
   }
   const proposals = new Map<number, Proposal<C>>();
   for (let slot = startSlot; slot <= lastVotedSlot; slot++) {
-    proposals.set(slot, { value: highest.get(slot)?.value ?? noopValue, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false });
+    proposals.set(slot, { value: highest.get(slot)?.value ?? noopValue, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false, unsent: [] });
   }
   draft.becameLeader = true;
   draft.state = {
@@ -557,6 +559,7 @@ function leaderTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, s
   }
   if (nowMs - leader.lastHeartbeatAtMs >= config.heartbeatIntervalMs) sendHeartbeat(draft, nowMs);
   if (nowMs - leader.lastCommitBroadcastAtMs >= config.commitBeaconIntervalMs) broadcastCommit(draft, [], nowMs);
+  hedgeAccepts(draft, nowMs);
   resendStaleAccepts(draft, nowMs);
   fillWindow(draft, nowMs);
 }
@@ -576,9 +579,45 @@ function resendStaleAccepts<C extends CommandEnvelope>(draft: Draft<C>, nowMs: n
       if (!proposal.acks.includes(acceptorId)) draft.send.push(acceptMessage(state, acceptorId, slot, proposal.value));
     }
     proposals ??= new Map(leader.proposals);
-    proposals.set(slot, { ...proposal, lastSentAtMs: nowMs });
+    proposals.set(slot, { ...proposal, lastSentAtMs: nowMs, unsent: [] });
   }
   if (proposals) draft.state = { ...state, leader: { ...leader, proposals } };
+}
+
+/**
+ * A slot sent to a bare majority that is still open `acceptHedgeMs` after goes to the other acceptors
+ * too: one slow disk write or busy process in that majority then costs the commit a hedge, not the
+ * resend. (With three acceptors, a vote's durable write took over 1 ms for 1.5-3% of writes here.)
+ */
+function hedgeAccepts<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): void {
+  const state = draft.state;
+  const leader = state.leader!;
+  const hedgeMs = state.config.acceptHedgeMs;
+  if (hedgeMs <= 0) return;
+  let proposals: Map<number, Proposal<C>> | null = null;
+  for (let slot = leader.commitIndex; slot < leader.sendCursor; slot++) {
+    const proposal = leader.proposals.get(slot);
+    // The same sum as nextAcceptHedgeAtMs: a tick at exactly that time must hedge (a difference could round below).
+    if (!proposal || proposal.chosen || proposal.unsent.length === 0 || nowMs < proposal.firstSentAtMs + hedgeMs) continue;
+    for (const acceptorId of proposal.unsent) draft.send.push(acceptMessage(state, acceptorId, slot, proposal.value));
+    proposals ??= new Map(leader.proposals);
+    proposals.set(slot, { ...proposal, unsent: [] });
+  }
+  if (proposals) draft.state = { ...state, leader: { ...leader, proposals } };
+}
+
+/** When this leader next hedges a slot (see hedgeAccepts), or null: the caller ticks it then, not only at its regular tick. */
+export function nextAcceptHedgeAtMs<C extends CommandEnvelope>(state: ProposerState<C>): number | null {
+  const leader = state.leader;
+  if (state.role !== "leader" || !leader || state.config.acceptHedgeMs <= 0) return null;
+  let earliest: number | null = null;
+  for (let slot = leader.commitIndex; slot < leader.sendCursor; slot++) {
+    const proposal = leader.proposals.get(slot);
+    if (!proposal || proposal.chosen || proposal.unsent.length === 0) continue;
+    const dueAtMs = proposal.firstSentAtMs + state.config.acceptHedgeMs;
+    if (earliest === null || dueAtMs < earliest) earliest = dueAtMs;
+  }
+  return earliest;
 }
 
 /** Sends waiting re-proposals, then new batches of pending commands, while the pipeline window has room. */
@@ -591,6 +630,7 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
   let pending = state.pending;
   let proposals: Map<number, Proposal<C>> | null = null;
   let recipients: readonly string[] | null = null;
+  let unsent: readonly string[] | null = null;
   while (sendCursor < windowEnd) {
     if (sendCursor === nextSlot) {
       if (pending.length === 0) break;
@@ -599,13 +639,14 @@ function fillWindow<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number): 
       const batch = pending.slice(0, state.config.maxCommandsPerBatch);
       pending = pending.slice(batch.length);
       proposals ??= new Map(leader.proposals);
-      proposals.set(nextSlot, { value: { kind: "commands", commands: batch.map((item) => item.command) }, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false });
+      proposals.set(nextSlot, { value: { kind: "commands", commands: batch.map((item) => item.command) }, acks: [], firstSentAtMs: -1, lastSentAtMs: -1, chosen: false, unsent: [] });
       nextSlot++;
     }
     proposals ??= new Map(leader.proposals);
     const proposal = proposals.get(sendCursor)!;
-    proposals.set(sendCursor, { ...proposal, firstSentAtMs: nowMs, lastSentAtMs: nowMs });
     recipients ??= firstAcceptRecipients(state);
+    unsent ??= state.config.acceptorIds.filter((acceptorId) => !recipients!.includes(acceptorId));
+    proposals.set(sendCursor, { ...proposal, firstSentAtMs: nowMs, lastSentAtMs: nowMs, unsent });
     for (const acceptorId of recipients) draft.send.push(acceptMessage(state, acceptorId, sendCursor, proposal.value));
     sendCursor++;
   }

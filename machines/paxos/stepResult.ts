@@ -21,3 +21,28 @@ export interface Effects<C extends CommandEnvelope> {
 }
 
 export const noEffects: Effects<never> = { persist: [], sendAfterSync: [] };
+
+/**
+ * Message types that attest nothing about the sender's durable state, so a caller may send them
+ * before the records of earlier steps are durable (the narrower rule controller processes use,
+ * DurableWriterOptions.sendsAtOnce; docs/paxos.md "Persist before send"):
+ * - a proposer's accepts and heartbeats carry a ballot whose round was made durable before its
+ *   prepares went out, a value phase 1 fixed from others' durable promises, and a commit index of
+ *   slots chosen by durable votes (its own vote counts only once its `accepted` to itself, which
+ *   waits, has arrived);
+ * - commits, fetches, fetch replies and snapshots carry chosen values and learner state, chosen by
+ *   a majority of durable votes whatever this node's disk holds;
+ * - proposals and their replies are client traffic.
+ * Everything else (promise, accepted, reject, heartbeat-ack, pre-vote and its reply, prepare,
+ * rejoin-fence, rejoin-state) speaks for a promise, a vote or a round, and waits.
+ */
+export const unattestedMessageTypes: ReadonlySet<PaxosMessage<CommandEnvelope>["type"]> = new Set([
+  "paxos.accept",
+  "paxos.heartbeat",
+  "paxos.commit",
+  "paxos.fetch",
+  "paxos.fetch-reply",
+  "paxos.snapshot",
+  "paxos.propose",
+  "paxos.propose-reply",
+]);

@@ -142,6 +142,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     onFatal: () => void shutDown(controllerExitCodes.fatal),
     // The actor host steps a whole mailbox in one macrotask: the records of all those steps go in one durable write.
     deferDurableFlush: queueMicrotask,
+    leaderOverlapsItsDisk: true,
   });
   afterGate.actor = actor;
   afterGate.everLed = actor.leadership().role === "leader";

@@ -92,6 +92,8 @@ export interface PaxosClusterRunOptions {
   readonly diskLossPercent?: number;
   /** Move every snapshot, promise and rejoin-state above 512 bytes in small chunks (`simChunkedTransfer`), so small views exercise the chunked path. */
   readonly chunkedTransfers?: boolean;
+  /** Controllers send unattested messages at once and leaders sync in the background, as controller processes do (ControllerActorOptions). */
+  readonly leaderOverlapsItsDisk?: boolean;
 }
 
 /** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
@@ -257,6 +259,7 @@ class PaxosClusterRun {
         client: simClientLimits,
         kvMirror: simMirrorOptions,
         ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
+        ...(this.options.leaderOverlapsItsDisk ? { leaderOverlapsItsDisk: true } : {}),
         observer: {
           synced: (nodeId, records) => this.invariants.synced(nodeId, records),
           stepped: (report) => {

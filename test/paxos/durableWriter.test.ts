@@ -174,3 +174,40 @@ test("with deferFlush, a crash after the burst's write and before its replies lo
   t.deepEqual(crashedWith, [["vote-1", "vote-2"]]);
   t.deepEqual(sent, []);
 });
+
+test("with sendsAtOnce, unattested messages leave at submit ahead of pending syncs; the rest keep their order behind them", (t) => {
+  const world = new SimWorld({ seed: 1, clusterId: "w", storage: { syncLatencyMs: 5 } });
+  let ports: NodePorts | undefined;
+  world.addNode("n1", (nodePorts) => {
+    ports = nodePorts;
+    return { stop: () => {} };
+  });
+  const sent: string[] = [];
+  const syncOptions: unknown[] = [];
+  const log = ports!.storage.open("paxos");
+  const sync = log.sync.bind(log);
+  log.sync = (done, options) => {
+    syncOptions.push(options);
+    sync(done, options);
+  };
+  let leading = false;
+  const writer = new DurableWriter<string, string>({
+    log,
+    encode: (record) => encoder.encode(record),
+    send: (messages) => sent.push(...messages),
+    fatal: () => undefined,
+    sendsAtOnce: (message) => message.startsWith("commit") || message.startsWith("accept-"),
+    syncInBackground: () => leading,
+  });
+  writer.submit({ persist: ["vote-1"], rewrite: null, messages: ["accepted-1", "commit-0"] });
+  t.deepEqual(sent, ["commit-0"], "the commit attests nothing about this disk: it does not wait for vote-1");
+  writer.submit({ persist: [], rewrite: null, messages: ["accept-2", "heartbeat-ack"] });
+  t.deepEqual(sent, ["commit-0", "accept-2"], "the ack waits behind vote-1 although its own step wrote nothing");
+  world.runFor(5);
+  t.deepEqual(sent, ["commit-0", "accept-2", "accepted-1", "heartbeat-ack"]);
+  leading = true;
+  writer.submit({ persist: ["vote-2"], rewrite: null, messages: ["accepted-2"] });
+  world.runFor(5);
+  t.deepEqual(syncOptions, [undefined, { background: true }], "the hint follows syncInBackground at each sync");
+  t.deepEqual(sent.at(-1), "accepted-2");
+});

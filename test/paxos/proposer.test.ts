@@ -5,6 +5,7 @@ import type { PaxosMessage, ReportedVote } from "../../machines/paxos/messages.t
 import {
   createProposer,
   holdsLease,
+  nextAcceptHedgeAtMs,
   stepProposer,
   type ProposerInput,
   type ProposerState,
@@ -226,6 +227,30 @@ test("with acceptRecipientsBeyondMajority 0 a new slot goes to the leader and th
   t.deepEqual(sent(deliver(state, propose("h1", "y"), 1_041), "paxos.accept").map((message) => [message.to, message.slot]), [["c1", 1], ["c3", 1]]);
   // The default sends to all.
   t.deepEqual(sent(deliver(elect().state, propose("h1", "x"), 1_030), "paxos.accept").map((message) => message.to), acceptors);
+});
+
+test("a slot sent to a bare majority goes to the rest acceptHedgeMs later if still open, once; nextAcceptHedgeAtMs says when", (t) => {
+  const config = { ...baseConfig, acceptRecipientsBeyondMajority: 0, acceptHedgeMs: 1 };
+  const elected = elect({}, around, config);
+  const b = elected.b;
+  const first = deliver(elected.state, propose("h1", "x"), 1_030.25);
+  t.deepEqual(sent(first, "paxos.accept").map((message) => message.to), ["c1", "c2"]);
+  t.is(nextAcceptHedgeAtMs(first.state), 1_031.25);
+  t.deepEqual(sent(step(first.state, { type: "tick", nowMs: 1_031.2 }), "paxos.accept"), []);
+  const hedged = step(first.state, { type: "tick", nowMs: 1_031.25 });
+  t.deepEqual(sent(hedged, "paxos.accept").map((message) => [message.to, message.slot]), [["c3", 0]]);
+  t.is(nextAcceptHedgeAtMs(hedged.state), null, "hedged once");
+  t.deepEqual(sent(step(hedged.state, { type: "tick", nowMs: 1_032 }), "paxos.accept"), []);
+  // c3's vote with the leader's own chooses the slot: c2's never mattered.
+  const chosen = deliver(deliver(hedged.state, accepted("c3", b, 0), 1_032).state, accepted("c1", b, 0), 1_033);
+  t.deepEqual(chosen.chosen, [{ slot: 0, value: value("x") }]);
+  // A slot chosen before its hedge is due is never hedged.
+  const quick = deliver(deliver(first.state, accepted("c1", b, 0), 1_030.5).state, accepted("c2", b, 0), 1_030.6);
+  t.is(nextAcceptHedgeAtMs(quick.state), null);
+  t.deepEqual(sent(step(quick.state, { type: "tick", nowMs: 1_040 }), "paxos.accept"), []);
+  // Off (0), or a slot sent to all: nothing to hedge.
+  t.is(nextAcceptHedgeAtMs(deliver(elect({}, around, { ...config, acceptHedgeMs: 0 }).state, propose("h1", "x"), 1_030).state), null);
+  t.is(nextAcceptHedgeAtMs(deliver(elect({}, around, { ...config, acceptRecipientsBeyondMajority: 9 }).state, propose("h1", "x"), 1_030).state), null);
 });
 
 test("with accepts to a bare majority, a follower that just reached its snapshot point goes last", (t) => {

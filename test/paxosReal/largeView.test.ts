@@ -26,9 +26,9 @@ const inFlight = 128;
 /**
  * Four commands per slot: 6,000 commands take 1,500 slots, more than the 1,024 a peer retains. Peers serve
  * their newest snapshot, so snapshots are frequent here: the one served holds nearly all 6,000 VMs, more
- * than one message carries.
+ * than one message carries. (Controller processes retain 2,048 slots by default; this test keeps 1,024.)
  */
-const timing = { maxCommandsPerBatch: 4, snapshotEverySlots: 128 };
+const timing = { maxCommandsPerBatch: 4, snapshotEverySlots: 128, maxRetainedSlots: 1_024 };
 
 const resources: { nats?: NatsServer; cluster?: LocalControllers; clients: ViewClient[]; baseDir?: string } = { clients: [] };
 

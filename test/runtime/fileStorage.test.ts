@@ -71,6 +71,19 @@ test("event-loop writes keep their order with a rewrite queued between them", as
   t.deepEqual(texts(new FileStorage(directory).open("mixed")), ["snapshot", "b"]);
 });
 
+test("on an event-loop log a sync with the background hint keeps the order and durability of the syncs around it", async (t) => {
+  const directory = freshDirectory();
+  const log = new FileStorage(directory, { durableWrites: "event-loop" }).open("leader");
+  log.append(encoder.encode("a"));
+  const first = sync(log);
+  log.append(encoder.encode("b"));
+  const second = new Promise<SyncOutcome>((resolve) => log.sync(resolve, { background: true }));
+  log.append(encoder.encode("c"));
+  const third = sync(log);
+  t.deepEqual(await Promise.all([first, second, third]), [{ ok: true }, { ok: true }, { ok: true }]);
+  t.deepEqual(texts(new FileStorage(directory).open("leader")), ["a", "b", "c"]);
+});
+
 test("a torn tail is cut off on open and new records follow the intact ones", async (t) => {
   const directory = freshDirectory();
   const storage = new FileStorage(directory);
