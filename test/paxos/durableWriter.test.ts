@@ -2,6 +2,7 @@ import test from "ava";
 import { DurableWriter } from "../../actors/paxos/durableWriter.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { SimWorld } from "../../sim/world.ts";
+import { unattestedMessageTypes } from "../../machines/paxos/stepResult.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -210,4 +211,11 @@ test("with sendsAtOnce, unattested messages leave at submit ahead of pending syn
   world.runFor(5);
   t.deepEqual(syncOptions, [undefined, { background: true }], "the hint follows syncInBackground at each sync");
   t.deepEqual(sent.at(-1), "accepted-2");
+});
+
+test("the narrowed rule sends at once exactly the types that attest nothing about the sender's disk", (t) => {
+  t.deepEqual([...unattestedMessageTypes].sort(), ["paxos.accept", "paxos.commit", "paxos.fetch", "paxos.fetch-reply", "paxos.heartbeat", "paxos.propose", "paxos.propose-reply", "paxos.snapshot"]);
+  for (const attesting of ["paxos.promise", "paxos.accepted", "paxos.reject", "paxos.heartbeat-ack", "paxos.prepare", "paxos.pre-vote", "paxos.pre-vote-reply", "paxos.rejoin-fence", "paxos.rejoin-state"] as const) {
+    t.false(unattestedMessageTypes.has(attesting), attesting);
+  }
 });
