@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...] [--interleave]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -16,6 +16,15 @@
  * election timeouts, its WAL fsync'ed) on loopback ports; the client sends
  * `PUT` of 256-byte values to the leader through etcd's HTTP/JSON gateway
  * (`/v3/kv/put`, keep-alive connections); a put counts when etcd answers.
+ *
+ * One system after the other by default, each alone on the machine. With
+ * --interleave the two start and warm up together, then take turns through
+ * their latency runs in 10 blocks each (bench/latencyTurns.ts), so both are
+ * measured over the same minutes of this shared machine (whose speed drifts
+ * by 10-25% within minutes); each then runs with the other's idle cluster
+ * beside it (haring's idle controllers use about 14% of one CPU, which weighs
+ * on etcd's figures). Throughput and failover rounds always run one system
+ * after the other.
  *
  * Figures: commit latency p50/p99 with one client and one command at a time,
  * after 3,000 warm-up commits to each system (a Node process's JIT compiler
@@ -31,6 +40,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "msgpackr";
 import { createPaxosConfig } from "../machines/paxos/config.ts";
+import { LatencyTurns } from "./latencyTurns.ts";
 import type { ViewCommand } from "../machines/view/viewCommands.ts";
 import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../runtime/controller/viewClient.ts";
@@ -38,6 +48,8 @@ import { findFreePorts, loopbackHost, startNatsServer } from "../runtime/natsSer
 
 const commandBytes = 256;
 const inFlightForThroughput = 64;
+/** The latency run of each system is measured in this many blocks, taking turns with the other system (LatencyTurns). */
+const latencyBlocks = 10;
 const controllerIds = ["c1", "c2", "c3"];
 
 interface Figures {
@@ -71,6 +83,8 @@ interface Options {
   readonly latenciesDir: string | undefined;
   /** Extra Node options for the controller processes (`--controller-node-option`, repeatable), for experiments. */
   readonly controllerNodeOptions: readonly string[];
+  /** Take turns in the latency runs with both clusters up (`--interleave`), instead of one system after the other. */
+  readonly interleave: boolean;
 }
 
 function writeLatencies(options: Options, system: string, latencies: readonly number[]): void {
@@ -79,7 +93,7 @@ function writeLatencies(options: Options, system: string, latencies: readonly nu
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, controllerNodeOptions: [] as string[] };
+  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, controllerNodeOptions: [] as string[], interleave: false };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -96,6 +110,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--with-manager") options.withManager = true;
     else if (argument === "--no-kv-mirror") options.noKvMirror = true;
     else if (argument === "--latencies-dir") options.latenciesDir = argv[++index];
+    else if (argument === "--interleave") options.interleave = true;
     else if (argument === "--controller-node-option") options.controllerNodeOptions.push(argv[++index] ?? "");
     else if (argument === "--timing") {
       const [key, value] = (argv[++index] ?? "").split("=");
@@ -116,16 +131,6 @@ function percentile(sorted: readonly number[], fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
-/** User + system CPU ms of these processes so far (Linux /proc; clock ticks of 10 ms). */
-function cpuMs(pids: readonly (number | undefined)[]): number {
-  let total = 0;
-  for (const pid of pids) {
-    const { userMs, systemMs } = cpuSplitMs(pid);
-    total += userMs + systemMs;
-  }
-  return total;
-}
-
 /** User and system CPU ms of one process so far; zero for a process that is gone. */
 function cpuSplitMs(pid: number | undefined): { userMs: number; systemMs: number } {
   if (pid === undefined) return { userMs: 0, systemMs: 0 };
@@ -138,13 +143,21 @@ function cpuSplitMs(pid: number | undefined): { userMs: number; systemMs: number
 }
 
 /** Which process the CPU of the latency run went to, per commit: one note line. */
-function cpuBreakdown(pids: readonly (number | undefined)[], before: readonly { userMs: number; systemMs: number }[], names: readonly string[], commits: number): string {
+function cpuBreakdown(spent: readonly CpuSplit[], names: readonly string[], commits: number): string {
   const perCommit = (ms: number) => (ms / commits).toFixed(2);
-  const parts = pids.map((pid, index) => {
-    const after = cpuSplitMs(pid);
-    return `${names[index]} ${perCommit(after.userMs - before[index]!.userMs)} + ${perCommit(after.systemMs - before[index]!.systemMs)}`;
-  });
+  const parts = spent.map((split, index) => `${names[index]} ${perCommit(split.userMs)} + ${perCommit(split.systemMs)}`);
   return `CPU per commit by process, latency run (user + system ms): ${parts.join(", ")}`;
+}
+
+type CpuSplit = { userMs: number; systemMs: number };
+
+/** Adds what each process spent between `before` and now to `spent`. */
+function addCpuSpent(spent: CpuSplit[], pids: readonly (number | undefined)[], before: readonly CpuSplit[]): void {
+  pids.forEach((pid, index) => {
+    const after = cpuSplitMs(pid);
+    spent[index]!.userMs += after.userMs - before[index]!.userMs;
+    spent[index]!.systemMs += after.systemMs - before[index]!.systemMs;
+  });
 }
 
 /** Read and write system calls of one process so far (Linux /proc/<pid>/io: syscr, syscw); zero for a process that is gone. */
@@ -201,7 +214,7 @@ function haringCommand(index: number): ViewCommand {
   return build(padding);
 }
 
-async function benchHaring(options: Options): Promise<Figures> {
+async function benchHaring(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
   const nats = await startNatsServer();
   const baseDir = mkdtempSync(join(tmpdir(), "haring-bench-"));
   let cluster: LocalControllers | undefined;
@@ -245,21 +258,36 @@ async function benchHaring(options: Options): Promise<Figures> {
     progress(`haring: latency, ${options.latencyCommands} commands one at a time`);
     const latencies: number[] = [];
     const systemPids = () => [...cluster!.members.map((member) => member.pid), nats.pid, process.pid];
-    const cpuBefore = cpuMs(systemPids());
-    const cpuBeforeByProcess = systemPids().map(cpuSplitMs);
     const controllerPids = () => cluster!.members.map((member) => member.pid);
-    const callsBefore = controllerPids().map(systemCallsOf);
-    const natsBefore = await natsMessageCounts(nats.monitorUrl);
-    for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    // Summed over this system's blocks only: the other system's blocks run in between.
+    const cpuSpent = systemPids().map(() => ({ userMs: 0, systemMs: 0 }));
+    const callsSpent = controllerPids().map(() => ({ reads: 0, writes: 0 }));
+    const natsSpent = { in: 0, out: 0 };
+    await turns.measure(turn, options.latencyCommands, latencyBlocks, async (commits) => {
+      const cpuBefore = systemPids().map(cpuSplitMs);
+      const callsBefore = controllerPids().map(systemCallsOf);
+      const natsBefore = await natsMessageCounts(nats.monitorUrl);
+      for (let index = 0; index < commits; index++) latencies.push(await commit());
+      addCpuSpent(cpuSpent, systemPids(), cpuBefore);
+      controllerPids().map(systemCallsOf).forEach((after, index) => {
+        callsSpent[index]!.reads += after.reads - callsBefore[index]!.reads;
+        callsSpent[index]!.writes += after.writes - callsBefore[index]!.writes;
+      });
+      const natsAfter = await natsMessageCounts(nats.monitorUrl);
+      natsSpent.in += natsAfter.in - natsBefore.in;
+      natsSpent.out += natsAfter.out - natsBefore.out;
+    });
     writeLatencies(options, "haring", latencies);
-    const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
+    const cpuMsPerCommit = cpuSpent.reduce((sum, split) => sum + split.userMs + split.systemMs, 0) / options.latencyCommands;
     const controllerNames = () => cluster!.members.map((member) => (member.id === cluster!.leader()?.id ? `${member.id} (leader)` : member.id));
-    notes.push(trafficNote("latency run", controllerNames(), callsBefore, controllerPids().map(systemCallsOf), { before: natsBefore, after: await natsMessageCounts(nats.monitorUrl) }, options.latencyCommands));
+    const zeroCalls = callsSpent.map(() => ({ reads: 0, writes: 0 }));
+    notes.push(trafficNote("latency run", controllerNames(), zeroCalls, callsSpent, { before: { in: 0, out: 0 }, after: natsSpent }, options.latencyCommands));
     // Which process the CPU goes to: the leader, the followers, the NATS server, the client.
     const leaderId = cluster.leader()?.id;
     const processNames = [...cluster.members.map((member) => (member.id === leaderId ? `${member.id} (leader)` : member.id)), "nats-server", "client"];
-    notes.push(cpuBreakdown(systemPids(), cpuBeforeByProcess, processNames, options.latencyCommands));
+    notes.push(cpuBreakdown(cpuSpent, processNames, options.latencyCommands));
     latencies.sort((a, b) => a - b);
+    await turns.after(turn);
 
     progress(`haring: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
     const slotsBefore = client.appliedSlots();
@@ -433,7 +461,7 @@ async function waitEtcd<T>(what: string, probe: () => Promise<T | undefined>, me
   throw new Error(`etcd: timed out waiting for ${what}\n${members.map((member) => `--- ${member.name}\n${member.output.split("\n").slice(-5).join("\n")}`).join("\n")}`);
 }
 
-async function benchEtcd(options: Options): Promise<Figures> {
+async function benchEtcd(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
   const baseDir = mkdtempSync(join(tmpdir(), "haring-bench-etcd-"));
   const ports = await findFreePorts(6);
   const names = ["e1", "e2", "e3"];
@@ -481,14 +509,18 @@ async function benchEtcd(options: Options): Promise<Figures> {
     progress(`etcd: latency, ${options.latencyCommands} puts one at a time`);
     const latencies: number[] = [];
     const systemPids = () => [...members.map((member) => member.process?.pid), process.pid];
-    const cpuBefore = cpuMs(systemPids());
-    const cpuBeforeByProcess = systemPids().map(cpuSplitMs);
-    for (let index = 0; index < options.latencyCommands; index++) latencies.push(await commit());
+    const cpuSpent = systemPids().map(() => ({ userMs: 0, systemMs: 0 }));
+    await turns.measure(turn, options.latencyCommands, latencyBlocks, async (commits) => {
+      const cpuBefore = systemPids().map(cpuSplitMs);
+      for (let index = 0; index < commits; index++) latencies.push(await commit());
+      addCpuSpent(cpuSpent, systemPids(), cpuBefore);
+    });
     writeLatencies(options, "etcd", latencies);
-    const cpuMsPerCommit = (cpuMs(systemPids()) - cpuBefore) / options.latencyCommands;
+    const cpuMsPerCommit = cpuSpent.reduce((sum, split) => sum + split.userMs + split.systemMs, 0) / options.latencyCommands;
     const processNames = [...members.map((member) => (member === target ? `${member.name} (leader)` : member.name)), "client"];
-    const cpuByProcess = cpuBreakdown(systemPids(), cpuBeforeByProcess, processNames, options.latencyCommands);
+    const cpuByProcess = cpuBreakdown(cpuSpent, processNames, options.latencyCommands);
     latencies.sort((a, b) => a - b);
+    await turns.after(turn);
     progress(`etcd: throughput, ${inFlightForThroughput} in flight for ${options.throughputSeconds} s`);
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
 
@@ -570,8 +602,21 @@ async function main(): Promise<void> {
   const results: Figures[] = [];
   // The figures move with the machine's load (both systems share it with whatever else runs): report it.
   const loadAtStart = loadavg()[0]!;
-  if (options.only !== "etcd") results.push(await benchHaring(options));
-  if (options.only !== "haring") results.push(await benchEtcd(options));
+  const systems = [...(options.only !== "etcd" ? [benchHaring] : []), ...(options.only !== "haring" ? [benchEtcd] : [])];
+  if (options.interleave) {
+    // Both systems start and warm up together, take turns in blocks of the latency run, then run their
+    // throughput and failover rounds one after the other (LatencyTurns). Every system settles (and tears
+    // down its processes) before a failure of either is reported.
+    const turns = new LatencyTurns(systems.length);
+    const settled = await Promise.allSettled(systems.map((bench, turn) => bench(options, turns, turn).finally(() => turns.finish(turn))));
+    for (const outcome of settled) {
+      if (outcome.status === "rejected") throw outcome.reason;
+      results.push(outcome.value);
+    }
+  } else {
+    // One system after the other, each alone on the machine.
+    for (const bench of systems) results.push(await bench(options, new LatencyTurns(1), 0));
+  }
   const load = `load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${cpus().length} CPUs`;
   if (options.json) {
     process.stdout.write(`${JSON.stringify({ results, load }, null, 2)}\n`);
