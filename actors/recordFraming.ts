@@ -3,8 +3,6 @@
  * Shared by the file storage (runtime/) and the simulated storage (sim/), so a
  * torn or corrupt tail is detected the same way in both.
  */
-import * as zlib from "node:zlib";
-
 export const recordHeaderBytes = 8;
 export const maxRecordBytes = 16 * 1024 * 1024;
 
@@ -18,27 +16,22 @@ const crcTable = (() => {
   return table;
 })();
 
-/** CRC-32 (IEEE, as zlib) in JavaScript: the reference the native one is tested against, and the fallback. */
-export function crc32InJavaScript(bytes: Uint8Array): number {
+/** CRC-32 (IEEE, as zlib's). */
+export type Checksum = (bytes: Uint8Array) => number;
+
+/** CRC-32 in JavaScript: the default, and the reference a native one is tested against (runtime/nativeCrc32.ts). */
+export function crc32(bytes: Uint8Array): number {
   let crc = 0xffffffff;
   for (let index = 0; index < bytes.length; index++) crc = crcTable[(crc ^ bytes[index]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
-// zlib's own CRC-32 (Node 20.15 on) is more than ten times faster: a controller's snapshot record
-// of a 10,000-VM view (3.4 MB) took 10 ms to checksum in JavaScript on its event loop, under 1 ms so.
-const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-
-export function crc32(bytes: Uint8Array): number {
-  return nativeCrc32 === undefined ? crc32InJavaScript(bytes) : nativeCrc32(bytes) >>> 0;
-}
-
-export function frameRecord(payload: Uint8Array): Uint8Array {
+export function frameRecord(payload: Uint8Array, checksum: Checksum = crc32): Uint8Array {
   if (payload.length > maxRecordBytes) throw new RangeError(`record of ${payload.length} bytes exceeds ${maxRecordBytes}`);
   const framed = new Uint8Array(recordHeaderBytes + payload.length);
   const view = new DataView(framed.buffer);
   view.setUint32(0, payload.length, true);
-  view.setUint32(4, crc32(payload), true);
+  view.setUint32(4, checksum(payload), true);
   framed.set(payload, recordHeaderBytes);
   return framed;
 }
@@ -52,17 +45,17 @@ export interface ParsedRecords {
 }
 
 /** Reads records until the first one that is short or fails its checksum; everything from there on is the discarded tail. */
-export function parseRecords(bytes: Uint8Array): ParsedRecords {
+export function parseRecords(bytes: Uint8Array, checksum: Checksum = crc32): ParsedRecords {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: Uint8Array[] = [];
   let offset = 0;
   while (offset + recordHeaderBytes <= bytes.length) {
     const length = view.getUint32(offset, true);
-    const checksum = view.getUint32(offset + 4, true);
+    const expected = view.getUint32(offset + 4, true);
     const end = offset + recordHeaderBytes + length;
     if (length > maxRecordBytes || end > bytes.length) break;
     const payload = bytes.slice(offset + recordHeaderBytes, end);
-    if (crc32(payload) !== checksum) break;
+    if (checksum(payload) !== expected) break;
     records.push(payload);
     offset = end;
   }

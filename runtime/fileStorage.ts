@@ -23,6 +23,7 @@ import { closeSync, constants as fsConstants, existsSync, fsyncSync, ftruncateSy
 import { open as openAsync, rename, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { frameRecord, parseRecords } from "../actors/recordFraming.ts";
+import { fastCrc32 } from "./nativeCrc32.ts";
 import { storageNamePattern, type RecordLog, type Storage, type SyncOptions, type SyncOutcome } from "../actors/ports/storage.ts";
 
 export const logFileSuffix = ".log";
@@ -110,7 +111,7 @@ class FileRecordLog implements RecordLog {
     // A crash in the middle of a rewrite leaves its temp file behind; the log itself is whole.
     rmSync(this.tempPath(), { force: true });
     const bytes = existsSync(path) ? new Uint8Array(readFileSync(path)) : new Uint8Array();
-    const parsed = parseRecords(bytes);
+    const parsed = parseRecords(bytes, fastCrc32);
     this.records = parsed.records;
     this.discardedTailBytes = parsed.discardedTailBytes;
     this.intactFileBytes = parsed.intactBytes;
@@ -135,7 +136,7 @@ class FileRecordLog implements RecordLog {
   }
 
   append(record: Uint8Array): void {
-    const framed = frameRecord(record);
+    const framed = frameRecord(record, fastCrc32);
     if (this.unwrittenBytes + framed.length > maxUnsyncedBytes) {
       throw new RangeError(`log ${this.name}: more than ${maxUnsyncedBytes} unsynced bytes`);
     }
@@ -167,7 +168,7 @@ class FileRecordLog implements RecordLog {
   }
 
   rewrite(records: readonly Uint8Array[], done: (outcome: SyncOutcome) => void): void {
-    const framed = records.map((record) => frameRecord(record));
+    const framed = records.map((record) => frameRecord(record, fastCrc32));
     this.records = records.map((record) => record.slice());
     this.unwritten = [];
     this.unwrittenBytes = 0;
