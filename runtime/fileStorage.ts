@@ -22,6 +22,7 @@
 import { closeSync, constants as fsConstants, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { open as openAsync, rename, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+import { concatBytes } from "../actors/concatBytes.ts";
 import { frameRecord, parseRecords } from "../actors/recordFraming.ts";
 import { fastCrc32 } from "./nativeCrc32.ts";
 import { storageNamePattern, type RecordLog, type Storage, type SyncOptions, type SyncOutcome } from "../actors/ports/storage.ts";
@@ -38,18 +39,6 @@ const durableWriteFlags = fsConstants.O_RDWR | fsConstants.O_DSYNC;
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const chunk of chunks) total += chunk.length;
-  const joined = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return joined;
 }
 
 function fsyncDirectory(directory: string): void {
@@ -154,7 +143,7 @@ class FileRecordLog implements RecordLog {
       const handle = await this.handle;
       // Nothing new: every earlier write was durable when it returned, and operations run in order.
       if (chunks.length === 0) return;
-      const bytes = concat(chunks);
+      const bytes = concatBytes(chunks);
       try {
         if (this.durableWrites === "event-loop" && options?.background !== true) writeFullyOnEventLoop(handle, bytes, this.intactFileBytes);
         else await writeFully(handle, bytes, this.intactFileBytes);
@@ -174,7 +163,7 @@ class FileRecordLog implements RecordLog {
     this.unwrittenBytes = 0;
     this.enqueue(done, async () => {
       try {
-        const bytes = concat(framed);
+        const bytes = concatBytes(framed);
         const temp = await openAsync(this.tempPath(), "w");
         try {
           await writeFully(temp, bytes, 0);

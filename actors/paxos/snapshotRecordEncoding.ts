@@ -15,6 +15,7 @@
  */
 import { pack } from "msgpackr";
 import { envelopeVersion } from "../codec/envelope.ts";
+import { concatBytes } from "../concatBytes.ts";
 import type { Schema } from "../codec/schema.ts";
 import { maxRecordBytes } from "../recordFraming.ts";
 import { hostRecordSchema, maxRememberedSnapshotCommands, rememberedCommandSchema, vmRecordSchema } from "../view/viewSchemas.ts";
@@ -107,11 +108,5 @@ export function encodeSnapshotRecord(registry: RecordRegistry, nodeId: string, t
   let length = 0;
   for (const part of parts) length += part.length;
   if (length > maxRecordBytes) throw new RangeError(`encode record.snapshot: ${length} bytes exceeds maxMessageBytes ${maxRecordBytes}`);
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.length;
-  }
-  return bytes;
+  return concatBytes(parts);
 }

@@ -14,6 +14,7 @@
  * reader notices (wrong size or checksum) and answers by reading the
  * manifest again.
  */
+import { concatBytes } from "../concatBytes.ts";
 import { crc32 } from "../recordFraming.ts";
 import type { KvResult, Stream } from "../ports/stream.ts";
 
@@ -106,12 +107,7 @@ export function readMirroredValue(stream: Pick<Stream, "kvGet">, bucket: string,
   const assemble = (manifest: MirrorManifest, parts: readonly Uint8Array[]): void => {
     const total = parts.reduce((sum, part) => sum + part.length, 0);
     if (total !== manifest.bytes) return retry(`parts hold ${total} bytes, the manifest says ${manifest.bytes}`);
-    const value = new Uint8Array(total);
-    let offset = 0;
-    for (const part of parts) {
-      value.set(part, offset);
-      offset += part.length;
-    }
+    const value = concatBytes(parts);
     if (crc32(value) !== manifest.crc32 || storedMirrorSlot(value) !== manifest.slot) return retry("the parts changed while being read");
     done({ ok: true, value, slot: manifest.slot });
   };

@@ -109,6 +109,8 @@ export function createPaxosConfig(acceptorIds: readonly string[], overrides: Par
   return { ...defaultPaxosTimings, ...overrides, acceptorIds: [...acceptorIds] };
 }
 
+/** Timings where 0 means something (no jitter, no margin, no extra recipients, no hedge); the rest must be positive. */
+const timingsThatMayBeZero: ReadonlySet<keyof typeof defaultPaxosTimings> = new Set(["electionJitterMs", "clockDriftMarginMs", "acceptRecipientsBeyondMajority", "acceptHedgeMs"]);
 
 /** Every problem with the config, one sentence each; empty when it is usable. */
 export function paxosConfigProblems(config: PaxosConfig): string[] {
@@ -120,7 +122,7 @@ export function paxosConfigProblems(config: PaxosConfig): string[] {
   const positive: Array<keyof typeof defaultPaxosTimings> = Object.keys(defaultPaxosTimings) as Array<keyof typeof defaultPaxosTimings>;
   for (const key of positive) {
     const value = config[key];
-    const mayBeZero = key === "electionJitterMs" || key === "clockDriftMarginMs" || key === "acceptRecipientsBeyondMajority" || key === "acceptHedgeMs";
+    const mayBeZero = timingsThatMayBeZero.has(key);
     if (!Number.isSafeInteger(value) || value < (mayBeZero ? 0 : 1)) {
       problems.push(`${key} must be a ${mayBeZero ? "non-negative" : "positive"} integer, got ${value}`);
     }

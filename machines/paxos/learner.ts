@@ -293,7 +293,6 @@ function appliedItems<C extends CommandEnvelope>(slot: number, commands: readonl
   return items;
 }
 
-
 function onMessage<C extends CommandEnvelope, S>(draft: Draft<C, S>, message: PaxosMessage<C>, nowMs: number): void {
   switch (message.type) {
     case "paxos.commit":
