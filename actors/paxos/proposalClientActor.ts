@@ -20,7 +20,7 @@ import { validate } from "../codec/schema.ts";
 import type { Clock, TimerId } from "../ports/clock.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import type { ProposeReplyMessage } from "../../machines/paxos/messages.ts";
-import { createProposalClientMachine } from "../../machines/paxos/paxosMachines.ts";
+import { createProposalClientMachine, proposalClientShortcut } from "../../machines/paxos/paxosMachines.ts";
 import {
   defaultProposalClientLimits,
   type ProposalClientConfig,
@@ -105,6 +105,7 @@ export function startProposalClient(
     kind: "proposal-client",
     input: { clientId: ports.nodeId, config },
     limits: { maxMailboxDepth: config.maxOutstandingProposals * 4 },
+    shortcut: proposalClientShortcut,
     onActorCreated: () => {
       // After an error restart the new actor knows nothing of what was outstanding.
       if (actorsCreated++ > 0) failAll("the proposal client restarted after an error; the command may still be applied");

@@ -137,6 +137,19 @@ export interface ProposalClientMachineInput {
   readonly config: ProposalClientConfig;
 }
 
+/**
+ * The proposal client machine's one transition, for an actor host's `shortcut`: the same step and the
+ * same new context, without an xstate macrostep per proposal (two per command: submit and applied).
+ */
+export function proposalClientShortcut<C extends CommandEnvelope>(
+  context: CoreContext<ProposalClientState<C>, Omit<ReturnType<typeof stepProposalClient<C>>, "state">>,
+  _state: unknown,
+  event: ProposalClientInput<C>,
+): CoreContext<ProposalClientState<C>, Omit<ReturnType<typeof stepProposalClient<C>>, "state">> {
+  const next = stepProposalClient(context.core, event);
+  return { core: next.state, output: withoutState(next), steps: context.steps + 1 };
+}
+
 export function createProposalClientMachine<C extends CommandEnvelope>() {
   return pureCoreMachine(
     "paxosProposalClient",
