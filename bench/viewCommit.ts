@@ -220,6 +220,7 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
   let cluster: LocalControllers | undefined;
   let client: ViewClient | undefined;
   const notes: string[] = [];
+  let failed = false;
   try {
     cluster = startLocalControllers({
       clusterId: "bench",
@@ -327,12 +328,23 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
     }
     if (electedMs.length > 0) notes.push(`kill -9 → a controller logs it leads: ${electedMs.map((ms) => ms.toFixed(0)).join(", ")} ms (election timeout ${createPaxosConfig(controllerIds).electionTimeoutMs} ms + jitter up to ${createPaxosConfig(controllerIds).electionJitterMs} ms after the last heartbeat)`);
     return { system: "haring (Multi-Paxos, 3 controller processes, NATS)", latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99), throughputPerSecond: throughput, failoverMs, cpuMsPerCommit, notes };
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
     await client?.close().catch(() => undefined);
     await cluster?.stopAll();
     await nats.stop();
-    rmSync(baseDir, { recursive: true, force: true });
+    if (failed && cluster) keepForDiagnosis(baseDir, cluster, client);
+    else rmSync(baseDir, { recursive: true, force: true });
   }
+}
+
+/** A failed run leaves its controllers' directories, with the tail of each one's log and what the client knew, for whoever looks next. */
+function keepForDiagnosis(baseDir: string, cluster: LocalControllers, client: ViewClient | undefined): void {
+  for (const member of cluster.members) writeFileSync(join(baseDir, `${member.id}-output-tail.log`), member.outputTail());
+  writeFileSync(join(baseDir, "client.json"), JSON.stringify({ appliedSlots: client?.appliedSlots() ?? null, at: new Date().toISOString() }, null, 2));
+  progress(`haring: the run failed; kept ${baseDir} (each controller's data directory and log tail, client.json)`);
 }
 
 /** Ms from the kill to the first "paxos.leadership … leader" line a surviving controller logged after it (log timestamps have ms precision). */
@@ -380,18 +392,30 @@ async function measureFailover(commit: () => Promise<number>, kill: () => Promis
   let stop = false;
   let killedAt = Number.POSITIVE_INFINITY;
   let next: number | undefined;
+  let proposedAt = Number.NaN;
+  let commits = 0;
+  // A command that fails (no outcome, rejected) ends the round at once with its own error, not after 30 s.
+  let failure: { readonly error: unknown } | undefined;
   const loop = (async () => {
     while (!stop) {
-      const startedAt = performance.now();
+      const startedAt = (proposedAt = performance.now());
       await commit();
+      commits++;
       if (next === undefined && startedAt >= killedAt) next = performance.now() - killedAt;
     }
-  })();
+  })().catch((error: unknown) => {
+    failure = { error };
+  });
   await sleep(300);
   const killed = await kill();
   killedAt = killed.killedAt;
+  const committedBeforeKill = commits;
   while (next === undefined) {
-    if (performance.now() - killedAt > 30_000) throw new Error("no commit within 30 s of killing the leader");
+    if (failure !== undefined) throw failure.error;
+    if (performance.now() - killedAt > 30_000) {
+      const waitingMs = performance.now() - proposedAt;
+      throw new Error(`no commit within 30 s of killing the leader (${commits - committedBeforeKill} commits after the kill, all proposed before it; the command in flight has waited ${waitingMs.toFixed(0)} ms)`);
+    }
     await sleep(1);
   }
   stop = true;
