@@ -179,10 +179,31 @@ async function natsMessageCounts(monitorUrl: string): Promise<{ in: number; out:
 }
 
 /** Per commit: each controller's read and write system calls and the NATS server's messages in and out, as one note. */
-function trafficNote(label: string, names: readonly string[], before: readonly { reads: number; writes: number }[], after: readonly { reads: number; writes: number }[], nats: { before: { in: number; out: number }; after: { in: number; out: number } }, commits: number): string {
+type SystemCalls = { reads: number; writes: number };
+type NatsCounts = { in: number; out: number };
+
+/** One note line from what each controller and the NATS server did over `commits` commits. */
+function trafficNote(label: string, names: readonly string[], calls: readonly SystemCalls[], nats: NatsCounts, commits: number): string {
   const per = (count: number) => (count / commits).toFixed(2);
-  const calls = names.map((name, index) => `${name} ${per(after[index]!.reads - before[index]!.reads)} / ${per(after[index]!.writes - before[index]!.writes)}`);
-  return `${label}, per commit: system calls read / write ${calls.join(", ")}; NATS messages in / out ${per(nats.after.in - nats.before.in)} / ${per(nats.after.out - nats.before.out)}`;
+  const parts = names.map((name, index) => `${name} ${per(calls[index]!.reads)} / ${per(calls[index]!.writes)}`);
+  return `${label}, per commit: system calls read / write ${parts.join(", ")}; NATS messages in / out ${per(nats.in)} / ${per(nats.out)}`;
+}
+
+/** Adds what happened between `before` and `after` to `spent`, process by process. */
+function addCallsSpent(spent: SystemCalls[], before: readonly SystemCalls[], after: readonly SystemCalls[]): void {
+  after.forEach((now, index) => {
+    spent[index]!.reads += now.reads - before[index]!.reads;
+    spent[index]!.writes += now.writes - before[index]!.writes;
+  });
+}
+
+function addNatsSpent(spent: NatsCounts, before: NatsCounts, after: NatsCounts): void {
+  spent.in += after.in - before.in;
+  spent.out += after.out - before.out;
+}
+
+function totalCpuMs(spent: readonly CpuSplit[]): number {
+  return spent.reduce((sum, split) => sum + split.userMs + split.systemMs, 0);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -262,27 +283,21 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
     const controllerPids = () => cluster!.members.map((member) => member.pid);
     // Summed over this system's blocks only: the other system's blocks run in between.
     const cpuSpent = systemPids().map(() => ({ userMs: 0, systemMs: 0 }));
-    const callsSpent = controllerPids().map(() => ({ reads: 0, writes: 0 }));
-    const natsSpent = { in: 0, out: 0 };
+    const callsSpent: SystemCalls[] = controllerPids().map(() => ({ reads: 0, writes: 0 }));
+    const natsSpent: NatsCounts = { in: 0, out: 0 };
     await turns.measure(turn, options.latencyCommands, latencyBlocks, async (commits) => {
       const cpuBefore = systemPids().map(cpuSplitMs);
       const callsBefore = controllerPids().map(systemCallsOf);
       const natsBefore = await natsMessageCounts(nats.monitorUrl);
       for (let index = 0; index < commits; index++) latencies.push(await commit());
       addCpuSpent(cpuSpent, systemPids(), cpuBefore);
-      controllerPids().map(systemCallsOf).forEach((after, index) => {
-        callsSpent[index]!.reads += after.reads - callsBefore[index]!.reads;
-        callsSpent[index]!.writes += after.writes - callsBefore[index]!.writes;
-      });
-      const natsAfter = await natsMessageCounts(nats.monitorUrl);
-      natsSpent.in += natsAfter.in - natsBefore.in;
-      natsSpent.out += natsAfter.out - natsBefore.out;
+      addCallsSpent(callsSpent, callsBefore, controllerPids().map(systemCallsOf));
+      addNatsSpent(natsSpent, natsBefore, await natsMessageCounts(nats.monitorUrl));
     });
     writeLatencies(options, "haring", latencies);
-    const cpuMsPerCommit = cpuSpent.reduce((sum, split) => sum + split.userMs + split.systemMs, 0) / options.latencyCommands;
+    const cpuMsPerCommit = totalCpuMs(cpuSpent) / options.latencyCommands;
     const controllerNames = () => cluster!.members.map((member) => (member.id === cluster!.leader()?.id ? `${member.id} (leader)` : member.id));
-    const zeroCalls = callsSpent.map(() => ({ reads: 0, writes: 0 }));
-    notes.push(trafficNote("latency run", controllerNames(), zeroCalls, callsSpent, { before: { in: 0, out: 0 }, after: natsSpent }, options.latencyCommands));
+    notes.push(trafficNote("latency run", controllerNames(), callsSpent, natsSpent, options.latencyCommands));
     // Which process the CPU goes to: the leader, the followers, the NATS server, the client.
     const leaderId = cluster.leader()?.id;
     const processNames = [...cluster.members.map((member) => (member.id === leaderId ? `${member.id} (leader)` : member.id)), "nats-server", "client"];
@@ -296,7 +311,11 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
     const throughputCallsBefore = controllerPids().map(systemCallsOf);
     const throughputNatsBefore = await natsMessageCounts(nats.monitorUrl);
     const throughput = await measureThroughput(options.throughputSeconds, async () => void (await commit()));
-    notes.push(trafficNote("throughput run", controllerNames(), throughputCallsBefore, controllerPids().map(systemCallsOf), { before: throughputNatsBefore, after: await natsMessageCounts(nats.monitorUrl) }, counter - commandsBefore));
+    const throughputCalls: SystemCalls[] = throughputCallsBefore.map(() => ({ reads: 0, writes: 0 }));
+    addCallsSpent(throughputCalls, throughputCallsBefore, controllerPids().map(systemCallsOf));
+    const throughputNats: NatsCounts = { in: 0, out: 0 };
+    addNatsSpent(throughputNats, throughputNatsBefore, await natsMessageCounts(nats.monitorUrl));
+    notes.push(trafficNote("throughput run", controllerNames(), throughputCalls, throughputNats, counter - commandsBefore));
     // How full the leader's slots were: each slot costs every acceptor a durable write and everyone a commit message.
     const throughputSlots = client.appliedSlots() - slotsBefore;
     notes.push(`throughput run: ${counter - commandsBefore} commands in ${throughputSlots} slots (${((counter - commandsBefore) / Math.max(1, throughputSlots)).toFixed(1)} per slot)`);
@@ -540,7 +559,7 @@ async function benchEtcd(options: Options, turns: LatencyTurns, turn: number): P
       addCpuSpent(cpuSpent, systemPids(), cpuBefore);
     });
     writeLatencies(options, "etcd", latencies);
-    const cpuMsPerCommit = cpuSpent.reduce((sum, split) => sum + split.userMs + split.systemMs, 0) / options.latencyCommands;
+    const cpuMsPerCommit = totalCpuMs(cpuSpent) / options.latencyCommands;
     const processNames = [...members.map((member) => (member === target ? `${member.name} (leader)` : member.name)), "client"];
     const cpuByProcess = cpuBreakdown(cpuSpent, processNames, options.latencyCommands);
     latencies.sort((a, b) => a - b);

@@ -37,7 +37,6 @@ import { paxosConfigProblems, type PaxosConfig } from "../../machines/paxos/conf
 import {
   controllerHoldsLease,
   leadershipOf,
-  stepControllerNode,
   type ControllerCreation,
   type ControllerInput,
   type ControllerNodeState,
@@ -48,7 +47,7 @@ import { paxosMessageTypes, type PaxosMessageType } from "../../machines/paxos/m
 import { knownChosenBelow } from "../../machines/paxos/learner.ts";
 import { nextAcceptHedgeAtMs } from "../../machines/paxos/proposer.ts";
 import { unattestedMessageTypes } from "../../machines/paxos/stepResult.ts";
-import { createControllerMachine } from "../../machines/paxos/paxosMachines.ts";
+import { advanceCore, controllerCoreStep, createControllerMachine } from "../../machines/paxos/paxosMachines.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
@@ -147,8 +146,7 @@ type ControllerContext = ContextFrom<typeof controllerMachine>;
  * commit). Events keep their place in the mailbox, so the order of steps is as before.
  */
 function stepPastXstate(context: ControllerContext, _state: unknown, event: ControllerInput<ViewCommand>): ControllerContext {
-  const { state, ...output } = stepControllerNode(context.core, event);
-  return { ...context, core: state, output, steps: context.steps + 1 };
+  return advanceCore(controllerCoreStep<ViewCommand, View>, context, event);
 }
 
 // Commits arrive on the view.commit broadcast subject, never on a controller's own paxos subject.

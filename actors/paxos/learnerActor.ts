@@ -24,9 +24,9 @@ import type { NetMessage, Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { clusterSubjects } from "../subjects.ts";
 import type { PaxosConfig } from "../../machines/paxos/config.ts";
-import { knownChosenBelow, learnerWantsTick, stepLearner, type LearnerCreation, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
+import { knownChosenBelow, learnerWantsTick, type LearnerCreation, type LearnerInput, type LearnerState, type LearnerStep } from "../../machines/paxos/learner.ts";
 import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
-import { createLearnerMachine } from "../../machines/paxos/paxosMachines.ts";
+import { advanceCore, createLearnerMachine, learnerCoreStep } from "../../machines/paxos/paxosMachines.ts";
 import type { AppliedCommand, ReplicatedStateMachine } from "../../machines/paxos/replicatedStateMachine.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
@@ -115,8 +115,7 @@ type LearnerContext = ContextFrom<typeof learnerMachine>;
  */
 function stepPastXstate(context: LearnerContext, _state: unknown, event: LearnerInput<ViewCommand>): LearnerContext {
   if (event.type === "tick" && !learnerWantsTick(context.core)) return context;
-  const { state, ...output } = stepLearner(context.core, event);
-  return { ...context, core: state, output, steps: context.steps + 1 };
+  return advanceCore(learnerCoreStep<ViewCommand, View>, context, event);
 }
 
 export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions): LearnerActor {

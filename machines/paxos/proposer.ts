@@ -597,8 +597,9 @@ function hedgeAccepts<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number)
   let proposals: Map<number, Proposal<C>> | null = null;
   for (let slot = leader.commitIndex; slot < leader.sendCursor; slot++) {
     const proposal = leader.proposals.get(slot);
-    // The same sum as nextAcceptHedgeAtMs: a tick at exactly that time must hedge (a difference could round below).
-    if (!proposal || proposal.chosen || proposal.unsent.length === 0 || nowMs < proposal.firstSentAtMs + hedgeMs) continue;
+    if (!proposal) continue;
+    const dueAtMs = hedgeDueAtMs(proposal, hedgeMs);
+    if (dueAtMs === null || nowMs < dueAtMs) continue;
     for (const acceptorId of proposal.unsent) draft.send.push(acceptMessage(state, acceptorId, slot, proposal.value));
     proposals ??= new Map(leader.proposals);
     proposals.set(slot, { ...proposal, unsent: [] });
@@ -613,11 +614,19 @@ export function nextAcceptHedgeAtMs<C extends CommandEnvelope>(state: ProposerSt
   let earliest: number | null = null;
   for (let slot = leader.commitIndex; slot < leader.sendCursor; slot++) {
     const proposal = leader.proposals.get(slot);
-    if (!proposal || proposal.chosen || proposal.unsent.length === 0) continue;
-    const dueAtMs = proposal.firstSentAtMs + state.config.acceptHedgeMs;
-    if (earliest === null || dueAtMs < earliest) earliest = dueAtMs;
+    const dueAtMs = proposal ? hedgeDueAtMs(proposal, state.config.acceptHedgeMs) : null;
+    if (dueAtMs !== null && (earliest === null || dueAtMs < earliest)) earliest = dueAtMs;
   }
   return earliest;
+}
+
+/**
+ * When an open slot goes to the acceptors its first send skipped, or null (chosen, or none skipped).
+ * hedgeAccepts and nextAcceptHedgeAtMs both take the time from here: a tick at exactly that time must
+ * hedge, which a difference computed another way could round below.
+ */
+function hedgeDueAtMs<C extends CommandEnvelope>(proposal: Proposal<C>, hedgeMs: number): number | null {
+  return proposal.chosen || proposal.unsent.length === 0 ? null : proposal.firstSentAtMs + hedgeMs;
 }
 
 /** Sends waiting re-proposals, then new batches of pending commands, while the pipeline window has room. */
