@@ -22,6 +22,7 @@
 import type { ViewCommand } from "./viewCommands.ts";
 import type { HostRecord, Resources, View, VmRecord } from "./viewTypes.ts";
 import { formatMemory, formatResources } from "./resourceText.ts";
+import { addedRecordBytes, recordBytesRefusal, viewRecordBytes } from "./viewSize.ts";
 
 export type AdmissionDecision =
   | { readonly admitted: true }
@@ -109,10 +110,15 @@ export function addedDemand(view: { readonly vms: { get(vmId: string): VmRecord 
 }
 
 /**
- * Admission for a command: `vm.add` of a running VM and `vm.set-desired` to running are checked; every
- * other command is admitted (placement and host commands move VMs, they do not add demand).
+ * Admission for a command: `vm.add` of a running VM and `vm.set-desired` to running are checked for room,
+ * and `vm.add` and `host.register` for the view's size in bytes (viewSize.ts); every other command is
+ * admitted (placement and host commands move VMs, they do not add demand).
  */
 export function admitCommand(view: View, command: ViewCommand, hostFailuresToTolerate: number): AdmissionDecision {
+  const growth = addedRecordBytes(command);
+  const subject = command.type === "vm.add" ? `vm ${command.vmId}` : command.type === "host.register" ? `host ${command.hostId}` : "";
+  const tooLarge = growth === 0 ? null : recordBytesRefusal(command.type, subject, viewRecordBytes(view) + growth, growth);
+  if (tooLarge !== null) return { admitted: false, error: tooLarge, shortfall: { cpu: 0, memoryMiB: 0 } };
   const added = addedDemand(view, command);
   return added === null ? { admitted: true } : admitVm(view, added.vmId, added.resources, hostFailuresToTolerate);
 }

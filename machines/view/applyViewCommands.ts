@@ -10,6 +10,7 @@
 import type { CommandOutcome, FirstOutcome } from "../paxos/replicatedStateMachine.ts";
 import { addedDemand, admitToRoom, roomOf } from "./admission.ts";
 import { commandProblem, type ViewCommand } from "./viewCommands.ts";
+import { boundedReason, carryRecordBytes, hostRecordBytesBound, recordBytesRefusal, viewRecordBytes, vmRecordBytesBound } from "./viewSize.ts";
 import { ChunkedMap, type ChunkedMapDraft } from "../paxos/chunkedMap.ts";
 import {
   maxHosts,
@@ -35,8 +36,11 @@ export interface SlotApplication {
 const committed: FirstOutcome = { kind: "committed" };
 
 function rejected(reason: string): FirstOutcome {
-  return { kind: "rejected", reason };
+  return { kind: "rejected", reason: boundedReason(reason) };
 }
+
+/** What a command changed in the draft's maps, to undo it when the view has no room for the result. */
+type DraftChange = { readonly map: "host"; readonly previous: HostRecord | undefined; readonly id: string } | { readonly map: "vm"; readonly previous: VmRecord | undefined; readonly id: string };
 
 class ViewDraft {
   epoch: number;
@@ -72,6 +76,9 @@ class ViewDraft {
   }
 
   setHost(host: HostRecord): void {
+    const previous = this.hosts.get(host.hostId);
+    this.changes?.push({ map: "host", id: host.hostId, previous });
+    this.recordBytesChange += hostRecordBytesBound(host) - (previous === undefined ? 0 : hostRecordBytesBound(previous));
     if (!this.base.hosts.has(host.hostId)) this.addedHostIds.add(host.hostId);
     (this.hostsDraft ??= this.base.hosts.edit()).set(host.hostId, host);
   }
@@ -95,6 +102,9 @@ class ViewDraft {
     this.demandChange.memoryMiB += sign * vm.resources.memoryMiB;
   }
   deleteHost(hostId: string): void {
+    const previous = this.hosts.get(hostId);
+    this.changes?.push({ map: "host", id: hostId, previous });
+    if (previous !== undefined) this.recordBytesChange -= hostRecordBytesBound(previous);
     (this.hostsDraft ??= this.base.hosts.edit()).delete(hostId);
   }
   /** Whether any VM as the draft holds it now matches (scans every VM: for rare commands only). */
@@ -121,6 +131,8 @@ class ViewDraft {
   private readonly addedVmIds = new Set<string>();
   setVm(vm: VmRecord): void {
     const previous = this.vms.get(vm.vmId);
+    this.changes?.push({ map: "vm", id: vm.vmId, previous });
+    this.recordBytesChange += vmRecordBytesBound(vm) - (previous === undefined ? 0 : vmRecordBytesBound(previous));
     this.changeDemand(previous, -1);
     this.changeDemand(vm, 1);
     if (!this.base.vms.has(vm.vmId)) this.addedVmIds.add(vm.vmId);
@@ -129,10 +141,50 @@ class ViewDraft {
   }
   deleteVm(vmId: string): void {
     const previous = this.vms.get(vmId);
+    this.changes?.push({ map: "vm", id: vmId, previous });
+    if (previous !== undefined) this.recordBytesChange -= vmRecordBytesBound(previous);
     this.changeDemand(previous, -1);
     (this.vmsDraft ??= this.base.vms.edit()).delete(vmId);
     this.movePlacement(vmId, previous?.placement?.hostId ?? null, null);
   }
+  /** The bound of the hosts and VMs as the draft holds them now (viewSize.ts). */
+  recordBytes(): number {
+    return viewRecordBytes(this.base) + this.recordBytesChange;
+  }
+  private recordBytesChange = 0;
+  private changes: DraftChange[] | null = null;
+  private recordBytesAtCommand = 0;
+
+  /** Starts recording the changes of one command, so that `sizeRefusal` can undo them. */
+  beginCommand(): void {
+    this.changes = [];
+    this.recordBytesAtCommand = this.recordBytesChange;
+  }
+
+  /**
+   * After a command applied: null if the view has room for what it did, else why not, with its changes
+   * undone. Only a command that grew the bound can be refused; none of those deletes a record, so
+   * undoing puts back the previous values of keys that stay in their maps.
+   */
+  sizeRefusal(command: ViewCommand): FirstOutcome | null {
+    const changes = this.changes ?? [];
+    this.changes = null;
+    const growth = this.recordBytesChange - this.recordBytesAtCommand;
+    if (growth <= 0) return null;
+    const subject = "vmId" in command ? `vm ${command.vmId}` : "hostId" in command ? `host ${command.hostId}` : "the view";
+    const reason = recordBytesRefusal(command.type, subject, this.recordBytes(), growth);
+    if (reason === null) return null;
+    for (let index = changes.length - 1; index >= 0; index--) {
+      const change = changes[index]!;
+      if (change.map === "host") {
+        if (change.previous === undefined) this.deleteHost(change.id);
+        else this.setHost(change.previous);
+      } else if (change.previous === undefined) this.deleteVm(change.id);
+      else this.setVm(change.previous);
+    }
+    return rejected(reason);
+  }
+
   private movePlacement(vmId: string, fromHost: string | null, toHost: string | null): void {
     if (fromHost === toHost) return;
     const index = (this.vmsByHostDraft ??= vmsByHost(this.base).edit());
@@ -187,6 +239,7 @@ class ViewDraft {
     vmsByHostCache.set(view, this.vmsByHostDraft?.done() ?? vmsByHost(this.base));
     // Once a view's demand is known, each later one costs only its slot's changes.
     if (runningDemandCache.has(this.base)) runningDemandCache.set(view, this.runningDemand());
+    carryRecordBytes(this.base, view, this.recordBytesChange);
     return view;
   }
 }
@@ -242,7 +295,15 @@ export function applyViewCommands(view: View, slot: number, commands: readonly u
     }
     const problem = commandProblem(command);
     const tooLate = problem ? null : retryTooLate(draft, command as ViewCommand);
-    const outcome: FirstOutcome = problem ? rejected(`malformed command: ${problem}`) : (tooLate ?? applyOne(draft, command as ViewCommand));
+    let outcome: FirstOutcome;
+    if (problem) outcome = rejected(`malformed command: ${problem}`);
+    else if (tooLate) outcome = tooLate;
+    else {
+      draft.beginCommand();
+      outcome = applyOne(draft, command as ViewCommand);
+      const refusal = draft.sizeRefusal(command as ViewCommand);
+      if (refusal !== null) outcome = refusal;
+    }
     if (outcome.kind === "committed") draft.epoch++;
     // A copy refused as too late is not remembered: the same id proposed anew (with a newer stamp, by its
     // client or by another node that derives the same id) is then judged as usual instead of refused forever.
