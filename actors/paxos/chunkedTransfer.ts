@@ -44,6 +44,7 @@ import {
 } from "../../machines/paxos/chunkTransfer.ts";
 import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { encodeTransferMessage, paxosLargeWireRegistry, paxosMessageFromEnvelope, type TransferMessage, type ViewPaxosMessage } from "./paxosMessages.ts";
+import { encodeLargePaxosMessage } from "./largePaxosMessage.ts";
 
 export const paxosTransfersMetric = "haring_paxos_transfers_total";
 export const paxosChunksRejectedMetric = "haring_paxos_chunks_rejected_total";
@@ -91,14 +92,16 @@ export class ChunkedTransfer {
     this.nonce = ports.random.int(0x1_0000_0000);
   }
 
-  /** Sends `message` in chunks; false (nothing sent) when it cannot be encoded even so. */
-  send(message: ViewPaxosMessage): { readonly ok: true } | { readonly ok: false; readonly error: string } {
+  /**
+   * Sends `message` in chunks; false (nothing sent) when it cannot be encoded even so. `encoded`: the
+   * message as `encodeLargePaxosMessage` makes it, when the caller has it already.
+   */
+  send(message: ViewPaxosMessage, encoded?: Uint8Array): { readonly ok: true } | { readonly ok: false; readonly error: string } {
     if (this.stopped) return { ok: true };
     if (!isValidId(message.to)) return { ok: false, error: `recipient ${JSON.stringify(message.to.slice(0, 70))} cannot receive chunks` };
     let bytes: Uint8Array;
     try {
-      const { type, from, ...body } = message;
-      bytes = paxosLargeWireRegistry.encode(type, from, "", body as never);
+      bytes = encoded ?? encodeLargePaxosMessage(message);
     } catch (error) {
       return { ok: false, error: error instanceof Error ? error.message : String(error) };
     }

@@ -24,6 +24,7 @@ import type { PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { clusterSubjects, isValidId } from "../subjects.ts";
 import { learnerBroadcast } from "../../machines/paxos/messages.ts";
 import type { ChunkedTransfer } from "./chunkedTransfer.ts";
+import { encodeLargePaxosMessage } from "./largePaxosMessage.ts";
 import { paxosDroppedMetric } from "./controllerActor.ts";
 import {
   chunkableMessageTypes,
@@ -31,6 +32,7 @@ import {
   isTransferMessageType,
   paxosInboundRegistry,
   paxosMessageFromEnvelope,
+  paxosWireRegistry,
   transferMessageTypes,
   type TransferMessageType,
   type ViewPaxosMessage,
@@ -140,6 +142,10 @@ export class PaxosTransport {
   }
 
   private publish(subject: string, message: ViewPaxosMessage): void {
+    if (message.type === "paxos.snapshot") {
+      this.publishSnapshot(subject, message);
+      return;
+    }
     let data: Uint8Array;
     try {
       data = encodePaxosMessage(message);
@@ -163,6 +169,35 @@ export class PaxosTransport {
     }
     if (data.length > this.chunkAboveBytes && this.chunked && forcedChunkTypes.includes(message.type) && message.to !== learnerBroadcast && this.chunked.send(message).ok) return;
     if (subject === this.subjects.viewCommit) this.rememberOwnBroadcast(data);
+    this.ports.network.publish(subject, data);
+  }
+
+  /**
+   * A snapshot is encoded once, up to the size moved in chunks, and its snapshot object's bytes are
+   * reused (largePaxosMessage.ts): encoding a large one for one message only to learn it does not fit
+   * cost as much again as the chunks' encoding, on the event loop the serving controller answers with.
+   */
+  private publishSnapshot(subject: string, message: ViewPaxosMessage & { readonly type: "paxos.snapshot" }): void {
+    let data: Uint8Array;
+    try {
+      data = encodeLargePaxosMessage(message);
+    } catch (error) {
+      this.unsendable(message, this.chunked ? "too-large-for-chunks" : "unencodable", error instanceof Error ? error.message : String(error));
+      return;
+    }
+    const fitsOneMessage = data.length <= paxosWireRegistry.maxMessageBytes;
+    if (this.chunked && message.to !== learnerBroadcast && (!fitsOneMessage || data.length > this.chunkAboveBytes)) {
+      const sent = this.chunked.send(message, data);
+      if (sent.ok) return;
+      if (!fitsOneMessage) {
+        this.unsendable(message, "too-large-for-chunks", sent.error);
+        return;
+      }
+    }
+    if (!fitsOneMessage) {
+      this.unsendable(message, "unencodable", `encode paxos.snapshot: ${data.length} bytes exceeds maxMessageBytes ${paxosWireRegistry.maxMessageBytes}`);
+      return;
+    }
     this.ports.network.publish(subject, data);
   }
 

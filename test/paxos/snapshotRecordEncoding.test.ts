@@ -15,6 +15,17 @@ import { viewToSnapshot, type ViewSnapshot } from "../../machines/view/viewSnaps
 import { leaderElectedCommand, viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import { emptyView, type View } from "../../machines/view/viewTypes.ts";
 import { randomViewCommand } from "../../sim/paxos/randomViewCommand.ts";
+import { encodeLargePaxosMessage } from "../../actors/paxos/largePaxosMessage.ts";
+import { paxosLargeWireRegistry, paxosWireRegistry, type ViewPaxosMessage } from "../../actors/paxos/paxosMessages.ts";
+
+function snapshotMessage(throughSlot: number, snapshot: unknown): ViewPaxosMessage {
+  return { type: "paxos.snapshot", from: "c1", to: "c2", throughSlot, snapshot, commitIndex: throughSlot + 3 } as ViewPaxosMessage;
+}
+
+function wireBytes(message: ViewPaxosMessage, registry = paxosLargeWireRegistry): Uint8Array {
+  const { type, from, ...body } = message;
+  return registry.encode(type, from, "", body as never);
+}
 
 function registryBytes(nodeId: string, throughSlot: number, snapshot: unknown): Uint8Array {
   return paxosRecordRegistry.encode("record.snapshot", nodeId, "", { throughSlot, snapshot } as never);
@@ -60,6 +71,32 @@ test("a snapshot record with a bad part is refused like the registry refuses it,
   t.deepEqual(encodeRecord("c1", { kind: "snapshot", throughSlot: 2, snapshot: good }), registryBytes("c1", 2, good));
 });
 
+test("a paxos.snapshot message is the wire registries' encoding byte for byte, however often one snapshot object is served", (t) => {
+  const random = createSeededRandom(31);
+  let view: View = applyViewCommands(emptyView, 0, [leaderElectedCommand("c1", 1)]).view;
+  for (let slot = 1; slot <= 120; slot++) {
+    view = applyViewCommands(view, slot, Array.from({ length: 1 + random.int(4) }, (_, index) => randomViewCommand(random, `w${slot}-${index}`))).view;
+    if (slot % 40 !== 0) continue;
+    const snapshot = viewToSnapshot(view);
+    const message = snapshotMessage(slot + 1, snapshot);
+    // Served twice, then written to disk, then served again: each time the registry's bytes.
+    for (let round = 0; round < 2; round++) t.deepEqual(encodeLargePaxosMessage(message), wireBytes(message), `slot ${slot}, round ${round}`);
+    t.deepEqual(encodeRecord("c1", { kind: "snapshot", throughSlot: slot + 1, snapshot }), registryBytes("c1", slot + 1, snapshot));
+    t.deepEqual(encodeLargePaxosMessage(message), wireBytes(message, paxosWireRegistry));
+  }
+  const good = viewToSnapshot(view);
+  encodeLargePaxosMessage(snapshotMessage(200, good));
+  const badVm = { ...good, vms: [...good.vms, { ...good.vms[0]!, vmId: "vm-bad", priority: "urgent" }] };
+  t.throws(() => wireBytes(snapshotMessage(200, badVm)), { instanceOf: RangeError });
+  t.throws(() => encodeLargePaxosMessage(snapshotMessage(200, badVm)), { instanceOf: RangeError, message: /^encode paxos\.snapshot: body\.snapshot\.vms\[\d+\]/ });
+  t.throws(() => encodeLargePaxosMessage({ ...snapshotMessage(200, good), commitIndex: -1 } as ViewPaxosMessage), { instanceOf: RangeError });
+  t.throws(() => encodeLargePaxosMessage({ ...snapshotMessage(200, good), to: "not an id!" } as ViewPaxosMessage), { instanceOf: RangeError });
+  // Other messages go through the registry as they are.
+  const reply = { type: "paxos.propose-reply", from: "c1", to: "c2", commandId: "cmd-1", refusal: "not-leader", leaderHint: "" } as ViewPaxosMessage;
+  t.deepEqual(encodeLargePaxosMessage(reply), wireBytes(reply));
+  t.throws(() => encodeLargePaxosMessage({ ...reply, refusal: "busy" } as unknown as ViewPaxosMessage), { instanceOf: RangeError });
+});
+
 test("the file storage's CRC-32 is zlib's: the standard check value and random buffers agree with the JavaScript one", (t) => {
   t.is(fastCrc32(new TextEncoder().encode("123456789")), 0xcbf43926);
   t.is(crc32InJavaScript(new TextEncoder().encode("123456789")), 0xcbf43926);
@@ -89,6 +126,10 @@ test("a view whose snapshot is above 16 MiB is persisted as one record, read bac
   const snapshot = viewToSnapshot(view);
   const encoded = encodeRecord("c1", { kind: "snapshot", throughSlot: 1_001, snapshot });
   t.true(encoded.length > 16 * 1024 * 1024, `${encoded.length} bytes`);
+  // Served to a peer in chunks: the same bytes the registry makes, from the snapshot packed for the disk.
+  const message = snapshotMessage(1_001, snapshot);
+  const served = encodeLargePaxosMessage(message);
+  t.true(Buffer.from(served).equals(Buffer.from(wireBytes(message))), `${served.length} bytes`);
   const directory = mkdtempSync(join(tmpdir(), "haring-large-snapshot-"));
   try {
     const writer = new FileStorage(directory);
