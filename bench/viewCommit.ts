@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...] [--interleave]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -85,6 +85,8 @@ interface Options {
   readonly controllerNodeOptions: readonly string[];
   /** Take turns in the latency runs with both clusters up (`--interleave`), instead of one system after the other. */
   readonly interleave: boolean;
+  /** Keep haring's run directory (data, each controller's log tail) even when the run succeeds (`--keep-run-dir`), to read its elections. */
+  readonly keepRunDir: boolean;
 }
 
 function writeLatencies(options: Options, system: string, latencies: readonly number[]): void {
@@ -93,7 +95,7 @@ function writeLatencies(options: Options, system: string, latencies: readonly nu
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, controllerNodeOptions: [] as string[], interleave: false };
+  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, controllerNodeOptions: [] as string[], interleave: false, keepRunDir: false };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -111,6 +113,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--no-kv-mirror") options.noKvMirror = true;
     else if (argument === "--latencies-dir") options.latenciesDir = argv[++index];
     else if (argument === "--interleave") options.interleave = true;
+    else if (argument === "--keep-run-dir") options.keepRunDir = true;
     else if (argument === "--controller-node-option") options.controllerNodeOptions.push(argv[++index] ?? "");
     else if (argument === "--timing") {
       const [key, value] = (argv[++index] ?? "").split("=");
@@ -354,16 +357,16 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
     await client?.close().catch(() => undefined);
     await cluster?.stopAll();
     await nats.stop();
-    if (failed && cluster) keepForDiagnosis(baseDir, cluster, client);
+    if ((failed || options.keepRunDir) && cluster) keepForDiagnosis(baseDir, cluster, client, failed);
     else rmSync(baseDir, { recursive: true, force: true });
   }
 }
 
 /** A failed run leaves its controllers' directories, with the tail of each one's log and what the client knew, for whoever looks next. */
-function keepForDiagnosis(baseDir: string, cluster: LocalControllers, client: ViewClient | undefined): void {
+function keepForDiagnosis(baseDir: string, cluster: LocalControllers, client: ViewClient | undefined, failed: boolean): void {
   for (const member of cluster.members) writeFileSync(join(baseDir, `${member.id}-output-tail.log`), member.outputTail());
   writeFileSync(join(baseDir, "client.json"), JSON.stringify({ appliedSlots: client?.appliedSlots() ?? null, at: new Date().toISOString() }, null, 2));
-  progress(`haring: the run failed; kept ${baseDir} (each controller's data directory and log tail, client.json)`);
+  progress(`haring: ${failed ? "the run failed; " : ""}kept ${baseDir} (each controller's data directory and log tail, client.json)`);
 }
 
 /** Ms from the kill to the first "paxos.leadership … leader" line a surviving controller logged after it (log timestamps have ms precision). */

@@ -26,6 +26,9 @@ import { hostRecordSchema, maxRememberedSnapshotCommands, rememberedCommandSchem
 import { maxHosts, maxVms } from "../../machines/view/viewTypes.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 
+/** The lists of a view snapshot whose records are packed one by one and cached. */
+export type SnapshotRecordList = "hosts" | "vms" | "recentCommands";
+
 /** A registry whose messages may carry a view snapshot in their body's `snapshot` field. */
 export interface SnapshotCarrierRegistry {
   encode(type: never, from: string, cid: string, body: never): Uint8Array;
@@ -37,7 +40,7 @@ interface CachedArray {
   readonly maxLength: number;
 }
 
-const cachedArrays: Readonly<Record<string, CachedArray>> = {
+const cachedArrays: Readonly<Record<string, CachedArray>> & Readonly<Record<SnapshotRecordList, CachedArray>> = {
   hosts: { schema: hostRecordSchema, maxLength: maxHosts },
   vms: { schema: vmRecordSchema, maxLength: maxVms },
   recentCommands: { schema: rememberedCommandSchema, maxLength: maxRememberedSnapshotCommands },
@@ -68,6 +71,17 @@ function arrayHeader(length: number): Uint8Array {
   if (length < 16) return Uint8Array.of(0x90 | length);
   if (length < 0x10000) return Uint8Array.of(0xdc, length >>> 8, length & 0xff);
   return Uint8Array.of(0xdd, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+}
+
+/**
+ * Packs `record` of `list` for later snapshots, unless it is packed already; false when it was. A record
+ * that fails its schema is left alone: the snapshot that holds it reports it.
+ */
+export function prepackSnapshotRecord(list: SnapshotRecordList, record: object): boolean {
+  if (packedRecords.has(record)) return false;
+  if (cachedArrays[list].schema.check(record) !== undefined) return false;
+  packedRecords.set(record, new Uint8Array(pack(record)));
+  return true;
 }
 
 /** The packed bytes of each snapshot object encoded once: a snapshot served to peers again and again, or written and then served, is packed once. */
