@@ -9,24 +9,19 @@
  * It only fills a cache: what is written and sent is the same with or without it.
  */
 import type { View } from "../../machines/view/viewTypes.ts";
-import { prepackSnapshotRecord, type SnapshotRecordList } from "./snapshotRecordEncoding.ts";
+import { viewRecords, type ViewRecordList } from "../../machines/view/viewRecords.ts";
+import { prepackSnapshotRecord } from "./snapshotRecordEncoding.ts";
 
 /** Records looked at per tick; a packed one costs about 5 µs, one found packed much less. */
 export const snapshotPrepackRecordsPerTick = 500;
 
-function* recordsOf(view: View): Generator<readonly [SnapshotRecordList, object]> {
-  for (const host of view.hosts.values()) yield ["hosts", host];
-  for (const vm of view.vms.values()) yield ["vms", vm];
-  for (const chunk of view.recentCommandChunks) for (const remembered of chunk) yield ["recentCommands", remembered];
-}
-
 export class SnapshotPrepacker {
-  private pending: Iterator<readonly [SnapshotRecordList, object]> | null = null;
+  private pending: Iterator<readonly [ViewRecordList, object]> | null = null;
   private packedCount = 0;
 
   /** Starts over with the records of `view` (a view rebuilt from a snapshot). */
   start(view: View): void {
-    this.pending = recordsOf(view);
+    this.pending = viewRecords(view);
   }
 
   get active(): boolean {

@@ -25,9 +25,7 @@ import type { Schema } from "../codec/schema.ts";
 import { hostRecordSchema, maxRememberedSnapshotCommands, rememberedCommandSchema, vmRecordSchema } from "../view/viewSchemas.ts";
 import { maxHosts, maxVms } from "../../machines/view/viewTypes.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
-
-/** The lists of a view snapshot whose records are packed one by one and cached. */
-export type SnapshotRecordList = "hosts" | "vms" | "recentCommands";
+import type { ViewRecordList } from "../../machines/view/viewRecords.ts";
 
 /** A registry whose messages may carry a view snapshot in their body's `snapshot` field. */
 export interface SnapshotCarrierRegistry {
@@ -40,7 +38,7 @@ interface CachedArray {
   readonly maxLength: number;
 }
 
-const cachedArrays: Readonly<Record<string, CachedArray>> & Readonly<Record<SnapshotRecordList, CachedArray>> = {
+const cachedArrays: Readonly<Record<string, CachedArray>> & Readonly<Record<ViewRecordList, CachedArray>> = {
   hosts: { schema: hostRecordSchema, maxLength: maxHosts },
   vms: { schema: vmRecordSchema, maxLength: maxVms },
   recentCommands: { schema: rememberedCommandSchema, maxLength: maxRememberedSnapshotCommands },
@@ -77,7 +75,7 @@ function arrayHeader(length: number): Uint8Array {
  * Packs `record` of `list` for later snapshots, unless it is packed already; false when it was. A record
  * that fails its schema is left alone: the snapshot that holds it reports it.
  */
-export function prepackSnapshotRecord(list: SnapshotRecordList, record: object): boolean {
+export function prepackSnapshotRecord(list: ViewRecordList, record: object): boolean {
   if (packedRecords.has(record)) return false;
   if (cachedArrays[list].schema.check(record) !== undefined) return false;
   packedRecords.set(record, new Uint8Array(pack(record)));

@@ -28,6 +28,18 @@ function cachedRecordJson(record: unknown): string {
   return json;
 }
 
+/** Renders a record's JSON ahead of the build that needs it (the mirror of a new leader, a few at a time); false when it was rendered already. */
+export function prerenderRecordJson(record: object): boolean {
+  if (recordJson.has(record)) return false;
+  recordJson.set(record, canonicalJson(record));
+  return true;
+}
+
+/** Whether the record's JSON is rendered and kept (for tests). */
+export function isRecordJsonRendered(record: object): boolean {
+  return recordJson.has(record);
+}
+
 function compareKeys(a: readonly [string, unknown], b: readonly [string, unknown]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }

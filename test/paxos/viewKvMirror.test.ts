@@ -1,7 +1,8 @@
 import test from "ava";
 import type { Clock } from "../../actors/ports/clock.ts";
 import { readMirroredValue, parseManifest, mirrorPartKey, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
-import { defaultViewKvMirrorOptions, mirrorValue, startViewKvMirror, viewMirrorFailuresMetric } from "../../actors/view/viewKvMirror.ts";
+import { defaultViewKvMirrorOptions, mirrorPrerenderRecordsPerTurn, mirrorValue, startViewKvMirror, viewMirrorFailuresMetric } from "../../actors/view/viewKvMirror.ts";
+import { isRecordJsonRendered } from "../../actors/view/cachedViewJson.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { largeViewVm } from "./largeViewFixture.ts";
 import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
@@ -132,5 +133,33 @@ test("a node that just became leader builds and writes nothing for one interval,
   const result = read();
   if (!result.ok) return t.fail(result.error);
   t.is(decoder.decode(result.value), mirrorValue(newer, 41, "c1"));
+  mirror.stop();
+});
+
+test("a new leader renders its view's records a slice per turn before its first build, then writes the same value", (t) => {
+  const { global, portsFor, read } = setup();
+  const mirror = startViewKvMirror(portsFor("c1"), { minIntervalMs: 1_000 });
+  const view = viewWithVms(3_000);
+  const records = [...view.vms.values(), ...view.recentCommandChunks.flat()];
+  t.true(records.length >= 6 * mirrorPrerenderRecordsPerTurn);
+  const rendered = () => records.filter((record) => isRecordJsonRendered(record)).length;
+  mirror.leadershipStarted();
+  const startedAtMs = global.now();
+  mirror.offer(view, 60);
+  global.runUntil(startedAtMs + 990);
+  t.is(rendered(), 0);
+  const counts: number[] = [];
+  while (mirror.mirroredSlot < 60 && global.now() < startedAtMs + 5_000) {
+    global.step();
+    counts.push(rendered());
+  }
+  t.is(mirror.mirroredSlot, 60);
+  t.is(counts[counts.length - 1], records.length);
+  const growths = counts.map((count, index) => count - (counts[index - 1] ?? 0)).filter((growth) => growth > 0);
+  t.true(growths.length >= 6, `rendered in ${growths.length} turns`);
+  t.true(growths.every((growth) => growth <= mirrorPrerenderRecordsPerTurn), `per turn: ${growths.join(", ")}`);
+  const result = read();
+  if (!result.ok) return t.fail(result.error);
+  t.is(decoder.decode(result.value), mirrorValue(view, 60, "c1"));
   mirror.stop();
 });
