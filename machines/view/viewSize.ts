@@ -46,8 +46,8 @@ const mebibyte = 1024 * 1024;
 export const viewAdmissionRecordBytes = 44 * mebibyte;
 /** Hosts and VMs never exceed this: a command that would take them beyond it is refused, whatever it is. */
 export const maxViewRecordBytes = 52 * mebibyte;
-/** Rejection reasons the view remembers are cut to this many characters (the longest it writes has about 400), and kept to printable ASCII. */
-export const maxRejectionReasonLength = 500;
+/** Rejection reasons the view remembers are cut to this many characters (the longest it writes has about 400), and kept to printable ASCII; snapshots may hold up to the schema's maxRejectionReasonLength (1,000, from before the cut). */
+export const maxRememberedReasonLength = 500;
 
 const mapHeaderBytes = 3;
 const numberBytes = 9;
@@ -121,7 +121,7 @@ export const rememberedCommandBytesBound =
   mapHeaderBytes +
   keyBytes("kind", "reason") +
   asciiBytes("rejected") +
-  maxRejectionReasonLength +
+  maxRememberedReasonLength +
   largestHeaderBytes;
 
 /**
@@ -130,10 +130,10 @@ export const rememberedCommandBytesBound =
  */
 export const snapshotBytesBeyondRecords = (maxRememberedCommands + rememberedChunkSize) * rememberedCommandBytesBound + maxControllers * largestIdBytes + 4_096;
 
-/** A rejection reason as the view remembers it: printable ASCII (others become `?`), at most maxRejectionReasonLength characters. */
+/** A rejection reason as the view remembers it: printable ASCII (others become `?`), at most maxRememberedReasonLength characters. */
 export function boundedReason(reason: string): string {
   const printable = reason.replace(/[^\x20-\x7e]/g, "?");
-  return printable.length > maxRejectionReasonLength ? `${printable.slice(0, maxRejectionReasonLength - 1)}~` : printable;
+  return printable.length > maxRememberedReasonLength ? `${printable.slice(0, maxRememberedReasonLength - 1)}~` : printable;
 }
 
 /** What a command adding a host or VM adds to the bound (the record it creates); 0 for every other command. */

@@ -10,7 +10,7 @@ import { maxCommandIdLength, type ViewCommand } from "../../machines/view/viewCo
 import {
   boundedReason,
   hostRecordBytesBound,
-  maxRejectionReasonLength,
+  maxRememberedReasonLength,
   maxViewRecordBytes,
   rememberedCommandBytesBound,
   snapshotBytesBeyondRecords,
@@ -84,15 +84,15 @@ test("the bound is never below msgpack's bytes for a host or VM record, the larg
   }
   const ordinary: VmRecord = { ...lightVm("web-042", { hostId: "esx-17", epoch: 1_234 }), desiredState: "running", resources: { cpu: 4, memoryMiB: 8_192 } };
   t.true(vmRecordBytesBound(ordinary) <= 2 * pack(ordinary).length, `${vmRecordBytesBound(ordinary)} against ${pack(ordinary).length}`);
-  const largestRemembered: RememberedCommand = { commandId: "€".repeat(maxCommandIdLength), slot: largestNumber, outcome: { kind: "rejected", reason: "r".repeat(maxRejectionReasonLength) } };
+  const largestRemembered: RememberedCommand = { commandId: "€".repeat(maxCommandIdLength), slot: largestNumber, outcome: { kind: "rejected", reason: "r".repeat(maxRememberedReasonLength) } };
   t.true(pack(largestRemembered).length <= rememberedCommandBytesBound);
 });
 
-test("rejection reasons the view remembers are printable ASCII of at most maxRejectionReasonLength characters", (t) => {
+test("rejection reasons the view remembers are printable ASCII of at most maxRememberedReasonLength characters", (t) => {
   t.is(boundedReason("host h1 is up, not failed"), "host h1 is up, not failed");
   t.is(boundedReason("unexpected field caf\u00e9\u{1F600}"), "unexpected field caf???");
-  const cut = boundedReason("x".repeat(maxRejectionReasonLength + 50));
-  t.is(cut.length, maxRejectionReasonLength);
+  const cut = boundedReason("x".repeat(maxRememberedReasonLength + 50));
+  t.is(cut.length, maxRememberedReasonLength);
   t.true(cut.endsWith("~"));
   const outcome = applyViewCommands(viewOf([], []), 1, [{ id: "bad", type: "host.up", hostId: "h1", incarnation: 1, ["\u00fcbrig".repeat(20)]: 1 }]).outcomes[0];
   t.deepEqual(outcome, { kind: "rejected", reason: `malformed command: unexpected field ${"?brig".repeat(20).slice(0, 64)}` });
@@ -118,7 +118,7 @@ test("hosts and VMs at the largest bound with the largest remembered commands st
   const remembered = Array.from({ length: maxRememberedCommands + rememberedChunkSize }, (_, index): RememberedCommand => ({
     commandId: `${index}`.padEnd(maxCommandIdLength, "€"),
     slot: largestNumber,
-    outcome: { kind: "rejected", reason: "r".repeat(maxRejectionReasonLength) },
+    outcome: { kind: "rejected", reason: "r".repeat(maxRememberedReasonLength) },
   }));
   const view = viewOf(hosts, vms, remembered, controllerIds);
   t.is(viewRecordBytes(view), bytes);
