@@ -182,7 +182,8 @@ export class PaxosTransport {
     try {
       data = encodeLargePaxosMessage(message);
     } catch (error) {
-      this.unsendable(message, this.chunked ? "too-large-for-chunks" : "unencodable", error instanceof Error ? error.message : String(error));
+      const detail = error instanceof Error ? error.message : String(error);
+      this.unsendable(message, this.chunked && detail.includes("exceeds maxMessageBytes") ? "too-large-for-chunks" : "unencodable", detail);
       return;
     }
     const fitsOneMessage = data.length <= paxosWireRegistry.maxMessageBytes;
@@ -198,6 +199,7 @@ export class PaxosTransport {
       this.unsendable(message, "unencodable", `encode paxos.snapshot: ${data.length} bytes exceeds maxMessageBytes ${paxosWireRegistry.maxMessageBytes}`);
       return;
     }
+    if (subject === this.subjects.viewCommit) this.rememberOwnBroadcast(data);
     this.ports.network.publish(subject, data);
   }
 
