@@ -61,9 +61,12 @@ import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } fro
 import { PaxosTransport } from "./paxosTransport.ts";
 import { ChunkedTransfer, type ChunkedTransferSettings } from "./chunkedTransfer.ts";
 import { SnapshotPrepacker } from "./snapshotPrepacker.ts";
+import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export const paxosDroppedMetric = "haring_paxos_dropped_total";
+/** The view's hosts and VMs to the byte bound admission control enforces (machines/view/viewSize.ts): how close the view is to full. */
+export const viewRecordBytesGauge = "haring_view_record_bytes";
 export const paxosFatalMetric = "haring_paxos_fatal_total";
 export const paxosRecoveredTailMetric = "haring_paxos_discarded_tail_bytes_total";
 /** Events (messages and ticks) waiting for the core; more are dropped, which Paxos tolerates as loss. */
@@ -309,6 +312,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     const nextSlot = state.learner.nextSlot;
     if (output.applied.length > 0 || nextSlot !== beforeSlot) {
       chunked.installedThrough(nextSlot);
+      ports.metrics.setGauge(viewRecordBytesGauge, viewRecordBytes(state.learner.app));
       client.applied(output.applied);
       for (const listener of appliedListeners) listener(output.applied, state.learner.app, nextSlot);
       if (mirror && state.proposer.role === "leader") mirror.offer(state.learner.app, nextSlot);

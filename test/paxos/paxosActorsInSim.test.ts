@@ -1,6 +1,7 @@
 import test from "ava";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { paxosDroppedMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { paxosDroppedMetric, startControllerActor, viewRecordBytesGauge, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { encodePaxosMessage } from "../../actors/paxos/paxosMessages.ts";
 import { encodeRecord, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
@@ -93,6 +94,10 @@ test("three controller actors elect one leader; a host's proposal commits and ev
   t.is(new Set(views()).size, 1, "all four views are equal");
   t.truthy(host().view().vms.get("vm1"));
   t.is(host().view().leader?.controllerId, first!.nodeId, "the new leader announced itself in the view");
+  for (const [id, actor] of controllers) {
+    t.true(viewRecordBytes(actor.view()) > 0);
+    t.is(world.metrics(id).gauge(viewRecordBytesGauge), viewRecordBytes(actor.view()), `${id} shows how full its view is`);
+  }
   const rejected = propose(controllers.get("c3")!, addVm("add-again", "vm1"));
   world.runFor(300);
   t.is(rejected[0]?.kind, "rejected", "a command the view refuses is rejected at a slot, with a reason");
