@@ -13,8 +13,7 @@
  * in place (a bug this cache would hide).
  */
 import { canonicalJson } from "../../machines/view/canonicalJson.ts";
-import { viewToSnapshot } from "../../machines/view/viewSnapshot.ts";
-import type { View } from "../../machines/view/viewTypes.ts";
+import { recentCommandsOf, type View } from "../../machines/view/viewTypes.ts";
 
 const recordJson = new WeakMap<object, string>();
 
@@ -28,13 +27,6 @@ function cachedRecordJson(record: unknown): string {
   return json;
 }
 
-/** Renders a record's JSON ahead of the build that needs it (the mirror of a new leader, a few at a time); false when it was rendered already. */
-export function prerenderRecordJson(record: object): boolean {
-  if (recordJson.has(record)) return false;
-  recordJson.set(record, canonicalJson(record));
-  return true;
-}
-
 /** Whether the record's JSON is rendered and kept (for tests). */
 export function isRecordJsonRendered(record: object): boolean {
   return recordJson.has(record);
@@ -44,21 +36,48 @@ function compareKeys(a: readonly [string, unknown], b: readonly [string, unknown
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
 }
 
-/** A map of records as canonicalJson writes a Map: keys sorted, undefined values left out. */
-function recordMapJson(entries: Iterable<readonly [string, unknown]>): string {
+/** A map of records as canonicalJson writes a Map (keys sorted, undefined values left out), one entry a piece. */
+function* recordMapSegments(entries: Iterable<readonly [string, unknown]>): Generator<string> {
   const sorted = [...entries].sort(compareKeys);
-  const parts: string[] = [];
-  for (const [key, record] of sorted) if (record !== undefined) parts.push(`${JSON.stringify(key)}:${cachedRecordJson(record)}`);
-  return `{${parts.join(",")}}`;
+  let first = true;
+  for (const [key, record] of sorted) {
+    if (record === undefined) continue;
+    yield `${first ? "" : ","}${JSON.stringify(key)}:${cachedRecordJson(record)}`;
+    first = false;
+  }
+}
+
+function* listSegments(records: readonly unknown[]): Generator<string> {
+  for (let index = 0; index < records.length; index++) yield `${index === 0 ? "" : ","}${cachedRecordJson(records[index])}`;
+}
+
+/**
+ * `cachedCanonicalViewJson(view)` in pieces, each host, VM and remembered command one piece (its JSON
+ * rendered when reached), so a caller can build a large view's JSON a slice per turn: the KV mirror of
+ * a leader, whose followers stop hearing it while it renders 60,000 VMs in one go.
+ */
+export function* viewJsonSegments(view: View): Generator<string> {
+  // The fields viewToSnapshot gives besides its version and lists, without copying the lists.
+  const small = { epoch: view.epoch, controllerIds: view.controllerIds, leader: view.leader, ...(view.hostFailuresToTolerate === null ? {} : { hostFailuresToTolerate: view.hostFailuresToTolerate }) };
+  const recentCommands = recentCommandsOf(view);
+  const fields: Array<[string, () => Iterable<string>]> = [];
+  for (const [key, value] of Object.entries(small)) if (value !== undefined) fields.push([key, () => [canonicalJson(value)]]);
+  fields.push(["hosts", () => recordMapSegments(view.hosts.entries())]);
+  fields.push(["vms", () => recordMapSegments(view.vms.entries())]);
+  fields.push(["recentCommands", () => listSegments(recentCommands)]);
+  fields.sort(compareKeys);
+  for (let index = 0; index < fields.length; index++) {
+    const [key, segments] = fields[index]!;
+    const open = key === "hosts" || key === "vms" ? "{" : key === "recentCommands" ? "[" : "";
+    yield `${index === 0 ? "{" : ","}${JSON.stringify(key)}:${open}`;
+    yield* segments();
+    if (open !== "") yield open === "{" ? "}" : "]";
+  }
+  yield "}";
 }
 
 export function cachedCanonicalViewJson(view: View): string {
-  const { version: _version, hosts: _hosts, vms: _vms, recentCommands, ...small } = viewToSnapshot(view);
-  const fields: Array<[string, string]> = [];
-  for (const [key, value] of Object.entries(small)) if (value !== undefined) fields.push([key, canonicalJson(value)]);
-  fields.push(["hosts", recordMapJson(view.hosts.entries())]);
-  fields.push(["vms", recordMapJson(view.vms.entries())]);
-  fields.push(["recentCommands", `[${recentCommands.map(cachedRecordJson).join(",")}]`]);
-  fields.sort(compareKeys);
-  return `{${fields.map(([key, json]) => `${JSON.stringify(key)}:${json}`).join(",")}}`;
+  let json = "";
+  for (const segment of viewJsonSegments(view)) json += segment;
+  return json;
 }

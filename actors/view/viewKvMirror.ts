@@ -23,8 +23,8 @@ import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Stream } from "../ports/stream.ts";
 import type { Log, Metrics } from "../ports/telemetry.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
-import { cachedCanonicalViewJson, prerenderRecordJson } from "./cachedViewJson.ts";
-import { viewRecords, type ViewRecordList } from "../../machines/view/viewRecords.ts";
+import { cachedCanonicalViewJson, viewJsonSegments } from "./cachedViewJson.ts";
+import { concatBytes } from "../concatBytes.ts";
 import { manifestFor, mirrorPartKey, storedMirrorSlot } from "./viewKvLayout.ts";
 
 export { storedMirrorSlot };
@@ -66,12 +66,14 @@ export const defaultViewKvMirrorOptions: ViewKvMirrorOptions = {
 export const mirrorIntervalPerBuildMs = 50;
 
 /**
- * Records a new leader renders per turn before its first build: its per-record cache is cold (or from an
- * older leadership), and rendering a view of 60,000 VMs at once took 480 ms of its event loop a second
- * after its election, long enough for its followers to elect another leader. Rendered a slice per turn,
- * the first build then costs the assembly only (about 140 ms at 60,000 VMs, 50 at 20,000).
+ * Pieces of the value (one host, VM or remembered command each) built per turn. A view's value is built
+ * a slice per turn, never at once: rendering a view of 60,000 VMs in one go took the leader's event loop
+ * for 480 ms with its per-record cache cold (a new leader's, one second after its election: long enough
+ * for its followers to elect another) and 140 ms warm. A slice is about 15 ms cold, 4 ms warm.
  */
-export const mirrorPrerenderRecordsPerTurn = 1_000;
+export const mirrorBuildSegmentsPerTurn = 2_000;
+/** Text gathered before it is encoded to bytes, in characters: the value is never one 20 MB string. */
+export const mirrorEncodeBatchChars = 1_048_576;
 
 /** Compare-and-set conflicts retried at once before waiting `retryAfterMs`. */
 export const maxImmediateConflictRetries = 3;
@@ -121,6 +123,13 @@ export function mirrorValue(view: View, slot: number, writer: string): string {
   return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${cachedCanonicalViewJson(view)}}`;
 }
 
+/** `mirrorValue` in pieces, one host, VM or remembered command each (`viewJsonSegments`). */
+function* mirrorValueSegments(view: View, slot: number, writer: string): Generator<string> {
+  yield `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":`;
+  yield* viewJsonSegments(view);
+  yield "}";
+}
+
 export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<ViewKvMirrorOptions> = {}): ViewKvMirror {
   const options: ViewKvMirrorOptions = { ...defaultViewKvMirrorOptions, ...overrides };
   if (options.partBytes > options.maxValueBytes || options.partBytes < 1 || options.maxParts < 1) {
@@ -144,9 +153,16 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
   /** Entities (hosts, VMs, remembered commands) of the smallest view found too large; larger ones are not even built. */
   let tooLargeAtEntities = Number.POSITIVE_INFINITY;
   const loggedFailures = new Set<string>();
-  /** Set by a new leadership: the records of the next view to build are rendered a slice per turn first. */
-  let prerenderPending = false;
-  let prerendering: Iterator<readonly [ViewRecordList, object]> | null = null;
+  /** The value being built, a slice per turn, for `target`. */
+  let building: {
+    readonly target: { readonly view: View; readonly slot: number };
+    readonly segments: Iterator<string>;
+    readonly encoded: Uint8Array[];
+    text: string[];
+    textChars: number;
+    bytes: number;
+    spentMs: number;
+  } | null = null;
 
   function failure(reason: string, detail: string): void {
     metrics.increment(viewMirrorFailuresMetric, { reason });
@@ -205,47 +221,69 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
       });
       return;
     }
-    const target = latest;
+    // A build left for a slot another writer has since mirrored (or beyond) is dropped: the mirror only moves forward.
+    if (building !== null && building.target.slot <= mirroredSlot) building = null;
+    const target = building?.target ?? latest;
     const entities = entityCount(target.view);
-    const hopeless = entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > maxMirroredBytes;
-    if (!hopeless && prerenderPending && !prerenderSlice(target.view)) {
+    if (building === null && (entities >= tooLargeAtEntities || minimumMirrorBytes(target.view) > maxMirroredBytes)) {
+      tooLarge(target, entities);
+      return;
+    }
+    building ??= { target, segments: mirrorValueSegments(target.view, target.slot, ports.nodeId), encoded: [], text: [], textChars: 0, bytes: 0, spentMs: 0 };
+    const build = building;
+    const sliceStartedAtMs = clock.now();
+    let complete = false;
+    for (let count = 0; count < mirrorBuildSegmentsPerTurn; count++) {
+      const next = build.segments.next();
+      if (next.done === true) {
+        complete = true;
+        break;
+      }
+      build.text.push(next.value);
+      build.textChars += next.value.length;
+      if (build.textChars >= mirrorEncodeBatchChars) encodeText(build);
+    }
+    if (complete) encodeText(build);
+    build.spentMs += clock.now() - sliceStartedAtMs;
+    if (build.bytes > maxMirroredBytes) {
+      building = null;
+      tooLarge(target, entities, true);
+      return;
+    }
+    if (!complete) {
+      // The rest in later turns: the node answers its peers in between.
       busy = false;
       schedule(0);
       return;
     }
-    const buildStartedAtMs = clock.now();
-    const value = hopeless ? undefined : encoder.encode(mirrorValue(target.view, target.slot, ports.nodeId));
+    building = null;
+    const value = build.encoded.length === 1 ? build.encoded[0]! : concatBytes(build.encoded);
     intervalMs = Math.max(
       options.minIntervalMs,
-      (clock.now() - buildStartedAtMs) * mirrorIntervalPerBuildMs,
+      build.spentMs * mirrorIntervalPerBuildMs,
       // The bucket (and the NATS server's disk) take at most maxBytesPerSecond of mirror on average.
-      value === undefined ? 0 : (value.length / options.maxBytesPerSecond) * 1_000,
+      (value.length / options.maxBytesPerSecond) * 1_000,
     );
-    if (value === undefined || value.length > maxMirroredBytes) {
-      if (value !== undefined) tooLargeAtEntities = entities;
-      failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${maxMirroredBytes} bytes`);
-      // Building the JSON of a view this large is costly and would be refused again: skip it until one is smaller.
-      mirroredSlot = Math.max(mirroredSlot, target.slot);
-      busy = false;
-      return;
-    }
     if (value.length <= options.maxValueBytes) writeHead(target, value);
     else writeParts(target, value, 0, []);
   }
 
-  /** Renders the next slice of `view`'s records; true once every one is rendered. */
-  function prerenderSlice(view: View): boolean {
-    prerendering ??= viewRecords(view);
-    for (let looked = 0; looked < mirrorPrerenderRecordsPerTurn; looked++) {
-      const next = prerendering.next();
-      if (next.done === true) {
-        prerendering = null;
-        prerenderPending = false;
-        return true;
-      }
-      prerenderRecordJson(next.value[1]);
-    }
-    return false;
+  function encodeText(build: NonNullable<typeof building>): void {
+    if (build.textChars === 0) return;
+    const bytes = encoder.encode(build.text.join(""));
+    build.encoded.push(bytes);
+    build.bytes += bytes.length;
+    build.text = [];
+    build.textChars = 0;
+  }
+
+  /** A view too large to mirror: counted, logged once, and no larger one is built. */
+  function tooLarge(target: { readonly view: View; readonly slot: number }, entities: number, built = false): void {
+    if (built) tooLargeAtEntities = entities;
+    failure("too-large", `the view at slot ${target.slot} (${entities} hosts, VMs and remembered commands) is larger than ${maxMirroredBytes} bytes`);
+    // Building the JSON of a view this large is costly and would be refused again: skip it until one is smaller.
+    mirroredSlot = Math.max(mirroredSlot, target.slot);
+    busy = false;
   }
 
   /** Parts one at a time, then the manifest: a reader never finds a manifest naming parts not yet written. */
@@ -301,8 +339,6 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     },
     leadershipStarted() {
       lastWriteAtMs = Math.max(lastWriteAtMs, clock.now());
-      prerenderPending = true;
-      prerendering = null;
     },
     get mirroredSlot() {
       return mirroredSlot;

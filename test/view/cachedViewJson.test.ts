@@ -11,6 +11,7 @@ test("the mirror's cached rendering is canonicalViewJson byte for byte, slot aft
   const random = createSeededRandom(11);
   let view: View = applyViewCommands(emptyView, 0, [leaderElectedCommand("c1", 1), { id: "configure", type: "cluster.configure", hostFailuresToTolerate: 1 }]).view;
   t.is(cachedCanonicalViewJson(view), canonicalViewJson(view));
+  t.is(cachedCanonicalViewJson(emptyView), canonicalViewJson(emptyView), "no hosts, VMs, commands or F");
   let compared = 0;
   for (let slot = 1; slot <= 400; slot++) {
     const commands = Array.from({ length: 1 + random.int(4) }, (_, index) => randomViewCommand(random, `c${slot}-${index}`));
