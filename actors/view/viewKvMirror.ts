@@ -23,7 +23,7 @@ import type { Clock, TimerId } from "../ports/clock.ts";
 import type { Stream } from "../ports/stream.ts";
 import type { Log, Metrics } from "../ports/telemetry.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
-import { cachedCanonicalViewJson, viewJsonSegments } from "./cachedViewJson.ts";
+import { viewJsonSegments } from "./cachedViewJson.ts";
 import { concatBytes } from "../concatBytes.ts";
 import { manifestFor, mirrorPartKey, storedMirrorSlot } from "./viewKvLayout.ts";
 
@@ -120,10 +120,12 @@ export function minimumMirrorBytes(view: View): number {
 
 /** The mirror's value; the view part is exactly canonicalViewJson (rendered with a per-record cache, cachedViewJson.ts). */
 export function mirrorValue(view: View, slot: number, writer: string): string {
-  return `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":${cachedCanonicalViewJson(view)}}`;
+  let value = "";
+  for (const segment of mirrorValueSegments(view, slot, writer)) value += segment;
+  return value;
 }
 
-/** `mirrorValue` in pieces, one host, VM or remembered command each (`viewJsonSegments`). */
+/** `mirrorValue` in pieces, one host, VM or remembered command each (`viewJsonSegments`, the pieces of `cachedCanonicalViewJson`). */
 function* mirrorValueSegments(view: View, slot: number, writer: string): Generator<string> {
   yield `{"slot":${slot},"epoch":${view.epoch},"writer":${JSON.stringify(writer)},"view":`;
   yield* viewJsonSegments(view);

@@ -116,8 +116,7 @@ export function addedDemand(view: { readonly vms: { get(vmId: string): VmRecord 
  */
 export function admitCommand(view: View, command: ViewCommand, hostFailuresToTolerate: number): AdmissionDecision {
   const growth = addedRecordBytes(command);
-  const subject = command.type === "vm.add" ? `vm ${command.vmId}` : command.type === "host.register" ? `host ${command.hostId}` : "";
-  const tooLarge = growth === 0 ? null : recordBytesRefusal(command.type, subject, viewRecordBytes(view) + growth, growth);
+  const tooLarge = growth === 0 ? null : recordBytesRefusal(command, viewRecordBytes(view) + growth, growth);
   if (tooLarge !== null) return { admitted: false, error: tooLarge, shortfall: { cpu: 0, memoryMiB: 0 } };
   const added = addedDemand(view, command);
   return added === null ? { admitted: true } : admitVm(view, added.vmId, added.resources, hostFailuresToTolerate);

@@ -171,8 +171,7 @@ class ViewDraft {
     this.changes = null;
     const growth = this.recordBytesChange - this.recordBytesAtCommand;
     if (growth <= 0) return null;
-    const subject = "vmId" in command ? `vm ${command.vmId}` : "hostId" in command ? `host ${command.hostId}` : "the view";
-    const reason = recordBytesRefusal(command.type, subject, this.recordBytes(), growth);
+    const reason = recordBytesRefusal(command, this.recordBytes(), growth);
     if (reason === null) return null;
     for (let index = changes.length - 1; index >= 0; index--) {
       const change = changes[index]!;

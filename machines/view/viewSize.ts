@@ -172,16 +172,18 @@ function formatMiB(bytes: number): string {
 }
 
 /**
- * Why a command that grows the hosts and VMs to `bytes` (by `growth`) is refused, or null: beyond
+ * Why `command`, growing the hosts and VMs to `bytes` (by `growth`), is refused, or null: beyond
  * `viewAdmissionRecordBytes` for a new host or VM, beyond `maxViewRecordBytes` for anything.
  */
-export function recordBytesRefusal(commandType: string, subject: string, bytes: number, growth: number): string | null {
+export function recordBytesRefusal(command: ViewCommand, bytes: number, growth: number): string | null {
   if (growth <= 0) return null;
+  const commandType = command.type;
   const adds = commandType === "vm.add" || commandType === "host.register";
   const limit = adds ? viewAdmissionRecordBytes : maxViewRecordBytes;
   if (bytes <= limit) return null;
   const what = adds
     ? `the ${formatMiB(viewAdmissionRecordBytes)} the view admits new hosts and VMs up to; remove VMs or hosts, or shorten rule lists`
     : `the ${formatMiB(maxViewRecordBytes)} limit that keeps its snapshot within one log record; remove VMs, or confirm stops of VMs that left hosts`;
+  const subject = "vmId" in command ? `vm ${command.vmId}` : "hostId" in command ? `host ${command.hostId}` : "the view";
   return `view full: ${commandType} of ${subject} would bring the view's hosts and VMs to ${formatMiB(bytes)} (bound), beyond ${what}`;
 }
