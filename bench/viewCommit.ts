@@ -257,6 +257,7 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
       detector: options.withManager,
       timing: options.timing,
       kvMirror: !options.noKvMirror,
+      fullOutputLogs: options.keepRunDir,
       nodeArguments: [...options.controllerNodeOptions, ...(options.profileDir ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : [])],
     });
     await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
@@ -357,16 +358,16 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
     await client?.close().catch(() => undefined);
     await cluster?.stopAll();
     await nats.stop();
-    if ((failed || options.keepRunDir) && cluster) keepForDiagnosis(baseDir, cluster, client, failed);
+    if ((failed || options.keepRunDir) && cluster) keepForDiagnosis(baseDir, cluster, client, failed, options.keepRunDir);
     else rmSync(baseDir, { recursive: true, force: true });
   }
 }
 
 /** A failed run leaves its controllers' directories, with the tail of each one's log and what the client knew, for whoever looks next. */
-function keepForDiagnosis(baseDir: string, cluster: LocalControllers, client: ViewClient | undefined, failed: boolean): void {
+function keepForDiagnosis(baseDir: string, cluster: LocalControllers, client: ViewClient | undefined, failed: boolean, wholeLogs: boolean): void {
   for (const member of cluster.members) writeFileSync(join(baseDir, `${member.id}-output-tail.log`), member.outputTail());
   writeFileSync(join(baseDir, "client.json"), JSON.stringify({ appliedSlots: client?.appliedSlots() ?? null, at: new Date().toISOString() }, null, 2));
-  progress(`haring: ${failed ? "the run failed; " : ""}kept ${baseDir} (each controller's data directory and log tail, client.json)`);
+  progress(`haring: ${failed ? "the run failed; " : ""}kept ${baseDir} (each controller's data directory and log tail${wholeLogs ? ", its whole log in <id>/output.log" : ""}, client.json)`);
 }
 
 /** Ms from the kill to the first "paxos.leadership … leader" line a surviving controller logged after it (log timestamps have ms precision). */

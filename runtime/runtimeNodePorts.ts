@@ -8,6 +8,7 @@ import { MetricsRegistry } from "./metricsRegistry.ts";
 import { NatsNetwork } from "./natsNetwork.ts";
 import { NatsStream } from "./natsStream.ts";
 import { realClock } from "./realClock.ts";
+import { startEventLoopStallWatch } from "./eventLoopStallWatch.ts";
 
 /** JetStream replicas of the streams and buckets a node creates: 1 on a single nats-server, 3 on a NATS cluster. */
 export type StreamReplicas = 1 | 3;
@@ -62,6 +63,8 @@ export async function connectRuntimeNode(options: RuntimeNodeOptions): Promise<R
     log,
     metrics,
   };
+  // Every node process reports its own event-loop stalls: they explain elections and fences that no fault caused.
+  const stallWatch = startEventLoopStallWatch({ log, metrics });
   return {
     ports,
     network,
@@ -69,6 +72,7 @@ export async function connectRuntimeNode(options: RuntimeNodeOptions): Promise<R
     streamReplicas,
     metrics,
     close: async () => {
+      stallWatch.stop();
       await stream.close().catch(() => undefined);
       await network.close();
     },

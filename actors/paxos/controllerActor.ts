@@ -69,6 +69,11 @@ export const paxosDroppedMetric = "haring_paxos_dropped_total";
 export const viewRecordBytesGauge = "haring_view_record_bytes";
 export const paxosFatalMetric = "haring_paxos_fatal_total";
 export const paxosRecoveredTailMetric = "haring_paxos_discarded_tail_bytes_total";
+/** Steps (with carrying out their effects) at least this long are counted and logged: they hold the event loop, and beyond `electionTimeoutMs` they cost an election. */
+export const slowControllerStepMs = 50;
+/** Slow steps are logged at most this often; every one is counted in `paxosSlowStepsMetric`. */
+export const minSlowStepLogSpacingMs = 1_000;
+export const paxosSlowStepsMetric = "haring_paxos_slow_steps_total";
 /** Events (messages and ticks) waiting for the core; more are dropped, which Paxos tolerates as loss. */
 export const defaultControllerMailboxDepth = 16_384;
 
@@ -186,6 +191,11 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   const prepacker = new SnapshotPrepacker();
   let mirror: ViewKvMirror | undefined;
   let acceptorMode: ViewControllerState["acceptor"]["mode"] | undefined;
+  let lastPreVote: ViewControllerState["proposer"]["preVote"] = null;
+  let stepInput: string | undefined;
+  let stepStartedAtMs = 0;
+  let stepTookMs = 0;
+  let lastSlowStepLogAtMs = Number.NEGATIVE_INFINITY;
 
   if (log.discardedTailBytes > 0) {
     ports.metrics.increment(paxosRecoveredTailMetric, {}, log.discardedTailBytes);
@@ -208,7 +218,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     log,
     encode: (record) => encodeRecord(nodeId, record),
     send: (messages) => {
-      for (const message of messages) transport.send(message);
+      for (const message of messages) {
+        if (message.type === "paxos.snapshot") ports.log.write("info", "paxos.snapshot-served", { to: message.to, throughSlot: message.throughSlot });
+        transport.send(message);
+      }
     },
     synced: observer?.synced ? (records, rewritten) => observer.synced!(nodeId, records, rewritten) : undefined,
     fatal: (error) => fatal(`the paxos log failed: ${error}`),
@@ -264,7 +277,14 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     input: creation,
     rejections: options.rejections,
     limits: { maxMailboxDepth: options.maxMailboxDepth ?? defaultControllerMailboxDepth },
-    shortcut: stepPastXstate,
+    shortcut: (context, state, event) => {
+      const startedAtMs = ports.clock.now();
+      const next = stepPastXstate(context, state, event);
+      stepStartedAtMs = startedAtMs;
+      stepTookMs = ports.clock.now() - startedAtMs;
+      stepInput = event.type === "message" ? event.message.type : event.type;
+      return next;
+    },
   });
   // Every step makes a new context holding that step's effects; a new actor's first one holds recovery's.
   host.onSnapshot((snapshot) => {
@@ -281,8 +301,21 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
         bootstrap: options.bootstrap,
       });
     }
+    const carryOutStartedAtMs = ports.clock.now();
     carryOut(context.output, context.core);
+    if (stepInput !== undefined) noteSlowStep(stepInput, stepTookMs, ports.clock.now() - carryOutStartedAtMs);
+    stepInput = undefined;
   });
+
+  // What a step and its effects cost, so a stall of the event loop (and the election it may cause) can be
+  // told apart from a slow disk or a starved CPU. Only the shortcut's steps are timed: every event but the first.
+  function noteSlowStep(input: string, stepMs: number, carryOutMs: number): void {
+    if (stepMs + carryOutMs < slowControllerStepMs) return;
+    ports.metrics.increment(paxosSlowStepsMetric, { input });
+    if (stepStartedAtMs - lastSlowStepLogAtMs < minSlowStepLogSpacingMs) return;
+    lastSlowStepLogAtMs = stepStartedAtMs;
+    ports.log.write("warn", "paxos.slow-step", { input, stepMs: Math.round(stepMs), carryOutMs: Math.round(carryOutMs), note: `this controller did nothing else meanwhile; further ones within ${minSlowStepLogSpacingMs} ms are only counted in ${paxosSlowStepsMetric}` });
+  }
 
   function coreState(): ViewControllerState | undefined {
     return host.getSnapshot()?.context.core;
@@ -301,6 +334,12 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       ports.log.write("info", "paxos.rejoined", { promised: formatBallot(state.acceptor.promised), floorSlot: state.acceptor.floorSlot, votes: state.acceptor.votes.size, note: "fenced by a majority after an empty-disk start: voting again" });
     }
     acceptorMode = state.acceptor.mode;
+    const preVote = state.proposer.preVote;
+    if (preVote !== null && preVote.ballot !== lastPreVote?.ballot) {
+      // The one trace of a follower that stopped hearing its leader: elections nobody caused start here.
+      ports.log.write("info", "paxos.election-started", { stage: "pre-vote", ballot: formatBallot(preVote.ballot), lastLeader: state.proposer.leaderId });
+    }
+    lastPreVote = preVote;
     if (output.droppedMessage !== null) countDrop("semantic", output.droppedMessage);
     writer.submit({ persist: output.persist, rewrite: output.rewrite, messages: output.sendAfterSync });
     // A log rewritten for a snapshot installed from a peer leaves a view of new record objects (after one
@@ -382,7 +421,11 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       return;
     }
     if (message.type === "paxos.propose-reply") client.receive(message);
-    else host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
+    else {
+      // Catch-up by snapshot is rare and costly on both ends (a whole view encoded, moved and rebuilt): worth a line each.
+      if (message.type === "paxos.snapshot") ports.log.write("info", "paxos.snapshot-received", { from: message.from, throughSlot: message.throughSlot });
+      host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
+    }
   }
 
   function tick(): void {

@@ -14,7 +14,7 @@
  * bound, and is safe to call twice or after a failed start.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { PaxosTimings } from "./controllerConfig.ts";
@@ -42,6 +42,8 @@ export interface LocalControllersSpec {
   readonly nodeArguments?: readonly string[];
   /** Leave `bootstrap: true` in every config for good (the bootstrap gate must then refuse it on a lost disk). */
   readonly keepBootstrap?: boolean;
+  /** Also append everything each controller prints, across restarts, to `<its directory>/output.log` (the in-memory tail is bounded). */
+  readonly fullOutputLogs?: boolean;
 }
 
 export class LocalController {
@@ -57,6 +59,7 @@ export class LocalController {
     readonly dataDir: string,
     private readonly nodeArguments: readonly string[] = [],
     private readonly keepBootstrap = false,
+    private readonly fullOutputPath: string | undefined = undefined,
   ) {}
 
   get pid(): number | undefined {
@@ -87,12 +90,16 @@ export class LocalController {
       stdio: ["ignore", "pipe", "pipe"],
     });
     this.child = child;
+    const fullOutput = this.fullOutputPath === undefined ? undefined : createWriteStream(this.fullOutputPath, { flags: "a" });
     const capture = (chunk: string) => {
       this.output = (this.output + chunk).slice(-maxCapturedControllerOutputChars);
+      fullOutput?.write(chunk);
     };
     child.stdout?.setEncoding("utf8").on("data", capture);
     child.stderr?.setEncoding("utf8").on("data", capture);
     this.exited = new Promise((resolveExit) => {
+      // "close" comes after the last output chunk, "exit" may come before it.
+      child.once("close", () => fullOutput?.end());
       child.once("exit", (code, signal) => {
         if (this.child === child) this.child = undefined;
         this.lastExitCode = code ?? (signal ? -1 : null);
@@ -181,7 +188,7 @@ export function startLocalControllers(spec: LocalControllersSpec): LocalControll
       ...(spec.detector !== undefined ? { detector: spec.detector } : {}),
     };
     writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
-    return new LocalController(id, configPath, dataDir, spec.nodeArguments, spec.keepBootstrap ?? false);
+    return new LocalController(id, configPath, dataDir, spec.nodeArguments, spec.keepBootstrap ?? false, spec.fullOutputLogs ? join(directory, "output.log") : undefined);
   });
   for (const member of members) member.start();
   const statuses = () => new Map(members.map((member) => [member.id, member.running ? member.status() : undefined]));

@@ -38,7 +38,7 @@ const vmCount = largeViewVmCount;
 
 
 function cluster(seed: number) {
-  const world = new SimWorld({ seed, clusterId: "big", transcriptLevel: "warn" });
+  const world = new SimWorld({ seed, clusterId: "big", transcriptLevel: "info" });
   const controllers = new Map<string, ControllerActor>();
   const fatal: string[] = [];
   let bootstrap = true;
@@ -122,6 +122,10 @@ function lagAndCatchUp(t: ExecutionContext, seed: number, faults: (c: Cluster, l
   for (const id of [laggard, "h1"]) {
     t.true(c.world.metrics(id).counter(paxosTransfersMetric, { event: "completed", carries: "paxos.snapshot" }) >= 1, `${id} installed a chunked snapshot`);
   }
+  // The operator sees both ends of the controller's catch-up by snapshot in the logs.
+  const transcript = c.world.transcript();
+  t.regex(transcript, new RegExp(`\\b${laggard} info paxos\\.snapshot-received from=c\\d throughSlot=\\d+`));
+  t.regex(transcript, new RegExp(`\\bc\\d info paxos\\.snapshot-served to=${laggard} throughSlot=\\d+`));
   return { c, laggard };
 }
 

@@ -136,6 +136,7 @@ test("killing the leader: another takes over, and a restarted controller recover
   const next = leader();
   t.truthy(next);
   t.not(next!.nodeId, old.nodeId);
+  t.regex(world.transcript(), new RegExp(`\\b${next!.nodeId} info paxos\\.election-started stage=pre-vote ballot=\\d+\\.${next!.nodeId} lastLeader=${old.nodeId}\\b`));
   const after = propose(host(), addVm("after-crash", "vm-after"));
   world.runFor(500);
   t.is(after[0]?.kind, "committed");
