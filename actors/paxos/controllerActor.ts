@@ -74,6 +74,9 @@ export const slowControllerStepMs = 50;
 /** Slow steps are logged at most this often; every one is counted in `paxosSlowStepsMetric`. */
 export const minSlowStepLogSpacingMs = 1_000;
 export const paxosSlowStepsMetric = "haring_paxos_slow_steps_total";
+/** A tick timer this late means the process was held: the tick waits one turn, behind the messages that came meanwhile. */
+export const lateTickDeferralMs = 20;
+export const paxosLateTicksMetric = "haring_paxos_late_ticks_total";
 /** Events (messages and ticks) waiting for the core; more are dropped, which Paxos tolerates as loss. */
 export const defaultControllerMailboxDepth = 16_384;
 
@@ -182,6 +185,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   const loggedDrops = new Set<string>();
   let status: ControllerStatus = "running";
   let tickTimer: TimerId | undefined;
+  let tickDueAtMs = 0;
   // An extra tick when the leader's next hedge is due (PaxosConfig.acceptHedgeMs), sooner than the regular one.
   let hedgeTimer: TimerId | undefined;
   let hedgeDueAtMs = Number.POSITIVE_INFINITY;
@@ -428,9 +432,24 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     }
   }
 
-  function tick(): void {
+  function scheduleTick(): void {
+    tickDueAtMs = ports.clock.now() + tickIntervalMs;
     tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
-    host.send({ type: "tick", nowMs: ports.clock.now() });
+  }
+  function tick(): void {
+    const lateMs = ports.clock.now() - tickDueAtMs;
+    scheduleTick();
+    if (lateMs < lateTickDeferralMs) host.send({ type: "tick", nowMs: ports.clock.now() });
+    else {
+      // This process was held (an event-loop stall, a pause, a starved CPU), and its timers run before
+      // it reads its sockets. A tick now would judge silence on stale news: a leader would step down for
+      // acks waiting unread, a follower campaign against heartbeats it has not read yet. The tick goes
+      // behind whatever arrives in this turn instead.
+      ports.metrics.increment(paxosLateTicksMetric);
+      ports.clock.setTimeout(() => {
+        if (status === "running") host.send({ type: "tick", nowMs: ports.clock.now() });
+      }, 0);
+    }
     if (status === "running") prepacker.tick();
   }
 
@@ -457,7 +476,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),
   );
-  tickTimer = ports.clock.setTimeout(tick, tickIntervalMs);
+  scheduleTick();
 
   return {
     nodeId,

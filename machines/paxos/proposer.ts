@@ -14,7 +14,15 @@
  *   return deposes nobody. A brand-new cluster's first election (no ballot
  *   seen anywhere yet) skips it: there is no leader to protect. A refusal or
  *   an expired prepare sends it back to follower with a fresh random delay,
- *   so duelling candidates spread out.
+ *   so duelling candidates spread out. Within a round (`prepareTimeoutMs`) the
+ *   pre-vote and the prepare are sent again every `heartbeatIntervalMs` to
+ *   the acceptors that have not answered yet: under loss a round would
+ *   otherwise need every one of its messages to get through, and a bare
+ *   majority of five at 19% loss took thirteen rounds (3.3 s) to elect.
+ *   Both are idempotent at an acceptor: a pre-vote changes nothing, and a
+ *   prepare at the ballot already promised persists nothing and reports the
+ *   votes as they are now (a later promise replaces an earlier one; either
+ *   is a valid promise).
  * - Phase 1 covers every slot from the node's first unknown slot on. On a
  *   majority of promises the leader re-proposes, per open slot, the value of
  *   the highest-ballot vote reported, and fills slots nobody voted for with
@@ -73,6 +81,8 @@ export interface PendingCommand<C extends CommandEnvelope> {
 export interface PhaseOne<C extends CommandEnvelope> {
   readonly fromSlot: number;
   readonly sentAtMs: number;
+  /** The last time its prepare went to the acceptors that had not promised yet. */
+  readonly resentAtMs: number;
   readonly promises: ReadonlyMap<string, { readonly floorSlot: number; readonly votes: readonly ReportedVote<C>[] }>;
 }
 
@@ -81,6 +91,8 @@ export interface PreVoteRound {
   /** The ballot it would prepare; correlates the replies. */
   readonly ballot: Ballot;
   readonly sentAtMs: number;
+  /** The last time it went to the acceptors that had not granted it yet. */
+  readonly resentAtMs: number;
   /** Acceptors that granted it. */
   readonly grants: readonly string[];
 }
@@ -296,6 +308,10 @@ function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surro
         draft.state = { ...state, preVote: null, electionDueAtMs: nowMs + electionDelayMs(draft, state.config.electionTimeoutMs) };
         return;
       }
+      if (state.preVote && nowMs - state.preVote.resentAtMs >= state.config.heartbeatIntervalMs) {
+        resendPreVote(draft, state.preVote, nowMs);
+        return;
+      }
       if (!state.preVote && nowMs >= state.electionDueAtMs && surroundings.mayCampaign) {
         if (neverSawABallot(state, surroundings)) startPhaseOne(draft, nowMs, surroundings);
         else startPreVote(draft, nowMs, surroundings);
@@ -305,6 +321,8 @@ function onTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surro
       if (state.phaseOne && nowMs - state.phaseOne.sentAtMs >= state.config.prepareTimeoutMs) {
         // Abandoned for good: its promises are never counted later (the empty-disk rejoin relies on it).
         becomeFollower(draft, "", nowMs, electionDelayMs(draft, yieldDelayBaseMs(state.config)));
+      } else if (state.phaseOne && nowMs - state.phaseOne.resentAtMs >= state.config.heartbeatIntervalMs) {
+        resendPrepare(draft, state.phaseOne, nowMs);
       }
       return;
     case "leader":
@@ -325,8 +343,26 @@ function nextRound<C extends CommandEnvelope>(state: ProposerState<C>, surroundi
 function startPreVote<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
   const state = draft.state;
   const ballot: Ballot = { round: nextRound(state, surroundings), controllerId: state.proposerId };
-  draft.state = { ...state, preVote: { ballot, sentAtMs: nowMs, grants: [] } };
+  draft.state = { ...state, preVote: { ballot, sentAtMs: nowMs, resentAtMs: nowMs, grants: [] } };
   for (const acceptorId of state.config.acceptorIds) draft.send.push({ type: "paxos.pre-vote", from: state.proposerId, to: acceptorId, ballot });
+}
+
+/** The same pre-vote again, to the acceptors that have not granted it (their answer, or our question, may be lost). */
+function resendPreVote<C extends CommandEnvelope>(draft: Draft<C>, preVote: PreVoteRound, nowMs: number): void {
+  const state = draft.state;
+  draft.state = { ...state, preVote: { ...preVote, resentAtMs: nowMs } };
+  for (const acceptorId of state.config.acceptorIds) {
+    if (!preVote.grants.includes(acceptorId)) draft.send.push({ type: "paxos.pre-vote", from: state.proposerId, to: acceptorId, ballot: preVote.ballot });
+  }
+}
+
+/** The same prepare again (same ballot, same first slot), to the acceptors that have not promised; nothing new to persist. */
+function resendPrepare<C extends CommandEnvelope>(draft: Draft<C>, phaseOne: PhaseOne<C>, nowMs: number): void {
+  const state = draft.state;
+  draft.state = { ...state, phaseOne: { ...phaseOne, resentAtMs: nowMs } };
+  for (const acceptorId of state.config.acceptorIds) {
+    if (!phaseOne.promises.has(acceptorId)) draft.send.push({ type: "paxos.prepare", from: state.proposerId, to: acceptorId, ballot: state.ballot, fromSlot: phaseOne.fromSlot });
+  }
 }
 
 function onPreVoteReply<C extends CommandEnvelope>(draft: Draft<C>, message: PreVoteReplyMessage, nowMs: number, surroundings: ProposerSurroundings): void {
@@ -368,7 +404,7 @@ function startPhaseOne<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number
     maxRoundSeen: Math.max(state.maxRoundSeen, round),
     ballot,
     preVote: null,
-    phaseOne: { fromSlot: surroundings.chosenBelow, sentAtMs: nowMs, promises: new Map() },
+    phaseOne: { fromSlot: surroundings.chosenBelow, sentAtMs: nowMs, resentAtMs: nowMs, promises: new Map() },
     leader: null,
   };
   for (const acceptorId of state.config.acceptorIds) {

@@ -11,8 +11,9 @@ import { DetectionCluster } from "../../sim/detection/detectionCluster.ts";
  */
 test("after a leaderless outage and leader changes, the view holds every live host up at the incarnation it runs and every dead one failed", (t) => {
   // The seed only decides which controller wins each election; this one has the first leader win again at the end
-  // (since pre-vote, seed 4 elects the third controller there, and the shape under test does not arise).
-  const subject = new DetectionCluster({ seed: 1, hosts: 6, monitors: 3, paxosControllers: 3, trackLeases: true });
+  // (since pre-vote, seed 4 elects the third controller there, and since candidates resend their pre-votes and
+  // prepares within a round, so does seed 1: the shape under test does not arise with them).
+  const subject = new DetectionCluster({ seed: 2, hosts: 6, monitors: 3, paxosControllers: 3, trackLeases: true });
   const { world } = subject;
   world.runUntil(6_000);
   const firstLeader = subject.leaderControllerId();

@@ -1,6 +1,6 @@
 import test from "ava";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { paxosDroppedMetric, startControllerActor, viewRecordBytesGauge, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { paxosDroppedMetric, paxosLateTicksMetric, startControllerActor, viewRecordBytesGauge, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { encodePaxosMessage } from "../../actors/paxos/paxosMessages.ts";
@@ -223,4 +223,32 @@ test("a simulated cluster run is deterministic: same seed, same transcript", (t)
   t.true(first.transcript.split("\n").length > 20);
   t.is(run(77).transcript, first.transcript);
   t.not(run(78).transcript, first.transcript);
+});
+
+test("a leader held past its quorum check (a stall, a pause) reads the acks that came meanwhile before it judges its quorum, and keeps leading", (t) => {
+  const { world, leader, controllers } = cluster(5);
+  world.runFor(1_000);
+  const held = leader()!;
+  const ballot = held.leadership().ballot;
+  // Catch the instant it has just sent a heartbeat: the acks are on their way when it stops.
+  for (let ms = 0; ms < 200; ms++) {
+    const rounds = held.core()!.proposer.leader?.heartbeats ?? [];
+    if (rounds.at(-1)?.sentAtMs === world.now()) break;
+    world.runFor(1);
+  }
+  t.is(held.core()!.proposer.leader?.heartbeats.at(-1)?.sentAtMs, world.now(), "caught a heartbeat as it left");
+  const heldAtMs = world.now();
+  const transcriptBefore = world.transcript().length;
+  // Longer than electionTimeoutMs since it last counted an ack; its followers (timeout plus jitter) still wait.
+  world.pause(held.nodeId, config.electionTimeoutMs + 10);
+  world.runFor(config.electionTimeoutMs + 200);
+  const meanwhile = world.transcript().slice(transcriptBefore);
+  t.regex(meanwhile, new RegExp(`resume node=${held.nodeId}`));
+  t.true(world.metrics(held.nodeId).counter(paxosLateTicksMetric) >= 1, "its first tick after the pause came late and waited a turn");
+  t.notRegex(meanwhile, /paxos\.leadership/, `nobody's role changed (held at ${heldAtMs} ms)`);
+  // Its followers' timers (timeout plus jitter) had not run out: a step-down would be the only cause of an election.
+  t.notRegex(meanwhile, /paxos\.election-started/);
+  t.is(leader()?.nodeId, held.nodeId);
+  t.deepEqual(held.leadership().ballot, ballot);
+  t.is([...controllers.values()].filter((actor) => actor.leadership().role === "leader").length, 1);
 });

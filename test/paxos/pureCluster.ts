@@ -2,7 +2,8 @@
  * Three pure controller cores on a simulated millisecond clock, for tests of
  * whole-cluster behaviour without the actors: messages take `latencyMs`, a
  * tick every `tickMs`, durability is instant (the actor-level tests cover the
- * writer), `blocked` cuts links one way, and every step checks that at most
+ * writer), `blocked` cuts links one way, `lost` drops single messages (it sees
+ * every message sent, before `blocked`), and every step checks that at most
  * one controller holds the lease.
  */
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
@@ -30,6 +31,7 @@ export class PureCluster {
   flights: Flight[] = [];
   nowMs = 0;
   blocked: (from: string, to: string) => boolean = () => false;
+  lost: (message: Message) => boolean = () => false;
   leaseOverlaps: string[] = [];
 
   constructor(seeds: Record<string, number>) {
@@ -53,7 +55,7 @@ export class PureCluster {
     const result = stepControllerNode(this.nodes.get(id)!, input);
     this.nodes.set(id, result.state);
     for (const message of result.sendAfterSync) {
-      if (message.to === learnerBroadcast || this.blocked(message.from, message.to)) continue;
+      if (message.to === learnerBroadcast || this.lost(message) || this.blocked(message.from, message.to)) continue;
       this.flights.push({ atMs: this.nowMs + latencyMs, message });
     }
   }
