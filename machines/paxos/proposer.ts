@@ -44,7 +44,9 @@
  *   arrive but whose replies do not (a one-way partition) would otherwise keep
  *   the followers from campaigning, and renew their lease grants, forever.
  *   Its lease has lapsed by then (see `leaderHasQuorum`), so stepping down
- *   never cuts a lease short.
+ *   never cuts a lease short. It also waits for 3 heartbeat rounds of its
+ *   own to go unanswered (`unansweredHeartbeatRounds`), so a leader that was
+ *   itself held does not take its own silence for its followers'.
  * - A proposer that could not reach a majority (a candidate whose prepare
  *   expired, a leader that lost its quorum) waits `yieldDelayMs` before it
  *   campaigns: longer than any follower's timer, so a majority that can talk
@@ -69,6 +71,8 @@ import { noopValue, sameSlotValue, type ChosenEntry, type CommandEnvelope, type 
 
 /** Heartbeats whose acknowledgements are still counted toward the lease. */
 export const maxTrackedHeartbeats = 8;
+/** Check quorum steps down only after this many heartbeat rounds went unanswered by a majority (see `unansweredHeartbeatRounds`). */
+export const minUnansweredHeartbeatRoundsToStepDown = 3;
 
 export type ProposerRole = "follower" | "candidate" | "leader";
 
@@ -560,6 +564,21 @@ function sendHeartbeat<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number
  * `nowMs - electionTimeoutMs` that round was sent before then, and its lease ended at
  * `sentAtMs + leaseDurationMs - clockDriftMarginMs < nowMs` (`electionTimeoutMs >= leaseDurationMs`).
  */
+/**
+ * Heartbeat rounds sent since the leader last heard from a majority (none of them answered by one), among
+ * the last `maxTrackedHeartbeats`. Silence alone is not enough to step down: a leader whose own process was
+ * held (a stall, a pause, a starved CPU) sent nothing meanwhile, and its followers had nothing to answer.
+ * Counted in rounds, its silence starts when it speaks again; a leader that keeps sending and is not
+ * answered (a one-way partition) has sent 7 rounds by the time `electionTimeoutMs` has passed anyway.
+ */
+export function unansweredHeartbeatRounds<C extends CommandEnvelope>(leader: LeaderState<C>, config: PaxosConfig): number {
+  const heard = leader.lastHeardAtMs.map((atMs) => atMs ?? Number.NEGATIVE_INFINITY).sort((a, b) => b - a);
+  const majorityHeardAtMs = heard[majorityOf(config.acceptorIds.length) - 1] ?? Number.NEGATIVE_INFINITY;
+  let rounds = 0;
+  for (const round of leader.heartbeats) if (round.sentAtMs > majorityHeardAtMs) rounds++;
+  return rounds;
+}
+
 export function leaderHasQuorum<C extends CommandEnvelope>(leader: LeaderState<C>, config: PaxosConfig, nowMs: number): boolean {
   let heard = 0;
   for (const atMs of leader.lastHeardAtMs) if (atMs !== null && nowMs - atMs < config.electionTimeoutMs) heard++;
@@ -579,7 +598,7 @@ function heardFrom<C extends CommandEnvelope>(draft: Draft<C>, acceptorId: strin
 function leaderTick<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number, surroundings: ProposerSurroundings): void {
   const leader = draft.state.leader!;
   const config = draft.state.config;
-  if (!leaderHasQuorum(leader, config, nowMs)) {
+  if (!leaderHasQuorum(leader, config, nowMs) && unansweredHeartbeatRounds(leader, config) >= minUnansweredHeartbeatRoundsToStepDown) {
     // Check quorum: its heartbeats may still reach followers that therefore never campaign; stop sending them.
     becomeFollower(draft, "", nowMs, electionDelayMs(draft, yieldDelayBaseMs(config)));
     return;

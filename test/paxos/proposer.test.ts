@@ -398,7 +398,9 @@ test("check quorum: a leader that hears no majority within the election timeout 
   const ack = (from: string): PaxosMessage<Cmd> => ({ type: "paxos.heartbeat-ack", from, to: "c1", ballot: b, sequence });
   let state = deliver(deliver(ticked.state, ack("c1"), 1_071).state, ack("c2"), 1_072).state;
   t.true(holdsLease(state, 1_080));
-  // c2's last answer came at 1_072: the quorum lasts until 1_072 + electionTimeoutMs.
+  // c2's last answer came at 1_072: the quorum lasts until 1_072 + electionTimeoutMs. The leader goes on
+  // ticking and sending heartbeats that only its own acceptor answers.
+  for (let nowMs = 1_120; nowMs < 1_072 + 400 - 1; nowMs += 50) state = step(state, { type: "tick", nowMs }).state;
   state = deliver(state, ack("c1"), 1_400).state;
   const still = step(state, { type: "tick", nowMs: 1_072 + 400 - 1 });
   t.is(still.state.role, "leader");
@@ -422,8 +424,36 @@ test("check quorum: a leader that hears no majority within the election timeout 
   t.is(kept.role, "leader");
   // Answers at another ballot are not answers to this leader.
   let other = elect().state;
-  for (let nowMs = 1_050; nowMs <= 1_500; nowMs += 50) other = deliver(other, accepted("c3", ballot(b.round + 1, "c3"), 0), nowMs).state;
+  for (let nowMs = 1_050; nowMs < 1_020 + 400; nowMs += 50) {
+    other = deliver(other, accepted("c3", ballot(b.round + 1, "c3"), 0), nowMs).state;
+    other = step(other, { type: "tick", nowMs }).state;
+  }
   t.is(step(other, { type: "tick", nowMs: 1_020 + 400 }).state.role, "follower");
+});
+
+test("check quorum counts silence in heartbeat rounds: a leader whose own ticks stopped (a stall) does not step down on its first tick back, but after 3 unanswered rounds", (t) => {
+  const { state: leader, b } = elect();
+  const ticked = step(leader, { type: "tick", nowMs: 1_070 });
+  const sequence = sent(ticked, "paxos.heartbeat")[0]!.sequence;
+  const ack = (from: string): PaxosMessage<Cmd> => ({ type: "paxos.heartbeat-ack", from, to: "c1", ballot: b, sequence });
+  const answered = deliver(deliver(ticked.state, ack("c1"), 1_071).state, ack("c2"), 1_072).state;
+  // Held from 1_072 to 1_900: no tick, no heartbeat; then back.
+  const back = step(answered, { type: "tick", nowMs: 1_900 });
+  t.is(back.state.role, "leader", "silence it did not ask about is no evidence");
+  t.is(sent(back, "paxos.heartbeat").length, 3, "it asks at once");
+  t.false(holdsLease(back.state, 1_900), "but it holds no lease meanwhile");
+  // Its followers answer the first round: it stays.
+  const round = sent(back, "paxos.heartbeat")[0]!.sequence;
+  const answeredAgain = deliver(back.state, { type: "paxos.heartbeat-ack", from: "c2", to: "c1", ballot: b, sequence: round }, 1_902).state;
+  t.is(step(answeredAgain, { type: "tick", nowMs: 1_960 }).state.role, "leader");
+  // Nobody answers: the third unanswered round is the last.
+  let silent = back.state;
+  const roles: string[] = [];
+  for (let nowMs = 1_950; nowMs <= 2_050; nowMs += 50) {
+    silent = step(silent, { type: "tick", nowMs }).state;
+    roles.push(`${nowMs}:${silent.role}`);
+  }
+  t.deepEqual(roles, ["1950:leader", "2000:leader", "2050:follower"]);
 });
 
 test("a candidate whose prepare reached no majority waits longer than a follower postpones for its prepare", (t) => {
