@@ -558,13 +558,6 @@ function sendHeartbeat<C extends CommandEnvelope>(draft: Draft<C>, nowMs: number
 }
 
 /**
- * True while a majority of acceptors answered this leader within the last `electionTimeoutMs`. When it turns
- * false the lease has already lapsed: the lease only grows from a heartbeat round a majority acknowledged,
- * every acknowledgement of it was heard after it was sent, so without a majority heard since
- * `nowMs - electionTimeoutMs` that round was sent before then, and its lease ended at
- * `sentAtMs + leaseDurationMs - clockDriftMarginMs < nowMs` (`electionTimeoutMs >= leaseDurationMs`).
- */
-/**
  * Heartbeat rounds sent since the leader last heard from a majority (none of them answered by one), among
  * the last `maxTrackedHeartbeats`. Silence alone is not enough to step down: a leader whose own process was
  * held (a stall, a pause, a starved CPU) sent nothing meanwhile, and its followers had nothing to answer.
@@ -579,6 +572,13 @@ export function unansweredHeartbeatRounds<C extends CommandEnvelope>(leader: Lea
   return rounds;
 }
 
+/**
+ * True while a majority of acceptors answered this leader within the last `electionTimeoutMs`. When it turns
+ * false the lease has already lapsed: the lease only grows from a heartbeat round a majority acknowledged,
+ * every acknowledgement of it was heard after it was sent, so without a majority heard since
+ * `nowMs - electionTimeoutMs` that round was sent before then, and its lease ended at
+ * `sentAtMs + leaseDurationMs - clockDriftMarginMs < nowMs` (`electionTimeoutMs >= leaseDurationMs`).
+ */
 export function leaderHasQuorum<C extends CommandEnvelope>(leader: LeaderState<C>, config: PaxosConfig, nowMs: number): boolean {
   let heard = 0;
   for (const atMs of leader.lastHeardAtMs) if (atMs !== null && nowMs - atMs < config.electionTimeoutMs) heard++;
