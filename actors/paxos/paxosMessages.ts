@@ -10,7 +10,7 @@
  * that are indices, a ballot naming its sender) stay in
  * machines/paxos/messageChecks.ts, which the cores run on every message.
  */
-import { arr, bool, bytes, discriminated, int, literal, num, obj, oneOf, str, type Infer } from "../codec/schema.ts";
+import { arr, bool, bytes, discriminated, int, literal, num, obj, oneOf, optional, str, type Infer } from "../codec/schema.ts";
 import { createMessageRegistry, type DecodeResult, type MessageOf } from "../codec/messageCodec.ts";
 import { maxVotesHeld } from "../../machines/paxos/acceptor.ts";
 import { defaultTransferLimits, minTransferChunkBytes, transferIdPattern, type ChunkRequest, type TransferChunk } from "../../machines/paxos/chunkTransfer.ts";
@@ -84,7 +84,7 @@ export const paxosWireSchemas = {
   "paxos.fetch": obj({ to: recipientSchema, fromSlot: slotSchema, maxSlots: int({ min: 0, max: maxWireEntriesPerMessage }) }),
   "paxos.fetch-reply": obj({ to: recipientSchema, entries: chosenEntriesSchema, commitIndex: slotSchema }),
   "paxos.snapshot": obj({ to: recipientSchema, throughSlot: slotSchema, snapshot: viewSnapshotSchema, commitIndex: slotSchema }),
-  "paxos.propose": obj({ to: recipientSchema, command: viewCommandSchema }),
+  "paxos.propose": obj({ to: recipientSchema, command: viewCommandSchema, relay: optional(bool()) }),
   "paxos.propose-reply": obj({
     to: recipientSchema,
     commandId: str({ minLength: 1, maxLength: maxCommandIdLength }),

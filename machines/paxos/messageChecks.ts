@@ -90,6 +90,7 @@ export function paxosMessageProblem(message: PaxosMessage<CommandEnvelope>): str
     case "paxos.snapshot":
       return isIndex(message.throughSlot) && isIndex(message.commitIndex) ? null : "throughSlot and commitIndex must be non-negative integers";
     case "paxos.propose":
+      if (message.relay !== undefined && typeof message.relay !== "boolean") return "relay must be a boolean when present";
       return typeof message.command?.id === "string" ? null : "the command needs a string id";
     case "paxos.propose-reply":
       return typeof message.commandId === "string" ? null : "commandId must be a string";

@@ -167,6 +167,12 @@ export interface SnapshotMessage extends Addressed {
 export interface ProposeMessage<C extends CommandEnvelope> extends Addressed {
   readonly type: "paxos.propose";
   readonly command: C;
+  /**
+   * Sent to a controller other than the known leader because that leader stayed silent: besides
+   * refusing it as usual, a follower passes it on to the leader it knows (once, without this mark), so a
+   * proposer cut off from the leader one way still reaches it through a third controller.
+   */
+  readonly relay?: boolean;
 }
 
 export type ProposeRefusal = "not-leader" | "overloaded";

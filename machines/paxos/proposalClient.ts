@@ -156,7 +156,8 @@ function retryTargets<C extends CommandEnvelope>(draft: Draft<C>, proposal: Outs
 function sendAttempt<C extends CommandEnvelope>(draft: Draft<C>, command: C, attempts: number, redirects: number, target: string, alsoTo: string, nowMs: number): void {
   const state = draft.state;
   draft.send.push({ type: "paxos.propose", from: state.clientId, to: target, command });
-  if (alsoTo !== "") draft.send.push({ type: "paxos.propose", from: state.clientId, to: alsoTo, command });
+  // The leader stayed silent: the other controller also passes it on to the leader it knows, in case only our way to it is cut.
+  if (alsoTo !== "") draft.send.push({ type: "paxos.propose", from: state.clientId, to: alsoTo, command, relay: true });
   const outstanding = new Map(state.outstanding);
   const withLeader = target === state.leaderHint;
   outstanding.set(command.id, { command, attempts, redirects, target, withLeader, retryAtMs: nowMs + retryDelayMs(state.config, attempts), resentToNewLeader: false });

@@ -449,6 +449,7 @@ function onMessage<C extends CommandEnvelope>(draft: Draft<C>, message: PaxosMes
       onReject(draft, message, nowMs, surroundings);
       return;
     case "paxos.propose":
+      if (message.relay === true) relayToLeader(draft, message.command, message.from);
       enqueue(draft, message.command, message.from, nowMs);
       return;
     case "paxos.prepare":
@@ -822,6 +823,20 @@ function onReject<C extends CommandEnvelope>(draft: Draft<C>, message: RejectMes
     case "vote-log-full":
       return;
   }
+}
+
+/**
+ * A proposal whose sender's leader stayed silent goes on to the leader this follower knows, once: the
+ * sender may be cut off from that leader one way (it hears the leader, the leader does not hear it)
+ * while this controller reaches it (whole-system fuzz seed 624). The sender still gets its refusal with
+ * the leader hint from `enqueue`; a refusal of the relayed copy comes back here, where no client waits
+ * for it. The view applies a command id once, so a copy that also arrives directly costs at most a slot.
+ */
+function relayToLeader<C extends CommandEnvelope>(draft: Draft<C>, command: C, sender: string): void {
+  const state = draft.state;
+  const leaderId = state.leaderId;
+  if (state.role === "leader" || leaderId === "" || leaderId === state.proposerId || leaderId === sender) return;
+  draft.send.push({ type: "paxos.propose", from: state.proposerId, to: leaderId, command });
 }
 
 function enqueue<C extends CommandEnvelope>(draft: Draft<C>, command: C, origin: string, nowMs: number): void {

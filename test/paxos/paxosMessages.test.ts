@@ -59,6 +59,7 @@ const examples: readonly ViewPaxosMessage[] = [
   { type: "paxos.fetch-reply", from: "c1", to: "h1", entries: [{ slot: 0, value: { kind: "noop" } }], commitIndex: 1 },
   { type: "paxos.snapshot", from: "c1", to: "h1", throughSlot: 9, snapshot: viewToSnapshot(view), commitIndex: 9 },
   { type: "paxos.propose", from: "h1", to: "c2", command: hostUp },
+  { type: "paxos.propose", from: "c1", to: "c2", command: hostUp, relay: true },
   { type: "paxos.propose-reply", from: "c1", to: "h1", commandId: "cmd-2", refusal: "not-leader", leaderHint: "c2" },
 ];
 
@@ -93,7 +94,8 @@ test("well-framed but wrong messages are refused with a reason, never thrown", (
     ["a bad recipient", envelope("paxos.prepare", { to: "c1.>", ballot, fromSlot: 0 }), "invalid-body"],
     ["an unknown command type", envelope("paxos.propose", { to: "c1", command: { id: "x", type: "vm.explode", vmId: "vm1" } }), "invalid-body"],
     ["a command id that is too long", envelope("paxos.propose", { to: "c1", command: { ...hostUp, id: "x".repeat(129) } }), "invalid-body"],
-    ["an unknown reject reason", envelope("paxos.reject", { ...examples[6]!, type: undefined, from: undefined, reason: "tired" }), "invalid-body"],
+    ["a relay mark that is not a boolean", envelope("paxos.propose", { to: "c1", command: hostUp, relay: "yes" }), "invalid-body"],
+    ["an unknown reject reason", envelope("paxos.reject", { ...examples.find((message) => message.type === "paxos.reject")!, type: undefined, from: undefined, reason: "tired" }), "invalid-body"],
     ["too many votes", envelope("paxos.promise", { to: "c2", ballot, floorSlot: 0, votes: Array.from({ length: maxWireVotesPerMessage + 1 }, (_, slot) => ({ slot, ballot, value: { kind: "noop" } })) }), "invalid-body"],
     ["a snapshot of the wrong version", envelope("paxos.snapshot", { to: "h1", throughSlot: 1, snapshot: { ...viewToSnapshot(view), version: 2 }, commitIndex: 1 }), "invalid-body"],
     ["an unknown type", envelope("paxos.elect-me", { to: "c1" }), "unknown-type"],

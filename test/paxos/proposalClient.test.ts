@@ -152,6 +152,9 @@ test("a timed retry goes to the known leader, and to one other controller when t
   ]);
   t.deepEqual(targets(steps[1]!), ["c2"]);
   t.deepEqual(targets(steps[2]!), ["c2", "c1"], "the leader is not avoided; c1 is asked too in case the hint is stale");
+  // Only the other controller's copy asks to be relayed to the leader (in case only our way to it is cut).
+  t.deepEqual(steps[2]!.send.map((message) => (message.type === "paxos.propose" ? message.relay ?? false : null)), [false, true]);
+  t.deepEqual(steps[1]!.send.map((message) => (message.type === "paxos.propose" ? message.relay ?? false : null)), [false], "a first attempt is never relayed");
   t.deepEqual(targets(steps[3]!), ["c3"]);
   t.is(steps[3]!.state.leaderHint, "c3");
   // The other controller naming the leader already asked tells nothing: no resend, the hint stands.

@@ -505,3 +505,22 @@ test("pre-vote: a proposer that saw a ballot prepares only after a majority gran
   t.is(late.state.role, "follower");
   t.deepEqual(late.sendAfterSync, []);
 });
+
+test("a follower passes a proposal marked relay on to the leader it knows, once, and still refuses it with the hint (whole-system fuzz seed 624)", (t) => {
+  // c1 follows c3 (it heard c3's heartbeat).
+  const following = deliver(fresh(), { type: "paxos.heartbeat", from: "c3", to: "c1", ballot: ballot(4, "c3"), commitIndex: 0, sequence: 1 }, 500).state;
+  t.is(following.leaderId, "c3");
+  const relayed = deliver(following, { type: "paxos.propose", from: "c2", to: "c1", command: cmd("x"), relay: true }, 510);
+  t.deepEqual(sent(relayed, "paxos.propose"), [{ type: "paxos.propose", from: "c1", to: "c3", command: cmd("x") }], "on to the leader, without the mark: no second hop");
+  t.deepEqual(sent(relayed, "paxos.propose-reply"), [{ type: "paxos.propose-reply", from: "c1", to: "c2", commandId: "x", refusal: "not-leader", leaderHint: "c3" }]);
+  // Unmarked proposals are refused only, as before.
+  t.deepEqual(sent(deliver(following, propose("c2", "y"), 510), "paxos.propose"), []);
+  // Never back to the sender, nor anywhere without a known leader.
+  t.deepEqual(sent(deliver(following, { type: "paxos.propose", from: "c3", to: "c1", command: cmd("z"), relay: true }, 510), "paxos.propose"), []);
+  t.deepEqual(sent(deliver(fresh(), { type: "paxos.propose", from: "c2", to: "c1", command: cmd("w"), relay: true }, 510), "paxos.propose"), []);
+  // The leader itself takes a marked proposal as any other.
+  const { state: leading } = elect();
+  const taken = deliver(leading, { type: "paxos.propose", from: "c2", to: "c1", command: cmd("v"), relay: true }, 1_030);
+  t.deepEqual(sent(taken, "paxos.propose"), []);
+  t.true(sent(taken, "paxos.accept").some((accept) => accept.value.kind === "commands" && accept.value.commands.some((command) => command.id === "v")));
+});
