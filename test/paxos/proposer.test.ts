@@ -390,13 +390,20 @@ test("a restarted proposer never reuses a round it made durable", (t) => {
   t.deepEqual(next.state.ballot, ballot(2, "c1"));
 });
 
-test("check quorum: a leader that hears no majority within the election timeout steps down, its lease already lapsed", (t) => {
-  // Elected at 1_020 with promises from c1 and c2; from then on only its own acceptor (c1) answers.
+/** Elected at 1_020; its heartbeat of 1_070 acknowledged by c1 (itself) at 1_071 and c2 at 1_072. */
+function electedAndAcked(): { state: ProposerState<Cmd>; b: Ballot; ack: (from: string) => PaxosMessage<Cmd> } {
   const { state: leader, b } = elect();
   const ticked = step(leader, { type: "tick", nowMs: 1_070 });
   const sequence = sent(ticked, "paxos.heartbeat")[0]!.sequence;
   const ack = (from: string): PaxosMessage<Cmd> => ({ type: "paxos.heartbeat-ack", from, to: "c1", ballot: b, sequence });
-  let state = deliver(deliver(ticked.state, ack("c1"), 1_071).state, ack("c2"), 1_072).state;
+  return { state: deliver(deliver(ticked.state, ack("c1"), 1_071).state, ack("c2"), 1_072).state, b, ack };
+}
+
+test("check quorum: a leader that hears no majority within the election timeout steps down, its lease already lapsed", (t) => {
+  // From 1_072 on only its own acceptor (c1) answers.
+  const acked = electedAndAcked();
+  const { b, ack } = acked;
+  let state = acked.state;
   t.true(holdsLease(state, 1_080));
   // c2's last answer came at 1_072: the quorum lasts until 1_072 + electionTimeoutMs. The leader goes on
   // ticking and sending heartbeats that only its own acceptor answers.
@@ -432,11 +439,7 @@ test("check quorum: a leader that hears no majority within the election timeout 
 });
 
 test("check quorum counts silence in heartbeat rounds: a leader whose own ticks stopped (a stall) does not step down on its first tick back, but after 3 unanswered rounds", (t) => {
-  const { state: leader, b } = elect();
-  const ticked = step(leader, { type: "tick", nowMs: 1_070 });
-  const sequence = sent(ticked, "paxos.heartbeat")[0]!.sequence;
-  const ack = (from: string): PaxosMessage<Cmd> => ({ type: "paxos.heartbeat-ack", from, to: "c1", ballot: b, sequence });
-  const answered = deliver(deliver(ticked.state, ack("c1"), 1_071).state, ack("c2"), 1_072).state;
+  const { state: answered, b } = electedAndAcked();
   // Held from 1_072 to 1_900: no tick, no heartbeat; then back.
   const back = step(answered, { type: "tick", nowMs: 1_900 });
   t.is(back.state.role, "leader", "silence it did not ask about is no evidence");
