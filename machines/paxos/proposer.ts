@@ -842,7 +842,9 @@ function relayToLeader<C extends CommandEnvelope>(draft: Draft<C>, command: C, s
 function enqueue<C extends CommandEnvelope>(draft: Draft<C>, command: C, origin: string, nowMs: number): void {
   const state = draft.state;
   const pending: PendingCommand<C> = { command, origin };
-  if (state.role !== "leader") return refuse(draft, pending, "not-leader", state.leaderId);
+  // A candidate names no leader: the one it last followed is the one it is replacing (fuzz seed 1093: the
+  // hint sent a proposal back to a leader cut off from its proposer, and it waited out a 2 s backoff).
+  if (state.role !== "leader") return refuse(draft, pending, "not-leader", state.role === "candidate" ? "" : state.leaderId);
   if (state.pending.length >= state.config.maxPendingCommands) return refuse(draft, pending, "overloaded", state.proposerId);
   if (state.pending.some((item) => item.command.id === command.id)) return;
   draft.state = { ...state, pending: [...state.pending, pending] };

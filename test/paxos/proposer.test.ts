@@ -527,3 +527,13 @@ test("a follower passes a proposal marked relay on to the leader it knows, once,
   t.deepEqual(sent(taken, "paxos.propose"), []);
   t.true(sent(taken, "paxos.accept").some((accept) => accept.value.kind === "commands" && accept.value.commands.some((command) => command.id === "v")));
 });
+
+test("a candidate refuses proposals naming no leader: the one it last followed is the one it replaces (whole-system fuzz seed 1093)", (t) => {
+  const following = deliver(fresh(), { type: "paxos.heartbeat", from: "c3", to: "c1", ballot: ballot(4, "c3"), commitIndex: 0, sequence: 1 }, 500).state;
+  t.deepEqual(sent(deliver(following, propose("h1", "x"), 510), "paxos.propose-reply").map((reply) => reply.leaderHint), ["c3"], "a follower names its leader");
+  const candidate = campaignAfterPreVote(following, 2_000).state;
+  t.is(candidate.role, "candidate");
+  t.is(candidate.leaderId, "c3");
+  const refused = deliver(candidate, propose("h1", "y"), 2_001);
+  t.deepEqual(sent(refused, "paxos.propose-reply"), [{ type: "paxos.propose-reply", from: "c1", to: "h1", commandId: "y", refusal: "not-leader", leaderHint: "" }]);
+});
