@@ -76,6 +76,10 @@ test("three controller processes over real NATS: kill -9 the leader mid-load, re
   const notCommitted = [...outcomes].filter(([, outcome]) => outcome.kind !== "committed");
   t.deepEqual(notCommitted, [], "every command got a committed outcome (unique VMs, generous retries)");
 
+  // A survivor's log says why it campaigned: its election timer ran out on the killed leader.
+  const survivorsLogs = cluster.members.filter((member) => member.id !== killed!.id).map((member) => member.outputTail()).join("\n");
+  t.regex(survivorsLogs, new RegExp(`"event":"paxos\\.election-started","stage":"pre-vote","ballot":"\\d+\\.c\\d","lastLeader":"${killed!.id}"`));
+
   const victim = cluster.member(killed!.id);
   victim.start();
   const target = client.appliedSlots();
