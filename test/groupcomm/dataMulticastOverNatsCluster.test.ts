@@ -100,9 +100,15 @@ test.serial("R=3 KV: the data survives losing a server, writes continue, stale w
 });
 
 test.serial("with the KV out of quorum (two of three servers down) a failed node's data comes back from its backup peers", async (t) => {
-  // On a loaded machine one KV listing may time out (and the restore then uses the backups): a few tries.
+  // On a loaded machine a KV listing may time out (and the restore then uses the backups): three in a row did
+  // in one CI run, right after the previous test lost a server. Ask again until the KV answers, within a bound.
+  const kvAnswersWithinMs = 20_000;
+  const askUntil = performance.now() + kvAnswersWithinMs;
   let before = await restore("h3", "h1");
-  for (let tries = 1; tries < 3 && !(before.ok && before.source === "kv"); tries++) before = await restore("h3", "h1");
+  while (!(before.ok && before.source === "kv") && performance.now() < askUntil) {
+    await new Promise((settle) => setTimeout(settle, 250));
+    before = await restore("h3", "h1");
+  }
   t.true(before.ok && before.source === "kv" && before.entries.length === 1, JSON.stringify(before));
   const second = cluster.servers.find((server) => server.running && server !== home)!;
   await second.kill();
