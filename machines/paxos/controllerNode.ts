@@ -91,8 +91,8 @@ export function createControllerNode<C extends CommandEnvelope, S>(creation: Con
   const acceptor = recoverAcceptor<C>({ acceptorId: nodeId, config, records, nowMs, bootstrap: creation.bootstrap });
   const proposer = createProposer<C>({ proposerId: nodeId, config, records, nowMs, randomSeed: creation.randomSeed });
   const learner = createLearner<C, S>({ learnerId: nodeId, config, machine: creation.machine, records, nowMs });
-  // The snapshot the learner loaded, rebuilt from its state's record objects (see createLearner).
-  const lastSnapshot: TakenSnapshot | null = learner.lastSnapshot !== null && learner.lastSnapshot.throughSlot === learner.nextSlot ? learner.lastSnapshot : null;
+  // The snapshot the learner loaded (through its nextSlot), rebuilt from its state's record objects (see createLearner).
+  const lastSnapshot = learner.lastSnapshot;
   return {
     state: { nodeId, acceptor: acceptor.state, proposer, learner, lastSnapshot, leaderAnnouncement: creation.leaderAnnouncement ?? null },
     persist: acceptor.persist,

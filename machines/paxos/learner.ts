@@ -102,20 +102,19 @@ export interface LearnerCreation<C extends CommandEnvelope, S> {
 export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCreation<C, S>): LearnerState<C, S> {
   let app = creation.machine.initialState;
   let nextSlot = 0;
-  let lastSnapshot: TakenSnapshot | null = null;
   for (const record of creation.records) {
     if (record.kind !== "snapshot" || record.throughSlot <= nextSlot) continue;
     const parsed = creation.machine.fromSnapshot(record.snapshot);
     if (!parsed.ok) continue;
     app = parsed.state;
     nextSlot = record.throughSlot;
-    lastSnapshot = { throughSlot: record.throughSlot, snapshot: record.snapshot };
   }
-  // Kept to serve peers, rebuilt from the state it was loaded into: the same content, but made of the
-  // state's own record objects, which the actors pack in the background after a recovery, so serving it
-  // is not a whole new encoding of every record (hundreds of ms at 60,000 VMs, long enough to cost an election).
-  if (lastSnapshot !== null) lastSnapshot = { throughSlot: lastSnapshot.throughSlot, snapshot: creation.machine.toSnapshot(app) };
   const takesSnapshots = creation.takesSnapshots ?? true;
+  // The snapshot loaded (nextSlot is past 0 only then), kept to serve peers and rebuilt from the state it was
+  // loaded into: the same content, but made of the state's own record objects, which the actors pack in the
+  // background after a recovery, so serving it is not a whole new encoding of every record (hundreds of ms at
+  // 60,000 VMs, long enough to cost an election).
+  const lastSnapshot: TakenSnapshot | null = takesSnapshots && nextSlot > 0 ? { throughSlot: nextSlot, snapshot: creation.machine.toSnapshot(app) } : null;
   return {
     learnerId: creation.learnerId,
     config: creation.config,
@@ -133,7 +132,7 @@ export function createLearner<C extends CommandEnvelope, S>(creation: LearnerCre
     snapshotSlot: nextSlot,
     snapshotsRejected: 0,
     takesSnapshots,
-    lastSnapshot: takesSnapshots ? lastSnapshot : null,
+    lastSnapshot,
   };
 }
 
@@ -361,8 +360,9 @@ function installSnapshot<C extends CommandEnvelope, S>(draft: Draft<C, S>, messa
   const buffered = state.buffered.edit();
   for (const slot of state.buffered.keys()) if (slot < message.throughSlot) buffered.delete(slot);
   // Persisted and kept to serve peers rebuilt from the installed state, as at recovery (see createLearner):
-  // the records the log rewrite packs are then the ones a later serve and the background packing find.
-  const installed: TakenSnapshot = { throughSlot: message.throughSlot, snapshot: state.machine.toSnapshot(parsed.state) };
+  // the records the log rewrite packs are then the ones a later serve and the background packing find. A
+  // learner that keeps nothing (a host) has no use for the rebuilt copy.
+  const installed: TakenSnapshot = { throughSlot: message.throughSlot, snapshot: state.takesSnapshots ? state.machine.toSnapshot(parsed.state) : message.snapshot };
   draft.state = {
     ...state,
     app: parsed.state,
