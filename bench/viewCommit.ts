@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -26,6 +26,11 @@
  * on etcd's figures). Throughput and failover rounds always run one system
  * after the other.
  *
+ * floor: the NATS relay floor (bench/natsRelayFloor.ts), haring's commit path
+ * without Paxos or the view: four hops through nats-server and two O_DSYNC
+ * writes per commit, latency and CPU only. What no work inside haring's
+ * processes can go below on this machine.
+ *
  * Figures: commit latency p50/p99 with one client and one command at a time,
  * after 3,000 warm-up commits to each system (a Node process's JIT compiler
  * is still busy over its first seconds: with 200, haring's p50 was 0.35-0.4
@@ -41,6 +46,7 @@ import { join } from "node:path";
 import { pack } from "msgpackr";
 import { createPaxosConfig } from "../machines/paxos/config.ts";
 import { LatencyTurns } from "./latencyTurns.ts";
+import { floorRoles, startNatsRelayFloor } from "./natsRelayFloor.ts";
 import type { ViewCommand } from "../machines/view/viewCommands.ts";
 import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../runtime/controller/viewClient.ts";
@@ -69,7 +75,7 @@ interface Options {
   readonly latencyCommands: number;
   readonly throughputSeconds: number;
   readonly failovers: number;
-  readonly only: "haring" | "etcd" | undefined;
+  readonly only: "haring" | "etcd" | "floor" | undefined;
   readonly json: boolean;
   /** Where the controllers write CPU profiles (node --cpu-prof), when set. */
   readonly profileDir: string | undefined;
@@ -122,7 +128,7 @@ function parseOptions(argv: readonly string[]): Options {
     }
     else if (argument === "--only") {
       const which = argv[++index];
-      if (which !== "haring" && which !== "etcd") throw new RangeError("--only takes haring or etcd");
+      if (which !== "haring" && which !== "etcd" && which !== "floor") throw new RangeError("--only takes haring, etcd or floor");
       options.only = which;
     } else throw new RangeError(`unknown argument ${argument}`);
   }
@@ -622,6 +628,41 @@ async function benchEtcd(options: Options, turns: LatencyTurns, turn: number): P
   }
 }
 
+// ---- the NATS relay floor ----
+
+async function benchFloor(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
+  const floor = await startNatsRelayFloor();
+  try {
+    // The payload of haring's commands, so both carry the same bytes.
+    const payload = pack(haringCommand(0)) as Uint8Array;
+    progress(`floor: warm-up, ${options.warmupCommands} commands`);
+    for (let index = 0; index < options.warmupCommands; index++) await floor.commit(payload);
+    progress(`floor: latency, ${options.latencyCommands} commands one at a time`);
+    const latencies: number[] = [];
+    const pids = [...floor.pids, process.pid];
+    const cpuSpent = pids.map(() => ({ userMs: 0, systemMs: 0 }));
+    await turns.measure(turn, options.latencyCommands, latencyBlocks, async (commits) => {
+      const cpuBefore = pids.map(cpuSplitMs);
+      for (let index = 0; index < commits; index++) latencies.push(await floor.commit(payload));
+      addCpuSpent(cpuSpent, pids, cpuBefore);
+    });
+    writeLatencies(options, "floor", latencies);
+    latencies.sort((a, b) => a - b);
+    await turns.after(turn);
+    return {
+      system: "NATS relay floor (4 hops, 2 O_DSYNC writes, no Paxos)",
+      latencyP50Ms: percentile(latencies, 0.5),
+      latencyP99Ms: percentile(latencies, 0.99),
+      throughputPerSecond: Number.NaN,
+      failoverMs: [],
+      cpuMsPerCommit: totalCpuMs(cpuSpent) / options.latencyCommands,
+      notes: [`payload: ${payload.length} bytes`, cpuBreakdown(cpuSpent, [...floorRoles, "nats-server", "client"], options.latencyCommands)],
+    };
+  } finally {
+    await floor.stop();
+  }
+}
+
 // ---- report ----
 
 function formatMs(value: number): string {
@@ -637,7 +678,7 @@ function table(results: readonly Figures[]): string {
     ["", ...results.map((figures) => figures.system)],
     ["commit latency p50, 1 client (ms)", ...results.map((figures) => formatMs(figures.latencyP50Ms))],
     ["commit latency p99, 1 client (ms)", ...results.map((figures) => formatMs(figures.latencyP99Ms))],
-    [`throughput, ${inFlightForThroughput} in flight (commits/s)`, ...results.map((figures) => figures.throughputPerSecond.toFixed(0))],
+    [`throughput, ${inFlightForThroughput} in flight (commits/s)`, ...results.map((figures) => (Number.isNaN(figures.throughputPerSecond) ? "-" : figures.throughputPerSecond.toFixed(0)))],
     ["CPU per commit, all processes, 1 client (ms)", ...results.map((figures) => figures.cpuMsPerCommit.toFixed(2))],
     ["leader kill -9 → next commit (ms)", ...results.map(failover)],
   ];
@@ -649,7 +690,11 @@ async function main(): Promise<void> {
   const results: Figures[] = [];
   // The figures move with the machine's load (both systems share it with whatever else runs): report it.
   const loadAtStart = loadavg()[0]!;
-  const systems = [...(options.only !== "etcd" ? [benchHaring] : []), ...(options.only !== "haring" ? [benchEtcd] : [])];
+  const systems = [
+    ...(options.only === undefined || options.only === "haring" ? [benchHaring] : []),
+    ...(options.only === undefined || options.only === "floor" ? [benchFloor] : []),
+    ...(options.only === undefined || options.only === "etcd" ? [benchEtcd] : []),
+  ];
   if (options.interleave) {
     // Both systems start and warm up together, take turns in blocks of the latency run, then run their
     // throughput and failover rounds one after the other (LatencyTurns). Every system settles (and tears
