@@ -341,7 +341,14 @@ function serveFetch<C extends CommandEnvelope, S>(draft: Draft<C, S>, requester:
   }
   const entries: ChosenEntry<C>[] = [];
   const end = Math.min(state.nextSlot, fromSlot + Math.max(0, Math.min(maxSlots, state.config.maxFetchSlots)));
-  for (let slot = fromSlot; slot < end; slot++) entries.push({ slot, value: state.retained.get(slot)! });
+  let commands = 0;
+  for (let slot = fromSlot; slot < end; slot++) {
+    const value = state.retained.get(slot)!;
+    const count = value.kind === "commands" ? value.commands.length : 0;
+    if (entries.length > 0 && commands + count > state.config.maxFetchReplyCommands) break;
+    entries.push({ slot, value });
+    commands += count;
+  }
   draft.send.push({ type: "paxos.fetch-reply", from: state.learnerId, to: requester, entries, commitIndex });
 }
 

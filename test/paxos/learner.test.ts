@@ -120,6 +120,30 @@ test("a learner serves retained slots, and a snapshot of its state to a fetch be
   ]);
 });
 
+test("a fetch reply stops before maxFetchReplyCommands commands, but always carries a slot; the requester asks again at once", (t) => {
+  const budgeted = createPaxosConfig(["c1", "c2", "c3"], { ...config, maxRetainedSlots: 8, snapshotEverySlots: 8, maxFetchSlots: 8, maxFetchReplyCommands: 3 });
+  const server = (learnerId: string) => createLearner({ learnerId, config: budgeted, machine: appendLog, records: [], nowMs: 0 });
+  const slots = [entry(0, "a1", "a2"), entry(1), entry(2, "c1"), entry(3, "d1", "d2", "d3", "d4"), entry(4, "e1")];
+  const state = run(server("c2"), [learn(1, ...slots)])[0]!.state;
+  t.is(state.nextSlot, 5);
+  const reply = (fromSlot: number) => stepLearner(state, { type: "message", message: { type: "paxos.fetch", from: "c1", to: "c2", fromSlot, maxSlots: 8 }, nowMs: 2 }).sendAfterSync[0];
+  t.deepEqual(reply(0), { type: "paxos.fetch-reply", from: "c2", to: "c1", entries: [entry(0, "a1", "a2"), entry(1), entry(2, "c1")], commitIndex: 5 }, "2 + 0 + 1 commands; slot 3 would make 7");
+  t.deepEqual(reply(3), { type: "paxos.fetch-reply", from: "c2", to: "c1", entries: [entry(3, "d1", "d2", "d3", "d4")], commitIndex: 5 }, "one slot beyond the budget alone still goes");
+  t.deepEqual(reply(4), { type: "paxos.fetch-reply", from: "c2", to: "c1", entries: [entry(4, "e1")], commitIndex: 5 });
+
+  // The requester, behind the commit index, applies each reply and asks for the rest at once.
+  let requester = server("c1");
+  requester = stepLearner(requester, { type: "hint", commitIndex: 5, leaderId: "c2", nowMs: 1 }).state;
+  let step = stepLearner(requester, { type: "tick", nowMs: 200 });
+  t.deepEqual(step.sendAfterSync, [{ type: "paxos.fetch", from: "c1", to: "c2", fromSlot: 0, maxSlots: 8 }]);
+  for (let round = 0; round < 3; round++) {
+    const answer = reply(step.state.nextSlot) as PaxosMessage<Cmd>;
+    step = stepLearner(step.state, { type: "message", message: answer, nowMs: 201 + round });
+  }
+  t.is(step.state.nextSlot, 5);
+  t.deepEqual(step.state.app, ["a1", "a2", "c1", "d1", "d2", "d3", "d4", "e1"]);
+});
+
 test("snapshots are taken every snapshotEverySlots applied slots, for the node to persist and compact below", (t) => {
   const steps = run(fresh(), [learn(1, entry(0, "a"), entry(1, "b")), learn(2, entry(2, "c")), learn(3, entry(3, "d"))]);
   t.is(steps[0]!.snapshot, null);
