@@ -9,6 +9,7 @@ import { NatsNetwork } from "./natsNetwork.ts";
 import { NatsStream } from "./natsStream.ts";
 import { realClock } from "./realClock.ts";
 import { startEventLoopStallWatch } from "./eventLoopStallWatch.ts";
+import { fastCrc32 } from "./nativeCrc32.ts";
 
 /** JetStream replicas of the streams and buckets a node creates: 1 on a single nats-server, 3 on a NATS cluster. */
 export type StreamReplicas = 1 | 3;
@@ -62,6 +63,7 @@ export async function connectRuntimeNode(options: RuntimeNodeOptions): Promise<R
     storage: new FileStorage(options.dataDirectory),
     log,
     metrics,
+    checksum: fastCrc32,
   };
   // Every node process reports its own event-loop stalls: they explain elections and fences that no fault caused.
   const stallWatch = startEventLoopStallWatch({ log, metrics });

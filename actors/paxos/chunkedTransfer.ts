@@ -49,7 +49,7 @@ import { encodeLargePaxosMessage } from "./largePaxosMessage.ts";
 export const paxosTransfersMetric = "haring_paxos_transfers_total";
 export const paxosChunksRejectedMetric = "haring_paxos_chunks_rejected_total";
 
-export type ChunkedTransferPorts = Pick<NodePorts, "nodeId" | "clusterId" | "network" | "clock" | "random" | "log" | "metrics">;
+export type ChunkedTransferPorts = Pick<NodePorts, "nodeId" | "clusterId" | "network" | "clock" | "random" | "log" | "metrics" | "checksum">;
 
 export interface ChunkedTransferOptions {
   /** Message types this node takes in chunks. */
@@ -109,7 +109,7 @@ export class ChunkedTransfer {
     const step = startTransfer(
       this.sender,
       { to: message.to, transferId: transferId(this.nonce, this.counter++), carries: message.type, slot, bytes, nowMs: this.ports.clock.now() },
-      crc32,
+      this.ports.checksum ?? crc32,
     );
     if (step.ignored !== null) return { ok: false, error: step.ignored };
     this.sender = step.state;
@@ -122,7 +122,7 @@ export class ChunkedTransfer {
   /** A decoded `paxos.chunk` addressed to this node. */
   receiveChunk(chunk: TransferChunk, subject: string): void {
     if (this.stopped) return;
-    const step = receiveChunk(this.receiver, chunk, this.ports.clock.now(), crc32);
+    const step = receiveChunk(this.receiver, chunk, this.ports.clock.now(), this.ports.checksum ?? crc32);
     if (isRejectedVerdict(step.verdict)) this.reject(subject, step.verdict!, `chunk ${chunk.index} of ${chunk.transferId} from ${chunk.from}`);
     this.afterReceiverStep(step, subject);
     if (step.verdict === "progress" && step.completed === null) this.options.progress?.(chunk.from);

@@ -14,6 +14,7 @@ import { defaultTransferLimits, type TransferLimits } from "../../machines/paxos
 import type { ReportedVote } from "../../machines/paxos/messages.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { SimWorld } from "../../sim/world.ts";
+import { fastCrc32 } from "../../runtime/nativeCrc32.ts";
 import { largeViewVm } from "./largeViewFixture.ts";
 
 function twoNodes(seed: number, limits?: TransferLimits) {
@@ -65,4 +66,27 @@ test("a message beyond even the chunked limit is counted as unsendable, and noth
   world.runFor(1_000);
   t.is(received.get("c2")!.length, 0);
   t.is(world.metrics("c1").counter(paxosUnsendableMetric, { type: "paxos.promise", reason: "too-large-for-chunks" }), 1);
+});
+
+test("chunked transfers checksum with the node's checksum port when it has one (zlib's in a node process), at both ends", (t) => {
+  const world = new SimWorld({ seed: 9, clusterId: "t", transcriptLevel: "warn" });
+  const checksummed = new Map<string, number>([["c1", 0], ["c2", 0]]);
+  const received: ViewPaxosMessage[] = [];
+  const transports = new Map<string, PaxosTransport>();
+  for (const id of ["c1", "c2"]) {
+    world.addNode(id, (simPorts: NodePorts) => {
+      const ports: NodePorts = { ...simPorts, checksum: (bytes) => (checksummed.set(id, checksummed.get(id)! + bytes.length), fastCrc32(bytes)) };
+      const rejections = createRejectionCounter(ports);
+      const chunked = new ChunkedTransfer(ports, { accepts: ["paxos.promise"], deliver: (message) => received.push(message), rejections });
+      const transport = new PaxosTransport(ports, () => undefined, chunked);
+      transports.set(id, transport);
+      const subscription = ports.network.subscribe(clusterSubjects("t").paxos(id), (netMessage) => void transport.receiveOwn(netMessage, ["paxos.promise"], rejections));
+      return { stop: () => (subscription.unsubscribe(), chunked.stop()) };
+    });
+  }
+  transports.get("c1")!.send(promiseWithVotes(2_000));
+  world.runFor(5_000);
+  t.is(received.length, 1, "the transfer completed and its checksum matched");
+  t.true(checksummed.get("c1")! > defaultTransferLimits.chunkBytes, "the sender checksummed the whole message through the port");
+  t.is(checksummed.get("c2"), checksummed.get("c1"), "the receiver checked the same bytes through its port");
 });
