@@ -10,7 +10,8 @@
  */
 import type { View } from "../../machines/view/viewTypes.ts";
 import { viewRecords, type ViewRecordList } from "../../machines/view/viewRecords.ts";
-import { prepackSnapshotRecord } from "./snapshotRecordEncoding.ts";
+import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
+import { prepackSnapshotRecord, snapshotRecords } from "./snapshotRecordEncoding.ts";
 
 /** Records looked at per tick; a packed one costs about 5 µs, one found packed much less. */
 export const snapshotPrepackRecordsPerTick = 500;
@@ -22,6 +23,11 @@ export class SnapshotPrepacker {
   /** Starts over with the records of `view` (a view rebuilt from a snapshot). */
   start(view: View): void {
     this.pending = viewRecords(view);
+  }
+
+  /** Starts over with the records of a snapshot whose log rewrite waits for them (controllerActor.ts). */
+  startSnapshot(snapshot: ViewSnapshot): void {
+    this.pending = snapshotRecords(snapshot);
   }
 
   get active(): boolean {

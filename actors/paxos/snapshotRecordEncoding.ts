@@ -82,6 +82,27 @@ export function prepackSnapshotRecord(list: ViewRecordList, record: object): boo
   return true;
 }
 
+/** Every host, VM and remembered-command record of a snapshot, with its list: for packing them a few at a time. */
+export function* snapshotRecords(snapshot: ViewSnapshot): Generator<readonly [ViewRecordList, object]> {
+  for (const list of ["hosts", "vms", "recentCommands"] as const) {
+    const records: readonly unknown[] = snapshot[list];
+    for (const record of records) if (typeof record === "object" && record !== null) yield [list, record];
+  }
+}
+
+/** How many of the snapshot's records are not packed yet, counted up to `limit` (it stops there). */
+export function unpackedSnapshotRecords(snapshot: ViewSnapshot, limit: number): number {
+  let unpacked = 0;
+  for (const list of ["hosts", "vms", "recentCommands"] as const) {
+    const records: readonly unknown[] = snapshot[list];
+    for (let index = 0; index < records.length && unpacked < limit; index++) {
+      const record = records[index];
+      if (typeof record === "object" && record !== null && !packedRecords.has(record)) unpacked++;
+    }
+  }
+  return unpacked;
+}
+
 /** The packed bytes of each snapshot object encoded once: a snapshot served to peers again and again, or written and then served, is packed once. */
 const packedSnapshots = new WeakMap<object, Uint8Array>();
 

@@ -51,7 +51,10 @@ export type ControllerInput<C extends CommandEnvelope> =
 
 export interface ControllerStep<C extends CommandEnvelope, S> {
   readonly state: ControllerNodeState<C, S>;
-  /** Append, then sync (ignored when `rewrite` is set: it already contains them). */
+  /**
+   * Append, then sync. When `rewrite` is set it contains these too and a writer that rewrites ignores
+   * them; one that holds the rewrite back (controllerActor.ts) appends them instead.
+   */
   readonly persist: readonly DurableRecord<C>[];
   /** Replace the whole log with these records, then sync. */
   readonly rewrite: readonly DurableRecord<C>[] | null;
@@ -266,7 +269,7 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
   const changed = before.role !== after.role || before.leaderId !== after.leaderId || !sameBallot(before.ballot, after.ballot);
   return {
     state: step.state,
-    persist: step.snapshotTaken ? [] : step.persist,
+    persist: step.persist,
     rewrite: step.snapshotTaken ? controllerRecords(step.state) : null,
     sendAfterSync: step.send,
     applied: step.applied,

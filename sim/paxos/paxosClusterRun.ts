@@ -21,7 +21,7 @@
  * KV mirror never went back.
  */
 import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
-import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { paxosRewritesHeldMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
@@ -94,6 +94,8 @@ export interface PaxosClusterRunOptions {
   readonly chunkedTransfers?: boolean;
   /** Controllers send unattested messages at once and leaders sync in the background, as controller processes do (ControllerActorOptions). */
   readonly leaderOverlapsItsDisk?: boolean;
+  /** Every compaction with a record not packed yet writes its log later, after background packing (`maxRecordsPackedAtCompaction` 0), as large views do in controller processes. */
+  readonly holdRewrites?: boolean;
 }
 
 /** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
@@ -121,6 +123,9 @@ export interface PaxosClusterStats {
   readonly messagesRejected: number;
   /** Chunked transfers completed by any node. */
   readonly transfersCompleted: number;
+  /** Compactions whose log rewrite waited for background packing (`holdRewrites`), and log rewrites completed, by all controllers. */
+  readonly rewritesHeld: number;
+  readonly rewritesDone: number;
   /** Virtual ms from healing to the probe's commit; -1 when it did not commit. */
   readonly probeCommitMs: number;
 }
@@ -167,6 +172,7 @@ class PaxosClusterRun {
   private readonly faults: Random;
   private healed = false;
   private commandCounter = 0;
+  private rewritesDone = 0;
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
   /** Controllers that lost their disk and have not voted again yet. */
   private readonly rejoinPending = new Set<string>();
@@ -218,7 +224,9 @@ class PaxosClusterRun {
     const counters = this.world.networkCounters();
     let messagesRejected = 0;
     let transfersCompleted = 0;
+    let rewritesHeld = 0;
     for (const id of this.world.nodeIds()) {
+      rewritesHeld += this.world.metrics(id).counterTotal(paxosRewritesHeldMetric);
       messagesRejected += this.world.metrics(id).counterTotal("haring_messages_rejected_total");
       for (const carries of ["paxos.snapshot", "paxos.promise", "paxos.rejoin-state"]) transfersCompleted += this.world.metrics(id).counter(paxosTransfersMetric, { event: "completed", carries });
     }
@@ -237,6 +245,8 @@ class PaxosClusterRun {
         messagesDelivered: counters.delivered,
         messagesRejected,
         transfersCompleted,
+        rewritesHeld,
+        rewritesDone: this.rewritesDone,
         probeCommitMs,
       },
       transcript: this.world.transcript(),
@@ -260,8 +270,12 @@ class PaxosClusterRun {
         kvMirror: simMirrorOptions,
         ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
         ...(this.options.leaderOverlapsItsDisk ? { leaderOverlapsItsDisk: true } : {}),
+        ...(this.options.holdRewrites ? { maxRecordsPackedAtCompaction: 0 } : {}),
         observer: {
-          synced: (nodeId, records) => this.invariants.synced(nodeId, records),
+          synced: (nodeId, records, rewritten) => {
+            if (rewritten) this.rewritesDone++;
+            this.invariants.synced(nodeId, records);
+          },
           stepped: (report) => {
             if (report.state.acceptor.mode === "voting") this.rejoinPending.delete(id);
             this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
