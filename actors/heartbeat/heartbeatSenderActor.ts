@@ -41,6 +41,8 @@ export interface HeartbeatSenderOptions {
 
 export const heartbeatAcksMetric = "haring_heartbeat_acks_total";
 export const heartbeatMissesMetric = "haring_heartbeat_misses_total";
+/** Copies of beats sent to the monitor that acked last while another monitor is tried (the heartbeat traffic beyond one per interval). */
+export const anchorHeartbeatsMetric = "haring_heartbeat_anchor_copies_total";
 export const isolationsMetric = "haring_host_isolations_total";
 export const incarnationLogName = "host-incarnation";
 /** A failed incarnation sync is retried this often; the host stays isolated meanwhile. */
@@ -56,6 +58,7 @@ export const maxIncarnationRecords = 64;
 
 interface SenderEffects {
   sendHeartbeat(params: SendHeartbeatParams): void;
+  sendAnchorHeartbeat(params: SendHeartbeatParams): void;
   targetSwitched(params: TargetSwitchedParams): void;
   petWatchdog(params: PetWatchdogParams): void;
   isolate(params: IsolateParams): void;
@@ -70,6 +73,7 @@ const senderEffects = createEffectBinding<SenderEffects>("heartbeat sender");
 const boundSenderMachine = heartbeatSenderMachine.provide({
   actions: {
     sendHeartbeat: ({ self }, params) => senderEffects.of(self).sendHeartbeat(params),
+    sendAnchorHeartbeat: ({ self }, params) => senderEffects.of(self).sendAnchorHeartbeat(params),
     targetSwitched: ({ self }, params) => senderEffects.of(self).targetSwitched(params),
     petWatchdog: ({ self }, params) => senderEffects.of(self).petWatchdog(params),
     isolate: ({ self }, params) => senderEffects.of(self).isolate(params),
@@ -170,22 +174,28 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     }
   };
 
+  const sendHeartbeat = ({ monitorId, sequence, incarnation }: SendHeartbeatParams): void => {
+    const data = heartbeatMessages.encode("hb.ping", hostId, `hb-${++correlation}`, { hostId, sequence, incarnation });
+    const sentAtMs = ports.clock.now();
+    ports.network.request(subjects.heartbeat(monitorId), data, { timeoutMs: options.ackTimeoutMs }, (outcome) => {
+      const ack = outcome.ok
+        ? decodeCounted(heartbeatMessages, options.rejections, outcome.message.subject, outcome.message.data, ["hb.ack"])
+        : undefined;
+      const acked = ack !== undefined && ack.body.monitorId === monitorId && ack.body.sequence === sequence && ack.body.hostId === hostId;
+      ports.metrics.increment(acked ? heartbeatAcksMetric : heartbeatMissesMetric);
+      if (!acked) {
+        host.send({ type: "heartbeat.missed", sequence, monitorId });
+        return;
+      }
+      host.send({ type: "heartbeat.acked", sequence, monitorId, grant: ack.body.grant, leaseMs: ack.body.leaseMs, sentAtMs, receivedAtMs: ports.clock.now() });
+    });
+  };
+
   const effects: SenderEffects = {
-    sendHeartbeat: ({ monitorId, sequence, incarnation }) => {
-      const data = heartbeatMessages.encode("hb.ping", hostId, `hb-${++correlation}`, { hostId, sequence, incarnation });
-      const sentAtMs = ports.clock.now();
-      ports.network.request(subjects.heartbeat(monitorId), data, { timeoutMs: options.ackTimeoutMs }, (outcome) => {
-        const ack = outcome.ok
-          ? decodeCounted(heartbeatMessages, options.rejections, outcome.message.subject, outcome.message.data, ["hb.ack"])
-          : undefined;
-        const acked = ack !== undefined && ack.body.monitorId === monitorId && ack.body.sequence === sequence && ack.body.hostId === hostId;
-        ports.metrics.increment(acked ? heartbeatAcksMetric : heartbeatMissesMetric);
-        if (!acked) {
-          host.send({ type: "heartbeat.missed", sequence, monitorId });
-          return;
-        }
-        host.send({ type: "heartbeat.acked", sequence, monitorId, grant: ack.body.grant, leaseMs: ack.body.leaseMs, sentAtMs, receivedAtMs: ports.clock.now() });
-      });
+    sendHeartbeat,
+    sendAnchorHeartbeat: (params) => {
+      ports.metrics.increment(anchorHeartbeatsMetric);
+      sendHeartbeat(params);
     },
     targetSwitched: ({ from, to, reason }) => {
       ports.log.write("info", "heartbeat.target-switched", { from, to, reason });

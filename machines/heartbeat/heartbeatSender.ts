@@ -1,34 +1,41 @@
-import { assign, cancel, raise, setup } from "xstate";
+import { assign, cancel, enqueueActions, raise, setup } from "xstate";
 import type { GrantOutcome } from "./heartbeatMonitor.ts";
 import { rendezvousOrder } from "./rendezvousOrder.ts";
 
 /**
  * The host side of the heartbeat protocol (ARCHITECTURE §3): the host
- * heartbeats one monitor at a time, chosen by rendezvous hash; after
- * `missedAcksBeforeSwitch` missed acks in a row it switches to another monitor
- * at once, and after `driftBackAfterMs` on a fallback it tries its preferred
- * monitor again. Drift-back is counted in beats rather than with a second
- * timer: one timer per host keeps the machine cheap, which matters when a
- * simulation runs thousands of them.
+ * heartbeats one monitor at a time (its target; plus the copies below),
+ * chosen by rendezvous hash; after `missedAcksBeforeSwitch` missed acks in a
+ * row it switches to another monitor at once, and after `driftBackAfterMs` on
+ * a fallback it tries its preferred monitor again. Drift-back is counted in
+ * beats rather than with a second timer: one timer per host keeps the machine
+ * cheap, which matters when a simulation runs thousands of them.
  *
- * Where a switch goes prefers the monitor that acked last (`switchTarget`). A
- * monitor whose last stint (the beats since the host switched to it) ended in
- * missed acks without a single ack is *silent* until it acks again, and one
- * miss, not `missedAcksBeforeSwitch`, ends its next stint. After that single
- * beat on a silent monitor the host goes back to the monitor that acked it
- * last, on the beat timer rather than at once (`missesToLeave`); every other
- * switch goes to the next monitor in rendezvous order after the one that acked
- * last, or after the last one tried since, so every monitor is still tried in
- * turn. A host whose only answering monitor loses some acks thus spends one
- * beat at a time on monitors that have not answered it for seconds, where
- * blind rotation spent `missedAcksBeforeSwitch` beats on each of them every
- * time its monitor missed twice (fuzz seed 1274: 360 ms away per rotation, a
- * lease lost). The beats saved pay for the returns: a host whose monitor died
- * has tried every other monitor after at most `missedAcksBeforeSwitch` ×
- * (monitors − 1) + 1 misses, one more than blind rotation (each silent monitor
- * costs one beat and a return to the dead monitor one more, the first return
- * `missedAcksBeforeSwitch`). With `missedAcksBeforeSwitch` 1 nothing is saved,
- * so there are no returns: the host rotates as before.
+ * The monitor that acked last is the host's *anchor* while it beats another
+ * one that has not acked since the switch (`anchorIndex`): every beat then
+ * also goes to the anchor as a copy (`sendAnchorHeartbeat`), so trying other
+ * monitors never takes a beat from the one known to answer. When the anchor
+ * has answered and the target misses, the host goes back to the anchor (its
+ * next beat, on the timer, goes there: `anchor-answered`); when the target
+ * acks, it is the new anchor. A switch after missed acks goes to the next
+ * monitor in rendezvous order after the last one tried, skipping the anchor
+ * (it has its copies), so a host whose monitor died or stopped hearing it
+ * tries every other monitor in turn instead of coming back to it. A monitor
+ * whose last stint (the beats since the host switched to it) ended in missed
+ * acks without a single ack is *silent* until it acks again, and one miss, not
+ * `missedAcksBeforeSwitch`, ends its next stint; only the outcomes of
+ * heartbeats sent during a stint count in it.
+ *
+ * Why: fuzz seed 1274 (a host hearing one monitor under loss) made switches
+ * prefer the monitor that acked last, giving a silent monitor one beat and
+ * then going back to the one that acked last. Seed 1271 showed both halves of
+ * that still starve the monitor that answers: with only one monitor answering
+ * under 17% loss, every switch took a beat from it, and once one stint of two
+ * misses made it silent too it got one beat in two (7 of the 11 beats of a
+ * 1.1 s lease, all lost); and a host whose monitor stopped hearing it went
+ * back to that monitor after every trial, so the one live monitor got every
+ * fourth beat. Copies cost one more heartbeat per beat, and only while the
+ * target has not acked.
  *
  * With `lease` configured the host also holds a **lease** (partition
  * consistency): each ack may grant `leaseMs`, counted from when the host *sent*
@@ -43,9 +50,10 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
  * suspects, or declared, its incarnation) takes the next incarnation at once:
  * it has nothing to lose, and the old one can never be granted again.
  *
- * Effects are named actions the actor layer provides: `sendHeartbeat` issues a
- * request that must end in exactly one `heartbeat.acked` or `heartbeat.missed`
- * event carrying the same sequence number; `isolate` must end in
+ * Effects are named actions the actor layer provides: `sendHeartbeat` and
+ * `sendAnchorHeartbeat` each issue a request that must end in exactly one
+ * `heartbeat.acked` or `heartbeat.missed` event carrying the same sequence
+ * number and monitor; `isolate` must end in
  * `isolation.done` with a higher incarnation once that is durable; the actor
  * turns `leaseExtended` into a timer that sends `lease.expired`.
  *
@@ -103,11 +111,15 @@ export interface HeartbeatSenderContext {
   readonly targetIndex: number;
   /** Whether the current target has acked since the host switched to it. */
   readonly targetAckedThisStint: boolean;
+  /** The first sequence number sent in the current stint: outcomes of earlier heartbeats (a copy's miss that arrives after the host went back to the anchor) do not count in it. */
+  readonly firstSequenceOfStint: number;
   /** Index in `monitorOrder` of the monitor whose ack the host counted last; -1 before the first. */
   readonly lastAckedIndex: number;
+  /** Whether the anchor (`anchorIndex`) answered a heartbeat since the host switched to the current target. */
+  readonly anchorAckedThisStint: boolean;
   /** Per `monitorOrder` index: its last stint ended in missed acks without a single ack, and it has not acked since. */
   readonly silent: readonly boolean[];
-  /** The monitor that acked last, or the one the host moved to by rotation since (not by returning); the next trial is the one after it. */
+  /** The monitor that acked last, or the one the host moved to by rotation since (not by going back to the anchor); the next trial is the one after it. */
   readonly lastTrialIndex: number;
   readonly nextSequence: number;
   readonly consecutiveMissedAcks: number;
@@ -158,7 +170,8 @@ export interface SendHeartbeatParams {
 export interface TargetSwitchedParams {
   readonly from: string;
   readonly to: string;
-  readonly reason: "missed-acks" | "drift-back";
+  /** anchor-answered: back to the monitor that acked last, which answered while the target missed. */
+  readonly reason: "missed-acks" | "drift-back" | "anchor-answered";
 }
 
 export interface PetWatchdogParams {
@@ -193,28 +206,37 @@ function currentTarget(context: HeartbeatSenderContext): string {
 
 const isSilent = (context: HeartbeatSenderContext, index: number): boolean => context.silent[index] ?? false;
 
-/** The next monitor in rotation after the last trial, never the current target. */
-function nextTrialIndex(context: HeartbeatSenderContext): number {
-  const count = context.monitorOrder.length;
-  let index = (context.lastTrialIndex + 1) % count;
-  if (index === context.targetIndex) index = (index + 1) % count;
-  return index;
+/**
+ * The monitor that acked last while the host beats another one that has not
+ * acked since the switch (a trial after missed acks, or the preferred monitor
+ * after a drift-back); -1 when the target itself acked last, or nothing has.
+ * Every beat goes to the anchor too, so the one monitor known to answer keeps
+ * getting a heartbeat every interval while others are tried.
+ */
+function anchorIndex(context: HeartbeatSenderContext): number {
+  const last = context.lastAckedIndex;
+  return last >= 0 && last !== context.targetIndex ? last : -1;
 }
 
 /**
- * Where a missed-acks switch goes: after the single beat spent on a silent
- * monitor, back to the monitor that acked last; otherwise (leaving the monitor
- * that acked last, or a monitor tried for the first time since it last acked,
- * or before any ack at all) the next monitor in rendezvous order after the one
- * that acked last, or after the last one tried since (`lastTrialIndex`).
- * With `missedAcksBeforeSwitch` 1 a silent monitor's beat saves nothing to pay
- * for a return, so the host only rotates.
+ * Where a missed-acks switch goes: the next monitor in rendezvous order after
+ * the last one tried (`lastTrialIndex`: the one that acked last, or the last
+ * one moved to since), never the current target, and never the anchor while
+ * another monitor is left: the anchor gets every beat as a copy, so a turn as
+ * target would only take a beat from a monitor not yet tried. With two
+ * monitors the only other one is the anchor.
  */
-function switchTarget(context: HeartbeatSenderContext): { readonly index: number; readonly isTrial: boolean } {
-  const last = context.lastAckedIndex;
-  const leavingSilentProbe = isSilent(context, context.targetIndex) && !context.targetAckedThisStint;
-  if (leavingSilentProbe && context.config.missedAcksBeforeSwitch > 1 && last >= 0 && last !== context.targetIndex) return { index: last, isTrial: false };
-  return { index: nextTrialIndex(context), isTrial: true };
+function nextTrialIndex(context: HeartbeatSenderContext): number {
+  const count = context.monitorOrder.length;
+  const anchor = anchorIndex(context);
+  let fallback = -1;
+  for (let step = 1; step <= count; step++) {
+    const index = (context.lastTrialIndex + step) % count;
+    if (index === context.targetIndex) continue;
+    if (index !== anchor) return index;
+    fallback = index;
+  }
+  return fallback;
 }
 
 /**
@@ -230,24 +252,51 @@ const missesToLeave = (context: HeartbeatSenderContext): number => (isSilent(con
 
 const missedAcksSwitchParams = ({ context }: { context: HeartbeatSenderContext }): TargetSwitchedParams => ({
   from: currentTarget(context),
-  to: context.monitorOrder[switchTarget(context).index] ?? "",
+  to: context.monitorOrder[nextTrialIndex(context)] ?? "",
   reason: "missed-acks",
 });
 
 function switchedAfterMisses(context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> {
-  const { index, isTrial } = switchTarget(context);
+  const index = nextTrialIndex(context);
   const silent = context.silent.map((wasSilent, i) => (i === context.targetIndex ? !context.targetAckedThisStint : wasSilent));
   return {
     targetIndex: index,
     targetAckedThisStint: false,
+    firstSequenceOfStint: context.nextSequence,
+    anchorAckedThisStint: false,
     silent,
-    lastTrialIndex: isTrial ? index : context.lastTrialIndex,
+    lastTrialIndex: index,
     consecutiveMissedAcks: 0,
     beatsOnFallback: 0,
     acksMissed: context.acksMissed + 1,
     switches: context.switches + 1,
   };
 }
+
+/**
+ * Back to the anchor, which answered while the target missed: the target's
+ * stint ended without an ack, as after a streak. Not a trial, so the next
+ * streak tries the monitor after the last one tried.
+ */
+function returnedToAnchor(context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> {
+  return {
+    targetIndex: anchorIndex(context),
+    targetAckedThisStint: false,
+    firstSequenceOfStint: context.nextSequence,
+    anchorAckedThisStint: false,
+    silent: context.silent.map((wasSilent, i) => (i === context.targetIndex ? true : wasSilent)),
+    consecutiveMissedAcks: 0,
+    beatsOnFallback: 0,
+    acksMissed: context.acksMissed + 1,
+    switches: context.switches + 1,
+  };
+}
+
+const anchorAnsweredSwitchParams = ({ context }: { context: HeartbeatSenderContext }): TargetSwitchedParams => ({
+  from: currentTarget(context),
+  to: context.monitorOrder[anchorIndex(context)] ?? "",
+  reason: "anchor-answered",
+});
 
 const driftBackAfterBeats = (config: HeartbeatSenderConfig): number =>
   Math.max(1, Math.ceil(config.driftBackAfterMs / config.heartbeatIntervalMs));
@@ -269,11 +318,29 @@ function leaseAfter(context: HeartbeatSenderContext, event: Acked): number {
   return Math.max(context.leaseUntilMs, event.sentAtMs + leaseMs);
 }
 
-const isForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
-  (event.type === "heartbeat.acked" || event.type === "heartbeat.missed") && event.monitorId === currentTarget(context);
+/** An outcome of a heartbeat sent in this stint (an ack or a miss carry the sequence and monitor they answer). */
+const sentThisStint = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): event is Acked | Extract<HeartbeatSenderEvent, { type: "heartbeat.missed" }> =>
+  (event.type === "heartbeat.acked" || event.type === "heartbeat.missed") && event.sequence >= context.firstSequenceOfStint;
 
-const missForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
-  countsAsMiss(event) && (event as Acked).monitorId === currentTarget(context);
+const isForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
+  sentThisStint(context, event) && event.monitorId === currentTarget(context);
+
+const missForCurrentTarget = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean => countsAsMiss(event) && isForCurrentTarget(context, event);
+
+/** A miss of the target while the anchor answered in this stint: the anchor answers and the target does not, so go back. */
+const missWhileAnchorAnswers = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
+  missForCurrentTarget(context, event) && context.anchorAckedThisStint && anchorIndex(context) >= 0;
+
+/**
+ * The anchor answered. Whatever stint its copy was sent in: an ack comes
+ * within the ack timeout or not at all, so it is fresh news, and a trial that
+ * fails at once (no responders) often ends its stint before the copy's ack
+ * arrives.
+ */
+const anchorAcked = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean => {
+  const anchor = anchorIndex(context);
+  return anchor >= 0 && event.type === "heartbeat.acked" && !countsAsMiss(event) && event.monitorId === context.monitorOrder[anchor];
+};
 
 const missCompletesStreak = (context: HeartbeatSenderContext, event: HeartbeatSenderEvent): boolean =>
   missForCurrentTarget(context, event) && context.monitorOrder.length > 1 && context.consecutiveMissedAcks + 1 >= missesToLeave(context);
@@ -290,12 +357,19 @@ const heartbeatParams = (context: HeartbeatSenderContext): SendHeartbeatParams =
   incarnation: context.incarnation,
 });
 
+/** The anchor's copy of a beat, with a sequence number of its own; undefined without an anchor. */
+function anchorHeartbeatParams(context: HeartbeatSenderContext): SendHeartbeatParams | undefined {
+  const anchor = anchorIndex(context);
+  if (anchor < 0) return undefined;
+  return { monitorId: context.monitorOrder[anchor] ?? "", sequence: context.nextSequence + 1, incarnation: context.incarnation };
+}
+
 const petParams = (context: HeartbeatSenderContext): PetWatchdogParams => ({ leaseUntilMs: context.phase === "leased" ? context.leaseUntilMs : null });
 
 const armBeatParams = (context: HeartbeatSenderContext): ArmBeatParams => ({ delayMs: context.config.heartbeatIntervalMs });
 
 const beatSent = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => ({
-  nextSequence: context.nextSequence + 1,
+  nextSequence: context.nextSequence + (anchorIndex(context) >= 0 ? 2 : 1),
   beatsOnFallback: context.targetIndex === 0 ? 0 : context.beatsOnFallback + 1,
 });
 
@@ -313,6 +387,16 @@ const countedAck = (context: HeartbeatSenderContext): Partial<HeartbeatSenderCon
   silent: context.silent[context.targetIndex] ? context.silent.map((wasSilent, i) => (i === context.targetIndex ? false : wasSilent)) : context.silent,
 });
 
+/** The anchor answered: it is not silent, and a miss of the target now sends the host back to it. */
+const countedAnchorAck = (context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> => {
+  const anchor = anchorIndex(context);
+  return {
+    acksReceived: context.acksReceived + 1,
+    anchorAckedThisStint: true,
+    silent: context.silent[anchor] ? context.silent.map((wasSilent, i) => (i === anchor ? false : wasSilent)) : context.silent,
+  };
+};
+
 function extendedLease(context: HeartbeatSenderContext, event: HeartbeatSenderEvent): Partial<HeartbeatSenderContext> {
   if (event.type !== "heartbeat.acked") return {};
   const leaseUntilMs = leaseAfter(context, event);
@@ -323,6 +407,7 @@ function extendedLease(context: HeartbeatSenderContext, event: HeartbeatSenderEv
 /** The effects a shortcut step may carry out: the named actions of the machine it stands in for. */
 export interface HeartbeatSenderShortcutEffects {
   sendHeartbeat(params: SendHeartbeatParams): void;
+  sendAnchorHeartbeat(params: SendHeartbeatParams): void;
   petWatchdog(params: PetWatchdogParams): void;
   leaseExtended(params: LeaseExtendedParams): void;
   armBeat(params: ArmBeatParams): void;
@@ -349,16 +434,22 @@ export function heartbeatSenderShortcut(
     if (driftBackDue(context)) return undefined;
     effects.disarmBeat();
     effects.sendHeartbeat(heartbeatParams(context));
+    const anchorBeat = anchorHeartbeatParams(context);
+    if (anchorBeat !== undefined) effects.sendAnchorHeartbeat(anchorBeat);
     effects.petWatchdog(petParams(context));
     const next: HeartbeatSenderContext = { ...context, ...beatSent(context) };
     effects.armBeat(armBeatParams(next));
     return next;
   }
   if (event.type !== "heartbeat.acked" && event.type !== "heartbeat.missed") return undefined;
-  if (missCompletesStreak(context, event)) return undefined;
+  if (missWhileAnchorAnswers(context, event) || missCompletesStreak(context, event)) return undefined;
   if (missForCurrentTarget(context, event)) return { ...context, ...countedMiss(context) };
   if (event.type !== "heartbeat.acked" || excludedWithoutLease(context, event)) return undefined;
-  const counted: HeartbeatSenderContext = isForCurrentTarget(context, event) ? { ...context, ...countedAck(context) } : context;
+  const counted: HeartbeatSenderContext = isForCurrentTarget(context, event)
+    ? { ...context, ...countedAck(context) }
+    : anchorAcked(context, event)
+      ? { ...context, ...countedAnchorAck(context) }
+      : context;
   const next: HeartbeatSenderContext = { ...counted, ...extendedLease(counted, event) };
   effects.leaseExtended({ leaseUntilMs: next.leaseUntilMs });
   return next;
@@ -372,6 +463,8 @@ export const heartbeatSenderMachine = setup({
   },
   actions: {
     sendHeartbeat: (_, _params: SendHeartbeatParams) => {},
+    /** The anchor's copy of a beat (`anchorIndex`); the same request as `sendHeartbeat`, named apart so it can be counted. */
+    sendAnchorHeartbeat: (_, _params: SendHeartbeatParams) => {},
     targetSwitched: (_, _params: TargetSwitchedParams) => {},
     petWatchdog: (_, _params: PetWatchdogParams) => {},
     isolate: (_, _params: IsolateParams) => {},
@@ -380,9 +473,12 @@ export const heartbeatSenderMachine = setup({
     armBeat: raise({ type: "beat.due" }, { id: beatTimerId, delay: (_, params: ArmBeatParams) => params.delayMs }),
     disarmBeat: cancel(beatTimerId),
     moveToNextTarget: assign(({ context }) => switchedAfterMisses(context)),
+    returnToAnchor: assign(({ context }) => returnedToAnchor(context)),
     moveToPreferredTarget: assign({
       targetIndex: 0,
       targetAckedThisStint: false,
+      firstSequenceOfStint: ({ context }) => context.nextSequence,
+      anchorAckedThisStint: false,
       lastTrialIndex: 0,
       consecutiveMissedAcks: 0,
       beatsOnFallback: 0,
@@ -391,6 +487,7 @@ export const heartbeatSenderMachine = setup({
     countMiss: assign(({ context }) => countedMiss(context)),
     extendLease: assign(({ context, event }) => extendedLease(context, event)),
     countAck: assign(({ context }) => countedAck(context)),
+    countAnchorAck: assign(({ context }) => countedAnchorAck(context)),
   },
   guards: {
     leasing: ({ context }) => context.phase !== "legacy",
@@ -398,6 +495,8 @@ export const heartbeatSenderMachine = setup({
     missCompletesStreak: ({ context, event }) => missCompletesStreak(context, event),
     missEndsSilentStint: ({ context, event }) => missCompletesStreak(context, event) && isSilent(context, context.targetIndex),
     missForCurrentTarget: ({ context, event }) => missForCurrentTarget(context, event),
+    missWhileAnchorAnswers: ({ context, event }) => missWhileAnchorAnswers(context, event),
+    anchorAcked: ({ context, event }) => anchorAcked(context, event),
     driftBackDue: ({ context }) => driftBackDue(context),
     excludedWithoutLease: ({ context, event }) => excludedWithoutLease(context, event),
     leaseRanOut: ({ context, event }) => event.type === "lease.expired" && context.phase === "leased" && event.nowMs >= context.leaseUntilMs,
@@ -418,6 +517,8 @@ export const heartbeatSenderMachine = setup({
       monitorOrder: rendezvousOrder(input.hostId, input.monitorIds),
       targetIndex: 0,
       targetAckedThisStint: false,
+      firstSequenceOfStint: 1,
+      anchorAckedThisStint: false,
       lastAckedIndex: -1,
       silent: input.monitorIds.map(() => false),
       lastTrialIndex: 0,
@@ -469,6 +570,10 @@ export const heartbeatSenderMachine = setup({
     beating: {
       entry: [
         { type: "sendHeartbeat", params: ({ context }) => heartbeatParams(context) },
+        enqueueActions(({ context, enqueue }) => {
+          const anchorBeat = anchorHeartbeatParams(context);
+          if (anchorBeat !== undefined) enqueue({ type: "sendAnchorHeartbeat", params: anchorBeat });
+        }),
         { type: "petWatchdog", params: ({ context }) => petParams(context) },
         assign(({ context }) => beatSent(context)),
         { type: "armBeat", params: ({ context }) => armBeatParams(context) },
@@ -492,6 +597,8 @@ export const heartbeatSenderMachine = setup({
         ],
         "haring.resume": { target: "beating", reenter: true },
         "heartbeat.acked": [
+          // the next beat, on its timer, goes to the anchor: it answers, the target does not
+          { guard: "missWhileAnchorAnswers", actions: [{ type: "targetSwitched", params: anchorAnsweredSwitchParams }, "returnToAnchor"] },
           // after a silent monitor's single beat, the next beat (on its timer) goes to the new target
           { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
           {
@@ -506,10 +613,15 @@ export const heartbeatSenderMachine = setup({
             guard: "isForCurrentTarget",
             actions: ["countAck", "extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }],
           },
+          {
+            guard: "anchorAcked",
+            actions: ["countAnchorAck", "extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }],
+          },
           // A late grant from the monitor the host just left is still a grant.
           { actions: ["extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }] },
         ],
         "heartbeat.missed": [
+          { guard: "missWhileAnchorAnswers", actions: [{ type: "targetSwitched", params: anchorAnsweredSwitchParams }, "returnToAnchor"] },
           { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
           {
             guard: "missCompletesStreak",

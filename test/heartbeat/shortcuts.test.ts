@@ -63,6 +63,7 @@ const senderBinding = createEffectBinding<Effects>("test sender");
 const plainSender = heartbeatSenderMachine.provide({
   actions: {
     sendHeartbeat: ({ self }, params) => senderBinding.of(self).effect("sendHeartbeat", params),
+    sendAnchorHeartbeat: ({ self }, params) => senderBinding.of(self).effect("sendAnchorHeartbeat", params),
     targetSwitched: ({ self }, params) => senderBinding.of(self).effect("targetSwitched", params),
     petWatchdog: ({ self }, params) => senderBinding.of(self).effect("petWatchdog", params),
     isolate: ({ self }, params) => senderBinding.of(self).effect("isolate", params),
@@ -131,6 +132,7 @@ function startSenders() {
     shortcut: (context, state, event) =>
       heartbeatSenderShortcut(context, state, event, {
         sendHeartbeat: (params) => effect("sendHeartbeat", params),
+        sendAnchorHeartbeat: (params) => effect("sendAnchorHeartbeat", params),
         petWatchdog: (params) => effect("petWatchdog", params),
         leaseExtended: (params) => effect("leaseExtended", params),
         armBeat: (params) => armBeat(params.delayMs),
