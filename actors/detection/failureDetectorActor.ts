@@ -58,7 +58,7 @@ const boundDetectorMachine = failureDetectorMachine.provide({
   },
 });
 
-const noteLevels: Readonly<Record<string, "info" | "warn">> = { "host.declared": "warn", "host.superseded": "warn", "host.untracked": "warn" };
+const noteLevels: Readonly<Record<string, "info" | "warn">> = { "host.declared": "warn", "host.redeclared": "warn", "host.superseded": "warn", "host.untracked": "warn" };
 
 export function startFailureDetector(ports: NodePorts, options: FailureDetectorOptions): FailureDetectorHandle {
   const selfId = ports.nodeId;

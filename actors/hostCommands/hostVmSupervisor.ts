@@ -56,7 +56,11 @@ export interface VmReportSink {
  * its own.
  */
 export interface VmWatcher {
-  /** Watch `vmId`, meant to run here; reports go to the sink. */
+  /**
+   * Watch `vmId`, meant to run here; reports go to the sink: the VM's health as first judged, then every
+   * change. The first report is what tells the manager that a VM placed here is not running, so a watcher
+   * must not start from what it knew of the VM before.
+   */
   watch(vmId: string): void;
   /** No longer placed here (or no longer wanted). */
   unwatch(vmId: string): void;

@@ -55,6 +55,8 @@ export type DetectorNoteKind =
   | "host.refuted"
   | "host.superseded"
   | "host.declared"
+  /** A declared failure proposed again: the view holds that incarnation up (it left maintenance dead). */
+  | "host.redeclared"
   | "digest.ignored"
   | "host.untracked"
   | "host.removed";
@@ -563,7 +565,14 @@ class Step {
       return;
     }
     if (host.status === "declared") {
-      if (host.incarnation >= viewIncarnation) return; // the failure on its way to the view ends the view's incarnation
+      if (host.incarnation >= viewIncarnation) {
+        // The declared failure ends the view's incarnation. It may be on its way to the view, or it was never
+        // proposed: a host in maintenance keeps that state in the view when it fails (a reboot during
+        // maintenance must not end maintenance), so leaving maintenance brings a dead host back up. Proposed
+        // again (the same command, applied once); its lease ran out before the declaration, so by now too.
+        this.redeclare(host);
+        return;
+      }
       host.status = "alive";
       host.incarnation = viewIncarnation;
       this.graceFromNow(host);
@@ -579,6 +588,12 @@ class Step {
       this.graceFromNow(host);
       this.supersedeViewIncarnation(host, newer);
     }
+  }
+
+  redeclare(host: HostRecord): void {
+    if (this.state.term === null) return;
+    this.outputs.push({ kind: "propose-host-failed", hostId: host.hostId, incarnation: host.incarnation, leaseExpiresByMs: this.nowMs });
+    this.note("host.redeclared", { hostId: host.hostId, incarnation: host.incarnation });
   }
 
   /**

@@ -236,7 +236,11 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
           watcher: (sink) => {
             sinks.set(hostId, sink);
             return {
-              watch: (vmId) => (hypervisor.vmWatch(hostId, vmId) ?? hypervisor.watchVm(hostId, vmId, "running"))?.setDesired("running"),
+              // A fresh VM actor, as a runtime host's supervisor starts (runtime/node/hostVmWatches.ts): its first
+              // judgement is the VM's first report. The hypervisor component's actor for the VM (an import's) reports
+              // changes only, so a VM it already saw off when placed here was never reported, and a manager with no
+              // start on its way never learned the VM was off (whole-system fuzz seeds 929 and 1031).
+              watch: (vmId) => void hypervisor.watchVm(hostId, vmId, "running"),
               unwatch: (vmId) => hypervisor.vmWatch(hostId, vmId)?.setDesired("stopped"),
               stop: () => {
                 if (sinks.get(hostId) === sink) sinks.delete(hostId);

@@ -349,6 +349,33 @@ test("the view takes the agent's incarnation when the host comes up, and keeps i
   t.is(stale?.kind, "rejected");
 });
 
+test("a host declared failed in maintenance is declared again when the view brings it back up, dead (whole-system fuzz seed 1098)", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h1", state: "up", incarnation: 1 });
+  harness.alive.set("h1", 1);
+  harness.runUntil(2_000);
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "maintenance", incarnation: 1 });
+  harness.alive.delete("h1");
+  harness.runUntil(6_000);
+  const failed = (from: number) => harness.proposals().filter((p) => p.atMs >= from && p.kind === "propose-host-failed").map((p) => [p.hostId, p.incarnation]);
+  t.deepEqual(failed(0), [["h1", 1]], "declared while in maintenance");
+  // The view keeps a failed host in maintenance (a reboot during maintenance must not end it), so that proposal
+  // changed nothing; leaving maintenance makes the view hold the dead incarnation up.
+  t.deepEqual(viewCommandsFor({ type: "host-failed", hostId: "h1", incarnation: 1, leaseExpiresByMs: 0 }, { state: "maintenance", incarnation: 1 }), []);
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "up", incarnation: 1 });
+  t.deepEqual(failed(6_000), [["h1", 1]], "proposed again at once");
+  t.deepEqual(harness.notes("host.redeclared").map((note) => note.kind === "note" && note.fields), [{ hostId: "h1", incarnation: 1 }]);
+  harness.runUntil(8_000);
+  t.deepEqual(failed(6_000 + 1), [], "once per change of the view");
+  // Committed, and the host back at a newer incarnation: nothing left to declare.
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "failed", incarnation: 1 });
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "up", incarnation: 2 });
+  harness.alive.set("h1", 2);
+  harness.runUntil(10_000);
+  t.deepEqual(failed(8_000), []);
+});
+
 test("a host the view holds joining is proposed up when first heard, whatever incarnation it gives; it is never suspected before that", (t) => {
   const harness = new Harness(["m1"]);
   harness.lead();

@@ -2,13 +2,10 @@ import test from "ava";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { scenarioCapabilities } from "../../sim/scenario/capabilities.ts";
-import type { ScenarioComponent } from "../../sim/scenario/clusterAssembly.ts";
 import { defaultAssembly } from "../../sim/scenario/defaultAssembly.ts";
-import type { HypervisorComponentApi } from "../../sim/scenario/hypervisorComponent.ts";
-import type { PaxosComponentApi } from "../../sim/scenario/paxosComponent.ts";
 import { runLoadedScenario, runScenario } from "../../sim/scenario/runScenario.ts";
 import { defaultFuzzScenarioOptions, generateFuzzScenario } from "../../sim/fuzz/fuzzScenario.ts";
+import { meddler } from "./meddler.ts";
 
 /**
  * The components of the default assembly (Paxos, detection, hypervisor, guest,
@@ -30,23 +27,6 @@ function scenario(cluster: object, commands = ""): string {
 /** Another seed than the scenarios' (1), so no expected.log is compared. */
 const seed = 2;
 const violated = (failures: readonly string[], invariant: string) => failures.filter((failure) => failure.includes(`invariant ${invariant} broken`));
-
-/** A test component that, at `atMs`, does something through the other components' APIs. */
-function meddler(atMs: number, act: (apis: { hypervisor: HypervisorComponentApi; paxos: PaxosComponentApi | undefined }) => void): ScenarioComponent {
-  return {
-    name: "meddler",
-    provides: [],
-    uses: [scenarioCapabilities.hypervisor],
-    wanted: () => true,
-    readSettings: (reader) => reader.finish(),
-    start: (context) => {
-      context.world.schedule(atMs, () =>
-        act({ hypervisor: context.api<HypervisorComponentApi>(scenarioCapabilities.hypervisor)!, paxos: context.api<PaxosComponentApi>(scenarioCapabilities.paxos) }),
-      );
-      return {};
-    },
-  };
-}
 
 const detectionCluster = { requires: ["detection"], controllers: "c1-c3", monitors: "c1-c3", hosts: [{ id: "h1-h3" }] };
 
