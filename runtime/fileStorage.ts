@@ -23,7 +23,7 @@ import { closeSync, constants as fsConstants, existsSync, fsyncSync, ftruncateSy
 import { open as openAsync, rename, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { concatBytes } from "../actors/concatBytes.ts";
-import { frameRecord, parseRecords } from "../actors/recordFraming.ts";
+import { frameRecord, frameRecords, parseRecords } from "../actors/recordFraming.ts";
 import { fastCrc32 } from "./nativeCrc32.ts";
 import { storageNamePattern, type RecordLog, type Storage, type SyncOptions, type SyncOutcome } from "../actors/ports/storage.ts";
 
@@ -157,13 +157,13 @@ class FileRecordLog implements RecordLog {
   }
 
   rewrite(records: readonly Uint8Array[], done: (outcome: SyncOutcome) => void): void {
-    const framed = records.map((record) => frameRecord(record, fastCrc32));
+    // One copy of a log that may hold a snapshot of tens of MB, framed as it is copied.
+    const bytes = frameRecords(records, fastCrc32);
     this.records = records.map((record) => record.slice());
     this.unwritten = [];
     this.unwrittenBytes = 0;
     this.enqueue(done, async () => {
       try {
-        const bytes = concatBytes(framed);
         const temp = await openAsync(this.tempPath(), "w");
         try {
           await writeFully(temp, bytes, 0);

@@ -11,7 +11,7 @@
 import type { View } from "../../machines/view/viewTypes.ts";
 import { viewRecords, type ViewRecordList } from "../../machines/view/viewRecords.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
-import { prepackSnapshotRecord, snapshotRecords } from "./snapshotRecordEncoding.ts";
+import { prepackingSnapshot, prepackSnapshotRecord, snapshotRecords } from "./snapshotRecordEncoding.ts";
 
 /** Records looked at per tick; a packed one costs about 5 µs, one found packed much less. */
 export const snapshotPrepackRecordsPerTick = 500;
@@ -19,19 +19,23 @@ export const snapshotPrepackRecordsPerTick = 500;
 export class SnapshotPrepacker {
   private pending: Iterator<readonly [ViewRecordList, object]> | null = null;
   private packedCount = 0;
+  /** After the records of a snapshot (`startSnapshot`): the snapshot's own bytes, a slice per tick. */
+  private whole: Generator<void, void, void> | null = null;
 
   /** Starts over with the records of `view` (a view rebuilt from a snapshot). */
   start(view: View): void {
     this.pending = viewRecords(view);
+    this.whole = null;
   }
 
-  /** Starts over with the records of a snapshot whose log rewrite waits for them (controllerActor.ts). */
+  /** Starts over with the records of a snapshot whose log rewrite waits for them (controllerActor.ts), then the snapshot as a whole. */
   startSnapshot(snapshot: ViewSnapshot): void {
     this.pending = snapshotRecords(snapshot);
+    this.whole = prepackingSnapshot(snapshot);
   }
 
   get active(): boolean {
-    return this.pending !== null;
+    return this.pending !== null || this.whole !== null;
   }
 
   /** Records packed so far, in all. */
@@ -39,9 +43,12 @@ export class SnapshotPrepacker {
     return this.packedCount;
   }
 
-  /** Packs up to `snapshotPrepackRecordsPerTick` more records; stops at the end of the view. */
+  /** Packs up to `snapshotPrepackRecordsPerTick` more records, or after a snapshot's records one slice of the snapshot itself; stops at the end. */
   tick(): void {
-    if (this.pending === null) return;
+    if (this.pending === null) {
+      if (this.whole !== null && this.whole.next().done === true) this.whole = null;
+      return;
+    }
     for (let looked = 0; looked < snapshotPrepackRecordsPerTick; looked++) {
       const next = this.pending.next();
       if (next.done === true) {

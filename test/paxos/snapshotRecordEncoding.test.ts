@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createSeededRandom } from "../../actors/seededRandom.ts";
-import { crc32 as crc32InJavaScript, maxRecordBytes } from "../../actors/recordFraming.ts";
+import { crc32 as crc32InJavaScript, frameRecord, frameRecords, maxRecordBytes, parseRecords } from "../../actors/recordFraming.ts";
+import { isSnapshotPacked, snapshotRecordsPerPackingSlice, unpackedSnapshotRecords } from "../../actors/paxos/snapshotRecordEncoding.ts";
+import { SnapshotPrepacker, snapshotPrepackRecordsPerTick } from "../../actors/paxos/snapshotPrepacker.ts";
 import { maxTransferBytes } from "../../machines/paxos/chunkTransfer.ts";
 import { fastCrc32 } from "../../runtime/nativeCrc32.ts";
 import { FileStorage } from "../../runtime/fileStorage.ts";
@@ -153,4 +155,38 @@ test("a view whose snapshot is above 16 MiB is persisted as one record, read bac
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
+});
+
+test("a snapshot prepacked a slice per tick (records, then the whole) is written as a copy of its bytes, the registry's byte for byte", (t) => {
+  let view: View = applyViewCommands(emptyView, 0, [leaderElectedCommand("c1", 1)]).view;
+  const random = createSeededRandom(7);
+  for (let slot = 1; slot <= 300; slot++) view = applyViewCommands(view, slot, Array.from({ length: 40 }, (_, index) => randomViewCommand(random, `p${slot}-${index}`))).view;
+  const snapshot = viewToSnapshot(view);
+  const records = snapshot.hosts.length + snapshot.vms.length + snapshot.recentCommands.length;
+  t.true(records > 2 * snapshotRecordsPerPackingSlice, `${records} records, several slices`);
+  t.is(unpackedSnapshotRecords(snapshot, records + 1), records, "a fresh view: nothing packed");
+
+  const prepacker = new SnapshotPrepacker();
+  prepacker.startSnapshot(snapshot);
+  let ticks = 0;
+  while (prepacker.active) {
+    t.false(isSnapshotPacked(snapshot), "the whole is packed only at the end");
+    prepacker.tick();
+    ticks++;
+  }
+  t.true(isSnapshotPacked(snapshot));
+  t.is(unpackedSnapshotRecords(snapshot, records + 1), 0);
+  const recordTicks = Math.ceil((records + 1) / snapshotPrepackRecordsPerTick);
+  t.true(ticks >= recordTicks + 2, `${ticks} ticks: ${recordTicks} for the records, then slices of the whole`);
+  t.deepEqual(encodeRecord("c2", { kind: "snapshot", throughSlot: 301, snapshot }), registryBytes("c2", 301, snapshot));
+});
+
+test("frameRecords is frameRecord of each record, one after another, and parses back", (t) => {
+  const payloads = [new Uint8Array(0), Uint8Array.of(1, 2, 3), new Uint8Array(randomBytes(70_000))];
+  const image = frameRecords(payloads, fastCrc32);
+  const joined = payloads.map((payload) => frameRecord(payload, fastCrc32));
+  t.deepEqual(image, new Uint8Array(Buffer.concat(joined)));
+  const parsed = parseRecords(image, fastCrc32);
+  t.deepEqual(parsed.records.map((record) => [...record]), payloads.map((payload) => [...payload]));
+  t.is(parsed.discardedTailBytes, 0);
 });
