@@ -33,13 +33,7 @@ export function crc32(bytes: Uint8Array): number {
 }
 
 export function frameRecord(payload: Uint8Array, checksum: Checksum = crc32): Uint8Array {
-  if (payload.length > maxRecordBytes) throw new RangeError(`record of ${payload.length} bytes exceeds ${maxRecordBytes}`);
-  const framed = new Uint8Array(recordHeaderBytes + payload.length);
-  const view = new DataView(framed.buffer);
-  view.setUint32(0, payload.length, true);
-  view.setUint32(4, checksum(payload), true);
-  framed.set(payload, recordHeaderBytes);
-  return framed;
+  return frameRecords([payload], checksum);
 }
 
 /** `frameRecord` of each record, one after another in one new array: a log image written at once, copied once. */

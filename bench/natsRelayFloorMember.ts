@@ -10,7 +10,7 @@
  * third controller does). Every log write goes through an O_DSYNC descriptor,
  * as haring's do. Prints `ready` once its subscriptions are in place.
  */
-import { closeSync, constants as fsConstants, openSync, write, writeSync } from "node:fs";
+import { constants as fsConstants, openSync, write, writeSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { pack, unpack } from "msgpackr";
 import { floorSubjects, type FloorRole } from "./natsRelayFloorSubjects.ts";
@@ -76,13 +76,5 @@ if (role === "leader") {
 // Every member hears the commit broadcast, as every controller does.
 connection.subscribe(floorSubjects.commit, { callback: (_error, message) => void unpack(message.data) });
 await connection.flush();
+// The runner ends it with SIGKILL, as it ends the whole floor: nothing here needs a clean close.
 process.stdout.write("ready\n");
-
-const stop = () => {
-  void connection.close().finally(() => {
-    closeSync(log);
-    process.exit(0);
-  });
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);

@@ -82,9 +82,9 @@ export const paxosSlowStepsMetric = "haring_paxos_slow_steps_total";
  * waits while the prepacker packs them a few hundred per tick (a packed record costs about 5 µs), then the
  * snapshot as a whole a slice per tick. Packing them in the compacting step held a leader's event loop for
  * 160-370 ms after a throughput run (30,000-48,000 new records since its last snapshot): long enough for
- * followers to start an election. (A snapshot installed from a peer is not held, see carryOut.) Until the rewrite the log keeps the records it has
- * (the previous snapshot and every vote since): a superset of what the rewrite keeps, so a crash meanwhile
- * recovers the older snapshot and catches up again.
+ * followers to start an election. (A snapshot installed from a peer is not held, see carryOut.) Until the
+ * rewrite the log keeps the records it has (the previous snapshot and every vote since): a superset of what
+ * the rewrite keeps, so a crash meanwhile recovers the older snapshot and catches up again.
  */
 export const maxRecordsPackedAtCompaction = 1_000;
 export const paxosRewritesHeldMetric = "haring_paxos_rewrites_held_total";
@@ -368,8 +368,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     // A snapshot installed from a peer is written at once, as before: its node is the one catching up, with two
     // others answering, while a rewrite held for later landed on it ~2 s on, when the benchmark had killed the
     // next leader and it was the new leader or its only follower (two step-downs in 12 failover rounds).
-    const installedFromPeer = stepInput === "paxos.snapshot";
-    const rewrite = output.rewrite !== null && !installedFromPeer && holdsRewrite(output.rewrite) ? null : output.rewrite;
+    const rewrite = output.rewrite !== null && !output.rewriteInstallsPeerSnapshot && holdsRewrite(output.rewrite) ? null : output.rewrite;
     writer.submit({ persist: output.persist, rewrite, messages: output.sendAfterSync });
     // A log rewritten for a snapshot installed from a peer leaves a view of new record objects (after one
     // this controller took, the pass finds them packed).

@@ -82,9 +82,11 @@ export function prepackSnapshotRecord(list: ViewRecordList, record: object): boo
   return true;
 }
 
+const snapshotRecordLists: readonly ViewRecordList[] = ["hosts", "vms", "recentCommands"];
+
 /** Every host, VM and remembered-command record of a snapshot, with its list: for packing them a few at a time. */
 export function* snapshotRecords(snapshot: ViewSnapshot): Generator<readonly [ViewRecordList, object]> {
-  for (const list of ["hosts", "vms", "recentCommands"] as const) {
+  for (const list of snapshotRecordLists) {
     const records: readonly unknown[] = snapshot[list];
     for (const record of records) if (typeof record === "object" && record !== null) yield [list, record];
   }
@@ -93,7 +95,7 @@ export function* snapshotRecords(snapshot: ViewSnapshot): Generator<readonly [Vi
 /** How many of the snapshot's records are not packed yet, counted up to `limit` (it stops there). */
 export function unpackedSnapshotRecords(snapshot: ViewSnapshot, limit: number): number {
   let unpacked = 0;
-  for (const list of ["hosts", "vms", "recentCommands"] as const) {
+  for (const list of snapshotRecordLists) {
     const records: readonly unknown[] = snapshot[list];
     for (let index = 0; index < records.length && unpacked < limit; index++) {
       const record = records[index];

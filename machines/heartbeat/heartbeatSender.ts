@@ -206,6 +206,10 @@ function currentTarget(context: HeartbeatSenderContext): string {
 
 const isSilent = (context: HeartbeatSenderContext, index: number): boolean => context.silent[index] ?? false;
 
+/** `silent` with the monitor at `index` marked `value` (the same array when it already is). */
+const withSilent = (context: HeartbeatSenderContext, index: number, value: boolean): readonly boolean[] =>
+  isSilent(context, index) === value ? context.silent : context.silent.map((wasSilent, i) => (i === index ? value : wasSilent));
+
 /**
  * The monitor that acked last while the host beats another one that has not
  * acked since the switch (a trial after missed acks, or the preferred monitor
@@ -258,7 +262,7 @@ const missedAcksSwitchParams = ({ context }: { context: HeartbeatSenderContext }
 
 function switchedAfterMisses(context: HeartbeatSenderContext): Partial<HeartbeatSenderContext> {
   const index = nextTrialIndex(context);
-  const silent = context.silent.map((wasSilent, i) => (i === context.targetIndex ? !context.targetAckedThisStint : wasSilent));
+  const silent = withSilent(context, context.targetIndex, !context.targetAckedThisStint);
   return {
     targetIndex: index,
     targetAckedThisStint: false,
@@ -284,7 +288,7 @@ function returnedToAnchor(context: HeartbeatSenderContext): Partial<HeartbeatSen
     targetAckedThisStint: false,
     firstSequenceOfStint: context.nextSequence,
     anchorAckedThisStint: false,
-    silent: context.silent.map((wasSilent, i) => (i === context.targetIndex ? true : wasSilent)),
+    silent: withSilent(context, context.targetIndex, true),
     consecutiveMissedAcks: 0,
     beatsOnFallback: 0,
     acksMissed: context.acksMissed + 1,
@@ -384,7 +388,7 @@ const countedAck = (context: HeartbeatSenderContext): Partial<HeartbeatSenderCon
   targetAckedThisStint: true,
   lastAckedIndex: context.targetIndex,
   lastTrialIndex: context.targetIndex,
-  silent: context.silent[context.targetIndex] ? context.silent.map((wasSilent, i) => (i === context.targetIndex ? false : wasSilent)) : context.silent,
+  silent: withSilent(context, context.targetIndex, false),
 });
 
 /** The anchor answered: it is not silent, and a miss of the target now sends the host back to it. */
@@ -393,7 +397,7 @@ const countedAnchorAck = (context: HeartbeatSenderContext): Partial<HeartbeatSen
   return {
     acksReceived: context.acksReceived + 1,
     anchorAckedThisStint: true,
-    silent: context.silent[anchor] ? context.silent.map((wasSilent, i) => (i === anchor ? false : wasSilent)) : context.silent,
+    silent: withSilent(context, anchor, false),
   };
 };
 

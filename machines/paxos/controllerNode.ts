@@ -58,6 +58,8 @@ export interface ControllerStep<C extends CommandEnvelope, S> {
   readonly persist: readonly DurableRecord<C>[];
   /** Replace the whole log with these records, then sync. */
   readonly rewrite: readonly DurableRecord<C>[] | null;
+  /** The rewrite holds a snapshot installed from a peer (this node caught up), not one it took. */
+  readonly rewriteInstallsPeerSnapshot: boolean;
   /** Only once the records above are durable. */
   readonly sendAfterSync: readonly PaxosMessage<C>[];
   /** Commands applied to the replicated state in this step, in log order. */
@@ -125,6 +127,7 @@ class StepCollector<C extends CommandEnvelope, S> {
   applied: AppliedCommand[] = [];
   refused: { commandId: string; refusal: ProposeRefusal }[] = [];
   snapshotTaken = false;
+  snapshotInstalled = false;
   constructor(public state: ControllerNodeState<C, S>) {}
 
   acceptor(input: AcceptorInput<C>): void {
@@ -157,6 +160,7 @@ class StepCollector<C extends CommandEnvelope, S> {
     if (step.snapshot) {
       this.state = { ...this.state, lastSnapshot: step.snapshot };
       this.snapshotTaken = true;
+      if (input.type === "message" && input.message.type === "paxos.snapshot") this.snapshotInstalled = true;
       this.acceptor({ type: "compact", belowSlot: step.snapshot.throughSlot });
     }
     if (step.learnedFromPeers.length > 0 && this.state.proposer.role === "leader") {
@@ -201,7 +205,7 @@ class StepCollector<C extends CommandEnvelope, S> {
 export function stepControllerNode<C extends CommandEnvelope, S>(state: ControllerNodeState<C, S>, input: ControllerInput<C>): ControllerStep<C, S> {
   if (input.type === "message") {
     const problem = paxosMessageProblem(input.message);
-    if (problem) return { state, persist: [], rewrite: null, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: problem };
+    if (problem) return { state, persist: [], rewrite: null, rewriteInstallsPeerSnapshot: false, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: problem };
   }
   const before = leadershipOf(state);
   const step = new StepCollector<C, S>(state);
@@ -271,6 +275,7 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
     state: step.state,
     persist: step.persist,
     rewrite: step.snapshotTaken ? controllerRecords(step.state) : null,
+    rewriteInstallsPeerSnapshot: step.snapshotInstalled,
     sendAfterSync: step.send,
     applied: step.applied,
     leadership: changed ? after : null,

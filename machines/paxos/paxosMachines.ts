@@ -140,7 +140,7 @@ export function createControllerMachine<C extends CommandEnvelope, S>() {
       const started = createControllerNode(input);
       return {
         state: started.state,
-        output: { persist: started.persist, rewrite: null, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: null } as Omit<ReturnType<typeof stepControllerNode<C, S>>, "state">,
+        output: { persist: started.persist, rewrite: null, rewriteInstallsPeerSnapshot: false, sendAfterSync: [], applied: [], leadership: null, refused: [], droppedMessage: null } as Omit<ReturnType<typeof stepControllerNode<C, S>>, "state">,
       };
     },
     controllerCoreStep<C, S>,
