@@ -72,8 +72,14 @@ export const mirrorIntervalPerBuildMs = 50;
  * for its followers to elect another) and 140 ms warm. A slice is about 15 ms cold, 4 ms warm.
  */
 export const mirrorBuildSegmentsPerTurn = 2_000;
-/** Text gathered before it is encoded to bytes, in characters: the value is never one 20 MB string. */
-export const mirrorEncodeBatchChars = 1_048_576;
+/**
+ * Bytes of each buffer the value is encoded into, piece by piece (a larger piece gets a buffer of its own):
+ * the value is never one 20 MB string, nor are its pieces joined into strings first, which lived across the
+ * build's turns and were copied by every scavenge on the way.
+ */
+export const mirrorEncodeChunkBytes = 1_048_576;
+/** UTF-8 takes at most this many bytes per UTF-16 code unit. */
+const maxUtf8BytesPerCodeUnit = 3;
 
 /** Compare-and-set conflicts retried at once before waiting `retryAfterMs`. */
 export const maxImmediateConflictRetries = 3;
@@ -159,9 +165,10 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
   let building: {
     readonly target: { readonly view: View; readonly slot: number };
     readonly segments: Iterator<string>;
+    /** Filled buffers, each cut to its bytes. */
     readonly encoded: Uint8Array[];
-    text: string[];
-    textChars: number;
+    chunk: Uint8Array;
+    chunkBytes: number;
     bytes: number;
     spentMs: number;
   } | null = null;
@@ -231,7 +238,7 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
       tooLarge(target, entities);
       return;
     }
-    building ??= { target, segments: mirrorValueSegments(target.view, target.slot, ports.nodeId), encoded: [], text: [], textChars: 0, bytes: 0, spentMs: 0 };
+    building ??= { target, segments: mirrorValueSegments(target.view, target.slot, ports.nodeId), encoded: [], chunk: new Uint8Array(mirrorEncodeChunkBytes), chunkBytes: 0, bytes: 0, spentMs: 0 };
     const build = building;
     const sliceStartedAtMs = clock.now();
     let complete = false;
@@ -241,13 +248,11 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
         complete = true;
         break;
       }
-      build.text.push(next.value);
-      build.textChars += next.value.length;
-      if (build.textChars >= mirrorEncodeBatchChars) encodeText(build);
+      encodePiece(build, next.value);
     }
-    if (complete) encodeText(build);
+    if (complete) sealChunk(build);
     build.spentMs += clock.now() - sliceStartedAtMs;
-    if (build.bytes > maxMirroredBytes) {
+    if (build.bytes + build.chunkBytes > maxMirroredBytes) {
       building = null;
       tooLarge(target, entities, true);
       return;
@@ -270,13 +275,20 @@ export function startViewKvMirror(ports: ViewKvMirrorPorts, overrides: Partial<V
     else writeParts(target, value, 0, []);
   }
 
-  function encodeText(build: NonNullable<typeof building>): void {
-    if (build.textChars === 0) return;
-    const bytes = encoder.encode(build.text.join(""));
-    build.encoded.push(bytes);
-    build.bytes += bytes.length;
-    build.text = [];
-    build.textChars = 0;
+  function encodePiece(build: NonNullable<typeof building>, piece: string): void {
+    const mostBytes = piece.length * maxUtf8BytesPerCodeUnit;
+    if (build.chunk.length - build.chunkBytes < mostBytes) {
+      sealChunk(build);
+      build.chunk = new Uint8Array(Math.max(mirrorEncodeChunkBytes, mostBytes));
+    }
+    build.chunkBytes += encoder.encodeInto(piece, build.chunk.subarray(build.chunkBytes)).written;
+  }
+
+  function sealChunk(build: NonNullable<typeof building>): void {
+    if (build.chunkBytes === 0) return;
+    build.encoded.push(build.chunk.subarray(0, build.chunkBytes));
+    build.bytes += build.chunkBytes;
+    build.chunkBytes = 0;
   }
 
   /** A view too large to mirror: counted, logged once, and no larger one is built. */

@@ -400,6 +400,8 @@ function onRejoinState<C extends CommandEnvelope>(state: AcceptorState<C>, messa
 function compact<C extends CommandEnvelope>(state: AcceptorState<C>, belowSlot: number): AcceptorStep<C> {
   if (belowSlot <= state.floorSlot || state.mode === "rejoining") return unchanged(state);
   const votes = state.votes.edit();
-  for (const slot of state.votes.keys()) if (slot < belowSlot) votes.delete(slot);
+  // Votes are held only at or above the floor: walk the slots that go, unless there are more of them than votes.
+  if (belowSlot - state.floorSlot <= state.votes.size) for (let slot = state.floorSlot; slot < belowSlot; slot++) votes.delete(slot);
+  else for (const slot of state.votes.keys()) if (slot < belowSlot) votes.delete(slot);
   return { state: { ...state, floorSlot: belowSlot, votes: votes.done() }, persist: [], sendAfterSync: [] };
 }

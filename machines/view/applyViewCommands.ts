@@ -51,6 +51,11 @@ class ViewDraft {
   private vmsDraft: ChunkedMapDraft<string, VmRecord> | null = null;
   private vmsByHostDraft: ChunkedMapDraft<string, readonly string[]> | null = null;
   private recentChunks: Array<readonly RememberedCommand[]> | null = null;
+  /**
+   * The newest chunk when this draft made it (no view shares it yet): the draft's further commands are
+   * pushed onto it instead of copying it once per command (a slot of 64 commands copied a 256-entry chunk 64 times).
+   */
+  private ownedLastChunk: RememberedCommand[] | null = null;
   private recentCount: number;
   private recentIndexDraft: ChunkedMapDraft<string, RememberedCommand> | null = null;
 
@@ -211,8 +216,9 @@ class ViewDraft {
     const chunks = (this.recentChunks ??= [...this.base.recentCommandChunks]);
     const index = (this.recentIndexDraft ??= this.base.recentCommandIndex.edit());
     const last = chunks[chunks.length - 1];
-    if (last && last.length < rememberedChunkSize) chunks[chunks.length - 1] = [...last, entry];
-    else chunks.push([entry]);
+    if (last !== undefined && last === this.ownedLastChunk && last.length < rememberedChunkSize) this.ownedLastChunk.push(entry);
+    else if (last !== undefined && last.length < rememberedChunkSize) chunks[chunks.length - 1] = this.ownedLastChunk = [...last, entry];
+    else chunks.push((this.ownedLastChunk = [entry]));
     this.recentCount++;
     index.set(entry.commandId, entry);
     // Forget whole chunks, oldest first, while the rest still holds the last maxRememberedCommands.

@@ -134,6 +134,16 @@ test("recovery from persisted records restores promise and votes, and assumes th
   t.deepEqual(rewritten.state, recovered.state);
 });
 
+test("compaction far past the votes held (a snapshot installed from a peer) drops every vote below it and keeps those above", (t) => {
+  let state = fresh();
+  for (const slot of [3, 4, 9, 5_000, 5_001]) state = deliver(state, accept(ballot(1, "c1"), slot, value(`v${slot}`)), slot).state;
+  state = stepAcceptor(state, { type: "compact", belowSlot: 5 }).state;
+  t.deepEqual([...state.votes.keys()].sort((a, b) => a - b), [9, 5_000, 5_001], "a few slots past the floor: walked slot by slot");
+  state = stepAcceptor(state, { type: "compact", belowSlot: 5_001 }).state;
+  t.deepEqual([...state.votes.keys()], [5_001], "thousands of slots past the floor, three votes: walked vote by vote");
+  t.is(state.floorSlot, 5_001);
+});
+
 test("compaction drops votes below the floor; accepts there are refused and promises report the floor", (t) => {
   let state = fresh();
   for (let slot = 0; slot < 6; slot++) state = deliver(state, accept(ballot(1, "c1"), slot, value(`v${slot}`)), slot).state;

@@ -83,3 +83,25 @@ test("a malformed stamp is refused as malformed", (t) => {
     t.regex(outcome?.kind === "rejected" ? outcome.reason : "", /malformed command: proposedAfterSlot/);
   }
 });
+
+test("a slot of many commands remembers them in whole chunks, as one command a slot would, and leaves earlier views as they were", (t) => {
+  // 100 commands one a slot, so the newest chunk is part full and shared with the view the big slot starts from.
+  let oneBySlot = emptyView;
+  for (let index = 0; index < 100; index++) oneBySlot = applyViewCommands(oneBySlot, index, [filler(index)]).view;
+  const before = oneBySlot;
+  const chunksBefore = before.recentCommandChunks.map((chunk) => [...chunk]);
+  const many = Array.from({ length: 3 * rememberedChunkSize + 7 }, (_, index) => filler(100 + index));
+  const inOneSlot = applyViewCommands(before, 100, many).view;
+  for (const command of many) oneBySlot = applyViewCommands(oneBySlot, 100, [command]).view;
+
+  t.deepEqual(before.recentCommandChunks.map((chunk) => [...chunk]), chunksBefore, "the earlier view's chunks did not grow");
+  t.is(before.recentCommandCount, 100);
+  const shape = (view: View) => view.recentCommandChunks.map((chunk) => chunk.map((entry) => `${entry.commandId}@${entry.slot}`).join(","));
+  t.deepEqual(shape(inOneSlot), shape(oneBySlot));
+  t.deepEqual(inOneSlot.recentCommandChunks.map((chunk) => chunk.length), [256, 256, 256, 107]);
+  t.is(inOneSlot.recentCommandCount, 100 + many.length);
+  // The next slot copies the chunk it shares with inOneSlot rather than pushing onto it.
+  const after = applyViewCommands(inOneSlot, 101, [filler(10_000)]).view;
+  t.is(inOneSlot.recentCommandChunks.at(-1)!.length, 107);
+  t.is(after.recentCommandChunks.at(-1)!.length, 108);
+});
