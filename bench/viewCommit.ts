@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR [--stall-probes]] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -46,6 +46,7 @@ import { join } from "node:path";
 import { pack } from "msgpackr";
 import { createPaxosConfig } from "../machines/paxos/config.ts";
 import { LatencyTurns } from "./latencyTurns.ts";
+import { startStallProbe } from "./eventLoopStallProbe.mjs";
 import { floorRoles, startNatsRelayFloor } from "./natsRelayFloor.ts";
 import type { ViewCommand } from "../machines/view/viewCommands.ts";
 import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
@@ -87,6 +88,11 @@ interface Options {
   readonly noKvMirror: boolean;
   /** Where each system's latency-run commit times go, one ms figure a line in commit order (`--latencies-dir`), to look for periodic stalls. */
   readonly latenciesDir: string | undefined;
+  /**
+   * With `latenciesDir`: record event-loop stalls of the controllers, of this process and of an idle canary
+   * process into that directory (bench/eventLoopStallProbe.mjs; `--stall-probes`), for bench/stallCorrelation.ts.
+   */
+  readonly stallProbes: boolean;
   /** Extra Node options for the controller processes (`--controller-node-option`, repeatable), for experiments. */
   readonly controllerNodeOptions: readonly string[];
   /** Take turns in the latency runs with both clusters up (`--interleave`), instead of one system after the other. */
@@ -95,13 +101,25 @@ interface Options {
   readonly keepRunDir: boolean;
 }
 
-function writeLatencies(options: Options, system: string, latencies: readonly number[]): void {
+/** A latency run's commits: each one's time in ms and the wall-clock ms it ended at (`endedAtMs`, to line up with stalls). */
+class LatencyRecord {
+  readonly latencies: number[] = [];
+  readonly endedAtMs: number[] = [];
+
+  add(latencyMs: number): void {
+    this.latencies.push(latencyMs);
+    this.endedAtMs.push(performance.timeOrigin + performance.now());
+  }
+}
+
+function writeLatencies(options: Options, system: string, record: LatencyRecord): void {
   if (options.latenciesDir === undefined) return;
-  writeFileSync(join(options.latenciesDir, `${system}.txt`), `${latencies.map((ms) => ms.toFixed(3)).join("\n")}\n`);
+  writeFileSync(join(options.latenciesDir, `${system}.txt`), `${record.latencies.map((ms) => ms.toFixed(3)).join("\n")}\n`);
+  writeFileSync(join(options.latenciesDir, `${system}-ended-at.txt`), `${record.endedAtMs.map((ms) => ms.toFixed(3)).join("\n")}\n`);
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, controllerNodeOptions: [] as string[], interleave: false, keepRunDir: false };
+  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, stallProbes: false, controllerNodeOptions: [] as string[], interleave: false, keepRunDir: false };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -120,6 +138,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--latencies-dir") options.latenciesDir = argv[++index];
     else if (argument === "--interleave") options.interleave = true;
     else if (argument === "--keep-run-dir") options.keepRunDir = true;
+    else if (argument === "--stall-probes") options.stallProbes = true;
     else if (argument === "--controller-node-option") options.controllerNodeOptions.push(argv[++index] ?? "");
     else if (argument === "--timing") {
       const [key, value] = (argv[++index] ?? "").split("=");
@@ -132,6 +151,7 @@ function parseOptions(argv: readonly string[]): Options {
       options.only = which;
     } else throw new RangeError(`unknown argument ${argument}`);
   }
+  if (options.stallProbes && options.latenciesDir === undefined) throw new RangeError("--stall-probes writes into --latencies-dir DIR: give both");
   return options;
 }
 
@@ -264,7 +284,11 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
       timing: options.timing,
       kvMirror: !options.noKvMirror,
       fullOutputLogs: options.keepRunDir,
-      nodeArguments: [...options.controllerNodeOptions, ...(options.profileDir ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : [])],
+      nodeArguments: [
+        ...options.controllerNodeOptions,
+        ...(options.profileDir ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : []),
+        ...(options.stallProbes ? ["--import", stallProbeModule] : []),
+      ],
     });
     await cluster.waitFor("a leader", () => cluster!.leader() !== undefined, 30_000);
     client = await connectViewClient({
@@ -288,7 +312,8 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
     progress(`haring: warm-up, ${options.warmupCommands} commands`);
     for (let index = 0; index < options.warmupCommands; index++) await commit();
     progress(`haring: latency, ${options.latencyCommands} commands one at a time`);
-    const latencies: number[] = [];
+    const record = new LatencyRecord();
+    const latencies = record.latencies;
     const systemPids = () => [...cluster!.members.map((member) => member.pid), nats.pid, process.pid];
     const controllerPids = () => cluster!.members.map((member) => member.pid);
     // Summed over this system's blocks only: the other system's blocks run in between.
@@ -299,12 +324,12 @@ async function benchHaring(options: Options, turns: LatencyTurns, turn: number):
       const cpuBefore = systemPids().map(cpuSplitMs);
       const callsBefore = controllerPids().map(systemCallsOf);
       const natsBefore = await natsMessageCounts(nats.monitorUrl);
-      for (let index = 0; index < commits; index++) latencies.push(await commit());
+      for (let index = 0; index < commits; index++) record.add(await commit());
       addCpuSpent(cpuSpent, systemPids(), cpuBefore);
       addCallsSpent(callsSpent, callsBefore, controllerPids().map(systemCallsOf));
       addNatsSpent(natsSpent, natsBefore, await natsMessageCounts(nats.monitorUrl));
     });
-    writeLatencies(options, "haring", latencies);
+    writeLatencies(options, "haring", record);
     const cpuMsPerCommit = totalCpuMs(cpuSpent) / options.latencyCommands;
     const controllerNames = () => cluster!.members.map((member) => (member.id === cluster!.leader()?.id ? `${member.id} (leader)` : member.id));
     notes.push(trafficNote("latency run", controllerNames(), callsSpent, natsSpent, options.latencyCommands));
@@ -560,15 +585,16 @@ async function benchEtcd(options: Options, turns: LatencyTurns, turn: number): P
     progress(`etcd: warm-up, ${options.warmupCommands} puts`);
     for (let index = 0; index < options.warmupCommands; index++) await commit();
     progress(`etcd: latency, ${options.latencyCommands} puts one at a time`);
-    const latencies: number[] = [];
+    const record = new LatencyRecord();
+    const latencies = record.latencies;
     const systemPids = () => [...members.map((member) => member.process?.pid), process.pid];
     const cpuSpent = systemPids().map(() => ({ userMs: 0, systemMs: 0 }));
     await turns.measure(turn, options.latencyCommands, latencyBlocks, async (commits) => {
       const cpuBefore = systemPids().map(cpuSplitMs);
-      for (let index = 0; index < commits; index++) latencies.push(await commit());
+      for (let index = 0; index < commits; index++) record.add(await commit());
       addCpuSpent(cpuSpent, systemPids(), cpuBefore);
     });
-    writeLatencies(options, "etcd", latencies);
+    writeLatencies(options, "etcd", record);
     const cpuMsPerCommit = totalCpuMs(cpuSpent) / options.latencyCommands;
     const processNames = [...members.map((member) => (member === target ? `${member.name} (leader)` : member.name)), "client"];
     const cpuByProcess = cpuBreakdown(cpuSpent, processNames, options.latencyCommands);
@@ -638,15 +664,16 @@ async function benchFloor(options: Options, turns: LatencyTurns, turn: number): 
     progress(`floor: warm-up, ${options.warmupCommands} commands`);
     for (let index = 0; index < options.warmupCommands; index++) await floor.commit(payload);
     progress(`floor: latency, ${options.latencyCommands} commands one at a time`);
-    const latencies: number[] = [];
+    const record = new LatencyRecord();
+    const latencies = record.latencies;
     const pids = [...floor.pids, process.pid];
     const cpuSpent = pids.map(() => ({ userMs: 0, systemMs: 0 }));
     await turns.measure(turn, options.latencyCommands, latencyBlocks, async (commits) => {
       const cpuBefore = pids.map(cpuSplitMs);
-      for (let index = 0; index < commits; index++) latencies.push(await floor.commit(payload));
+      for (let index = 0; index < commits; index++) record.add(await floor.commit(payload));
       addCpuSpent(cpuSpent, pids, cpuBefore);
     });
-    writeLatencies(options, "floor", latencies);
+    writeLatencies(options, "floor", record);
     latencies.sort((a, b) => a - b);
     await turns.after(turn);
     return {
@@ -685,8 +712,28 @@ function table(results: readonly Figures[]): string {
   return [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => "---").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)].join("\n");
 }
 
+const stallProbeModule = new URL("./eventLoopStallProbe.mjs", import.meta.url).pathname;
+
+/** The stall probes of `--stall-probes`: this process's, and an idle canary process's (its controllers load their own); stops the canary. */
+function startStallProbes(directory: string): () => void {
+  // Inherited by the controllers, whose copy of the probe module starts itself when it finds this.
+  process.env.HARING_STALL_PROBE_DIR = directory;
+  startStallProbe(directory, "client");
+  const canary = spawn(process.execPath, [stallProbeModule, directory], { stdio: "ignore" });
+  return () => canary.kill("SIGTERM");
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  const stopStallProbes = options.stallProbes ? startStallProbes(options.latenciesDir!) : () => {};
+  try {
+    await runSystems(options);
+  } finally {
+    stopStallProbes();
+  }
+}
+
+async function runSystems(options: Options): Promise<void> {
   const results: Figures[] = [];
   // The figures move with the machine's load (both systems share it with whatever else runs): report it.
   const loadAtStart = loadavg()[0]!;
