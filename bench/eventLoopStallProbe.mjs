@@ -51,8 +51,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const canaryDirectory = process.argv[2];
   if (!canaryDirectory) throw new Error("usage: node bench/eventLoopStallProbe.mjs <directory>");
   startStallProbe(canaryDirectory, "canary", true);
-  // Ended by the benchmark: exit normally, so the last stalls are written.
+  // Ended by the benchmark, or by its end of the stdin pipe closing when it dies first: exit normally, so the last
+  // stalls are written and no canary outlives its run.
   process.on("SIGTERM", () => process.exit(0));
+  process.stdin.on("end", () => process.exit(0));
+  process.stdin.resume();
 } else if (directory) {
   // A controller: its id is the name of the directory of its config file (…/c1/controller.json). Any other
   // importer (the benchmark itself) starts its probe by calling startStallProbe.

@@ -719,7 +719,7 @@ function startStallProbes(directory: string): () => void {
   // Inherited by the controllers, whose copy of the probe module starts itself when it finds this.
   process.env.HARING_STALL_PROBE_DIR = directory;
   startStallProbe(directory, "client");
-  const canary = spawn(process.execPath, [stallProbeModule, directory], { stdio: "ignore" });
+  const canary = spawn(process.execPath, [stallProbeModule, directory], { stdio: ["pipe", "ignore", "ignore"] });
   return () => canary.kill("SIGTERM");
 }
 

@@ -28,12 +28,16 @@ import type { View } from "../../machines/view/viewTypes.ts";
 const recordPieces = new WeakMap<object, { readonly key: string | null; readonly piece: string }>();
 
 function recordPiece(key: string | null, record: unknown): string {
-  if (record === null || typeof record !== "object" || Array.isArray(record)) return `,${key === null ? "" : `${JSON.stringify(key)}:`}${canonicalJson(record)}`;
+  if (record === null || typeof record !== "object" || Array.isArray(record)) return renderedPiece(key, record);
   const kept = recordPieces.get(record);
   if (kept !== undefined && kept.key === key) return kept.piece;
-  const piece = `,${key === null ? "" : `${JSON.stringify(key)}:`}${canonicalJson(record)}`;
+  const piece = renderedPiece(key, record);
   recordPieces.set(record, { key, piece });
   return piece;
+}
+
+function renderedPiece(key: string | null, record: unknown): string {
+  return `,${key === null ? "" : `${JSON.stringify(key)}:`}${canonicalJson(record)}`;
 }
 
 /** Whether the record's JSON is rendered and kept (for tests). */

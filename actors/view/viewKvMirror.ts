@@ -69,7 +69,8 @@ export const mirrorIntervalPerBuildMs = 50;
  * Pieces of the value (one host, VM or remembered command each) built per turn. A view's value is built
  * a slice per turn, never at once: rendering a view of 60,000 VMs in one go took the leader's event loop
  * for 480 ms with its per-record cache cold (a new leader's, one second after its election: long enough
- * for its followers to elect another) and 140 ms warm. A slice is about 15 ms cold, 4 ms warm.
+ * for its followers to elect another) and 140 ms warm. At 60,000 VMs a slice is about 11 ms cold and 1 ms warm,
+ * but for the one that sorts the VMs' ids (36-63 ms; docs/paxos.md).
  */
 export const mirrorBuildSegmentsPerTurn = 2_000;
 /**
