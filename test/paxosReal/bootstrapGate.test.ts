@@ -1,7 +1,8 @@
 /**
  * `bootstrap: true` left in every controller's config for good, over a real
  * nats-server and real controller processes: the first start creates the
- * cluster (each controller hears "fresh" from the others); a controller whose
+ * cluster once (a majority hears "fresh" from the others; one started after
+ * they elected a leader hears "exists" and rejoins); a controller whose
  * disk is lost and that starts again with the same config neither bootstraps
  * nor votes while nobody can tell it whether the cluster ran, then learns that
  * it did, rejoins (fencing first), catches up, and its vote is needed for a
@@ -48,10 +49,23 @@ test("bootstrap kept in the config: a new cluster is created once; a controller 
   const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-bootstrap-gate-")));
   const cluster = (resources.cluster = startLocalControllers({ clusterId: "gate", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, keepBootstrap: true, manager: false, detector: false }));
   await cluster.waitFor("a leader holding the lease", () => cluster.leader() !== undefined, 30_000);
-  for (const id of controllerIds) {
+  // Which controllers create the cluster depends on when each process got to its gate. Each needs `fresh` from
+  // both others, and the others answer `fresh` until one of them has voted, promised another or led; a controller
+  // that starts so much later that the first two have already elected a leader hears `exists` and rejoins,
+  // fencing first (docs/paxos.md): safe, and what a loaded CI machine did once. What must hold: each decides once,
+  // a majority creates the cluster (a lone bootstrapper cannot elect, so the others still hear `fresh` from it),
+  // and one that rejoins was told so by a controller that created it.
+  const decisions = controllerIds.map((id) => {
     const decided = events(cluster.member(id).outputTail(), "paxos.bootstrap-decided");
     t.is(decided.length, 1, `${id} decided once`);
-    t.is(decided[0]?.decision, "bootstrap", `${id}: every other controller answered fresh on the first start`);
+    return { id, decided: decided[0] };
+  });
+  const bootstrapped = decisions.filter(({ decided }) => decided?.decision === "bootstrap").map(({ id }) => id);
+  t.true(bootstrapped.length >= 2, `a majority created the cluster: ${bootstrapped.join(", ")}`);
+  for (const { id, decided } of decisions) {
+    if (decided?.decision === "bootstrap") continue;
+    t.is(decided?.decision, "rejoin", `${id}: bootstrap or rejoin, nothing else`);
+    t.true(bootstrapped.includes(String(decided?.clusterExistsAt)), `${id} rejoined a cluster one of ${bootstrapped.join(", ")} created`);
   }
   const client = (resources.client = await connectViewClient({
     clusterId: "gate",
