@@ -459,6 +459,27 @@ export function heartbeatSenderShortcut(
   return next;
 }
 
+const leaseExtendedParams = ({ context }: { context: HeartbeatSenderContext }): LeaseExtendedParams => ({ leaseUntilMs: context.leaseUntilMs });
+
+/**
+ * What a miss of the target does while beating, first match first: the same for a `heartbeat.missed` and for an
+ * ack that counts as a miss (`countsAsMiss`).
+ */
+const missOfTarget = [
+  // the next beat, on its timer, goes to the anchor: it answers, the target does not
+  { guard: "missWhileAnchorAnswers", actions: [{ type: "targetSwitched", params: anchorAnsweredSwitchParams }, "returnToAnchor"] },
+  // after a silent monitor's single beat, the next beat (on its timer) goes to the new target
+  { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
+  {
+    guard: "missCompletesStreak",
+    // re-entering sends to the new target at once instead of waiting out the interval
+    target: "beating",
+    reenter: true,
+    actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
+  },
+  { guard: "missForCurrentTarget", actions: "countMiss" },
+] as const;
+
 export const heartbeatSenderMachine = setup({
   types: {
     context: {} as HeartbeatSenderContext,
@@ -601,41 +622,14 @@ export const heartbeatSenderMachine = setup({
         ],
         "haring.resume": { target: "beating", reenter: true },
         "heartbeat.acked": [
-          // the next beat, on its timer, goes to the anchor: it answers, the target does not
-          { guard: "missWhileAnchorAnswers", actions: [{ type: "targetSwitched", params: anchorAnsweredSwitchParams }, "returnToAnchor"] },
-          // after a silent monitor's single beat, the next beat (on its timer) goes to the new target
-          { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
-          {
-            guard: "missCompletesStreak",
-            target: "beating",
-            reenter: true,
-            actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
-          },
-          { guard: "missForCurrentTarget", actions: "countMiss" },
+          ...missOfTarget,
           { guard: "excludedWithoutLease", target: "isolating", actions: ["countAck", assign({ isolationReason: "refuted" as const })] },
-          {
-            guard: "isForCurrentTarget",
-            actions: ["countAck", "extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }],
-          },
-          {
-            guard: "anchorAcked",
-            actions: ["countAnchorAck", "extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }],
-          },
+          { guard: "isForCurrentTarget", actions: ["countAck", "extendLease", { type: "leaseExtended", params: leaseExtendedParams }] },
+          { guard: "anchorAcked", actions: ["countAnchorAck", "extendLease", { type: "leaseExtended", params: leaseExtendedParams }] },
           // A late grant from the monitor the host just left is still a grant.
-          { actions: ["extendLease", { type: "leaseExtended", params: ({ context }) => ({ leaseUntilMs: context.leaseUntilMs }) }] },
+          { actions: ["extendLease", { type: "leaseExtended", params: leaseExtendedParams }] },
         ],
-        "heartbeat.missed": [
-          { guard: "missWhileAnchorAnswers", actions: [{ type: "targetSwitched", params: anchorAnsweredSwitchParams }, "returnToAnchor"] },
-          { guard: "missEndsSilentStint", actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"] },
-          {
-            guard: "missCompletesStreak",
-            // re-entering sends to the new target at once instead of waiting out the interval
-            target: "beating",
-            reenter: true,
-            actions: [{ type: "targetSwitched", params: missedAcksSwitchParams }, "moveToNextTarget"],
-          },
-          { guard: "missForCurrentTarget", actions: "countMiss" },
-        ],
+        "heartbeat.missed": missOfTarget,
         "lease.expired": {
           guard: "leaseRanOut",
           target: "isolating",
