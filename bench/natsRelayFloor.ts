@@ -7,6 +7,11 @@
  * msgpack on every message: haring's commit path without Paxos, the view,
  * timers or anything else (bench/natsRelayFloorMember.ts).
  *
+ * With `direct` links the accept round (leader → voter → leader) goes over a
+ * TCP connection between the two instead (bench/natsRelayFloorMember.ts): the
+ * client's two hops stay on NATS. The difference between the two floors is
+ * what relaying the accept round through nats-server costs.
+ *
  * It is measured beside haring and etcd in bench/viewCommit.ts: where the
  * floor's latency is near etcd's, what haring adds on top of it decides the
  * comparison, and where the floor is above etcd's, no work inside haring's
@@ -26,6 +31,8 @@ const memberScript = join(dirname(fileURLToPath(import.meta.url)), "natsRelayFlo
 export const floorMemberReadyTimeoutMs = 30_000;
 export const floorCommitTimeoutMs = 5_000;
 export const floorRoles: readonly FloorRole[] = ["leader", "voter", "learner"];
+/** How the leader and the voter exchange accept and vote: through nats-server, as haring's controllers do, or over one TCP connection. */
+export type FloorLinks = "nats" | "direct";
 
 export interface NatsRelayFloor {
   /** Leader, voter and learner process ids, in `floorRoles` order, then nats-server's. */
@@ -35,7 +42,8 @@ export interface NatsRelayFloor {
   stop(): Promise<void>;
 }
 
-function waitReady(child: ChildProcess, role: FloorRole): Promise<void> {
+/** Resolves with what the member printed up to `ready`. */
+function waitReady(child: ChildProcess, role: FloorRole): Promise<string> {
   return new Promise((resolve, reject) => {
     let output = "";
     const timer = setTimeout(() => reject(new Error(`floor ${role}: not ready within ${floorMemberReadyTimeoutMs} ms: ${output.slice(-500)}`)), floorMemberReadyTimeoutMs);
@@ -43,7 +51,7 @@ function waitReady(child: ChildProcess, role: FloorRole): Promise<void> {
       output += chunk;
       if (output.includes("ready\n")) {
         clearTimeout(timer);
-        resolve();
+        resolve(output);
       }
     };
     child.stdout?.setEncoding("utf8").on("data", onData);
@@ -55,7 +63,7 @@ function waitReady(child: ChildProcess, role: FloorRole): Promise<void> {
   });
 }
 
-export async function startNatsRelayFloor(): Promise<NatsRelayFloor> {
+export async function startNatsRelayFloor(links: FloorLinks = "nats"): Promise<NatsRelayFloor> {
   const nats: NatsServer = await startNatsServer();
   const baseDir = mkdtempSync(join(tmpdir(), "haring-floor-"));
   const members: ChildProcess[] = [];
@@ -76,10 +84,20 @@ export async function startNatsRelayFloor(): Promise<NatsRelayFloor> {
     rmSync(baseDir, { recursive: true, force: true });
   };
   try {
-    for (const role of floorRoles) {
-      const child = spawn(process.execPath, ["--import", "tsx", memberScript, role, nats.url, join(baseDir, `${role}.log`)], { stdio: ["ignore", "pipe", "pipe"] });
+    // The voter starts first: with direct links the leader connects to the port it prints.
+    const memberByRole = new Map<FloorRole, ChildProcess>();
+    let voterPort = "";
+    for (const role of ["voter", "leader", "learner"] as const) {
+      const linkArguments = links === "direct" ? ["direct", ...(role === "leader" ? [voterPort] : [])] : ["nats"];
+      const child = spawn(process.execPath, ["--import", "tsx", memberScript, role, nats.url, join(baseDir, `${role}.log`), ...linkArguments], { stdio: ["ignore", "pipe", "pipe"] });
       members.push(child);
-      await waitReady(child, role);
+      memberByRole.set(role, child);
+      const printed = await waitReady(child, role);
+      if (role === "voter" && links === "direct") {
+        const port = /^port (\d+)$/m.exec(printed)?.[1];
+        if (port === undefined) throw new Error(`floor voter: printed no port: ${printed.slice(-300)}`);
+        voterPort = port;
+      }
     }
     connection = await connect({ servers: nats.url, noEcho: true });
     const waiting = new Map<number, (at: number) => void>();
@@ -94,7 +112,7 @@ export async function startNatsRelayFloor(): Promise<NatsRelayFloor> {
     let next = 0;
     const open = connection;
     return {
-      pids: [...members.map((child) => child.pid), nats.pid],
+      pids: [...floorRoles.map((role) => memberByRole.get(role)!.pid), nats.pid],
       commit(payload) {
         const seq = next++;
         return new Promise((resolve, reject) => {

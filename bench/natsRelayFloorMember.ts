@@ -1,7 +1,7 @@
 /**
  * One process of the NATS relay floor (bench/natsRelayFloor.ts):
  *
- *   node --import tsx bench/natsRelayFloorMember.ts leader|voter|learner NATS_URL LOG_FILE
+ *   node --import tsx bench/natsRelayFloorMember.ts leader|voter|learner NATS_URL LOG_FILE [nats|direct [VOTER_PORT]]
  *
  * leader: takes a proposal, writes it to its log in the thread pool and at
  * once relays it to the voter; when both its own write and the voter's vote
@@ -9,8 +9,16 @@
  * log on the event loop, then votes. learner: only decodes the commits (as a
  * third controller does). Every log write goes through an O_DSYNC descriptor,
  * as haring's do. Prints `ready` once its subscriptions are in place.
+ *
+ * With `direct` links, accept and vote go over one TCP connection between
+ * leader and voter instead of through nats-server (as etcd's members talk):
+ * the voter listens on a free loopback port and prints `port N` before
+ * `ready`; the leader is given that port. The client's proposal and the
+ * commit broadcast stay on NATS. This measures what the two relayed hops of
+ * the accept round cost (ARCHITECTURE §1 puts them on NATS).
  */
 import { constants as fsConstants, openSync, write, writeSync } from "node:fs";
+import { connect as connectTcp, createServer, type Socket } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { pack, unpack } from "msgpackr";
 import { floorSubjects, type FloorRole } from "./natsRelayFloorSubjects.ts";
@@ -18,11 +26,17 @@ import { floorSubjects, type FloorRole } from "./natsRelayFloorSubjects.ts";
 /** Proposals the leader tracks at once; the benchmark has one in flight, more means the client is misbehaving. */
 const maxPendingProposals = 1_024;
 
-const [role, natsUrl, logPath] = process.argv.slice(2) as [FloorRole | undefined, string | undefined, string | undefined];
-if ((role !== "leader" && role !== "voter" && role !== "learner") || !natsUrl || !logPath) {
-  process.stderr.write("usage: natsRelayFloorMember.ts leader|voter|learner NATS_URL LOG_FILE\n");
+/** A direct-link frame larger than this is a broken peer: the benchmark's proposals are a few hundred bytes. */
+const maxDirectFrameBytes = 1024 * 1024;
+
+const [role, natsUrl, logPath, linksArgument = "nats", voterPortArgument] = process.argv.slice(2) as [FloorRole | undefined, string | undefined, string | undefined, string | undefined, string | undefined];
+const voterPort = Number(voterPortArgument);
+const linksValid = linksArgument === "nats" || (linksArgument === "direct" && (role !== "leader" || (Number.isSafeInteger(voterPort) && voterPort > 0 && voterPort < 65_536)));
+if ((role !== "leader" && role !== "voter" && role !== "learner") || !natsUrl || !logPath || !linksValid) {
+  process.stderr.write("usage: natsRelayFloorMember.ts leader|voter|learner NATS_URL LOG_FILE [nats|direct [VOTER_PORT]] (the leader takes the voter's port with direct)\n");
   process.exit(2);
 }
+const direct = linksArgument === "direct";
 
 const log = openSync(logPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_APPEND | fsConstants.O_DSYNC);
 const connection = await connect({ servers: natsUrl, noEcho: true });
@@ -30,6 +44,30 @@ const connection = await connect({ servers: natsUrl, noEcho: true });
 interface FloorMessage {
   readonly seq: number;
   readonly data?: Uint8Array;
+}
+
+function frame(message: FloorMessage): Uint8Array {
+  const body = pack(message) as Uint8Array;
+  const framed = new Uint8Array(4 + body.length);
+  new DataView(framed.buffer).setUint32(0, body.length);
+  framed.set(body, 4);
+  return framed;
+}
+
+/** Calls `onMessage` for each length-prefixed msgpack frame on `socket`, however the stream splits them. */
+function readFrames(socket: Socket, onMessage: (message: FloorMessage) => void): void {
+  socket.setNoDelay(true);
+  let buffered: Buffer = Buffer.alloc(0);
+  socket.on("data", (chunk: Buffer) => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 4) {
+      const length = buffered.readUInt32BE(0);
+      if (length > maxDirectFrameBytes) throw new RangeError(`direct link: a ${length}-byte frame`);
+      if (buffered.length < 4 + length) break;
+      onMessage(unpack(buffered.subarray(4, 4 + length)) as FloorMessage);
+      buffered = buffered.subarray(4 + length);
+    }
+  });
 }
 
 if (role === "leader") {
@@ -40,6 +78,22 @@ if (role === "leader") {
     pending.delete(seq);
     connection.publish(floorSubjects.commit, pack({ seq, data: entry.data }));
   };
+  const onVote = (vote: FloorMessage) => {
+    const entry = pending.get(vote.seq);
+    if (!entry) return;
+    entry.voted = true;
+    commitIfReady(vote.seq);
+  };
+  let sendAccept = (proposal: FloorMessage) => connection.publish(floorSubjects.accept, pack(proposal));
+  if (direct) {
+    const link = connectTcp({ host: "127.0.0.1", port: voterPort });
+    await new Promise<void>((resolve, reject) => {
+      link.once("connect", resolve);
+      link.once("error", reject);
+    });
+    readFrames(link, onVote);
+    sendAccept = (proposal) => void link.write(frame(proposal));
+  } else connection.subscribe(floorSubjects.vote, { callback: (_error, message) => onVote(unpack(message.data) as FloorMessage) });
   connection.subscribe(floorSubjects.propose, {
     callback: (_error, message) => {
       const proposal = unpack(message.data) as FloorMessage;
@@ -51,27 +105,26 @@ if (role === "leader") {
         entry.written = true;
         commitIfReady(proposal.seq);
       });
-      connection.publish(floorSubjects.accept, pack(proposal));
-    },
-  });
-  connection.subscribe(floorSubjects.vote, {
-    callback: (_error, message) => {
-      const vote = unpack(message.data) as FloorMessage;
-      const entry = pending.get(vote.seq);
-      if (!entry) return;
-      entry.voted = true;
-      commitIfReady(vote.seq);
+      sendAccept(proposal);
     },
   });
 } else if (role === "voter") {
-  connection.subscribe(floorSubjects.accept, {
-    callback: (_error, message) => {
-      const accept = unpack(message.data) as FloorMessage;
-      if (!accept.data) return;
-      writeSync(log, accept.data);
-      connection.publish(floorSubjects.vote, pack({ seq: accept.seq }));
-    },
-  });
+  const vote = (accept: FloorMessage, send: (vote: FloorMessage) => void) => {
+    if (!accept.data) return;
+    writeSync(log, accept.data);
+    send({ seq: accept.seq });
+  };
+  if (direct) {
+    const server = createServer((socket) => readFrames(socket, (accept) => vote(accept, (answer) => void socket.write(frame(answer)))));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("direct link: no TCP port");
+    process.stdout.write(`port ${address.port}\n`);
+  } else {
+    connection.subscribe(floorSubjects.accept, {
+      callback: (_error, message) => vote(unpack(message.data) as FloorMessage, (answer) => connection.publish(floorSubjects.vote, pack(answer))),
+    });
+  }
 }
 // Every member hears the commit broadcast, as every controller does.
 connection.subscribe(floorSubjects.commit, { callback: (_error, message) => void unpack(message.data) });

@@ -47,7 +47,7 @@ import { pack } from "msgpackr";
 import { createPaxosConfig } from "../machines/paxos/config.ts";
 import { LatencyTurns } from "./latencyTurns.ts";
 import { startStallProbe } from "./eventLoopStallProbe.mjs";
-import { floorRoles, startNatsRelayFloor } from "./natsRelayFloor.ts";
+import { floorRoles, startNatsRelayFloor, type FloorLinks } from "./natsRelayFloor.ts";
 import type { ViewCommand } from "../machines/view/viewCommands.ts";
 import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../runtime/controller/viewClient.ts";
@@ -76,7 +76,7 @@ interface Options {
   readonly latencyCommands: number;
   readonly throughputSeconds: number;
   readonly failovers: number;
-  readonly only: "haring" | "etcd" | "floor" | undefined;
+  readonly only: "haring" | "etcd" | "floor" | "floor-direct" | undefined;
   readonly json: boolean;
   /** Where the controllers write CPU profiles (node --cpu-prof), when set. */
   readonly profileDir: string | undefined;
@@ -147,7 +147,7 @@ function parseOptions(argv: readonly string[]): Options {
     }
     else if (argument === "--only") {
       const which = argv[++index];
-      if (which !== "haring" && which !== "etcd" && which !== "floor") throw new RangeError("--only takes haring, etcd or floor");
+      if (which !== "haring" && which !== "etcd" && which !== "floor" && which !== "floor-direct") throw new RangeError("--only takes haring, etcd, floor or floor-direct");
       options.only = which;
     } else throw new RangeError(`unknown argument ${argument}`);
   }
@@ -656,14 +656,23 @@ async function benchEtcd(options: Options, turns: LatencyTurns, turn: number): P
 
 // ---- the NATS relay floor ----
 
-async function benchFloor(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
-  const floor = await startNatsRelayFloor();
+function benchFloor(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
+  return benchFloorWith("nats", options, turns, turn);
+}
+
+function benchFloorDirect(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
+  return benchFloorWith("direct", options, turns, turn);
+}
+
+async function benchFloorWith(links: FloorLinks, options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
+  const name = links === "nats" ? "floor" : "floor-direct";
+  const floor = await startNatsRelayFloor(links);
   try {
     // The payload of haring's commands, so both carry the same bytes.
     const payload = pack(haringCommand(0)) as Uint8Array;
-    progress(`floor: warm-up, ${options.warmupCommands} commands`);
+    progress(`${name}: warm-up, ${options.warmupCommands} commands`);
     for (let index = 0; index < options.warmupCommands; index++) await floor.commit(payload);
-    progress(`floor: latency, ${options.latencyCommands} commands one at a time`);
+    progress(`${name}: latency, ${options.latencyCommands} commands one at a time`);
     const record = new LatencyRecord();
     const latencies = record.latencies;
     const pids = [...floor.pids, process.pid];
@@ -673,11 +682,11 @@ async function benchFloor(options: Options, turns: LatencyTurns, turn: number): 
       for (let index = 0; index < commits; index++) record.add(await floor.commit(payload));
       addCpuSpent(cpuSpent, pids, cpuBefore);
     });
-    writeLatencies(options, "floor", record);
+    writeLatencies(options, name, record);
     latencies.sort((a, b) => a - b);
     await turns.after(turn);
     return {
-      system: "NATS relay floor (4 hops, 2 O_DSYNC writes, no Paxos)",
+      system: links === "nats" ? "NATS relay floor (4 hops, 2 O_DSYNC writes, no Paxos)" : "floor with a direct leader-voter link (2 NATS hops, 1 TCP round trip, 2 O_DSYNC writes)",
       latencyP50Ms: percentile(latencies, 0.5),
       latencyP99Ms: percentile(latencies, 0.99),
       throughputPerSecond: Number.NaN,
@@ -724,7 +733,15 @@ function startStallProbes(directory: string): () => void {
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    // A wrong argument is the operator's typo, not a crash of the benchmark: say which, without a stack.
+    process.stderr.write(`bench:paxos: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 2;
+    return;
+  }
   const stopStallProbes = options.stallProbes ? startStallProbes(options.latenciesDir!) : () => {};
   try {
     await runSystems(options);
@@ -740,6 +757,7 @@ async function runSystems(options: Options): Promise<void> {
   const systems = [
     ...(options.only === undefined || options.only === "haring" ? [benchHaring] : []),
     ...(options.only === undefined || options.only === "floor" ? [benchFloor] : []),
+    ...(options.only === undefined || options.only === "floor-direct" ? [benchFloorDirect] : []),
     ...(options.only === undefined || options.only === "etcd" ? [benchEtcd] : []),
   ];
   if (options.interleave) {
