@@ -62,7 +62,12 @@ function readFrames(socket: Socket, onMessage: (message: FloorMessage) => void):
     buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
     while (buffered.length >= 4) {
       const length = buffered.readUInt32BE(0);
-      if (length > maxDirectFrameBytes) throw new RangeError(`direct link: a ${length}-byte frame`);
+      if (length > maxDirectFrameBytes) {
+        // Not a peer of this benchmark: drop the link rather than buffer without end.
+        process.stderr.write(`direct link: a ${length}-byte frame, above ${maxDirectFrameBytes}; closing the link\n`);
+        socket.destroy();
+        return;
+      }
       if (buffered.length < 4 + length) break;
       onMessage(unpack(buffered.subarray(4, 4 + length)) as FloorMessage);
       buffered = buffered.subarray(4 + length);
