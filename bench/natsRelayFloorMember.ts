@@ -21,13 +21,11 @@ import { constants as fsConstants, openSync, write, writeSync } from "node:fs";
 import { connect as connectTcp, createServer, type Socket } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { pack, unpack } from "msgpackr";
+import { encodeFrame, FrameReader } from "./lengthPrefixedFrames.ts";
 import { floorSubjects, type FloorRole } from "./natsRelayFloorSubjects.ts";
 
 /** Proposals the leader tracks at once; the benchmark has one in flight, more means the client is misbehaving. */
 const maxPendingProposals = 1_024;
-
-/** A direct-link frame larger than this is a broken peer: the benchmark's proposals are a few hundred bytes. */
-const maxDirectFrameBytes = 1024 * 1024;
 
 const [role, natsUrl, logPath, linksArgument = "nats", voterPortArgument] = process.argv.slice(2) as [FloorRole | undefined, string | undefined, string | undefined, string | undefined, string | undefined];
 const voterPort = Number(voterPortArgument);
@@ -47,32 +45,32 @@ interface FloorMessage {
 }
 
 function frame(message: FloorMessage): Uint8Array {
-  const body = pack(message) as Uint8Array;
-  const framed = new Uint8Array(4 + body.length);
-  new DataView(framed.buffer).setUint32(0, body.length);
-  framed.set(body, 4);
-  return framed;
+  return encodeFrame(pack(message) as Uint8Array);
 }
 
-/** Calls `onMessage` for each length-prefixed msgpack frame on `socket`, however the stream splits them. */
+/** Calls `onMessage` for each frame on `socket`; a frame that is not a floor message closes the link, with a line on stderr. */
 function readFrames(socket: Socket, onMessage: (message: FloorMessage) => void): void {
   socket.setNoDelay(true);
-  let buffered: Buffer = Buffer.alloc(0);
+  const reader = new FrameReader();
+  const drop = (why: string) => {
+    process.stderr.write(`direct link: ${why}; closing the link\n`);
+    socket.destroy();
+  };
   socket.on("data", (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    while (buffered.length >= 4) {
-      const length = buffered.readUInt32BE(0);
-      if (length > maxDirectFrameBytes) {
-        // Not a peer of this benchmark: drop the link rather than buffer without end.
-        process.stderr.write(`direct link: a ${length}-byte frame, above ${maxDirectFrameBytes}; closing the link\n`);
-        socket.destroy();
-        return;
+    const read = reader.push(chunk);
+    if (!read.ok) return drop(read.error);
+    for (const body of read.frames) {
+      let message: unknown;
+      try {
+        message = unpack(body);
+      } catch (error) {
+        return drop(`a frame that is not msgpack (${error instanceof Error ? error.message : String(error)})`);
       }
-      if (buffered.length < 4 + length) break;
-      onMessage(unpack(buffered.subarray(4, 4 + length)) as FloorMessage);
-      buffered = buffered.subarray(4 + length);
+      if (typeof message !== "object" || message === null || !Number.isSafeInteger((message as { seq?: unknown }).seq)) return drop("a frame without a whole-number seq");
+      onMessage(message as FloorMessage);
     }
   });
+  socket.on("error", (error) => process.stderr.write(`direct link: ${error.message}\n`));
 }
 
 if (role === "leader") {
