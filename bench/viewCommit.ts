@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR [--stall-probes]] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor|floor-direct] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR [--stall-probes]] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -29,7 +29,9 @@
  * floor: the NATS relay floor (bench/natsRelayFloor.ts), haring's commit path
  * without Paxos or the view: four hops through nats-server and two O_DSYNC
  * writes per commit, latency and CPU only. What no work inside haring's
- * processes can go below on this machine.
+ * processes can go below on this machine. floor-direct: the same with the
+ * accept round over a TCP connection between leader and voter: what direct
+ * controller links could save.
  *
  * Figures: commit latency p50/p99 with one client and one command at a time,
  * after 3,000 warm-up commits to each system (a Node process's JIT compiler
