@@ -4,6 +4,7 @@
  * (bench/natsRelayFloorMember.ts). TCP splits and merges writes as it likes;
  * the reader gives back whole frames whatever the chunks were.
  */
+import { concatBytes } from "../actors/concatBytes.ts";
 
 /** A frame above this is not from a peer of the benchmark, whose frames are a few hundred bytes. */
 export const maxFrameBytes = 1024 * 1024;
@@ -20,30 +21,32 @@ export function encodeFrame(body: Uint8Array): Uint8Array {
 export type FramesRead = { readonly ok: true; readonly frames: readonly Uint8Array[] } | { readonly ok: false; readonly error: string };
 
 export class FrameReader {
-  private buffered = new Uint8Array(0);
+  private buffered: Uint8Array = new Uint8Array(0);
   private failed = false;
 
-  /** The frames `chunk` completes, in order; after an oversized length, an error now and for every later chunk. */
+  /**
+   * The frames `chunk` completes, in order, as views of the bytes given (the caller does not change them
+   * afterwards); after an oversized length, an error now and for every later chunk.
+   */
   push(chunk: Uint8Array): FramesRead {
     if (this.failed) return { ok: false, error: "the stream already carried an oversized frame" };
-    const joined = new Uint8Array(this.buffered.length + chunk.length);
-    joined.set(this.buffered);
-    joined.set(chunk, this.buffered.length);
-    const view = new DataView(joined.buffer);
+    // Copied only when a partial frame waits: a chunk of whole frames is read in place.
+    const bytes = this.buffered.length === 0 ? chunk : concatBytes([this.buffered, chunk]);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const frames: Uint8Array[] = [];
     let offset = 0;
-    while (joined.length - offset >= lengthPrefixBytes) {
+    while (bytes.length - offset >= lengthPrefixBytes) {
       const length = view.getUint32(offset);
       if (length > maxFrameBytes) {
         this.failed = true;
         this.buffered = new Uint8Array(0);
         return { ok: false, error: `a ${length}-byte frame is above ${maxFrameBytes}` };
       }
-      if (joined.length - offset - lengthPrefixBytes < length) break;
-      frames.push(joined.slice(offset + lengthPrefixBytes, offset + lengthPrefixBytes + length));
+      if (bytes.length - offset - lengthPrefixBytes < length) break;
+      frames.push(bytes.subarray(offset + lengthPrefixBytes, offset + lengthPrefixBytes + length));
       offset += lengthPrefixBytes + length;
     }
-    this.buffered = joined.slice(offset);
+    this.buffered = bytes.subarray(offset);
     return { ok: true, frames };
   }
 }

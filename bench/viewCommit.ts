@@ -78,7 +78,7 @@ interface Options {
   readonly latencyCommands: number;
   readonly throughputSeconds: number;
   readonly failovers: number;
-  readonly only: "haring" | "etcd" | "floor" | "floor-direct" | undefined;
+  readonly only: SystemName | undefined;
   readonly json: boolean;
   /** Where the controllers write CPU profiles (node --cpu-prof), when set. */
   readonly profileDir: string | undefined;
@@ -102,6 +102,10 @@ interface Options {
   /** Keep haring's run directory (data, each controller's log tail) even when the run succeeds (`--keep-run-dir`), to read its elections. */
   readonly keepRunDir: boolean;
 }
+
+/** The systems measured, in the order a full run measures them (`--only` names one). */
+const systemNames = ["haring", "floor", "floor-direct", "etcd"] as const;
+type SystemName = (typeof systemNames)[number];
 
 /** A latency run's commits: each one's time in ms and the wall-clock ms it ended at (`endedAtMs`, to line up with stalls). */
 class LatencyRecord {
@@ -148,8 +152,9 @@ function parseOptions(argv: readonly string[]): Options {
       options.timing[key] = Number(value);
     }
     else if (argument === "--only") {
-      const which = argv[++index];
-      if (which !== "haring" && which !== "etcd" && which !== "floor" && which !== "floor-direct") throw new RangeError("--only takes haring, etcd, floor or floor-direct");
+      const which = systemNames.find((name) => name === argv[index + 1]);
+      index++;
+      if (which === undefined) throw new RangeError(`--only takes ${systemNames.join(", ")}`);
       options.only = which;
     } else throw new RangeError(`unknown argument ${argument}`);
   }
@@ -658,15 +663,7 @@ async function benchEtcd(options: Options, turns: LatencyTurns, turn: number): P
 
 // ---- the NATS relay floor ----
 
-function benchFloor(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
-  return benchFloorWith("nats", options, turns, turn);
-}
-
-function benchFloorDirect(options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
-  return benchFloorWith("direct", options, turns, turn);
-}
-
-async function benchFloorWith(links: FloorLinks, options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
+async function benchFloor(links: FloorLinks, options: Options, turns: LatencyTurns, turn: number): Promise<Figures> {
   const name = links === "nats" ? "floor" : "floor-direct";
   const floor = await startNatsRelayFloor(links);
   try {
@@ -734,6 +731,15 @@ function startStallProbes(directory: string): () => void {
   return () => canary.kill("SIGTERM");
 }
 
+type SystemBench = (options: Options, turns: LatencyTurns, turn: number) => Promise<Figures>;
+
+const benchOf: Record<SystemName, SystemBench> = {
+  haring: benchHaring,
+  floor: (options, turns, turn) => benchFloor("nats", options, turns, turn),
+  "floor-direct": (options, turns, turn) => benchFloor("direct", options, turns, turn),
+  etcd: benchEtcd,
+};
+
 async function main(): Promise<void> {
   let options: Options;
   try {
@@ -756,12 +762,7 @@ async function runSystems(options: Options): Promise<void> {
   const results: Figures[] = [];
   // The figures move with the machine's load (both systems share it with whatever else runs): report it.
   const loadAtStart = loadavg()[0]!;
-  const systems = [
-    ...(options.only === undefined || options.only === "haring" ? [benchHaring] : []),
-    ...(options.only === undefined || options.only === "floor" ? [benchFloor] : []),
-    ...(options.only === undefined || options.only === "floor-direct" ? [benchFloorDirect] : []),
-    ...(options.only === undefined || options.only === "etcd" ? [benchEtcd] : []),
-  ];
+  const systems = systemNames.filter((name) => options.only === undefined || options.only === name).map((name) => benchOf[name]);
   if (options.interleave) {
     // Both systems start and warm up together, take turns in blocks of the latency run, then run their
     // throughput and failover rounds one after the other (LatencyTurns). Every system settles (and tears
