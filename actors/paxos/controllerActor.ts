@@ -33,7 +33,7 @@ import type { TimerId } from "../ports/clock.ts";
 import type { NetMessage, Subscription } from "../ports/network.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import { clusterSubjects } from "../subjects.ts";
-import { paxosConfigProblems, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { majorityOf, paxosConfigProblems, type PaxosConfig } from "../../machines/paxos/config.ts";
 import {
   controllerHoldsLease,
   controllerRecords,
@@ -61,6 +61,7 @@ import { chunkableMessageTypes, paxosWireConfigProblems, paxosWireRegistry, paxo
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "./paxosRecords.ts";
 import { PaxosTransport } from "./paxosTransport.ts";
 import { ChunkedTransfer, type ChunkedTransferSettings } from "./chunkedTransfer.ts";
+import { RejoiningMajorityWatch, type RejoiningAcceptors } from "./rejoiningMajorityWatch.ts";
 import { SnapshotPrepacker } from "./snapshotPrepacker.ts";
 import { unpackedSnapshotRecords } from "./snapshotRecordEncoding.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
@@ -92,6 +93,13 @@ export const paxosRewritesHeldMetric = "haring_paxos_rewrites_held_total";
 /** A tick timer this late means the process was held: the tick waits one turn, behind the messages that came meanwhile. */
 export const lateTickDeferralMs = 20;
 export const paxosLateTicksMetric = "haring_paxos_late_ticks_total";
+/** Acceptors this controller knows to be rejoining after a lost disk (itself included), and 1 while they leave fewer than a majority voting. */
+export const paxosRejoiningAcceptorsGauge = "haring_paxos_rejoining_acceptors";
+export const paxosMajorityWithoutStateGauge = "haring_paxos_majority_without_state";
+/** While a majority is without state, the error line comes again this often (every occurrence is in the gauge). */
+export const majorityWithoutStateReminderMs = 60_000;
+/** A rejoin that has not completed says so every this many fence attempts (5 s at the default 250 ms retry). */
+export const rejoinWaitingLogEveryAttempts = 20;
 /** Events (messages and ticks) waiting for the core; more are dropped, which Paxos tolerates as loss. */
 export const defaultControllerMailboxDepth = 16_384;
 
@@ -156,9 +164,15 @@ export interface ControllerActor {
   propose(command: ViewCommand, done?: OutcomeCallback): ProposeResult;
   onApplied(listener: (applied: readonly AppliedCommand[], view: View, appliedSlots: number) => void): Subscription;
   onLeadership(listener: (leadership: Leadership) => void): Subscription;
+  /** Whether this controller's acceptor votes, and who it knows to be rejoining (rejoiningMajorityWatch.ts). */
+  rejoinHealth(): RejoinHealth;
   /** The core's state, for inspection and tests. */
   core(): ViewControllerState | undefined;
   stop(): void;
+}
+
+export interface RejoinHealth extends RejoiningAcceptors {
+  readonly acceptorMode: ViewControllerState["acceptor"]["mode"] | "none";
 }
 
 type ControllerOutput = Omit<ControllerStep<ViewCommand, View>, "state">;
@@ -220,6 +234,12 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   let stepStartedAtMs = 0;
   let stepTookMs = 0;
   let lastSlowStepLogAtMs = Number.NEGATIVE_INFINITY;
+  const rejoinWatch = new RejoiningMajorityWatch(config, nodeId);
+  let rejoinJudgement: RejoiningAcceptors = { rejoining: [], majorityWithoutState: false };
+  let majorityWithoutStateLoggedAtMs = Number.NEGATIVE_INFINITY;
+  // The rejoin attempt this controller's acceptor is on, and who answered it so far (the core forgets at the next attempt).
+  let rejoinAttempt = 0;
+  let rejoinAnsweredBy: readonly string[] = [];
 
   if (log.discardedTailBytes > 0) {
     ports.metrics.increment(paxosRecoveredTailMetric, {}, log.discardedTailBytes);
@@ -358,6 +378,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       ports.log.write("info", "paxos.rejoined", { promised: formatBallot(state.acceptor.promised), floorSlot: state.acceptor.floorSlot, votes: state.acceptor.votes.size, note: "fenced by a majority after an empty-disk start: voting again" });
     }
     acceptorMode = state.acceptor.mode;
+    noteRejoinAttempt(state.acceptor.rejoin);
     const preVote = state.proposer.preVote;
     if (preVote !== null && preVote.ballot !== lastPreVote?.ballot) {
       // The one trace of a follower that stopped hearing its leader: elections nobody caused start here.
@@ -397,6 +418,49 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     observer?.stepped?.({ nodeId, nowMs: ports.clock.now(), beforeSlot, state, applied: output.applied });
     beforeSlot = nextSlot;
     scheduleHedgeTick(state);
+  }
+
+  /**
+   * A rejoin that cannot finish says why, every `rejoinWaitingLogEveryAttempts` attempts: who answered
+   * its last fence and how many it needs. (Two lost disks of three are also judged as a whole, judgeRejoins.)
+   */
+  function noteRejoinAttempt(rejoin: ViewControllerState["acceptor"]["rejoin"]): void {
+    if (rejoin === null) {
+      rejoinAttempt = 0;
+      rejoinAnsweredBy = [];
+      return;
+    }
+    if (rejoin.attempt !== rejoinAttempt && rejoinAttempt > 0 && rejoinAttempt % rejoinWaitingLogEveryAttempts === 0) {
+      ports.log.write("warn", "paxos.rejoin-waiting", {
+        attempts: rejoinAttempt,
+        answeredBy: rejoinAnsweredBy.join(","),
+        needed: majorityOf(config.acceptorIds.length),
+        rejoining: rejoinJudgement.rejoining.join(","),
+        note: "a rejoin needs the fence of a majority of the other controllers, each voting and reachable; it keeps asking",
+      });
+    }
+    rejoinAttempt = rejoin.attempt;
+    if (rejoin.replies.size !== rejoinAnsweredBy.length) rejoinAnsweredBy = [...rejoin.replies.keys()].sort();
+  }
+
+  /** Whether so many acceptors are rejoining that none can finish (rejoiningMajorityWatch.ts): logged, gauged, in the status. */
+  function judgeRejoins(nowMs: number): void {
+    const judged = rejoinWatch.judge(nowMs, acceptorMode === "rejoining");
+    const before = rejoinJudgement;
+    rejoinJudgement = judged;
+    if (judged.rejoining.length !== before.rejoining.length) ports.metrics.setGauge(paxosRejoiningAcceptorsGauge, judged.rejoining.length);
+    if (judged.majorityWithoutState !== before.majorityWithoutState) ports.metrics.setGauge(paxosMajorityWithoutStateGauge, judged.majorityWithoutState ? 1 : 0);
+    if (judged.majorityWithoutState && (!before.majorityWithoutState || nowMs - majorityWithoutStateLoggedAtMs >= majorityWithoutStateReminderMs)) {
+      majorityWithoutStateLoggedAtMs = nowMs;
+      ports.log.write("error", "paxos.majority-without-state", {
+        rejoining: judged.rejoining.join(","),
+        acceptors: config.acceptorIds.length,
+        votingNeeded: majorityOf(config.acceptorIds.length),
+        note: "these controllers started without their Paxos state (a lost disk, or an empty or wrong data directory) and each needs a majority of the others voting to rejoin: nothing commits until an operator acts (docs/paxos.md, A majority without state)",
+      });
+    } else if (!judged.majorityWithoutState && before.majorityWithoutState) {
+      ports.log.write("info", "paxos.majority-without-state-cleared", { rejoining: judged.rejoining.join(","), note: "a majority can vote again" });
+    }
   }
 
   /** Whether this rewrite waits for its snapshot's records to be packed (maxRecordsPackedAtCompaction); starts that packing if so. */
@@ -471,6 +535,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     else {
       // Catch-up by snapshot is rare and costly on both ends (a whole view encoded, moved and rebuilt): worth a line each.
       if (message.type === "paxos.snapshot") ports.log.write("info", "paxos.snapshot-received", { from: message.from, throughSlot: message.throughSlot });
+      else if (message.type === "paxos.rejoin-fence") rejoinWatch.fenceFrom(message.from, ports.clock.now());
       host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
     }
   }
@@ -496,6 +561,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     if (status === "running") {
       prepacker.tick();
       writeHeldRewrite();
+      judgeRejoins(ports.clock.now());
     }
   }
 
@@ -554,6 +620,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       leadershipListeners.add(listener);
       return { unsubscribe: () => void leadershipListeners.delete(listener) };
     },
+    rejoinHealth() {
+      return { acceptorMode: acceptorMode ?? "none", ...rejoinJudgement };
+    },
     core: coreState,
     stop() {
       if (status === "running") shutDown("stopped");
@@ -573,6 +642,7 @@ function inertController(nodeId: string): ControllerActor {
     propose: () => ({ ok: false, error: "the controller failed to start" }),
     onApplied: () => ({ unsubscribe: () => undefined }),
     onLeadership: () => ({ unsubscribe: () => undefined }),
+    rejoinHealth: () => ({ acceptorMode: "none", rejoining: [], majorityWithoutState: false }),
     core: () => undefined,
     stop: () => undefined,
   };

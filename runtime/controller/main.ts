@@ -10,7 +10,8 @@
  * actor on the real ports (fsync'ed file storage, the real clock), mirroring
  * the view into the `haring-view` KV bucket while it leads. It rewrites
  * `<dataDir>/status.json` every `statusIntervalMs` (role, leader, applied
- * slots, epoch) for tools and tests, and `<dataDir>/metrics.prom` (Prometheus
+ * slots, epoch, whether its acceptor votes or rejoins and whether a majority
+ * is without state) for tools and tests, and `<dataDir>/metrics.prom` (Prometheus
  * text) with it. Unless the config says `"detector": false` it runs the host
  * failure detector (actors/detection/detectorOnController.ts), active while
  * it holds the lease; with `"monitor": true`, a heartbeat monitor too. Unless
@@ -64,6 +65,12 @@ export interface ControllerStatusFile {
   readonly status: string;
   /** Whether this controller's HA manager acts now (it leads with the lease); false without a manager. */
   readonly managerActive: boolean;
+  /** `voting`, or `rejoining` after a start without its Paxos state (docs/paxos.md). */
+  readonly acceptorMode: string;
+  /** The acceptors this controller knows to be rejoining, itself included. */
+  readonly rejoiningAcceptors: readonly string[];
+  /** Too many of them for any to finish: nothing commits until an operator acts (docs/paxos.md, "A majority without state"). */
+  readonly majorityWithoutState: boolean;
   readonly atMs: number;
 }
 
@@ -173,6 +180,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   const metricsPath = join(config.dataDir, metricsFileName);
   const statusNow = (): ControllerStatusFile => {
     const leadership = actor.leadership();
+    const rejoinHealth = actor.rejoinHealth();
     return {
       nodeId: config.nodeId,
       pid: process.pid,
@@ -184,6 +192,9 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       epoch: actor.view().epoch,
       status: actor.status,
       managerActive: manager?.manager.isActive() ?? false,
+      acceptorMode: rejoinHealth.acceptorMode,
+      rejoiningAcceptors: rejoinHealth.rejoining,
+      majorityWithoutState: rejoinHealth.majorityWithoutState,
       atMs: Math.round(promptClock.now()),
     };
   };

@@ -9,40 +9,21 @@
  * commit.
  */
 import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import type { ViewCommand } from "../../machines/view/viewCommands.ts";
-import { maxCapturedControllerOutputChars, startLocalControllers, type LocalControllers } from "../../runtime/controller/localControllers.ts";
-import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
-import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
+import { maxCapturedControllerOutputChars, startLocalControllers } from "../../runtime/controller/localControllers.ts";
+import { connectViewClient } from "../../runtime/controller/viewClient.ts";
+import { startNatsServer } from "../../runtime/natsServer.ts";
+import { addSmallVm, logEvents, releaseRealCluster, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
-const resources: { nats?: NatsServer; cluster?: LocalControllers; client?: ViewClient; baseDir?: string } = {};
+const resources: RealClusterResources = {};
 
-test.after.always(async () => {
-  await resources.client?.close().catch(() => undefined);
-  await resources.cluster?.stopAll();
-  await resources.nats?.stop();
-  if (resources.baseDir) rmSync(resources.baseDir, { recursive: true, force: true });
-});
+test.after.always(() => releaseRealCluster(resources));
 
-const addVm = (id: string): ViewCommand => ({ id, type: "vm.add", vmId: id, resources: { cpu: 1, memoryMiB: 256 }, priority: "medium", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
 
-/** The JSON log lines a controller printed (its output tail) with this event. */
-function events(output: string, event: string): Record<string, unknown>[] {
-  return output
-    .split("\n")
-    .filter((line) => line.includes(`"${event}"`))
-    .flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
-}
 
 test("bootstrap kept in the config: a new cluster is created once; a controller back on an empty disk rejoins instead", async (t) => {
   const nats = (resources.nats = await startNatsServer());
@@ -54,9 +35,11 @@ test("bootstrap kept in the config: a new cluster is created once; a controller 
   // that starts so much later that the first two have already elected a leader hears `exists` and rejoins,
   // fencing first (docs/paxos.md): safe, and what a loaded CI machine did once. What must hold: each decides once,
   // a majority creates the cluster (a lone bootstrapper cannot elect, so the others still hear `fresh` from it),
-  // and one that rejoins was told so by a controller that created it.
+  // and one that rejoins was told so by a controller that created it. A controller that reached its gate late
+  // decides only after its quarantine, possibly after the others elected a leader: wait for every decision.
+  await cluster.waitFor("every controller to decide at its gate", () => controllerIds.every((id) => logEvents(cluster.member(id).outputTail(), "paxos.bootstrap-decided").length > 0), 30_000);
   const decisions = controllerIds.map((id) => {
-    const decided = events(cluster.member(id).outputTail(), "paxos.bootstrap-decided");
+    const decided = logEvents(cluster.member(id).outputTail(), "paxos.bootstrap-decided");
     t.is(decided.length, 1, `${id} decided once`);
     return { id, decided: decided[0] };
   });
@@ -74,14 +57,14 @@ test("bootstrap kept in the config: a new cluster is created once; a controller 
     paxos: createPaxosConfig(controllerIds),
     clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 40 },
   }));
-  for (let index = 0; index < 5; index++) t.is((await client.propose(addVm(`before-${index}`))).kind, "committed");
+  for (let index = 0; index < 5; index++) t.is((await client.propose(addSmallVm(`before-${index}`))).kind, "committed");
   // The disk loss below must come after every earlier one has healed (docs/paxos.md: each rejoins before the next
   // loses its disk). One that took the rejoin path at the first start stays quarantined for rejoinQuarantineMs with
   // nothing on its disk; killed then, it comes back as a second empty disk beside c3's, and two of three is a lost
   // majority, which no Paxos survives: c1 alone cannot fence either (a loaded CI machine got there once).
   for (const { id, decided } of decisions) {
     if (decided?.decision !== "rejoin") continue;
-    await cluster.waitFor(`${id} to finish its rejoin before another disk is lost`, () => events(cluster.member(id).outputTail(), "paxos.rejoined").length === 1, 30_000);
+    await cluster.waitFor(`${id} to finish its rejoin before another disk is lost`, () => logEvents(cluster.member(id).outputTail(), "paxos.rejoined").length === 1, 30_000);
   }
 
   // c3's disk is lost while every other controller is down too: nobody can tell it whether the cluster ran.
@@ -98,18 +81,18 @@ test("bootstrap kept in the config: a new cluster is created once; a controller 
   // Past its quarantine (2 s) it asks every 500 ms and gets no answer.
   await new Promise((done) => setTimeout(done, 4_000));
   t.true(lost.running);
-  t.is(events(newRun(), "paxos.bootstrap-decided").length, 0, "it waits: no answers, no decision");
-  t.is(events(newRun(), "controller.started").length, 0, "and runs no acceptor meanwhile");
+  t.is(logEvents(newRun(), "paxos.bootstrap-decided").length, 0, "it waits: no answers, no decision");
+  t.is(logEvents(newRun(), "controller.started").length, 0, "and runs no acceptor meanwhile");
   t.is(lost.status(), undefined);
 
   // c1 comes back: it says the cluster exists, so c3 rejoins (fencing once a majority of the others answers).
   cluster.member("c1").start();
-  await cluster.waitFor("c3 to hear that the cluster exists", () => events(newRun(), "controller.bootstrap-refused").length === 1 && events(newRun(), "paxos.recovered").length === 1, 30_000);
-  const decided = events(newRun(), "paxos.bootstrap-decided");
+  await cluster.waitFor("c3 to hear that the cluster exists", () => logEvents(newRun(), "controller.bootstrap-refused").length === 1 && logEvents(newRun(), "paxos.recovered").length === 1, 30_000);
+  const decided = logEvents(newRun(), "paxos.bootstrap-decided");
   t.is(decided[0]?.decision, "rejoin");
   t.is(decided[0]?.clusterExistsAt, "c1");
   t.deepEqual(
-    events(newRun(), "paxos.recovered").map((line) => line.mode),
+    logEvents(newRun(), "paxos.recovered").map((line) => line.mode),
     ["rejoining"],
     "started without bootstrapping: its acceptor is quarantined until fenced",
   );
@@ -128,7 +111,7 @@ test("bootstrap kept in the config: a new cluster is created once; a controller 
 
   // Its vote is real again: with c1 down, c2 and c3 commit.
   await cluster.member("c1").kill("SIGKILL");
-  const outcome = await client.propose(addVm("with-c3-vote"));
+  const outcome = await client.propose(addSmallVm("with-c3-vote"));
   t.is(outcome.kind, "committed");
   await cluster.waitFor("c3 applied it", (statuses) => (statuses.get("c3")?.appliedSlots ?? -1) >= (statuses.get("c2")?.appliedSlots ?? Infinity), 30_000);
 });

@@ -1,10 +1,11 @@
 import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalControllers, type LocalControllers } from "../../runtime/controller/localControllers.ts";
-import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
-import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
+import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
+import { connectViewClient } from "../../runtime/controller/viewClient.ts";
+import { startNatsServer } from "../../runtime/natsServer.ts";
+import { releaseRealCluster, type RealClusterResources } from "./realControllerTestKit.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
@@ -15,14 +16,9 @@ const commandCount = 300;
 const inFlight = 16;
 const killAfterCommitted = 100;
 
-const resources: { nats?: NatsServer; cluster?: LocalControllers; client?: ViewClient; baseDir?: string } = {};
+const resources: RealClusterResources = {};
 
-test.after.always(async () => {
-  await resources.client?.close().catch(() => undefined);
-  await resources.cluster?.stopAll();
-  await resources.nats?.stop();
-  if (resources.baseDir) rmSync(resources.baseDir, { recursive: true, force: true });
-});
+test.after.always(() => releaseRealCluster(resources));
 
 const addVm = (index: number): ViewCommand => ({
   id: `load-${index}`,

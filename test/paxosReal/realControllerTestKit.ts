@@ -1,0 +1,42 @@
+/**
+ * What the tests of controller processes over a real nats-server share: the
+ * resources a test file starts (released in its `after.always`), a small
+ * command to propose, and the controllers' JSON log lines by event.
+ */
+import { rmSync } from "node:fs";
+import type { ViewCommand } from "../../machines/view/viewCommands.ts";
+import type { LocalControllers } from "../../runtime/controller/localControllers.ts";
+import type { ViewClient } from "../../runtime/controller/viewClient.ts";
+import type { NatsServer } from "../../runtime/natsServer.ts";
+
+export interface RealClusterResources {
+  nats?: NatsServer;
+  cluster?: LocalControllers;
+  client?: ViewClient;
+  baseDir?: string;
+}
+
+/** Closes the client, stops the controllers and the server, removes the directory: whatever of it was started. */
+export async function releaseRealCluster(resources: RealClusterResources): Promise<void> {
+  await resources.client?.close().catch(() => undefined);
+  await resources.cluster?.stopAll();
+  await resources.nats?.stop();
+  if (resources.baseDir) rmSync(resources.baseDir, { recursive: true, force: true });
+}
+
+/** A VM of 1 CPU and 256 MiB, its id the command's too. */
+export const addSmallVm = (id: string): ViewCommand => ({ id, type: "vm.add", vmId: id, resources: { cpu: 1, memoryMiB: 256 }, priority: "medium", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
+
+/** The JSON log lines a controller printed (its output tail, or part of it) with this event. */
+export function logEvents(output: string, event: string): Record<string, unknown>[] {
+  return output
+    .split("\n")
+    .filter((line) => line.includes(`"${event}"`))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
