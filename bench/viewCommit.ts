@@ -92,7 +92,8 @@ interface Options {
   readonly latenciesDir: string | undefined;
   /**
    * With `latenciesDir`: record event-loop stalls of the controllers, of this process and of an idle canary
-   * process into that directory (bench/eventLoopStallProbe.mjs; `--stall-probes`), for bench/stallCorrelation.ts.
+   * process into that directory (bench/eventLoopStallProbe.mjs; `--stall-probes`), and the CPU bursts of the
+   * kernel's memory-management threads (bench/kernelThreadCpuProbe.mjs), for bench/stallCorrelation.ts.
    */
   readonly stallProbes: boolean;
   /** Extra Node options for the controller processes (`--controller-node-option`, repeatable), for experiments. */
@@ -721,14 +722,19 @@ function table(results: readonly Figures[]): string {
 }
 
 const stallProbeModule = new URL("./eventLoopStallProbe.mjs", import.meta.url).pathname;
+const kernelThreadProbeModule = new URL("./kernelThreadCpuProbe.mjs", import.meta.url).pathname;
 
-/** The stall probes of `--stall-probes`: this process's, and an idle canary process's (its controllers load their own); stops the canary. */
+/** The probes of `--stall-probes`: this process's, an idle canary process's and the kernel-thread probe's (its controllers load their own); stops the two processes. */
 function startStallProbes(directory: string): () => void {
   // Inherited by the controllers, whose copy of the probe module starts itself when it finds this.
   process.env.HARING_STALL_PROBE_DIR = directory;
   startStallProbe(directory, "client");
   const canary = spawn(process.execPath, [stallProbeModule, directory], { stdio: ["pipe", "ignore", "ignore"] });
-  return () => canary.kill("SIGTERM");
+  const kernelThreads = spawn(process.execPath, [kernelThreadProbeModule, directory], { stdio: ["pipe", "ignore", "ignore"] });
+  return () => {
+    canary.kill("SIGTERM");
+    kernelThreads.kill("SIGTERM");
+  };
 }
 
 type SystemBench = (options: Options, turns: LatencyTurns, turn: number) => Promise<Figures>;
