@@ -11,6 +11,12 @@
  * A probe timer fires every `eventLoopProbeIntervalMs`; one that fires more
  * than `eventLoopStallThresholdMs` late measures a stall. The timer is
  * unref'd, so it never keeps a process alive.
+ *
+ * Work the process does on purpose while it cannot do anything else (a
+ * controller recovering from its log at start) runs through `attribute()`:
+ * a stall that overlaps it is counted as ever, but logged as
+ * `runtime.event-loop-busy` (info) naming the work, since it is expected
+ * rather than a problem to look into.
  */
 import type { Log, Metrics } from "../actors/ports/telemetry.ts";
 
@@ -19,6 +25,8 @@ export const eventLoopProbeIntervalMs = 20;
 export const eventLoopStallThresholdMs = 100;
 /** Warnings at most this often; every stall is still counted. */
 export const minStallWarningSpacingMs = 1_000;
+/** Attributed pieces of work remembered for matching with a stall the probe sees after them. */
+export const maxAttributedWorks = 8;
 
 export const eventLoopStallsMetric = "haring_event_loop_stalls_total";
 export const eventLoopStallMsMetric = "haring_event_loop_stall_ms";
@@ -37,7 +45,15 @@ export interface EventLoopStallWatch {
   /** Stalls seen since the start (every one, warned or not). */
   readonly stalls: number;
   readonly longestStallMs: number;
+  /** Runs `work` (synchronous) and names it as the cause of a stall that overlaps it. */
+  attribute<T>(activity: string, work: () => T): T;
   stop(): void;
+}
+
+interface AttributedWork {
+  readonly activity: string;
+  readonly fromMs: number;
+  readonly toMs: number;
 }
 
 export function startEventLoopStallWatch(options: EventLoopStallWatchOptions): EventLoopStallWatch {
@@ -51,15 +67,30 @@ export function startEventLoopStallWatch(options: EventLoopStallWatchOptions): E
   let unwarned = 0;
   let lastWarningAtMs = Number.NEGATIVE_INFINITY;
   let lastProbeAtMs = now();
+  const attributed: AttributedWork[] = [];
   const timer = setInterval(() => {
     const at = now();
     const lateMs = at - lastProbeAtMs - probeIntervalMs;
+    const sinceMs = lastProbeAtMs;
     lastProbeAtMs = at;
-    if (lateMs < thresholdMs) return;
+    if (lateMs < thresholdMs) {
+      attributed.length = 0;
+      return;
+    }
     stalls++;
     longestStallMs = Math.max(longestStallMs, lateMs);
     options.metrics.increment(eventLoopStallsMetric);
     options.metrics.observe(eventLoopStallMsMetric, lateMs);
+    const activities = [...new Set(attributed.filter((work) => work.toMs > sinceMs && work.fromMs < at).map((work) => work.activity))];
+    attributed.length = 0;
+    if (activities.length > 0) {
+      options.log.write("info", "runtime.event-loop-busy", {
+        stalledMs: Math.round(lateMs),
+        activity: activities.join(","),
+        note: "expected: this process did that work meanwhile and nothing else (no heartbeat sent, no message read)",
+      });
+      return;
+    }
     if (at - lastWarningAtMs < warningSpacingMs) {
       unwarned++;
       return;
@@ -79,6 +110,15 @@ export function startEventLoopStallWatch(options: EventLoopStallWatchOptions): E
     },
     get longestStallMs() {
       return longestStallMs;
+    },
+    attribute(activity, work) {
+      const fromMs = now();
+      try {
+        return work();
+      } finally {
+        if (attributed.length >= maxAttributedWorks) attributed.shift();
+        attributed.push({ activity, fromMs, toMs: now() });
+      }
     },
     stop: () => clearInterval(timer),
   };

@@ -35,6 +35,8 @@ export interface RuntimeNode {
   readonly stream: NatsStream;
   readonly streamReplicas: StreamReplicas;
   readonly metrics: MetricsRegistry;
+  /** Runs synchronous work this process does on purpose while it can do nothing else; a stall it causes is logged as expected (eventLoopStallWatch.ts). */
+  attributeStall<T>(activity: string, work: () => T): T;
   /** Stops the stream's consumers and watchers, then closes the connection. */
   close(): Promise<void>;
 }
@@ -73,6 +75,7 @@ export async function connectRuntimeNode(options: RuntimeNodeOptions): Promise<R
     stream,
     streamReplicas,
     metrics,
+    attributeStall: (activity, work) => stallWatch.attribute(activity, work),
     close: async () => {
       stallWatch.stop();
       await stream.close().catch(() => undefined);

@@ -284,12 +284,16 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     },
   });
 
-  // Read when each actor is created, so a restart after an error recovers from the log as it is then.
+  // The first actor recovers from the records just checked below; a restart after an error reads the log as it is then.
+  let recordsAtStart: readonly ViewDurableRecord[] | undefined;
   const creation: ControllerCreation<ViewCommand, View> = {
     nodeId,
     config,
     machine: viewStateMachine,
     get records() {
+      const checked = recordsAtStart;
+      recordsAtStart = undefined;
+      if (checked !== undefined) return checked;
       const read = decodeRecords(log.readAll());
       if (!read.ok) throw new Error(`cannot recover from the paxos log: ${read.error}`);
       return read.records;
@@ -314,6 +318,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     options.onFatal?.(error);
     return inertController(nodeId);
   }
+  recordsAtStart = readable.records;
 
   const host: ActorHost<typeof controllerMachine> = createActorHost(controllerMachine, ports, {
     name: `paxos-controller/${nodeId}`,
