@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
 import { connectViewClient } from "../../runtime/controller/viewClient.ts";
 import { startNatsServer } from "../../runtime/natsServer.ts";
-import { releaseRealCluster, type RealClusterResources } from "./realControllerTestKit.ts";
+import { releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
@@ -35,7 +35,7 @@ test("three controller processes over real NATS: kill -9 the leader mid-load, re
   const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-paxos-real-")));
   // Paxos alone: with the HA manager its F enters the view, and admission control then refuses these running VMs (no hosts).
   const cluster = (resources.cluster = startLocalControllers({ clusterId: "real", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false }));
-  await cluster.waitFor("a leader holding the lease", () => cluster.leader() !== undefined, 30_000);
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
   const client = (resources.client = await connectViewClient({
     clusterId: "real",
     nodeId: "test-client",

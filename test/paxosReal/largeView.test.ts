@@ -19,6 +19,7 @@ import { startLocalControllers, type LocalControllers } from "../../runtime/cont
 import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
 import { NatsStream } from "../../runtime/natsStream.ts";
 import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
+import { waitForLeaderAndEveryVote } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
 const vmCount = largeViewVmCount;
@@ -45,7 +46,7 @@ test("a controller and a learner more than 1,024 slots behind a 6,000-VM view ca
   const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-paxos-large-")));
   // Paxos alone: with the HA manager its F enters the view, and admission control then refuses these running VMs (no hosts).
   const cluster = (resources.cluster = startLocalControllers({ clusterId: "large", controllerIds, natsUrls: [nats.url], baseDir, timing, statusIntervalMs: 50, manager: false }));
-  await cluster.waitFor("a leader holding the lease", () => cluster.leader() !== undefined, 30_000);
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
   const paxos = createPaxosConfig(controllerIds, timing);
   const connect = async (nodeId: string) => {
     const client = await connectViewClient({ clusterId: "large", nodeId, natsUrls: [nats.url], paxos, clientLimits: { maxOutstandingProposals: 1_024, retryAfterMs: 200, maxRetryDelayMs: 1_000, maxProposeAttempts: 40 } });

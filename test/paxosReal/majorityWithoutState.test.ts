@@ -15,7 +15,7 @@ import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
 import { connectViewClient } from "../../runtime/controller/viewClient.ts";
 import { startNatsServer } from "../../runtime/natsServer.ts";
-import { addSmallVm, logEvents, releaseRealCluster, type RealClusterResources } from "./realControllerTestKit.ts";
+import { addSmallVm, logEvents, releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
 const resources: RealClusterResources = {};
@@ -28,7 +28,7 @@ test("two of three controllers without their state: all three report a majority 
   const nats = (resources.nats = await startNatsServer());
   const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-majority-without-state-")));
   const cluster = (resources.cluster = startLocalControllers({ clusterId: "mws", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false, detector: false }));
-  await cluster.waitFor("a leader holding the lease", () => cluster.leader() !== undefined, 30_000);
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
   const client = (resources.client = await connectViewClient({
     clusterId: "mws",
     nodeId: "test-client",

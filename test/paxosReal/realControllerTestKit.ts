@@ -24,6 +24,20 @@ export async function releaseRealCluster(resources: RealClusterResources): Promi
   if (resources.baseDir) rmSync(resources.baseDir, { recursive: true, force: true });
 }
 
+/**
+ * Waits until one controller leads with the lease and every controller votes. A controller whose process
+ * reached its bootstrap gate late takes the rejoin path even at the first start (docs/paxos.md, "Bootstrap")
+ * and needs every other controller to fence it; killing one before it is done leaves a majority without state
+ * until that one is back (a loaded machine showed it twice). Tests that kill a controller start from here.
+ */
+export async function waitForLeaderAndEveryVote(cluster: LocalControllers, controllerIds: readonly string[], timeoutMs = 30_000): Promise<void> {
+  await cluster.waitFor(
+    "a leader holding the lease, and every controller voting",
+    (statuses) => cluster.leader() !== undefined && controllerIds.every((id) => statuses.get(id)?.acceptorMode === "voting"),
+    timeoutMs,
+  );
+}
+
 /** A VM of 1 CPU and 256 MiB, its id the command's too. */
 export const addSmallVm = (id: string): ViewCommand => ({ id, type: "vm.add", vmId: id, resources: { cpu: 1, memoryMiB: 256 }, priority: "medium", rules: { affinity: [], antiAffinity: [] }, desiredState: "running" });
 
