@@ -16,6 +16,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { probeIntervalMs, reportedLatenessMs } from "./eventLoopStallProbe.mjs";
 import { clockTickMs, kernelThreadCpuFile } from "./kernelThreadCpuProbe.mjs";
+import { percentile } from "./percentile.ts";
 
 interface Stall {
   readonly fromMs: number;
@@ -81,10 +82,6 @@ function burstsIn(directory: string): Burst[] {
   return bursts;
 }
 
-function percentile99(sorted: readonly number[]): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((1 - slowestFraction) * sorted.length))] ?? Number.NaN;
-}
-
 function main(): void {
   const directory = process.argv[2];
   if (directory === undefined) throw new Error("usage: npx tsx bench/stallCorrelation.ts DIR (written by bench/viewCommit.ts --latencies-dir DIR --stall-probes)");
@@ -100,9 +97,9 @@ function main(): void {
     const latencies = numbers(join(directory, `${system}.txt`));
     const endedAt = numbers(join(directory, `${system}-ended-at.txt`));
     const sorted = [...latencies].sort((a, b) => a - b);
-    const p99 = percentile99(sorted);
-    const metBurst = (index: number) => bursts.some((burst) => burst.fromMs < endedAt[index]! && burst.toMs > endedAt[index]! - latencies[index]!);
-    const clearOfBursts = latencies.filter((_latency, index) => !metBurst(index)).sort((a, b) => a - b);
+    const p99 = percentile(sorted, 1 - slowestFraction);
+    const metBurst = latencies.map((latencyMs, index) => bursts.some((burst) => burst.fromMs < endedAt[index]! && burst.toMs > endedAt[index]! - latencyMs));
+    const clearOfBursts = latencies.filter((_latency, index) => !metBurst[index]).sort((a, b) => a - b);
     let slow = 0;
     let burst = 0;
     let canary = 0;
@@ -115,12 +112,12 @@ function main(): void {
       const met = stalls.filter((stall) => stall.fromMs < endMs && stall.toMs > endMs - latencyMs);
       if (met.some((stall) => stall.process === "canary")) canary++;
       if (met.length > 0) any++;
-      if (metBurst(index)) burst++;
+      if (metBurst[index]) burst++;
       for (const name of new Set(met.map((stall) => stall.process))) metByProcess.set(name, (metByProcess.get(name) ?? 0) + 1);
     });
     notes.push(`${system}: slowest commits that met a stall of each process: ${[...metByProcess].sort().map(([name, count]) => `${name} ${count}`).join(", ") || "none"}`);
     const share = (count: number) => `${count} (${Math.round((100 * count) / Math.max(1, slow))}%)`;
-    rows.push(`| ${system} | ${latencies.length} | ${p99.toFixed(2)} | ${slow} | ${share(canary)} | ${share(any)} | ${share(slow - any)} | ${share(burst)} | ${percentile99(clearOfBursts).toFixed(2)} (${latencies.length - clearOfBursts.length} met one) |`);
+    rows.push(`| ${system} | ${latencies.length} | ${p99.toFixed(2)} | ${slow} | ${share(canary)} | ${share(any)} | ${share(slow - any)} | ${share(burst)} | ${percentile(clearOfBursts, 1 - slowestFraction).toFixed(2)} (${latencies.length - clearOfBursts.length} met one) |`);
   }
   const byProcess = new Map<string, number>();
   for (const stall of stalls) byProcess.set(stall.process, (byProcess.get(stall.process) ?? 0) + 1);

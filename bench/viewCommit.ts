@@ -50,6 +50,7 @@ import { createPaxosConfig } from "../machines/paxos/config.ts";
 import { LatencyTurns } from "./latencyTurns.ts";
 import { startStallProbe } from "./eventLoopStallProbe.mjs";
 import { floorRoles, startNatsRelayFloor, type FloorLinks } from "./natsRelayFloor.ts";
+import { percentile } from "./percentile.ts";
 import type { ViewCommand } from "../machines/view/viewCommands.ts";
 import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../runtime/controller/viewClient.ts";
@@ -161,11 +162,6 @@ function parseOptions(argv: readonly string[]): Options {
   }
   if (options.stallProbes && options.latenciesDir === undefined) throw new RangeError("--stall-probes writes into --latencies-dir DIR: give both");
   return options;
-}
-
-function percentile(sorted: readonly number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
 }
 
 /** User and system CPU ms of one process so far; zero for a process that is gone. */

@@ -16,7 +16,7 @@ import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { maxCapturedControllerOutputChars, startLocalControllers } from "../../runtime/controller/localControllers.ts";
 import { connectViewClient } from "../../runtime/controller/viewClient.ts";
 import { startNatsServer } from "../../runtime/natsServer.ts";
-import { addSmallVm, logEvents, releaseRealCluster, type RealClusterResources } from "./realControllerTestKit.ts";
+import { addSmallVm, logEvents, releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
 const resources: RealClusterResources = {};
@@ -62,10 +62,7 @@ test("bootstrap kept in the config: a new cluster is created once; a controller 
   // loses its disk). One that took the rejoin path at the first start stays quarantined for rejoinQuarantineMs with
   // nothing on its disk; killed then, it comes back as a second empty disk beside c3's, and two of three is a lost
   // majority, which no Paxos survives: c1 alone cannot fence either (a loaded CI machine got there once).
-  for (const { id, decided } of decisions) {
-    if (decided?.decision !== "rejoin") continue;
-    await cluster.waitFor(`${id} to finish its rejoin before another disk is lost`, () => logEvents(cluster.member(id).outputTail(), "paxos.rejoined").length === 1, 30_000);
-  }
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
 
   // c3's disk is lost while every other controller is down too: nobody can tell it whether the cluster ran.
   const lost = cluster.member("c3");

@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
+import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
 import { connectViewClient } from "../../runtime/controller/viewClient.ts";
 import { startNatsServer } from "../../runtime/natsServer.ts";
 import { addSmallVm, logEvents, releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
@@ -47,6 +48,12 @@ test("two of three controllers without their state: all three report a majority 
   const c2Disk = `${c2.dataDir}.unmounted`;
   renameSync(c2.dataDir, c2Disk);
   c3.wipeData();
+  // Every controller's status, written by its current process (not one left by the process before a restart), says so.
+  const everyCurrentStatus = (statuses: ReadonlyMap<string, ControllerStatusFile | undefined>, check: (status: ControllerStatusFile) => boolean) =>
+    controllerIds.every((id) => {
+      const status = statuses.get(id);
+      return status !== undefined && status.pid === cluster.member(id).pid && check(status);
+    });
   const marks = new Map(controllerIds.map((id) => [id, cluster.member(id).outputTail().length]));
   const since = (id: string) => cluster.member(id).outputTail().slice(marks.get(id));
   c2.start();
@@ -54,11 +61,7 @@ test("two of three controllers without their state: all three report a majority 
 
   await cluster.waitFor(
     "every controller to report that c2 and c3 are rejoining, a majority without state",
-    (statuses) =>
-      controllerIds.every((id) => {
-        const status = statuses.get(id);
-        return status !== undefined && status.pid === cluster.member(id).pid && status.majorityWithoutState && status.rejoiningAcceptors.join(",") === "c2,c3";
-      }),
+    (statuses) => everyCurrentStatus(statuses, (status) => status.majorityWithoutState && status.rejoiningAcceptors.join(",") === "c2,c3"),
     30_000,
   );
   t.is(c1.status()?.acceptorMode, "voting");
@@ -84,11 +87,7 @@ test("two of three controllers without their state: all three report a majority 
   c2.start();
   await cluster.waitFor(
     "c2 voting on its real disk, c3 rejoined, and nobody reporting a majority without state",
-    (statuses) =>
-      controllerIds.every((id) => {
-        const status = statuses.get(id);
-        return status !== undefined && status.pid === cluster.member(id).pid && !status.majorityWithoutState && status.acceptorMode === "voting";
-      }),
+    (statuses) => everyCurrentStatus(statuses, (status) => !status.majorityWithoutState && status.acceptorMode === "voting"),
     60_000,
   );
   t.is(logEvents(since("c1"), "paxos.majority-without-state-cleared").length, 1, "c1 says it cleared");
