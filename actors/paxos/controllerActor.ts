@@ -294,7 +294,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       const checked = recordsAtStart;
       recordsAtStart = undefined;
       if (checked !== undefined) return checked;
-      const read = decodeRecords(log.readAll());
+      const read = decodeRecords(log.readAll(), nodeId);
       if (!read.ok) throw new Error(`cannot recover from the paxos log: ${read.error}`);
       return read.records;
     },
@@ -308,11 +308,17 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     leaderAnnouncement: (ballot) => leaderElectedCommand(ballot.controllerId, ballot.round),
   };
 
-  const readable = decodeRecords(log.readAll());
+  const readable = decodeRecords(log.readAll(), nodeId);
   if (!readable.ok) {
     const error = `cannot recover from the paxos log: ${readable.error}`;
-    ports.log.write("error", "paxos.unrecoverable", { error: error.slice(0, 300), note: "refusing to start: skipping a record could forget a promise or a vote" });
-    ports.metrics.increment(paxosFatalMetric, { reason: "unreadable-log" });
+    const foreign = readable.reason === "foreign";
+    ports.log.write("error", "paxos.unrecoverable", {
+      error: error.slice(0, 300),
+      note: foreign
+        ? "refusing to start: another controller's promises and votes under this id would count twice toward a majority"
+        : "refusing to start: skipping a record could forget a promise or a vote",
+    });
+    ports.metrics.increment(paxosFatalMetric, { reason: foreign ? "foreign-log" : "unreadable-log" });
     client.stop();
     status = "failed";
     options.onFatal?.(error);

@@ -48,14 +48,21 @@ export function encodeRecord(nodeId: string, record: ViewDurableRecord): Uint8Ar
   return paxosRecordRegistry.encode(`record.${kind}`, nodeId, "", body as never);
 }
 
-export type RecordsRead = { readonly ok: true; readonly records: ViewDurableRecord[] } | { readonly ok: false; readonly error: string };
+export type RecordsRead = { readonly ok: true; readonly records: ViewDurableRecord[] } | { readonly ok: false; readonly reason: "unreadable" | "foreign"; readonly error: string };
 
-/** Decodes every record of the log, or says which one is unreadable. Never throws. */
-export function decodeRecords(raw: readonly Uint8Array[]): RecordsRead {
+/**
+ * Decodes every record of the log, or says which one is unreadable or was written by another controller
+ * than `writerId`. Never throws. A controller's promises and votes are its own: the same acceptor state
+ * under two controller ids would count twice toward a majority (docs/paxos.md, "Whose data directory").
+ */
+export function decodeRecords(raw: readonly Uint8Array[], writerId: string): RecordsRead {
   const records: ViewDurableRecord[] = [];
   for (let index = 0; index < raw.length; index++) {
     const result = paxosRecordRegistry.decode(raw[index]!);
-    if (!result.ok) return { ok: false, error: `record ${index} of ${raw.length} is unreadable (${result.reason}: ${result.detail})` };
+    if (!result.ok) return { ok: false, reason: "unreadable", error: `record ${index} of ${raw.length} is unreadable (${result.reason}: ${result.detail})` };
+    if (result.message.from !== writerId) {
+      return { ok: false, reason: "foreign", error: `record ${index} of ${raw.length} was written by controller ${result.message.from}, not by ${writerId}: this is another controller's log` };
+    }
     const kind = result.message.t.slice("record.".length) as DurableRecordKind;
     records.push({ kind, ...result.message.body } as ViewDurableRecord);
   }

@@ -6,6 +6,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connectRuntimeNode, type RuntimeNode, type StreamReplicas } from "../runtimeNodePorts.ts";
+import { claimDataDirIdentity, dataDirIdentityFileName, type DataDirRole } from "./dataDirIdentity.ts";
 
 function processAlive(pid: number): boolean {
   try {
@@ -50,16 +51,19 @@ export interface LockedNodeIdentity {
 }
 
 /**
- * Takes the data directory's lock, then connects the node's runtime ports; the
- * lock is released again when the connection fails, so a retry can take it.
+ * Takes the data directory's lock, checks that the directory is this node's
+ * (runtime/node/dataDirIdentity.ts: another node's directory throws), then
+ * connects the node's runtime ports; the lock is released again when either
+ * fails, so a retry can take it.
  */
 export async function connectLockedNode(
   node: LockedNodeIdentity,
-  lock: { readonly fileName: string; readonly holderKind: string },
+  lock: { readonly fileName: string; readonly holderKind: DataDirRole },
   logLine?: (line: string) => void,
 ): Promise<{ readonly runtime: RuntimeNode; readonly releaseLock: () => void }> {
   const releaseLock = takeDataDirLock(node.dataDir, lock.fileName, lock.holderKind);
   try {
+    const claimed = claimDataDirIdentity(node.dataDir, { clusterId: node.clusterId, nodeId: node.nodeId, role: lock.holderKind });
     const runtime = await connectRuntimeNode({
       nodeId: node.nodeId,
       clusterId: node.clusterId,
@@ -69,6 +73,7 @@ export async function connectLockedNode(
       ...(node.seed !== undefined ? { seed: node.seed } : {}),
       ...(logLine ? { logLine } : {}),
     });
+    if (claimed === "written") runtime.ports.log.write("info", "node.identity-written", { dataDir: node.dataDir, file: dataDirIdentityFileName, role: lock.holderKind });
     return { runtime, releaseLock };
   } catch (error) {
     releaseLock();

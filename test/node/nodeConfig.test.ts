@@ -7,6 +7,7 @@ import { parseNodeConfig, parseNodeConfigText } from "../../runtime/node/nodeCon
 import { defaultManagerConfig } from "../../machines/manager/managerConfig.ts";
 import { defaultDetectionSettings } from "../../runtime/node/detectionSettings.ts";
 import { nodeLockFileName } from "../../runtime/node/runningNode.ts";
+import { dataDirIdentityFileName } from "../../runtime/node/dataDirIdentity.ts";
 
 const host = {
   role: "host",
@@ -169,6 +170,23 @@ test("haring node exits 2 for a wrong config, 3 for an unreadable one or one it 
     const cannotStart = run(inUse);
     t.is(cannotStart.status, 3, cannotStart.stderr);
     t.regex(cannotStart.stderr, new RegExp(`cannot start the host: .* is in use by host process ${process.pid}`));
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("a host started on another host's data directory cannot start (exit 3) and writes nothing there", (t) => {
+  const directory = mkdtempSync(join(tmpdir(), "haring-node-identity-"));
+  try {
+    const dataDir = join(directory, "h7");
+    mkdirSync(dataDir);
+    writeFileSync(join(dataDir, dataDirIdentityFileName), JSON.stringify({ v: 1, clusterId: host.clusterId, nodeId: "h7", role: "host" }));
+    const path = join(directory, "host.json");
+    writeFileSync(path, JSON.stringify({ ...host, dataDir }));
+    const run = spawnSync(process.execPath, ["bin/haring.js", "node", "--config", path], { encoding: "utf8", timeout: 30_000 });
+    t.is(run.status, 3, run.stderr);
+    t.regex(run.stderr, new RegExp(`haring node: cannot start the host: .*h7 belongs to host h7 of cluster ${host.clusterId}, not to host ${host.nodeId} of cluster ${host.clusterId}`));
+    t.deepEqual(readdirSync(dataDir), [dataDirIdentityFileName], "nothing else was written there, and the lock was released");
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import test from "ava";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { paxosDroppedMetric, paxosLateTicksMetric, startControllerActor, viewRecordBytesGauge, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { paxosDroppedMetric, paxosFatalMetric, paxosLateTicksMetric, startControllerActor, viewRecordBytesGauge, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { encodePaxosMessage } from "../../actors/paxos/paxosMessages.ts";
@@ -200,6 +200,36 @@ test("a controller whose log holds an unreadable record refuses to start instead
   t.is(actor!.propose(addVm("x", "vm1")).ok, false);
   world.runFor(1_000);
   t.regex(world.transcript(), /paxos\.unrecoverable/);
+});
+
+test("a controller whose log was written by another controller refuses to start instead of voting with its state", (t) => {
+  const world = new SimWorld({ seed: 5, clusterId: "t" });
+  const fatal: string[] = [];
+  let actor: ControllerActor | undefined;
+  let misplaced = true;
+  world.addNode("c1", (ports) => {
+    if (misplaced) {
+      // c3's promise and vote, as if c1's dataDir pointed at c3's directory or c3's paxos.log was copied over.
+      const log = ports.storage.open(paxosLogName);
+      log.append(encodeRecord("c3", { kind: "init" }));
+      log.append(encodeRecord("c3", { kind: "promise", ballot: { round: 4, controllerId: "c2" } }));
+      log.sync(() => {});
+      return { stop: () => {} };
+    }
+    actor = startControllerActor(ports, { config, bootstrap: false, rejections: createRejectionCounter(ports), onFatal: (error) => fatal.push(error) });
+    return { stop: () => actor!.stop() };
+  });
+  world.runFor(10);
+  world.crash("c1");
+  misplaced = false;
+  world.restart("c1");
+  t.is(actor!.status, "failed");
+  t.deepEqual(fatal, ["cannot recover from the paxos log: record 0 of 2 was written by controller c3, not by c1: this is another controller's log"]);
+  t.is(actor!.core(), undefined, "no acceptor runs on the foreign state");
+  t.is(world.metrics("c1").counter(paxosFatalMetric, { reason: "foreign-log" }), 1);
+  t.is(world.metrics("c1").counter(paxosFatalMetric, { reason: "unreadable-log" }), 0);
+  world.runFor(1_000);
+  t.regex(world.transcript(), /paxos\.unrecoverable.*count twice/);
 });
 
 test("a host learner that restarts empty catches up through view.fetch", (t) => {

@@ -158,10 +158,21 @@ test("durable records round-trip through the record codec; an unreadable one nam
     { kind: "snapshot", throughSlot: 2, snapshot: viewToSnapshot(view) },
   ];
   const encoded = records.map((record) => encodeRecord("c1", record));
-  t.deepEqual(decodeRecords(encoded), { ok: true, records });
-  const broken = decodeRecords([encoded[0]!, envelope("record.accept", { slot: "3", ballot, value }), encoded[2]!]);
+  t.deepEqual(decodeRecords(encoded, "c1"), { ok: true, records });
+  const broken = decodeRecords([encoded[0]!, envelope("record.accept", { slot: "3", ballot, value }), encoded[2]!], "c1");
   t.false(broken.ok);
+  if (!broken.ok) t.is(broken.reason, "unreadable");
   if (!broken.ok) t.regex(broken.error, /record 1 of 3 is unreadable \(invalid-body: record\.accept: body\.slot/);
+});
+
+test("a log written by another controller is refused, even one record of it", (t) => {
+  const own = [encodeRecord("c2", { kind: "init" }), encodeRecord("c2", { kind: "promise", ballot })];
+  const foreign = decodeRecords(own, "c3");
+  t.deepEqual(foreign, { ok: false, reason: "foreign", error: "record 0 of 2 was written by controller c2, not by c3: this is another controller's log" });
+  const mixed = decodeRecords([...own, encodeRecord("c3", { kind: "floor", slot: 2 })], "c2");
+  t.false(mixed.ok);
+  if (!mixed.ok) t.regex(mixed.error, /^record 2 of 3 was written by controller c3, not by c2/);
+  t.true(decodeRecords(own, "c2").ok);
 });
 
 test("the default timings fit the wire; an oversized batch or vote log does not", (t) => {

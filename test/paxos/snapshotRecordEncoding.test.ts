@@ -51,7 +51,7 @@ test("a snapshot record is the registry's encoding byte for byte, snapshot after
   t.true(compared > 50);
   t.true(view.vms.size > 0 && view.hosts.size > 0 && view.recentCommandCount > 100, `the view the comparisons ended on is not trivial: ${view.vms.size} VMs, ${view.hosts.size} hosts, ${view.recentCommandCount} remembered commands`);
   const last = viewToSnapshot(view);
-  const read = decodeRecords([encodeRecord("c2", { kind: "snapshot", throughSlot: 401, snapshot: last })]);
+  const read = decodeRecords([encodeRecord("c2", { kind: "snapshot", throughSlot: 401, snapshot: last })], "c2");
   t.true(read.ok);
   t.deepEqual(read.ok ? read.records : [], [{ kind: "snapshot", throughSlot: 401, snapshot: JSON.parse(JSON.stringify(last)) as ViewSnapshot }]);
 });
@@ -143,7 +143,7 @@ test("a view whose snapshot is above 16 MiB is persisted as one record, read bac
     const reader = new FileStorage(directory);
     const reopened = reader.open("paxos");
     t.is(reopened.discardedTailBytes, 0);
-    const read = decodeRecords(reopened.readAll());
+    const read = decodeRecords(reopened.readAll(), "c1");
     t.true(read.ok, read.ok ? "" : read.error);
     const record = read.ok ? read.records[0] : undefined;
     t.is(record?.kind, "snapshot");

@@ -1,10 +1,11 @@
 import test from "ava";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseControllerConfig, parseControllerConfigText } from "../../runtime/controller/controllerConfig.ts";
 import { configPathFromArgs, lockFileName } from "../../runtime/controller/main.ts";
+import { dataDirIdentityFileName } from "../../runtime/node/dataDirIdentity.ts";
 
 const valid = {
   clusterId: "demo",
@@ -100,4 +101,20 @@ test("a second controller on a data directory in use refuses to start (exit 1)",
   const second = runProcess(["--config", path]);
   t.is(second.status, 1);
   t.regex(second.stderr, new RegExp(`is in use by controller process ${process.pid}`));
+});
+
+test("a controller on another controller's data directory refuses to start (exit 1) and leaves it as it was", (t) => {
+  const dataDir = join(scratch, "c3-directory");
+  mkdirSync(dataDir, { recursive: true });
+  // What c3 wrote at its first start; c1's config points here by mistake (an edited copy of c3's config).
+  const c3Identity = `${JSON.stringify({ v: 1, clusterId: "demo", nodeId: "c3", role: "controller" })}\n`;
+  writeFileSync(join(dataDir, dataDirIdentityFileName), c3Identity);
+  const path = join(scratch, "c3-directory.json");
+  writeFileSync(path, JSON.stringify({ ...valid, dataDir }));
+  const started = runProcess(["--config", path]);
+  t.is(started.status, 1);
+  t.regex(started.stderr, /belongs to controller c3 of cluster demo, not to controller c1 of cluster demo \(identity\.json\): refusing to start/);
+  t.is(readFileSync(join(dataDir, dataDirIdentityFileName), "utf8"), c3Identity);
+  t.false(existsSync(join(dataDir, lockFileName)), "the lock is released again");
+  t.false(existsSync(join(dataDir, "paxos.log")), "no state was written");
 });
