@@ -6,6 +6,10 @@ import { join } from "node:path";
 import { parseControllerConfig, parseControllerConfigText } from "../../runtime/controller/controllerConfig.ts";
 import { configPathFromArgs, lockFileName } from "../../runtime/controller/main.ts";
 import { dataDirIdentityFileName } from "../../runtime/node/dataDirIdentity.ts";
+import { encodeRecord, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import type { SyncOutcome } from "../../actors/ports/storage.ts";
+import { FileStorage } from "../../runtime/fileStorage.ts";
+import { startNatsServer } from "../../runtime/natsServer.ts";
 
 const valid = {
   clusterId: "demo",
@@ -117,4 +121,25 @@ test("a controller on another controller's data directory refuses to start (exit
   t.is(readFileSync(join(dataDir, dataDirIdentityFileName), "utf8"), c3Identity);
   t.false(existsSync(join(dataDir, lockFileName)), "the lock is released again");
   t.false(existsSync(join(dataDir, "paxos.log")), "no state was written");
+});
+
+test("a controller whose paxos.log was copied from another controller refuses to recover from it (exit 1) over a real nats-server", async (t) => {
+  const nats = await startNatsServer();
+  try {
+    const dataDir = join(scratch, "copied-log");
+    // c3's log with a promise and a vote, copied into c1's new directory: c1 claims the directory, then finds the records are c3's.
+    const c3Log = new FileStorage(dataDir).open(paxosLogName);
+    const ballot = { round: 3, controllerId: "c3" };
+    for (const record of [{ kind: "init" }, { kind: "promise", ballot }, { kind: "accept", slot: 0, ballot, value: { kind: "noop" } }] as const) c3Log.append(encodeRecord("c3", record));
+    t.deepEqual(await new Promise<SyncOutcome>((done) => c3Log.sync(done)), { ok: true });
+    const path = join(scratch, "copied-log.json");
+    writeFileSync(path, JSON.stringify({ ...valid, natsUrls: [nats.url], bootstrap: false, dataDir }));
+    const started = runProcess(["--config", path]);
+    const output = started.stdout + started.stderr;
+    t.is(started.status, 1, output);
+    t.regex(output, /paxos\.unrecoverable.*record 0 of 3 was written by controller c3, not by c1: this is another controller's log/);
+    t.deepEqual(JSON.parse(readFileSync(join(dataDir, dataDirIdentityFileName), "utf8")), { v: 1, clusterId: "demo", nodeId: "c1", role: "controller" });
+  } finally {
+    await nats.stop();
+  }
 });
