@@ -50,21 +50,35 @@ export function encodeRecord(nodeId: string, record: ViewDurableRecord): Uint8Ar
 
 export type RecordsRead = { readonly ok: true; readonly records: ViewDurableRecord[] } | { readonly ok: false; readonly reason: "unreadable" | "foreign"; readonly error: string };
 
+export type WrittenRecordsRead =
+  | { readonly ok: true; readonly records: ViewDurableRecord[]; /** Per record, the controller that wrote it. */ readonly writers: string[] }
+  | { readonly ok: false; readonly reason: "unreadable"; readonly error: string };
+
+/** Decodes every record of the log with the id of the controller that wrote it, or says which one is unreadable. Never throws. */
+export function decodeRecordsWithWriters(raw: readonly Uint8Array[]): WrittenRecordsRead {
+  const records: ViewDurableRecord[] = [];
+  const writers: string[] = [];
+  for (let index = 0; index < raw.length; index++) {
+    const result = paxosRecordRegistry.decode(raw[index]!);
+    if (!result.ok) return { ok: false, reason: "unreadable", error: `record ${index} of ${raw.length} is unreadable (${result.reason}: ${result.detail})` };
+    const kind = result.message.t.slice("record.".length) as DurableRecordKind;
+    records.push({ kind, ...result.message.body } as ViewDurableRecord);
+    writers.push(result.message.from);
+  }
+  return { ok: true, records, writers };
+}
+
 /**
  * Decodes every record of the log, or says which one is unreadable or was written by another controller
  * than `writerId`. Never throws. A controller's promises and votes are its own: the same acceptor state
  * under two controller ids would count twice toward a majority (docs/paxos.md, "Whose data directory").
  */
 export function decodeRecords(raw: readonly Uint8Array[], writerId: string): RecordsRead {
-  const records: ViewDurableRecord[] = [];
-  for (let index = 0; index < raw.length; index++) {
-    const result = paxosRecordRegistry.decode(raw[index]!);
-    if (!result.ok) return { ok: false, reason: "unreadable", error: `record ${index} of ${raw.length} is unreadable (${result.reason}: ${result.detail})` };
-    if (result.message.from !== writerId) {
-      return { ok: false, reason: "foreign", error: `record ${index} of ${raw.length} was written by controller ${result.message.from}, not by ${writerId}: this is another controller's log` };
-    }
-    const kind = result.message.t.slice("record.".length) as DurableRecordKind;
-    records.push({ kind, ...result.message.body } as ViewDurableRecord);
+  const read = decodeRecordsWithWriters(raw);
+  if (!read.ok) return read;
+  const foreign = read.writers.findIndex((writer) => writer !== writerId);
+  if (foreign >= 0) {
+    return { ok: false, reason: "foreign", error: `record ${foreign} of ${raw.length} was written by controller ${read.writers[foreign]}, not by ${writerId}: this is another controller's log` };
   }
-  return { ok: true, records };
+  return { ok: true, records: read.records };
 }

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { registerGuestAgentCommand } from "./guestAgentCommand.ts";
+import { registerInspectCommand } from "./inspectCommand.ts";
 import { registerMaintenanceCommands } from "./maintenanceCommands.ts";
 import { registerNodeCommand } from "./nodeCommand.ts";
 import { registerSimCommands } from "./simCommands.ts";
@@ -47,6 +48,7 @@ export async function main(argv: readonly string[], output: CliOutput = processO
   registerVmCommands(program, output, setExitCode);
   registerMaintenanceCommands(program, output, setExitCode);
   registerViewCommand(program, output, setExitCode);
+  registerInspectCommand(program, output, setExitCode);
 
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -9,6 +9,7 @@
  */
 import test from "ava";
 import { mkdtempSync, renameSync, rmSync } from "node:fs";
+import { inspectDataDir } from "../../runtime/node/dataDirInspection.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
@@ -80,7 +81,16 @@ test("two of three controllers without their state: all three report a majority 
   t.is(waiting?.needed, 2);
   t.is(c1.status()?.role === "leader" && c1.status()?.holdsLease, false, "nobody leads: c1 alone is no majority");
 
-  // The operator's fix for the common case: c2's real disk was only not mounted. Started on it, c2 votes at once.
+  // The operator's fix for the common case: c2's real disk was only not mounted. `haring inspect` tells the two directories apart.
+  const running = inspectDataDir(c2.dataDir);
+  t.like(running.identity, { kind: "found", identity: { clusterId: "mws", nodeId: "c2", role: "controller" } });
+  t.regex(running.findings.join("\n"), /c2 (never voted here|starts without Paxos state)/);
+  const unmounted = inspectDataDir(c2Disk);
+  t.like(unmounted.identity, { kind: "found", identity: { clusterId: "mws", nodeId: "c2", role: "controller" } });
+  t.like(unmounted.paxos, { readable: true, writers: ["c2"], everVoted: true });
+  t.false(unmounted.refused);
+  t.regex(unmounted.findings.join("\n"), /c2 has its Paxos state here: it starts voting/);
+  // Started on its real disk, c2 votes at once.
   await c2.kill("SIGKILL");
   rmSync(c2.dataDir, { recursive: true, force: true });
   renameSync(c2Disk, c2.dataDir);
