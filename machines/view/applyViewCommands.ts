@@ -197,7 +197,7 @@ class ViewDraft {
       if (remaining.length === 0) index.delete(fromHost);
       else index.set(fromHost, remaining);
     }
-    if (toHost !== null) index.set(toHost, [...(index.get(toHost) ?? []), vmId]);
+    if (toHost !== null) index.set(toHost, withIdInOrder(index.get(toHost) ?? [], vmId));
   }
   /**
    * Every command applied at this slot or later is remembered. Ids are forgotten, a chunk at a time,
@@ -268,8 +268,19 @@ function runningDemandOf(view: View): Resources {
   return demand;
 }
 
-/** Which VMs are placed on each host: derived from `vms`, cached per view object. */
+/**
+ * Which VMs are placed on each host, each host's ids in ascending order: derived from `vms`, cached per
+ * view object. The order is the ids', not the placements': a learner that installed a snapshot or
+ * restarted builds this index from `vms` in another order than one that applied every placement, and
+ * an outcome found by walking it (the VM an anti-affinity refusal names) must be the same on both.
+ */
 const vmsByHostCache = new WeakMap<View, ChunkedMap<string, readonly string[]>>();
+
+function withIdInOrder(ids: readonly string[], id: string): readonly string[] {
+  let at = ids.length;
+  while (at > 0 && ids[at - 1]! > id) at--;
+  return [...ids.slice(0, at), id, ...ids.slice(at)];
+}
 
 export function vmsByHost(view: View): ChunkedMap<string, readonly string[]> {
   let index = vmsByHostCache.get(view);
@@ -281,6 +292,7 @@ export function vmsByHost(view: View): ChunkedMap<string, readonly string[]> {
       if (list) list.push(vm.vmId);
       else built.set(vm.placement.hostId, [vm.vmId]);
     }
+    for (const ids of built.values()) ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     index = ChunkedMap.from<string, readonly string[]>(built);
     vmsByHostCache.set(view, index);
   }

@@ -94,8 +94,12 @@ export class PaxosInvariants {
       tally.voters.add(acceptorId);
       if (tally.voters.size >= majorityOf(this.acceptorCount)) {
         const chosen = this.chosenByVotes.get(record.slot);
-        if (chosen === undefined) this.chosenByVotes.set(record.slot, value);
-        else if (chosen !== value) this.fail(`agreement: slot ${record.slot} chose ${chosen} and then ${value} (ballot ${ballotKey})`);
+        if (chosen === undefined) {
+          this.chosenByVotes.set(record.slot, value);
+          // Learners may never show this slot's value (one that installs a snapshot past it, or applies so many slots in one step that
+          // the slot left its retained log in that step); the chosen value says which commands the slot holds all the same.
+          if (record.value.kind === "commands") for (const command of record.value.commands) this.commandInSlot(command.id, record.slot);
+        } else if (chosen !== value) this.fail(`agreement: slot ${record.slot} chose ${chosen} and then ${value} (ballot ${ballotKey})`);
       }
     }
   }
@@ -133,11 +137,7 @@ export class PaxosInvariants {
       }
       // A value with the same command ids as the first one applied here names the same commands: recorded already.
       if (first === description) continue;
-      for (const command of value.commands) {
-        const slots = this.commandSlots.get(command.id) ?? [];
-        if (!slots.includes(slot)) slots.push(slot);
-        this.commandSlots.set(command.id, slots);
-      }
+      for (const command of value.commands) this.commandInSlot(command.id, slot);
     }
     const epoch = learner.app.epoch;
     const lastEpoch = this.lastEpochByIncarnation.get(key) ?? 0;
@@ -180,6 +180,12 @@ export class PaxosInvariants {
     let description = this.descriptions.get(value);
     if (description === undefined) this.descriptions.set(value, (description = describeSlotValue(value)));
     return description;
+  }
+
+  private commandInSlot(commandId: string, slot: number): void {
+    const slots = this.commandSlots.get(commandId) ?? [];
+    if (!slots.includes(slot)) slots.push(slot);
+    this.commandSlots.set(commandId, slots);
   }
 
   private tookEffect(commandId: string, slot: number): void {
