@@ -4,7 +4,7 @@ import { fuzzScenarioLimits } from "../../sim/fuzz/fuzzScenario.ts";
 import { runSystemFuzz, saveFuzzScenario, systemFuzzLimits } from "../../sim/fuzz/systemFuzz.ts";
 import { parseBoundedInteger } from "./arguments.ts";
 import type { CliOutput } from "./main.ts";
-import { exitCodes } from "./usageError.ts";
+import { exitCodes, UsageError } from "./usageError.ts";
 
 const maxStartSeed = 2 ** 32 - 1;
 const maxViewHosts = 50;
@@ -16,6 +16,8 @@ interface FuzzOptions {
   controllers: string;
   hosts?: string;
   view?: boolean;
+  diskLossPercent?: string;
+  chunkedTransfers?: boolean;
   save?: string;
   json?: boolean;
 }
@@ -39,12 +41,17 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
     .option("--hosts <n>", `hosts per run (whole system: 1-${fuzzScenarioLimits.maxHosts}, default drawn per seed; --view: 0-${maxViewHosts}, default 3)`)
     .option("--view", "fuzz the replicated view alone (Paxos controllers and host learners)")
     .option("--controllers <n>", "controllers per run with --view (1-9)", "3")
+    .option("--disk-loss-percent <n>", "with --view: percent of controller crashes that also lose the disk (0-100; one rejoin at a time)")
+    .option("--chunked-transfers", "with --view: move snapshots, promises and rejoin states in small chunks")
     .option("--save <dir>", "write each failing run as a scenario directory under DIR")
     .option("--json", "print a JSON result")
     .action((options: FuzzOptions) => {
       const replay = options.replay === undefined ? undefined : parseBoundedInteger("--replay", options.replay, 0, maxStartSeed);
       const seeds = replay === undefined ? parseBoundedInteger("--seeds", options.seeds, 1, Math.min(paxosFuzzLimits.maxSeeds, systemFuzzLimits.maxSeeds)) : 1;
       const startSeed = replay ?? parseBoundedInteger("--start-seed", options.startSeed, 0, maxStartSeed);
+      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers)) {
+        throw new UsageError("--disk-loss-percent and --chunked-transfers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
+      }
       if (options.view) runViewFuzz(options, seeds, startSeed, output, setExitCode);
       else runWholeSystemFuzz(options, seeds, startSeed, output, setExitCode);
     });
@@ -53,7 +60,9 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
 function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, output: CliOutput, setExitCode: (code: number) => void): void {
   const controllers = parseBoundedInteger("--controllers", options.controllers, 1, 9);
   const hosts = options.hosts === undefined ? 3 : parseBoundedInteger("--hosts", options.hosts, 0, maxViewHosts);
-  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts });
+  const diskLossPercent = options.diskLossPercent === undefined ? 0 : parseBoundedInteger("--disk-loss-percent", options.diskLossPercent, 0, 100);
+  const chunkedTransfers = options.chunkedTransfers === true;
+  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers });
   if (options.json) {
     output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);
   } else {
@@ -61,7 +70,8 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
   }
   for (const failure of result.failures) output.err(`haring: ${failure}\n`);
   if (!result.ok) {
-    output.err(`hint: replay with haring sim fuzz --view --replay ${result.failedSeeds[0]} --controllers ${controllers} --hosts ${hosts}\n`);
+    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}`;
+    output.err(`hint: replay with haring sim fuzz --view --replay ${result.failedSeeds[0]} --controllers ${controllers} --hosts ${hosts}${faults}\n`);
     setExitCode(exitCodes.failed);
   }
 }

@@ -107,6 +107,18 @@ test("sim fuzz --view runs seeds of the replicated view and reports; the same se
   const bad = await run(["sim", "fuzz", "--view", "--controllers", "10"]);
   t.is(bad.code, 2);
   t.regex(bad.err, /--controllers must be between 1 and 9/);
+  // Lost disks and chunked transfers: more faults, so more work; the run says how many disks it lost.
+  const lossy = await run(["sim", "fuzz", "--view", "--seeds", "3", "--start-seed", "40", "--disk-loss-percent", "100", "--chunked-transfers"]);
+  t.is(lossy.code, 0, lossy.err);
+  const lost = /\((\d+) losing the disk\)/.exec(lossy.out);
+  t.true(Number(lost?.[1]) > 0, lossy.out);
+  t.regex(first.out, /\(0 losing the disk\)/);
+  const tooMuch = await run(["sim", "fuzz", "--view", "--disk-loss-percent", "101"]);
+  t.is(tooMuch.code, 2);
+  t.regex(tooMuch.err, /--disk-loss-percent must be between 0 and 100/);
+  const wholeSystem = await run(["sim", "fuzz", "--chunked-transfers"]);
+  t.is(wholeSystem.code, 2);
+  t.regex(wholeSystem.err, /apply to --view only/);
 });
 
 test("node --config reports every wrong field of its config file and exits 2", async (t) => {
