@@ -23,6 +23,7 @@
 import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
 import { paxosRewritesHeldMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { decodeRecords, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
 import type { Random } from "../../actors/ports/random.ts";
@@ -261,6 +262,10 @@ class PaxosClusterRun {
     this.world.addNode(id, (ports) => {
       const incarnation = this.world.incarnation(id);
       const clock = this.world.nodeClock(id);
+      // A crash may leave whole records of a write whose sync never completed (a torn prefix that ends on a record
+      // boundary): they are durable now, and a recovered vote counts like one whose sync was reported.
+      const onDisk = decodeRecords(ports.storage.open(paxosLogName).readAll(), id);
+      if (onDisk.ok) this.invariants.recovered(id, onDisk.records);
       const actor = startControllerActor(ports, {
         config: this.config,
         // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty).

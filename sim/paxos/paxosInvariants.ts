@@ -19,7 +19,7 @@
  *   vote) before its rejoin completed (its `init` record), so it never
  *   answers from a memory it lost.
  */
-import { formatBallot } from "../../machines/paxos/ballot.ts";
+import { formatBallot, type Ballot } from "../../machines/paxos/ballot.ts";
 import { majorityOf } from "../../machines/paxos/config.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { AppliedCommand } from "../../machines/paxos/replicatedStateMachine.ts";
@@ -83,25 +83,35 @@ export class PaxosInvariants {
           if (!records.some((other) => other.kind === "promise")) this.fail(`${acceptorId} lost its disk and bootstrapped again instead of rejoining`);
         } else if (record.kind === "accept" || record.kind === "promise") this.fail(`${acceptorId} lost its disk and made a ${record.kind} durable before rejoining`);
       }
-      if (record.kind !== "accept") continue;
-      let bySlot = this.votes.get(record.slot);
-      if (!bySlot) this.votes.set(record.slot, (bySlot = new Map()));
-      const ballotKey = formatBallot(record.ballot);
-      const value = describeSlotValue(record.value);
-      let tally = bySlot.get(ballotKey);
-      if (!tally) bySlot.set(ballotKey, (tally = { value, voters: new Set() }));
-      if (tally.value !== value) this.fail(`slot ${record.slot} ballot ${ballotKey} has two values: ${tally.value} and ${value}`);
-      tally.voters.add(acceptorId);
-      if (tally.voters.size >= majorityOf(this.acceptorCount)) {
-        const chosen = this.chosenByVotes.get(record.slot);
-        if (chosen === undefined) {
-          this.chosenByVotes.set(record.slot, value);
-          // Learners may never show this slot's value (one that installs a snapshot past it, or applies so many slots in one step that
-          // the slot left its retained log in that step); the chosen value says which commands the slot holds all the same.
-          if (record.value.kind === "commands") for (const command of record.value.commands) this.commandInSlot(command.id, record.slot);
-        } else if (chosen !== value) this.fail(`agreement: slot ${record.slot} chose ${chosen} and then ${value} (ballot ${ballotKey})`);
-      }
+      if (record.kind === "accept") this.countVote(acceptorId, record.slot, record.ballot, record.value);
     }
+  }
+
+  /**
+   * The records `acceptorId` recovers from its disk at a restart. Most were reported by `synced`; a crash
+   * can also leave whole records of a write whose sync never completed, and those are durable votes too.
+   */
+  recovered(acceptorId: string, records: readonly ViewDurableRecord[]): void {
+    for (const record of records) if (record.kind === "accept") this.countVote(acceptorId, record.slot, record.ballot, record.value);
+  }
+
+  private countVote(acceptorId: string, slot: number, ballot: Ballot, slotValue: SlotValue<ViewCommand>): void {
+    let bySlot = this.votes.get(slot);
+    if (!bySlot) this.votes.set(slot, (bySlot = new Map()));
+    const ballotKey = formatBallot(ballot);
+    const value = describeSlotValue(slotValue);
+    let tally = bySlot.get(ballotKey);
+    if (!tally) bySlot.set(ballotKey, (tally = { value, voters: new Set() }));
+    if (tally.value !== value) this.fail(`slot ${slot} ballot ${ballotKey} has two values: ${tally.value} and ${value}`);
+    tally.voters.add(acceptorId);
+    if (tally.voters.size < majorityOf(this.acceptorCount)) return;
+    const chosen = this.chosenByVotes.get(slot);
+    if (chosen === undefined) {
+      this.chosenByVotes.set(slot, value);
+      // Learners may never show this slot's value (one that installs a snapshot past it, or applies so many slots in one step that
+      // the slot left its retained log in that step); the chosen value says which commands the slot holds all the same.
+      if (slotValue.kind === "commands") for (const command of slotValue.commands) this.commandInSlot(command.id, slot);
+    } else if (chosen !== value) this.fail(`agreement: slot ${slot} chose ${chosen} and then ${value} (ballot ${ballotKey})`);
   }
 
   /** A learner (re)started holding `epoch` (recovered from its disk): later steps of this incarnation must not go below it. */

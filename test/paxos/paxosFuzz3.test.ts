@@ -26,3 +26,11 @@ for (const seed of [102521, 104973, 106265, 107243, 108209, 108451]) {
     t.true(result.totals.commandsCommitted > 0);
   });
 }
+
+// Found with lost disks and chunked transfers (`--disk-loss-percent 25 --chunked-transfers`): a crash left c3's vote for slot 26
+// on disk, whole, in a torn piece of a write whose sync never completed; c3 recovered it and voted with it, which is sound,
+// but the checker counted only votes whose sync was reported and called slot 26 chosen by no majority.
+test("view fuzz seed 400683 with lost disks and chunked transfers: a vote recovered from a torn write counts", (t) => {
+  const result = runPaxosFuzz({ seeds: 1, startSeed: 400683, controllers: 3, hosts: 3, diskLossPercent: 25, chunkedTransfers: true });
+  t.true(result.ok, `${result.summaryText}\n${result.failures.join("\n")}`);
+});
