@@ -21,6 +21,7 @@ import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { logFileSuffix } from "../fileStorage.ts";
 import { fastCrc32 } from "../nativeCrc32.ts";
 import { readDataDirIdentity, type IdentityRead } from "./dataDirIdentity.ts";
+import { processAlive } from "./dataDirLock.ts";
 
 /** Lock files a node process keeps while it runs (runtime/controller/main.ts, runtime/node/runningNode.ts). */
 export const nodeLockFileNames = ["controller.lock", "node.lock"] as const;
@@ -76,15 +77,6 @@ export interface DataDirInspection {
   readonly findings: readonly string[];
   /** True when the node named by the identity would refuse to start on this directory. */
   readonly refused: boolean;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function readLocks(dataDir: string, names: readonly string[]): LockSummary[] {

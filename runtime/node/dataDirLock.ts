@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { connectRuntimeNode, type RuntimeNode, type StreamReplicas } from "../runtimeNodePorts.ts";
 import { claimDataDirIdentity, dataDirIdentityFileName, type DataDirRole } from "./dataDirIdentity.ts";
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid runs (one we may not signal runs too). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -7,6 +7,7 @@ import { encodePaxosMessage } from "../../actors/paxos/paxosMessages.ts";
 import { encodeRecord, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import type { RecordLog } from "../../actors/ports/storage.ts";
 import { clusterSubjects } from "../../actors/subjects.ts";
 import { storedMirrorSlot } from "../../actors/view/viewKvMirror.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
@@ -174,16 +175,16 @@ test("garbage on the wire is counted and never reaches the core; a well-shaped l
   t.regex(world.transcript(), /message\.rejected/);
 });
 
-test("a controller whose log holds an unreadable record refuses to start instead of forgetting it", (t) => {
+/** c1 restarted on a log `writeLog` left on its disk: the actor, and the errors it stopped with. */
+function controllerOnLog(writeLog: (log: RecordLog) => void): { world: SimWorld; actor: ControllerActor; fatal: string[] } {
   const world = new SimWorld({ seed: 5, clusterId: "t" });
   const fatal: string[] = [];
   let actor: ControllerActor | undefined;
-  let corrupt = true;
+  let preparing = true;
   world.addNode("c1", (ports) => {
-    if (corrupt) {
+    if (preparing) {
       const log = ports.storage.open(paxosLogName);
-      log.append(encodeRecord("c1", { kind: "init" }));
-      log.append(new TextEncoder().encode("a well-framed record that is not one of ours"));
+      writeLog(log);
       log.sync(() => {});
       return { stop: () => {} };
     }
@@ -192,40 +193,33 @@ test("a controller whose log holds an unreadable record refuses to start instead
   });
   world.runFor(10);
   world.crash("c1");
-  corrupt = false;
+  preparing = false;
   world.restart("c1");
-  t.is(actor!.status, "failed");
+  return { world, actor: actor!, fatal };
+}
+
+test("a controller whose log holds an unreadable record refuses to start instead of forgetting it", (t) => {
+  const { world, actor, fatal } = controllerOnLog((log) => {
+    log.append(encodeRecord("c1", { kind: "init" }));
+    log.append(new TextEncoder().encode("a well-framed record that is not one of ours"));
+  });
+  t.is(actor.status, "failed");
   t.is(fatal.length, 1);
   t.regex(fatal[0]!, /record 1 of 2 is unreadable/);
-  t.is(actor!.propose(addVm("x", "vm1")).ok, false);
+  t.is(actor.propose(addVm("x", "vm1")).ok, false);
   world.runFor(1_000);
   t.regex(world.transcript(), /paxos\.unrecoverable/);
 });
 
 test("a controller whose log was written by another controller refuses to start instead of voting with its state", (t) => {
-  const world = new SimWorld({ seed: 5, clusterId: "t" });
-  const fatal: string[] = [];
-  let actor: ControllerActor | undefined;
-  let misplaced = true;
-  world.addNode("c1", (ports) => {
-    if (misplaced) {
-      // c3's promise and vote, as if c1's dataDir pointed at c3's directory or c3's paxos.log was copied over.
-      const log = ports.storage.open(paxosLogName);
-      log.append(encodeRecord("c3", { kind: "init" }));
-      log.append(encodeRecord("c3", { kind: "promise", ballot: { round: 4, controllerId: "c2" } }));
-      log.sync(() => {});
-      return { stop: () => {} };
-    }
-    actor = startControllerActor(ports, { config, bootstrap: false, rejections: createRejectionCounter(ports), onFatal: (error) => fatal.push(error) });
-    return { stop: () => actor!.stop() };
+  // c3's promise and vote, as if c1's dataDir pointed at c3's directory or c3's paxos.log was copied over.
+  const { world, actor, fatal } = controllerOnLog((log) => {
+    log.append(encodeRecord("c3", { kind: "init" }));
+    log.append(encodeRecord("c3", { kind: "promise", ballot: { round: 4, controllerId: "c2" } }));
   });
-  world.runFor(10);
-  world.crash("c1");
-  misplaced = false;
-  world.restart("c1");
-  t.is(actor!.status, "failed");
+  t.is(actor.status, "failed");
   t.deepEqual(fatal, ["cannot recover from the paxos log: record 0 of 2 was written by controller c3, not by c1: this is another controller's log"]);
-  t.is(actor!.core(), undefined, "no acceptor runs on the foreign state");
+  t.is(actor.core(), undefined, "no acceptor runs on the foreign state");
   t.is(world.metrics("c1").counter(paxosFatalMetric, { reason: "foreign-log" }), 1);
   t.is(world.metrics("c1").counter(paxosFatalMetric, { reason: "unreadable-log" }), 0);
   world.runFor(1_000);
