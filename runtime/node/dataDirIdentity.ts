@@ -16,7 +16,7 @@
  * A directory that holds no identity yet (a new one, or one from before this
  * file existed) is claimed by the node that starts on it.
  */
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { isValidId } from "../../actors/subjects.ts";
 
@@ -49,9 +49,10 @@ export function readDataDirIdentity(dataDir: string): IdentityRead {
   if (!existsSync(path)) return { kind: "absent" };
   let text: string;
   try {
-    const bytes = readFileSync(path);
-    if (bytes.length > maxIdentityFileBytes) return { kind: "unreadable", error: `${path} has ${bytes.length} bytes, more than ${maxIdentityFileBytes}` };
-    text = bytes.toString("utf8");
+    // Sized before it is read: a file this large is not an identity, and reading it whole could take the node's memory.
+    const size = statSync(path).size;
+    if (size > maxIdentityFileBytes) return { kind: "unreadable", error: `${path} has ${size} bytes, more than ${maxIdentityFileBytes}` };
+    text = readFileSync(path, "utf8");
   } catch (error) {
     return { kind: "unreadable", error: `${path}: ${error instanceof Error ? error.message : String(error)}` };
   }
