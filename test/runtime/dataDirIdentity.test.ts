@@ -1,5 +1,5 @@
 import test from "ava";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { claimDataDirIdentity, dataDirIdentityFileName, maxIdentityFileBytes, readDataDirIdentity, type DataDirIdentity } from "../../runtime/node/dataDirIdentity.ts";
@@ -61,6 +61,12 @@ test("an unreadable identity file is never overwritten: each kind of wrong file 
       t.throws(() => claimDataDirIdentity(dataDir, c2), { message: /it names the node this data directory belongs to\. If .* is really the directory of controller c2 of cluster prod, replace the file/ });
       t.is(readFileSync(path, "utf8"), text, "the wrong file is left for the operator to look at");
     }
+    rmSync(path);
+    mkdirSync(path);
+    const directory = readDataDirIdentity(dataDir);
+    t.is(directory.kind, "unreadable", "a directory where the file should be");
+    if (directory.kind === "unreadable") t.regex(directory.error, /EISDIR/);
+    t.throws(() => claimDataDirIdentity(dataDir, c2), { message: /EISDIR/ });
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
