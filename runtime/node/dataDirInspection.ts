@@ -189,8 +189,8 @@ export function inspectDataDir(dataDir: string): DataDirInspection {
       findings.push(`paxos.log was written by ${paxos.writers.join(", ")}, but this directory is ${identityText(identity)}: ${owner} refuses to start on it (another controller's promises and votes)`);
       refused = true;
     } else if (identity.kind === "found" && identity.identity.role !== "controller") {
-      findings.push(`paxos.log is a controller's (${paxos.writers.join(", ")}), but this directory is ${identityText(identity)}`);
-      refused = true;
+      // The host or monitor never reads it, so it starts; but a controller's state in its directory is a mix-up worth saying.
+      findings.push(`paxos.log is a controller's (${paxos.writers.join(", ")}), but this directory is ${identityText(identity)}: it ignores the file, and no controller can start here`);
     } else if (!paxos.everVoted) {
       findings.push(`${owner} never voted here (no init record): it starts without Paxos state and rejoins (bootstraps only if the whole cluster never ran)`);
     } else {

@@ -138,8 +138,8 @@ test("locks, identities and directories that are not what they should be", async
   const host = await controllerDir("host-with-paxos", "c1", "c1", votingState);
   writeFileSync(join(host, "identity.json"), JSON.stringify({ v: 1, clusterId: "prod", nodeId: "h1", role: "host" }));
   const mixedUp = inspectDataDir(host);
-  t.true(mixedUp.refused);
-  t.regex(mixedUp.findings.join("\n"), /paxos\.log is a controller's \(c1\), but this directory is host h1 of cluster prod/);
+  t.false(mixedUp.refused, "a host never reads paxos.log");
+  t.regex(mixedUp.findings.join("\n"), /paxos\.log is a controller's \(c1\), but this directory is host h1 of cluster prod: it ignores the file, and no controller can start here/);
 
   const missing = await cli(["inspect", join(scratch, "absent")]);
   t.is(missing.code, 3);
