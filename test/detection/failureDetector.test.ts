@@ -289,6 +289,28 @@ test("the view seeds hosts it expects and hosts it holds failed; a failed one he
   t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h3", 5]]);
 });
 
+test("a leader that did not declare a failure refuses the failed incarnation grants from its first one (whole-system fuzz seeds 300236, 301089)", (t) => {
+  // The view holds h3 failed at 2 and h4 up at 1: a monitor grants on a heartbeat before its digest reports the hearing, so
+  // the exclusion must be in the authority before anyone hears the failed incarnation again.
+  // A term starts from nothing, then hears every host the view holds (actors/detection/detectorOnController.ts).
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h3", state: "failed", incarnation: 2 });
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h4", state: "up", incarnation: 1 });
+  harness.alive.set("h4", 1);
+  harness.runUntil(100);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h3", incarnation: 2 }]);
+  // The same when the view records the failure during the term, and for a fenced host.
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h4", state: "fenced", incarnation: 1 });
+  harness.runUntil(200);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h3", incarnation: 2 }, { hostId: "h4", incarnation: 1 }]);
+  // A newer incarnation is granted and proposed up; the failed one stays excluded until it is.
+  harness.alive.set("h3", 3);
+  harness.runUntil(300);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h3", 3]]);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h4", incarnation: 1 }]);
+});
+
 test("a host the view holds in maintenance when a term starts is tracked: silent, it is declared; heard, it is not", (t) => {
   const harness = new Harness(["m1"]);
   harness.lead();
