@@ -680,7 +680,7 @@ class Step {
     }
     // A leader that did not declare it (a new term, or the view moved without this detector) refuses the failed
     // incarnation grants from the start, as the declaring one does: a monitor grants on a heartbeat before its digest
-    // reports the hearing (fuzz seeds 300236, 300556, 300885, 301089: a new leader's monitor leased a declared incarnation).
+    // reports the hearing (whole-system fuzz seeds 300236, 301089: a new leader's monitor leased a declared incarnation).
     if (failed && host.status === "declared" && !state.suspicions.has(hostId)) this.excludeDeclared(hostId, host.incarnation);
   }
 }
