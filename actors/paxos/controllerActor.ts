@@ -119,6 +119,8 @@ export interface ControllerObserver {
   stepped?(report: ControllerStepReport): void;
   /** Records that just became durable, before the messages that depend on them are sent. */
   synced?(nodeId: string, records: readonly ViewDurableRecord[], rewritten: boolean): void;
+  /** The records a controller recovers from at a (re)start: durable, whether or not their sync was reported before a crash. */
+  recovered?(nodeId: string, records: readonly ViewDurableRecord[]): void;
 }
 
 export interface ControllerActorOptions {
@@ -293,9 +295,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     get records() {
       const checked = recordsAtStart;
       recordsAtStart = undefined;
-      if (checked !== undefined) return checked;
-      const read = decodeRecords(log.readAll(), nodeId);
+      const read = checked === undefined ? decodeRecords(log.readAll(), nodeId) : ({ ok: true, records: checked } as const);
       if (!read.ok) throw new Error(`cannot recover from the paxos log: ${read.error}`);
+      observer?.recovered?.(nodeId, read.records);
       return read.records;
     },
     get nowMs() {

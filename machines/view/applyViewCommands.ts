@@ -292,7 +292,7 @@ export function vmsByHost(view: View): ChunkedMap<string, readonly string[]> {
       if (list) list.push(vm.vmId);
       else built.set(vm.placement.hostId, [vm.vmId]);
     }
-    for (const ids of built.values()) ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const ids of built.values()) ids.sort();
     index = ChunkedMap.from<string, readonly string[]>(built);
     vmsByHostCache.set(view, index);
   }

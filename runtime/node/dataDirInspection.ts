@@ -21,10 +21,12 @@ import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { logFileSuffix } from "../fileStorage.ts";
 import { fastCrc32 } from "../nativeCrc32.ts";
 import { readDataDirIdentity, type IdentityRead } from "./dataDirIdentity.ts";
-import { processAlive } from "./dataDirLock.ts";
+import { lockFileName } from "../controller/main.ts";
+import { lockHolder, processAlive } from "./dataDirLock.ts";
+import { nodeLockFileName } from "./runningNode.ts";
 
-/** Lock files a node process keeps while it runs (runtime/controller/main.ts, runtime/node/runningNode.ts). */
-export const nodeLockFileNames = ["controller.lock", "node.lock"] as const;
+/** Lock files a node process keeps while it runs. */
+export const nodeLockFileNames = [lockFileName, nodeLockFileName] as const;
 /** Record logs larger than this are reported by size only: reading one would take this process's memory. */
 export const maxInspectedLogBytes = 1024 * 1024 * 1024;
 
@@ -80,19 +82,12 @@ export interface DataDirInspection {
 }
 
 function readLocks(dataDir: string, names: readonly string[]): LockSummary[] {
-  const locks: LockSummary[] = [];
-  for (const file of nodeLockFileNames) {
-    if (!names.includes(file)) continue;
-    let pid: number | null = null;
-    try {
-      const parsed = Number.parseInt(readFileSync(join(dataDir, file), "utf8"), 10);
-      pid = Number.isSafeInteger(parsed) && parsed > 0 ? parsed : null;
-    } catch {
-      pid = null;
-    }
-    locks.push({ file, pid, alive: pid !== null && processAlive(pid) });
-  }
-  return locks;
+  return nodeLockFileNames
+    .filter((file) => names.includes(file))
+    .map((file) => {
+      const pid = lockHolder(join(dataDir, file));
+      return { file, pid, alive: pid !== null && processAlive(pid) };
+    });
 }
 
 function summarizePaxos(records: readonly ViewDurableRecord[], writers: readonly string[]): PaxosLogSummary {
@@ -131,6 +126,8 @@ function summarizePaxos(records: readonly ViewDurableRecord[], writers: readonly
     proposerRound,
   };
 }
+
+const startsWithoutState = "starts without Paxos state and rejoins (bootstraps only if the whole cluster never ran)";
 
 function identityText(identity: IdentityRead): string {
   if (identity.kind === "absent") return "no identity.json";
@@ -192,13 +189,13 @@ export function inspectDataDir(dataDir: string): DataDirInspection {
       // The host or monitor never reads it, so it starts; but a controller's state in its directory is a mix-up worth saying.
       findings.push(`paxos.log is a controller's (${paxos.writers.join(", ")}), but this directory is ${identityText(identity)}: it ignores the file, and no controller can start here`);
     } else if (!paxos.everVoted) {
-      findings.push(`${owner} never voted here (no init record): it starts without Paxos state and rejoins (bootstraps only if the whole cluster never ran)`);
+      findings.push(`${owner} never voted here (no init record): it ${startsWithoutState}`);
     } else {
       const votes = paxos.votes === null ? "no votes above its floor" : `${paxos.votes.count} votes in slots ${paxos.votes.lowestSlot}-${paxos.votes.highestSlot}`;
       findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}`);
     }
   } else if (controllerId !== undefined) {
-    findings.push(`no paxos.log: ${controllerId} starts without Paxos state and rejoins (bootstraps only if the whole cluster never ran)`);
+    findings.push(`no paxos.log: ${controllerId} ${startsWithoutState}`);
   }
   return { dataDir, identity, locks, logs, ...(paxos !== undefined ? { paxos } : {}), findings, refused };
 }

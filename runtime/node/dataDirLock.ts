@@ -18,6 +18,16 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** The pid a lock file names, or null when it names none (unreadable, empty, not a pid). */
+export function lockHolder(path: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(path, "utf8"), 10);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Takes `<dataDir>/<fileName>` (creating the directory) and returns its release; throws when a live process holds it. */
 export function takeDataDirLock(dataDir: string, fileName: string, holderKind: string): () => void {
   mkdirSync(dataDir, { recursive: true });
@@ -30,8 +40,8 @@ export function takeDataDirLock(dataDir: string, fileName: string, holderKind: s
       return () => rmSync(path, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = Number.parseInt(readFileSync(path, "utf8"), 10);
-      if (Number.isSafeInteger(holder) && holder !== process.pid && processAlive(holder)) {
+      const holder = lockHolder(path);
+      if (holder !== null && holder !== process.pid && processAlive(holder)) {
         throw new Error(`${dataDir} is in use by ${holderKind} process ${holder} (${path})`);
       }
       // Left behind by a process that died (kill -9): take it over.

@@ -23,7 +23,6 @@
 import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
 import { paxosRewritesHeldMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
-import { decodeRecords, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
 import type { Random } from "../../actors/ports/random.ts";
@@ -262,10 +261,6 @@ class PaxosClusterRun {
     this.world.addNode(id, (ports) => {
       const incarnation = this.world.incarnation(id);
       const clock = this.world.nodeClock(id);
-      // A crash may leave whole records of a write whose sync never completed (a torn prefix that ends on a record
-      // boundary): they are durable now, and a recovered vote counts like one whose sync was reported.
-      const onDisk = decodeRecords(ports.storage.open(paxosLogName).readAll(), id);
-      if (onDisk.ok) this.invariants.recovered(id, onDisk.records);
       const actor = startControllerActor(ports, {
         config: this.config,
         // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty).
@@ -281,6 +276,9 @@ class PaxosClusterRun {
             if (rewritten) this.rewritesDone++;
             this.invariants.synced(nodeId, records);
           },
+          // A crash may leave whole records of a write whose sync never completed (a torn prefix that ends on a record
+          // boundary): they are durable now, and a recovered vote counts like one whose sync was reported.
+          recovered: (nodeId, records) => this.invariants.recovered(nodeId, records),
           stepped: (report) => {
             if (report.state.acceptor.mode === "voting") this.rejoinPending.delete(id);
             this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
