@@ -55,6 +55,11 @@ export type DetectorNoteKind =
   | "host.refuted"
   | "host.superseded"
   | "host.declared"
+  /**
+   * An incarnation heard after the view recorded the host failed (or fenced) at an older one fell silent before the
+   * view brought it up: it was never a member and ran nothing, so there is no failure to record.
+   */
+  | "host.rejoin-lapsed"
   /** A declared failure proposed again: the view holds that incarnation up (it left maintenance dead). */
   | "host.redeclared"
   | "digest.ignored"
@@ -104,6 +109,9 @@ interface HostRecord {
   unheard: boolean;
   /** The view holds the host `joining`: propose it up once it is heard. */
   viewJoining: boolean;
+  /** What the view last told for the host; null while it has told nothing (a host heard before the view named it). */
+  viewState: HostState | null;
+  viewIncarnation: number;
   /** The monitor whose digest last raised `heardNoLaterThanMs`, and when that digest arrived; null when seeded. */
   lastReporter: string | null;
   reportedAtMs: number;
@@ -145,6 +153,8 @@ export interface FailureDetectorState {
     suspicions: number;
     refutations: number;
     declarations: number;
+    /** Silent incarnations that were never members (host.rejoin-lapsed): nothing proposed. */
+    lapsedRejoins: number;
     hostsUntracked: number;
     hostsRemoved: number;
     hearingsOfRemovedHosts: number;
@@ -161,7 +171,7 @@ export function createFailureDetector(selfId: string, config: FailureDetectorCon
     suspicions: new Map(),
     declaredExclusions: new Map(),
     removedHosts: new Set(),
-    counters: { digestsAnswered: 0, digestsIgnored: 0, suspicions: 0, refutations: 0, declarations: 0, hostsUntracked: 0, hostsRemoved: 0, hearingsOfRemovedHosts: 0 },
+    counters: { digestsAnswered: 0, digestsIgnored: 0, suspicions: 0, refutations: 0, declarations: 0, lapsedRejoins: 0, hostsUntracked: 0, hostsRemoved: 0, hearingsOfRemovedHosts: 0 },
   };
 }
 
@@ -208,6 +218,11 @@ function probesSettled(state: FailureDetectorState, suspicion: Suspicion, nowMs:
     if (monitor.coveredSeq >= suspicion.round && !suspicion.unansweredProbes.has(monitor.monitorId)) return false;
   }
   return true;
+}
+
+/** The view holds the host failed or fenced at an older incarnation: this one never came up in it. */
+function neverMember(host: HostRecord, incarnation: number): boolean {
+  return (host.viewState === "failed" || host.viewState === "fenced") && incarnation > host.viewIncarnation;
 }
 
 class Step {
@@ -296,7 +311,18 @@ class Step {
         if (state.counters.hostsUntracked === 1) this.note("host.untracked", { hostId, maxTrackedHosts: state.config.maxTrackedHosts });
         return;
       }
-      host = { hostId, incarnation, heardNoLaterThanMs: heardAtMs, status: "alive", unheard: false, viewJoining: false, lastReporter: reporter, reportedAtMs: this.nowMs };
+      host = {
+        hostId,
+        incarnation,
+        heardNoLaterThanMs: heardAtMs,
+        status: "alive",
+        unheard: false,
+        viewJoining: false,
+        viewState: null,
+        viewIncarnation: 0,
+        lastReporter: reporter,
+        reportedAtMs: this.nowMs,
+      };
       state.hosts.set(hostId, host);
       return;
     }
@@ -482,16 +508,30 @@ class Step {
     const state = this.state;
     const host = state.hosts.get(suspicion.hostId);
     state.suspicions.delete(suspicion.hostId);
-    state.counters.declarations++;
     state.declaredExclusions.delete(suspicion.hostId);
+    // Still refused grants either way, so a host alive without a lease moves to a new incarnation and can rejoin.
     this.excludeDeclared(suspicion.hostId, suspicion.incarnation);
-    this.outputs.push({ kind: "propose-host-failed", hostId: suspicion.hostId, incarnation: suspicion.incarnation, leaseExpiresByMs: notBeforeMs });
-    this.note("host.declared", {
-      hostId: suspicion.hostId,
-      incarnation: suspicion.incarnation,
-      silentForMs: this.nowMs - suspicion.heardNoLaterThanMs,
-      unansweredProbes: suspicion.unansweredProbes.size,
-    });
+    if (host !== undefined && neverMember(host, suspicion.incarnation)) {
+      // The view has nothing to end (viewCommandsFor would propose nothing): a warning of a declared failure would be
+      // a false alarm. Should the view still bring this incarnation up, it is declared then (followLiveView).
+      state.counters.lapsedRejoins++;
+      this.note("host.rejoin-lapsed", {
+        hostId: suspicion.hostId,
+        incarnation: suspicion.incarnation,
+        viewState: host.viewState ?? "unknown",
+        viewIncarnation: host.viewIncarnation,
+        silentForMs: this.nowMs - suspicion.heardNoLaterThanMs,
+      });
+    } else {
+      state.counters.declarations++;
+      this.outputs.push({ kind: "propose-host-failed", hostId: suspicion.hostId, incarnation: suspicion.incarnation, leaseExpiresByMs: notBeforeMs });
+      this.note("host.declared", {
+        hostId: suspicion.hostId,
+        incarnation: suspicion.incarnation,
+        silentForMs: this.nowMs - suspicion.heardNoLaterThanMs,
+        unansweredProbes: suspicion.unansweredProbes.size,
+      });
+    }
     if (host === undefined) return;
     if (suspicion.supersededBy !== null) {
       host.status = "alive";
@@ -643,6 +683,10 @@ class Step {
     state.removedHosts.delete(hostId);
     const host = state.hosts.get(hostId);
     const failed = viewState === "failed" || viewState === "fenced";
+    if (host !== undefined) {
+      host.viewState = viewState;
+      host.viewIncarnation = incarnation;
+    }
     if (host === undefined) {
       if (state.hosts.size >= state.config.maxTrackedHosts) {
         state.counters.hostsUntracked++;
@@ -658,6 +702,8 @@ class Step {
         status: failed ? "declared" : "alive",
         unheard: viewState === "joining",
         viewJoining: viewState === "joining",
+        viewState,
+        viewIncarnation: incarnation,
         lastReporter: null,
         reportedAtMs: graceFromMs,
       });

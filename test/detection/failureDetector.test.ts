@@ -311,6 +311,38 @@ test("a leader that did not declare a failure refuses the failed incarnation gra
   t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h4", incarnation: 1 }]);
 });
 
+test("an incarnation heard after the view's failure that falls silent before it came up is not declared; once the view holds it up, it is (whole-system fuzz seed 300556)", (t) => {
+  const harness = new Harness(["m1"]);
+  harness.lead();
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h1", state: "failed", incarnation: 1 });
+  harness.step({ type: "view.host", nowMs: 0, hostId: "h2", state: "up", incarnation: 1 });
+  harness.alive.set("h2", 1);
+  harness.alive.set("h1", 2);
+  harness.runUntil(500);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-up", "h1", 2]]);
+  // Cut off before the view brought incarnation 2 up (the proposal never committed).
+  harness.alive.delete("h1");
+  harness.runUntil(8_000);
+  t.is(harness.notes("host.suspected").length, 1);
+  t.deepEqual(harness.notes("host.declared"), [], "the view never held incarnation 2: declaring it would be a false alarm");
+  t.is(harness.proposals().length, 1, "nothing proposed: the view has no incarnation of h1 to end");
+  const lapsed = harness.notes("host.rejoin-lapsed");
+  t.is(lapsed.length, 1);
+  t.like(lapsed[0], { fields: { hostId: "h1", incarnation: 2, viewState: "failed", viewIncarnation: 1 } });
+  t.is(harness.state.counters.lapsedRejoins, 1);
+  t.is(harness.state.counters.declarations, 0);
+  // Refused grants all the same, so a host alive without a lease moves on to a new incarnation.
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h1", incarnation: 2 }]);
+  // The up proposal commits late: the view now holds a silent incarnation up, and that one is declared.
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "up", incarnation: 2 });
+  t.deepEqual(harness.proposals().slice(1).map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-failed", "h1", 2]]);
+  t.is(harness.notes("host.redeclared").length, 1);
+  // The negative space: h2, which the view held up, is declared as always when it falls silent.
+  harness.alive.delete("h2");
+  harness.runUntil(16_000);
+  t.deepEqual(harness.notes("host.declared").map((note) => note.kind === "note" && note.fields.hostId), ["h2"]);
+});
+
 test("a host the view holds in maintenance when a term starts is tracked: silent, it is declared; heard, it is not", (t) => {
   const harness = new Harness(["m1"]);
   harness.lead();
