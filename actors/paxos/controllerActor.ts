@@ -66,6 +66,7 @@ import { SnapshotPrepacker } from "./snapshotPrepacker.ts";
 import { unpackedSnapshotRecords } from "./snapshotRecordEncoding.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { viewRecordBytes } from "../../machines/view/viewSize.ts";
+import { evidenceAfter, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export const paxosDroppedMetric = "haring_paxos_dropped_total";
@@ -168,6 +169,8 @@ export interface ControllerActor {
   onLeadership(listener: (leadership: Leadership) => void): Subscription;
   /** Whether this controller's acceptor votes, and who it knows to be rejoining (rejoiningMajorityWatch.ts). */
   rejoinHealth(): RejoinHealth;
+  /** What this controller has seen another controller's disk hold (machines/paxos/voteEvidence.ts), for its restart's recall. */
+  voteEvidence(controllerId: string): VoteEvidence;
   /** The core's state, for inspection and tests. */
   core(): ViewControllerState | undefined;
   stop(): void;
@@ -242,6 +245,8 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   // The rejoin attempt this controller's acceptor is on, and who answered it so far (the core forgets at the next attempt).
   let rejoinAttempt = 0;
   let rejoinAnsweredBy: readonly string[] = [];
+  /** controllerId → what its messages showed its disk holds; one entry per other controller at most. */
+  const evidence = new Map<string, VoteEvidence>();
 
   if (log.discardedTailBytes > 0) {
     ports.metrics.increment(paxosRecoveredTailMetric, {}, log.discardedTailBytes);
@@ -549,8 +554,17 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       // Catch-up by snapshot is rare and costly on both ends (a whole view encoded, moved and rebuilt): worth a line each.
       if (message.type === "paxos.snapshot") ports.log.write("info", "paxos.snapshot-received", { from: message.from, throughSlot: message.throughSlot });
       else if (message.type === "paxos.rejoin-fence") rejoinWatch.fenceFrom(message.from, ports.clock.now());
+      noteEvidence(message);
       host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
     }
+  }
+
+  function noteEvidence(message: ViewPaxosMessage): void {
+    if (message.from === nodeId || !config.acceptorIds.includes(message.from)) return;
+    const before = evidence.get(message.from) ?? noVoteEvidence;
+    const after = evidenceAfter(before, message);
+    if (after === null) evidence.delete(message.from);
+    else if (after !== before) evidence.set(message.from, after);
   }
 
   function scheduleTick(): void {
@@ -633,6 +647,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       leadershipListeners.add(listener);
       return { unsubscribe: () => void leadershipListeners.delete(listener) };
     },
+    voteEvidence(controllerId) {
+      return evidence.get(controllerId) ?? noVoteEvidence;
+    },
     rejoinHealth() {
       return { acceptorMode: acceptorMode ?? "none", ...rejoinJudgement };
     },
@@ -656,6 +673,7 @@ function inertController(nodeId: string): ControllerActor {
     onApplied: () => ({ unsubscribe: () => undefined }),
     onLeadership: () => ({ unsubscribe: () => undefined }),
     rejoinHealth: () => ({ acceptorMode: "none", rejoining: [], majorityWithoutState: false }),
+    voteEvidence: () => noVoteEvidence,
     core: () => undefined,
     stop: () => undefined,
   };

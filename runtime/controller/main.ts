@@ -30,13 +30,16 @@ import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { paxosFatalMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startDetectorOnController, type DetectorOnController } from "../../actors/detection/detectorOnController.ts";
 import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { connectLockedNode } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecision } from "../../actors/paxos/bootstrapGate.ts";
-import { paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import { decodeRecords, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import { startVoteRecall, startVoteRecallResponder, voteRecallLogEvents, type VoteRecallOutcome } from "../../actors/paxos/voteRecall.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
+import { durableVotingState, noVoteEvidence } from "../../machines/paxos/voteEvidence.ts";
 import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { FileStorage } from "../fileStorage.ts";
@@ -93,6 +96,30 @@ function writeAtomically(path: string, text: string): void {
   renameSync(temp, path);
 }
 
+/**
+ * Before a log this controller voted with votes again: asks the other controllers what they saw its disk hold
+ * (actors/paxos/voteRecall.ts). Returns why it must not start when the log is an old copy, else undefined. A log that
+ * cannot be read is left to the controller actor, which refuses it with its own reason.
+ */
+async function recallOwnVotes(ports: NodePorts, controllerIds: readonly string[], paxos: PaxosConfig): Promise<string | undefined> {
+  const read = decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
+  const own = read.ok ? durableVotingState(ports.nodeId, paxos, read.records) : null;
+  if (own === null) return undefined;
+  const outcome = await new Promise<VoteRecallOutcome>((done) => {
+    startVoteRecall(ports, { controllerIds, own, rejections: createRejectionCounter(ports), onDone: done });
+  });
+  if (outcome.kind === "consistent") {
+    ports.log.write("info", voteRecallLogEvents.consistent, { answered: outcome.answered.join(","), unanswered: outcome.unanswered.join(",") });
+    return undefined;
+  }
+  ports.metrics.increment(paxosFatalMetric, { reason: "rolled-back-log" });
+  const note =
+    "this data directory is an old copy of this controller's (a restored backup or VM snapshot): voting with it could choose a second value for a slot. " +
+    "Move the directory aside and start on an empty one: the controller then rejoins (docs/paxos.md, Whose data directory)";
+  ports.log.write("error", voteRecallLogEvents.rolledBack, { peer: outcome.peer, shortfall: outcome.shortfall, note });
+  return `refusing to start: its Paxos log holds less than ${outcome.peer} saw it vote (${outcome.shortfall}); ${note}`;
+}
+
 /** Starts the controller described by a validated config. */
 export async function runController(config: ControllerProcessConfig, paxos: PaxosConfig, options: RunControllerOptions = {}): Promise<RunningController> {
   const { runtime, releaseLock } = await connectLockedNode(config, { fileName: lockFileName, holderKind: "controller" }, options.logLine);
@@ -123,6 +150,24 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     const core = bootstrap ? afterGate.actor?.core() : undefined;
     return core === undefined ? "exists" : bootstrapAnswerOf(core, afterGate.everLed);
   };
+  // Answered from this process's controller once it runs; before that it has seen nothing of anyone.
+  const recallResponder = startVoteRecallResponder(ports, {
+    controllerIds: config.controllerIds,
+    evidence: (controllerId) => afterGate.actor?.voteEvidence(controllerId) ?? noVoteEvidence,
+    rejections: createRejectionCounter(ports),
+  });
+  if (!gatePending) {
+    const refusal = await recallOwnVotes(ports, config.controllerIds, paxos);
+    if (refusal !== undefined) {
+      recallResponder.unsubscribe();
+      bootstrapResponder.unsubscribe();
+      await paxosNetwork.close().catch(() => undefined);
+      await runtime.close().catch(() => undefined);
+      await storage.close().catch(() => undefined);
+      releaseLock();
+      throw new Error(refusal);
+    }
+  }
   if (gatePending) {
     ports.log.write("info", "controller.bootstrap-gate", { note: "empty data directory with bootstrap: asking the other controllers whether the cluster already ran" });
     const decision = await new Promise<FinalBootstrapDecision>((decided) => {
@@ -239,6 +284,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       monitor?.dispose();
       actor.stop();
       bootstrapResponder.unsubscribe();
+      recallResponder.unsubscribe();
       leadershipWatch.unsubscribe();
       await statusWrite;
       if (config.statusIntervalMs > 0) {

@@ -22,6 +22,7 @@
  */
 import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
 import { paxosRewritesHeldMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import type { ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
@@ -32,6 +33,7 @@ import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../a
 import { defaultTransferLimits, minTransferChunkBytes } from "../../machines/paxos/chunkTransfer.ts";
 import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
+import { durableVotingState, evidenceShortfall } from "../../machines/paxos/voteEvidence.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
@@ -278,7 +280,10 @@ class PaxosClusterRun {
           },
           // A crash may leave whole records of a write whose sync never completed (a torn prefix that ends on a record
           // boundary): they are durable now, and a recovered vote counts like one whose sync was reported.
-          recovered: (nodeId, records) => this.invariants.recovered(nodeId, records),
+          recovered: (nodeId, records) => {
+            this.invariants.recovered(nodeId, records);
+            this.checkRecall(nodeId, records);
+          },
           stepped: (report) => {
             if (report.state.acceptor.mode === "voting") this.rejoinPending.delete(id);
             this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
@@ -302,6 +307,20 @@ class PaxosClusterRun {
         },
       };
     });
+  }
+
+  /**
+   * A controller restarted on its own log must pass the vote recall (actors/paxos/voteRecall.ts): nothing any running
+   * controller saw of its disk may be missing from the log, or the recall would refuse a log that is not an old copy.
+   */
+  private checkRecall(nodeId: string, records: readonly ViewDurableRecord[]): void {
+    const own = durableVotingState(nodeId, this.config, records);
+    if (own === null) return;
+    for (const [peerId, peer] of this.members) {
+      if (peerId === nodeId || peer.kind !== "controller" || peer.actor === undefined || this.world.nodeState(peerId) === "crashed") continue;
+      const shortfall = evidenceShortfall(own, peer.actor.voteEvidence(nodeId));
+      if (shortfall !== undefined) this.invariants.fail(`vote recall: ${nodeId} restarted on its own log, which ${peerId}'s evidence refuses: ${shortfall}`);
+    }
   }
 
   private addHost(id: string): void {

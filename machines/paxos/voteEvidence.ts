@@ -1,0 +1,106 @@
+/**
+ * What a controller has seen another controller's disk hold. A controller
+ * makes its promises, votes and proposer rounds durable before any message
+ * that speaks for them leaves (stepResult.ts), so every such message it sent
+ * is evidence of a lower bound on its disk. A controller restarted on an old
+ * copy of its own data directory (a restored backup or VM snapshot) holds
+ * less than its peers saw, and voting with it could choose a second value
+ * for a slot: it would take ballots it had promised to refuse, and forget
+ * votes a quorum counted. The restart asks its peers for their evidence
+ * (actors/paxos/voteRecall.ts) and refuses a log that falls short of it.
+ *
+ * Only messages that attest the sender's disk count: an acceptor's replies
+ * (promise, accepted, heartbeat ack, refusal, pre-vote reply, rejoin state)
+ * and a proposer's ballots (prepare, and the accepts and heartbeats of a
+ * round made durable before its prepares). A controller rejoining after a lost
+ * disk has, by design, forgotten its earlier life: its rejoin fence makes the
+ * peer forget the evidence too.
+ */
+import { compareBallots, formatBallot, maxBallot, zeroBallot, type Ballot } from "./ballot.ts";
+import { recoverAcceptor } from "./acceptor.ts";
+import type { PaxosConfig } from "./config.ts";
+import type { PaxosMessage } from "./messages.ts";
+import type { DurableRecord } from "./records.ts";
+import type { CommandEnvelope } from "./values.ts";
+
+export interface VoteEvidence {
+  /** The highest ballot it was seen to have promised (a vote at a ballot promises it too). */
+  readonly promised: Ballot;
+  /** The highest slot it was seen to vote in, and the ballot of that vote; -1 when none. */
+  readonly votedSlot: number;
+  readonly votedBallot: Ballot;
+  /** The highest round of its own ballots it was seen to use as a proposer; 0 when none. */
+  readonly roundUsed: number;
+}
+
+export const noVoteEvidence: VoteEvidence = { promised: zeroBallot, votedSlot: -1, votedBallot: zeroBallot, roundUsed: 0 };
+
+/** The evidence after `message` from `message.from`; `null` when the sender is rejoining (its earlier life is forgotten). */
+export function evidenceAfter<C extends CommandEnvelope>(evidence: VoteEvidence, message: PaxosMessage<C>): VoteEvidence | null {
+  switch (message.type) {
+    case "paxos.rejoin-fence":
+      return null;
+    case "paxos.reject":
+      return message.reason === "rejoining" ? null : promising(evidence, message.promised);
+    case "paxos.pre-vote-reply":
+      return promising(evidence, message.promised);
+    case "paxos.promise":
+    case "paxos.heartbeat-ack":
+      return promising(evidence, message.ballot);
+    case "paxos.rejoin-state":
+      return promising(evidence, message.fence);
+    case "paxos.accepted": {
+      const promised = promising(evidence, message.ballot);
+      const later = message.slot > evidence.votedSlot || (message.slot === evidence.votedSlot && compareBallots(message.ballot, evidence.votedBallot) > 0);
+      return later ? { ...promised, votedSlot: message.slot, votedBallot: message.ballot } : promised;
+    }
+    case "paxos.prepare":
+    case "paxos.accept":
+    case "paxos.heartbeat":
+      return message.ballot.controllerId === message.from && message.ballot.round > evidence.roundUsed ? { ...evidence, roundUsed: message.ballot.round } : evidence;
+    default:
+      return evidence;
+  }
+}
+
+function promising(evidence: VoteEvidence, ballot: Ballot): VoteEvidence {
+  return compareBallots(ballot, evidence.promised) > 0 ? { ...evidence, promised: maxBallot(evidence.promised, ballot) } : evidence;
+}
+
+/** What a controller's own log holds, as its acceptor and proposer recover it. */
+export interface DurableVotingState {
+  readonly promised: Ballot;
+  /** Votes are kept from this slot on; below it everything is chosen and compacted. */
+  readonly floorSlot: number;
+  /** The ballot of the vote held for `slot` (inherited or its own), or undefined. */
+  voteBallotAt(slot: number): Ballot | undefined;
+  readonly roundUsed: number;
+}
+
+/**
+ * Why the log cannot be the one the peer saw (one line naming both sides), or
+ * undefined when it holds everything the evidence shows. A vote replaced by one
+ * at a higher ballot, or compacted under the floor, still holds it.
+ */
+export function evidenceShortfall(own: DurableVotingState, evidence: VoteEvidence): string | undefined {
+  if (compareBallots(own.promised, evidence.promised) < 0) {
+    return `it promised ballot ${formatBallot(evidence.promised)}, the log only ${formatBallot(own.promised)}`;
+  }
+  if (evidence.votedSlot >= own.floorSlot) {
+    const held = own.voteBallotAt(evidence.votedSlot);
+    if (held === undefined || compareBallots(held, evidence.votedBallot) < 0) {
+      return `it voted in slot ${evidence.votedSlot} at ballot ${formatBallot(evidence.votedBallot)}, the log holds ${held === undefined ? "no vote there" : `a vote at ${formatBallot(held)}`} (its floor is slot ${own.floorSlot})`;
+    }
+  }
+  if (own.roundUsed < evidence.roundUsed) return `it proposed in round ${evidence.roundUsed}, the log only up to round ${own.roundUsed}`;
+  return undefined;
+}
+
+/** The voting state a controller recovers from its log's records; null when it would rejoin (no `init`: it never voted here). */
+export function durableVotingState<C extends CommandEnvelope>(acceptorId: string, config: PaxosConfig, records: readonly DurableRecord<C>[]): DurableVotingState | null {
+  const { state } = recoverAcceptor({ acceptorId, config, records, nowMs: 0, bootstrap: false });
+  if (state.mode === "rejoining") return null;
+  let roundUsed = 0;
+  for (const record of records) if (record.kind === "round") roundUsed = Math.max(roundUsed, record.round);
+  return { promised: state.promised, floorSlot: state.floorSlot, voteBallotAt: (slot) => state.votes.get(slot)?.ballot, roundUsed };
+}
