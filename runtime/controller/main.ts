@@ -5,7 +5,9 @@
  * It connects to NATS (a second connection, without echo, carries Paxos),
  * takes `<dataDir>` for itself (a lock file naming its pid), on an empty directory with `bootstrap` asks the other controllers
  * whether the cluster already ran (bootstrapping only if not, rejoining
- * otherwise; docs/paxos.md, "Bootstrap"), answers their such questions for
+ * otherwise; docs/paxos.md, "Bootstrap"), on a log it voted with asks them
+ * what they saw it vote and refuses an old copy of its own directory
+ * (actors/paxos/voteRecall.ts), answers both kinds of question for
  * as long as it runs, recovers the Paxos log `<dataDir>/paxos.log` and runs the controller
  * actor on the real ports (fsync'ed file storage, the real clock), mirroring
  * the view into the `haring-view` KV bucket while it leads. It rewrites

@@ -1,0 +1,92 @@
+/**
+ * A controller restarted on an old copy of its own data directory (a restored
+ * backup or VM snapshot), over a real nats-server and real controller
+ * processes. Its identity and the writer of every record are its own, so only
+ * its peers can tell: the leader saw it promise a ballot the copy never
+ * promised. It must refuse to vote with the copy, name the evidence, and leave
+ * the copy as it was; started on an empty directory instead, it rejoins.
+ */
+import test from "ava";
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
+import { connectViewClient } from "../../runtime/controller/viewClient.ts";
+import { startNatsServer } from "../../runtime/natsServer.ts";
+import { addSmallVm, logEvents, releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
+
+const controllerIds = ["c1", "c2", "c3"];
+const resources: RealClusterResources = {};
+
+test.after.always(() => releaseRealCluster(resources));
+
+test("a controller restarted on an old copy of its data directory refuses to vote with it, naming what a peer saw; on an empty directory it rejoins", async (t) => {
+  const nats = (resources.nats = await startNatsServer());
+  const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-old-copy-")));
+  const cluster = (resources.cluster = startLocalControllers({ clusterId: "oldcopy", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false, detector: false }));
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  const client = (resources.client = await connectViewClient({
+    clusterId: "oldcopy",
+    nodeId: "test-client",
+    natsUrls: [nats.url],
+    paxos: createPaxosConfig(controllerIds),
+    clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 60 },
+  }));
+  t.is((await client.propose(addSmallVm("before-copy"))).kind, "committed");
+
+  const firstLeader = cluster.leader()!;
+  const copied = cluster.members.find((member) => member !== firstLeader)!;
+  // The backup: taken while the controller is down, as a VM snapshot or a file-level backup would be.
+  await copied.kill("SIGKILL");
+  const backup = `${copied.dataDir}.backup`;
+  cpSync(copied.dataDir, backup, { recursive: true });
+  let mark = copied.outputTail().length;
+  copied.start();
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  // A restart on its own, current log passes the recall: both peers answered and neither saw more than the log holds.
+  await cluster.waitFor("the copied controller's recall", () => logEvents(copied.outputTail().slice(mark), "paxos.recall-consistent").length > 0, 30_000);
+  t.like(logEvents(copied.outputTail().slice(mark), "paxos.recall-consistent")[0], { answered: controllerIds.filter((id) => id !== copied.id).join(","), unanswered: "" });
+
+  // A new leader: the copied controller promises (and acks) a ballot its backup never saw, or leads with a round it never used.
+  await firstLeader.kill("SIGKILL");
+  await cluster.waitFor("a new leader", () => cluster.leader() !== undefined && cluster.leader() !== firstLeader, 30_000);
+  const secondLeader = cluster.leader()!;
+  firstLeader.start();
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  t.is((await client.propose(addSmallVm("after-copy"))).kind, "committed");
+  await cluster.waitFor("the copied controller applied the new command", (statuses) => (statuses.get(copied.id)?.appliedSlots ?? 0) >= (statuses.get(secondLeader.id)?.appliedSlots ?? 0), 30_000);
+
+  // The operator restores the backup.
+  await copied.kill("SIGKILL");
+  rmSync(copied.dataDir, { recursive: true, force: true });
+  renameSync(backup, copied.dataDir);
+  const restoredLog = readFileSync(join(copied.dataDir, "paxos.log"));
+  mark = copied.outputTail().length;
+  copied.start();
+  await cluster.waitFor("the controller on the old copy to exit", () => !copied.running, 30_000);
+  t.is(copied.exitCode, 1);
+  const output = copied.outputTail().slice(mark);
+  const refusals = logEvents(output, "paxos.log-rolled-back");
+  t.is(refusals.length, 1, output);
+  t.is(refusals[0]?.level, "error");
+  if (secondLeader !== copied) {
+    t.is(refusals[0]?.peer, secondLeader.id, "the leader it acked is the one that remembers");
+    t.regex(String(refusals[0]?.shortfall), /^it promised ballot \d+\.c\d, the log only \d+\.c\d$/);
+  } else {
+    // It led itself meanwhile: the others saw its own ballot's round, which the copy never used.
+    t.not(refusals[0]?.peer, copied.id);
+    t.regex(String(refusals[0]?.shortfall), /^it proposed in round \d+, the log only up to round \d+$/);
+  }
+  t.regex(output, /haring node: refusing to start: its Paxos log holds less than c\d saw it vote/);
+  t.deepEqual(readFileSync(join(copied.dataDir, "paxos.log")), restoredLog, "the copy is left as it was, for the operator");
+  t.is(logEvents(output, "controller.started").length, 0, "it never ran its acceptor");
+
+  // The fix docs/paxos.md gives: move the copy aside and start on an empty directory; the controller rejoins.
+  renameSync(copied.dataDir, `${copied.dataDir}.old-copy`);
+  mark = copied.outputTail().length;
+  copied.start();
+  await cluster.waitFor("the controller to rejoin and vote", (statuses) => statuses.get(copied.id)?.pid === copied.pid && statuses.get(copied.id)?.acceptorMode === "voting", 60_000);
+  t.is(logEvents(copied.outputTail().slice(mark), "paxos.rejoined").length, 1);
+  t.is((await client.propose(addSmallVm("after-rejoin"))).kind, "committed");
+});
