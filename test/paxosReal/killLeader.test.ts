@@ -1,12 +1,5 @@
 import test from "ava";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
-import { connectViewClient } from "../../runtime/controller/viewClient.ts";
-import { startNatsServer } from "../../runtime/natsServer.ts";
-import { releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
-import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { releaseRealCluster, startRealClusterWithClient, type RealClusterResources } from "./realControllerTestKit.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
@@ -31,18 +24,8 @@ const addVm = (index: number): ViewCommand => ({
 });
 
 test("three controller processes over real NATS: kill -9 the leader mid-load, restart it; no committed command is lost or applied twice, and every view is the same", async (t) => {
-  const nats = (resources.nats = await startNatsServer());
-  const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-paxos-real-")));
-  // Paxos alone: with the HA manager its F enters the view, and admission control then refuses these running VMs (no hosts).
-  const cluster = (resources.cluster = startLocalControllers({ clusterId: "real", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false }));
-  await waitForLeaderAndEveryVote(cluster, controllerIds);
-  const client = (resources.client = await connectViewClient({
-    clusterId: "real",
-    nodeId: "test-client",
-    natsUrls: [nats.url],
-    paxos: createPaxosConfig(controllerIds),
-    clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 40 },
-  }));
+  // Paxos alone (the kit leaves the HA manager out: its F would enter the view and admission control refuse these VMs).
+  const { cluster, client } = await startRealClusterWithClient(resources, { clusterId: "real", dirPrefix: "haring-paxos-real-", controllerIds, maxProposeAttempts: 40 });
 
   const outcomes = new Map<string, ProposalOutcome>();
   let killed: { id: string; atCommitted: number } | undefined;

@@ -8,16 +8,10 @@
  * again on its real data, votes at once, c3 rejoins, and the cluster commits.
  */
 import test from "ava";
-import { mkdtempSync, renameSync, rmSync } from "node:fs";
+import { renameSync, rmSync } from "node:fs";
 import { inspectDataDir } from "../../runtime/node/dataDirInspection.ts";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
 import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
-import { connectViewClient } from "../../runtime/controller/viewClient.ts";
-import { startNatsServer } from "../../runtime/natsServer.ts";
-import { addSmallVm, logEvents, releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
+import { addSmallVm, logEvents, releaseRealCluster, startRealClusterWithClient, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
 const resources: RealClusterResources = {};
@@ -27,17 +21,7 @@ test.after.always(() => releaseRealCluster(resources));
 
 
 test("two of three controllers without their state: all three report a majority without state; c2 back on its real disk clears it, c3 rejoins, commits resume", async (t) => {
-  const nats = (resources.nats = await startNatsServer());
-  const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-majority-without-state-")));
-  const cluster = (resources.cluster = startLocalControllers({ clusterId: "mws", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false, detector: false }));
-  await waitForLeaderAndEveryVote(cluster, controllerIds);
-  const client = (resources.client = await connectViewClient({
-    clusterId: "mws",
-    nodeId: "test-client",
-    natsUrls: [nats.url],
-    paxos: createPaxosConfig(controllerIds),
-    clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 40 },
-  }));
+  const { cluster, client } = await startRealClusterWithClient(resources, { clusterId: "mws", dirPrefix: "haring-majority-without-state-", controllerIds, maxProposeAttempts: 40, spec: { detector: false } });
   for (let index = 0; index < 3; index++) t.is((await client.propose(addSmallVm(`before-${index}`))).kind, "committed");
   await cluster.waitFor("every controller applied the three commands", (statuses) => controllerIds.every((id) => (statuses.get(id)?.appliedSlots ?? 0) >= 4), 30_000);
 

@@ -7,14 +7,9 @@
  * the copy as it was; started on an empty directory instead, it rejoins.
  */
 import test from "ava";
-import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createPaxosConfig } from "../../machines/paxos/config.ts";
-import { startLocalControllers } from "../../runtime/controller/localControllers.ts";
-import { connectViewClient } from "../../runtime/controller/viewClient.ts";
-import { startNatsServer } from "../../runtime/natsServer.ts";
-import { addSmallVm, logEvents, releaseRealCluster, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
+import { addSmallVm, logEvents, releaseRealCluster, startRealClusterWithClient, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
 const resources: RealClusterResources = {};
@@ -22,17 +17,7 @@ const resources: RealClusterResources = {};
 test.after.always(() => releaseRealCluster(resources));
 
 test("a controller restarted on an old copy of its data directory refuses to vote with it, naming what a peer saw; on an empty directory it rejoins", async (t) => {
-  const nats = (resources.nats = await startNatsServer());
-  const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), "haring-old-copy-")));
-  const cluster = (resources.cluster = startLocalControllers({ clusterId: "oldcopy", controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false, detector: false }));
-  await waitForLeaderAndEveryVote(cluster, controllerIds);
-  const client = (resources.client = await connectViewClient({
-    clusterId: "oldcopy",
-    nodeId: "test-client",
-    natsUrls: [nats.url],
-    paxos: createPaxosConfig(controllerIds),
-    clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 60 },
-  }));
+  const { cluster, client } = await startRealClusterWithClient(resources, { clusterId: "oldcopy", dirPrefix: "haring-old-copy-", controllerIds, maxProposeAttempts: 60, spec: { detector: false } });
   t.is((await client.propose(addSmallVm("before-copy"))).kind, "committed");
 
   const firstLeader = cluster.leader()!;
@@ -70,14 +55,10 @@ test("a controller restarted on an old copy of its data directory refuses to vot
   const refusals = logEvents(output, "paxos.log-rolled-back");
   t.is(refusals.length, 1, output);
   t.is(refusals[0]?.level, "error");
-  if (secondLeader !== copied) {
-    t.is(refusals[0]?.peer, secondLeader.id, "the leader it acked is the one that remembers");
-    t.regex(String(refusals[0]?.shortfall), /^it promised ballot \d+\.c\d, the log only \d+\.c\d$/);
-  } else {
-    // It led itself meanwhile: the others saw its own ballot's round, which the copy never used.
-    t.not(refusals[0]?.peer, copied.id);
-    t.regex(String(refusals[0]?.shortfall), /^it proposed in round \d+, the log only up to round \d+$/);
-  }
+  // Whoever answered first with more than the copy holds: the leader it acked (or a controller whose pre-vote it answered)
+  // saw a promise above the copy's; if it led itself meanwhile, the others saw a round of its own the copy never used.
+  t.true(controllerIds.filter((id) => id !== copied.id).includes(String(refusals[0]?.peer)));
+  t.regex(String(refusals[0]?.shortfall), /^it (promised ballot \d+\.c\d, the log only \d+\.c\d|proposed in round \d+, the log only up to round \d+)$/);
   t.regex(output, /haring node: refusing to start: its Paxos log holds less than c\d saw it vote/);
   t.deepEqual(readFileSync(join(copied.dataDir, "paxos.log")), restoredLog, "the copy is left as it was, for the operator");
   t.is(logEvents(output, "controller.started").length, 0, "it never ran its acceptor");

@@ -3,11 +3,14 @@
  * resources a test file starts (released in its `after.always`), a small
  * command to propose, and the controllers' JSON log lines by event.
  */
-import { rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
-import type { LocalControllers } from "../../runtime/controller/localControllers.ts";
-import type { ViewClient } from "../../runtime/controller/viewClient.ts";
-import type { NatsServer } from "../../runtime/natsServer.ts";
+import { startLocalControllers, type LocalControllers, type LocalControllersSpec } from "../../runtime/controller/localControllers.ts";
+import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
+import { startNatsServer, type NatsServer } from "../../runtime/natsServer.ts";
 
 export interface RealClusterResources {
   nats?: NatsServer;
@@ -36,6 +39,36 @@ export async function waitForLeaderAndEveryVote(cluster: LocalControllers, contr
     (statuses) => cluster.leader() !== undefined && controllerIds.every((id) => statuses.get(id)?.acceptorMode === "voting"),
     timeoutMs,
   );
+}
+
+/**
+ * The start most tests here share: a nats-server, the controller processes in a fresh directory (status every
+ * 50 ms, no HA manager: its F would enter the view and admission control refuse VMs without hosts), once one leads
+ * and every one votes, and a view client. Everything is recorded in `resources` for `releaseRealCluster`.
+ */
+export async function startRealClusterWithClient(
+  resources: RealClusterResources,
+  options: {
+    readonly clusterId: string;
+    readonly dirPrefix: string;
+    readonly controllerIds: readonly string[];
+    readonly maxProposeAttempts: number;
+    readonly spec?: Partial<LocalControllersSpec>;
+  },
+): Promise<{ readonly cluster: LocalControllers; readonly client: ViewClient }> {
+  const { clusterId, controllerIds } = options;
+  const nats = (resources.nats = await startNatsServer());
+  const baseDir = (resources.baseDir = mkdtempSync(join(tmpdir(), options.dirPrefix)));
+  const cluster = (resources.cluster = startLocalControllers({ clusterId, controllerIds, natsUrls: [nats.url], baseDir, statusIntervalMs: 50, manager: false, ...options.spec }));
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  const client = (resources.client = await connectViewClient({
+    clusterId,
+    nodeId: "test-client",
+    natsUrls: [nats.url],
+    paxos: createPaxosConfig(controllerIds),
+    clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: options.maxProposeAttempts },
+  }));
+  return { cluster, client };
 }
 
 /** A VM of 1 CPU and 256 MiB, its id the command's too. */
