@@ -74,7 +74,11 @@ export interface DurableVotingState {
   readonly floorSlot: number;
   /** The ballot of the vote held for `slot` (inherited or its own), or undefined. */
   voteBallotAt(slot: number): Ballot | undefined;
-  readonly roundUsed: number;
+  /**
+   * Its proposer's next ballot takes a round above this one: above the rounds it used, and above every round it
+   * promised or voted at (proposer.ts, nextRound). A round at or below it can never be used again.
+   */
+  readonly roundsKnownUpTo: number;
 }
 
 /**
@@ -92,7 +96,9 @@ export function evidenceShortfall(own: DurableVotingState, evidence: VoteEvidenc
       return `it voted in slot ${evidence.votedSlot} at ballot ${formatBallot(evidence.votedBallot)}, the log holds ${held === undefined ? "no vote there" : `a vote at ${formatBallot(held)}`} (its floor is slot ${own.floorSlot})`;
     }
   }
-  if (own.roundUsed < evidence.roundUsed) return `it proposed in round ${evidence.roundUsed}, the log only up to round ${own.roundUsed}`;
+  if (own.roundsKnownUpTo < evidence.roundUsed) {
+    return `it proposed in round ${evidence.roundUsed}, the log knows rounds only up to ${own.roundsKnownUpTo} (it could use round ${evidence.roundUsed} again)`;
+  }
   return undefined;
 }
 
@@ -100,7 +106,8 @@ export function evidenceShortfall(own: DurableVotingState, evidence: VoteEvidenc
 export function durableVotingState<C extends CommandEnvelope>(acceptorId: string, config: PaxosConfig, records: readonly DurableRecord<C>[]): DurableVotingState | null {
   const { state } = recoverAcceptor({ acceptorId, config, records, nowMs: 0, bootstrap: false });
   if (state.mode === "rejoining") return null;
-  let roundUsed = 0;
-  for (const record of records) if (record.kind === "round") roundUsed = Math.max(roundUsed, record.round);
-  return { promised: state.promised, floorSlot: state.floorSlot, voteBallotAt: (slot) => state.votes.get(slot)?.ballot, roundUsed };
+  // Recovery raised the promise to every vote's ballot, so the promise covers the rounds it voted at.
+  let roundsKnownUpTo = state.promised.round;
+  for (const record of records) if (record.kind === "round") roundsKnownUpTo = Math.max(roundsKnownUpTo, record.round);
+  return { promised: state.promised, floorSlot: state.floorSlot, voteBallotAt: (slot) => state.votes.get(slot)?.ballot, roundsKnownUpTo };
 }

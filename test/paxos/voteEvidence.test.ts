@@ -66,7 +66,9 @@ test("a log short of the evidence is refused, naming what is missing; one that h
   t.is(evidenceShortfall(log, { ...evidence, promised: b(3, "c3") }), "it promised ballot 3.c3, the log only 3.c1");
   t.is(evidenceShortfall(log, { ...evidence, votedSlot: 9 }), "it voted in slot 9 at ballot 3.c1, the log holds no vote there (its floor is slot 0)");
   t.is(evidenceShortfall(log, { ...evidence, promised: b(4, "c1"), votedSlot: 8, votedBallot: b(4, "c1") }), "it promised ballot 4.c1, the log only 3.c1");
-  t.is(evidenceShortfall(log, { ...evidence, roundUsed: 3 }), "it proposed in round 3, the log only up to round 2");
+  // Rounds: its next ballot goes above every round it used or promised (3 here), so only a higher one can be used twice.
+  t.is(evidenceShortfall(log, { ...evidence, roundUsed: 3 }), undefined);
+  t.is(evidenceShortfall(log, { ...evidence, roundUsed: 4 }), "it proposed in round 4, the log knows rounds only up to 3 (it could use round 4 again)");
 });
 
 test("a vote compacted under the floor, or replaced by one at a higher ballot, still holds the evidence", (t) => {
