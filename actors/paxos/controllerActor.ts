@@ -141,6 +141,8 @@ export interface ControllerActorOptions {
   readonly observer?: ControllerObserver;
   /** The disk failed or holds an unreadable record: the node stopped and must be restarted. */
   readonly onFatal?: (error: string) => void;
+  /** This log's records, already read and checked with `decodeRecords` by the caller (the process's vote recall): not decoded again. */
+  readonly checkedRecords?: readonly ViewDurableRecord[];
   /** Group commit across the steps of one burst (see DurableWriterOptions.deferFlush); absent in the simulator. */
   readonly deferDurableFlush?: (flush: () => void) => void;
   /**
@@ -315,7 +317,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     leaderAnnouncement: (ballot) => leaderElectedCommand(ballot.controllerId, ballot.round),
   };
 
-  const readable = decodeRecords(log.readAll(), nodeId);
+  const readable = options.checkedRecords !== undefined ? ({ ok: true, records: options.checkedRecords } as const) : decodeRecords(log.readAll(), nodeId);
   if (!readable.ok) {
     const error = `cannot recover from the paxos log: ${readable.error}`;
     const foreign = readable.reason === "foreign";

@@ -38,7 +38,7 @@ import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/h
 import { connectLockedNode } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecision } from "../../actors/paxos/bootstrapGate.ts";
-import { decodeRecords, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import { decodeRecords, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { startVoteRecall, startVoteRecallResponder, voteRecallLogEvents, type VoteRecallOutcome } from "../../actors/paxos/voteRecall.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { durableVotingState, noVoteEvidence } from "../../machines/paxos/voteEvidence.ts";
@@ -100,26 +100,32 @@ function writeAtomically(path: string, text: string): void {
 
 /**
  * Before a log this controller voted with votes again: asks the other controllers what they saw its disk hold
- * (actors/paxos/voteRecall.ts). Returns why it must not start when the log is an old copy, else undefined. A log that
- * cannot be read is left to the controller actor, which refuses it with its own reason.
+ * (actors/paxos/voteRecall.ts). Gives why it must not start when the log is an old copy, and the records it read
+ * (for the controller actor, which need not decode them again). A log that cannot be read is left to the
+ * actor, which refuses it with its own reason.
  */
-async function recallOwnVotes(ports: NodePorts, controllerIds: readonly string[], paxos: PaxosConfig): Promise<string | undefined> {
+async function recallOwnVotes(
+  ports: NodePorts,
+  controllerIds: readonly string[],
+  paxos: PaxosConfig,
+): Promise<{ readonly refusal?: string; readonly records?: readonly ViewDurableRecord[] }> {
   const read = decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
-  const own = read.ok ? durableVotingState(ports.nodeId, paxos, read.records) : null;
-  if (own === null) return undefined;
+  if (!read.ok) return {};
+  const own = durableVotingState(ports.nodeId, paxos, read.records);
+  if (own === null) return { records: read.records };
   const outcome = await new Promise<VoteRecallOutcome>((done) => {
     startVoteRecall(ports, { controllerIds, own, rejections: createRejectionCounter(ports), onDone: done });
   });
   if (outcome.kind === "consistent") {
     ports.log.write("info", voteRecallLogEvents.consistent, { answered: outcome.answered.join(","), unanswered: outcome.unanswered.join(",") });
-    return undefined;
+    return { records: read.records };
   }
   ports.metrics.increment(paxosFatalMetric, { reason: "rolled-back-log" });
   const note =
     "this data directory is an old copy of this controller's (a restored backup or VM snapshot): voting with it could choose a second value for a slot. " +
     "Move the directory aside and start on an empty one: the controller then rejoins (docs/paxos.md, Whose data directory)";
   ports.log.write("error", voteRecallLogEvents.rolledBack, { peer: outcome.peer, shortfall: outcome.shortfall, note });
-  return `refusing to start: its Paxos log holds less than ${outcome.peer} saw it vote (${outcome.shortfall}); ${note}`;
+  return { refusal: `refusing to start: its Paxos log holds less than ${outcome.peer} saw it vote (${outcome.shortfall}); ${note}` };
 }
 
 /** Starts the controller described by a validated config. */
@@ -158,8 +164,10 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     evidence: (controllerId) => afterGate.actor?.voteEvidence(controllerId) ?? noVoteEvidence,
     rejections: createRejectionCounter(ports),
   });
+  let checkedRecords: readonly ViewDurableRecord[] | undefined;
   if (!gatePending) {
-    const refusal = await recallOwnVotes(ports, config.controllerIds, paxos);
+    const { refusal, records } = await recallOwnVotes(ports, config.controllerIds, paxos);
+    checkedRecords = records;
     if (refusal !== undefined) {
       recallResponder.unsubscribe();
       bootstrapResponder.unsubscribe();
@@ -196,6 +204,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     rejections: createRejectionCounter(ports),
     kvMirror: config.kvMirror ? {} : false,
     onFatal: () => void shutDown(controllerExitCodes.fatal),
+    ...(checkedRecords !== undefined ? { checkedRecords } : {}),
     // The actor host steps a whole mailbox in one macrotask: the records of all those steps go in one durable write.
     deferDurableFlush: queueMicrotask,
     leaderOverlapsItsDisk: true,
