@@ -192,7 +192,8 @@ export function inspectDataDir(dataDir: string): DataDirInspection {
       findings.push(`${owner} never voted here (no init record): it ${startsWithoutState}`);
     } else {
       const votes = paxos.votes === null ? "no votes above its floor" : `${paxos.votes.count} votes in slots ${paxos.votes.lowestSlot}-${paxos.votes.highestSlot}`;
-      findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}`);
+      // Whether this is an old copy of its log only the other controllers can tell: it asks them first (actors/paxos/voteRecall.ts).
+      findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}, unless a controller it reaches saw it hold more (an old copy)`);
     }
   } else if (controllerId !== undefined) {
     findings.push(`no paxos.log: ${controllerId} ${startsWithoutState}`);
