@@ -33,7 +33,8 @@ export interface VoteRecallTimings {
   readonly requestTimeoutMs: number;
 }
 
-export const defaultVoteRecallTimings: VoteRecallTimings = { waitMs: 2_000, askIntervalMs: 250, requestTimeoutMs: 200 };
+// A few seconds at most: a restart with a controller down waits this long; a loaded peer still gets a dozen chances to answer.
+export const defaultVoteRecallTimings: VoteRecallTimings = { waitMs: 3_000, askIntervalMs: 250, requestTimeoutMs: 200 };
 
 /** A recall and its answer are a few ballots; anything longer is not one. */
 export const maxVoteRecallMessageBytes = 512;
