@@ -42,7 +42,7 @@ const slotSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const countSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
 /** A controller id, or "" in the zero ballot and in "nobody" fields. */
 const optionalIdSchema = str({ maxLength: 64, pattern: /^[A-Za-z0-9_-]*$/ });
-const ballotSchema = obj({ round: countSchema, controllerId: optionalIdSchema });
+export const ballotSchema = obj({ round: countSchema, controllerId: optionalIdSchema });
 const recipientSchema = str({ minLength: 1, maxLength: 64, pattern: /^(?:\*|[A-Za-z0-9_-]+)$/ });
 
 const slotValueSchema = discriminated("kind", [

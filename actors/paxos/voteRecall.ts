@@ -16,7 +16,8 @@
  * controller of an older version does not answer and counts as unanswered.
  */
 import { decodeCounted, type RejectionCounter } from "../codec/rejectionCounter.ts";
-import { int, obj, str } from "../codec/schema.ts";
+import { int, obj } from "../codec/schema.ts";
+import { ballotSchema } from "./paxosMessages.ts";
 import { createMessageRegistry } from "../codec/messageCodec.ts";
 import type { TimerId } from "../ports/clock.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
@@ -40,7 +41,6 @@ export const defaultVoteRecallTimings: VoteRecallTimings = { waitMs: 3_000, askI
 export const maxVoteRecallMessageBytes = 512;
 
 const countSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
-const ballotSchema = obj({ round: countSchema, controllerId: str({ maxLength: 64, pattern: /^[A-Za-z0-9_-]*$/ }) });
 
 export const voteRecallMessages = createMessageRegistry(
   {
@@ -141,8 +141,7 @@ export function startVoteRecall(
           return;
         }
         answered.add(other);
-        const { promised, votedSlot, votedBallot, roundUsed } = reply.body;
-        const shortfall = evidenceShortfall(options.own, { promised, votedSlot, votedBallot, roundUsed });
+        const shortfall = evidenceShortfall(options.own, reply.body);
         if (shortfall !== undefined) finish({ kind: "rolled-back", peer: other, shortfall });
         else if (answered.size === others.length) finish(consistent());
       });

@@ -16,10 +16,11 @@
  * disk has, by design, forgotten its earlier life: its rejoin fence makes the
  * peer forget the evidence too.
  */
-import { compareBallots, formatBallot, maxBallot, zeroBallot, type Ballot } from "./ballot.ts";
+import { compareBallots, formatBallot, zeroBallot, type Ballot } from "./ballot.ts";
 import { recoverAcceptor } from "./acceptor.ts";
 import type { PaxosConfig } from "./config.ts";
 import type { PaxosMessage } from "./messages.ts";
+import { createProposer } from "./proposer.ts";
 import type { DurableRecord } from "./records.ts";
 import type { CommandEnvelope } from "./values.ts";
 
@@ -64,7 +65,7 @@ export function evidenceAfter<C extends CommandEnvelope>(evidence: VoteEvidence,
 }
 
 function promising(evidence: VoteEvidence, ballot: Ballot): VoteEvidence {
-  return compareBallots(ballot, evidence.promised) > 0 ? { ...evidence, promised: maxBallot(evidence.promised, ballot) } : evidence;
+  return compareBallots(ballot, evidence.promised) > 0 ? { ...evidence, promised: ballot } : evidence;
 }
 
 /** What a controller's own log holds, as its acceptor and proposer recover it. */
@@ -106,8 +107,8 @@ export function evidenceShortfall(own: DurableVotingState, evidence: VoteEvidenc
 export function durableVotingState<C extends CommandEnvelope>(acceptorId: string, config: PaxosConfig, records: readonly DurableRecord<C>[]): DurableVotingState | null {
   const { state } = recoverAcceptor({ acceptorId, config, records, nowMs: 0, bootstrap: false });
   if (state.mode === "rejoining") return null;
-  // Recovery raised the promise to every vote's ballot, so the promise covers the rounds it voted at.
-  let roundsKnownUpTo = state.promised.round;
-  for (const record of records) if (record.kind === "round") roundsKnownUpTo = Math.max(roundsKnownUpTo, record.round);
+  // The proposer's own recovery: its next round goes above both (nextRound).
+  const proposer = createProposer({ proposerId: acceptorId, config, records, nowMs: 0, randomSeed: 0 });
+  const roundsKnownUpTo = Math.max(proposer.roundUsed, proposer.maxRoundSeen, state.promised.round);
   return { promised: state.promised, floorSlot: state.floorSlot, voteBallotAt: (slot) => state.votes.get(slot)?.ballot, roundsKnownUpTo };
 }
