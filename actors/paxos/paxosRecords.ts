@@ -8,7 +8,8 @@
  * fails validation is not skipped: forgetting a promise or a vote could break
  * Paxos, so recovery refuses to start and says which record is wrong.
  */
-import { int, obj, type Infer } from "../codec/schema.ts";
+import { arr, int, obj, optional, str, type Infer } from "../codec/schema.ts";
+import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { createMessageRegistry } from "../codec/messageCodec.ts";
 import { maxRecordBytes } from "../recordFraming.ts";
 import type { DurableRecord, DurableRecordKind } from "../../machines/paxos/records.ts";
@@ -28,7 +29,7 @@ const ballotSchema = paxosWireSchemas["paxos.prepare"].shape.ballot;
 const slotValueSchema = paxosWireSchemas["paxos.accept"].shape.value;
 
 const recordSchemas = {
-  "record.init": obj({}),
+  "record.init": obj({ fencedBy: optional(arr(str({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/ }), { maxLength: maxAcceptors })) }),
   "record.promise": obj({ ballot: ballotSchema }),
   "record.accept": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),
   "record.inherit": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),

@@ -23,7 +23,7 @@ import type { TimerId } from "../ports/clock.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import type { Subscription } from "../ports/network.ts";
 import { clusterSubjects } from "../subjects.ts";
-import { evidenceShortfall, type DurableVotingState, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { evidenceShortfall, recallPeers, type DurableVotingState, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
 
 export interface VoteRecallTimings {
   /** The recall gives up waiting for unanswered controllers after this long and lets the log vote (nobody to contradict it). */
@@ -81,8 +81,11 @@ export function startVoteRecallResponder(
 }
 
 export type VoteRecallOutcome =
-  /** No answering controller saw more than the log holds. */
-  | { readonly kind: "consistent"; readonly answered: readonly string[]; readonly unanswered: readonly string[] }
+  /**
+   * No answering controller saw more than the log holds. `missedRejoin`: controllers not asked, because the rejoin
+   * that began the log's life went without them and they may remember its earlier life (recallPeers).
+   */
+  | { readonly kind: "consistent"; readonly answered: readonly string[]; readonly unanswered: readonly string[]; readonly missedRejoin: readonly string[] }
   /** `peer` saw this controller's disk hold more than the log does: the log is an old copy. */
   | { readonly kind: "rolled-back"; readonly peer: string; readonly shortfall: string };
 
@@ -91,7 +94,7 @@ export interface VoteRecall {
 }
 
 /**
- * Asks every other controller, again every `askIntervalMs` until it answers, and calls `onDone` once: at the first
+ * Asks every other controller that can speak for the log (recallPeers), again every `askIntervalMs` until it answers, and calls `onDone` once: at the first
  * answer the log falls short of, or when every other controller answered, or after `waitMs`. Never inside this call.
  */
 export function startVoteRecall(
@@ -105,7 +108,7 @@ export function startVoteRecall(
   },
 ): VoteRecall {
   const timings = { ...defaultVoteRecallTimings, ...options.timings };
-  const others = options.controllerIds.filter((id) => id !== ports.nodeId);
+  const { asked: others, missedRejoin } = recallPeers(options.own, options.controllerIds, ports.nodeId);
   const answered = new Set<string>();
   const startedAtMs = ports.clock.now();
   let attempt = 0;
@@ -119,7 +122,7 @@ export function startVoteRecall(
     timer = undefined;
     options.onDone(outcome);
   };
-  const consistent = (): VoteRecallOutcome => ({ kind: "consistent", answered: others.filter((id) => answered.has(id)), unanswered: others.filter((id) => !answered.has(id)) });
+  const consistent = (): VoteRecallOutcome => ({ kind: "consistent", answered: others.filter((id) => answered.has(id)), unanswered: others.filter((id) => !answered.has(id)), missedRejoin });
 
   const round = (): void => {
     timer = undefined;

@@ -79,6 +79,8 @@ export interface AcceptorState<C extends CommandEnvelope> {
   readonly floorSlot: number;
   readonly lease: AcceptorLease;
   readonly rejoin: RejoinProgress<C> | null;
+  /** The controllers whose fences completed the rejoin that began this disk's life; null for a bootstrapped disk (records.ts, `init`). */
+  readonly fencedBy: readonly string[] | null;
 }
 
 export type AcceptorInput<C extends CommandEnvelope> =
@@ -107,6 +109,7 @@ export function maxVotesHeld(config: PaxosConfig): number {
 export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRecovery<C>): AcceptorStep<C> {
   const { acceptorId, config, records, nowMs } = recovery;
   let sawInit = false;
+  let fencedBy: readonly string[] | null = null;
   let promised = zeroBallot;
   let floorSlot = 0;
   let votes = ChunkedMap.empty<number, HeldVote<C>>().edit();
@@ -114,6 +117,7 @@ export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRec
     switch (record.kind) {
       case "init":
         sawInit = true;
+        fencedBy = record.fencedBy ?? null;
         break;
       case "promise":
         promised = maxBallot(promised, record.ballot);
@@ -139,14 +143,14 @@ export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRec
         break;
     }
   }
-  const base = { acceptorId, config, promised, votes: votes.done(), floorSlot };
+  const base = { acceptorId, config, promised, votes: votes.done(), floorSlot, fencedBy };
   if (!sawInit) {
     if (recovery.bootstrap && records.length === 0) {
       return { state: { ...base, mode: "voting", lease: noLease, rejoin: null }, persist: [{ kind: "init" }], sendAfterSync: [] };
     }
     const rejoin: RejoinProgress<C> = { quarantineUntilMs: nowMs + config.rejoinQuarantineMs, attempt: 0, fenceSentAtMs: -1, replies: new Map() };
     return {
-      state: { acceptorId, config, mode: "rejoining", promised: zeroBallot, votes: ChunkedMap.empty(), floorSlot: 0, lease: noLease, rejoin },
+      state: { acceptorId, config, mode: "rejoining", promised: zeroBallot, votes: ChunkedMap.empty(), floorSlot: 0, lease: noLease, rejoin, fencedBy: null },
       persist: [],
       sendAfterSync: [],
     };
@@ -163,7 +167,7 @@ function assumedLeaseAfterRestart(promised: Ballot, nowMs: number, config: Paxos
 /** The records that reproduce this acceptor's durable state, for a compacting rewrite of the log. */
 export function acceptorRecords<C extends CommandEnvelope>(state: AcceptorState<C>): DurableRecord<C>[] {
   if (state.mode === "rejoining") return [];
-  const records: DurableRecord<C>[] = [{ kind: "init" }, { kind: "promise", ballot: state.promised }];
+  const records: DurableRecord<C>[] = [state.fencedBy === null ? { kind: "init" } : { kind: "init", fencedBy: state.fencedBy }, { kind: "promise", ballot: state.promised }];
   if (state.floorSlot > 0) records.push({ kind: "floor", slot: state.floorSlot });
   const slots = [...state.votes.keys()].sort((a, b) => a - b);
   for (const slot of slots) {
@@ -393,6 +397,7 @@ function onRejoinState<C extends CommandEnvelope>(state: AcceptorState<C>, messa
     floorSlot,
     lease: assumedLeaseAfterRestart(promised, nowMs, state.config),
     rejoin: null,
+    fencedBy: [...replies.keys()].sort(),
   };
   return { state: next, persist: acceptorRecords(next), sendAfterSync: [] };
 }

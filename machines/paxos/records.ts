@@ -10,8 +10,12 @@ import type { Ballot } from "./ballot.ts";
 import type { CommandEnvelope, SlotValue } from "./values.ts";
 
 export type DurableRecord<C extends CommandEnvelope> =
-  /** Written once when the acceptor first votes: its absence means "this disk never voted", see acceptor.ts. */
-  | { readonly kind: "init" }
+  /**
+   * Written once when the acceptor first votes: its absence means "this disk never voted", see acceptor.ts.
+   * `fencedBy`: after a rejoin from an empty disk, the controllers whose fences it counted (they forgot what they
+   * saw of its earlier life); absent for a bootstrapped disk, which had no earlier life.
+   */
+  | { readonly kind: "init"; readonly fencedBy?: readonly string[] }
   /** Acceptor: the promised ballot rose to `ballot`. */
   | { readonly kind: "promise"; readonly ballot: Ballot }
   /** Acceptor: voted for `value` in `slot` at `ballot` (which also promises `ballot`). */

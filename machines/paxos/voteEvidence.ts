@@ -80,6 +80,11 @@ export interface DurableVotingState {
    * promised or voted at (proposer.ts, nextRound). A round at or below it can never be used again.
    */
   readonly roundsKnownUpTo: number;
+  /**
+   * After a rejoin from an empty disk, the controllers whose fences it counted; null for a bootstrapped disk.
+   * Only they are known to have forgotten what they saw of its earlier life (recallPeers).
+   */
+  readonly fencedBy: readonly string[] | null;
 }
 
 /**
@@ -110,5 +115,19 @@ export function durableVotingState<C extends CommandEnvelope>(acceptorId: string
   // The proposer's own recovery: its next round goes above both (nextRound).
   const proposer = createProposer({ proposerId: acceptorId, config, records, nowMs: 0, randomSeed: 0 });
   const roundsKnownUpTo = Math.max(proposer.roundUsed, proposer.maxRoundSeen, state.promised.round);
-  return { promised: state.promised, floorSlot: state.floorSlot, voteBallotAt: (slot) => state.votes.get(slot)?.ballot, roundsKnownUpTo };
+  return { promised: state.promised, floorSlot: state.floorSlot, voteBallotAt: (slot) => state.votes.get(slot)?.ballot, roundsKnownUpTo, fencedBy: state.fencedBy };
+}
+
+/**
+ * The controllers whose evidence can speak for this log. A controller that missed the rejoin that began the
+ * log's life (its fence went to others) may still hold what it saw of the earlier life, which the log rightly
+ * lacks: its evidence cannot tell an old copy from the real log, so it is not asked. The fence majority forgot
+ * the earlier life when it answered. An old copy of an earlier life asks that life's fence majority (or, for a
+ * bootstrapped life, everyone), which meets this life's in at least one controller: two majorities always meet.
+ */
+export function recallPeers(own: DurableVotingState, controllerIds: readonly string[], selfId: string): { readonly asked: readonly string[]; readonly missedRejoin: readonly string[] } {
+  const others = controllerIds.filter((id) => id !== selfId);
+  if (own.fencedBy === null) return { asked: others, missedRejoin: [] };
+  const fencedBy = own.fencedBy;
+  return { asked: others.filter((id) => fencedBy.includes(id)), missedRejoin: others.filter((id) => !fencedBy.includes(id)) };
 }

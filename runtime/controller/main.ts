@@ -117,7 +117,11 @@ async function recallOwnVotes(
     startVoteRecall(ports, { controllerIds, own, rejections: createRejectionCounter(ports), onDone: done });
   });
   if (outcome.kind === "consistent") {
-    ports.log.write("info", voteRecallLogEvents.consistent, { answered: outcome.answered.join(","), unanswered: outcome.unanswered.join(",") });
+    ports.log.write("info", voteRecallLogEvents.consistent, {
+      answered: outcome.answered.join(","),
+      unanswered: outcome.unanswered.join(","),
+      ...(outcome.missedRejoin.length > 0 ? { notAsked: outcome.missedRejoin.join(","), why: "they missed the rejoin that began this log and may remember the controller's earlier life" } : {}),
+    });
     return { records: read.records };
   }
   ports.metrics.increment(paxosFatalMetric, { reason: "rolled-back-log" });

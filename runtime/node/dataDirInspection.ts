@@ -60,6 +60,8 @@ export type PaxosLogSummary =
       readonly floorSlot: number;
       readonly snapshot: { readonly throughSlot: number; readonly epoch: number; readonly hosts: number; readonly vms: number } | null;
       readonly proposerRound: number;
+      /** The controllers whose fences completed the rejoin that began this log's life; null for a bootstrapped one. */
+      readonly rejoinFencedBy: readonly string[] | null;
     };
 
 export interface LockSummary {
@@ -124,6 +126,7 @@ function summarizePaxos(records: readonly ViewDurableRecord[], writers: readonly
     floorSlot: recovered.floorSlot,
     snapshot,
     proposerRound,
+    rejoinFencedBy: recovered.fencedBy,
   };
 }
 
@@ -193,7 +196,8 @@ export function inspectDataDir(dataDir: string): DataDirInspection {
     } else {
       const votes = paxos.votes === null ? "no votes above its floor" : `${paxos.votes.count} votes in slots ${paxos.votes.lowestSlot}-${paxos.votes.highestSlot}`;
       // Whether this is an old copy of its log only the other controllers can tell: it asks them first (actors/paxos/voteRecall.ts).
-      findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}, unless a controller it reaches saw it hold more (an old copy)`);
+      const life = paxos.rejoinFencedBy === null ? "" : `; this state began with a rejoin fenced by ${paxos.rejoinFencedBy.join(", ")}, and only they are asked`;
+      findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}, unless a controller it reaches saw it hold more (an old copy)${life}`);
     }
   } else if (controllerId !== undefined) {
     findings.push(`no paxos.log: ${controllerId} ${startsWithoutState}`);

@@ -33,7 +33,7 @@ import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../a
 import { defaultTransferLimits, minTransferChunkBytes } from "../../machines/paxos/chunkTransfer.ts";
 import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
-import { durableVotingState, evidenceShortfall } from "../../machines/paxos/voteEvidence.ts";
+import { durableVotingState, evidenceShortfall, recallPeers } from "../../machines/paxos/voteEvidence.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
@@ -316,8 +316,9 @@ class PaxosClusterRun {
   private checkRecall(nodeId: string, records: readonly ViewDurableRecord[]): void {
     const own = durableVotingState(nodeId, this.config, records);
     if (own === null) return;
+    const { asked } = recallPeers(own, this.config.acceptorIds, nodeId);
     for (const [peerId, peer] of this.members) {
-      if (peerId === nodeId || peer.kind !== "controller" || peer.actor === undefined || this.world.nodeState(peerId) === "crashed") continue;
+      if (!asked.includes(peerId) || peer.kind !== "controller" || peer.actor === undefined || this.world.nodeState(peerId) === "crashed") continue;
       const shortfall = evidenceShortfall(own, peer.actor.voteEvidence(nodeId));
       if (shortfall !== undefined) this.invariants.fail(`vote recall: ${nodeId} restarted on its own log, which ${peerId}'s evidence refuses: ${shortfall}`);
     }

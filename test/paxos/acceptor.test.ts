@@ -234,7 +234,7 @@ test("a disk that never voted rejoins only after quarantine and fencing a majori
   t.deepEqual(rejoined.state.promised, ballot(7, "c3"));
   t.is(rejoined.state.floorSlot, 2);
   t.deepEqual(rejoined.persist, [
-    { kind: "init" },
+    { kind: "init", fencedBy: ["a2", "a3"] },
     { kind: "promise", ballot: ballot(7, "c3") },
     { kind: "floor", slot: 2 },
     { kind: "inherit", slot: 2, ballot: ballot(4, "c2"), value: value("new") },

@@ -4,7 +4,9 @@ import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { PaxosMessage } from "../../machines/paxos/messages.ts";
 import type { DurableRecord } from "../../machines/paxos/records.ts";
 import type { CommandEnvelope } from "../../machines/paxos/values.ts";
-import { durableVotingState, evidenceAfter, evidenceShortfall, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { durableVotingState, evidenceAfter, evidenceShortfall, noVoteEvidence, recallPeers, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { acceptorRecords, recoverAcceptor, stepAcceptor, type AcceptorStep } from "../../machines/paxos/acceptor.ts";
+import { decodeRecords, encodeRecord, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 
 const config = createPaxosConfig(["c1", "c2", "c3"]);
 const b = (round: number, controllerId: string): Ballot => ({ round, controllerId });
@@ -88,4 +90,34 @@ test("a vote compacted under the floor, or replaced by one at a higher ballot, s
 test("a log that never voted here has nothing to check: the controller rejoins instead", (t) => {
   t.is(durableVotingState("c2", config, []), null);
   t.is(durableVotingState("c2", config, [{ kind: "snapshot", throughSlot: 4, snapshot: {} }]), null);
+});
+
+test("a peer that missed the rejoin may remember the earlier life: the log's fence majority alone speaks for it, kept through a rewrite and on disk", (t) => {
+  // Five controllers. In its earlier life c1 promised c5's ballot 6.c5 (c5 campaigned while cut off, so only c5 saw
+  // it). c1 then lost its disk and rejoined with the fences of c2, c3 and c4, who had promised no more than round 2.
+  const five = createPaxosConfig(["c1", "c2", "c3", "c4", "c5"], { rejoinQuarantineMs: 1_000 });
+  const c5Saw = seen([{ type: "paxos.promise", from: "c1", to: "c5", ballot: b(6, "c5"), floorSlot: 0, votes: [] }])!;
+  let rejoining = recoverAcceptor<CommandEnvelope>({ acceptorId: "c1", config: five, records: [], nowMs: 0, bootstrap: false }).state;
+  rejoining = stepAcceptor(rejoining, { type: "tick", nowMs: 1_000 }).state;
+  let step: AcceptorStep<CommandEnvelope> | undefined;
+  for (const peer of ["c4", "c2", "c3"]) {
+    const fence = { type: "paxos.rejoin-state" as const, from: peer, to: "c1", attempt: 1, fence: b(3, "c2"), floorSlot: 0, votes: [] };
+    step = stepAcceptor(rejoining, { type: "message", message: fence, nowMs: 1_010 });
+    rejoining = step.state;
+  }
+  t.is(rejoining.mode, "voting");
+  t.deepEqual(step!.persist[0], { kind: "init", fencedBy: ["c2", "c3", "c4"] });
+  const log = durableVotingState("c1", five, step!.persist)!;
+  // What c5 remembers is more than the new life holds, rightly: the old rule refused this log, which is no old copy.
+  t.is(evidenceShortfall(log, c5Saw), "it promised ballot 6.c5, the log only 3.c2");
+  t.deepEqual(recallPeers(log, five.acceptorIds, "c1"), { asked: ["c2", "c3", "c4"], missedRejoin: ["c5"] });
+  // The fence majority is part of the log: a compacting rewrite and the disk's encoding keep it.
+  const rewritten = acceptorRecords(rejoining);
+  t.deepEqual(rewritten[0], { kind: "init", fencedBy: ["c2", "c3", "c4"] });
+  const read = decodeRecords(rewritten.map((record) => encodeRecord("c1", record as ViewDurableRecord)), "c1");
+  t.true(read.ok);
+  if (read.ok) t.deepEqual(durableVotingState("c1", five, read.records)!.fencedBy, ["c2", "c3", "c4"]);
+  // A bootstrapped log had no earlier life: every other controller is asked (the negative space).
+  const bootstrapped = durableVotingState("c1", five, [{ kind: "init" }, { kind: "promise", ballot: b(3, "c2") }])!;
+  t.deepEqual(recallPeers(bootstrapped, five.acceptorIds, "c1"), { asked: ["c2", "c3", "c4", "c5"], missedRejoin: [] });
 });

@@ -15,14 +15,24 @@ const b = (round: number, controllerId: string): Ballot => ({ round, controllerI
 const controllerIds = ["c1", "c2", "c3"];
 
 /** c1's log: promised 3.c2, votes in slots 0-9 at 3.c2, rounds up to 3. */
-const ownLog: DurableVotingState = { promised: b(3, "c2"), floorSlot: 0, voteBallotAt: (slot) => (slot < 10 ? b(3, "c2") : undefined), roundsKnownUpTo: 3 };
+const ownLog: DurableVotingState = { promised: b(3, "c2"), floorSlot: 0, voteBallotAt: (slot) => (slot < 10 ? b(3, "c2") : undefined), roundsKnownUpTo: 3, fencedBy: null };
 
-function recall(evidence: ReadonlyMap<string, VoteEvidence>, options: { readonly running?: readonly string[]; readonly seed?: number } = {}) {
+function recall(
+  evidence: ReadonlyMap<string, VoteEvidence>,
+  options: { readonly running?: readonly string[]; readonly seed?: number; readonly controllerIds?: readonly string[]; readonly own?: DurableVotingState } = {},
+) {
   const world = new SimWorld({ seed: options.seed ?? 1, clusterId: "recall" });
   const telemetry = recordingTelemetry();
+  const ids = options.controllerIds ?? controllerIds;
+  const asked: string[] = [];
   for (const id of options.running ?? ["c2", "c3"]) {
     world.addNode(id, (ports) => {
-      const subscription = startVoteRecallResponder(ports, { controllerIds, evidence: (asker) => (asker === "c1" ? (evidence.get(id) ?? noVoteEvidence) : noVoteEvidence), rejections: createRejectionCounter(ports) });
+      const subscription = startVoteRecallResponder(ports, { controllerIds: ids, evidence: (asker) => {
+          if (asker === "c1") asked.push(id);
+          return asker === "c1" ? (evidence.get(id) ?? noVoteEvidence) : noVoteEvidence;
+        },
+        rejections: createRejectionCounter(ports),
+      });
       return { stop: () => subscription.unsubscribe() };
     });
   }
@@ -32,8 +42,8 @@ function recall(evidence: ReadonlyMap<string, VoteEvidence>, options: { readonly
   world.addNode("c1", (ports) => {
     c1 = { ...ports, metrics: telemetry.metrics, log: telemetry.log };
     const running = startVoteRecall(c1, {
-      controllerIds,
-      own: ownLog,
+      controllerIds: ids,
+      own: options.own ?? ownLog,
       rejections: createRejectionCounter(c1),
       onDone: (result) => {
         outcome = result;
@@ -43,12 +53,12 @@ function recall(evidence: ReadonlyMap<string, VoteEvidence>, options: { readonly
     return { stop: () => running.stop() };
   });
   world.runUntil(5_000);
-  return { outcome, doneAtMs, world, telemetry, c1: () => c1 };
+  return { outcome, doneAtMs, world, telemetry, asked, c1: () => c1 };
 }
 
 test("every peer answers with no more than the log holds: consistent, at once", (t) => {
   const { outcome, doneAtMs } = recall(new Map([["c2", { promised: b(3, "c2"), votedSlot: 9, votedBallot: b(3, "c2"), roundUsed: 2 }]]));
-  t.deepEqual(outcome, { kind: "consistent", answered: ["c2", "c3"], unanswered: [] });
+  t.deepEqual(outcome, { kind: "consistent", answered: ["c2", "c3"], unanswered: [], missedRejoin: [] });
   t.true(doneAtMs >= 0 && doneAtMs < 100, `done at ${doneAtMs} ms`);
 });
 
@@ -59,9 +69,26 @@ test("a peer that saw more than the log holds refuses it, naming the peer and wh
   t.like(missingVote, { kind: "rolled-back", peer: "c2" });
 });
 
+test("after a rejoin, only the controllers whose fences it counted are asked: one that missed it may remember the earlier life", (t) => {
+  const five = ["c1", "c2", "c3", "c4", "c5"];
+  const rejoinedLog: DurableVotingState = { ...ownLog, fencedBy: ["c2", "c3", "c4"] };
+  const earlierLife: VoteEvidence = { promised: b(6, "c5"), votedSlot: 40, votedBallot: b(6, "c5"), roundUsed: 0 };
+  const running = ["c2", "c3", "c4", "c5"];
+  const missed = recall(new Map([["c5", earlierLife]]), { controllerIds: five, own: rejoinedLog, running });
+  t.deepEqual(missed.outcome, { kind: "consistent", answered: ["c2", "c3", "c4"], unanswered: [], missedRejoin: ["c5"] });
+  t.false(missed.asked.includes("c5"), `asked: ${missed.asked.join(",")}`);
+  t.true(missed.doneAtMs >= 0 && missed.doneAtMs < 100, `done at ${missed.doneAtMs} ms: c5 is not waited for`);
+  // The same memory in a controller that fenced the rejoin is evidence of this life: the log is refused.
+  const fenced = recall(new Map([["c4", earlierLife]]), { controllerIds: five, own: rejoinedLog, running });
+  t.deepEqual(fenced.outcome, { kind: "rolled-back", peer: "c4", shortfall: "it promised ballot 6.c5, the log only 3.c2" });
+  // A bootstrapped log asks everyone, c5 too.
+  const bootstrapped = recall(new Map([["c5", earlierLife]]), { controllerIds: five, running });
+  t.like(bootstrapped.outcome, { kind: "rolled-back", peer: "c5" });
+});
+
 test("a peer that does not run is waited for at most waitMs, then the log starts; the one that answered counted", (t) => {
   const { outcome, doneAtMs } = recall(new Map(), { running: ["c2"] });
-  t.deepEqual(outcome, { kind: "consistent", answered: ["c2"], unanswered: ["c3"] });
+  t.deepEqual(outcome, { kind: "consistent", answered: ["c2"], unanswered: ["c3"], missedRejoin: [] });
   t.true(doneAtMs >= defaultVoteRecallTimings.waitMs && doneAtMs < defaultVoteRecallTimings.waitMs + 300, `done at ${doneAtMs} ms`);
 });
 
@@ -113,6 +140,6 @@ test("an answer from another controller than the one asked, or not an answer, is
     return { stop: () => running.stop() };
   });
   world.runUntil(5_000);
-  t.deepEqual(outcome, { kind: "consistent", answered: [], unanswered: ["c2", "c3"] });
+  t.deepEqual(outcome, { kind: "consistent", answered: [], unanswered: ["c2", "c3"], missedRejoin: [] });
   t.true(telemetry.counter(messagesRejectedMetric) >= 2 * 8, `${telemetry.counter(messagesRejectedMetric)} refused: each of about eight asks, to both`);
 });

@@ -41,8 +41,9 @@ async function cli(argv: string[]) {
 }
 
 const snapshot = viewToSnapshot(viewStateMachine.initialState);
+// A log that began with a rejoin (its inherited vote), fenced by c1 and c3.
 const votingState: ViewDurableRecord[] = [
-  { kind: "init" },
+  { kind: "init", fencedBy: ["c1", "c3"] },
   { kind: "promise", ballot: ballot(2, "c1") },
   { kind: "accept", slot: 3, ballot: ballot(2, "c1"), value: { kind: "noop" } },
   { kind: "snapshot", throughSlot: 5, snapshot },
@@ -69,12 +70,16 @@ test("a controller's own directory: the state its acceptor recovers, without a b
     floorSlot: 5,
     snapshot: { throughSlot: 5, epoch: snapshot.epoch, hosts: 0, vms: 0 },
     proposerRound: 2,
+    rejoinFencedBy: ["c1", "c3"],
   });
   t.false(inspection.refused);
-  t.deepEqual(inspection.findings, ["c2 has its Paxos state here: it starts voting with promise 4.c2 and 3 votes in slots 5-7, unless a controller it reaches saw it hold more (an old copy)"]);
+  t.deepEqual(inspection.findings, [
+    "c2 has its Paxos state here: it starts voting with promise 4.c2 and 3 votes in slots 5-7, unless a controller it reaches saw it hold more (an old copy); this state began with a rejoin fenced by c1, c3, and only they are asked",
+  ]);
   const printed = await cli(["inspect", dataDir]);
   t.is(printed.code, 0, printed.err);
   t.regex(printed.out, /^identity: controller c2 of cluster prod$/m);
+  t.regex(printed.out, /^paxos: written by c2; voted \(since a rejoin fenced by c1, c3\); promised 4\.c2; proposer round 2$/m);
   t.regex(printed.out, /^paxos votes: 3 in slots 5-7 \(1 inherited\), highest ballot 4\.c2; floor 5$/m);
   t.regex(printed.out, /^verdict: the node would start on this directory$/m);
   const json = await cli(["inspect", dataDir, "--json"]);
