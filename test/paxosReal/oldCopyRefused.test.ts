@@ -9,6 +9,7 @@
 import test from "ava";
 import { cpSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { inspectDataDir } from "../../runtime/node/dataDirInspection.ts";
 import { addSmallVm, logEvents, releaseRealCluster, startRealClusterWithClient, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const controllerIds = ["c1", "c2", "c3"];
@@ -74,4 +75,18 @@ test("a controller restarted on an old copy of its data directory refuses to vot
   await cluster.waitFor("the controller to rejoin and vote", (statuses) => statuses.get(copied.id)?.pid === copied.pid && statuses.get(copied.id)?.acceptorMode === "voting", 60_000);
   t.is(logEvents(copied.outputTail().slice(mark), "paxos.rejoined").length, 1);
   t.is((await client.propose(addSmallVm("after-rejoin"))).kind, "committed");
+
+  // Its new log names the controllers whose fences it counted (both others: three controllers); a restart on it asks them.
+  const others = controllerIds.filter((id) => id !== copied.id);
+  const rejoinedLog = inspectDataDir(copied.dataDir).paxos;
+  t.deepEqual(rejoinedLog?.readable ? rejoinedLog.rejoinFencedBy : undefined, others);
+  await copied.kill("SIGKILL");
+  mark = copied.outputTail().length;
+  copied.start();
+  await cluster.waitFor("the rejoined controller's recall", () => logEvents(copied.outputTail().slice(mark), "paxos.recall-consistent").length > 0, 30_000);
+  const afterRejoin = logEvents(copied.outputTail().slice(mark), "paxos.recall-consistent")[0]!;
+  t.deepEqual([...String(afterRejoin.answered).split(","), ...String(afterRejoin.unanswered).split(",")].filter((id) => id !== "").sort(), others);
+  t.is(afterRejoin.notAsked, undefined, "with three controllers a rejoin is fenced by both others");
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  t.is((await client.propose(addSmallVm("after-restart"))).kind, "committed");
 });
