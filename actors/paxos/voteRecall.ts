@@ -1,7 +1,8 @@
 /**
  * The vote recall of a controller that restarts on a Paxos log it voted with:
- * before its acceptor votes again, it asks every other controller what that
- * controller saw its disk hold (machines/paxos/voteEvidence.ts) and refuses a
+ * before its acceptor votes again, it asks every other controller (after a
+ * rejoin, those that fenced it: `recallPeers`) what that controller saw its
+ * disk hold (machines/paxos/voteEvidence.ts) and refuses a
  * log that falls short: an old copy of its own data directory (a restored
  * backup or VM snapshot), whose forgotten promises and votes a quorum may
  * have counted. Peers answer from memory, so the recall is a safety net, not
@@ -94,8 +95,9 @@ export interface VoteRecall {
 }
 
 /**
- * Asks every other controller that can speak for the log (recallPeers), again every `askIntervalMs` until it answers, and calls `onDone` once: at the first
- * answer the log falls short of, or when every other controller answered, or after `waitMs`. Never inside this call.
+ * Asks every other controller that can speak for the log (recallPeers), again every `askIntervalMs` until it
+ * answers, and calls `onDone` once: at the first answer the log falls short of, or when every controller asked
+ * answered, or after `waitMs`. Never inside this call.
  */
 export function startVoteRecall(
   ports: NodePorts,
