@@ -66,7 +66,8 @@ import { SnapshotPrepacker } from "./snapshotPrepacker.ts";
 import { unpackedSnapshotRecords } from "./snapshotRecordEncoding.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { viewRecordBytes } from "../../machines/view/viewSize.ts";
-import { evidenceAfter, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { PeerEvidenceKeeper } from "./peerEvidenceKeeper.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export const paxosDroppedMetric = "haring_paxos_dropped_total";
@@ -247,8 +248,6 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   // The rejoin attempt this controller's acceptor is on, and who answered it so far (the core forgets at the next attempt).
   let rejoinAttempt = 0;
   let rejoinAnsweredBy: readonly string[] = [];
-  /** controllerId → what its messages showed its disk holds; one entry per other controller at most. */
-  const evidence = new Map<string, VoteEvidence>();
 
   if (log.discardedTailBytes > 0) {
     ports.metrics.increment(paxosRecoveredTailMetric, {}, log.discardedTailBytes);
@@ -334,6 +333,8 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     return inertController(nodeId);
   }
   recordsAtStart = readable.records;
+  /** What the other controllers' messages showed their disks hold, kept in this log too (peerEvidenceKeeper.ts). */
+  const evidence = new PeerEvidenceKeeper(nodeId, config.acceptorIds, readable.records, ports.clock.now());
 
   const host: ActorHost<typeof controllerMachine> = createActorHost(controllerMachine, ports, {
     name: `paxos-controller/${nodeId}`,
@@ -410,7 +411,13 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     // others answering, while a rewrite held for later landed on it ~2 s on, when the benchmark had killed the
     // next leader and it was the new leader or its only follower (two step-downs in 12 failover rounds).
     const rewrite = output.rewrite !== null && !output.rewriteInstallsPeerSnapshot && holdsRewrite(output.rewrite) ? null : output.rewrite;
-    writer.submit({ persist: output.persist, rewrite, messages: output.sendAfterSync });
+    // A rewrite replaces the log: it carries all the evidence; otherwise the step's records carry what is due.
+    const nowMs = ports.clock.now();
+    writer.submit(
+      rewrite !== null
+        ? { persist: output.persist, rewrite: [...rewrite, ...evidence.recordsForRewrite(nowMs)], messages: output.sendAfterSync }
+        : { persist: evidence.withStepRecords(output.persist, nowMs), rewrite, messages: output.sendAfterSync },
+    );
     // A log rewritten for a snapshot installed from a peer leaves a view of new record objects (after one
     // this controller took, the pass finds them packed).
     if (rewrite !== null) prepacker.start(state.learner.app);
@@ -499,7 +506,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     if (!rewriteHeld || prepacker.active) return;
     rewriteHeld = false;
     const core = coreState();
-    if (core) writer.submit({ persist: [], rewrite: controllerRecords(core), messages: [] });
+    if (core) writer.submit({ persist: [], rewrite: [...controllerRecords(core), ...evidence.recordsForRewrite(ports.clock.now())], messages: [] });
   }
 
   function scheduleHedgeTick(state: ViewControllerState): void {
@@ -556,17 +563,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       // Catch-up by snapshot is rare and costly on both ends (a whole view encoded, moved and rebuilt): worth a line each.
       if (message.type === "paxos.snapshot") ports.log.write("info", "paxos.snapshot-received", { from: message.from, throughSlot: message.throughSlot });
       else if (message.type === "paxos.rejoin-fence") rejoinWatch.fenceFrom(message.from, ports.clock.now());
-      noteEvidence(message);
+      evidence.note(message);
       host.send({ type: "message", message, nowMs: ports.clock.now() } satisfies ControllerInput<ViewCommand>);
     }
-  }
-
-  function noteEvidence(message: ViewPaxosMessage): void {
-    if (message.from === nodeId || !config.acceptorIds.includes(message.from)) return;
-    const before = evidence.get(message.from) ?? noVoteEvidence;
-    const after = evidenceAfter(before, message);
-    if (after === null) evidence.delete(message.from);
-    else if (after !== before) evidence.set(message.from, after);
   }
 
   function scheduleTick(): void {
@@ -650,7 +649,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       return { unsubscribe: () => void leadershipListeners.delete(listener) };
     },
     voteEvidence(controllerId) {
-      return evidence.get(controllerId) ?? noVoteEvidence;
+      return evidence.of(controllerId);
     },
     rejoinHealth() {
       return { acceptorMode: acceptorMode ?? "none", ...rejoinJudgement };

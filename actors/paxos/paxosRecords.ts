@@ -25,15 +25,23 @@ export type ViewDurableRecord = DurableRecord<ViewCommand>;
 export const paxosLogName = "paxos";
 
 const slotSchema = int({ min: 0, max: Number.MAX_SAFE_INTEGER });
+const controllerIdSchema = str({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/ });
 const ballotSchema = paxosWireSchemas["paxos.prepare"].shape.ballot;
 const slotValueSchema = paxosWireSchemas["paxos.accept"].shape.value;
 
 const recordSchemas = {
-  "record.init": obj({ fencedBy: optional(arr(str({ minLength: 1, maxLength: 64, pattern: /^[A-Za-z0-9_-]+$/ }), { maxLength: maxAcceptors })) }),
+  "record.init": obj({ fencedBy: optional(arr(controllerIdSchema, { maxLength: maxAcceptors })) }),
   "record.promise": obj({ ballot: ballotSchema }),
   "record.accept": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),
   "record.inherit": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),
   "record.floor": obj({ slot: slotSchema }),
+  "record.peer-evidence": obj({
+    peer: controllerIdSchema,
+    promised: ballotSchema,
+    votedSlot: int({ min: -1, max: Number.MAX_SAFE_INTEGER }),
+    votedBallot: ballotSchema,
+    roundUsed: int({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  }),
   "record.round": obj({ round: int({ min: 1, max: Number.MAX_SAFE_INTEGER }) }),
   "record.snapshot": obj({ throughSlot: slotSchema, snapshot: viewSnapshotSchema }),
 } satisfies Record<`record.${DurableRecordKind}`, unknown>;

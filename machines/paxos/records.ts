@@ -30,6 +30,19 @@ export type DurableRecord<C extends CommandEnvelope> =
   | { readonly kind: "floor"; readonly slot: number }
   /** Proposer: the highest round it has used, so a restarted proposer never reuses a ballot. */
   | { readonly kind: "round"; readonly round: number }
+  /**
+   * The controller actor: what `peer`'s messages showed its disk holds (voteEvidence.ts), replacing the record
+   * before it for that peer; all zero when the peer began a new life (its rejoin fence). Read by no core: it lets
+   * the vote recall of that peer catch an old copy of its directory after this controller restarted too.
+   */
+  | {
+      readonly kind: "peer-evidence";
+      readonly peer: string;
+      readonly promised: Ballot;
+      readonly votedSlot: number;
+      readonly votedBallot: Ballot;
+      readonly roundUsed: number;
+    }
   /** Learner: the replicated state after applying every slot below `throughSlot`, in plain form. */
   | { readonly kind: "snapshot"; readonly throughSlot: number; readonly snapshot: unknown };
 

@@ -68,6 +68,30 @@ function promising(evidence: VoteEvidence, ballot: Ballot): VoteEvidence {
   return compareBallots(ballot, evidence.promised) > 0 ? { ...evidence, promised: ballot } : evidence;
 }
 
+/** A controller's record of what `peer`'s disk was seen to hold; noVoteEvidence clears what came before. */
+export function peerEvidenceRecord(peer: string, evidence: VoteEvidence): Extract<DurableRecord<never>, { kind: "peer-evidence" }> {
+  return { kind: "peer-evidence", peer, promised: evidence.promised, votedSlot: evidence.votedSlot, votedBallot: evidence.votedBallot, roundUsed: evidence.roundUsed };
+}
+
+/**
+ * The evidence a controller kept on disk, the last record per other controller in its set (a later record
+ * replaces an earlier one; a cleared one leaves nothing).
+ */
+export function evidenceFromRecords<C extends CommandEnvelope>(records: readonly DurableRecord<C>[], selfId: string, controllerIds: readonly string[]): Map<string, VoteEvidence> {
+  const kept = new Map<string, VoteEvidence>();
+  for (const record of records) {
+    if (record.kind !== "peer-evidence" || record.peer === selfId || !controllerIds.includes(record.peer)) continue;
+    const evidence: VoteEvidence = { promised: record.promised, votedSlot: record.votedSlot, votedBallot: record.votedBallot, roundUsed: record.roundUsed };
+    if (isNoEvidence(evidence)) kept.delete(record.peer);
+    else kept.set(record.peer, evidence);
+  }
+  return kept;
+}
+
+function isNoEvidence(evidence: VoteEvidence): boolean {
+  return evidence.votedSlot === -1 && evidence.roundUsed === 0 && compareBallots(evidence.promised, zeroBallot) === 0 && compareBallots(evidence.votedBallot, zeroBallot) === 0;
+}
+
 /** What a controller's own log holds, as its acceptor and proposer recover it. */
 export interface DurableVotingState {
   readonly promised: Ballot;

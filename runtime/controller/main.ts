@@ -38,10 +38,10 @@ import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/h
 import { connectLockedNode } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecision } from "../../actors/paxos/bootstrapGate.ts";
-import { decodeRecords, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
+import { decodeRecords, paxosLogName, type RecordsRead, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { startVoteRecall, startVoteRecallResponder, voteRecallLogEvents, type VoteRecallOutcome } from "../../actors/paxos/voteRecall.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
-import { durableVotingState, noVoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { durableVotingState, evidenceFromRecords, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
 import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { FileStorage } from "../fileStorage.ts";
@@ -108,8 +108,8 @@ async function recallOwnVotes(
   ports: NodePorts,
   controllerIds: readonly string[],
   paxos: PaxosConfig,
+  read: RecordsRead,
 ): Promise<{ readonly refusal?: string; readonly records?: readonly ViewDurableRecord[] }> {
-  const read = decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
   if (!read.ok) return {};
   const own = durableVotingState(ports.nodeId, paxos, read.records);
   if (own === null) return { records: read.records };
@@ -162,15 +162,19 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     const core = bootstrap ? afterGate.actor?.core() : undefined;
     return core === undefined ? "exists" : bootstrapAnswerOf(core, afterGate.everLed);
   };
-  // Answered from this process's controller once it runs; before that it has seen nothing of anyone.
+  // The log as it is at this start: its own recall checks it, and what it kept of its peers answers theirs.
+  const startRecords = gatePending ? undefined : decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
+  const keptEvidence = startRecords?.ok ? evidenceFromRecords(startRecords.records, ports.nodeId, config.controllerIds) : new Map<string, VoteEvidence>();
+  // Answered from this process's controller once it runs; before that (its own recall, its gate) from what its log kept,
+  // so that controllers restarted together still catch an old copy among them.
   const recallResponder = startVoteRecallResponder(ports, {
     controllerIds: config.controllerIds,
-    evidence: (controllerId) => afterGate.actor?.voteEvidence(controllerId) ?? noVoteEvidence,
+    evidence: (controllerId) => afterGate.actor?.voteEvidence(controllerId) ?? keptEvidence.get(controllerId) ?? noVoteEvidence,
     rejections: createRejectionCounter(ports),
   });
   let checkedRecords: readonly ViewDurableRecord[] | undefined;
-  if (!gatePending) {
-    const { refusal, records } = await recallOwnVotes(ports, config.controllerIds, paxos);
+  if (startRecords !== undefined) {
+    const { refusal, records } = await recallOwnVotes(ports, config.controllerIds, paxos, startRecords);
     checkedRecords = records;
     if (refusal !== undefined) {
       recallResponder.unsubscribe();

@@ -9,6 +9,7 @@
 import test from "ava";
 import { cpSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { peerEvidenceKeepIntervalMs } from "../../actors/paxos/peerEvidenceKeeper.ts";
 import { inspectDataDir } from "../../runtime/node/dataDirInspection.ts";
 import { addSmallVm, logEvents, releaseRealCluster, startRealClusterWithClient, waitForLeaderAndEveryVote, type RealClusterResources } from "./realControllerTestKit.ts";
 
@@ -89,4 +90,35 @@ test("a controller restarted on an old copy of its data directory refuses to vot
   t.is(afterRejoin.notAsked, undefined, "with three controllers a rejoin is fenced by both others");
   await waitForLeaderAndEveryVote(cluster, controllerIds);
   t.is((await client.propose(addSmallVm("after-restart"))).kind, "committed");
+
+  // Kept on disk: a backup restored after the whole cluster restarted (a power cut) is refused too.
+  const leaderBeforeBackup = cluster.leader()!;
+  await copied.kill("SIGKILL");
+  const secondBackup = `${copied.dataDir}.backup2`;
+  cpSync(copied.dataDir, secondBackup, { recursive: true });
+  copied.start();
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  // A leader change, so the controller promises a ballot its backup never saw; then commands over more than the
+  // interval at which the others keep what they saw with their own writes (peerEvidenceKeepIntervalMs).
+  await leaderBeforeBackup.kill("SIGKILL");
+  await cluster.waitFor("another leader", () => cluster.leader() !== undefined && cluster.leader() !== leaderBeforeBackup, 30_000);
+  leaderBeforeBackup.start();
+  await waitForLeaderAndEveryVote(cluster, controllerIds);
+  for (let round = 0; round < 3; round++) {
+    t.is((await client.propose(addSmallVm(`kept-${round}`))).kind, "committed");
+    await new Promise((resolve) => setTimeout(resolve, peerEvidenceKeepIntervalMs / 2 + 100));
+  }
+  for (const member of cluster.members) await member.kill("SIGKILL");
+  rmSync(copied.dataDir, { recursive: true, force: true });
+  renameSync(secondBackup, copied.dataDir);
+  mark = copied.outputTail().length;
+  for (const member of cluster.members) member.start();
+  await cluster.waitFor("the controller on the second old copy to exit", () => !copied.running, 30_000);
+  t.is(copied.exitCode, 1);
+  const afterPowerCut = logEvents(copied.outputTail().slice(mark), "paxos.log-rolled-back");
+  t.is(afterPowerCut.length, 1, copied.outputTail().slice(mark));
+  t.true(others.includes(String(afterPowerCut[0]?.peer)));
+  // The two others run on: a leader among them commits without it.
+  await cluster.waitFor("a leader of the two", () => cluster.leader() !== undefined && cluster.leader() !== copied, 30_000);
+  t.is((await client.propose(addSmallVm("after-power-cut"))).kind, "committed");
 });
