@@ -36,6 +36,10 @@ export function inspectionAsText(inspection: DataDirInspection): string {
     );
     const snapshot = paxos.snapshot;
     lines.push(snapshot === null ? "paxos snapshot: none" : `paxos snapshot: through slot ${snapshot.throughSlot}, view epoch ${snapshot.epoch}, ${snapshot.hosts} hosts, ${snapshot.vms} VMs`);
+    for (const [peer, kept] of Object.entries(paxos.keptEvidence)) {
+      const voted = kept.votedSlot < 0 ? "no vote seen" : `voted in slot ${kept.votedSlot} at ${kept.votedBallot}`;
+      lines.push(`paxos kept of ${peer}: promised ${kept.promised}, ${voted}, proposer round ${kept.roundUsed} (its disk holds at least this)`);
+    }
   }
   for (const finding of inspection.findings) lines.push(`- ${finding}`);
   lines.push(inspection.refused ? "verdict: the node would refuse to start on this directory" : "verdict: the node would start on this directory");

@@ -17,6 +17,7 @@ import { parseRecords } from "../../actors/recordFraming.ts";
 import { formatBallot, compareBallots, zeroBallot, type Ballot } from "../../machines/paxos/ballot.ts";
 import { recoverAcceptor } from "../../machines/paxos/acceptor.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { evidenceFromRecords } from "../../machines/paxos/voteEvidence.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { logFileSuffix } from "../fileStorage.ts";
 import { fastCrc32 } from "../nativeCrc32.ts";
@@ -62,7 +63,17 @@ export type PaxosLogSummary =
       readonly proposerRound: number;
       /** The controllers whose fences completed the rejoin that began this log's life; null for a bootstrapped one. */
       readonly rejoinFencedBy: readonly string[] | null;
+      /** What it kept of each other controller's disk, for their vote recalls (the last record per peer), by peer id. */
+      readonly keptEvidence: Readonly<Record<string, KeptEvidenceSummary>>;
     };
+
+export interface KeptEvidenceSummary {
+  readonly promised: string;
+  /** -1 when it saw no vote. */
+  readonly votedSlot: number;
+  readonly votedBallot: string;
+  readonly roundUsed: number;
+}
 
 export interface LockSummary {
   readonly file: string;
@@ -127,7 +138,18 @@ function summarizePaxos(records: readonly ViewDurableRecord[], writers: readonly
     snapshot,
     proposerRound,
     rejoinFencedBy: recovered.fencedBy,
+    keptEvidence: keptEvidenceOf(records, distinctWriters[0] ?? ""),
   };
+}
+
+function keptEvidenceOf(records: readonly ViewDurableRecord[], writer: string): Record<string, KeptEvidenceSummary> {
+  // The log does not say which controllers form the cluster: every peer it kept evidence of counts.
+  const peers = [...new Set(records.flatMap((record) => (record.kind === "peer-evidence" ? [record.peer] : [])))].sort();
+  const kept: Record<string, KeptEvidenceSummary> = {};
+  for (const [peer, evidence] of evidenceFromRecords(records, writer, peers)) {
+    kept[peer] = { promised: formatBallot(evidence.promised), votedSlot: evidence.votedSlot, votedBallot: formatBallot(evidence.votedBallot), roundUsed: evidence.roundUsed };
+  }
+  return kept;
 }
 
 const startsWithoutState = "starts without Paxos state and rejoins (bootstraps only if the whole cluster never ran)";
