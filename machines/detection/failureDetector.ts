@@ -250,6 +250,14 @@ class Step {
       host.status = "alive";
       host.heardNoLaterThanMs = this.nowMs;
       host.lastReporter = null;
+      // Except what the view holds failed: refused grants from the term's start, as a host first seen failed is (viewHost).
+      // Whole-system fuzz seed 450052: the leader's term restarted after a lease gap, and a monitor leased the incarnation
+      // it had declared 3 s before.
+      if ((host.viewState === "failed" || host.viewState === "fenced") && host.incarnation <= host.viewIncarnation) {
+        host.status = "declared";
+        host.incarnation = host.viewIncarnation;
+        this.excludeDeclared(host.hostId, host.incarnation);
+      }
     }
     this.note("term.started", { termId, leaseValidUntilMs });
   }

@@ -311,6 +311,33 @@ test("a leader that did not declare a failure refuses the failed incarnation gra
   t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h4", incarnation: 1 }]);
 });
 
+test("a term that starts again after a lease gap still refuses what the view holds failed (whole-system fuzz seed 450052)", (t) => {
+  // h1 is declared and the view records it; the leader's lease then lapses and its next term starts from its own state.
+  const harness = crashedHost(["m1"]);
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "up", incarnation: 1 });
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h2", state: "up", incarnation: 1 });
+  harness.runUntil(10_000);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]), [["propose-host-failed", "h1", 1]]);
+  harness.step({ type: "view.host", nowMs: harness.nowMs, hostId: "h1", state: "failed", incarnation: 1 });
+  harness.runUntil(10_500);
+  t.deepEqual(harness.lastGrantTo("m1").excluded, [{ hostId: "h1", incarnation: 1 }]);
+  harness.step({ type: "leadership.changed", nowMs: harness.nowMs, isLeader: true, leaseValidUntilMs: harness.nowMs, termNonce: "t1" });
+  t.is(harness.notes("term.ended").length, 1);
+  harness.lead(Number.MAX_SAFE_INTEGER, "t2");
+  harness.runUntil(10_600);
+  const grant = harness.lastGrantTo("m1");
+  t.true(grant.termId.endsWith(".t2"), grant.termId);
+  // The new term's first answers exclude the failed incarnation (before, they excluded nothing and m1 leased it).
+  t.deepEqual(grant.excluded, [{ hostId: "h1", incarnation: 1 }]);
+  // h2, alive in the view, is judged anew as before: not excluded, not suspected while heard.
+  harness.runUntil(15_000);
+  t.deepEqual(harness.proposals().length, 1, "nothing declared again, nothing proposed for h2");
+  // A newer incarnation of h1 is still granted and proposed up.
+  harness.alive.set("h1", 2);
+  harness.runUntil(15_500);
+  t.deepEqual(harness.proposals().map((p) => [p.kind, p.hostId, p.incarnation]).at(-1), ["propose-host-up", "h1", 2]);
+});
+
 test("an incarnation heard after the view's failure that falls silent before it came up is not declared; once the view holds it up, it is (whole-system fuzz seed 300556)", (t) => {
   const harness = new Harness(["m1"]);
   harness.lead();
