@@ -220,9 +220,13 @@ function probesSettled(state: FailureDetectorState, suspicion: Suspicion, nowMs:
   return true;
 }
 
+function viewHoldsFailed(host: HostRecord): boolean {
+  return host.viewState === "failed" || host.viewState === "fenced";
+}
+
 /** The view holds the host failed or fenced at an older incarnation: this one never came up in it. */
 function neverMember(host: HostRecord, incarnation: number): boolean {
-  return (host.viewState === "failed" || host.viewState === "fenced") && incarnation > host.viewIncarnation;
+  return viewHoldsFailed(host) && incarnation > host.viewIncarnation;
 }
 
 class Step {
@@ -250,14 +254,9 @@ class Step {
       host.status = "alive";
       host.heardNoLaterThanMs = this.nowMs;
       host.lastReporter = null;
-      // Except what the view holds failed: refused grants from the term's start, as a host first seen failed is (viewHost).
-      // Whole-system fuzz seed 450052: the leader's term restarted after a lease gap, and a monitor leased the incarnation
-      // it had declared 3 s before.
-      if ((host.viewState === "failed" || host.viewState === "fenced") && host.incarnation <= host.viewIncarnation) {
-        host.status = "declared";
-        host.incarnation = host.viewIncarnation;
-        this.excludeDeclared(host.hostId, host.incarnation);
-      }
+      // Except what the view holds failed: refused grants from the term's start (whole-system fuzz seed 450052: the
+      // leader's term restarted after a lease gap, and a monitor leased the incarnation it had declared 3 s before).
+      this.keepViewFailure(host);
     }
     this.note("term.started", { termId, leaseValidUntilMs });
   }
@@ -707,7 +706,7 @@ class Step {
         hostId,
         incarnation,
         heardNoLaterThanMs: graceFromMs,
-        status: failed ? "declared" : "alive",
+        status: "alive",
         unheard: viewState === "joining",
         viewJoining: viewState === "joining",
         viewState,
@@ -715,7 +714,7 @@ class Step {
         lastReporter: null,
         reportedAtMs: graceFromMs,
       });
-      if (failed) this.excludeDeclared(hostId, incarnation);
+      this.keepViewFailure(state.hosts.get(hostId)!);
       return;
     }
     host.viewJoining = viewState === "joining";
@@ -728,14 +727,23 @@ class Step {
     if (failed && host.status === "alive" && !state.suspicions.has(hostId) && host.incarnation > incarnation && !host.unheard && state.term !== null) {
       // The view still names the failed incarnation, but the host already came back with a newer one.
       this.outputs.push({ kind: "propose-host-up", hostId, incarnation: host.incarnation });
-    } else if (failed && host.status === "alive" && host.incarnation <= incarnation) {
-      host.status = "declared";
-      host.incarnation = incarnation;
     }
-    // A leader that did not declare it (a new term, or the view moved without this detector) refuses the failed
-    // incarnation grants from the start, as the declaring one does: a monitor grants on a heartbeat before its digest
-    // reports the hearing (whole-system fuzz seeds 300236, 301089: a new leader's monitor leased a declared incarnation).
-    if (failed && host.status === "declared" && !state.suspicions.has(hostId)) this.excludeDeclared(hostId, host.incarnation);
+    this.keepViewFailure(host);
+  }
+
+  /**
+   * The view holds the host failed or fenced at its incarnation (or a newer one): it is declared, and refused grants
+   * from now on. A leader that did not declare it (a new term, a view that moved without this detector, a host first
+   * seen failed) refuses them as the declaring one does: a monitor grants on a heartbeat before its digest reports the
+   * hearing (whole-system fuzz seeds 300236, 301089: a new leader's monitor leased a declared incarnation).
+   */
+  keepViewFailure(host: HostRecord): void {
+    if (!viewHoldsFailed(host)) return;
+    if (host.status === "alive" && host.incarnation <= host.viewIncarnation) {
+      host.status = "declared";
+      host.incarnation = host.viewIncarnation;
+    }
+    if (host.status === "declared" && !this.state.suspicions.has(host.hostId)) this.excludeDeclared(host.hostId, host.incarnation);
   }
 }
 
