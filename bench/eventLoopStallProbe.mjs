@@ -33,9 +33,17 @@ export function startStallProbe(directory, label, keepAlive = false) {
     if (lateMs >= reportedLatenessMs && stalls.length < maxBufferedStalls) stalls.push([performance.timeOrigin + dueAt, Number(lateMs.toFixed(2))]);
     dueAt = now + probeIntervalMs;
   }, probeIntervalMs);
+  let writeFailed = false;
   const flush = () => {
     if (stalls.length === 0) return;
-    appendFileSync(file, `${stalls.map((stall) => JSON.stringify(stall)).join("\n")}\n`);
+    try {
+      appendFileSync(file, `${stalls.map((stall) => JSON.stringify(stall)).join("\n")}\n`);
+    } catch (error) {
+      // A probe is a measurement aid: a directory that went away must not kill the process it watches (a
+      // benchmark client dying here left its nats-server and controllers running).
+      if (!writeFailed) process.stderr.write(`stall probe: cannot write ${file}: ${error.message}\n`);
+      writeFailed = true;
+    }
     stalls.length = 0;
   };
   const flusher = setInterval(flush, flushIntervalMs);

@@ -42,7 +42,7 @@
  * Every process is killed in teardown, every temp directory removed.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "msgpackr";
@@ -143,7 +143,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--profile-dir") options.profileDir = argv[++index];
     else if (argument === "--with-manager") options.withManager = true;
     else if (argument === "--no-kv-mirror") options.noKvMirror = true;
-    else if (argument === "--latencies-dir") options.latenciesDir = argv[++index];
+    else if (argument === "--latencies-dir") options.latenciesDir = argv[++index] ?? "";
     else if (argument === "--interleave") options.interleave = true;
     else if (argument === "--keep-run-dir") options.keepRunDir = true;
     else if (argument === "--stall-probes") options.stallProbes = true;
@@ -161,6 +161,10 @@ function parseOptions(argv: readonly string[]): Options {
     } else throw new RangeError(`unknown argument ${argument}`);
   }
   if (options.stallProbes && options.latenciesDir === undefined) throw new RangeError("--stall-probes writes into --latencies-dir DIR: give both");
+  if (options.latenciesDir !== undefined) {
+    if (options.latenciesDir === "") throw new RangeError("--latencies-dir takes a directory");
+    mkdirSync(options.latenciesDir, { recursive: true });
+  }
   return options;
 }
 
