@@ -42,7 +42,7 @@ import { SimWorld } from "../world.ts";
 import { PaxosInvariants } from "./paxosInvariants.ts";
 import { randomViewCommand } from "./randomViewCommand.ts";
 
-/** Timings of the simulated cluster: the pure harness's (test/paxos/clusterHarness.ts), fast enough for many seeds. */
+/** Timings of the simulated cluster, fast enough for many seeds; the pure harness (test/paxos/clusterHarness.ts) uses them too. */
 export const simPaxosTimings: Partial<Omit<PaxosConfig, "acceptorIds">> = {
   heartbeatIntervalMs: 40,
   commitBeaconIntervalMs: 200,
@@ -60,6 +60,7 @@ export const simPaxosTimings: Partial<Omit<PaxosConfig, "acceptorIds">> = {
   maxFetchSlots: 8,
   catchUpAfterMs: 60,
   fetchTimeoutMs: 120,
+  // Covers leaseDurationMs and prepareTimeoutMs, see docs/paxos.md.
   rejoinQuarantineMs: 300,
   rejoinRetryMs: 150,
 };

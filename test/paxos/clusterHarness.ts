@@ -42,6 +42,7 @@ import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import { leaderElectedCommand, viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import { simPaxosTimings } from "../../sim/paxos/paxosClusterRun.ts";
 import { PaxosInvariants } from "../../sim/paxos/paxosInvariants.ts";
 import { VirtualClock } from "../../sim/virtualClock.ts";
 import { randomViewCommand } from "../../sim/paxos/randomViewCommand.ts";
@@ -107,27 +108,8 @@ interface HostSim {
   client: ProposalClientState<Command>;
 }
 
-export const paxosHarnessConfig: Partial<Omit<PaxosConfig, "acceptorIds">> = {
-  heartbeatIntervalMs: 40,
-  commitBeaconIntervalMs: 200,
-  leaseDurationMs: 200,
-  clockDriftMarginMs: 20,
-  electionTimeoutMs: 220,
-  electionJitterMs: 120,
-  prepareTimeoutMs: 120,
-  acceptRetryMs: 60,
-  maxCommandsPerBatch: 4,
-  maxInFlightSlots: 6,
-  maxRetainedSlots: 16,
-  snapshotEverySlots: 12,
-  maxBufferedChosenSlots: 64,
-  maxFetchSlots: 8,
-  catchUpAfterMs: 60,
-  fetchTimeoutMs: 120,
-  // Covers leaseDurationMs and prepareTimeoutMs, see docs/paxos.md.
-  rejoinQuarantineMs: 300,
-  rejoinRetryMs: 150,
-};
+/** The simulated cluster's timings (sim/paxos/paxosClusterRun.ts): the pure harness and the actors' simulation run alike. */
+export const paxosHarnessConfig = simPaxosTimings;
 
 export const defaultClusterRunOptions = {
   acceptorCount: 3,
