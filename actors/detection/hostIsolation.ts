@@ -65,7 +65,9 @@ export function hypervisorIsolation(hypervisor: Hypervisor, log: Log): Isolation
             });
           }
         };
-        log.write("warn", "host.isolating", { reason: request.reason, incarnation: request.incarnation, response: request.response, vms: active.length });
+        // A host that only moves on from an incarnation that never won a lease has nothing to isolate: no warning every few seconds while it is cut off.
+        const level = request.reason === "unleased" && active.length === 0 ? "info" : "warn";
+        log.write(level, "host.isolating", { reason: request.reason, incarnation: request.incarnation, response: request.response, vms: active.length });
         if (active.length === 0) done();
         else startMore();
       });

@@ -5,7 +5,7 @@ import type { NodePorts } from "../ports/nodePorts.ts";
 import type { TimerId } from "../ports/clock.ts";
 import type { RecordLog } from "../ports/storage.ts";
 import { clusterSubjects } from "../subjects.ts";
-import type { IsolationResponse } from "../../machines/detection/detectionConfig.ts";
+import { maxJoiningWithoutLeaseMs, type IsolationResponse } from "../../machines/detection/detectionConfig.ts";
 import {
   heartbeatSenderMachine,
   heartbeatSenderShortcut,
@@ -13,6 +13,7 @@ import {
   type ArmBeatParams,
   type HeartbeatSenderConfig,
   type IsolateParams,
+  type JoiningStartedParams,
   type LeaseExtendedParams,
   type PetWatchdogParams,
   type SendHeartbeatParams,
@@ -48,9 +49,10 @@ export const incarnationLogName = "host-incarnation";
 /** A failed incarnation sync is retried this often; the host stays isolated meanwhile. */
 export const incarnationSyncRetryMs = 1_000;
 /**
- * `lease.expired` and `isolation.done` are sent again this often until the
- * machine has acted on them: a full mailbox may drop an event, and these two
- * must not be lost (the watchdog would still reset the host, but not rejoin it).
+ * `lease.expired`, `joining.expired` and `isolation.done` are sent again this
+ * often until the machine has acted on them: a full mailbox may drop an event,
+ * and these must not be lost (the watchdog would still reset the host, but not
+ * rejoin it).
  */
 export const hostEventRetryMs = 50;
 /** The incarnation log is rewritten down to its last record beyond this many. */
@@ -63,6 +65,7 @@ interface SenderEffects {
   petWatchdog(params: PetWatchdogParams): void;
   isolate(params: IsolateParams): void;
   leaseExtended(params: LeaseExtendedParams): void;
+  joiningStarted(params: JoiningStartedParams): void;
   answerProbe(params: AnswerProbeParams): void;
   armBeat(params: ArmBeatParams): void;
   disarmBeat(): void;
@@ -78,6 +81,7 @@ const boundSenderMachine = heartbeatSenderMachine.provide({
     petWatchdog: ({ self }, params) => senderEffects.of(self).petWatchdog(params),
     isolate: ({ self }, params) => senderEffects.of(self).isolate(params),
     leaseExtended: ({ self }, params) => senderEffects.of(self).leaseExtended(params),
+    joiningStarted: ({ self }, params) => senderEffects.of(self).joiningStarted(params),
     answerProbe: ({ self }, params) => senderEffects.of(self).answerProbe(params),
     armBeat: ({ self }, params) => senderEffects.of(self).armBeat(params),
     disarmBeat: ({ self }) => senderEffects.of(self).disarmBeat(),
@@ -122,8 +126,31 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     if (beatTimer !== undefined) ports.clock.clearTimeout(beatTimer);
     beatTimer = undefined;
   };
+  // The limit on joining without a lease (joiningStarted): while it runs, `joining` holds its incarnation and deadline.
+  let joining: { incarnation: number; deadlineMs: number } | undefined;
+  let joiningTimer: TimerId | undefined;
+  const clearJoining = (): void => {
+    joining = undefined;
+    if (joiningTimer !== undefined) ports.clock.clearTimeout(joiningTimer);
+    joiningTimer = undefined;
+  };
+  /** Tells the machine, if the limit has passed; true then (the machine leaves the incarnation, or ignores a stale one). */
+  const joiningOverdue = (): boolean => {
+    if (joining === undefined || ports.clock.now() < joining.deadlineMs) return false;
+    host.deliverNow({ type: "joining.expired", incarnation: joining.incarnation });
+    return true;
+  };
+  const checkJoining = (): void => {
+    joiningTimer = undefined;
+    if (joining === undefined || !alive()) return;
+    // Again until the machine isolates (which clears `joining`), as for lease.expired.
+    joiningTimer = ports.clock.setTimeout(checkJoining, joiningOverdue() ? hostEventRetryMs : joining.deadlineMs - ports.clock.now());
+  };
+
   const beatDue = (): void => {
     beatTimer = undefined;
+    // Before the beat: a host paused past the limit must not beat once more with an incarnation it should have left.
+    if (joiningOverdue() && host.getSnapshot()?.value !== "beating") return;
     host.deliverNow({ type: "beat.due" });
   };
 
@@ -206,19 +233,27 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
       if (params.leaseUntilMs === null || ports.clock.now() < params.leaseUntilMs) watchdog.pet();
     },
     leaseExtended: (params) => {
+      if (params.leaseUntilMs > 0) clearJoining();
       if (params.leaseUntilMs <= leaseUntilMs) return;
       leaseUntilMs = params.leaseUntilMs;
       if (leaseTimer === undefined) leaseTimer = ports.clock.setTimeout(checkLease, Math.max(0, leaseUntilMs - ports.clock.now()));
     },
+    joiningStarted: ({ incarnation }) => {
+      if (lease === undefined) return;
+      clearJoining();
+      joining = { incarnation, deadlineMs: ports.clock.now() + maxJoiningWithoutLeaseMs };
+      joiningTimer = ports.clock.setTimeout(checkJoining, maxJoiningWithoutLeaseMs);
+    },
     isolate: ({ reason, incarnation }) => {
       if (lease === undefined) return;
+      clearJoining();
       leaseUntilMs = 0;
       if (leaseTimer !== undefined) ports.clock.clearTimeout(leaseTimer);
       leaseTimer = undefined;
       const run = ++isolationRun;
       const next = Math.max(persistedIncarnation, incarnation) + 1;
       ports.metrics.increment(isolationsMetric, { reason });
-      ports.log.write(reason === "boot" ? "debug" : "warn", "host.isolate", { reason, incarnation, nextIncarnation: next, response: lease.isolationResponse });
+      ports.log.write(reason === "boot" ? "debug" : reason === "unleased" ? "info" : "warn", "host.isolate", { reason, incarnation, nextIncarnation: next, response: lease.isolationResponse });
       lease.isolation.isolate({ response: lease.isolationResponse, reason, incarnation }, () => {
         if (run === isolationRun) persistIncarnation(run, next, reason);
       });

@@ -43,6 +43,13 @@ export const defaultFailureDetectorConfig: FailureDetectorConfig = {
 
 /** A declared host's exclusion is dropped this long after it was last heard with that incarnation. */
 export const declaredExclusionRetentionMs = 10_000;
+/**
+ * A host incarnation that joined and won no lease for this long (host clock) takes the next one. The leader stops
+ * excluding a declared incarnation no sooner than `declaredExclusionRetentionMs` after it first heard of it, which is
+ * after the incarnation joined; at half of that, with clocks within `maxClockRateErrorPpm` (under 10%), the host has
+ * left the incarnation long before anyone could grant it a lease again.
+ */
+export const maxJoiningWithoutLeaseMs = declaredExclusionRetentionMs / 2;
 /** One authority grant names at most this many hosts (wire bound, actors/heartbeat/heartbeatMessages.ts). */
 export const maxHostsNamedPerGrant = 4_096;
 

@@ -48,7 +48,13 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
  * starts by isolating too: a new process cannot know what its predecessor's
  * lease allowed. A host without a lease that hears it is excluded (the leader
  * suspects, or declared, its incarnation) takes the next incarnation at once:
- * it has nothing to lose, and the old one can never be granted again.
+ * it has nothing to lose, and the old one can never be granted again. Nor does
+ * an incarnation join for ever: the leader keeps a declared incarnation
+ * excluded only for a while (`declaredExclusionRetentionMs`), so one that won
+ * no lease for `maxJoiningWithoutLeaseMs` (cut off from every monitor that
+ * could grant: whole-system fuzz seed 540461) takes the next one too
+ * (`joining.expired`, a timer the actor keeps and checks before every beat,
+ * so a host paused past it never beats with the old incarnation again).
  *
  * Effects are named actions the actor layer provides: `sendHeartbeat` and
  * `sendAnchorHeartbeat` each issue a request that must end in exactly one
@@ -100,8 +106,12 @@ export interface HeartbeatSenderInput {
  */
 export type HostLeasePhase = "legacy" | "joining" | "leased" | "isolating";
 
-/** boot: a fresh start; lease-expired: the lease ran out; refuted: excluded by the leader while holding no lease, so it moves on to a new incarnation at once. */
-export type IsolationReason = "boot" | "lease-expired" | "refuted";
+/**
+ * boot: a fresh start; lease-expired: the lease ran out; refuted: excluded by the leader while holding no lease, so it
+ * moves on to a new incarnation at once; unleased: joined and won no lease for the actor's `maxJoiningWithoutLeaseMs`
+ * (the leader may have declared the incarnation meanwhile and stopped excluding it since), so it moves on as well.
+ */
+export type IsolationReason = "boot" | "lease-expired" | "refuted" | "unleased";
 
 export interface HeartbeatSenderContext {
   readonly hostId: string;
@@ -155,6 +165,8 @@ export type HeartbeatSenderEvent =
     }
   | { readonly type: "heartbeat.missed"; readonly sequence: number; readonly monitorId: string }
   | { readonly type: "lease.expired"; readonly nowMs: number }
+  /** The incarnation joined `joiningStarted`'s limit ago and holds no lease (the actor's timer, checked before every beat). */
+  | { readonly type: "joining.expired"; readonly incarnation: number }
   | { readonly type: "isolation.done"; readonly incarnation: number }
   | { readonly type: "probe.received"; readonly replyTo: string }
   | { readonly type: "haring.resume" }
@@ -181,6 +193,10 @@ export interface PetWatchdogParams {
 
 export interface IsolateParams {
   readonly reason: IsolationReason;
+  readonly incarnation: number;
+}
+
+export interface JoiningStartedParams {
   readonly incarnation: number;
 }
 
@@ -494,6 +510,8 @@ export const heartbeatSenderMachine = setup({
     petWatchdog: (_, _params: PetWatchdogParams) => {},
     isolate: (_, _params: IsolateParams) => {},
     leaseExtended: (_, _params: LeaseExtendedParams) => {},
+    /** The incarnation is durable and joins: the actor starts its limit on joining without a lease (`joining.expired`). */
+    joiningStarted: (_, _params: JoiningStartedParams) => {},
     answerProbe: (_, _params: AnswerProbeParams) => {},
     armBeat: raise({ type: "beat.due" }, { id: beatTimerId, delay: (_, params: ArmBeatParams) => params.delayMs }),
     disarmBeat: cancel(beatTimerId),
@@ -525,6 +543,7 @@ export const heartbeatSenderMachine = setup({
     driftBackDue: ({ context }) => driftBackDue(context),
     excludedWithoutLease: ({ context, event }) => excludedWithoutLease(context, event),
     leaseRanOut: ({ context, event }) => event.type === "lease.expired" && context.phase === "leased" && event.nowMs >= context.leaseUntilMs,
+    joinedTooLong: ({ context, event }) => event.type === "joining.expired" && context.phase === "joining" && event.incarnation === context.incarnation,
     isNewIncarnation: ({ context, event }) => event.type === "isolation.done" && event.incarnation > context.incarnation,
   },
 }).createMachine({
@@ -580,13 +599,16 @@ export const heartbeatSenderMachine = setup({
         "isolation.done": {
           guard: "isNewIncarnation",
           target: "beating",
-          actions: assign(({ context, event }) => ({
-            incarnation: (event as Extract<HeartbeatSenderEvent, { type: "isolation.done" }>).incarnation,
-            phase: "joining" as const,
-            leaseUntilMs: 0,
-            firstSequenceOfIncarnation: context.nextSequence,
-            consecutiveMissedAcks: 0,
-          })),
+          actions: [
+            assign(({ context, event }) => ({
+              incarnation: (event as Extract<HeartbeatSenderEvent, { type: "isolation.done" }>).incarnation,
+              phase: "joining" as const,
+              leaseUntilMs: 0,
+              firstSequenceOfIncarnation: context.nextSequence,
+              consecutiveMissedAcks: 0,
+            })),
+            { type: "joiningStarted", params: ({ context }) => ({ incarnation: context.incarnation }) },
+          ],
         },
         // The isolation in progress belonged to the actor before the restore: ask again.
         "haring.resume": { target: "isolating", reenter: true },
@@ -634,6 +656,11 @@ export const heartbeatSenderMachine = setup({
           guard: "leaseRanOut",
           target: "isolating",
           actions: assign({ isolationReason: "lease-expired" as const }),
+        },
+        "joining.expired": {
+          guard: "joinedTooLong",
+          target: "isolating",
+          actions: assign({ isolationReason: "unleased" as const }),
         },
         "probe.received": {
           actions: { type: "answerProbe", params: ({ context, event }) => ({ replyTo: (event as { replyTo: string }).replyTo, incarnation: context.incarnation }) },

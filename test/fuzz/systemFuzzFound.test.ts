@@ -1,6 +1,7 @@
 /**
  * Whole-system fuzz seeds found by longer runs than CI's (`haring sim fuzz --seeds 1500 --start-seed 300001`,
- * `--seeds 500 --start-seed 450001`; the CLI's default sizes), each run as the CLI runs it.
+ * `--seeds 500 --start-seed 450001`, `--seeds 600 --start-seed 540001`; the CLI's default sizes), each run as the CLI
+ * runs it.
  */
 import test from "ava";
 import { runSystemFuzz } from "../../sim/fuzz/systemFuzz.ts";
@@ -12,6 +13,7 @@ const found: readonly (readonly [number, string])[] = [
   [300885, "the same, for a host in maintenance"],
   [300166, "a VM powered off at once on its former host was judged as still running there when it started elsewhere"],
   [450052, "the leader's detector started a new term after a lease gap and forgot to refuse an incarnation it had declared: a monitor leased it"],
+  [540461, "a joining incarnation cut off from every monitor for 12 s outlived the leader's exclusion of it, declared meanwhile: a monitor leased it after the heal"],
 ];
 
 for (const [seed, cause] of found) {

@@ -31,6 +31,7 @@ function startHost(answer: (sent: SendHeartbeatParams & { atMs: number }) => Ans
   const pets: Array<PetWatchdogParams & { atMs: number }> = [];
   const switches: TargetSwitchedParams[] = [];
   const probeAnswers: Array<{ replyTo: string; incarnation: number }> = [];
+  const joiningStarts: Array<{ incarnation: number; atMs: number }> = [];
   let leaseTimer: unknown;
   const actor = createActor(
     heartbeatSenderMachine.provide({
@@ -56,6 +57,7 @@ function startHost(answer: (sent: SendHeartbeatParams & { atMs: number }) => Ans
           leaseTimer = clock.schedule(Math.max(0, leaseUntilMs - clock.now()), () => actor.send({ type: "lease.expired", nowMs: clock.now() }));
         },
         answerProbe: (_, params) => probeAnswers.push(params),
+        joiningStarted: (_, params) => joiningStarts.push({ ...params, atMs: clock.now() }),
       },
     }),
     {
@@ -64,7 +66,7 @@ function startHost(answer: (sent: SendHeartbeatParams & { atMs: number }) => Ans
     },
   );
   actor.start();
-  return { actor, clock, sent, isolations, pets, switches, probeAnswers, context: () => actor.getSnapshot().context };
+  return { actor, clock, sent, isolations, pets, switches, probeAnswers, joiningStarts, context: () => actor.getSnapshot().context };
 }
 
 const lease = (leaseMs = 1_000): Answer => ({ grant: "lease", leaseMs });
@@ -177,4 +179,25 @@ test("a probe is answered with the current incarnation", (t) => {
   clock.runUntil(20);
   actor.send({ type: "probe.received", replyTo: "_INBOX.1" });
   t.deepEqual(probeAnswers, [{ replyTo: "_INBOX.1", incarnation: 9 }]);
+});
+
+test("joining.expired moves a joining incarnation on (reason unleased); a stale one, or a leased host, ignores it", (t) => {
+  let granting = false;
+  const { actor, clock, isolations, joiningStarts, context } = startHost(() => (granting ? lease(1_000) : { grant: "no-authority", leaseMs: 0 }));
+  clock.runUntil(50);
+  t.deepEqual(joiningStarts, [{ incarnation: 1, atMs: 5 }], "the actor is asked to start the limit when the incarnation joins");
+  actor.send({ type: "joining.expired", incarnation: 0 });
+  t.is(context().phase, "joining", "an earlier incarnation's limit is stale");
+  actor.send({ type: "joining.expired", incarnation: 1 });
+  t.is(context().phase, "isolating");
+  t.deepEqual(isolations.map(({ reason, incarnation }) => [reason, incarnation]), [["boot", 0], ["unleased", 1]]);
+  clock.runUntil(100);
+  t.is(context().incarnation, 2);
+  t.deepEqual(joiningStarts.map(({ incarnation }) => incarnation), [1, 2]);
+  granting = true;
+  clock.runUntil(200);
+  t.is(context().phase, "leased");
+  actor.send({ type: "joining.expired", incarnation: 2 });
+  t.is(context().phase, "leased", "a host that holds a lease is not joining: its lease, not the limit, ends it");
+  t.is(isolations.length, 2);
 });
