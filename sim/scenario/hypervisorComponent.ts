@@ -110,12 +110,18 @@ export const hypervisorComponent: ScenarioComponent<HypervisorComponentSettings>
     }
 
     const hostOf = (vmId: string) => hypervisors.registry.firstActiveHost(vmId);
-    // A VM that migrated away is gone from that host (undefined there): its VM actor there has nothing left to watch.
+    // A VM that migrated away is gone from that host (undefined there): its VM actor there has nothing left to watch,
+    // unless that host still wants the VM running. Then the view has placed it back there (a migration the manager gave
+    // up on, which the hypervisors finished later): the watch stays and reports the VM missing, as a runtime host's
+    // supervisor does, so the manager starts it again (whole-system fuzz seed 550321: with the watch gone, nothing ever
+    // told the manager, and the VM stayed off).
     hypervisors.registry.onRecord((record) => {
       if (record.cause !== "migrate-out") return;
       const host = hosts.get(record.hostId);
-      host?.watches.get(record.vmId)?.dispose();
-      host?.watches.delete(record.vmId);
+      const watch = host?.watches.get(record.vmId);
+      if (watch === undefined || watch.vm.host.getSnapshot()?.context.desired === "running") return;
+      watch.dispose();
+      host!.watches.delete(record.vmId);
     });
     const liveHost = (hostId: string) => (world.nodeState(hostId) === "crashed" ? undefined : hosts.get(hostId));
 
