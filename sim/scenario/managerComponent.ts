@@ -160,12 +160,21 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
       imports.delete(vmId);
       for (const [controllerId, manager] of managers) if (world.nodeState(controllerId) !== "crashed") manager.manager.holdInitialPlacement([vmId], 0);
     };
-    const stoppingImports = new Set<string>();
+    /** vmId → its host's world incarnation when the import's power-off was sent. */
+    const stoppingImports = new Map<string, number>();
     const resolveImports = (): void => {
       const view = paxos.view();
       for (const [vmId, hostId] of [...imports]) {
         const vm = view?.vms.get(vmId);
-        if (vm === undefined || stoppingImports.has(vmId)) continue;
+        if (vm === undefined) continue;
+        const stoppingOn = stoppingImports.get(vmId);
+        if (stoppingOn !== undefined) {
+          if (world.nodeState(hostId) !== "crashed" && world.incarnation(hostId) === stoppingOn) continue;
+          // Its host crashed before the power-off answered, so the answer never comes (fuzz seed 560271: the first check
+          // and "crash h4" fell on the same millisecond, and the VM was held from the manager for good). The crash took
+          // the VM down; judge the import again below.
+          stoppingImports.delete(vmId);
+        }
         if (vm.placement !== null) {
           imports.delete(vmId);
           continue;
@@ -180,8 +189,10 @@ export const managerComponent: ScenarioComponent<ManagerComponentSettings> = {
         const leased = detection.hostAgent(hostId)?.getSnapshot()?.context.phase === "leased";
         const hypervisorPort = world.nodeState(hostId) === "up" ? hostHypervisors.get(hostId) : undefined;
         if (hypervisorPort === undefined || !(leased || world.incarnation(hostId) > 1)) continue;
-        stoppingImports.add(vmId);
+        const incarnation = world.incarnation(hostId);
+        stoppingImports.set(vmId, incarnation);
         hypervisorPort.stop(vmId, true, (stopped) => {
+          if (stoppingImports.get(vmId) !== incarnation) return;
           log.write("warn", "manager.import-refused", { vm: vmId, host: hostId, note: "the view never placed it there; powered off and left to the manager", ...(stopped.ok ? {} : { stop: stopped.error }) });
           stoppingImports.delete(vmId);
           release(vmId);
