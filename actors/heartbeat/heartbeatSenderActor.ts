@@ -134,6 +134,8 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     if (joiningTimer !== undefined) ports.clock.clearTimeout(joiningTimer);
     joiningTimer = undefined;
   };
+  // A function, not a read of `joining`: the machine clears it through `isolate` while a check runs.
+  const isJoining = (): boolean => joining !== undefined;
   /** Tells the machine, if the limit has passed; true then (the machine leaves the incarnation, or ignores a stale one). */
   const joiningOverdue = (): boolean => {
     if (joining === undefined || ports.clock.now() < joining.deadlineMs) return false;
@@ -143,8 +145,13 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
   const checkJoining = (): void => {
     joiningTimer = undefined;
     if (joining === undefined || !alive()) return;
+    const { deadlineMs } = joining;
+    if (!joiningOverdue()) {
+      joiningTimer = ports.clock.setTimeout(checkJoining, deadlineMs - ports.clock.now());
+      return;
+    }
     // Again until the machine isolates (which clears `joining`), as for lease.expired.
-    joiningTimer = ports.clock.setTimeout(checkJoining, joiningOverdue() ? hostEventRetryMs : joining.deadlineMs - ports.clock.now());
+    if (isJoining()) joiningTimer = ports.clock.setTimeout(checkJoining, hostEventRetryMs);
   };
 
   const beatDue = (): void => {
