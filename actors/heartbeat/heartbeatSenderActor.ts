@@ -49,10 +49,10 @@ export const incarnationLogName = "host-incarnation";
 /** A failed incarnation sync is retried this often; the host stays isolated meanwhile. */
 export const incarnationSyncRetryMs = 1_000;
 /**
- * `lease.expired`, `joining.expired` and `isolation.done` are sent again this
- * often until the machine has acted on them: a full mailbox may drop an event,
- * and these must not be lost (the watchdog would still reset the host, but not
- * rejoin it).
+ * `lease.expired` and `isolation.done` are sent again this often until the
+ * machine has acted on them: a full mailbox may drop an event, and these two
+ * must not be lost (the watchdog would still reset the host, but not rejoin it).
+ * (`joining.expired` needs no retry: it is handed over at once, at every beat.)
  */
 export const hostEventRetryMs = 50;
 /** The incarnation log is rewritten down to its last record beyond this many. */
@@ -126,37 +126,19 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
     if (beatTimer !== undefined) ports.clock.clearTimeout(beatTimer);
     beatTimer = undefined;
   };
-  // The limit on joining without a lease (joiningStarted): while it runs, `joining` holds its incarnation and deadline.
+  // The limit on joining without a lease (joiningStarted), judged at every beat: a joining host beats every interval,
+  // so no timer of its own is needed, and a host paused past the limit meets it before it can beat again.
   let joining: { incarnation: number; deadlineMs: number } | undefined;
-  let joiningTimer: TimerId | undefined;
-  const clearJoining = (): void => {
-    joining = undefined;
-    if (joiningTimer !== undefined) ports.clock.clearTimeout(joiningTimer);
-    joiningTimer = undefined;
-  };
-  // A function, not a read of `joining`: the machine clears it through `isolate` while a check runs.
-  const isJoining = (): boolean => joining !== undefined;
   /** Tells the machine, if the limit has passed; true then (the machine leaves the incarnation, or ignores a stale one). */
   const joiningOverdue = (): boolean => {
     if (joining === undefined || ports.clock.now() < joining.deadlineMs) return false;
     host.deliverNow({ type: "joining.expired", incarnation: joining.incarnation });
     return true;
   };
-  const checkJoining = (): void => {
-    joiningTimer = undefined;
-    if (joining === undefined || !alive()) return;
-    const { deadlineMs } = joining;
-    if (!joiningOverdue()) {
-      joiningTimer = ports.clock.setTimeout(checkJoining, deadlineMs - ports.clock.now());
-      return;
-    }
-    // Again until the machine isolates (which clears `joining`), as for lease.expired.
-    if (isJoining()) joiningTimer = ports.clock.setTimeout(checkJoining, hostEventRetryMs);
-  };
 
   const beatDue = (): void => {
     beatTimer = undefined;
-    // Before the beat: a host paused past the limit must not beat once more with an incarnation it should have left.
+    // Before the beat: a host past the limit must not beat once more with an incarnation it should have left.
     if (joiningOverdue() && host.getSnapshot()?.value !== "beating") return;
     host.deliverNow({ type: "beat.due" });
   };
@@ -240,20 +222,18 @@ export function startHeartbeatSender(ports: NodePorts, options: HeartbeatSenderO
       if (params.leaseUntilMs === null || ports.clock.now() < params.leaseUntilMs) watchdog.pet();
     },
     leaseExtended: (params) => {
-      if (params.leaseUntilMs > 0) clearJoining();
+      if (params.leaseUntilMs > 0) joining = undefined;
       if (params.leaseUntilMs <= leaseUntilMs) return;
       leaseUntilMs = params.leaseUntilMs;
       if (leaseTimer === undefined) leaseTimer = ports.clock.setTimeout(checkLease, Math.max(0, leaseUntilMs - ports.clock.now()));
     },
     joiningStarted: ({ incarnation }) => {
       if (lease === undefined) return;
-      clearJoining();
       joining = { incarnation, deadlineMs: ports.clock.now() + maxJoiningWithoutLeaseMs };
-      joiningTimer = ports.clock.setTimeout(checkJoining, maxJoiningWithoutLeaseMs);
     },
     isolate: ({ reason, incarnation }) => {
       if (lease === undefined) return;
-      clearJoining();
+      joining = undefined;
       leaseUntilMs = 0;
       if (leaseTimer !== undefined) ports.clock.clearTimeout(leaseTimer);
       leaseTimer = undefined;

@@ -53,8 +53,9 @@ import { rendezvousOrder } from "./rendezvousOrder.ts";
  * excluded only for a while (`declaredExclusionRetentionMs`), so one that won
  * no lease for `maxJoiningWithoutLeaseMs` (cut off from every monitor that
  * could grant: whole-system fuzz seed 540461) takes the next one too
- * (`joining.expired`, a timer the actor keeps and checks before every beat,
- * so a host paused past it never beats with the old incarnation again).
+ * (`joining.expired`: the actor judges the limit before every beat, which
+ * a joining host has every interval anyway, so a host paused past it never
+ * beats with the old incarnation again).
  *
  * Effects are named actions the actor layer provides: `sendHeartbeat` and
  * `sendAnchorHeartbeat` each issue a request that must end in exactly one
@@ -165,7 +166,7 @@ export type HeartbeatSenderEvent =
     }
   | { readonly type: "heartbeat.missed"; readonly sequence: number; readonly monitorId: string }
   | { readonly type: "lease.expired"; readonly nowMs: number }
-  /** The incarnation joined `joiningStarted`'s limit ago and holds no lease (the actor's timer, checked before every beat). */
+  /** The incarnation joined `joiningStarted`'s limit ago and holds no lease (the actor judges it before every beat). */
   | { readonly type: "joining.expired"; readonly incarnation: number }
   | { readonly type: "isolation.done"; readonly incarnation: number }
   | { readonly type: "probe.received"; readonly replyTo: string }
