@@ -67,6 +67,7 @@ import { unpackedSnapshotRecords } from "./snapshotRecordEncoding.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
 import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
+import { acceptorSetChange, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
 import { PeerEvidenceKeeper } from "./peerEvidenceKeeper.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
@@ -74,6 +75,11 @@ export const paxosDroppedMetric = "haring_paxos_dropped_total";
 /** The view's hosts and VMs to the byte bound admission control enforces (machines/view/viewSize.ts): how close the view is to full. */
 export const viewRecordBytesGauge = "haring_view_record_bytes";
 export const paxosFatalMetric = "haring_paxos_fatal_total";
+/** Logged (error) when a controller's config names other acceptors than its Paxos log was written with. */
+export const acceptorSetChangedLogEvent = "paxos.acceptor-set-changed";
+export const acceptorSetChangeNote =
+  "majorities of another acceptor set need not meet the ones that counted this log's promises and votes, so two values could be chosen for one slot; " +
+  "changing the acceptor set is not supported: put back the controllerIds the log names, in every controller's config (docs/paxos.md, The acceptor set)";
 export const paxosRecoveredTailMetric = "haring_paxos_discarded_tail_bytes_total";
 /** Steps (with carrying out their effects) at least this long are counted and logged: they hold the event loop, and beyond `electionTimeoutMs` they cost an election. */
 export const slowControllerStepMs = 50;
@@ -317,21 +323,27 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   };
 
   const readable = options.checkedRecords !== undefined ? ({ ok: true, records: options.checkedRecords } as const) : decodeRecords(log.readAll(), nodeId);
-  if (!readable.ok) {
-    const error = `cannot recover from the paxos log: ${readable.error}`;
-    const foreign = readable.reason === "foreign";
-    ports.log.write("error", "paxos.unrecoverable", {
-      error: error.slice(0, 300),
-      note: foreign
-        ? "refusing to start: another controller's promises and votes under this id would count twice toward a majority"
-        : "refusing to start: skipping a record could forget a promise or a vote",
-    });
-    ports.metrics.increment(paxosFatalMetric, { reason: foreign ? "foreign-log" : "unreadable-log" });
+  const refuseToStart = (event: string, error: string, note: string, reason: string): ControllerActor => {
+    ports.log.write("error", event, { error: error.slice(0, 300), note });
+    ports.metrics.increment(paxosFatalMetric, { reason });
     client.stop();
     status = "failed";
     options.onFatal?.(error);
     return inertController(nodeId);
+  };
+  if (!readable.ok) {
+    const foreign = readable.reason === "foreign";
+    return refuseToStart(
+      "paxos.unrecoverable",
+      `cannot recover from the paxos log: ${readable.error}`,
+      foreign
+        ? "refusing to start: another controller's promises and votes under this id would count twice toward a majority"
+        : "refusing to start: skipping a record could forget a promise or a vote",
+      foreign ? "foreign-log" : "unreadable-log",
+    );
   }
+  const setChange = acceptorSetChange(recordedAcceptorSet(readable.records), config.acceptorIds);
+  if (setChange !== null) return refuseToStart(acceptorSetChangedLogEvent, `refusing to start: ${setChange}`, acceptorSetChangeNote, "acceptor-set-changed");
   recordsAtStart = readable.records;
   /** What the other controllers' messages showed their disks hold, kept in this log too (peerEvidenceKeeper.ts). */
   const evidence = new PeerEvidenceKeeper(nodeId, config.acceptorIds, readable.records, ports.clock.now());

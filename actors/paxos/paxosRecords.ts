@@ -30,7 +30,7 @@ const ballotSchema = paxosWireSchemas["paxos.prepare"].shape.ballot;
 const slotValueSchema = paxosWireSchemas["paxos.accept"].shape.value;
 
 const recordSchemas = {
-  "record.init": obj({ fencedBy: optional(arr(controllerIdSchema, { maxLength: maxAcceptors })) }),
+  "record.init": obj({ fencedBy: optional(arr(controllerIdSchema, { maxLength: maxAcceptors })), acceptors: optional(arr(controllerIdSchema, { minLength: 1, maxLength: maxAcceptors })) }),
   "record.promise": obj({ ballot: ballotSchema }),
   "record.accept": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),
   "record.inherit": obj({ slot: slotSchema, ballot: ballotSchema, value: slotValueSchema }),

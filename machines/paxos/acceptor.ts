@@ -146,7 +146,7 @@ export function recoverAcceptor<C extends CommandEnvelope>(recovery: AcceptorRec
   const base = { acceptorId, config, promised, votes: votes.done(), floorSlot, fencedBy };
   if (!sawInit) {
     if (recovery.bootstrap && records.length === 0) {
-      return { state: { ...base, mode: "voting", lease: noLease, rejoin: null }, persist: [{ kind: "init" }], sendAfterSync: [] };
+      return { state: { ...base, mode: "voting", lease: noLease, rejoin: null }, persist: [{ kind: "init", acceptors: [...config.acceptorIds] }], sendAfterSync: [] };
     }
     const rejoin: RejoinProgress<C> = { quarantineUntilMs: nowMs + config.rejoinQuarantineMs, attempt: 0, fenceSentAtMs: -1, replies: new Map() };
     return {
@@ -167,7 +167,8 @@ function assumedLeaseAfterRestart(promised: Ballot, nowMs: number, config: Paxos
 /** The records that reproduce this acceptor's durable state, for a compacting rewrite of the log. */
 export function acceptorRecords<C extends CommandEnvelope>(state: AcceptorState<C>): DurableRecord<C>[] {
   if (state.mode === "rejoining") return [];
-  const records: DurableRecord<C>[] = [state.fencedBy === null ? { kind: "init" } : { kind: "init", fencedBy: state.fencedBy }, { kind: "promise", ballot: state.promised }];
+  const acceptors = [...state.config.acceptorIds];
+  const records: DurableRecord<C>[] = [state.fencedBy === null ? { kind: "init", acceptors } : { kind: "init", fencedBy: state.fencedBy, acceptors }, { kind: "promise", ballot: state.promised }];
   if (state.floorSlot > 0) records.push({ kind: "floor", slot: state.floorSlot });
   const slots = [...state.votes.keys()].sort((a, b) => a - b);
   for (const slot of slots) {

@@ -14,8 +14,9 @@ export type DurableRecord<C extends CommandEnvelope> =
    * Written once when the acceptor first votes: its absence means "this disk never voted", see acceptor.ts.
    * `fencedBy`: after a rejoin from an empty disk, the controllers whose fences it counted (they forgot what they
    * saw of its earlier life); absent for a bootstrapped disk, which had no earlier life.
+   * `acceptors`: the acceptor set its promises and votes count in (acceptorSet.ts); absent in logs from before it was kept.
    */
-  | { readonly kind: "init"; readonly fencedBy?: readonly string[] }
+  | { readonly kind: "init"; readonly fencedBy?: readonly string[]; readonly acceptors?: readonly string[] }
   /** Acceptor: the promised ballot rose to `ballot`. */
   | { readonly kind: "promise"; readonly ballot: Ballot }
   /** Acceptor: voted for `value` in `slot` at `ballot` (which also promises `ballot`). */

@@ -27,7 +27,7 @@ export function inspectionAsText(inspection: DataDirInspection): string {
   const paxos = inspection.paxos;
   if (paxos !== undefined && !paxos.readable) lines.push(`paxos: unreadable (${paxos.error})`);
   if (paxos !== undefined && paxos.readable) {
-    lines.push(`paxos: written by ${paxos.writers.join(", ") || "nobody (no records)"}; ${paxos.everVoted ? "voted" : "never voted"}${paxos.rejoinFencedBy === null ? "" : ` (since a rejoin fenced by ${paxos.rejoinFencedBy.join(", ")})`}; promised ${paxos.promised}; proposer round ${paxos.proposerRound}`);
+    lines.push(`paxos: written by ${paxos.writers.join(", ") || "nobody (no records)"}; ${paxos.everVoted ? "voted" : "never voted"}${paxos.rejoinFencedBy === null ? "" : ` (since a rejoin fenced by ${paxos.rejoinFencedBy.join(", ")})`}; acceptors ${paxos.acceptors === null ? "not recorded" : paxos.acceptors.join(", ")}; promised ${paxos.promised}; proposer round ${paxos.proposerRound}`);
     const votes = paxos.votes;
     lines.push(
       votes === null

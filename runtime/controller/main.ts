@@ -32,7 +32,7 @@ import { rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
-import { paxosFatalMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
+import { acceptorSetChangedLogEvent, acceptorSetChangeNote, paxosFatalMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { startDetectorOnController, type DetectorOnController } from "../../actors/detection/detectorOnController.ts";
 import { startHeartbeatMonitor, type HeartbeatMonitorHost } from "../../actors/heartbeat/heartbeatMonitorActor.ts";
 import { connectLockedNode } from "../node/dataDirLock.ts";
@@ -43,6 +43,7 @@ import { startVoteRecall, startVoteRecallResponder, voteRecallLogEvents, type Vo
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { durableVotingState, evidenceFromRecords, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
 import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
+import { acceptorSetChange, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { FileStorage } from "../fileStorage.ts";
 import { NatsNetwork } from "../natsNetwork.ts";
@@ -172,19 +173,27 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     evidence: (controllerId) => afterGate.actor?.voteEvidence(controllerId) ?? keptEvidence.get(controllerId) ?? noVoteEvidence,
     rejections: createRejectionCounter(ports),
   });
+  const refuseToStart = async (refusal: string): Promise<never> => {
+    recallResponder.unsubscribe();
+    bootstrapResponder.unsubscribe();
+    await paxosNetwork.close().catch(() => undefined);
+    await runtime.close().catch(() => undefined);
+    await storage.close().catch(() => undefined);
+    releaseLock();
+    throw new Error(refusal);
+  };
+  // Before the recall: its peers are the configured ones, and under another acceptor set the log means nothing.
+  const setChange = startRecords?.ok ? acceptorSetChange(recordedAcceptorSet(startRecords.records), config.controllerIds) : null;
+  if (setChange !== null) {
+    ports.metrics.increment(paxosFatalMetric, { reason: "acceptor-set-changed" });
+    ports.log.write("error", acceptorSetChangedLogEvent, { error: setChange, note: acceptorSetChangeNote });
+    await refuseToStart(`refusing to start: ${setChange}; ${acceptorSetChangeNote}`);
+  }
   let checkedRecords: readonly ViewDurableRecord[] | undefined;
   if (startRecords !== undefined) {
     const { refusal, records } = await recallOwnVotes(ports, config.controllerIds, paxos, startRecords);
     checkedRecords = records;
-    if (refusal !== undefined) {
-      recallResponder.unsubscribe();
-      bootstrapResponder.unsubscribe();
-      await paxosNetwork.close().catch(() => undefined);
-      await runtime.close().catch(() => undefined);
-      await storage.close().catch(() => undefined);
-      releaseLock();
-      throw new Error(refusal);
-    }
+    if (refusal !== undefined) await refuseToStart(refusal);
   }
   if (gatePending) {
     ports.log.write("info", "controller.bootstrap-gate", { note: "empty data directory with bootstrap: asking the other controllers whether the cluster already ran" });

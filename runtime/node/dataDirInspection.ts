@@ -16,6 +16,7 @@ import { decodeRecordsWithWriters, paxosLogName, type ViewDurableRecord } from "
 import { parseRecords } from "../../actors/recordFraming.ts";
 import { formatBallot, compareBallots, zeroBallot, type Ballot } from "../../machines/paxos/ballot.ts";
 import { recoverAcceptor } from "../../machines/paxos/acceptor.ts";
+import { recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import { evidenceFromRecords } from "../../machines/paxos/voteEvidence.ts";
 import type { ViewSnapshot } from "../../machines/view/viewSnapshot.ts";
@@ -63,6 +64,8 @@ export type PaxosLogSummary =
       readonly proposerRound: number;
       /** The controllers whose fences completed the rejoin that began this log's life; null for a bootstrapped one. */
       readonly rejoinFencedBy: readonly string[] | null;
+      /** The acceptor set its `init` record names (the controller refuses to start with other controllerIds); null when not recorded. */
+      readonly acceptors: readonly string[] | null;
       /** What it kept of each other controller's disk, for their vote recalls (the last record per peer), by peer id. */
       readonly keptEvidence: Readonly<Record<string, KeptEvidenceSummary>>;
     };
@@ -138,6 +141,7 @@ function summarizePaxos(records: readonly ViewDurableRecord[], writers: readonly
     snapshot,
     proposerRound,
     rejoinFencedBy: recovered.fencedBy,
+    acceptors: recordedAcceptorSet(records),
     keptEvidence: keptEvidenceOf(records, distinctWriters[0] ?? ""),
   };
 }
@@ -219,7 +223,8 @@ export function inspectDataDir(dataDir: string): DataDirInspection {
       const votes = paxos.votes === null ? "no votes above its floor" : `${paxos.votes.count} votes in slots ${paxos.votes.lowestSlot}-${paxos.votes.highestSlot}`;
       // Whether this is an old copy of its log only the other controllers can tell: it asks them first (actors/paxos/voteRecall.ts).
       const life = paxos.rejoinFencedBy === null ? "" : `; this state began with a rejoin fenced by ${paxos.rejoinFencedBy.join(", ")}, and only they are asked`;
-      findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}, unless a controller it reaches saw it hold more (an old copy)${life}`);
+      const set = paxos.acceptors === null ? "" : `; only with controllerIds ${paxos.acceptors.join(", ")} (the acceptor set it was written with)`;
+      findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}, unless a controller it reaches saw it hold more (an old copy)${life}${set}`);
     }
   } else if (controllerId !== undefined) {
     findings.push(`no paxos.log: ${controllerId} ${startsWithoutState}`);

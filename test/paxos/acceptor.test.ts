@@ -29,7 +29,7 @@ const heartbeat = (b: Ballot, sequence = 1): PaxosMessage<Cmd> => ({ type: "paxo
 test("bootstrapping on an empty disk writes the init record and votes", (t) => {
   const started = recoverAcceptor<Cmd>({ acceptorId: "a1", config, records: [], nowMs: 0, bootstrap: true });
   t.is(started.state.mode, "voting");
-  t.deepEqual(started.persist, [{ kind: "init" }]);
+  t.deepEqual(started.persist, [{ kind: "init", acceptors: ["a1", "a2", "a3"] }], "the init record names the acceptor set its votes count in");
 });
 
 test("a higher prepare is promised durably and answered with every vote from its first slot on", (t) => {
@@ -159,7 +159,7 @@ test("compaction drops votes below the floor; accepts there are refused and prom
     t.deepEqual(promise.votes.map((vote) => vote.slot), [4, 5]);
   }
   const records = acceptorRecords(state);
-  t.deepEqual(records.slice(0, 3), [{ kind: "init" }, { kind: "promise", ballot: ballot(1, "c1") }, { kind: "floor", slot: 4 }]);
+  t.deepEqual(records.slice(0, 3), [{ kind: "init", acceptors: ["a1", "a2", "a3"] }, { kind: "promise", ballot: ballot(1, "c1") }, { kind: "floor", slot: 4 }]);
   t.is(recoverAcceptor<Cmd>({ acceptorId: "a1", config, records, nowMs: 0, bootstrap: false }).state.floorSlot, 4);
 });
 
@@ -234,7 +234,7 @@ test("a disk that never voted rejoins only after quarantine and fencing a majori
   t.deepEqual(rejoined.state.promised, ballot(7, "c3"));
   t.is(rejoined.state.floorSlot, 2);
   t.deepEqual(rejoined.persist, [
-    { kind: "init", fencedBy: ["a2", "a3"] },
+    { kind: "init", fencedBy: ["a2", "a3"], acceptors: ["a1", "a2", "a3"] },
     { kind: "promise", ballot: ballot(7, "c3") },
     { kind: "floor", slot: 2 },
     { kind: "inherit", slot: 2, ballot: ballot(4, "c2"), value: value("new") },

@@ -226,6 +226,30 @@ test("a controller whose log was written by another controller refuses to start 
   t.regex(world.transcript(), /paxos\.unrecoverable.*count twice/);
 });
 
+test("a controller whose log names another acceptor set refuses to start; the same set in any order, or none recorded, starts", (t) => {
+  // Written while the cluster was c1 and c2: with c3 added, c1 and c3 would be a majority that need not meet c1 and c2.
+  const { world, actor, fatal } = controllerOnLog((log) => {
+    log.append(encodeRecord("c1", { kind: "init", acceptors: ["c1", "c2"] }));
+    log.append(encodeRecord("c1", { kind: "promise", ballot: { round: 4, controllerId: "c2" } }));
+  });
+  t.is(actor.status, "failed");
+  t.deepEqual(fatal, ["refusing to start: its Paxos log was written with the acceptors c1, c2, but its config lists c1, c2, c3 (it adds c3)"]);
+  t.is(actor.core(), undefined, "no acceptor runs under the changed set");
+  t.is(world.metrics("c1").counter(paxosFatalMetric, { reason: "acceptor-set-changed" }), 1);
+  world.runFor(1_000);
+  t.regex(world.transcript(), /paxos\.acceptor-set-changed.*not supported/);
+
+  for (const acceptors of [["c3", "c1", "c2"], undefined]) {
+    const restarted = controllerOnLog((log) => {
+      log.append(encodeRecord("c1", acceptors === undefined ? { kind: "init" } : { kind: "init", acceptors }));
+      log.append(encodeRecord("c1", { kind: "promise", ballot: { round: 4, controllerId: "c2" } }));
+    });
+    t.not(restarted.actor.status, "failed", `recorded ${JSON.stringify(acceptors)}`);
+    t.deepEqual(restarted.fatal, []);
+    t.deepEqual(restarted.actor.core()?.acceptor.promised, { round: 4, controllerId: "c2" });
+  }
+});
+
 test("a host learner that restarts empty catches up through view.fetch", (t) => {
   const { world, host, leader, propose, views } = cluster(6);
   world.runFor(1_000);

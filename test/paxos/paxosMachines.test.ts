@@ -11,7 +11,7 @@ const config = createPaxosConfig(["c1", "c2", "c3"]);
 test("the acceptor machine is one core step per event, pure under transition()", (t) => {
   const machine = createAcceptorMachine<ViewCommand>();
   const [start] = initialTransition(machine, { acceptorId: "c1", config, records: [], nowMs: 0, bootstrap: true });
-  t.deepEqual(start.context.output.persist, [{ kind: "init" }]);
+  t.deepEqual(start.context.output.persist, [{ kind: "init", acceptors: ["c1", "c2", "c3"] }]);
   const prepare = { type: "message" as const, nowMs: 5, message: { type: "paxos.prepare" as const, from: "c2", to: "c1", ballot: { round: 3, controllerId: "c2" }, fromSlot: 0 } };
   const [next, actions] = transition(machine, start, prepare);
   t.deepEqual(next.context.output.persist, [{ kind: "promise", ballot: { round: 3, controllerId: "c2" } }]);
@@ -29,7 +29,7 @@ test("the controller machine emits each step's effects to the actor", (t) => {
   const outputs: CoreOutputEvent<unknown>[] = [];
   actor.on("paxos.output", (event) => outputs.push(event));
   actor.start();
-  t.deepEqual(actor.getSnapshot().context.output.persist, [{ kind: "init" }]);
+  t.deepEqual(actor.getSnapshot().context.output.persist, [{ kind: "init", acceptors: ["c1", "c2", "c3"] }]);
   actor.send({ type: "tick", nowMs: 10_000 });
   t.is(outputs.length, 1);
   const output = actor.getSnapshot().context.output;

@@ -106,14 +106,14 @@ test("a peer that missed the rejoin may remember the earlier life: the log's fen
     rejoining = step.state;
   }
   t.is(rejoining.mode, "voting");
-  t.deepEqual(step!.persist[0], { kind: "init", fencedBy: ["c2", "c3", "c4"] });
+  t.deepEqual(step!.persist[0], { kind: "init", fencedBy: ["c2", "c3", "c4"], acceptors: ["c1", "c2", "c3", "c4", "c5"] });
   const log = durableVotingState("c1", five, step!.persist)!;
   // What c5 remembers is more than the new life holds, rightly: the old rule refused this log, which is no old copy.
   t.is(evidenceShortfall(log, c5Saw), "it promised ballot 6.c5, the log only 3.c2");
   t.deepEqual(recallPeers(log, five.acceptorIds, "c1"), { asked: ["c2", "c3", "c4"], missedRejoin: ["c5"] });
   // The fence majority is part of the log: a compacting rewrite and the disk's encoding keep it.
   const rewritten = acceptorRecords(rejoining);
-  t.deepEqual(rewritten[0], { kind: "init", fencedBy: ["c2", "c3", "c4"] });
+  t.deepEqual(rewritten[0], { kind: "init", fencedBy: ["c2", "c3", "c4"], acceptors: ["c1", "c2", "c3", "c4", "c5"] });
   const read = decodeRecords(rewritten.map((record) => encodeRecord("c1", record as ViewDurableRecord)), "c1");
   t.true(read.ok);
   if (read.ok) t.deepEqual(durableVotingState("c1", five, read.records)!.fencedBy, ["c2", "c3", "c4"]);

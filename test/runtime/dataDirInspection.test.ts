@@ -43,7 +43,7 @@ async function cli(argv: string[]) {
 const snapshot = viewToSnapshot(viewStateMachine.initialState);
 // A log that began with a rejoin (its inherited vote), fenced by c1 and c3.
 const votingState: ViewDurableRecord[] = [
-  { kind: "init", fencedBy: ["c1", "c3"] },
+  { kind: "init", fencedBy: ["c1", "c3"], acceptors: ["c1", "c2", "c3"] },
   { kind: "promise", ballot: ballot(2, "c1") },
   { kind: "accept", slot: 3, ballot: ballot(2, "c1"), value: { kind: "noop" } },
   { kind: "snapshot", throughSlot: 5, snapshot },
@@ -76,16 +76,17 @@ test("a controller's own directory: the state its acceptor recovers, without a b
     snapshot: { throughSlot: 5, epoch: snapshot.epoch, hosts: 0, vms: 0 },
     proposerRound: 2,
     rejoinFencedBy: ["c1", "c3"],
+    acceptors: ["c1", "c2", "c3"],
     keptEvidence: { c1: { promised: "4.c2", votedSlot: 6, votedBallot: "4.c2", roundUsed: 2 } },
   });
   t.false(inspection.refused);
   t.deepEqual(inspection.findings, [
-    "c2 has its Paxos state here: it starts voting with promise 4.c2 and 3 votes in slots 5-7, unless a controller it reaches saw it hold more (an old copy); this state began with a rejoin fenced by c1, c3, and only they are asked",
+    "c2 has its Paxos state here: it starts voting with promise 4.c2 and 3 votes in slots 5-7, unless a controller it reaches saw it hold more (an old copy); this state began with a rejoin fenced by c1, c3, and only they are asked; only with controllerIds c1, c2, c3 (the acceptor set it was written with)",
   ]);
   const printed = await cli(["inspect", dataDir]);
   t.is(printed.code, 0, printed.err);
   t.regex(printed.out, /^identity: controller c2 of cluster prod$/m);
-  t.regex(printed.out, /^paxos: written by c2; voted \(since a rejoin fenced by c1, c3\); promised 4\.c2; proposer round 2$/m);
+  t.regex(printed.out, /^paxos: written by c2; voted \(since a rejoin fenced by c1, c3\); acceptors c1, c2, c3; promised 4\.c2; proposer round 2$/m);
   t.regex(printed.out, /^paxos kept of c1: promised 4\.c2, voted in slot 6 at 4\.c2, proposer round 2 \(its disk holds at least this\)$/m);
   t.notRegex(printed.out, /kept of c3/);
   t.regex(printed.out, /^paxos votes: 3 in slots 5-7 \(1 inherited\), highest ballot 4\.c2; floor 5$/m);

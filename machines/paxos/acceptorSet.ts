@@ -1,0 +1,29 @@
+/**
+ * The acceptor set a controller's Paxos log was written in. Promises and votes
+ * only mean something against the set whose majorities counted them: a
+ * controller restarted with another `controllerIds` would count majorities of
+ * a different set over the same votes (with c3 dropped from c1's config, c1
+ * and c2 form a majority that need not meet c2 and c3's, and two values can be
+ * chosen for one slot). So every `init` record names the set, and a log is
+ * only used under the set it names. Changing the set is not supported
+ * (docs/paxos.md, "The acceptor set").
+ */
+import type { DurableRecord } from "./records.ts";
+import type { CommandEnvelope } from "./values.ts";
+
+/** The set named by the log's last `init` record; null without one, or for a log from before the set was kept. */
+export function recordedAcceptorSet<C extends CommandEnvelope>(records: readonly DurableRecord<C>[]): readonly string[] | null {
+  let recorded: readonly string[] | null = null;
+  for (const record of records) if (record.kind === "init") recorded = record.acceptors ?? null;
+  return recorded;
+}
+
+/** What differs between the recorded set and the configured one (order aside); null when they are the same set or nothing was recorded. */
+export function acceptorSetChange(recorded: readonly string[] | null, configured: readonly string[]): string | null {
+  if (recorded === null) return null;
+  const added = configured.filter((id) => !recorded.includes(id));
+  const removed = recorded.filter((id) => !configured.includes(id));
+  if (added.length === 0 && removed.length === 0) return null;
+  const changes = [...(added.length > 0 ? [`adds ${added.join(", ")}`] : []), ...(removed.length > 0 ? [`drops ${removed.join(", ")}`] : [])];
+  return `its Paxos log was written with the acceptors ${recorded.join(", ")}, but its config lists ${configured.join(", ")} (it ${changes.join(" and ")})`;
+}
