@@ -7,20 +7,32 @@
  * with forgotten promises.
  *
  * Wire: a NATS request on `haring.<cluster>.paxos.<controller>.bootstrap`
- * carrying `{"type":"bootstrap-probe","from":"c1"}`, answered with
- * `{"type":"bootstrap-answer","from":"c2","answer":"fresh"|"exists"}`. Every
+ * carrying `{"type":"bootstrap-probe","from":"c1","controllers":["c1","c2","c3"]}`, answered with
+ * `{"type":"bootstrap-answer","from":"c2","answer":"fresh"|"exists","controllers":[...]}`: each side's
+ * configured controller set, which must be the same (a controller from before it was sent sends none). Every
  * controller process answers (`startBootstrapResponder`): `fresh` while it
  * is itself waiting at its gate or, having bootstrapped in this process, no
  * majority can have counted anything of it (`bootstrapAnswerOf`); `exists`
  * otherwise. Malformed probes and
  * answers are counted as rejections and ignored.
+ *
+ * A controller whose set differs from another's must not create or join a
+ * cluster with it: majorities of two different sets need not meet (c1 told it
+ * is alone would be its own majority). The gate refuses to start then, naming
+ * both lists; the responder answers as usual and warns.
  */
 import type { RejectionCounter } from "../codec/rejectionCounter.ts";
 import type { TimerId } from "../ports/clock.ts";
 import type { NodePorts } from "../ports/nodePorts.ts";
 import type { Subscription } from "../ports/network.ts";
-import { clusterSubjects } from "../subjects.ts";
+import { clusterSubjects, isValidId } from "../subjects.ts";
 import { decideBootstrap, type BootstrapAnswer, type BootstrapDecision } from "../../machines/paxos/bootstrapDecision.ts";
+import { peerAcceptorSetDifference } from "../../machines/paxos/acceptorSet.ts";
+import { majorityOf, maxAcceptors } from "../../machines/paxos/config.ts";
+
+export const acceptorSetMismatchNote =
+  "every controller of a cluster must list the same controllerIds: majorities of two different sets need not meet, so two values could be chosen for one slot; " +
+  "correct the configs (changing the acceptor set is not supported, docs/paxos.md, The acceptor set)";
 
 export interface BootstrapGateTimings {
   /**
@@ -38,12 +50,26 @@ export interface BootstrapGateTimings {
 
 export const defaultBootstrapGateTimings: BootstrapGateTimings = { quarantineMs: 2_000, probeIntervalMs: 500, requestTimeoutMs: 400, waitingLogIntervalMs: 10_000 };
 
-/** Probes and answers are tiny; anything longer is not one. */
-export const maxBootstrapMessageBytes = 256;
+/** Probes and answers are small (up to `maxAcceptors` ids of 64 characters); anything longer is not one. */
+export const maxBootstrapMessageBytes = 1_024;
 
-export const bootstrapGateLogEvents = { waiting: "paxos.bootstrap-waiting", decided: "paxos.bootstrap-decided" } as const;
+export const bootstrapGateLogEvents = { waiting: "paxos.bootstrap-waiting", decided: "paxos.bootstrap-decided", setMismatch: "paxos.acceptor-set-mismatch" } as const;
 
-export type FinalBootstrapDecision = Exclude<BootstrapDecision, { kind: "wait" }>;
+/** `refuse`: another controller lists another controller set; `error` names both lists. */
+export type FinalBootstrapDecision = Exclude<BootstrapDecision, { kind: "wait" }> | { readonly kind: "refuse"; readonly peer: string; readonly error: string };
+
+/**
+ * The `controllers` field of a probe or answer: absent (a controller from before it was sent), a list of valid ids,
+ * or wrong (a string naming what is wrong).
+ */
+function listedControllers(fields: Record<string, unknown>): readonly string[] | undefined | string {
+  const listed = fields.controllers;
+  if (listed === undefined) return undefined;
+  if (!Array.isArray(listed) || listed.length === 0 || listed.length > maxAcceptors || !listed.every((id) => typeof id === "string" && isValidId(id))) {
+    return `controllers must list 1 to ${maxAcceptors} controller ids`;
+  }
+  return listed as string[];
+}
 
 export function bootstrapProbeSubject(clusterId: string, controllerId: string): string {
   return `${clusterSubjects(clusterId).paxos(controllerId)}.bootstrap`;
@@ -70,19 +96,31 @@ export function startBootstrapResponder(
   const subject = bootstrapProbeSubject(ports.clusterId, ports.nodeId);
   return ports.network.subscribe(subject, (message) => {
     const probe = parseSmallJson(message.data);
+    const listed = typeof probe === "string" ? undefined : listedControllers(probe);
     const problem =
       typeof probe === "string"
         ? probe
-        : probe.type !== "bootstrap-probe" || typeof probe.from !== "string" || !options.controllerIds.includes(probe.from) || probe.from === ports.nodeId
+        : probe.type !== "bootstrap-probe" ||
+            typeof probe.from !== "string" ||
+            !isValidId(probe.from) ||
+            probe.from === ports.nodeId ||
+            // One outside this set is answered only when it says which set it has: it must hear that they differ.
+            (!options.controllerIds.includes(probe.from) && !Array.isArray(listed))
           ? "not a bootstrap probe from another controller"
           : message.reply === undefined
             ? "a probe without a reply subject"
-            : undefined;
+            : typeof listed === "string"
+              ? listed
+              : undefined;
     if (problem !== undefined) {
       options.rejections.count(subject, { reason: typeof probe === "string" ? "malformed" : "invalid-body", detail: problem });
       return;
     }
-    ports.network.publish(message.reply!, encoder.encode(JSON.stringify({ type: "bootstrap-answer", from: ports.nodeId, answer: options.answer() })));
+    // The prober refuses to start on the difference; this side says so too, where its operator looks.
+    const from = (probe as Record<string, unknown>).from as string;
+    const difference = Array.isArray(listed) ? peerAcceptorSetDifference(from, listed, options.controllerIds) : null;
+    if (difference !== null) ports.log.write("warn", bootstrapGateLogEvents.setMismatch, { peer: from, error: difference, note: acceptorSetMismatchNote });
+    ports.network.publish(message.reply!, encoder.encode(JSON.stringify({ type: "bootstrap-answer", from: ports.nodeId, answer: options.answer(), controllers: options.controllerIds })));
   });
 }
 
@@ -92,8 +130,12 @@ export interface BootstrapGate {
 
 /**
  * Asks every other controller, again every `probeIntervalMs` until it has an answer, and calls `onDecision` once:
- * `bootstrap` or `rejoin`. It never gives up by itself (a first start waits for enough controllers to come up, as a
- * rejoin would); `stop()` ends it without a decision.
+ * `bootstrap` or `rejoin`, or `refuse` when one lists another controller set. It never gives up by itself (a first
+ * start waits for enough controllers to come up, as a rejoin would); `stop()` ends it without a decision.
+ *
+ * With `mayBootstrap` false (an empty disk whose config does not say `bootstrap`) the decision is always `rejoin`,
+ * once a majority of the set other than this controller answered with the same set: the controllers whose fences
+ * the rejoin needs anyway. Only the sets are compared, so no quarantine is needed before asking.
  */
 export function startBootstrapGate(
   ports: NodePorts,
@@ -102,19 +144,30 @@ export function startBootstrapGate(
     readonly rejections: RejectionCounter;
     readonly timings?: Partial<BootstrapGateTimings>;
     readonly onDecision: (decision: FinalBootstrapDecision) => void;
+    /** False: the controller rejoins whatever the answers say; the gate only checks that their sets agree. */
+    readonly mayBootstrap?: boolean;
   },
 ): BootstrapGate {
+  const mayBootstrap = options.mayBootstrap ?? true;
+  const others = options.controllerIds.filter((id) => id !== ports.nodeId);
   const timings = { ...defaultBootstrapGateTimings, ...options.timings };
   const answers = new Map<string, BootstrapAnswer>();
   const startedAtMs = ports.clock.now();
   let lastWaitingLogAtMs = startedAtMs;
   let finished = false;
   let timer: TimerId | undefined;
-  const probe = encoder.encode(JSON.stringify({ type: "bootstrap-probe", from: ports.nodeId }));
+  const probe = encoder.encode(JSON.stringify({ type: "bootstrap-probe", from: ports.nodeId, controllers: options.controllerIds }));
+
+  const refuse = (peer: string, difference: string): void => {
+    finished = true;
+    if (timer !== undefined) ports.clock.clearTimeout(timer);
+    ports.log.write("error", bootstrapGateLogEvents.setMismatch, { peer, error: difference, note: acceptorSetMismatchNote });
+    options.onDecision({ kind: "refuse", peer, error: `refusing to start: ${difference}; ${acceptorSetMismatchNote}` });
+  };
 
   const decide = (): void => {
     if (finished) return;
-    const decision = decideBootstrap(ports.nodeId, options.controllerIds, answers);
+    const decision: BootstrapDecision = mayBootstrap ? decideBootstrap(ports.nodeId, options.controllerIds, answers) : setsChecked();
     if (decision.kind === "wait") return;
     finished = true;
     if (timer !== undefined) ports.clock.clearTimeout(timer);
@@ -127,6 +180,13 @@ export function startBootstrapGate(
     options.onDecision(decision);
   };
 
+  // A rejoin needs the fences of a majority of the whole set, all of them others: their answers are enough.
+  const setsChecked = (): BootstrapDecision => {
+    const needed = Math.min(others.length, majorityOf(options.controllerIds.length));
+    if (answers.size >= needed) return { kind: "rejoin", existsAt: [...answers.keys()][0] ?? "" };
+    return { kind: "wait", freshOthers: 0, neededFreshOthers: needed, unanswered: others.filter((id) => !answers.has(id)) };
+  };
+
   const round = (): void => {
     timer = undefined;
     if (finished) return;
@@ -136,8 +196,15 @@ export function startBootstrapGate(
       ports.network.request(subject, probe, { timeoutMs: timings.requestTimeoutMs }, (outcome) => {
         if (finished || !outcome.ok) return;
         const answer = parseSmallJson(outcome.message.data);
-        if (typeof answer === "string" || answer.type !== "bootstrap-answer" || answer.from !== other || (answer.answer !== "fresh" && answer.answer !== "exists")) {
-          options.rejections.count(outcome.message.subject, { reason: typeof answer === "string" ? "malformed" : "invalid-body", detail: typeof answer === "string" ? answer : "not a bootstrap answer from the controller asked" });
+        const listed = typeof answer === "string" ? undefined : listedControllers(answer);
+        if (typeof answer === "string" || answer.type !== "bootstrap-answer" || answer.from !== other || (answer.answer !== "fresh" && answer.answer !== "exists") || typeof listed === "string") {
+          const detail = typeof answer === "string" ? answer : typeof listed === "string" ? listed : "not a bootstrap answer from the controller asked";
+          options.rejections.count(outcome.message.subject, { reason: typeof answer === "string" ? "malformed" : "invalid-body", detail });
+          return;
+        }
+        const difference = listed === undefined ? null : peerAcceptorSetDifference(other, listed, options.controllerIds);
+        if (difference !== null) {
+          refuse(other, difference);
           return;
         }
         answers.set(other, answer.answer);
@@ -147,13 +214,20 @@ export function startBootstrapGate(
     const nowMs = ports.clock.now();
     if (nowMs - lastWaitingLogAtMs >= timings.waitingLogIntervalMs) {
       lastWaitingLogAtMs = nowMs;
-      const waiting = decideBootstrap(ports.nodeId, options.controllerIds, answers);
-      if (waiting.kind === "wait") {
+      const waiting = mayBootstrap ? decideBootstrap(ports.nodeId, options.controllerIds, answers) : setsChecked();
+      if (waiting.kind === "wait" && mayBootstrap) {
         ports.log.write("warn", bootstrapGateLogEvents.waiting, {
           freshOthers: waiting.freshOthers,
           needed: waiting.neededFreshOthers,
           unanswered: waiting.unanswered.join(","),
           note: "an empty disk with bootstrap creates the cluster only once enough other controllers say they never ran either; otherwise it rejoins",
+        });
+      } else if (waiting.kind === "wait") {
+        ports.log.write("warn", bootstrapGateLogEvents.waiting, {
+          answered: answers.size,
+          needed: waiting.neededFreshOthers,
+          unanswered: waiting.unanswered.join(","),
+          note: "an empty disk without bootstrap rejoins once a majority of the other controllers answer with the same controller set (their fences are needed anyway)",
         });
       }
     }
@@ -161,13 +235,12 @@ export function startBootstrapGate(
   };
 
   // Decided at once when there is nobody to ask; otherwise on the first answers after the quarantine. Never inside this call.
-  const others = options.controllerIds.filter((id) => id !== ports.nodeId);
   timer = ports.clock.setTimeout(
     () => {
       decide();
       round();
     },
-    others.length === 0 ? 0 : timings.quarantineMs,
+    others.length === 0 || !mayBootstrap ? 0 : timings.quarantineMs,
   );
   return {
     stop() {

@@ -18,12 +18,23 @@ export function recordedAcceptorSet<C extends CommandEnvelope>(records: readonly
   return recorded;
 }
 
+/** "adds c4 and drops c3": what `to` changes of `from` (order aside); null when they are the same set. */
+function changeOf(from: readonly string[], to: readonly string[]): string | null {
+  const added = to.filter((id) => !from.includes(id));
+  const removed = from.filter((id) => !to.includes(id));
+  if (added.length === 0 && removed.length === 0) return null;
+  return [...(added.length > 0 ? [`adds ${added.join(", ")}`] : []), ...(removed.length > 0 ? [`drops ${removed.join(", ")}`] : [])].join(" and ");
+}
+
 /** What differs between the recorded set and the configured one (order aside); null when they are the same set or nothing was recorded. */
 export function acceptorSetChange(recorded: readonly string[] | null, configured: readonly string[]): string | null {
   if (recorded === null) return null;
-  const added = configured.filter((id) => !recorded.includes(id));
-  const removed = recorded.filter((id) => !configured.includes(id));
-  if (added.length === 0 && removed.length === 0) return null;
-  const changes = [...(added.length > 0 ? [`adds ${added.join(", ")}`] : []), ...(removed.length > 0 ? [`drops ${removed.join(", ")}`] : [])];
-  return `its Paxos log was written with the acceptors ${recorded.join(", ")}, but its config lists ${configured.join(", ")} (it ${changes.join(" and ")})`;
+  const change = changeOf(recorded, configured);
+  return change === null ? null : `its Paxos log was written with the acceptors ${recorded.join(", ")}, but its config lists ${configured.join(", ")} (it ${change})`;
+}
+
+/** What differs between another controller's configured set and this one's (order aside); null when they agree. */
+export function peerAcceptorSetDifference(peerId: string, peers: readonly string[], configured: readonly string[]): string | null {
+  const change = changeOf(peers, configured);
+  return change === null ? null : `${peerId} lists the controllers ${peers.join(", ")}, but this controller's config lists ${configured.join(", ")} (it ${change})`;
 }

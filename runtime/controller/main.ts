@@ -150,7 +150,8 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   const storage = new FileStorage(config.dataDir, { durableWrites: "event-loop" });
   const ports = { ...runtime.ports, clock: promptClock, storage };
   // `bootstrap` on an empty disk is only a wish: the gate asks the other controllers whether the cluster ran.
-  let gatePending = config.bootstrap && ports.storage.open(paxosLogName).readAll().length === 0;
+  const emptyDisk = ports.storage.open(paxosLogName).readAll().length === 0;
+  let gatePending = config.bootstrap && emptyDisk;
   const bootstrapResponder = startBootstrapResponder(ports, {
     controllerIds: config.controllerIds,
     answer: () => (gatePending ? "fresh" : answerAfterGate()),
@@ -164,7 +165,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     return core === undefined ? "exists" : bootstrapAnswerOf(core, afterGate.everLed);
   };
   // The log as it is at this start: its own recall checks it, and what it kept of its peers answers theirs.
-  const startRecords = gatePending ? undefined : decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
+  const startRecords = emptyDisk ? undefined : decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
   const keptEvidence = startRecords?.ok ? evidenceFromRecords(startRecords.records, ports.nodeId, config.controllerIds) : new Map<string, VoteEvidence>();
   // Answered from this process's controller once it runs; before that (its own recall, its gate) from what its log kept,
   // so that controllers restarted together still catch an old copy among them.
@@ -195,14 +196,23 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     checkedRecords = records;
     if (refusal !== undefined) await refuseToStart(refusal);
   }
-  if (gatePending) {
-    ports.log.write("info", "controller.bootstrap-gate", { note: "empty data directory with bootstrap: asking the other controllers whether the cluster already ran" });
+  if (emptyDisk) {
+    // Without bootstrap the gate only checks that the others list the same controller set: it rejoins either way.
+    if (gatePending) ports.log.write("info", "controller.bootstrap-gate", { note: "empty data directory with bootstrap: asking the other controllers whether the cluster already ran" });
     const decision = await new Promise<FinalBootstrapDecision>((decided) => {
-      startBootstrapGate(ports, { controllerIds: config.controllerIds, rejections: createRejectionCounter(ports), timings: { quarantineMs: paxos.rejoinQuarantineMs }, onDecision: decided });
+      startBootstrapGate(ports, {
+        controllerIds: config.controllerIds,
+        rejections: createRejectionCounter(ports),
+        timings: { quarantineMs: paxos.rejoinQuarantineMs },
+        onDecision: decided,
+        mayBootstrap: config.bootstrap,
+      });
     });
+    const wished = gatePending;
     gatePending = false;
+    if (decision.kind === "refuse") await refuseToStart(decision.error);
     bootstrap = decision.kind === "bootstrap";
-    if (decision.kind === "rejoin") {
+    if (decision.kind === "rejoin" && wished) {
       ports.log.write("warn", "controller.bootstrap-refused", {
         clusterExistsAt: decision.existsAt,
         note: "the cluster already ran, so this empty data directory is a lost disk: rejoining (bootstrap is ignored)",
