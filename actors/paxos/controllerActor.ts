@@ -44,7 +44,7 @@ import {
   type ControllerStep,
   type Leadership,
 } from "../../machines/paxos/controllerNode.ts";
-import { paxosMessageTypes, type PaxosMessageType } from "../../machines/paxos/messages.ts";
+import { messageTypesFromLearners, paxosMessageTypes, type PaxosMessageType } from "../../machines/paxos/messages.ts";
 import { knownChosenBelow } from "../../machines/paxos/learner.ts";
 import { nextAcceptHedgeAtMs } from "../../machines/paxos/proposer.ts";
 import { unattestedMessageTypes } from "../../machines/paxos/stepResult.ts";
@@ -570,6 +570,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${subject}`);
       return;
     }
+    if (!messageTypesFromLearners.has(message.type) && !config.acceptorIds.includes(message.from)) {
+      countDrop("not-a-controller", `${message.type} from ${message.from}, not one of ${config.acceptorIds.join(", ")}, arrived on ${subject}`);
+      return;
+    }
     if (message.type === "paxos.propose-reply") client.receive(message);
     else {
       // Catch-up by snapshot is rare and costly on both ends (a whole view encoded, moved and rebuilt): worth a line each.
@@ -619,7 +623,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     ports.network.subscribe(subjects.viewCommit, (netMessage) => {
       if (transport.isOwnBroadcastEcho(netMessage.data)) return;
       const message = receive(netMessage, ["paxos.commit"]);
-      if (message && message.from !== nodeId) host.send({ type: "message", message, nowMs: ports.clock.now() });
+      if (!message || message.from === nodeId) return;
+      if (!config.acceptorIds.includes(message.from)) countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${config.acceptorIds.join(", ")}`);
+      else host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),
     ports.network.subscribe(subjects.viewFetch, (netMessage) => {
       const message = receive(netMessage, ["paxos.fetch"]);

@@ -248,6 +248,7 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
   function receiveOwn(message: ViewPaxosMessage, subject: string): void {
     if (stopped) return;
     if (message.to !== nodeId) countDrop("misaddressed", `${message.type} to ${message.to} arrived on ${subject}`);
+    else if (!options.config.acceptorIds.includes(message.from)) countDrop("not-a-controller", `${message.type} from ${message.from}, not one of ${options.config.acceptorIds.join(", ")}, arrived on ${subject}`);
     else if (message.type === "paxos.propose-reply") client.receive(message);
     else host.send({ type: "message", message, nowMs: ports.clock.now() });
   }
@@ -285,6 +286,11 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     ports.network.subscribe(subjects.viewCommit, (netMessage) => {
       const message = decodeCommit(netMessage);
       if (!message) return;
+      // Chosen values count only from a controller of this node's set: another process on the subject must not write the view.
+      if (!options.config.acceptorIds.includes(message.from)) {
+        countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${options.config.acceptorIds.join(", ")}`);
+        return;
+      }
       client.leaderHint(message.from);
       host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),

@@ -206,6 +206,13 @@ export type PaxosMessage<C extends CommandEnvelope> =
 
 export type PaxosMessageType = PaxosMessage<CommandEnvelope>["type"];
 
+/**
+ * The only messages a node outside the acceptor set (a host's learner) sends: a proposal and a catch-up request.
+ * Everything else speaks for an acceptor, a leader or a chosen value, and counts only from a controller of the set
+ * (a process with another set, or none, must not steer anyone's votes or learning).
+ */
+export const messageTypesFromLearners: ReadonlySet<PaxosMessageType> = new Set<PaxosMessageType>(["paxos.propose", "paxos.fetch"]);
+
 export const paxosMessageTypes: readonly PaxosMessageType[] = [
   "paxos.pre-vote",
   "paxos.pre-vote-reply",

@@ -159,20 +159,31 @@ test("garbage on the wire is counted and never reaches the core; a well-shaped l
   const sender = ports.get("h1")!;
   sender.network.publish(subjects.paxos("c2"), new Uint8Array([1, 2, 3, 4, 5]));
   sender.network.publish(subjects.viewCommit, new TextEncoder().encode("not msgpack at all"));
-  // Shaped like a prepare, but its ballot names another controller than its sender.
-  sender.network.publish(subjects.paxos("c2"), encodePaxosMessage({ type: "paxos.prepare", from: "h1", to: "c2", ballot: { round: 99, controllerId: "c1" }, fromSlot: 0 }));
+  // Shaped like a prepare from a controller, but its ballot names another controller than its sender.
+  sender.network.publish(subjects.paxos("c2"), encodePaxosMessage({ type: "paxos.prepare", from: "c3", to: "c2", ballot: { round: 99, controllerId: "c1" }, fromSlot: 0 }));
+  // A well-formed prepare, and a commit broadcast of the next slots, from a node that is no controller of the set.
+  sender.network.publish(subjects.paxos("c2"), encodePaxosMessage({ type: "paxos.prepare", from: "h1", to: "c2", ballot: { round: 99, controllerId: "h1" }, fromSlot: 0 }));
+  const nextSlot = host().appliedSlots();
+  const forged = { kind: "commands", commands: [addVm("forged", "vm-forged")] } as const;
+  sender.network.publish(subjects.viewCommit, encodePaxosMessage({ type: "paxos.commit", from: "h1", to: "*", commitIndex: nextSlot + 2, entries: [0, 1].map((offset) => ({ slot: nextSlot + offset, value: forged })) }));
   // Addressed to another node than the subject says.
   sender.network.publish(subjects.paxos("c2"), encodePaxosMessage({ type: "paxos.fetch", from: "h1", to: "c3", fromSlot: 0, maxSlots: 4 }));
   world.runFor(100);
   t.is(world.metrics("c2").counterTotal("haring_messages_rejected_total"), 2, "c2 counted the two undecodable messages (the commit subject too)");
   t.is(world.metrics("c2").counter(paxosDroppedMetric, { reason: "semantic" }), 1);
   t.is(world.metrics("c2").counter(paxosDroppedMetric, { reason: "misaddressed" }), 1);
-  t.true(controllers.get("c2")!.core()!.acceptor.promised.round < 99, "the lie promised nothing");
+  t.is(world.metrics("c2").counter(paxosDroppedMetric, { reason: "not-a-controller" }), 2, "the prepare and the commit broadcast from h1");
+  for (const id of ["c1", "c3"]) t.is(world.metrics(id).counter(paxosDroppedMetric, { reason: "not-a-controller" }), 1, `${id} dropped the forged commit broadcast`);
+  t.true(controllers.get("c2")!.core()!.acceptor.promised.round < 99, "the lies promised nothing");
   const outcomes = propose(host(), addVm("still-fine", "vm1"));
   world.runFor(300);
   t.is(outcomes[0]?.kind, "committed");
   t.truthy(leader());
   t.regex(world.transcript(), /message\.rejected/);
+  // Nobody learned the forged slots: the real ones took their place.
+  t.is(host().view().vms.has("vm-forged"), false);
+  for (const controller of controllers.values()) t.is(controller.view().vms.has("vm-forged"), false);
+  t.true(host().view().vms.has("vm1"));
 });
 
 /** c1 restarted on a log `writeLog` left on its disk: the actor, and the errors it stopped with. */
