@@ -38,3 +38,10 @@ export function peerAcceptorSetDifference(peerId: string, peers: readonly string
   const change = changeOf(peers, configured);
   return change === null ? null : `${peerId} lists the controllers ${peers.join(", ")}, but this controller's config lists ${configured.join(", ")} (it ${change})`;
 }
+
+/** What differs between the controllers the view names and a node's configured ones; null when they agree or the view names none yet. */
+export function viewControllerSetDifference(named: readonly string[], configured: readonly string[]): string | null {
+  if (named.length === 0) return null;
+  const change = changeOf(named, configured);
+  return change === null ? null : `the view names the controllers ${named.join(", ")}, but this node's config lists ${configured.join(", ")} (it ${change})`;
+}

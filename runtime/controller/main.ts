@@ -39,6 +39,7 @@ import { connectLockedNode } from "../node/dataDirLock.ts";
 import { mirrorValue } from "../../actors/view/viewKvMirror.ts";
 import { startBootstrapGate, startBootstrapResponder, type FinalBootstrapDecision } from "../../actors/paxos/bootstrapGate.ts";
 import { decodeRecords, paxosLogName, type RecordsRead, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
+import { startControllerSetRecorder } from "../../actors/paxos/controllerSetRecorder.ts";
 import { startVoteRecall, startVoteRecallResponder, voteRecallLogEvents, type VoteRecallOutcome } from "../../actors/paxos/voteRecall.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { durableVotingState, evidenceFromRecords, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
@@ -238,6 +239,8 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   }));
   afterGate.actor = actor;
   afterGate.everLed = actor.leadership().role === "leader";
+  // The view names the controllers: the leader records the set every controller was checked to share at its start.
+  const controllerSet = startControllerSetRecorder(ports, actor, config.controllerIds);
   const leadershipWatch = actor.onLeadership((leadership) => {
     if (leadership.role === "leader") afterGate.everLed = true;
   });
@@ -324,6 +327,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       bootstrapResponder.unsubscribe();
       recallResponder.unsubscribe();
       leadershipWatch.unsubscribe();
+      controllerSet.stop();
       await statusWrite;
       if (config.statusIntervalMs > 0) {
         try {

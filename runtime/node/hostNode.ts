@@ -44,6 +44,7 @@ import type { HostLeaseState } from "../../actors/hostCommands/hostCommandExecut
 import { startHostCommandNode, type HostCommandNode } from "../../actors/hostCommands/hostCommandNode.ts";
 import type { VmHealth } from "../../machines/vm/vmHealth.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
+import { viewControllerSetDifference } from "../../machines/paxos/acceptorSet.ts";
 import { promptClock } from "../controller/promptClock.ts";
 import { LibvirtHypervisor } from "../libvirt/libvirtHypervisor.ts";
 import { WatchdogDevice } from "../watchdogDevice.ts";
@@ -281,10 +282,21 @@ export async function runHostNode(config: HostNodeConfig, options: RunHostNodeOp
     if (!proposed.ok) ports.log.write("warn", "host.register-refused", { error: proposed.error });
     registerTimer = ports.clock.setTimeout(registerIfUnknown, registerRetryMs);
   };
+  // A host fetches the view only from the controllers its config lists: one the cluster has and its config lacks is
+  // never asked. Said once per list the view names, where the operator looks.
+  let controllerSetWarnedFor = "";
+  const checkControllerSet = (): void => {
+    const named = learner.view().controllerIds;
+    const difference = viewControllerSetDifference(named, config.controllerIds);
+    if (difference === null || named.join(",") === controllerSetWarnedFor) return;
+    controllerSetWarnedFor = named.join(",");
+    ports.log.write("warn", "host.controller-set-mismatch", { error: difference, note: "correct controllerIds in this host's config: it fetches the view only from the controllers listed there" });
+  };
   const applied = learner.onApplied(() => {
     vmWatches.refreshDesired();
     simVms?.check();
     if (registerTimer === undefined) registerIfUnknown();
+    checkControllerSet();
   });
 
   const statusNow = (): HostStatus => {
@@ -323,6 +335,7 @@ export async function runHostNode(config: HostNodeConfig, options: RunHostNodeOp
   const healthTimer = setInterval(() => {
     // Also when nothing is committed for a while (a view learned from a snapshot fires no onApplied).
     if (registerTimer === undefined) registerIfUnknown();
+    checkControllerSet();
     if (sender.status === "failed") {
       ports.log.write("error", "host.agent-failed", { note: "the watchdog stays armed" });
       void shutDown("fatal");

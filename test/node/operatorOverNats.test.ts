@@ -70,6 +70,8 @@ test("haring vm add / host maintenance / view against haring node processes: add
   const inMaintenance = await haring("view");
   t.is(inMaintenance.code, 0, inMaintenance.err);
   t.log(added.out + refused.err + entered.out + inMaintenance.out);
+  // The leader recorded the controller set in the view, so the operator reads it there.
+  t.regex(inMaintenance.out, /^cluster \S+: epoch \d+, slot \d+ \(mirrored by c[123]\), leader c[123] \(round \d+\), controllers c1 c2 c3, /m);
   t.regex(inMaintenance.out, new RegExp(`\\n  ${target} +maintenance +\\d+ +8 +16384 +0\\n`));
   t.regex(inMaintenance.out, /\n {2}web +running +h[123] +\d+ +medium +2 +1024/);
   t.notRegex(inMaintenance.out, new RegExp(`\\n  (web|${vmOf(target)}) +running +${target} `));

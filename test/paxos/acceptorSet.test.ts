@@ -1,5 +1,5 @@
 import test from "ava";
-import { acceptorSetChange, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
+import { acceptorSetChange, peerAcceptorSetDifference, recordedAcceptorSet, viewControllerSetDifference } from "../../machines/paxos/acceptorSet.ts";
 import { acceptorRecords, recoverAcceptor } from "../../machines/paxos/acceptor.ts";
 import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { DurableRecord } from "../../machines/paxos/records.ts";
@@ -36,4 +36,12 @@ test("every init the acceptor writes names its set: at bootstrap, in a compactin
   const old = recoverAcceptor({ acceptorId: "c1", config, records: [{ kind: "init" }, promise], nowMs: 0, bootstrap: false });
   t.deepEqual(recordedAcceptorSet(acceptorRecords(old.state)), ["c1", "c2", "c3"]);
   t.deepEqual(recordedAcceptorSet(acceptorRecords({ ...old.state, fencedBy: ["c2", "c3"] })), ["c1", "c2", "c3"]);
+});
+
+test("a peer's list and the view's list are compared the same way; a view that names none yet agrees with any config", (t) => {
+  t.is(peerAcceptorSetDifference("c2", ["c1", "c2", "c3"], ["c3", "c1", "c2"]), null);
+  t.is(peerAcceptorSetDifference("c2", ["c1", "c2", "c3"], ["c1", "c2"]), "c2 lists the controllers c1, c2, c3, but this controller's config lists c1, c2 (it drops c3)");
+  t.is(viewControllerSetDifference([], ["c1"]), null);
+  t.is(viewControllerSetDifference(["c1", "c2", "c3"], ["c1", "c2", "c3"]), null);
+  t.is(viewControllerSetDifference(["c1", "c2", "c3"], ["c1", "c2"]), "the view names the controllers c1, c2, c3, but this node's config lists c1, c2 (it drops c3)");
 });

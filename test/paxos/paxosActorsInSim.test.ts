@@ -4,6 +4,7 @@ import { paxosDroppedMetric, paxosFatalMetric, paxosLateTicksMetric, startContro
 import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { encodePaxosMessage } from "../../actors/paxos/paxosMessages.ts";
+import { startControllerSetRecorder } from "../../actors/paxos/controllerSetRecorder.ts";
 import { encodeRecord, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
@@ -22,7 +23,7 @@ const controllerIds = ["c1", "c2", "c3"];
 const config = createPaxosConfig(controllerIds, simPaxosTimings);
 
 /** Three controllers and one host learner on a clean simulated network, with a simulated JetStream for the mirror. */
-function cluster(seed = 1) {
+function cluster(seed = 1, options: { readonly recordControllerSet?: boolean } = {}) {
   const shared: { server?: SimStreamServer } = {};
   const streamClients = new Map<string, SimStreamClient>();
   const world = new SimWorld({
@@ -57,7 +58,13 @@ function cluster(seed = 1) {
         onFatal: (error) => fatal.push(`${id}: ${error}`),
       });
       controllers.set(id, actor);
-      return { stop: () => actor.stop() };
+      const recorder = options.recordControllerSet ? startControllerSetRecorder(nodePorts, actor, controllerIds) : undefined;
+      return {
+        stop: () => {
+          recorder?.stop();
+          actor.stop();
+        },
+      };
     });
   }
   bootstrap = false;
@@ -259,6 +266,23 @@ test("a controller whose log names another acceptor set refuses to start; the sa
     t.deepEqual(restarted.fatal, []);
     t.deepEqual(restarted.actor.core()?.acceptor.promised, { round: 4, controllerId: "c2" });
   }
+});
+
+test("the leader records the controller set in the view once; a later leader finds it there and proposes nothing", (t) => {
+  const { world, controllers, host, leader, views } = cluster(8, { recordControllerSet: true });
+  world.runFor(1_000);
+  t.deepEqual(host().view().controllerIds, controllerIds, "every learner reads the set from the view");
+  t.is(new Set(views()).size, 1);
+  const recorded = () => world.transcriptLines().filter((line) => line.includes("paxos.controllers-recorded"));
+  t.is(recorded().length, 1);
+  t.regex(recorded()[0]!, /controllers=c1,c2,c3 .*was=-/);
+  const first = leader()!;
+  world.crash(first.nodeId);
+  world.runFor(1_500);
+  t.truthy(leader());
+  t.not(leader()!.nodeId, first.nodeId);
+  t.is(recorded().length, 1, "the next leader applied the set and did not propose it again");
+  t.true([...controllers.values()].filter((actor) => actor.status === "running").every((actor) => actor.view().controllerIds.join() === controllerIds.join()));
 });
 
 test("a host learner that restarts empty catches up through view.fetch", (t) => {
