@@ -1,6 +1,6 @@
 import test from "ava";
 import type { HostStatus } from "../../runtime/node/hostNode.ts";
-import { startNodeProcessHarness, waitFor, type NodeProcessHarness } from "./nodeProcessHarness.ts";
+import { useNodeProcessHarness, waitFor } from "./nodeProcessHarness.ts";
 
 /**
  * `haring node` processes: the leader records the controller set in the view
@@ -12,21 +12,13 @@ const clusterId = "ctlset";
 const controllerIds = ["c1", "c2", "c3"];
 const capacity = { cpu: 8, memoryMiB: 16_384 };
 
-let harness: NodeProcessHarness | undefined;
-
-test.before(async () => {
-  harness = await startNodeProcessHarness(clusterId);
-});
-
-test.after.always(async () => {
-  await harness?.close();
-});
+const harness = useNodeProcessHarness(test, clusterId);
 
 test("the view names the controllers; a host configured with fewer warns once, one configured right does not", async (t) => {
-  const { controllers, hosts } = harness!.startSimCluster(controllerIds, [{ hostId: "h1", vms: [], capacity }]);
+  const { controllers, hosts } = harness().startSimCluster(controllerIds, [{ hostId: "h1", vms: [], capacity }]);
   // h2 lists only two of the three controllers (and monitors).
-  const partial = harness!.start({ role: "host", nodeId: "h2", controllerIds: ["c1", "c2"], monitorIds: ["c1", "c2"], hypervisor: { driver: "sim", vms: [] }, capacity });
-  await Promise.all(harness!.processes.map((node) => node.ready));
+  const partial = harness().start({ role: "host", nodeId: "h2", controllerIds: ["c1", "c2"], monitorIds: ["c1", "c2"], hypervisor: { driver: "sim", vms: [] }, capacity });
+  await Promise.all(harness().processes.map((node) => node.ready));
   const recorded = () => controllers.flatMap((controller) => controller.logs.filter((line) => line.event === "paxos.controllers-recorded"));
   t.true(await waitFor(() => recorded().length > 0, 30_000), "the leader recorded the set");
   t.is(recorded().length, 1, "once");

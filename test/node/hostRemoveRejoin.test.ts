@@ -1,6 +1,6 @@
 import test from "ava";
 import type { HostStatus } from "../../runtime/node/hostNode.ts";
-import { haringCli, startNodeProcessHarness, waitFor, type NodeProcessHarness } from "./nodeProcessHarness.ts";
+import { haringCli, useNodeProcessHarness, waitFor } from "./nodeProcessHarness.ts";
 
 /**
  * `haring host remove` against `haring node` processes: a host drained and
@@ -14,25 +14,17 @@ const controllerIds = ["c1", "c2", "c3"];
 const hostIds = ["h1", "h2", "h3"];
 const capacity = { cpu: 8, memoryMiB: 16_384 };
 
-let harness: NodeProcessHarness | undefined;
+const harness = useNodeProcessHarness(test, clusterId);
 
-test.before(async () => {
-  harness = await startNodeProcessHarness(clusterId);
-});
-
-test.after.always(async () => {
-  await harness?.close();
-});
-
-const haring = haringCli(() => harness, clusterId);
+const haring = haringCli(harness, clusterId);
 
 test("a removed host that keeps running stops registering; one started again after its removal registers anew and comes up", async (t) => {
-  const { hosts } = harness!.startSimCluster(
+  const { hosts } = harness().startSimCluster(
     controllerIds,
     hostIds.map((hostId) => ({ hostId, vms: [], capacity })),
     { kvMirror: true },
   );
-  await Promise.all(harness!.processes.map((node) => node.ready));
+  await Promise.all(harness().processes.map((node) => node.ready));
   const viewState = (hostId: string) => hosts.get(hostId)!.status<HostStatus>()?.viewState;
   t.true(await waitFor(() => hostIds.every((hostId) => viewState(hostId) === "up"), 30_000), "every host is up in the view");
 
@@ -61,7 +53,7 @@ test("a removed host that keeps running stops registering; one started again aft
     removal = await haring("host", "remove", "h2");
   }
   t.is(removal.code, 0, `h2 removed once the view holds it failed: ${removal.out}${removal.err}`);
-  const restarted = harness!.start({ role: "host", nodeId: "h2", controllerIds, monitorIds: controllerIds, hypervisor: { driver: "sim", vms: [] }, capacity });
+  const restarted = harness().start({ role: "host", nodeId: "h2", controllerIds, monitorIds: controllerIds, hypervisor: { driver: "sim", vms: [] }, capacity });
   await restarted.ready;
   t.true(await waitFor(() => restarted.status<HostStatus>()?.viewState === "up", 20_000), `h2 registered again and up: ${JSON.stringify(restarted.status<HostStatus>()?.viewState)}`);
   t.deepEqual(restarted.logs.filter((line) => line.event === "host.removed-from-view"), []);

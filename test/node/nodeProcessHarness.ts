@@ -88,3 +88,18 @@ export function haringCli(harness: () => NodeProcessHarness | undefined, cluster
     return { code, out, err };
   };
 }
+
+/** A harness for the whole test file: started before its first test, closed after its last; the getter gives it to the tests. */
+export function useNodeProcessHarness(test: { before(run: () => Promise<void>): void; after: { always(run: () => Promise<void>): void } }, clusterId: string): () => NodeProcessHarness {
+  let harness: NodeProcessHarness | undefined;
+  test.before(async () => {
+    harness = await startNodeProcessHarness(clusterId);
+  });
+  test.after.always(async () => {
+    await harness?.close();
+  });
+  return () => {
+    if (!harness) throw new Error("the node process harness has not started");
+    return harness;
+  };
+}
