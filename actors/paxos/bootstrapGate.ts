@@ -50,6 +50,9 @@ export interface BootstrapGateTimings {
 
 export const defaultBootstrapGateTimings: BootstrapGateTimings = { quarantineMs: 2_000, probeIntervalMs: 500, requestTimeoutMs: 400, waitingLogIntervalMs: 10_000 };
 
+/** Differing sets a responder warns about, each once; beyond these it only answers. */
+export const maxWarnedSetDifferences = 64;
+
 /** Probes and answers are small (up to `maxAcceptors` ids of 64 characters); anything longer is not one. */
 export const maxBootstrapMessageBytes = 1_024;
 
@@ -94,6 +97,8 @@ export function startBootstrapResponder(
   options: { readonly controllerIds: readonly string[]; readonly answer: () => BootstrapAnswer; readonly rejections: RejectionCounter },
 ): Subscription {
   const subject = bootstrapProbeSubject(ports.clusterId, ports.nodeId);
+  // Each differing set is said once: a prober refuses at its first answer, but a flood of probes must not flood the log.
+  const warned = new Set<string>();
   return ports.network.subscribe(subject, (message) => {
     const probe = parseSmallJson(message.data);
     const listed = typeof probe === "string" ? undefined : listedControllers(probe);
@@ -119,7 +124,10 @@ export function startBootstrapResponder(
     // The prober refuses to start on the difference; this side says so too, where its operator looks.
     const from = (probe as Record<string, unknown>).from as string;
     const difference = Array.isArray(listed) ? peerAcceptorSetDifference(from, listed, options.controllerIds) : null;
-    if (difference !== null) ports.log.write("warn", bootstrapGateLogEvents.setMismatch, { peer: from, error: difference, note: acceptorSetMismatchNote });
+    if (difference !== null && !warned.has(difference) && warned.size < maxWarnedSetDifferences) {
+      warned.add(difference);
+      ports.log.write("warn", bootstrapGateLogEvents.setMismatch, { peer: from, error: difference, note: acceptorSetMismatchNote });
+    }
     ports.network.publish(message.reply!, encoder.encode(JSON.stringify({ type: "bootstrap-answer", from: ports.nodeId, answer: options.answer(), controllers: options.controllerIds })));
   });
 }

@@ -84,3 +84,24 @@ test("an answer without the list (an older controller) counts as before; a wrong
   t.deepEqual(decisions, []);
   t.true(world.metrics("c1").counterTotal("haring_messages_rejected_total") >= 1);
 });
+
+test("a flood of probes listing another set gets every answer but one warning", (t) => {
+  const world = new SimWorld({ seed: 6, clusterId: "t" });
+  let answers = 0;
+  world.addNode("c2", (ports) => {
+    const responder = startBootstrapResponder(ports, { controllerIds: three, answer: () => "exists", rejections: createRejectionCounter(ports) });
+    return { stop: () => responder.unsubscribe() };
+  });
+  world.addNode("c1", (ports) => {
+    const probe = encoder.encode(JSON.stringify({ type: "bootstrap-probe", from: "c1", controllers: ["c1", "c2"] }));
+    for (let index = 0; index < 100; index++) {
+      ports.network.request(bootstrapProbeSubject("t", "c2"), probe, { timeoutMs: 1_000 }, (outcome) => {
+        if (outcome.ok) answers++;
+      });
+    }
+    return { stop: () => {} };
+  });
+  world.runFor(2_000);
+  t.is(answers, 100);
+  t.is(world.transcriptLines().filter((line) => line.includes("paxos.acceptor-set-mismatch")).length, 1);
+});
