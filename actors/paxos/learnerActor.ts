@@ -286,9 +286,12 @@ export function startLearnerActor(ports: NodePorts, options: LearnerActorOptions
     ports.network.subscribe(subjects.viewCommit, (netMessage) => {
       const message = decodeCommit(netMessage);
       if (!message) return;
-      // Chosen values count only from a controller of this node's set: another process on the subject must not write the view.
+      // Chosen values count only from a controller of this node's set: another process on the subject must not write the
+      // view. Its commit index is kept as a hint, so a host whose config misses the leader (a controller added since)
+      // still fetches what it lacks from the controllers it lists; a forged index costs fetches, never a wrong value.
       if (!options.config.acceptorIds.includes(message.from)) {
-        countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${options.config.acceptorIds.join(", ")}`);
+        countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${options.config.acceptorIds.join(", ")}: its values are ignored, its commit index taken as a hint`);
+        if (message.type === "paxos.commit") host.send({ type: "message", message: { ...message, entries: [] }, nowMs: ports.clock.now() });
         return;
       }
       client.leaderHint(message.from);

@@ -45,3 +45,31 @@ export function viewControllerSetDifference(named: readonly string[], configured
   const change = changeOf(named, configured);
   return change === null ? null : `the view names the controllers ${named.join(", ")}, but this node's config lists ${configured.join(", ")} (it ${change})`;
 }
+
+/**
+ * Why a controller's log may not be moved from the acceptor set `current` (n controllers) to `proposed` (n + a)
+ * (null when it may). Only growth is allowed, and only as much as the rejoin of the added controllers, which start on
+ * empty disks, can fence while an old controller may still run with the old set (a step forgotten, or not yet done):
+ * - a majority of the new set is at most n, so the old controllers alone can fence the added ones;
+ * - and either that majority is all n (no added controller can rejoin before every old one lists it), or every
+ *   majority of the new set holds enough old controllers to meet every majority of the old one
+ *   (majority(n + a) - a + majority(n) > n).
+ * So 3 → 4 or 5, 5 → 6, 8 or 9; 3 → 7 and 5 → 7 are refused. docs/paxos.md, "Adding controllers", argues it.
+ */
+export function acceptorGrowthProblem(current: readonly string[], proposed: readonly string[], maxAcceptors: number): string | null {
+  if (new Set(proposed).size !== proposed.length) return `the new set ${proposed.join(", ")} names a controller twice`;
+  const dropped = current.filter((id) => !proposed.includes(id));
+  if (dropped.length > 0) return `the new set drops ${dropped.join(", ")}: only adding controllers is supported (a smaller set's majorities need not meet the old ones)`;
+  const added = proposed.length - current.length;
+  if (added === 0) return `the new set adds no controller to ${current.join(", ")}`;
+  if (proposed.length > maxAcceptors) return `the new set has ${proposed.length} controllers, more than ${maxAcceptors}`;
+  const majority = (size: number) => Math.floor(size / 2) + 1;
+  const n = current.length;
+  if (majority(proposed.length) > n) {
+    return `a majority of ${proposed.length} controllers is ${majority(proposed.length)}, more than the ${n} that have the cluster's state: the added ones could never be fenced; add fewer at a time`;
+  }
+  if (majority(proposed.length) < n && majority(proposed.length) - added + majority(n) <= n) {
+    return `from ${n} to ${proposed.length} controllers, a majority of the new set can hold only ${majority(proposed.length) - added} of the old ones, too few to meet every majority of the old set while one old controller still runs with it; add fewer at a time`;
+  }
+  return null;
+}

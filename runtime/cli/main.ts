@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { registerGuestAgentCommand } from "./guestAgentCommand.ts";
 import { registerInspectCommand } from "./inspectCommand.ts";
+import { registerAcceptorsCommand } from "./acceptorsCommand.ts";
 import { registerMaintenanceCommands } from "./maintenanceCommands.ts";
 import { registerNodeCommand } from "./nodeCommand.ts";
 import { registerSimCommands } from "./simCommands.ts";
@@ -49,6 +50,7 @@ export async function main(argv: readonly string[], output: CliOutput = processO
   registerMaintenanceCommands(program, output, setExitCode);
   registerViewCommand(program, output, setExitCode);
   registerInspectCommand(program, output, setExitCode);
+  registerAcceptorsCommand(program, output, setExitCode);
 
   try {
     await program.parseAsync([...argv], { from: "user" });

@@ -1,0 +1,115 @@
+import test from "ava";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
+import type { SyncOutcome } from "../../actors/ports/storage.ts";
+import { acceptorGrowthProblem, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
+import { main } from "../../runtime/cli/main.ts";
+import { lockFileName } from "../../runtime/controller/main.ts";
+import { FileStorage } from "../../runtime/fileStorage.ts";
+import { AcceptorGrowthRefused, growAcceptorSet } from "../../runtime/node/acceptorGrowth.ts";
+import { dataDirIdentityFileName } from "../../runtime/node/dataDirIdentity.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "haring-acceptor-growth-"));
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
+
+const three = ["c1", "c2", "c3"];
+const five = [...three, "c4", "c5"];
+const ballot = { round: 2, controllerId: "c1" };
+
+async function controllerDir(name: string, records: readonly ViewDurableRecord[], nodeId = "c2"): Promise<string> {
+  const dataDir = join(scratch, name);
+  const log = new FileStorage(dataDir).open(paxosLogName);
+  writeFileSync(join(dataDir, dataDirIdentityFileName), `${JSON.stringify({ v: 1, clusterId: "prod", nodeId, role: "controller" })}\n`);
+  for (const record of records) log.append(encodeRecord(nodeId, record));
+  await new Promise<SyncOutcome>((done) => log.sync(done));
+  return dataDir;
+}
+
+const logBytes = (dataDir: string) => readFileSync(join(dataDir, "paxos.log"));
+function logRecords(dataDir: string, nodeId = "c2"): ViewDurableRecord[] {
+  const read = decodeRecords(new FileStorage(dataDir).open(paxosLogName).readAll(), nodeId);
+  if (!read.ok) throw new Error(read.error);
+  return read.records;
+}
+
+test("only a growth the old controllers can fence is allowed", (t) => {
+  t.is(acceptorGrowthProblem(three, five, 9), null);
+  t.is(acceptorGrowthProblem(three, [...three, "c4"], 9), null);
+  t.is(acceptorGrowthProblem(five, [...five, "c6", "c7", "c8", "c9"], 9), null);
+  t.is(acceptorGrowthProblem(five, [...five, "c6", "c7", "c8"], 9), null);
+  t.is(acceptorGrowthProblem(five, [...five, "c6"], 9), null);
+  // 5 → 7: with c5 forgotten on the old set, c6 and c7 could rejoin from c1-c4, and {c1, c2, c6, c7} would miss {c3, c4, c5}.
+  t.regex(acceptorGrowthProblem(five, [...five, "c6", "c7"], 9) ?? "", /a majority of the new set can hold only 2 of the old ones/);
+  t.regex(acceptorGrowthProblem(["a", "b", "c", "d", "e", "f", "g"], ["a", "b", "c", "d", "e", "f", "g", "h", "i"], 9) ?? "", /can hold only 3 of the old ones/);
+  t.regex(acceptorGrowthProblem(["c1"], ["c1", "c2"], 9) ?? "", /a majority of 2 controllers is 2, more than the 1/);
+  t.regex(acceptorGrowthProblem(three, ["c1", "c2", "c4"], 9) ?? "", /drops c3: only adding controllers is supported/);
+  t.regex(acceptorGrowthProblem(three, three, 9) ?? "", /adds no controller/);
+  t.regex(acceptorGrowthProblem(three, [...five, "c6", "c7"], 9) ?? "", /a majority of 7 controllers is 4, more than the 3 that have the cluster's state/);
+  t.regex(acceptorGrowthProblem(five, [...five, "c6", "c6"], 9) ?? "", /names a controller twice/);
+  t.regex(acceptorGrowthProblem(["a", "b", "c", "d", "e", "f", "g", "h", "i"], ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"], 9) ?? "", /more than 9/);
+});
+
+test("a stopped controller's log gets an init naming the new set, its fence majority kept; the controller's own recovery reads it", async (t) => {
+  const dataDir = await controllerDir("grown", [{ kind: "init", fencedBy: ["c1", "c3"], acceptors: three }, { kind: "promise", ballot }, { kind: "accept", slot: 0, ballot, value: { kind: "noop" } }]);
+  const before = logBytes(dataDir);
+  const grown = await growAcceptorSet(dataDir, five);
+  t.deepEqual(grown, { controllerId: "c2", from: three, to: five });
+  t.deepEqual(logBytes(dataDir).subarray(0, before.length), before, "appended, nothing before it changed");
+  const records = logRecords(dataDir);
+  t.deepEqual(records.at(-1), { kind: "init", fencedBy: ["c1", "c3"], acceptors: five });
+  t.deepEqual(recordedAcceptorSet(records), five);
+  // Again to the same set: nothing to add.
+  await t.throwsAsync(growAcceptorSet(dataDir, five), { instanceOf: AcceptorGrowthRefused, message: /adds no controller/ });
+});
+
+test("refusals change nothing: a shrink, too many at once, a log that never voted, an unrecorded set without --from, another controller's directory", async (t) => {
+  const voting: ViewDurableRecord[] = [{ kind: "init", acceptors: three }, { kind: "promise", ballot }];
+  const cases: { name: string; records: readonly ViewDurableRecord[]; to: readonly string[]; from?: readonly string[]; message: RegExp }[] = [
+    { name: "shrink", records: voting, to: ["c1", "c2"], message: /drops c3/ },
+    { name: "too-many", records: voting, to: [...five, "c6", "c7"], message: /more than the 3 that have the cluster's state/ },
+    { name: "never-voted", records: [{ kind: "promise", ballot }], to: five, message: /never voted here \(no init record\)/ },
+    { name: "unrecorded", records: [{ kind: "init" }, { kind: "promise", ballot }], to: five, message: /names no acceptor set .* --from/ },
+    { name: "wrong-from", records: voting, to: five, from: ["c1", "c2"], message: /--from c1,c2 is not the set/ },
+    { name: "not-named", records: voting, to: ["c1", "c3", "c4", "c5", "c6"], message: /does not name c2/ },
+  ];
+  for (const { name, records, to, from, message } of cases) {
+    const dataDir = await controllerDir(name, records);
+    const before = logBytes(dataDir);
+    await t.throwsAsync(growAcceptorSet(dataDir, to, from), { instanceOf: AcceptorGrowthRefused, message }, name);
+    t.deepEqual(logBytes(dataDir), before, `${name}: the log is unchanged`);
+  }
+  // A log from before the set was recorded grows with --from.
+  const old = await controllerDir("unrecorded-from", [{ kind: "init" }, { kind: "promise", ballot }]);
+  t.deepEqual((await growAcceptorSet(old, five, three)).from, three);
+  t.deepEqual(recordedAcceptorSet(logRecords(old)), five);
+});
+
+test("a running controller's directory is not touched (exit 3); the CLI says what to do next (exit 0) or why not (exit 1)", async (t) => {
+  const running = await controllerDir("running", [{ kind: "init", acceptors: three }, { kind: "promise", ballot }]);
+  // A live process stands in for the controller holding the directory.
+  const holder = spawn("sleep", ["60"], { stdio: "ignore" });
+  t.teardown(() => holder.kill("SIGKILL"));
+  writeFileSync(join(running, lockFileName), `${holder.pid}\n`);
+  const before = logBytes(running);
+  const cli = async (...argv: string[]) => {
+    let out = "";
+    let err = "";
+    const code = await main(argv, { out: (text) => (out += text), err: (text) => (err += text) });
+    return { code, out, err };
+  };
+  const inUse = await cli("acceptors", "grow", running, "--to", five.join(","));
+  t.is(inUse.code, 3, inUse.err);
+  t.regex(inUse.err, /nothing written: .* is in use by controller process/);
+  t.deepEqual(logBytes(running), before);
+
+  const stopped = await controllerDir("stopped", [{ kind: "init", acceptors: three }, { kind: "promise", ballot }]);
+  const grown = await cli("acceptors", "grow", stopped, "--to", five.join(","));
+  t.is(grown.code, 0, grown.err);
+  t.regex(grown.out, /^c2: its Paxos log now names the acceptors c1, c2, c3, c4, c5 \(was c1, c2, c3\)\nnext: the same on every other controller/);
+  const refused = await cli("acceptors", "grow", stopped, "--to", "c1,c2,c3");
+  t.is(refused.code, 1);
+  t.regex(refused.err, /nothing written: c2: the new set drops c4, c5/);
+});
