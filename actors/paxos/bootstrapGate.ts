@@ -32,7 +32,7 @@ import { majorityOf, maxAcceptors } from "../../machines/paxos/config.ts";
 
 export const acceptorSetMismatchNote =
   "every controller of a cluster must list the same controllerIds: majorities of two different sets need not meet, so two values could be chosen for one slot; " +
-  "correct the configs (changing the acceptor set is not supported, docs/paxos.md, The acceptor set)";
+  "correct the configs; controllers are added only with haring acceptors grow on each stopped controller (docs/paxos.md, The acceptor set, Adding controllers)";
 
 export interface BootstrapGateTimings {
   /**

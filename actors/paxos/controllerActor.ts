@@ -79,7 +79,7 @@ export const paxosFatalMetric = "haring_paxos_fatal_total";
 export const acceptorSetChangedLogEvent = "paxos.acceptor-set-changed";
 export const acceptorSetChangeNote =
   "majorities of another acceptor set need not meet the ones that counted this log's promises and votes, so two values could be chosen for one slot; " +
-  "changing the acceptor set is not supported: put back the controllerIds the log names, in every controller's config (docs/paxos.md, The acceptor set)";
+  "put back the controllerIds the log names, in every controller's config; controllers are added only with haring acceptors grow on each stopped controller (docs/paxos.md, The acceptor set, Adding controllers)";
 export const paxosRecoveredTailMetric = "haring_paxos_discarded_tail_bytes_total";
 /** Steps (with carrying out their effects) at least this long are counted and logged: they hold the event loop, and beyond `electionTimeoutMs` they cost an election. */
 export const slowControllerStepMs = 50;

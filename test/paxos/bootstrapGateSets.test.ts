@@ -51,7 +51,7 @@ test("another controller listing another set: the gate refuses to start, naming 
       kind: "refuse",
       peer: "c2",
       error:
-        "refusing to start: c2 lists the controllers c1, c2, c3, c4, c5, but this controller's config lists c1, c2, c3 (it drops c4, c5); every controller of a cluster must list the same controllerIds: majorities of two different sets need not meet, so two values could be chosen for one slot; correct the configs (changing the acceptor set is not supported, docs/paxos.md, The acceptor set)",
+        "refusing to start: c2 lists the controllers c1, c2, c3, c4, c5, but this controller's config lists c1, c2, c3 (it drops c4, c5); every controller of a cluster must list the same controllerIds: majorities of two different sets need not meet, so two values could be chosen for one slot; correct the configs; controllers are added only with haring acceptors grow on each stopped controller (docs/paxos.md, The acceptor set, Adding controllers)",
     },
   ]);
   const transcript = world.transcript();
