@@ -5,9 +5,11 @@
  * a different set over the same votes (with c3 dropped from c1's config, c1
  * and c2 form a majority that need not meet c2 and c3's, and two values can be
  * chosen for one slot). So every `init` record names the set, and a log is
- * only used under the set it names. Changing the set is not supported
- * (docs/paxos.md, "The acceptor set").
+ * only used under the set it names. The set only grows, by an explicit step on
+ * each stopped controller (`acceptorGrowthProblem` says which growths are
+ * safe; docs/paxos.md, "The acceptor set" and "Adding controllers").
  */
+import { majorityOf } from "./config.ts";
 import type { DurableRecord } from "./records.ts";
 import type { CommandEnvelope } from "./values.ts";
 
@@ -63,13 +65,13 @@ export function acceptorGrowthProblem(current: readonly string[], proposed: read
   const added = proposed.length - current.length;
   if (added === 0) return `the new set adds no controller to ${current.join(", ")}`;
   if (proposed.length > maxAcceptors) return `the new set has ${proposed.length} controllers, more than ${maxAcceptors}`;
-  const majority = (size: number) => Math.floor(size / 2) + 1;
   const n = current.length;
-  if (majority(proposed.length) > n) {
-    return `a majority of ${proposed.length} controllers is ${majority(proposed.length)}, more than the ${n} that have the cluster's state: the added ones could never be fenced; add fewer at a time`;
+  const majority = majorityOf(proposed.length);
+  if (majority > n) {
+    return `a majority of ${proposed.length} controllers is ${majority}, more than the ${n} that have the cluster's state: the added ones could never be fenced; add fewer at a time`;
   }
-  if (majority(proposed.length) < n && majority(proposed.length) - added + majority(n) <= n) {
-    return `from ${n} to ${proposed.length} controllers, a majority of the new set can hold only ${majority(proposed.length) - added} of the old ones, too few to meet every majority of the old set while one old controller still runs with it; add fewer at a time`;
+  if (majority < n && majority - added + majorityOf(n) <= n) {
+    return `from ${n} to ${proposed.length} controllers, a majority of the new set can hold only ${majority - added} of the old ones, too few to meet every majority of the old set while one old controller still runs with it; add fewer at a time`;
   }
   return null;
 }
