@@ -208,6 +208,15 @@ function onRefusal<C extends CommandEnvelope>(draft: Draft<C>, from: string, com
     }
     return;
   }
+  // A leader this client does not list (a controller added since its config was written): the refusing controller
+  // knows it and, asked with the relay mark, passes the proposal on to it once. Bounded like a redirect.
+  if (refusal === "not-leader" && leaderHint !== "" && !draft.state.config.controllerIds.includes(leaderHint) && proposal.redirects < maxRedirectsPerAttempt) {
+    draft.send.push({ type: "paxos.propose", from: draft.state.clientId, to: proposal.target, command: proposal.command, relay: true });
+    const outstanding = new Map(draft.state.outstanding);
+    outstanding.set(commandId, { ...proposal, redirects: proposal.redirects + 1, withLeader: false });
+    draft.state = { ...draft.state, outstanding };
+    return;
+  }
   const hinted = validHint(draft.state, leaderHint) && leaderHint !== proposal.target ? leaderHint : "";
   draft.state = { ...draft.state, leaderHint: hinted !== "" ? hinted : draft.state.leaderHint === proposal.target ? "" : draft.state.leaderHint };
   if (refusal === "not-leader" && hinted !== "" && proposal.redirects < maxRedirectsPerAttempt) {

@@ -16,7 +16,7 @@ const capacity = { cpu: 8, memoryMiB: 16_384 };
 const harness = useNodeProcessHarness(test, clusterId);
 const haring = haringCli(harness, clusterId);
 
-test("the view names the controllers; a host configured without the leader learns the view from the others and warns once, one configured right does not", async (t) => {
+test("the view names the controllers; a host configured without the leader learns the view from the others, proposes through them, and warns once; one configured right does not", async (t) => {
   const { controllers, hosts } = harness().startSimCluster(controllerIds, [{ hostId: "h1", vms: [], capacity }]);
   await Promise.all(harness().processes.map((node) => node.ready));
   const recorded = () => controllers.flatMap((controller) => controller.logs.filter((line) => line.event === "paxos.controllers-recorded"));
@@ -38,6 +38,8 @@ test("the view names the controllers; a host configured without the leader learn
   t.is(added.code, 0, added.err);
   const leaderSlots = () => leader.status<ControllerStatusFile>()?.appliedSlots ?? Number.POSITIVE_INFINITY;
   t.true(await waitFor(() => (partial.status<HostStatus>()?.viewSlots ?? 0) >= leaderSlots(), 30_000), `h2 caught up: ${partial.status<HostStatus>()?.viewSlots} of ${leaderSlots()} slots`);
+  // Its own proposals reach the leader it does not list through the controllers it lists (the relay mark): it registers and comes up.
+  t.true(await waitFor(() => partial.status<HostStatus>()?.viewState === "up", 30_000), `h2 is up in its own view: ${JSON.stringify(partial.status<HostStatus>())}`);
   t.is(mismatch().length, 1);
   t.true(partial.logs.some((line) => line.event === "paxos.message-dropped" && line.reason === "not-a-controller"), "the leader's commit broadcasts were only hints to h2");
   t.true(await waitFor(() => hosts.get("h1")!.status<HostStatus>()?.viewState === "up", 30_000));

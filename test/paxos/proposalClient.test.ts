@@ -186,3 +186,15 @@ test("a resend to a newly hinted leader is retried after the first backoff, not 
   t.deepEqual(targets(steps[6]!)[0], "c2");
   t.is(steps[6]!.state.outstanding.get("x")!.attempts, 4);
 });
+
+test("a leader the client does not list: the refusing controller is asked again with the relay mark, a bounded number of times", (t) => {
+  const two: ProposalClientConfig = { ...config, controllerIds: ["c1", "c2"] };
+  const steps = run([submit("x"), refusal("c1", "x", "c3"), refusal("c1", "x", "c3"), refusal("c1", "x", "c3")], createProposalClient<Cmd>("h1", two));
+  t.deepEqual(steps[0]!.send, [{ type: "paxos.propose", from: "h1", to: "c1", command: { id: "x" } }]);
+  t.deepEqual(steps[1]!.send, [{ type: "paxos.propose", from: "h1", to: "c1", command: { id: "x" }, relay: true }], "c1 passes it on to c3, which this client cannot address");
+  t.is(steps[2]!.send.length, 1);
+  t.deepEqual(steps[3]!.send, [], `at most ${2} relays per attempt`);
+  // A listed leader is followed as before, without the mark.
+  const listed = run([submit("y"), refusal("c1", "y", "c2")], createProposalClient<Cmd>("h1", two));
+  t.deepEqual(listed[1]!.send, [{ type: "paxos.propose", from: "h1", to: "c2", command: { id: "y" } }]);
+});
