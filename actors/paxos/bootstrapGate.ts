@@ -166,19 +166,23 @@ export function startBootstrapGate(
   let timer: TimerId | undefined;
   const probe = encoder.encode(JSON.stringify({ type: "bootstrap-probe", from: ports.nodeId, controllers: options.controllerIds }));
 
-  const refuse = (peer: string, difference: string): void => {
+  const finish = (): void => {
     finished = true;
     if (timer !== undefined) ports.clock.clearTimeout(timer);
+    timer = undefined;
+  };
+
+  const refuse = (peer: string, difference: string): void => {
+    finish();
     ports.log.write("error", bootstrapGateLogEvents.setMismatch, { peer, error: difference, note: acceptorSetMismatchNote });
     options.onDecision({ kind: "refuse", peer, error: `refusing to start: ${difference}; ${acceptorSetMismatchNote}` });
   };
 
   const decide = (): void => {
     if (finished) return;
-    const decision: BootstrapDecision = mayBootstrap ? decideBootstrap(ports.nodeId, options.controllerIds, answers) : setsChecked();
+    const decision = decisionNow();
     if (decision.kind === "wait") return;
-    finished = true;
-    if (timer !== undefined) ports.clock.clearTimeout(timer);
+    finish();
     ports.log.write("info", bootstrapGateLogEvents.decided, {
       decision: decision.kind,
       ...(decision.kind === "rejoin" ? { clusterExistsAt: decision.existsAt } : {}),
@@ -194,6 +198,7 @@ export function startBootstrapGate(
     if (answers.size >= needed) return { kind: "rejoin", existsAt: [...answers.keys()][0] ?? "" };
     return { kind: "wait", freshOthers: 0, neededFreshOthers: needed, unanswered: others.filter((id) => !answers.has(id)) };
   };
+  const decisionNow = (): BootstrapDecision => (mayBootstrap ? decideBootstrap(ports.nodeId, options.controllerIds, answers) : setsChecked());
 
   const round = (): void => {
     timer = undefined;
@@ -222,20 +227,15 @@ export function startBootstrapGate(
     const nowMs = ports.clock.now();
     if (nowMs - lastWaitingLogAtMs >= timings.waitingLogIntervalMs) {
       lastWaitingLogAtMs = nowMs;
-      const waiting = mayBootstrap ? decideBootstrap(ports.nodeId, options.controllerIds, answers) : setsChecked();
-      if (waiting.kind === "wait" && mayBootstrap) {
+      const waiting = decisionNow();
+      if (waiting.kind === "wait") {
         ports.log.write("warn", bootstrapGateLogEvents.waiting, {
-          freshOthers: waiting.freshOthers,
+          ...(mayBootstrap ? { freshOthers: waiting.freshOthers } : { answered: answers.size }),
           needed: waiting.neededFreshOthers,
           unanswered: waiting.unanswered.join(","),
-          note: "an empty disk with bootstrap creates the cluster only once enough other controllers say they never ran either; otherwise it rejoins",
-        });
-      } else if (waiting.kind === "wait") {
-        ports.log.write("warn", bootstrapGateLogEvents.waiting, {
-          answered: answers.size,
-          needed: waiting.neededFreshOthers,
-          unanswered: waiting.unanswered.join(","),
-          note: "an empty disk without bootstrap rejoins once a majority of the other controllers answer with the same controller set (their fences are needed anyway)",
+          note: mayBootstrap
+            ? "an empty disk with bootstrap creates the cluster only once enough other controllers say they never ran either; otherwise it rejoins"
+            : "an empty disk without bootstrap rejoins once a majority of the other controllers answer with the same controller set (their fences are needed anyway)",
         });
       }
     }
@@ -251,10 +251,6 @@ export function startBootstrapGate(
     others.length === 0 || !mayBootstrap ? 0 : timings.quarantineMs,
   );
   return {
-    stop() {
-      finished = true;
-      if (timer !== undefined) ports.clock.clearTimeout(timer);
-      timer = undefined;
-    },
+    stop: finish,
   };
 }

@@ -28,6 +28,11 @@ function changeOf(from: readonly string[], to: readonly string[]): string | null
   return [...(added.length > 0 ? [`adds ${added.join(", ")}`] : []), ...(removed.length > 0 ? [`drops ${removed.join(", ")}`] : [])].join(" and ");
 }
 
+/** Whether two lists name the same controllers, order aside. */
+export function sameAcceptorSet(a: readonly string[], b: readonly string[]): boolean {
+  return changeOf(a, b) === null;
+}
+
 /** What differs between the recorded set and the configured one (order aside); null when they are the same set or nothing was recorded. */
 export function acceptorSetChange(recorded: readonly string[] | null, configured: readonly string[]): string | null {
   if (recorded === null) return null;

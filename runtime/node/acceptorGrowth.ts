@@ -8,9 +8,9 @@
  * controllers".
  */
 import { join } from "node:path";
-import { decodeRecords, encodeRecord, paxosLogName } from "../../actors/paxos/paxosRecords.ts";
+import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { isValidId } from "../../actors/subjects.ts";
-import { acceptorGrowthProblem, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
+import { acceptorGrowthProblem, sameAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
 import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { lockFileName } from "../controller/main.ts";
 import { FileStorage } from "../fileStorage.ts";
@@ -49,12 +49,13 @@ export async function growAcceptorSet(dataDir: string, to: readonly string[], fr
     const log = storage.open(paxosLogName);
     const read = decodeRecords(log.readAll(), controllerId);
     if (!read.ok) throw new Error(`${join(dataDir, `${paxosLogName}.log`)}: ${read.error}`);
-    const inits = read.records.filter((record) => record.kind === "init");
-    const last = inits.at(-1);
+    let last: Extract<ViewDurableRecord, { kind: "init" }> | undefined;
+    for (const record of read.records) if (record.kind === "init") last = record;
     if (last === undefined) throw new AcceptorGrowthRefused(`${controllerId} never voted here (no init record): start it with the new set instead, and it rejoins`);
-    const recorded = recordedAcceptorSet(read.records);
+    // The last init names the set the log counts in (recordedAcceptorSet).
+    const recorded = last.acceptors ?? null;
     if (recorded === null && from === undefined) throw new AcceptorGrowthRefused(`${controllerId}'s log names no acceptor set (written before it was recorded): give the set it was written with as --from`);
-    if (recorded !== null && from !== undefined && (recorded.length !== from.length || recorded.some((id) => !from.includes(id)))) {
+    if (recorded !== null && from !== undefined && !sameAcceptorSet(recorded, from)) {
       throw new AcceptorGrowthRefused(`--from ${from.join(",")} is not the set ${controllerId}'s log was written with (${recorded.join(", ")})`);
     }
     const current = recorded ?? from!;

@@ -16,6 +16,7 @@ import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
 import { LocalController } from "../../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
 import { growAcceptorSet } from "../../runtime/node/acceptorGrowth.ts";
+import { waitFor } from "../node/nodeProcessHarness.ts";
 import { addSmallVm, logEvents, releaseRealCluster, startRealClusterWithClient, type RealClusterResources } from "./realControllerTestKit.ts";
 
 const oldIds = ["c1", "c2", "c3"];
@@ -30,15 +31,6 @@ test.after.always(async () => {
   await releaseRealCluster(resources);
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-async function waitUntil(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 test("two controllers added to a running cluster, one old controller at a time: the new ones rejoin, vote, and carry the cluster with one old controller", async (t) => {
   const { cluster, client } = await startRealClusterWithClient(resources, { clusterId: "grow", dirPrefix: "haring-acceptor-growth-", controllerIds: oldIds, maxProposeAttempts: 120, spec: { detector: false } });
   const before = Array.from({ length: 5 }, (_, index) => `before-${index}`);
@@ -51,7 +43,7 @@ test("two controllers added to a running cluster, one old controller at a time: 
     t.deepEqual(grown.from, oldIds);
     writeFileSync(member.configPath, JSON.stringify({ ...JSON.parse(readFileSync(member.configPath, "utf8")), controllerIds: newIds }));
     member.start();
-    await waitUntil(`${member.id} voting again`, () => member.status()?.acceptorMode === "voting");
+    t.true(await waitFor(() => member.status()?.acceptorMode === "voting", 30_000), `${member.id} voting again`);
   }
   // The new ones: empty directories, the same config but their own id (bootstrap left on, as operators do: the gate says the cluster exists).
   const template = JSON.parse(readFileSync(cluster.members[0]!.configPath, "utf8")) as Record<string, unknown>;
@@ -64,7 +56,7 @@ test("two controllers added to a running cluster, one old controller at a time: 
     const controller = new LocalController(id, configPath, dataDir);
     added.push(controller);
     controller.start();
-    await waitUntil(`${id} to rejoin`, () => controller.status()?.acceptorMode === "voting");
+    t.true(await waitFor(() => controller.status()?.acceptorMode === "voting", 30_000), `${id} to rejoin`);
     t.is(logEvents(controller.outputTail(), "paxos.rejoined").length, 1, controller.outputTail());
   }
   const all = [...cluster.members, ...added];
@@ -73,15 +65,15 @@ test("two controllers added to a running cluster, one old controller at a time: 
   // Clients and hosts take the five ids too (a learner drops commit broadcasts from controllers it does not know).
   grownClient = await connectViewClient({ clusterId: "grow", nodeId: "grown-client", natsUrls: [resources.nats!.url], paxos: createPaxosConfig(newIds), clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 120 } });
   t.is((await grownClient.propose(addSmallVm("after-growth"))).kind, "committed");
-  await waitUntil("the view to name the five controllers", () => grownClient!.view().controllerIds.join(",") === newIds.join(","));
+  t.true(await waitFor(() => grownClient!.view().controllerIds.join(",") === newIds.join(","), 30_000), "the view to name the five controllers");
 
   // Two of the old three gone: c3, c4 and c5 are a majority of five only if c4 and c5 really vote.
   await cluster.member("c1").kill("SIGKILL");
   await cluster.member("c2").kill("SIGKILL");
   t.is((await grownClient.propose(addSmallVm("without-c1-c2"))).kind, "committed");
-  await waitUntil("a leader among c3, c4, c5", () => statuses().some((status) => status.role === "leader" && status.holdsLease));
+  t.true(await waitFor(() => statuses().some((status) => status.role === "leader" && status.holdsLease), 30_000), "a leader among c3, c4, c5");
   const view = grownClient.view();
   for (const id of [...before, "after-growth", "without-c1-c2"]) t.true(view.vms.has(id), `${id} is in the view`);
   const survivors = all.filter((controller) => controller.running);
-  await waitUntil("every survivor to apply it all", () => survivors.every((controller) => (controller.status()?.appliedSlots ?? 0) >= grownClient!.appliedSlots()));
+  t.true(await waitFor(() => survivors.every((controller) => (controller.status()?.appliedSlots ?? 0) >= grownClient!.appliedSlots()), 30_000), "every survivor to apply it all");
 });
