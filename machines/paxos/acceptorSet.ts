@@ -5,13 +5,16 @@
  * a different set over the same votes (with c3 dropped from c1's config, c1
  * and c2 form a majority that need not meet c2 and c3's, and two values can be
  * chosen for one slot). So every `init` record names the set, and a log is
- * only used under the set it names. The set only grows, by an explicit step on
- * each stopped controller (`acceptorGrowthProblem` says which growths are
- * safe; docs/paxos.md, "The acceptor set" and "Adding controllers").
+ * only used under the set it names. The set changes only by an explicit step on
+ * each stopped controller (`acceptorGrowthProblem` and `acceptorShrinkProblem`
+ * say which steps are safe; docs/paxos.md, "The acceptor set", "Adding
+ * controllers" and "Removing controllers").
  */
 import { majorityOf } from "./config.ts";
 import type { DurableRecord } from "./records.ts";
 import type { CommandEnvelope } from "./values.ts";
+
+type InitRecord = Extract<DurableRecord<CommandEnvelope>, { kind: "init" }>;
 
 /** The set named by the log's last `init` record; null without one, or for a log from before the set was kept. */
 export function recordedAcceptorSet<C extends CommandEnvelope>(records: readonly DurableRecord<C>[]): readonly string[] | null {
@@ -66,7 +69,7 @@ export function viewControllerSetDifference(named: readonly string[], configured
 export function acceptorGrowthProblem(current: readonly string[], proposed: readonly string[], maxAcceptors: number): string | null {
   if (new Set(proposed).size !== proposed.length) return `the new set ${proposed.join(", ")} names a controller twice`;
   const dropped = current.filter((id) => !proposed.includes(id));
-  if (dropped.length > 0) return `the new set drops ${dropped.join(", ")}: only adding controllers is supported (a smaller set's majorities need not meet the old ones)`;
+  if (dropped.length > 0) return `the new set drops ${dropped.join(", ")}: a step either adds or removes controllers (remove them with "acceptors shrink", before or after)`;
   const added = proposed.length - current.length;
   if (added === 0) return `the new set adds no controller to ${current.join(", ")}`;
   if (proposed.length > maxAcceptors) return `the new set has ${proposed.length} controllers, more than ${maxAcceptors}`;
@@ -79,4 +82,31 @@ export function acceptorGrowthProblem(current: readonly string[], proposed: read
     return `from ${n} to ${proposed.length} controllers, a majority of the new set can hold only ${majority - added} of the old ones, too few to meet every majority of the old set while one old controller still runs with it; add fewer at a time`;
   }
   return null;
+}
+
+/**
+ * Why a controller's log may not be moved from the acceptor set `current` (n controllers) to `proposed` (n - r)
+ * (null when it may). Only removal is allowed, and only as much as keeps every majority of the new set meeting every
+ * majority of the old one within the old set (majority(n - r) + majority(n) > n): while one controller still runs with
+ * the old set (its step not done yet, or forgotten), both kinds of majority are counted at once. So one controller at
+ * a time from any set, and two at a time from an even one (4 → 2, 6 → 4); 5 → 3 and 3 → 1 are refused.
+ * docs/paxos.md, "Removing controllers", argues it.
+ */
+export function acceptorShrinkProblem(current: readonly string[], proposed: readonly string[]): string | null {
+  if (new Set(proposed).size !== proposed.length) return `the new set ${proposed.join(", ")} names a controller twice`;
+  const added = proposed.filter((id) => !current.includes(id));
+  if (added.length > 0) return `the new set adds ${added.join(", ")}: a step either removes or adds controllers (to replace one, remove it, then add the other with "acceptors grow")`;
+  if (proposed.length === 0) return "the new set names no controller";
+  const removed = current.length - proposed.length;
+  if (removed === 0) return `the new set removes no controller from ${current.join(", ")}`;
+  const n = current.length;
+  if (majorityOf(proposed.length) + majorityOf(n) <= n) {
+    return `from ${n} to ${proposed.length} controllers, a majority of the new set (${majorityOf(proposed.length)}) need not meet a majority of the old one (${majorityOf(n)}) while one controller still runs with the old set; remove fewer at a time`;
+  }
+  return null;
+}
+
+/** The `init` record that moves a log to the set `to`: the last one's rejoin fences kept, since the recall asks them (voteEvidence.ts, recallPeers). */
+export function steppedInitRecord(last: InitRecord, to: readonly string[]): InitRecord {
+  return last.fencedBy === undefined ? { kind: "init", acceptors: [...to] } : { kind: "init", fencedBy: last.fencedBy, acceptors: [...to] };
 }

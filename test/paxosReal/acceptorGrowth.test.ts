@@ -15,7 +15,7 @@ import { createPaxosConfig } from "../../machines/paxos/config.ts";
 import type { ControllerStatusFile } from "../../runtime/controller/main.ts";
 import { LocalController } from "../../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../../runtime/controller/viewClient.ts";
-import { growAcceptorSet } from "../../runtime/node/acceptorGrowth.ts";
+import { growAcceptorSet } from "../../runtime/node/acceptorSetStep.ts";
 import { waitFor } from "../node/nodeProcessHarness.ts";
 import { addSmallVm, logEvents, releaseRealCluster, startRealClusterWithClient, type RealClusterResources } from "./realControllerTestKit.ts";
 
