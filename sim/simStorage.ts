@@ -155,6 +155,23 @@ export class SimDisk {
     return true;
   }
 
+  /** The log's durable records (a torn tail cut), as an operator's tool reads them from the node's directory. */
+  durableRecords(name: string): readonly Uint8Array[] {
+    const file = this.files.get(name);
+    return file === undefined ? [] : parseRecords(file.durableImage()).records;
+  }
+
+  /** Appends a record durably while the node is down, as an operator's tool does to a stopped node's log (written and synced). */
+  appendDurably(name: string, record: Uint8Array): void {
+    if (this.mounted?.isAlive) throw new RangeError("a stopped node's log is written while it is down (crash it first)");
+    const file = this.fileFor(name);
+    if (!file) throw new RangeError(`more than ${maxLogsPerNode} logs on one node`);
+    // Like the tool's own open of the file, the torn tail a crash left is cut first.
+    file.length = parseRecords(file.bytes.subarray(0, file.length)).intactBytes;
+    file.write(frameRecord(record));
+    file.durableLength = file.length;
+  }
+
   /** Bytes currently on disk per log (durable or not), for tests and reports. */
   fileLength(name: string): number | undefined {
     return this.files.get(name)?.length;

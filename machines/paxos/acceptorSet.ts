@@ -10,7 +10,8 @@
  * say which steps are safe; docs/paxos.md, "The acceptor set", "Adding
  * controllers" and "Removing controllers").
  */
-import { majorityOf } from "./config.ts";
+import { recoverAcceptor } from "./acceptor.ts";
+import { createPaxosConfig, majorityOf } from "./config.ts";
 import type { DurableRecord } from "./records.ts";
 import type { CommandEnvelope } from "./values.ts";
 
@@ -104,6 +105,28 @@ export function acceptorShrinkProblem(current: readonly string[], proposed: read
     return `from ${n} to ${proposed.length} controllers, a majority of the new set (${majorityOf(proposed.length)}) need not meet a majority of the old one (${majorityOf(n)}) while one controller still runs with the old set; remove fewer at a time`;
   }
   return null;
+}
+
+/**
+ * Why a controller's log may not be moved to a smaller set yet, or null: a rejoin adopted its fences' floor (the
+ * slots below are chosen and compacted), and until the controller's own snapshot covers that floor those slots live
+ * only on its peers. Removing a peer then could remove the only copy; the controller writes that snapshot as soon as
+ * its view reaches the floor (controllerNode.ts, coverFloorWithSnapshot).
+ */
+export function ownViewBehindFloorProblem<C extends CommandEnvelope>(controllerId: string, records: readonly DurableRecord<C>[]): string | null {
+  const { floorSlot } = recoverAcceptor({ acceptorId: controllerId, config: createPaxosConfig([controllerId]), records, nowMs: 0, bootstrap: false }).state;
+  let snapshotThroughSlot = 0;
+  for (const record of records) if (record.kind === "snapshot") snapshotThroughSlot = Math.max(snapshotThroughSlot, record.throughSlot);
+  if (snapshotThroughSlot >= floorSlot) return null;
+  return (
+    `its log holds no votes below slot ${floorSlot} (its rejoin's fences had compacted them), but its own snapshot covers only the slots below ${snapshotThroughSlot}: ` +
+    "those slots are on other controllers alone until it catches up; start it with its old config until haring inspect shows a snapshot through that slot or later, then step it"
+  );
+}
+
+/** Why one stopped controller's log may not be moved to the smaller set `proposed` now (the set rule, then its own view); null when it may. */
+export function shrinkStepProblem<C extends CommandEnvelope>(controllerId: string, current: readonly string[], proposed: readonly string[], records: readonly DurableRecord<C>[]): string | null {
+  return acceptorShrinkProblem(current, proposed) ?? ownViewBehindFloorProblem(controllerId, records);
 }
 
 /** The `init` record that moves a log to the set `to`: the last one's rejoin fences kept, since the recall asks them (voteEvidence.ts, recallPeers). */

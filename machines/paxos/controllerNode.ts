@@ -12,13 +12,15 @@
  *   when its own proposal there is the chosen one);
  * - values the learner got from peers go back to a leader, which checks them
  *   against its proposals;
- * - a snapshot taken by the learner compacts the acceptor and rewrites the log.
+ * - a snapshot taken by the learner compacts the acceptor and rewrites the log;
+ * - an acceptor floor above the node's own last snapshot (adopted from the
+ *   fences of a rejoin) gets a snapshot as soon as the learner reaches it.
  */
 import type { Ballot } from "./ballot.ts";
 import { sameBallot } from "./ballot.ts";
 import type { PaxosConfig } from "./config.ts";
 import { acceptorRecords, recoverAcceptor, stepAcceptor, type AcceptorInput, type AcceptorState } from "./acceptor.ts";
-import { createLearner, stepLearner, type LearnerInput, type LearnerState, type TakenSnapshot } from "./learner.ts";
+import { createLearner, snapshotNow, stepLearner, type LearnerInput, type LearnerState, type TakenSnapshot } from "./learner.ts";
 import { paxosMessageProblem } from "./messageChecks.ts";
 import type { PaxosMessage, ProposeRefusal } from "./messages.ts";
 import { createProposer, holdsLease, stepProposer, type ProposerInput, type ProposerRole, type ProposerState } from "./proposer.ts";
@@ -181,6 +183,22 @@ class StepCollector<C extends CommandEnvelope, S> {
     if (announce && this.state.proposer.role === "leader") this.proposer({ type: "submit", command: announce(this.state.proposer.ballot), nowMs }, nowMs);
   }
 
+  /**
+   * A rejoin adopts the highest floor of its fences: the slots below it are chosen, but until this node's own view
+   * covers them they live only in its peers' snapshots, and losing those peers (or removing one from the acceptor
+   * set, which `haring acceptors shrink` refuses for such a log) would lose them. So once the learner reaches the
+   * floor, the node takes a snapshot of its own at once rather than at its period.
+   */
+  coverFloorWithSnapshot(): void {
+    const { acceptor, learner, lastSnapshot } = this.state;
+    if (!learner.takesSnapshots || acceptor.mode !== "voting") return;
+    if ((lastSnapshot?.throughSlot ?? 0) >= acceptor.floorSlot || learner.nextSlot < acceptor.floorSlot) return;
+    const taken = snapshotNow(learner);
+    this.state = { ...this.state, learner: taken.state, lastSnapshot: taken.snapshot };
+    this.snapshotTaken = true;
+    this.acceptor({ type: "compact", belowSlot: taken.snapshot.throughSlot });
+  }
+
   /** Asks `peer` for the chosen slots from this node's next unapplied one on; its reply is learned like any fetch reply. */
   fetchFrom(peer: string): void {
     const learner = this.state.learner;
@@ -269,6 +287,7 @@ export function stepControllerNode<C extends CommandEnvelope, S>(state: Controll
         break;
     }
   }
+  step.coverFloorWithSnapshot();
   const after = leadershipOf(step.state);
   const changed = before.role !== after.role || before.leaderId !== after.leaderId || !sameBallot(before.ballot, after.ballot);
   return {

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { acceptorShrinkProblem } from "../../machines/paxos/acceptorSet.ts";
 import { paxosFuzzLimits, runPaxosFuzz } from "../../sim/paxos/paxosFuzz.ts";
 import { fuzzScenarioLimits } from "../../sim/fuzz/fuzzScenario.ts";
 import { runSystemFuzz, saveFuzzScenario, systemFuzzLimits } from "../../sim/fuzz/systemFuzz.ts";
@@ -18,6 +19,7 @@ interface FuzzOptions {
   view?: boolean;
   diskLossPercent?: string;
   chunkedTransfers?: boolean;
+  removeControllers?: string;
   save?: string;
   json?: boolean;
 }
@@ -43,14 +45,15 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
     .option("--controllers <n>", "controllers per run with --view (1-9)", "3")
     .option("--disk-loss-percent <n>", "with --view: percent of controller crashes that also lose the disk (0-100; one rejoin at a time)")
     .option("--chunked-transfers", "with --view: move snapshots, promises and rejoin states in small chunks")
+    .option("--remove-controllers <n>", "with --view: remove n controllers from the acceptor set during each run, one stopped controller at a time, as `haring acceptors shrink` does (1 to controllers - 1)")
     .option("--save <dir>", "write each failing run as a scenario directory under DIR")
     .option("--json", "print a JSON result")
     .action((options: FuzzOptions) => {
       const replay = options.replay === undefined ? undefined : parseBoundedInteger("--replay", options.replay, 0, maxStartSeed);
       const seeds = replay === undefined ? parseBoundedInteger("--seeds", options.seeds, 1, Math.min(paxosFuzzLimits.maxSeeds, systemFuzzLimits.maxSeeds)) : 1;
       const startSeed = replay ?? parseBoundedInteger("--start-seed", options.startSeed, 0, maxStartSeed);
-      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers)) {
-        throw new UsageError("--disk-loss-percent and --chunked-transfers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
+      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers || options.removeControllers !== undefined)) {
+        throw new UsageError("--disk-loss-percent, --chunked-transfers and --remove-controllers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
       }
       if (options.view) runViewFuzz(options, seeds, startSeed, output, setExitCode);
       else runWholeSystemFuzz(options, seeds, startSeed, output, setExitCode);
@@ -62,7 +65,14 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
   const hosts = options.hosts === undefined ? 3 : parseBoundedInteger("--hosts", options.hosts, 0, maxViewHosts);
   const diskLossPercent = options.diskLossPercent === undefined ? 0 : parseBoundedInteger("--disk-loss-percent", options.diskLossPercent, 0, 100);
   const chunkedTransfers = options.chunkedTransfers === true;
-  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers });
+  if (options.removeControllers !== undefined && controllers < 2) throw new UsageError("--remove-controllers needs 2 or more controllers", "haring sim fuzz --view --controllers 5 --remove-controllers 1");
+  const removeControllers = options.removeControllers === undefined ? 0 : parseBoundedInteger("--remove-controllers", options.removeControllers, 1, controllers - 1);
+  if (removeControllers > 0) {
+    const ids = Array.from({ length: controllers }, (_, index) => `c${index + 1}`);
+    const problem = acceptorShrinkProblem(ids, ids.slice(removeControllers));
+    if (problem !== null) throw new UsageError(`--remove-controllers ${removeControllers} with ${controllers} controllers: ${problem}`, "haring sim fuzz --view --controllers 5 --remove-controllers 1");
+  }
+  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers, removeControllers });
   if (options.json) {
     output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);
   } else {
@@ -70,7 +80,7 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
   }
   for (const failure of result.failures) output.err(`haring: ${failure}\n`);
   if (!result.ok) {
-    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}`;
+    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}${removeControllers > 0 ? ` --remove-controllers ${removeControllers}` : ""}`;
     output.err(`hint: replay with haring sim fuzz --view --replay ${result.failedSeeds[0]} --controllers ${controllers} --hosts ${hosts}${faults}\n`);
     setExitCode(exitCodes.failed);
   }

@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { isValidId } from "../../actors/subjects.ts";
-import { acceptorGrowthProblem, acceptorShrinkProblem, sameAcceptorSet, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
+import { acceptorGrowthProblem, sameAcceptorSet, shrinkStepProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
 import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { lockFileName } from "../controller/main.ts";
 import { FileStorage } from "../fileStorage.ts";
@@ -27,7 +27,7 @@ export interface AcceptorSetStep {
 }
 
 /** Why the log may not move from `current` to `proposed`; null when it may. */
-type StepRule = (current: readonly string[], proposed: readonly string[]) => string | null;
+type StepRule = (current: readonly string[], proposed: readonly string[], records: readonly ViewDurableRecord[], controllerId: string) => string | null;
 
 /** Adds controllers: `to` is every controller of the recorded set and the added ones (acceptorGrowthProblem). */
 export function growAcceptorSet(dataDir: string, to: readonly string[], from?: readonly string[]): Promise<AcceptorSetStep> {
@@ -36,7 +36,8 @@ export function growAcceptorSet(dataDir: string, to: readonly string[], from?: r
 
 /** Removes controllers: `to` is the recorded set without them (acceptorShrinkProblem). */
 export function shrinkAcceptorSet(dataDir: string, to: readonly string[], from?: readonly string[]): Promise<AcceptorSetStep> {
-  return stepAcceptorSet(dataDir, to, from, acceptorShrinkProblem);
+  // The removed controllers may hold the only copy of what this one's rejoin compacted away (shrinkStepProblem).
+  return stepAcceptorSet(dataDir, to, from, (current, proposed, records, controllerId) => shrinkStepProblem(controllerId, current, proposed, records));
 }
 
 /**
@@ -74,7 +75,7 @@ async function stepAcceptorSet(dataDir: string, to: readonly string[], from: rea
     }
     const current = recorded ?? from!;
     if (!current.includes(controllerId)) throw new AcceptorSetStepRefused(`the set ${current.join(", ")} does not name ${controllerId}`);
-    const problem = rule(current, to);
+    const problem = rule(current, to, read.records, controllerId);
     if (problem !== null) throw new AcceptorSetStepRefused(`${controllerId}: ${problem}`);
     log.append(encodeRecord(controllerId, steppedInitRecord(last, to)));
     await new Promise<void>((done, fail) => log.sync((outcome) => (outcome.ok ? done() : fail(new Error(`the init record could not be made durable: ${outcome.error}`)))));

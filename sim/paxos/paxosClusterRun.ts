@@ -12,7 +12,12 @@
  * clock drift changes and NATS server outages for the mirror, while clients
  * on random nodes propose view commands. Then everything heals and a probe
  * command must commit, every learner converge on one view, and the mirror
- * reach it, each within a bound.
+ * reach it, each within a bound. With `removeControllers`, controllers are
+ * also removed from the acceptor set during the chaos, as an operator does it
+ * with `haring acceptors shrink` (docs/paxos.md, "Removing controllers"): each
+ * other controller in turn is stopped, its log given an `init` naming the
+ * smaller set, and started with it, while faults go on; the removed ones are
+ * stopped for good before or after.
  *
  * Checked throughout (paxosInvariants.ts): agreement, one applied sequence,
  * views never going back, leases exclusive, client outcomes naming the slot
@@ -22,7 +27,7 @@
  */
 import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors/paxos/chunkedTransfer.ts";
 import { paxosRewritesHeldMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
-import type { ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
+import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
@@ -31,6 +36,7 @@ import type { LogLevel } from "../../actors/ports/telemetry.ts";
 import { defaultViewKvMirrorOptions, storedMirrorSlot, type ViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
 import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
 import { defaultTransferLimits, minTransferChunkBytes } from "../../machines/paxos/chunkTransfer.ts";
+import { acceptorShrinkProblem, ownViewBehindFloorProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
 import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import { durableVotingState, evidenceShortfall, recallPeers } from "../../machines/paxos/voteEvidence.ts";
@@ -71,6 +77,22 @@ export const simMirrorOptions: Partial<ViewKvMirrorOptions> = { minIntervalMs: 1
 
 export const simStreamRequestTimeoutMs = 400;
 
+/** A set change waits this long before asking again whether it may begin or step a controller, at most `maxSetChangeWaits` times in a row. */
+const setChangeRetryMs = 50;
+const maxSetChangeWaits = 200;
+
+interface SetChange {
+  readonly removed: readonly string[];
+  readonly remaining: readonly string[];
+  /** The remaining controllers in the order they are stepped. */
+  readonly order: readonly string[];
+  readonly newConfig: PaxosConfig;
+  readonly gapMs: number;
+  readonly retireFirst: boolean;
+  /** Waits in a row (to begin, or to step the same controller). */
+  attempts: number;
+}
+
 export const paxosClusterLimits = { minControllers: 1, maxControllers: 9, maxHosts: 64, maxChaosMs: 600_000 } as const;
 
 /** Clock drift allowed in the run, well inside the lease's drift margin (10% with the timings above). */
@@ -99,6 +121,10 @@ export interface PaxosClusterRunOptions {
   readonly leaderOverlapsItsDisk?: boolean;
   /** Every compaction with a record not packed yet writes its log later, after background packing (`maxRecordsPackedAtCompaction` 0), as large views do in controller processes. */
   readonly holdRewrites?: boolean;
+  /** Removes this many controllers (at random) from the acceptor set during the chaos, one stopped controller at a time; 0 by default. */
+  readonly removeControllers?: number;
+  /** Steps the logs even where `acceptorShrinkProblem` refuses: only for the test that shows the rule is needed. */
+  readonly ignoreShrinkRule?: boolean;
 }
 
 /** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
@@ -131,6 +157,9 @@ export interface PaxosClusterStats {
   readonly rewritesDone: number;
   /** Virtual ms from healing to the probe's commit; -1 when it did not commit. */
   readonly probeCommitMs: number;
+  /** Controllers removed from the acceptor set (`removeControllers`), and the steps that recorded the smaller set in a log. */
+  readonly controllersRemoved: number;
+  readonly setSteps: number;
 }
 
 export interface PaxosClusterRunResult {
@@ -152,6 +181,7 @@ function checkOptions(options: PaxosClusterRunOptions): void {
   check("healBoundMs", options.healBoundMs, 1, paxosClusterLimits.maxChaosMs);
   check("mirrorBoundMs", options.mirrorBoundMs, 1, paxosClusterLimits.maxChaosMs);
   check("diskLossPercent", options.diskLossPercent ?? 0, 0, 100);
+  check("removeControllers", options.removeControllers ?? 0, 0, options.controllers - 1);
 }
 
 export function runPaxosCluster(options: Partial<PaxosClusterRunOptions> & { readonly seed: number }): PaxosClusterRunResult {
@@ -166,7 +196,16 @@ class PaxosClusterRun {
   private readonly world: SimWorld;
   private readonly server: SimStreamServer;
   private readonly config: PaxosConfig;
+  /** Each controller's config from its next start on; hosts' for theirs. A set change moves them one at a time. */
+  private readonly controllerConfigs = new Map<string, PaxosConfig>();
+  private hostConfig: PaxosConfig;
   private readonly controllerIds: string[];
+  /** The set after the change (the probe records it); `controllerIds` until then. */
+  private finalControllerIds: readonly string[];
+  /** Removed controllers, stopped for good. */
+  private readonly retired = new Set<string>();
+  /** A set change was scheduled and has not finished its last step. */
+  private setChangePending = false;
   private readonly hostIds: string[];
   private readonly members = new Map<string, Member>();
   private readonly streamClients = new Map<string, SimStreamClient>();
@@ -179,7 +218,9 @@ class PaxosClusterRun {
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
   /** Controllers that lost their disk and have not voted again yet. */
   private readonly rejoinPending = new Set<string>();
-  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0 };
+  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, setSteps: 0 };
+  /** Once a set change began: the set it moves to. Disks are then lost only where that set can still fence a rejoin. */
+  private newSet: readonly string[] | undefined;
   private mirrorSlot = -1;
   private mirrorValue: string | undefined;
   private inspector: SimStreamClient | undefined;
@@ -209,7 +250,10 @@ class PaxosClusterRun {
     this.controllerIds = Array.from({ length: options.controllers }, (_, index) => `c${index + 1}`);
     this.hostIds = Array.from({ length: options.hosts }, (_, index) => `h${index + 1}`);
     this.config = createPaxosConfig(this.controllerIds, { ...simPaxosTimings, ...options.config });
-    this.invariants = new PaxosInvariants(options.seed, this.controllerIds.length, () => world.now());
+    for (const id of this.controllerIds) this.controllerConfigs.set(id, this.config);
+    this.hostConfig = this.config;
+    this.finalControllerIds = this.controllerIds;
+    this.invariants = new PaxosInvariants(options.seed, this.controllerIds, () => world.now());
     this.workload = world.forkRandom("paxos-workload");
     this.faults = world.forkRandom("paxos-faults");
   }
@@ -220,6 +264,7 @@ class PaxosClusterRun {
     for (const id of this.hostIds) this.addHost(id);
     this.skewClocks();
     this.scheduleChaos();
+    if ((this.options.removeControllers ?? 0) > 0) this.scheduleRemoval(this.options.removeControllers!);
     this.scheduleWorkload();
     this.world.runUntil(this.options.chaosMs);
     const probeCommitMs = this.invariants.ok ? this.healAndProbe() : -1;
@@ -265,7 +310,7 @@ class PaxosClusterRun {
       const incarnation = this.world.incarnation(id);
       const clock = this.world.nodeClock(id);
       const actor = startControllerActor(ports, {
-        config: this.config,
+        config: this.controllerConfigs.get(id)!,
         // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty).
         bootstrap: incarnation === 1,
         rejections: createRejectionCounter(ports),
@@ -315,9 +360,9 @@ class PaxosClusterRun {
    * controller saw of its disk may be missing from the log, or the recall would refuse a log that is not an old copy.
    */
   private checkRecall(nodeId: string, records: readonly ViewDurableRecord[]): void {
-    const own = durableVotingState(nodeId, this.config, records);
+    const own = durableVotingState(nodeId, this.controllerConfigs.get(nodeId)!, records);
     if (own === null) return;
-    const { asked } = recallPeers(own, this.config.acceptorIds, nodeId);
+    const { asked } = recallPeers(own, this.controllerConfigs.get(nodeId)!.acceptorIds, nodeId);
     for (const [peerId, peer] of this.members) {
       if (!asked.includes(peerId) || peer.kind !== "controller" || peer.actor === undefined || this.world.nodeState(peerId) === "crashed") continue;
       const shortfall = evidenceShortfall(own, peer.actor.voteEvidence(nodeId));
@@ -331,7 +376,7 @@ class PaxosClusterRun {
     this.world.addNode(id, (ports) => {
       const incarnation = this.world.incarnation(id);
       const actor = startLearnerActor(ports, {
-        config: this.config,
+        config: this.hostConfig,
         rejections: createRejectionCounter(ports),
         client: simClientLimits,
         ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
@@ -409,15 +454,138 @@ class PaxosClusterRun {
     this.world.crash(id);
     this.counts.crashes++;
     const diskLossPercent = this.options.diskLossPercent ?? 0;
-    if (diskLossPercent > 0 && this.controllerIds.includes(id) && random.int(100) < diskLossPercent && this.rejoinPending.size === 0) {
+    if (diskLossPercent > 0 && this.controllerIds.includes(id) && random.int(100) < diskLossPercent && this.rejoinPending.size === 0 && this.newSetCanFenceARejoin()) {
       this.world.disk(id).wipe();
       this.invariants.diskLost(id);
       this.rejoinPending.add(id);
       this.counts.disksLost++;
     }
     this.world.schedule(50 + random.int(600), () => {
-      if (!this.healed && this.world.nodeState(id) === "crashed") this.world.restart(id);
+      if (!this.healed && this.world.nodeState(id) === "crashed" && !this.retired.has(id)) this.world.restart(id);
     });
+  }
+
+  /** A rejoin needs the fences of a majority of the set among the others: a set of 2 has no such majority. */
+  private newSetCanFenceARejoin(): boolean {
+    return this.newSet === undefined || this.newSet.length >= 3;
+  }
+
+  // ---- a set change: controllers removed, as `haring acceptors shrink` does it ----
+
+  /**
+   * Starts between a tenth and four tenths into the chaos (later if it would leave two controllers while one is
+   * rejoining) and takes half of it, or more. Each remaining controller in a random order is stopped (if it runs),
+   * its log gets the `init` naming the smaller set, and it starts again with the new config, as a careful operator
+   * does with the tool: a log without an `init` (a lost disk) is left, and that controller rejoins in the new set; one
+   * the tool refuses because its own view does not cover its floor yet is started with the old config again and
+   * stepped later. The removed controllers are stopped for good before the first step (only once every remaining
+   * controller's own view covers its floor, as `haring inspect` shows) or after the last; the hosts' configs change
+   * last.
+   */
+  private scheduleRemoval(count: number): void {
+    const random = this.faults;
+    const chaosMs = this.options.chaosMs;
+    const shuffled = [...this.controllerIds];
+    for (let index = shuffled.length - 1; index > 0; index--) {
+      const other = random.int(index + 1);
+      [shuffled[index], shuffled[other]] = [shuffled[other]!, shuffled[index]!];
+    }
+    const removed = shuffled.slice(0, count);
+    const remaining = this.controllerIds.filter((id) => !removed.includes(id));
+    // The steps go in the shuffled order of the controllers that stay.
+    const order = shuffled.slice(count);
+    const retireFirst = random.int(2) === 0;
+    const newConfig = createPaxosConfig(remaining, { ...simPaxosTimings, ...this.options.config });
+    const gapMs = Math.max(1, Math.floor((chaosMs * 0.5) / (order.length + 1)));
+    const change: SetChange = { removed, remaining, order, newConfig, gapMs, retireFirst, attempts: 0 };
+    this.setChangePending = true;
+    this.world.schedule(Math.floor(chaosMs * (0.1 + 0.3 * random.next())), () => this.beginRemoval(change));
+  }
+
+  private beginRemoval(change: SetChange): void {
+    // A set of two cannot fence a rejoin (one other, a majority of two): the change waits for a lost disk to rejoin first.
+    const waitForRejoin = change.remaining.length < 3 && this.rejoinPending.size > 0;
+    const waitForViews = change.retireFirst && change.remaining.some((id) => this.ownViewProblem(id) !== null);
+    if (waitForRejoin || waitForViews) {
+      if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never began: ${waitForRejoin ? "a rejoin never completed" : "a remaining controller's view never covered its floor"}`);
+      else this.world.schedule(setChangeRetryMs, () => this.beginRemoval(change));
+      return;
+    }
+    change.attempts = 0;
+    this.newSet = change.remaining;
+    this.finalControllerIds = change.remaining;
+    this.invariants.acceptorSetUsed(change.remaining);
+    if (change.retireFirst) for (const id of change.removed) this.retire(id);
+    this.world.schedule(1 + this.faults.int(change.gapMs), () => this.stepNext(change, 0));
+  }
+
+  private stepNext(change: SetChange, index: number): void {
+    const random = this.faults;
+    if (index === change.order.length) {
+      if (!change.retireFirst) for (const id of change.removed) this.retire(id);
+      this.hostConfig = change.newConfig;
+      this.setChangePending = false;
+      return;
+    }
+    const id = change.order[index]!;
+    // As an operator reads `haring inspect` first: a controller still catching up is left running until its view covers its floor.
+    if (this.world.nodeState(id) !== "crashed" && this.ownViewProblem(id) !== null) {
+      if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never stepped ${id}: its view never covered its floor`);
+      else this.world.schedule(setChangeRetryMs, () => this.stepNext(change, index));
+      return;
+    }
+    const stepped = this.stepController(id, change.remaining, change.newConfig);
+    if (!stepped && ++change.attempts > maxSetChangeWaits) {
+      this.invariants.fail(`the set change never stepped ${id}: its view never covered its floor`);
+      return;
+    }
+    if (stepped) change.attempts = 0;
+    const restartAfterMs = 10 + random.int(100);
+    this.world.schedule(restartAfterMs, () => {
+      if (this.world.nodeState(id) === "crashed") this.world.restart(id);
+    });
+    this.world.schedule(restartAfterMs + (stepped ? 1 + random.int(change.gapMs) : setChangeRetryMs), () => this.stepNext(change, stepped ? index + 1 : index));
+  }
+
+  /** Why the controller's durable log (what `haring inspect` shows) does not hold its own view yet: still rejoining, or its view short of its floor; null when it does. */
+  private ownViewProblem(id: string): string | null {
+    const read = decodeRecords(this.world.disk(id).durableRecords(paxosLogName), id);
+    if (!read.ok) return read.error;
+    return read.records.some((record) => record.kind === "init") ? ownViewBehindFloorProblem(id, read.records) : "rejoining";
+  }
+
+  /** Stops the controller and moves its log to the set `to`, as the tool does; false (nothing written) when the tool refuses, with the set rule's refusal a violation. */
+  private stepController(id: string, to: readonly string[], config: PaxosConfig): boolean {
+    if (this.world.nodeState(id) !== "crashed") this.world.crash(id);
+    const disk = this.world.disk(id);
+    const read = decodeRecords(disk.durableRecords(paxosLogName), id);
+    if (!read.ok) {
+      this.invariants.fail(`the set change could not read ${id}'s log: ${read.error}`);
+      return false;
+    }
+    let last: Extract<ViewDurableRecord, { kind: "init" }> | undefined;
+    for (const record of read.records) if (record.kind === "init") last = record;
+    if (last !== undefined && !this.options.ignoreShrinkRule) {
+      const problem = acceptorShrinkProblem(last.acceptors ?? this.controllerIds, to);
+      if (problem !== null) {
+        this.invariants.fail(`the set change on ${id}: ${problem}`);
+        return false;
+      }
+      if (ownViewBehindFloorProblem(id, read.records) !== null) return false;
+    }
+    if (last !== undefined) disk.appendDurably(paxosLogName, encodeRecord(id, steppedInitRecord(last, to)));
+    this.controllerConfigs.set(id, config);
+    this.counts.setSteps++;
+    return true;
+  }
+
+  /** Stopped for good: never restarted, no longer a member whose view must converge. */
+  private retire(id: string): void {
+    if (this.world.nodeState(id) !== "crashed") this.world.crash(id);
+    this.retired.add(id);
+    this.members.delete(id);
+    this.rejoinPending.delete(id);
+    this.counts.controllersRemoved++;
   }
 
   private pauseSomeNode(random: Random): void {
@@ -496,15 +664,28 @@ class PaxosClusterRun {
     world.setDuplication(0);
     world.setReorder({ fraction: 0, maxExtraDelayMs: 0 });
     this.server.setAvailable(true);
-    for (const id of world.nodeIds()) {
-      if (world.nodeState(id) === "paused") world.resume(id);
-      else if (world.nodeState(id) === "crashed") world.restart(id);
+    const restartAll = (): void => {
+      for (const id of world.nodeIds()) {
+        if (world.nodeState(id) === "paused") world.resume(id);
+        else if (world.nodeState(id) === "crashed" && !this.retired.has(id)) world.restart(id);
+      }
+    };
+    restartAll();
+    // The operator finishes a set change before the probe: its steps restart controllers, and with them their proposals.
+    if (this.setChangePending) {
+      const changeDeadlineMs = world.now() + this.options.healBoundMs;
+      while (this.setChangePending && world.now() < changeDeadlineMs && this.invariants.ok) world.runFor(20);
+      if (this.setChangePending) {
+        this.invariants.fail(`liveness: the set change did not finish within ${this.options.healBoundMs}ms of healing`);
+        return -1;
+      }
+      restartAll();
     }
     const healedAtMs = world.now();
     const probeId = `probe-${this.options.seed}`;
-    const proposers = world.nodeIds();
+    const proposers = world.nodeIds().filter((id) => !this.retired.has(id));
     const prober = proposers[this.workload.int(proposers.length)]!;
-    this.propose(prober, { id: probeId, type: "controllers.set", controllerIds: this.controllerIds });
+    this.propose(prober, { id: probeId, type: "controllers.set", controllerIds: [...this.finalControllerIds] });
     const deadlineMs = healedAtMs + this.options.healBoundMs;
     let committedAtMs = -1;
     while (world.now() < deadlineMs && this.invariants.ok) {

@@ -20,6 +20,8 @@ export interface PaxosFuzzOptions {
   readonly diskLossPercent?: number;
   /** Move snapshots, promises and rejoin-states in small chunks (see PaxosClusterRunOptions). */
   readonly chunkedTransfers?: boolean;
+  /** Controllers removed from the acceptor set during each run's chaos (see PaxosClusterRunOptions); 0 by default. */
+  readonly removeControllers?: number;
   /** Called after each seed, e.g. to print progress. */
   readonly onSeed?: (result: PaxosClusterRunResult) => void;
 }
@@ -35,6 +37,8 @@ export interface PaxosFuzzTotals {
   readonly leaderChanges: number;
   readonly mirrorWrites: number;
   readonly messagesDelivered: number;
+  readonly controllersRemoved: number;
+  readonly setSteps: number;
   /** The slowest probe commit after healing, in virtual ms. */
   readonly worstProbeCommitMs: number;
 }
@@ -49,7 +53,7 @@ export interface PaxosFuzzResult {
   readonly summaryText: string;
 }
 
-const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered"] as const;
+const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "setSteps"] as const;
 
 export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const { seeds, startSeed, controllers } = options;
@@ -67,12 +71,14 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     leaderChanges: 0,
     mirrorWrites: 0,
     messagesDelivered: 0,
+    controllersRemoved: 0,
+    setSteps: 0,
     worstProbeCommitMs: 0,
   };
   const failedSeeds: number[] = [];
   const failures: string[] = [];
   for (let seed = startSeed; seed < startSeed + seeds; seed++) {
-    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}) });
+    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}), ...(options.removeControllers ? { removeControllers: options.removeControllers } : {}) });
     options.onSeed?.(result);
     const stats: PaxosClusterStats = result.stats;
     for (const key of summed) totals[key] += stats[key];
@@ -86,6 +92,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const summaryText = [
     `paxos fuzz: seeds ${startSeed}..${startSeed + seeds - 1}, ${controllers} controllers, ${hosts} host learners`,
     `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes (${totals.disksLost} losing the disk), ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
+    ...(options.removeControllers ? [`${totals.controllersRemoved} controllers removed from the acceptor set, in ${totals.setSteps} steps of the others`] : []),
     `worst probe commit after healing: ${totals.worstProbeCommitMs.toFixed(1)} ms (virtual)`,
     ok ? "result: ok" : `result: FAILED on seeds ${failedSeeds.slice(0, 20).join(", ")}${failedSeeds.length > 20 ? ", …" : ""}`,
   ].join("\n");

@@ -6,7 +6,8 @@
  *
  * - agreement: per slot, at most one value gathers durable votes from a
  *   majority at one ballot (one ballot never votes two values), and every
- *   value a learner applies is that chosen value;
+ *   value a learner applies is that chosen value; while the acceptor set
+ *   changes, a majority of any set a controller counted with chooses;
  * - every learner applies the same sequence: the same value and the same
  *   per-command outcomes at each slot, and the same view epoch after it;
  * - a learner's view never goes back while its incarnation runs;
@@ -50,11 +51,25 @@ export class PaxosInvariants {
   private readonly descriptions = new WeakMap<SlotValue<ViewCommand>, string>();
   private readonly outcomeLines = new WeakMap<AppliedCommand, { readonly items: readonly AppliedCommand[]; readonly line: string }>();
 
+  /** Every acceptor set some controller counted majorities of. */
+  private readonly acceptorSets: (readonly string[])[];
+
   constructor(
     private readonly seed: number,
-    private readonly acceptorCount: number,
+    acceptorIds: readonly string[],
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.acceptorSets = [acceptorIds];
+  }
+
+  /** From now on controllers may count majorities of `acceptorIds` too (a set change under way). */
+  acceptorSetUsed(acceptorIds: readonly string[]): void {
+    this.acceptorSets.push(acceptorIds);
+  }
+
+  private majorityOfSomeSet(voters: ReadonlySet<string>): boolean {
+    return this.acceptorSets.some((set) => set.filter((id) => voters.has(id)).length >= majorityOf(set.length));
+  }
 
   get ok(): boolean {
     return this.violations.length === 0;
@@ -104,7 +119,7 @@ export class PaxosInvariants {
     if (!tally) bySlot.set(ballotKey, (tally = { value, voters: new Set() }));
     if (tally.value !== value) this.fail(`slot ${slot} ballot ${ballotKey} has two values: ${tally.value} and ${value}`);
     tally.voters.add(acceptorId);
-    if (tally.voters.size < majorityOf(this.acceptorCount)) return;
+    if (!this.majorityOfSomeSet(tally.voters)) return;
     const chosen = this.chosenByVotes.get(slot);
     if (chosen === undefined) {
       this.chosenByVotes.set(slot, value);

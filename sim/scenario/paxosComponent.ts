@@ -158,7 +158,7 @@ export const paxosComponent: ScenarioComponent<PaxosComponentSettings> = {
   start({ world, cluster, log }, settings) {
     const controllerIds = cluster.controllerIds;
     const config = createPaxosConfig(controllerIds, { maxInFlightSlotsForPartialBatches: settings.maxInFlightSlotsForPartialBatches });
-    const invariants = new PaxosInvariants(world.seed, controllerIds.length, () => world.now());
+    const invariants = new PaxosInvariants(world.seed, controllerIds, () => world.now());
     const controllers = new Map<string, ControllerActor>();
     const learners = new Map<string, LearnerActor>();
     let hostsUpThroughDetection = false;

@@ -150,8 +150,8 @@ class ClusterRun {
     this.random = root.fork("workload");
     this.faultRandom = root.fork("faults");
     this.netRandom = root.fork("network");
-    this.invariants = new PaxosInvariants(options.seed, options.acceptorCount, () => this.clock.now());
     const ids = Array.from({ length: options.acceptorCount }, (_, index) => `c${index + 1}`);
+    this.invariants = new PaxosInvariants(options.seed, ids, () => this.clock.now());
     this.config = createPaxosConfig(ids, { ...paxosHarnessConfig, ...options.config });
     const clientConfig = { ...defaultProposalClientLimits, controllerIds: ids, retryAfterMs: 150, maxRetryDelayMs: 600, maxProposeAttempts: 8 };
     const clockRandom = root.fork("clocks");

@@ -219,3 +219,25 @@ test("a controller restarted from an empty disk rejoins: it fences, catches up b
   cluster.runFor(800);
   t.true(cluster.nodes.get(victim)!.learner.app.hosts.has("h-after"));
 });
+
+test("a floor adopted from rejoin fences gets the node's own snapshot as soon as its view reaches it, and only then", (t) => {
+  const commit = (slot: number): Message => ({ type: "paxos.commit", from: "c1", to: "c3", entries: [{ slot, value: { kind: "commands", commands: [register(`r${slot}`, `h${slot}`)] } }], commitIndex: slot + 1 });
+  // What a rejoin leaves: votes below slot 2 compacted on its fences, and no snapshot of its own.
+  const rejoined = node("c3", [{ kind: "init", fencedBy: ["c1", "c2"], acceptors: ids }, { kind: "promise", ballot: ballot(3, "c1") }, { kind: "floor", slot: 2 }], false);
+  t.is(rejoined.acceptor.floorSlot, 2);
+  t.is(rejoined.lastSnapshot, null);
+  const snapshotsTaken = (start: Node): (number | null)[] => {
+    let state = start;
+    const taken: (number | null)[] = [];
+    for (let slot = 0; slot < 5; slot++) {
+      const step = stepControllerNode(state, { type: "message", message: commit(slot), nowMs: 1 + slot });
+      state = step.state;
+      const snapshot = step.rewrite?.find((record) => record.kind === "snapshot");
+      taken.push(snapshot?.kind === "snapshot" ? snapshot.throughSlot : null);
+    }
+    return taken;
+  };
+  // Through slot 2 at once, when the view reached the floor; then c3's periodic one (at slot 3 with these timings) as on any node.
+  t.deepEqual(snapshotsTaken(rejoined), [null, 2, 3, null, null]);
+  t.deepEqual(snapshotsTaken(node("c3")), [null, null, 3, null, null]);
+});

@@ -22,7 +22,7 @@ const addVm = (index: number): ViewCommand => ({ id: `add-${index}`, type: "vm.a
 
 function cluster(seed: number) {
   const world = new SimWorld({ seed, clusterId: "t", transcriptLevel: "warn" });
-  const invariants = new PaxosInvariants(seed, controllerIds.length, () => world.now());
+  const invariants = new PaxosInvariants(seed, controllerIds, () => world.now());
   const controllers = new Map<string, ControllerActor>();
   const modes = new Map<string, string[]>();
   for (const id of controllerIds) {

@@ -23,7 +23,7 @@ function chosen(invariants: PaxosInvariants, slotValue: SlotValue<ViewCommand>):
 const committed = (commandId: string): AppliedCommand => ({ slot: 0, commandId, outcome: { kind: "committed" } });
 
 test("learners sharing one value and one applied list agree; no violation", (t) => {
-  const invariants = new PaxosInvariants(1, 3, () => 0);
+  const invariants = new PaxosInvariants(1, ["c1", "c2", "c3"], () => 0);
   const shared = value(up("h1"));
   chosen(invariants, shared);
   const applied = [committed("up-h1")];
@@ -32,7 +32,7 @@ test("learners sharing one value and one applied list agree; no violation", (t) 
 });
 
 test("a learner whose outcomes differ from the others' is caught, also when the others share their items", (t) => {
-  const invariants = new PaxosInvariants(1, 3, () => 0);
+  const invariants = new PaxosInvariants(1, ["c1", "c2", "c3"], () => 0);
   const shared = value(up("h1"));
   chosen(invariants, shared);
   const applied = [committed("up-h1")];
@@ -44,7 +44,7 @@ test("a learner whose outcomes differ from the others' is caught, also when the 
 });
 
 test("a learner applying another value than the chosen one is caught", (t) => {
-  const invariants = new PaxosInvariants(1, 3, () => 0);
+  const invariants = new PaxosInvariants(1, ["c1", "c2", "c3"], () => 0);
   const shared = value(up("h1"));
   chosen(invariants, shared);
   invariants.learnerStepped("h1", 1, 0, learnerAt(shared, 1), [committed("up-h1")]);
@@ -54,7 +54,7 @@ test("a learner applying another value than the chosen one is caught", (t) => {
 });
 
 test("learners disagreeing on the epoch after a slot are caught", (t) => {
-  const invariants = new PaxosInvariants(1, 3, () => 0);
+  const invariants = new PaxosInvariants(1, ["c1", "c2", "c3"], () => 0);
   const shared = value(up("h1"));
   chosen(invariants, shared);
   invariants.learnerStepped("h1", 1, 0, learnerAt(shared, 1), [committed("up-h1")]);

@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import type { SyncOutcome } from "../../actors/ports/storage.ts";
 import { acceptorGrowthProblem, acceptorShrinkProblem, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
+import { viewToSnapshot } from "../../machines/view/viewSnapshot.ts";
+import { viewStateMachine } from "../../machines/view/viewStateMachine.ts";
 import { main } from "../../runtime/cli/main.ts";
 import { lockFileName } from "../../runtime/controller/main.ts";
 import { FileStorage } from "../../runtime/fileStorage.ts";
@@ -167,4 +169,19 @@ test("a shrink appends an init naming the smaller set, fence majority kept; refu
   t.regex(out, /^c2: its Paxos log now names the acceptors c1, c2, c3, c4 \(was c1, c2, c3, c4, c5\)\nnext: start c2 with "controllerIds": \["c1","c2","c3","c4"\]; .* then stop c5 for good and move its data directory aside/);
   t.is(await main(["acceptors", "shrink", cliDir, "--to", "c2"], { out: (text) => (out += text), err: (text) => (err += text) }), 1);
   t.regex(err, /nothing written: c2: from 4 to 1 controllers, a majority of the new set \(1\) need not meet a majority of the old one \(3\)/);
+});
+
+test("a shrink is refused on a controller whose own snapshot does not cover the floor its rejoin adopted, and allowed once it does", async (t) => {
+  const rejoined: ViewDurableRecord[] = [{ kind: "init", fencedBy: ["c1", "c3"], acceptors: three }, { kind: "promise", ballot }, { kind: "floor", slot: 5 }];
+  const behind = await controllerDir("shrink-behind", rejoined);
+  const before = logBytes(behind);
+  await t.throwsAsync(shrinkAcceptorSet(behind, ["c1", "c2"]), {
+    instanceOf: AcceptorSetStepRefused,
+    message: /c2: its log holds no votes below slot 5 \(its rejoin's fences had compacted them\), but its own snapshot covers only the slots below 0: those slots are on other controllers alone/,
+  });
+  t.deepEqual(logBytes(behind), before, "nothing written");
+  // Growing does not remove anybody: the peers holding those slots stay.
+  t.deepEqual((await growAcceptorSet(await controllerDir("grow-behind", rejoined), [...three, "c4"])).to, [...three, "c4"]);
+  const caughtUp = await controllerDir("shrink-caught-up", [...rejoined, { kind: "snapshot", throughSlot: 5, snapshot: viewToSnapshot(viewStateMachine.initialState) }]);
+  t.deepEqual((await shrinkAcceptorSet(caughtUp, ["c1", "c2"])).to, ["c1", "c2"]);
 });
