@@ -225,6 +225,12 @@ export function inspectDataDir(dataDir: string): DataDirInspection {
       const life = paxos.rejoinFencedBy === null ? "" : `; this state began with a rejoin fenced by ${paxos.rejoinFencedBy.join(", ")}, and only they are asked`;
       const set = paxos.acceptors === null ? "" : `; only with controllerIds ${paxos.acceptors.join(", ")} (the acceptor set it was written with)`;
       findings.push(`${owner} has its Paxos state here: it starts voting with promise ${paxos.promised} and ${votes}, unless a controller it reaches saw it hold more (an old copy)${life}${set}`);
+      const ownViewThrough = paxos.snapshot?.throughSlot ?? 0;
+      if (ownViewThrough < paxos.floorSlot) {
+        findings.push(
+          `its own snapshot covers only the slots below ${ownViewThrough}, under its floor ${paxos.floorSlot} (from its rejoin's fences): until it catches up, those slots are on other controllers alone, and "haring acceptors shrink" refuses this log`,
+        );
+      }
     }
   } else if (controllerId !== undefined) {
     findings.push(`no paxos.log: ${controllerId} ${startsWithoutState}`);

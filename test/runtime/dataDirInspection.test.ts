@@ -95,6 +95,17 @@ test("a controller's own directory: the state its acceptor recovers, without a b
   t.deepEqual(JSON.parse(json.out), JSON.parse(JSON.stringify(inspection)));
 });
 
+test("a rejoined log whose own snapshot is under its floor says so: its earlier slots are on other controllers alone", async (t) => {
+  const behind = votingState.filter((record) => record.kind !== "snapshot");
+  const inspection = inspectDataDir(await controllerDir("behind-floor", "c2", "c2", behind));
+  t.false(inspection.refused);
+  t.is(inspection.findings.length, 2);
+  t.is(
+    inspection.findings[1],
+    'its own snapshot covers only the slots below 0, under its floor 5 (from its rejoin\'s fences): until it catches up, those slots are on other controllers alone, and "haring acceptors shrink" refuses this log',
+  );
+});
+
 test("a paxos.log copied from another controller: refused (exit 1), naming who wrote it", async (t) => {
   const dataDir = await controllerDir("copied", "c1", "c3", votingState);
   const inspection = inspectDataDir(dataDir);
