@@ -528,8 +528,10 @@ class PaxosClusterRun {
       return;
     }
     const id = change.order[index]!;
-    // As an operator reads `haring inspect` first: a controller still catching up is left running until its view covers its floor.
-    if (this.world.nodeState(id) !== "crashed" && this.ownViewProblem(id) !== null) {
+    // As an operator reads `haring inspect` first: a controller still catching up is left running until its view covers
+    // its floor. One still rejoining is stepped (its new config is all it takes): it may need the removed ones' fences.
+    const problem = this.world.nodeState(id) === "crashed" ? null : this.ownViewProblem(id);
+    if (problem !== null && (problem !== "rejoining" || change.remaining.length < 3)) {
       if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never stepped ${id}: its view never covered its floor`);
       else this.world.schedule(setChangeRetryMs, () => this.stepNext(change, index));
       return;
