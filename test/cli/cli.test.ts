@@ -119,6 +119,18 @@ test("sim fuzz --view runs seeds of the replicated view and reports; the same se
   const wholeSystem = await run(["sim", "fuzz", "--chunked-transfers"]);
   t.is(wholeSystem.code, 2);
   t.regex(wholeSystem.err, /apply to --view only/);
+  // Controllers removed from the acceptor set while it runs: the run says how many, in how many steps of the others.
+  const removing = await run(["sim", "fuzz", "--view", "--seeds", "2", "--start-seed", "40", "--controllers", "5", "--remove-controllers", "1"]);
+  t.is(removing.code, 0, removing.err);
+  t.regex(removing.out, /^2 controllers removed from the acceptor set, in 8 steps of the others$/m);
+  t.notRegex(first.out, /removed from the acceptor set/);
+  const unsafe = await run(["sim", "fuzz", "--view", "--controllers", "5", "--remove-controllers", "2"]);
+  t.is(unsafe.code, 2);
+  t.regex(unsafe.err, /--remove-controllers 2 with 5 controllers: from 5 to 3 controllers, a majority of the new set \(2\) need not meet a majority of the old one \(3\)/);
+  const all = await run(["sim", "fuzz", "--view", "--controllers", "3", "--remove-controllers", "3"]);
+  t.is(all.code, 2);
+  t.regex(all.err, /--remove-controllers must be between 1 and 2/);
+  t.regex((await run(["sim", "fuzz", "--remove-controllers", "1"])).err, /apply to --view only/);
 });
 
 test("node --config reports every wrong field of its config file and exits 2", async (t) => {
