@@ -476,9 +476,9 @@ class PaxosClusterRun {
    * Starts between a tenth and four tenths into the chaos (later if it would leave two controllers while one is
    * rejoining) and takes half of it, or more. Each remaining controller in a random order is stopped (if it runs),
    * its log gets the `init` naming the smaller set, and it starts again with the new config, as a careful operator
-   * does with the tool: a log without an `init` (a lost disk) is left, and that controller rejoins in the new set; one
-   * the tool refuses because its own view does not cover its floor yet is started with the old config again and
-   * stepped later. The removed controllers are stopped for good before the first step (only once every remaining
+   * does with the tool: one whose durable log does not cover its floor yet is left running and tried again later (and
+   * if that changed between the look and the stop, the tool refuses and it starts with the old config again); a log
+   * without an `init` (a lost disk) is left as it is, and that controller rejoins in the new set. The removed controllers are stopped for good before the first step (only once every remaining
    * controller's own view covers its floor, as `haring inspect` shows) or after the last; the hosts' configs change
    * last.
    */
@@ -537,6 +537,7 @@ class PaxosClusterRun {
       return;
     }
     const stepped = this.stepController(id, change.remaining, change.newConfig);
+    if (!this.invariants.ok) return;
     if (!stepped && ++change.attempts > maxSetChangeWaits) {
       this.invariants.fail(`the set change never stepped ${id}: its view never covered its floor`);
       return;
