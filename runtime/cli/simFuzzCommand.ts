@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { acceptorShrinkProblem } from "../../machines/paxos/acceptorSet.ts";
+import { acceptorGrowthProblem, acceptorShrinkProblem } from "../../machines/paxos/acceptorSet.ts";
+import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { paxosFuzzLimits, runPaxosFuzz } from "../../sim/paxos/paxosFuzz.ts";
 import { fuzzScenarioLimits } from "../../sim/fuzz/fuzzScenario.ts";
 import { runSystemFuzz, saveFuzzScenario, systemFuzzLimits } from "../../sim/fuzz/systemFuzz.ts";
@@ -20,6 +21,7 @@ interface FuzzOptions {
   diskLossPercent?: string;
   chunkedTransfers?: boolean;
   removeControllers?: string;
+  addControllers?: string;
   save?: string;
   json?: boolean;
 }
@@ -45,6 +47,7 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
     .option("--controllers <n>", "controllers per run with --view (1-9)", "3")
     .option("--disk-loss-percent <n>", "with --view: percent of controller crashes that also lose the disk (0-100; one rejoin at a time)")
     .option("--chunked-transfers", "with --view: move snapshots, promises and rejoin states in small chunks")
+    .option("--add-controllers <n>", "with --view: add n controllers to the acceptor set during each run, one stopped old controller at a time, then each on an empty disk, as `haring acceptors grow` does")
     .option("--remove-controllers <n>", "with --view: remove n controllers from the acceptor set during each run, one stopped controller at a time, as `haring acceptors shrink` does (1 to controllers - 1)")
     .option("--save <dir>", "write each failing run as a scenario directory under DIR")
     .option("--json", "print a JSON result")
@@ -52,8 +55,8 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
       const replay = options.replay === undefined ? undefined : parseBoundedInteger("--replay", options.replay, 0, maxStartSeed);
       const seeds = replay === undefined ? parseBoundedInteger("--seeds", options.seeds, 1, Math.min(paxosFuzzLimits.maxSeeds, systemFuzzLimits.maxSeeds)) : 1;
       const startSeed = replay ?? parseBoundedInteger("--start-seed", options.startSeed, 0, maxStartSeed);
-      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers || options.removeControllers !== undefined)) {
-        throw new UsageError("--disk-loss-percent, --chunked-transfers and --remove-controllers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
+      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers || options.removeControllers !== undefined || options.addControllers !== undefined)) {
+        throw new UsageError("--disk-loss-percent, --chunked-transfers, --remove-controllers and --add-controllers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
       }
       if (options.view) runViewFuzz(options, seeds, startSeed, output, setExitCode);
       else runWholeSystemFuzz(options, seeds, startSeed, output, setExitCode);
@@ -72,7 +75,15 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
     const problem = acceptorShrinkProblem(ids, ids.slice(removeControllers));
     if (problem !== null) throw new UsageError(`--remove-controllers ${removeControllers} with ${controllers} controllers: ${problem}`, "haring sim fuzz --view --controllers 5 --remove-controllers 1");
   }
-  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers, removeControllers });
+  if (removeControllers > 0 && options.addControllers !== undefined) throw new UsageError("--remove-controllers and --add-controllers: one set change per run", "haring sim fuzz --view --controllers 3 --add-controllers 2");
+  if (options.addControllers !== undefined && controllers === 9) throw new UsageError("--add-controllers needs fewer than 9 controllers", "haring sim fuzz --view --controllers 3 --add-controllers 2");
+  const addControllers = options.addControllers === undefined ? 0 : parseBoundedInteger("--add-controllers", options.addControllers, 1, 9 - controllers);
+  if (addControllers > 0) {
+    const ids = Array.from({ length: controllers + addControllers }, (_, index) => `c${index + 1}`);
+    const problem = acceptorGrowthProblem(ids.slice(0, controllers), ids, maxAcceptors);
+    if (problem !== null) throw new UsageError(`--add-controllers ${addControllers} with ${controllers} controllers: ${problem}`, "haring sim fuzz --view --controllers 3 --add-controllers 2");
+  }
+  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers, removeControllers, addControllers });
   if (options.json) {
     output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);
   } else {
@@ -80,7 +91,7 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
   }
   for (const failure of result.failures) output.err(`haring: ${failure}\n`);
   if (!result.ok) {
-    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}${removeControllers > 0 ? ` --remove-controllers ${removeControllers}` : ""}`;
+    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}${removeControllers > 0 ? ` --remove-controllers ${removeControllers}` : ""}${addControllers > 0 ? ` --add-controllers ${addControllers}` : ""}`;
     output.err(`hint: replay with haring sim fuzz --view --replay ${result.failedSeeds[0]} --controllers ${controllers} --hosts ${hosts}${faults}\n`);
     setExitCode(exitCodes.failed);
   }

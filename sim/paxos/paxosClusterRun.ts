@@ -17,7 +17,12 @@
  * with `haring acceptors shrink` (docs/paxos.md, "Removing controllers"): each
  * other controller in turn is stopped, its log given an `init` naming the
  * smaller set, and started with it, while faults go on; the removed ones are
- * stopped for good before or after.
+ * stopped for good before or after. With `addControllers`, controllers are
+ * added the same way (`haring acceptors grow`, "Adding controllers"): each
+ * old controller stepped to the larger set, then each added one started on
+ * an empty disk, rejoining; where the growth rule relies on it, one old
+ * controller is sometimes stepped last, after the added ones voted, as if
+ * forgotten meanwhile.
  *
  * Checked throughout (paxosInvariants.ts): agreement, one applied sequence,
  * views never going back, leases exclusive, client outcomes naming the slot
@@ -36,8 +41,8 @@ import type { LogLevel } from "../../actors/ports/telemetry.ts";
 import { defaultViewKvMirrorOptions, storedMirrorSlot, type ViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
 import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
 import { defaultTransferLimits, minTransferChunkBytes } from "../../machines/paxos/chunkTransfer.ts";
-import { acceptorShrinkProblem, ownViewBehindFloorProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
-import { createPaxosConfig, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { acceptorGrowthProblem, acceptorShrinkProblem, ownViewBehindFloorProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
+import { createPaxosConfig, majorityOf, maxAcceptors, type PaxosConfig } from "../../machines/paxos/config.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import { durableVotingState, evidenceShortfall, recallPeers } from "../../machines/paxos/voteEvidence.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
@@ -81,6 +86,18 @@ export const simStreamRequestTimeoutMs = 400;
 const setChangeRetryMs = 50;
 const maxSetChangeWaits = 200;
 
+interface Growth {
+  readonly added: readonly string[];
+  readonly grown: readonly string[];
+  /** The old controllers in the order they are stepped, without `late`. */
+  readonly order: string[];
+  /** Stepped only after the added controllers voted, or undefined. */
+  readonly late: string | undefined;
+  readonly newConfig: PaxosConfig;
+  readonly gapMs: number;
+  attempts: number;
+}
+
 interface SetChange {
   readonly removed: readonly string[];
   readonly remaining: readonly string[];
@@ -123,8 +140,10 @@ export interface PaxosClusterRunOptions {
   readonly holdRewrites?: boolean;
   /** Removes this many controllers (at random) from the acceptor set during the chaos, one stopped controller at a time; 0 by default. */
   readonly removeControllers?: number;
-  /** Steps the logs even where `acceptorShrinkProblem` refuses: only for the test that shows the rule is needed. */
-  readonly ignoreShrinkRule?: boolean;
+  /** Adds this many controllers to the acceptor set during the chaos, one stopped old controller at a time, then each added one on an empty disk; 0 by default. */
+  readonly addControllers?: number;
+  /** Steps the logs even where `acceptorShrinkProblem` or `acceptorGrowthProblem` refuses: only for the tests that show the rules are needed. */
+  readonly ignoreSetRules?: boolean;
 }
 
 /** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
@@ -157,8 +176,9 @@ export interface PaxosClusterStats {
   readonly rewritesDone: number;
   /** Virtual ms from healing to the probe's commit; -1 when it did not commit. */
   readonly probeCommitMs: number;
-  /** Controllers removed from the acceptor set (`removeControllers`), and the steps that recorded the smaller set in a log. */
+  /** Controllers removed from (`removeControllers`) or added to (`addControllers`) the acceptor set, and the steps that recorded the new set in a log. */
   readonly controllersRemoved: number;
+  readonly controllersAdded: number;
   readonly setSteps: number;
 }
 
@@ -182,6 +202,8 @@ function checkOptions(options: PaxosClusterRunOptions): void {
   check("mirrorBoundMs", options.mirrorBoundMs, 1, paxosClusterLimits.maxChaosMs);
   check("diskLossPercent", options.diskLossPercent ?? 0, 0, 100);
   check("removeControllers", options.removeControllers ?? 0, 0, options.controllers - 1);
+  check("addControllers", options.addControllers ?? 0, 0, paxosClusterLimits.maxControllers - options.controllers);
+  if ((options.removeControllers ?? 0) > 0 && (options.addControllers ?? 0) > 0) throw new RangeError("removeControllers and addControllers: one set change per run");
 }
 
 export function runPaxosCluster(options: Partial<PaxosClusterRunOptions> & { readonly seed: number }): PaxosClusterRunResult {
@@ -218,7 +240,11 @@ class PaxosClusterRun {
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
   /** Controllers that lost their disk and have not voted again yet. */
   private readonly rejoinPending = new Set<string>();
-  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, setSteps: 0 };
+  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0 };
+  /** A growth began and has not finished: no disk is lost meanwhile (diskLossAllowed). */
+  private growing = false;
+  /** Controllers added by a set change (they start on empty disks, never bootstrapping). */
+  private readonly addedControllerIds: string[] = [];
   /** Once a set change began: the set it moves to. Disks are then lost only where that set can still fence a rejoin. */
   private newSet: readonly string[] | undefined;
   private mirrorSlot = -1;
@@ -265,6 +291,7 @@ class PaxosClusterRun {
     this.skewClocks();
     this.scheduleChaos();
     if ((this.options.removeControllers ?? 0) > 0) this.scheduleRemoval(this.options.removeControllers!);
+    if ((this.options.addControllers ?? 0) > 0) this.scheduleGrowth(this.options.addControllers!);
     this.scheduleWorkload();
     this.world.runUntil(this.options.chaosMs);
     const probeCommitMs = this.invariants.ok ? this.healAndProbe() : -1;
@@ -311,8 +338,8 @@ class PaxosClusterRun {
       const clock = this.world.nodeClock(id);
       const actor = startControllerActor(ports, {
         config: this.controllerConfigs.get(id)!,
-        // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty).
-        bootstrap: incarnation === 1,
+        // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty), as an added one does from the start.
+        bootstrap: incarnation === 1 && !this.addedControllerIds.includes(id),
         rejections: createRejectionCounter(ports),
         client: simClientLimits,
         kvMirror: simMirrorOptions,
@@ -454,7 +481,7 @@ class PaxosClusterRun {
     this.world.crash(id);
     this.counts.crashes++;
     const diskLossPercent = this.options.diskLossPercent ?? 0;
-    if (diskLossPercent > 0 && this.controllerIds.includes(id) && random.int(100) < diskLossPercent && this.rejoinPending.size === 0 && this.newSetCanFenceARejoin()) {
+    if (diskLossPercent > 0 && this.controllerConfigs.has(id) && random.int(100) < diskLossPercent && this.rejoinPending.size === 0 && this.diskLossAllowed()) {
       this.world.disk(id).wipe();
       this.invariants.diskLost(id);
       this.rejoinPending.add(id);
@@ -465,9 +492,13 @@ class PaxosClusterRun {
     });
   }
 
-  /** A rejoin needs the fences of a majority of the set among the others: a set of 2 has no such majority. */
-  private newSetCanFenceARejoin(): boolean {
-    return this.newSet === undefined || this.newSet.length >= 3;
+  /**
+   * A rejoin needs the fences of a majority of the set among the others: a set of 2 has no such majority, and while
+   * added controllers have not all voted, a larger set's majority may need every old controller (3 → 5: a lost disk
+   * among the old three leaves two, and neither it nor an added one could rejoin).
+   */
+  private diskLossAllowed(): boolean {
+    return !this.growing && (this.newSet === undefined || this.newSet.length >= 3);
   }
 
   // ---- a set change: controllers removed, as `haring acceptors shrink` does it ----
@@ -514,7 +545,6 @@ class PaxosClusterRun {
     change.attempts = 0;
     this.newSet = change.remaining;
     this.finalControllerIds = change.remaining;
-    this.invariants.acceptorSetUsed(change.remaining);
     if (change.retireFirst) for (const id of change.removed) this.retire(id);
     this.world.schedule(1 + this.faults.int(change.gapMs), () => this.stepNext(change, 0));
   }
@@ -558,7 +588,7 @@ class PaxosClusterRun {
   }
 
   /** Stops the controller and moves its log to the set `to`, as the tool does; false (nothing written) when the tool refuses, with the set rule's refusal a violation. */
-  private stepController(id: string, to: readonly string[], config: PaxosConfig): boolean {
+  private stepController(id: string, to: readonly string[], config: PaxosConfig, kind: "shrink" | "grow" = "shrink"): boolean {
     if (this.world.nodeState(id) !== "crashed") this.world.crash(id);
     const disk = this.world.disk(id);
     const read = decodeRecords(disk.durableRecords(paxosLogName), id);
@@ -568,18 +598,112 @@ class PaxosClusterRun {
     }
     let last: Extract<ViewDurableRecord, { kind: "init" }> | undefined;
     for (const record of read.records) if (record.kind === "init") last = record;
-    if (last !== undefined && !this.options.ignoreShrinkRule) {
-      const problem = acceptorShrinkProblem(last.acceptors ?? this.controllerIds, to);
+    if (last !== undefined && !this.options.ignoreSetRules) {
+      const current = last.acceptors ?? this.controllerIds;
+      const problem = kind === "shrink" ? acceptorShrinkProblem(current, to) : acceptorGrowthProblem(current, to, maxAcceptors);
       if (problem !== null) {
         this.invariants.fail(`the set change on ${id}: ${problem}`);
         return false;
       }
-      if (ownViewBehindFloorProblem(id, read.records) !== null) return false;
+      if (kind === "shrink" && ownViewBehindFloorProblem(id, read.records) !== null) return false;
     }
     if (last !== undefined) disk.appendDurably(paxosLogName, encodeRecord(id, steppedInitRecord(last, to)));
+    // Its next start picks rounds above every round its log knows (or, without a log, above any it was voted at).
+    const roundsKnownUpTo = last === undefined ? 0 : (durableVotingState(id, this.controllerConfigs.get(id)!, read.records)?.roundsKnownUpTo ?? 0);
+    this.invariants.ballotsCountWith(id, Math.max(roundsKnownUpTo, this.invariants.maxRoundVotedFor(id)), to);
     this.controllerConfigs.set(id, config);
     this.counts.setSteps++;
     return true;
+  }
+
+  // ---- a set change: controllers added, as `haring acceptors grow` does it ----
+
+  /**
+   * Starts between a tenth and four tenths into the chaos: each old controller in a random order is stopped (if it
+   * runs), its log gets the `init` naming the larger set (a lost disk only gets the new config), and it starts with
+   * the new config; then each added controller starts on an empty disk, each after the one before voted. It begins
+   * only while no lost disk rejoins, and no disk is lost until it is done (diskLossAllowed). Where the growth rule lets an old
+   * controller lag (a majority of the new set below the old set's size), a third of the runs step one of them only
+   * after the added ones voted. The hosts' configs change last.
+   */
+  private scheduleGrowth(count: number): void {
+    const random = this.faults;
+    const chaosMs = this.options.chaosMs;
+    const order = [...this.controllerIds];
+    for (let index = order.length - 1; index > 0; index--) {
+      const other = random.int(index + 1);
+      [order[index], order[other]] = [order[other]!, order[index]!];
+    }
+    const added = Array.from({ length: count }, (_, index) => `c${this.controllerIds.length + index + 1}`);
+    const grown = [...this.controllerIds, ...added];
+    const mayLag = majorityOf(grown.length) < this.controllerIds.length;
+    const late = mayLag && random.int(3) === 0 ? order.pop() : undefined;
+    const change: Growth = { added, grown, order, late, newConfig: createPaxosConfig(grown, { ...simPaxosTimings, ...this.options.config }), gapMs: Math.max(1, Math.floor((chaosMs * 0.5) / (order.length + count + 1))), attempts: 0 };
+    this.setChangePending = true;
+    const begin = (): void => {
+      // Not while a lost disk rejoins: the added ones would make two controllers without state.
+      if (this.rejoinPending.size > 0) {
+        if (++change.attempts > maxSetChangeWaits) this.invariants.fail("the set change never began: a rejoin never completed");
+        else this.world.schedule(setChangeRetryMs, begin);
+        return;
+      }
+      change.attempts = 0;
+      this.growing = true;
+      this.finalControllerIds = grown;
+      this.growNext(change, 0);
+    };
+    this.world.schedule(Math.floor(chaosMs * (0.1 + 0.3 * random.next())), begin);
+  }
+
+  /** Steps `order[index]`, or once they are all done starts the added controllers, then the late one, then the hosts. */
+  private growNext(change: Growth, index: number): void {
+    const random = this.faults;
+    if (index < change.order.length) {
+      this.stepThenContinue(change.order[index]!, change.grown, change.newConfig, "grow", () => this.growNext(change, index + 1), change.gapMs);
+      return;
+    }
+    const next = change.added.find((id) => !this.members.has(id));
+    if (next !== undefined) {
+      // One controller without state at a time: the added one before, or a lost disk, rejoins first.
+      if (this.rejoinPending.size > 0) {
+        if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never started ${next}: a rejoin never completed`);
+        else this.world.schedule(setChangeRetryMs, () => this.growNext(change, index));
+        return;
+      }
+      change.attempts = 0;
+      this.addedControllerIds.push(next);
+      this.controllerConfigs.set(next, change.newConfig);
+      this.invariants.ballotsCountWith(next, 0, change.grown);
+      this.invariants.diskLost(next);
+      this.rejoinPending.add(next);
+      this.addController(next);
+      this.world.setClockSkew(next, random.int(5_000), random.int(2 * maxSimDriftPpm + 1) - maxSimDriftPpm);
+      this.counts.controllersAdded++;
+      this.world.schedule(1 + random.int(change.gapMs), () => this.growNext(change, index));
+      return;
+    }
+    if (this.rejoinPending.size > 0) {
+      if (++change.attempts > maxSetChangeWaits) this.invariants.fail("the set change never finished: an added controller never rejoined");
+      else this.world.schedule(setChangeRetryMs, () => this.growNext(change, index));
+      return;
+    }
+    const finish = (): void => {
+      this.hostConfig = change.newConfig;
+      this.growing = false;
+      this.setChangePending = false;
+    };
+    if (change.late === undefined) finish();
+    else this.stepThenContinue(change.late, change.grown, change.newConfig, "grow", finish, change.gapMs);
+  }
+
+  /** Steps one controller (stop, log, config, start) and calls `then` once it took; a step the tool refuses ends the change. */
+  private stepThenContinue(id: string, to: readonly string[], config: PaxosConfig, kind: "grow", then: () => void, gapMs: number): void {
+    const random = this.faults;
+    if (!this.stepController(id, to, config, kind)) return;
+    this.world.schedule(10 + random.int(100), () => {
+      if (this.world.nodeState(id) === "crashed") this.world.restart(id);
+    });
+    this.world.schedule(10 + random.int(100) + 1 + random.int(gapMs), then);
   }
 
   /** Stopped for good: never restarted, no longer a member whose view must converge. */

@@ -22,6 +22,8 @@ export interface PaxosFuzzOptions {
   readonly chunkedTransfers?: boolean;
   /** Controllers removed from the acceptor set during each run's chaos (see PaxosClusterRunOptions); 0 by default. */
   readonly removeControllers?: number;
+  /** Controllers added to the acceptor set during each run's chaos (see PaxosClusterRunOptions); 0 by default. */
+  readonly addControllers?: number;
   /** Called after each seed, e.g. to print progress. */
   readonly onSeed?: (result: PaxosClusterRunResult) => void;
 }
@@ -38,6 +40,7 @@ export interface PaxosFuzzTotals {
   readonly mirrorWrites: number;
   readonly messagesDelivered: number;
   readonly controllersRemoved: number;
+  readonly controllersAdded: number;
   readonly setSteps: number;
   /** The slowest probe commit after healing, in virtual ms. */
   readonly worstProbeCommitMs: number;
@@ -53,7 +56,7 @@ export interface PaxosFuzzResult {
   readonly summaryText: string;
 }
 
-const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "setSteps"] as const;
+const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "controllersAdded", "setSteps"] as const;
 
 export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const { seeds, startSeed, controllers } = options;
@@ -72,13 +75,14 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     mirrorWrites: 0,
     messagesDelivered: 0,
     controllersRemoved: 0,
+    controllersAdded: 0,
     setSteps: 0,
     worstProbeCommitMs: 0,
   };
   const failedSeeds: number[] = [];
   const failures: string[] = [];
   for (let seed = startSeed; seed < startSeed + seeds; seed++) {
-    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}), ...(options.removeControllers ? { removeControllers: options.removeControllers } : {}) });
+    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}), ...(options.removeControllers ? { removeControllers: options.removeControllers } : {}), ...(options.addControllers ? { addControllers: options.addControllers } : {}) });
     options.onSeed?.(result);
     const stats: PaxosClusterStats = result.stats;
     for (const key of summed) totals[key] += stats[key];
@@ -93,6 +97,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     `paxos fuzz: seeds ${startSeed}..${startSeed + seeds - 1}, ${controllers} controllers, ${hosts} host learners`,
     `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes (${totals.disksLost} losing the disk), ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
     ...(options.removeControllers ? [`${totals.controllersRemoved} controllers removed from the acceptor set, in ${totals.setSteps} steps of the others`] : []),
+    ...(options.addControllers ? [`${totals.controllersAdded} controllers added to the acceptor set, after ${totals.setSteps} steps of the old ones`] : []),
     `worst probe commit after healing: ${totals.worstProbeCommitMs.toFixed(1)} ms (virtual)`,
     ok ? "result: ok" : `result: FAILED on seeds ${failedSeeds.slice(0, 20).join(", ")}${failedSeeds.length > 20 ? ", …" : ""}`,
   ].join("\n");

@@ -7,7 +7,8 @@
  * - agreement: per slot, at most one value gathers durable votes from a
  *   majority at one ballot (one ballot never votes two values), and every
  *   value a learner applies is that chosen value; while the acceptor set
- *   changes, a majority of any set a controller counted with chooses;
+ *   changes, a ballot chooses with a majority of the set its controller
+ *   counted when it ran it;
  * - every learner applies the same sequence: the same value and the same
  *   per-command outcomes at each slot, and the same view epoch after it;
  * - a learner's view never goes back while its incarnation runs;
@@ -51,24 +52,38 @@ export class PaxosInvariants {
   private readonly descriptions = new WeakMap<SlotValue<ViewCommand>, string>();
   private readonly outcomeLines = new WeakMap<AppliedCommand, { readonly items: readonly AppliedCommand[]; readonly line: string }>();
 
-  /** Every acceptor set some controller counted majorities of. */
-  private readonly acceptorSets: (readonly string[])[];
+  /** controller id → the sets its ballots count with, by round: `set` for rounds above `aboveRound` (the last entry that applies wins). */
+  private readonly ballotSets = new Map<string, { readonly aboveRound: number; readonly set: readonly string[] }[]>();
+  /** controller id → the highest round of its ballots that got a vote. */
+  private readonly maxVotedRound = new Map<string, number>();
 
   constructor(
     private readonly seed: number,
-    acceptorIds: readonly string[],
+    /** The set every ballot counts with unless `ballotsCountWith` says otherwise. */
+    private readonly acceptorIds: readonly string[],
     private readonly now: () => number,
-  ) {
-    this.acceptorSets = [acceptorIds];
+  ) {}
+
+  /**
+   * A set change: `controllerId`'s ballots above `aboveRound` (rounds it may use from its next start on) count
+   * majorities of `acceptorIds`. A value is chosen by a majority of the set its ballot's controller counted, not of
+   * any set: an old set's majority choosing after every controller left it would be a false alarm.
+   */
+  ballotsCountWith(controllerId: string, aboveRound: number, acceptorIds: readonly string[]): void {
+    const sets = this.ballotSets.get(controllerId) ?? [];
+    sets.push({ aboveRound, set: acceptorIds });
+    this.ballotSets.set(controllerId, sets);
   }
 
-  /** From now on controllers may count majorities of `acceptorIds` too (a set change under way). */
-  acceptorSetUsed(acceptorIds: readonly string[]): void {
-    this.acceptorSets.push(acceptorIds);
+  /** The highest round of `controllerId`'s ballots that any acceptor voted at so far (0 for none). */
+  maxRoundVotedFor(controllerId: string): number {
+    return this.maxVotedRound.get(controllerId) ?? 0;
   }
 
-  private majorityOfSomeSet(voters: ReadonlySet<string>): boolean {
-    return this.acceptorSets.some((set) => set.filter((id) => voters.has(id)).length >= majorityOf(set.length));
+  private setOfBallot(ballot: Ballot): readonly string[] {
+    let set = this.acceptorIds;
+    for (const entry of this.ballotSets.get(ballot.controllerId) ?? []) if (ballot.round > entry.aboveRound) set = entry.set;
+    return set;
   }
 
   get ok(): boolean {
@@ -119,7 +134,9 @@ export class PaxosInvariants {
     if (!tally) bySlot.set(ballotKey, (tally = { value, voters: new Set() }));
     if (tally.value !== value) this.fail(`slot ${slot} ballot ${ballotKey} has two values: ${tally.value} and ${value}`);
     tally.voters.add(acceptorId);
-    if (!this.majorityOfSomeSet(tally.voters)) return;
+    this.maxVotedRound.set(ballot.controllerId, Math.max(this.maxRoundVotedFor(ballot.controllerId), ballot.round));
+    const set = this.setOfBallot(ballot);
+    if (set.filter((id) => tally.voters.has(id)).length < majorityOf(set.length)) return;
     const chosen = this.chosenByVotes.get(slot);
     if (chosen === undefined) {
       this.chosenByVotes.set(slot, value);

@@ -1,13 +1,14 @@
 /**
- * Removing controllers from the acceptor set while the simulated cluster runs
- * with every fault (sim/paxos/paxosClusterRun.ts, `removeControllers`): each
- * remaining controller is stopped in turn, its log stepped as `haring
- * acceptors shrink` does, and started with the smaller set; the removed ones
- * are stopped for good before or after. Agreement is checked against the
- * majorities of every set in use, so a removal whose new majorities can miss
- * old ones is caught: the last test removes two of five anyway and sees two
- * values chosen for one slot. More seeds: `haring sim fuzz --view
- * --controllers 5 --remove-controllers 1 --disk-loss-percent 30`.
+ * Changing the acceptor set while the simulated cluster runs with every fault
+ * (sim/paxos/paxosClusterRun.ts, `removeControllers` and `addControllers`):
+ * each controller that stays is stopped in turn, its log stepped as `haring
+ * acceptors shrink` or `grow` does, and started with the new set; removed
+ * ones are stopped for good before or after, added ones start on empty disks
+ * and rejoin. Agreement is checked against the majorities of every set in
+ * use, so a change whose new majorities can miss old ones is caught: removing
+ * two of five, or adding two to five, breaks agreement on seeds the tests
+ * name. More seeds: `haring sim fuzz --view --controllers 5
+ * --remove-controllers 1 --disk-loss-percent 30`, or `--add-controllers 1`.
  */
 import test from "ava";
 import { runPaxosCluster } from "../../sim/paxos/paxosClusterRun.ts";
@@ -36,7 +37,7 @@ test("controllers removed under crashes, lost disks, partitions and loss: agreem
 
 test("removing two of five at once, which the tool refuses, lets two values be chosen for one slot", (t) => {
   for (const seed of [7, 9]) {
-    const unsafe = runPaxosCluster({ seed, controllers: 5, removeControllers: 2, ignoreShrinkRule: true });
+    const unsafe = runPaxosCluster({ seed, controllers: 5, removeControllers: 2, ignoreSetRules: true });
     t.true(
       unsafe.failures.some((failure) => /agreement: slot \d+ chose .* and then/.test(failure)),
       `seed ${seed}: ${unsafe.failures.join("; ")}`,
@@ -48,4 +49,38 @@ test("removing two of five at once, which the tool refuses, lets two values be c
     // One at a time, the same seed is safe.
     t.deepEqual(runPaxosCluster({ seed, controllers: 5, removeControllers: 1 }).failures, []);
   }
+});
+
+const growths = [
+  { controllers: 3, addControllers: 2 },
+  { controllers: 5, addControllers: 1, diskLossPercent: 30 },
+  { controllers: 3, addControllers: 1, diskLossPercent: 25, chunkedTransfers: true },
+  { controllers: 7, addControllers: 1, diskLossPercent: 25 },
+  { controllers: 5, addControllers: 4 },
+] as const;
+
+test("controllers added under crashes, lost disks, partitions and loss: the added ones rejoin, and the larger set commits", (t) => {
+  let added = 0;
+  for (let seed = 3_200_001; seed <= 3_200_040; seed++) {
+    const shape = growths[seed % growths.length]!;
+    const result = runPaxosCluster({ seed, ...shape });
+    t.deepEqual(result.failures, [], `seed ${seed} (${JSON.stringify(shape)})`);
+    t.is(result.stats.controllersAdded, shape.addControllers, `seed ${seed}: added`);
+    t.is(result.stats.setSteps, shape.controllers, `seed ${seed}: every old controller stepped once`);
+    t.true(result.stats.probeCommitMs >= 0, `seed ${seed}: the probe naming the larger set committed`);
+    added += result.stats.controllersAdded;
+  }
+  t.true(added >= 60);
+});
+
+test("adding two to five at once, which the tool refuses, lets two values be chosen for one slot when an old controller steps last", (t) => {
+  // Seed 361: c6 and c7 rejoin while one old controller still counts majorities of five.
+  const unsafe = runPaxosCluster({ seed: 361, controllers: 5, addControllers: 2, ignoreSetRules: true });
+  t.true(
+    unsafe.failures.some((failure) => /agreement: slot \d+ chose .* and then/.test(failure)),
+    unsafe.failures.join("; "),
+  );
+  const refused = runPaxosCluster({ seed: 361, controllers: 5, addControllers: 2 });
+  t.regex(refused.failures[0] ?? "", /the set change on c\d: from 5 to 7 controllers, a majority of the new set can hold only 2 of the old ones/);
+  t.deepEqual(runPaxosCluster({ seed: 361, controllers: 5, addControllers: 1 }).failures, []);
 });
