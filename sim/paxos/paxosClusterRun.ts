@@ -238,7 +238,7 @@ class PaxosClusterRun {
   private commandCounter = 0;
   private rewritesDone = 0;
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
-  /** Controllers that lost their disk and have not voted again yet. */
+  /** Controllers that lost their disk (or were added) and do not vote yet, or whose own durable view does not cover their floor yet. */
   private readonly rejoinPending = new Set<string>();
   private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0 };
   /** A growth began and has not finished: no disk is lost meanwhile (diskLossAllowed). */
@@ -358,7 +358,11 @@ class PaxosClusterRun {
             this.checkRecall(nodeId, records);
           },
           stepped: (report) => {
-            if (report.state.acceptor.mode === "voting") this.rejoinPending.delete(id);
+            // Rejoined once it votes and its own durable view covers the floor its fences gave it: until then the slots below
+            // are on its peers alone, and losing one of those too is a second controller without state.
+            if (this.rejoinPending.has(id) && report.state.acceptor.mode === "voting" && (report.state.lastSnapshot?.throughSlot ?? 0) >= report.state.acceptor.floorSlot && this.ownViewProblem(id) === null) {
+              this.rejoinPending.delete(id);
+            }
             this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
             const proposer = report.state.proposer;
             const leaseEndsAtGlobalMs = holdsLease(proposer, report.nowMs)
