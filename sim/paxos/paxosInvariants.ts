@@ -122,7 +122,9 @@ export class PaxosInvariants {
    * can also leave whole records of a write whose sync never completed, and those are durable votes too.
    */
   recovered(acceptorId: string, records: readonly ViewDurableRecord[]): void {
-    for (const record of records) if (record.kind === "accept") this.countVote(acceptorId, record.slot, record.ballot, record.value);
+    // A rejoin whose records became durable just before a crash, before their sync was reported, is complete too.
+    if (this.awaitingRejoin.has(acceptorId) && records.some((record) => record.kind === "init")) this.synced(acceptorId, records);
+    else for (const record of records) if (record.kind === "accept") this.countVote(acceptorId, record.slot, record.ballot, record.value);
   }
 
   private countVote(acceptorId: string, slot: number, ballot: Ballot, slotValue: SlotValue<ViewCommand>): void {
