@@ -243,8 +243,11 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   const packedAtCompactionLimit = options.maxRecordsPackedAtCompaction ?? maxRecordsPackedAtCompaction;
   let mirror: ViewKvMirror | undefined;
   let acceptorMode: ViewControllerState["acceptor"]["mode"] | undefined;
-  /** Voting with a floor (adopted from rejoin fences) above its own last snapshot: the slots below live on peers only. */
-  let ownViewBehindFloor = false;
+  /**
+   * Rejoined (or restarted with a floor, adopted from rejoin fences, above its own last snapshot) and its own view
+   * does not cover its floor yet: the slots below live on peers only. `paxos.caught-up` says when that ends.
+   */
+  let awaitingCatchUp = false;
   let lastPreVote: ViewControllerState["proposer"]["preVote"] = null;
   let stepInput: string | undefined;
   let stepStartedAtMs = 0;
@@ -411,17 +414,19 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     if (status !== "running") return;
     if (acceptorMode === "rejoining" && state.acceptor.mode === "voting") {
       ports.log.write("info", "paxos.rejoined", { promised: formatBallot(state.acceptor.promised), floorSlot: state.acceptor.floorSlot, votes: state.acceptor.votes.size, note: "fenced by a majority after an empty-disk start: voting again" });
+      awaitingCatchUp = true;
     }
     acceptorMode = state.acceptor.mode;
     const behind = state.acceptor.mode === "voting" && (state.lastSnapshot?.throughSlot ?? 0) < state.acceptor.floorSlot;
-    if (ownViewBehindFloor && !behind) {
+    if (behind) awaitingCatchUp = true;
+    else if (awaitingCatchUp && state.acceptor.mode === "voting") {
+      awaitingCatchUp = false;
       ports.log.write("info", "paxos.caught-up", {
         floorSlot: state.acceptor.floorSlot,
         snapshotThroughSlot: state.lastSnapshot?.throughSlot ?? 0,
-        note: "its own snapshot now covers the floor its rejoin adopted: it holds the whole view again, and may be counted on as a controller with state",
+        note: "its own view covers the floor its rejoin adopted: it holds the whole view again and counts as a controller with state (the next lost disk, added or removed controller may follow)",
       });
     }
-    ownViewBehindFloor = behind;
     noteRejoinAttempt(state.acceptor.rejoin);
     const preVote = state.proposer.preVote;
     if (preVote !== null && preVote.ballot !== lastPreVote?.ballot) {

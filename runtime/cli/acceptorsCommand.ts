@@ -14,7 +14,7 @@ const idList = (text: string): string[] => text.split(",").map((id) => id.trim()
 
 const nextAfterGrowth = (step: AcceptorSetStep): string =>
   `next: the same on every other controller of ${step.from.join(", ")}; then "controllerIds": ${JSON.stringify(step.to)} in every controller's and host's config; ` +
-  `then start the added controllers on empty data directories, one at a time, each after the previous one logged paxos.rejoined\n`;
+  `then start the added controllers on empty data directories, one at a time, each after the previous one logged paxos.caught-up\n`;
 
 const nextAfterShrink = (step: AcceptorSetStep): string => {
   const removed = step.from.filter((id) => !step.to.includes(id));

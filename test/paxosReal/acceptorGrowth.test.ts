@@ -58,6 +58,8 @@ test("two controllers added to a running cluster, one old controller at a time: 
     controller.start();
     t.true(await waitFor(() => controller.status()?.acceptorMode === "voting", 30_000), `${id} to rejoin`);
     t.is(logEvents(controller.outputTail(), "paxos.rejoined").length, 1, controller.outputTail());
+    // The next one starts only once this one holds the whole view (docs/paxos.md, "Adding controllers").
+    t.true(await waitFor(() => logEvents(controller.outputTail(), "paxos.caught-up").length === 1, 30_000), controller.outputTail());
   }
   const all = [...cluster.members, ...added];
   const statuses = () => all.map((controller) => (controller.running ? controller.status() : undefined)).filter((status): status is ControllerStatusFile => status !== undefined);

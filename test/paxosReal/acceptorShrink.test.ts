@@ -74,6 +74,8 @@ test("a dead controller replaced by a new id: the set shrinks to the two alive, 
   c4.start();
   t.true(await waitFor(() => c4.status()?.acceptorMode === "voting", 30_000), "c4 to rejoin");
   t.is(logEvents(c4.outputTail(), "paxos.rejoined").length, 1, c4.outputTail());
+  // Its own view covers the floor its fences gave it: the operator's signal that it counts as a controller with state.
+  t.true(await waitFor(() => logEvents(c4.outputTail(), "paxos.caught-up").length === 1, 30_000), c4.outputTail());
 
   const threeClient = await connectViewClient({ clusterId: "shrink", nodeId: "three-client", natsUrls: [resources.nats!.url], paxos: createPaxosConfig(three), clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 120 } });
   clients.push(threeClient);
