@@ -131,6 +131,15 @@ test("sim fuzz --view runs seeds of the replicated view and reports; the same se
   t.is(all.code, 2);
   t.regex(all.err, /--remove-controllers must be between 1 and 2/);
   t.regex((await run(["sim", "fuzz", "--remove-controllers", "1"])).err, /apply to --view only/);
+  const adding = await run(["sim", "fuzz", "--view", "--seeds", "2", "--start-seed", "40", "--controllers", "3", "--add-controllers", "2"]);
+  t.is(adding.code, 0, adding.err);
+  t.regex(adding.out, /^4 controllers added to the acceptor set, after 6 steps of the old ones$/m);
+  const tooMany = await run(["sim", "fuzz", "--view", "--controllers", "5", "--add-controllers", "2"]);
+  t.is(tooMany.code, 2);
+  t.regex(tooMany.err, /--add-controllers 2 with 5 controllers: from 5 to 7 controllers, a majority of the new set can hold only 2 of the old ones/);
+  const both = await run(["sim", "fuzz", "--view", "--controllers", "5", "--add-controllers", "1", "--remove-controllers", "1"]);
+  t.is(both.code, 2);
+  t.regex(both.err, /one set change per run/);
 });
 
 test("node --config reports every wrong field of its config file and exits 2", async (t) => {
