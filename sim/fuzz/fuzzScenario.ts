@@ -26,6 +26,7 @@ import { scenarioCapabilities, type ScenarioCapability } from "../scenario/capab
 import { parseCluster } from "../scenario/parseCluster.ts";
 import { parseCommands } from "../scenario/parseCommands.ts";
 import { formatProblem, type Scenario } from "../scenario/scenarioTypes.ts";
+import { shuffled } from "../shuffled.ts";
 
 export const fuzzScenarioLimits = {
   maxHosts: 32,
@@ -85,15 +86,6 @@ function pick<T>(random: Random, items: readonly T[]): T {
 
 function between(random: Random, low: number, high: number): number {
   return low + random.int(high - low + 1);
-}
-
-function shuffled<T>(random: Random, items: readonly T[]): T[] {
-  const copy = [...items];
-  for (let index = copy.length - 1; index > 0; index--) {
-    const other = random.int(index + 1);
-    [copy[index], copy[other]] = [copy[other]!, copy[index]!];
-  }
-  return copy;
 }
 
 function seconds(ms: number): string {

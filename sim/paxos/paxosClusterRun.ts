@@ -49,6 +49,7 @@ import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
 import type { ViewCommand } from "../../machines/view/viewCommands.ts";
 import { canonicalViewJson } from "../../machines/view/viewSnapshot.ts";
 import { SimStreamServer, type SimStreamClient } from "../simStream.ts";
+import { shuffled } from "../shuffled.ts";
 import { SimWorld } from "../world.ts";
 import { PaxosInvariants } from "./paxosInvariants.ts";
 import { randomViewCommand } from "./randomViewCommand.ts";
@@ -144,6 +145,12 @@ export interface PaxosClusterRunOptions {
   readonly addControllers?: number;
   /** Steps the logs even where `acceptorShrinkProblem` or `acceptorGrowthProblem` refuses: only for the tests that show the rules are needed. */
   readonly ignoreSetRules?: boolean;
+  /**
+   * Where the growth rule lets an old controller lag, always step one last, only once the chaos is over, and when the
+   * added ones vote, cut the late one and two other old ones off from the rest: the longest lag and the split that
+   * needs the rule, for the same tests.
+   */
+  readonly lagUntilHeal?: boolean;
 }
 
 /** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
@@ -241,6 +248,8 @@ class PaxosClusterRun {
   /** Controllers that lost their disk (or were added) and do not vote yet, or whose own durable view does not cover their floor yet. */
   private readonly rejoinPending = new Set<string>();
   private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0 };
+  /** `lagUntilHeal`: the split around the late controller was made, and chaos neither heals nor moves it. */
+  private splitHeld = false;
   /** A growth began and has not finished: no disk is lost meanwhile (diskLossAllowed). */
   private growing = false;
   /** Controllers added by a set change (they start on empty disks, never bootstrapping). */
@@ -468,8 +477,12 @@ class PaxosClusterRun {
       world.schedule(atMs, () => {
         if (this.healed) return;
         if (kind < 30) this.crashSomeNode(random);
-        else if (kind < 55) this.partition(random);
-        else if (kind < 65) world.heal();
+        // `lagUntilHeal`'s split around the late controller holds until the heal.
+        else if (kind < 55) {
+          if (!this.splitHeld) this.partition(random);
+        } else if (kind < 65) {
+          if (!this.splitHeld) world.heal();
+        }
         else if (kind < 77) this.pauseSomeNode(random);
         else if (kind < 85) world.setLoss(random.next() * 0.3);
         else if (kind < 93) this.changeDrift(random);
@@ -513,22 +526,18 @@ class PaxosClusterRun {
    * its log gets the `init` naming the smaller set, and it starts again with the new config, as a careful operator
    * does with the tool: one whose durable log does not cover its floor yet is left running and tried again later (and
    * if that changed between the look and the stop, the tool refuses and it starts with the old config again); a log
-   * without an `init` (a lost disk) is left as it is, and that controller rejoins in the new set. The removed controllers are stopped for good before the first step (only once every remaining
-   * controller's own view covers its floor, as `haring inspect` shows) or after the last; the hosts' configs change
-   * last.
+   * without an `init` (a lost disk) is left as it is, and that controller rejoins in the new set. The removed
+   * controllers are stopped for good before the first step (only once every remaining controller's own view covers
+   * its floor, as `haring inspect` shows) or after the last; the hosts' configs change last.
    */
   private scheduleRemoval(count: number): void {
     const random = this.faults;
     const chaosMs = this.options.chaosMs;
-    const shuffled = [...this.controllerIds];
-    for (let index = shuffled.length - 1; index > 0; index--) {
-      const other = random.int(index + 1);
-      [shuffled[index], shuffled[other]] = [shuffled[other]!, shuffled[index]!];
-    }
-    const removed = shuffled.slice(0, count);
+    const inOrder = shuffled(random, this.controllerIds);
+    const removed = inOrder.slice(0, count);
     const remaining = this.controllerIds.filter((id) => !removed.includes(id));
     // The steps go in the shuffled order of the controllers that stay.
-    const order = shuffled.slice(count);
+    const order = inOrder.slice(count);
     const retireFirst = random.int(2) === 0;
     const newConfig = createPaxosConfig(remaining, { ...simPaxosTimings, ...this.options.config });
     const gapMs = Math.max(1, Math.floor((chaosMs * 0.5) / (order.length + 1)));
@@ -625,23 +634,19 @@ class PaxosClusterRun {
   /**
    * Starts between a tenth and four tenths into the chaos: each old controller in a random order is stopped (if it
    * runs), its log gets the `init` naming the larger set (a lost disk only gets the new config), and it starts with
-   * the new config; then each added controller starts on an empty disk, each after the one before voted. It begins
-   * only while no lost disk rejoins, and no disk is lost until it is done (diskLossAllowed). Where the growth rule lets an old
-   * controller lag (a majority of the new set below the old set's size), a third of the runs step one of them only
-   * after the added ones voted. The hosts' configs change last.
+   * the new config; then each added controller starts on an empty disk, each after the one before caught up. It
+   * begins only while no lost disk rejoins, and no disk is lost until it is done (diskLossAllowed). Where the growth
+   * rule lets an old controller lag (a majority of the new set below the old set's size), a third of the runs step
+   * one of them only after the added ones voted. The hosts' configs change last.
    */
   private scheduleGrowth(count: number): void {
     const random = this.faults;
     const chaosMs = this.options.chaosMs;
-    const order = [...this.controllerIds];
-    for (let index = order.length - 1; index > 0; index--) {
-      const other = random.int(index + 1);
-      [order[index], order[other]] = [order[other]!, order[index]!];
-    }
+    const order = shuffled(random, this.controllerIds);
     const added = Array.from({ length: count }, (_, index) => `c${this.controllerIds.length + index + 1}`);
     const grown = [...this.controllerIds, ...added];
     const mayLag = majorityOf(grown.length) < this.controllerIds.length;
-    const late = mayLag && random.int(3) === 0 ? order.pop() : undefined;
+    const late = mayLag && (this.options.lagUntilHeal || random.int(3) === 0) ? order.pop() : undefined;
     const change: Growth = { added, grown, order, late, newConfig: createPaxosConfig(grown, { ...simPaxosTimings, ...this.options.config }), gapMs: Math.max(1, Math.floor((chaosMs * 0.5) / (order.length + count + 1))), attempts: 0 };
     this.setChangePending = true;
     const begin = (): void => {
@@ -696,8 +701,17 @@ class PaxosClusterRun {
       this.growing = false;
       this.setChangePending = false;
     };
-    if (change.late === undefined) finish();
-    else this.stepThenContinue(change.late, change.grown, change.newConfig, "grow", finish, change.gapMs);
+    const late = change.late;
+    if (late === undefined) finish();
+    else if (this.options.lagUntilHeal && !this.healed) {
+      if (!this.splitHeld) {
+        this.splitHeld = true;
+        const oldSide = [late, ...change.order.slice(0, 2)];
+        this.world.partition([oldSide, this.world.nodeIds().filter((id) => !oldSide.includes(id))]);
+      }
+      this.world.schedule(setChangeRetryMs, () => this.growNext(change, index));
+    }
+    else this.stepThenContinue(late, change.grown, change.newConfig, "grow", finish, change.gapMs);
   }
 
   /** Steps one controller (stop, log, config, start) and calls `then` once it took; a step the tool refuses ends the change. */

@@ -35,20 +35,24 @@ test("controllers removed under crashes, lost disks, partitions and loss: agreem
   t.true(steps > 100);
 });
 
-test("removing two of five at once, which the tool refuses, lets two values be chosen for one slot", (t) => {
-  for (const seed of [7, 9]) {
-    const unsafe = runPaxosCluster({ seed, controllers: 5, removeControllers: 2, ignoreSetRules: true });
-    t.true(
-      unsafe.failures.some((failure) => /agreement: slot \d+ chose .* and then/.test(failure)),
-      `seed ${seed}: ${unsafe.failures.join("; ")}`,
-    );
-    // The tool's rule in the same run: the first step is refused, nothing is written.
-    const refused = runPaxosCluster({ seed, controllers: 5, removeControllers: 2 });
-    t.regex(refused.failures[0] ?? "", /the set change on c\d: from 5 to 3 controllers, a majority of the new set \(2\) need not meet a majority of the old one \(3\)/);
-    t.false(refused.failures.some((failure) => failure.includes("agreement")));
-    // One at a time, the same seed is safe.
-    t.deepEqual(runPaxosCluster({ seed, controllers: 5, removeControllers: 1 }).failures, []);
+/** The first seed from `from` (at most `limit` of them) whose run breaks agreement, or undefined. */
+function firstDisagreeingSeed(from: number, limit: number, run: (seed: number) => { readonly failures: readonly string[] }): number | undefined {
+  for (let seed = from; seed < from + limit; seed++) {
+    if (run(seed).failures.some((failure) => /agreement: slot \d+ chose .* and then/.test(failure))) return seed;
   }
+  return undefined;
+}
+
+test("removing two of five at once, which the tool refuses, lets two values be chosen for one slot", (t) => {
+  // About one seed in ten breaks agreement (6 of the first 43 when this was written); which ones moves with any timing change.
+  const seed = firstDisagreeingSeed(1, 80, (candidate) => runPaxosCluster({ seed: candidate, controllers: 5, removeControllers: 2, ignoreSetRules: true }));
+  if (seed === undefined) return t.fail("no seed of 1-80 broke agreement removing two of five at once");
+  // The tool's rule in the same run: the first step is refused, nothing is written.
+  const refused = runPaxosCluster({ seed, controllers: 5, removeControllers: 2 });
+  t.regex(refused.failures[0] ?? "", /the set change on c\d: from 5 to 3 controllers, a majority of the new set \(2\) need not meet a majority of the old one \(3\)/);
+  t.false(refused.failures.some((failure) => failure.includes("agreement")));
+  // One at a time, the same seed is safe.
+  t.deepEqual(runPaxosCluster({ seed, controllers: 5, removeControllers: 1 }).failures, [], `seed ${seed}`);
 });
 
 const growths = [
@@ -73,14 +77,16 @@ test("controllers added under crashes, lost disks, partitions and loss: the adde
   t.true(added >= 60);
 });
 
-test("adding two to five at once, which the tool refuses, lets two values be chosen for one slot when an old controller steps last", (t) => {
-  // Seed 361: c6 and c7 rejoin while one old controller still counts majorities of five.
-  const unsafe = runPaxosCluster({ seed: 361, controllers: 5, addControllers: 2, ignoreSetRules: true });
-  t.true(
-    unsafe.failures.some((failure) => /agreement: slot \d+ chose .* and then/.test(failure)),
-    unsafe.failures.join("; "),
-  );
-  const refused = runPaxosCluster({ seed: 361, controllers: 5, addControllers: 2 });
+test("an old controller that lags while the added ones vote, cut off with two others: two added to five break agreement, one added holds it", (t) => {
+  // `lagUntilHeal`: one old controller steps only after the chaos, and once the added ones vote it is cut off with two
+  // other old ones until then. Counting majorities of five, those three choose; with c6 and c7 voting, c1-c2 (or
+  // whichever two old ones are left) and c6-c7 are a majority of seven: the rule's second condition is what keeps
+  // them apart. About two seeds in five break agreement.
+  const lagging = { controllers: 5, lagUntilHeal: true, chaosMs: 4_000 } as const;
+  const seed = firstDisagreeingSeed(1, 20, (candidate) => runPaxosCluster({ seed: candidate, ...lagging, addControllers: 2, ignoreSetRules: true }));
+  if (seed === undefined) return t.fail("no seed of 1-20 broke agreement adding two to five with a lagging old controller");
+  const refused = runPaxosCluster({ seed, ...lagging, addControllers: 2 });
   t.regex(refused.failures[0] ?? "", /the set change on c\d: from 5 to 7 controllers, a majority of the new set can hold only 2 of the old ones/);
-  t.deepEqual(runPaxosCluster({ seed: 361, controllers: 5, addControllers: 1 }).failures, []);
+  // 5 → 6 with the same lag and split: a majority of six needs four, and the added one's side has three.
+  for (let candidate = 1; candidate <= 8; candidate++) t.deepEqual(runPaxosCluster({ seed: candidate, ...lagging, addControllers: 1 }).failures, [], `seed ${candidate}`);
 });
