@@ -392,10 +392,6 @@ function isBehind<C extends CommandEnvelope, S>(state: LearnerState<C, S>): bool
 }
 
 /**
- * A slot below which this learner knows every slot chosen: what it applied, or the commit index it heard,
- * whichever is higher. A command proposed now cannot be chosen below it (`proposedAfterSlot`).
- */
-/**
  * A snapshot of everything applied so far, taken now instead of at the learner's period: a controller whose
  * acceptor's floor (adopted from its rejoin fences) is above its own last snapshot takes one as soon as its view
  * reaches the floor (controllerNode.ts).
@@ -405,6 +401,10 @@ export function snapshotNow<C extends CommandEnvelope, S>(state: LearnerState<C,
   return { state: { ...state, snapshotSlot: state.nextSlot, lastSnapshot: snapshot }, snapshot };
 }
 
+/**
+ * A slot below which this learner knows every slot chosen: what it applied, or the commit index it heard,
+ * whichever is higher. A command proposed now cannot be chosen below it (`proposedAfterSlot`).
+ */
 export function knownChosenBelow<C extends CommandEnvelope, S>(state: LearnerState<C, S>): number {
   return Math.max(state.nextSlot, state.commitHint);
 }
