@@ -668,7 +668,7 @@ class PaxosClusterRun {
   private growNext(change: Growth, index: number): void {
     const random = this.faults;
     if (index < change.order.length) {
-      this.stepThenContinue(change.order[index]!, change.grown, change.newConfig, "grow", () => this.growNext(change, index + 1), change.gapMs);
+      this.stepThenContinue(change.order[index]!, change.grown, change.newConfig, () => this.growNext(change, index + 1), change.gapMs);
       return;
     }
     const next = change.added.find((id) => !this.members.has(id));
@@ -702,22 +702,24 @@ class PaxosClusterRun {
       this.setChangePending = false;
     };
     const late = change.late;
-    if (late === undefined) finish();
-    else if (this.options.lagUntilHeal && !this.healed) {
+    if (late === undefined) {
+      finish();
+    } else if (this.options.lagUntilHeal && !this.healed) {
       if (!this.splitHeld) {
         this.splitHeld = true;
         const oldSide = [late, ...change.order.slice(0, 2)];
         this.world.partition([oldSide, this.world.nodeIds().filter((id) => !oldSide.includes(id))]);
       }
       this.world.schedule(setChangeRetryMs, () => this.growNext(change, index));
+    } else {
+      this.stepThenContinue(late, change.grown, change.newConfig, finish, change.gapMs);
     }
-    else this.stepThenContinue(late, change.grown, change.newConfig, "grow", finish, change.gapMs);
   }
 
-  /** Steps one controller (stop, log, config, start) and calls `then` once it took; a step the tool refuses ends the change. */
-  private stepThenContinue(id: string, to: readonly string[], config: PaxosConfig, kind: "grow", then: () => void, gapMs: number): void {
+  /** Steps one old controller to the larger set (stop, log, config, start) and calls `then` once it took; a step the tool refuses ends the change. */
+  private stepThenContinue(id: string, to: readonly string[], config: PaxosConfig, then: () => void, gapMs: number): void {
     const random = this.faults;
-    if (!this.stepController(id, to, config, kind)) return;
+    if (!this.stepController(id, to, config, "grow")) return;
     this.world.schedule(10 + random.int(100), () => {
       if (this.world.nodeState(id) === "crashed") this.world.restart(id);
     });
