@@ -4,12 +4,22 @@
  * acceptor set"). The leader records it when the view it has applied names
  * another list, at most once per leadership, so that `haring view`, the KV
  * mirror and the hosts read it from the view instead of from configs.
+ *
+ * A controller that does not lead warns when the view names another set than
+ * its own config, once per set named (`paxos.controller-set-differs`): while
+ * controllers are added or removed that is expected, but once the change is
+ * done it means this controller was not stepped (docs/paxos.md, "Adding
+ * controllers", "Removing controllers"), which nothing else would tell.
  */
 import type { NodePorts } from "../ports/nodePorts.ts";
 import type { ControllerActor } from "./controllerActor.ts";
 import type { View } from "../../machines/view/viewTypes.ts";
+import { viewControllerSetDifference } from "../../machines/paxos/acceptorSet.ts";
 
 export const controllerSetRecordedLogEvent = "paxos.controllers-recorded";
+export const controllerSetDiffersLogEvent = "paxos.controller-set-differs";
+/** Distinct sets warned about, at most: a view flapping between lists cannot flood the log. */
+export const maxWarnedControllerSets = 64;
 
 export interface ControllerSetRecorder {
   stop(): void;
@@ -23,9 +33,21 @@ export function startControllerSetRecorder(ports: Pick<NodePorts, "log">, contro
   // The leadership (ballot) whose proposal is out or done: one per leadership, and none while it is out.
   let proposedFor = "";
   let stopped = false;
+  const warnedSets = new Set<string>();
+  const warnIfDiffers = (view: View): void => {
+    const difference = viewControllerSetDifference(view.controllerIds, acceptorIds);
+    const named = view.controllerIds.join(",");
+    if (difference === null || warnedSets.has(named) || warnedSets.size >= maxWarnedControllerSets) return;
+    warnedSets.add(named);
+    ports.log.write("warn", controllerSetDiffersLogEvent, {
+      error: difference,
+      note: "expected while controllers are added or removed; if it stays after the change, this controller was not stepped: stop it, run haring acceptors grow or shrink on its data directory, correct controllerIds, start it",
+    });
+  };
   const check = (view: View): void => {
     if (stopped || sameList(view.controllerIds, acceptorIds)) return;
     const leadership = controller.leadership();
+    if (leadership.role !== "leader") warnIfDiffers(view);
     // A leader without the lease may be deposed already; its proposal would only wait for the next leader.
     if (leadership.role !== "leader" || !controller.holdsLease()) return;
     const ballot = `${leadership.ballot.round}.${leadership.ballot.controllerId}`;

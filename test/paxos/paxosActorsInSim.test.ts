@@ -23,7 +23,7 @@ const controllerIds = ["c1", "c2", "c3"];
 const config = createPaxosConfig(controllerIds, simPaxosTimings);
 
 /** Three controllers and one host learner on a clean simulated network, with a simulated JetStream for the mirror. */
-function cluster(seed = 1, options: { readonly recordControllerSet?: boolean } = {}) {
+function cluster(seed = 1, options: { readonly recordControllerSet?: boolean; readonly recordedListOf?: (id: string) => readonly string[] } = {}) {
   const shared: { server?: SimStreamServer } = {};
   const streamClients = new Map<string, SimStreamClient>();
   const world = new SimWorld({
@@ -58,7 +58,7 @@ function cluster(seed = 1, options: { readonly recordControllerSet?: boolean } =
         onFatal: (error) => fatal.push(`${id}: ${error}`),
       });
       controllers.set(id, actor);
-      const recorder = options.recordControllerSet ? startControllerSetRecorder(nodePorts, actor, controllerIds) : undefined;
+      const recorder = options.recordControllerSet ? startControllerSetRecorder(nodePorts, actor, options.recordedListOf?.(id) ?? controllerIds) : undefined;
       return {
         stop: () => {
           recorder?.stop();
@@ -283,6 +283,19 @@ test("the leader records the controller set in the view once; a later leader fin
   t.not(leader()!.nodeId, first.nodeId);
   t.is(recorded().length, 1, "the next leader applied the set and did not propose it again");
   t.true([...controllers.values()].filter((actor) => actor.status === "running").every((actor) => actor.view().controllerIds.join() === controllerIds.join()));
+  t.deepEqual(world.transcriptLines().filter((line) => line.includes("paxos.controller-set-differs")), [], "no controller differs from the view");
+});
+
+test("a controller that does not lead and lists another set than the view warns once per set: one not stepped in a set change", (t) => {
+  // c3's recorder was given a list with c4 added, as if c3 alone had been stepped to a larger set; seed 8's first leader is not c3.
+  const { world, leader } = cluster(8, { recordControllerSet: true, recordedListOf: (id) => (id === "c3" ? [...controllerIds, "c4"] : controllerIds) });
+  world.runFor(1_000);
+  t.not(leader()!.nodeId, "c3");
+  const differs = () => world.transcriptLines().filter((line) => line.includes("paxos.controller-set-differs"));
+  t.is(differs().length, 1, differs().join("\n"));
+  t.regex(differs()[0]!, /^\S+ c3 warn paxos.controller-set-differs error="the view names the controllers c1, c2, c3, but this node's config lists c1, c2, c3, c4 \(it adds c4\)"/);
+  world.runFor(1_000);
+  t.is(differs().length, 1, "once per set named");
 });
 
 test("a host learner that restarts empty catches up through view.fetch", (t) => {
