@@ -38,6 +38,7 @@ import {
   controllerHoldsLease,
   controllerRecords,
   leadershipOf,
+  ownViewBehindFloor,
   type ControllerCreation,
   type ControllerInput,
   type ControllerNodeState,
@@ -417,7 +418,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       awaitingCatchUp = true;
     }
     acceptorMode = state.acceptor.mode;
-    const behind = state.acceptor.mode === "voting" && (state.lastSnapshot?.throughSlot ?? 0) < state.acceptor.floorSlot;
+    const behind = ownViewBehindFloor(state);
     if (behind) awaitingCatchUp = true;
     else if (awaitingCatchUp && state.acceptor.mode === "voting") {
       awaitingCatchUp = false;

@@ -34,7 +34,11 @@ export function startControllerSetRecorder(ports: Pick<NodePorts, "log">, contro
   let proposedFor = "";
   let stopped = false;
   const warnedSets = new Set<string>();
+  // The view's list changes rarely and keeps its identity meanwhile: a follower judges each list once, not each applied slot.
+  let judgedList: readonly string[] | undefined;
   const warnIfDiffers = (view: View): void => {
+    if (view.controllerIds === judgedList) return;
+    judgedList = view.controllerIds;
     const difference = viewControllerSetDifference(view.controllerIds, acceptorIds);
     const named = view.controllerIds.join(",");
     if (difference === null || warnedSets.has(named) || warnedSets.size >= maxWarnedControllerSets) return;

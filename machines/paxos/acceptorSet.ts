@@ -17,11 +17,16 @@ import type { CommandEnvelope } from "./values.ts";
 
 type InitRecord = Extract<DurableRecord<CommandEnvelope>, { kind: "init" }>;
 
+/** The log's last `init` record: the one that speaks for it (a rejoin or a set step writes a later one); undefined when it never voted. */
+export function lastInitRecord<C extends CommandEnvelope>(records: readonly DurableRecord<C>[]): InitRecord | undefined {
+  let last: InitRecord | undefined;
+  for (const record of records) if (record.kind === "init") last = record;
+  return last;
+}
+
 /** The set named by the log's last `init` record; null without one, or for a log from before the set was kept. */
 export function recordedAcceptorSet<C extends CommandEnvelope>(records: readonly DurableRecord<C>[]): readonly string[] | null {
-  let recorded: readonly string[] | null = null;
-  for (const record of records) if (record.kind === "init") recorded = record.acceptors ?? null;
-  return recorded;
+  return lastInitRecord(records)?.acceptors ?? null;
 }
 
 /** "adds c4 and drops c3": what `to` changes of `from` (order aside); null when they are the same set. */

@@ -111,6 +111,14 @@ export function leadershipOf<C extends CommandEnvelope, S>(state: ControllerNode
   return { role: proposer.role, leaderId: proposer.leaderId, ballot: proposer.role === "follower" ? proposer.leaderBallot : proposer.ballot };
 }
 
+/**
+ * Voting with a floor above its own last snapshot: a rejoin adopted its fences' floor, and until this node's own view
+ * covers it the slots below are on its peers alone (coverFloorWithSnapshot ends that as soon as the learner gets there).
+ */
+export function ownViewBehindFloor<C extends CommandEnvelope, S>(state: ControllerNodeState<C, S>): boolean {
+  return state.acceptor.mode === "voting" && (state.lastSnapshot?.throughSlot ?? 0) < state.acceptor.floorSlot;
+}
+
 export function controllerHoldsLease<C extends CommandEnvelope, S>(state: ControllerNodeState<C, S>, nowMs: number): boolean {
   return holdsLease(state.proposer, nowMs);
 }
@@ -190,9 +198,8 @@ class StepCollector<C extends CommandEnvelope, S> {
    * floor, the node takes a snapshot of its own at once rather than at its period.
    */
   coverFloorWithSnapshot(): void {
-    const { acceptor, learner, lastSnapshot } = this.state;
-    if (!learner.takesSnapshots || acceptor.mode !== "voting") return;
-    if ((lastSnapshot?.throughSlot ?? 0) >= acceptor.floorSlot || learner.nextSlot < acceptor.floorSlot) return;
+    const { acceptor, learner } = this.state;
+    if (!learner.takesSnapshots || !ownViewBehindFloor(this.state) || learner.nextSlot < acceptor.floorSlot) return;
     const taken = snapshotNow(learner);
     this.state = { ...this.state, learner: taken.state, lastSnapshot: taken.snapshot };
     this.snapshotTaken = true;

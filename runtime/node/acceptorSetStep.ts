@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { isValidId } from "../../actors/subjects.ts";
-import { acceptorGrowthProblem, sameAcceptorSet, shrinkStepProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
+import { acceptorGrowthProblem, lastInitRecord, sameAcceptorSet, shrinkStepProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
 import { maxAcceptors } from "../../machines/paxos/config.ts";
 import { lockFileName } from "../controller/main.ts";
 import { FileStorage } from "../fileStorage.ts";
@@ -64,8 +64,7 @@ async function stepAcceptorSet(dataDir: string, to: readonly string[], from: rea
     const log = storage.open(paxosLogName);
     const read = decodeRecords(log.readAll(), controllerId);
     if (!read.ok) throw new Error(`${join(dataDir, `${paxosLogName}.log`)}: ${read.error}`);
-    let last: Extract<ViewDurableRecord, { kind: "init" }> | undefined;
-    for (const record of read.records) if (record.kind === "init") last = record;
+    const last = lastInitRecord(read.records);
     if (last === undefined) throw new AcceptorSetStepRefused(`${controllerId} never voted here (no init record): start it with the new set instead, and it rejoins`);
     // The last init names the set the log counts in (recordedAcceptorSet).
     const recorded = last.acceptors ?? null;

@@ -41,8 +41,9 @@ import type { LogLevel } from "../../actors/ports/telemetry.ts";
 import { defaultViewKvMirrorOptions, storedMirrorSlot, type ViewKvMirrorOptions } from "../../actors/view/viewKvMirror.ts";
 import { parseManifest, readMirroredValue, type MirrorReadResult } from "../../actors/view/viewKvLayout.ts";
 import { defaultTransferLimits, minTransferChunkBytes } from "../../machines/paxos/chunkTransfer.ts";
-import { acceptorGrowthProblem, acceptorShrinkProblem, ownViewBehindFloorProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
+import { acceptorGrowthProblem, acceptorShrinkProblem, lastInitRecord, ownViewBehindFloorProblem, steppedInitRecord } from "../../machines/paxos/acceptorSet.ts";
 import { createPaxosConfig, majorityOf, maxAcceptors, type PaxosConfig } from "../../machines/paxos/config.ts";
+import { ownViewBehindFloor } from "../../machines/paxos/controllerNode.ts";
 import { holdsLease } from "../../machines/paxos/proposer.ts";
 import { durableVotingState, evidenceShortfall, recallPeers } from "../../machines/paxos/voteEvidence.ts";
 import type { ProposalOutcome } from "../../machines/paxos/proposalClient.ts";
@@ -369,7 +370,7 @@ class PaxosClusterRun {
           stepped: (report) => {
             // Rejoined once it votes and its own durable view covers the floor its fences gave it: until then the slots below
             // are on its peers alone, and losing one of those too is a second controller without state.
-            if (this.rejoinPending.has(id) && report.state.acceptor.mode === "voting" && (report.state.lastSnapshot?.throughSlot ?? 0) >= report.state.acceptor.floorSlot && this.ownViewProblem(id) === null) {
+            if (this.rejoinPending.has(id) && report.state.acceptor.mode === "voting" && !ownViewBehindFloor(report.state) && this.ownViewProblem(id) === null) {
               this.rejoinPending.delete(id);
             }
             this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
@@ -551,8 +552,7 @@ class PaxosClusterRun {
     const waitForRejoin = change.remaining.length < 3 && this.rejoinPending.size > 0;
     const waitForViews = change.retireFirst && change.remaining.some((id) => this.ownViewProblem(id) !== null);
     if (waitForRejoin || waitForViews) {
-      if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never began: ${waitForRejoin ? "a rejoin never completed" : "a remaining controller's view never covered its floor"}`);
-      else this.world.schedule(setChangeRetryMs, () => this.beginRemoval(change));
+      this.waitThen(change, `the set change never began: ${waitForRejoin ? "a rejoin never completed" : "a remaining controller's view never covered its floor"}`, () => this.beginRemoval(change));
       return;
     }
     change.attempts = 0;
@@ -575,8 +575,7 @@ class PaxosClusterRun {
     // its floor. One still rejoining is stepped (its new config is all it takes): it may need the removed ones' fences.
     const problem = this.world.nodeState(id) === "crashed" ? null : this.ownViewProblem(id);
     if (problem !== null && (problem !== "rejoining" || change.remaining.length < 3)) {
-      if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never stepped ${id}: its view never covered its floor`);
-      else this.world.schedule(setChangeRetryMs, () => this.stepNext(change, index));
+      this.waitThen(change, `the set change never stepped ${id}: its view never covered its floor`, () => this.stepNext(change, index));
       return;
     }
     const stepped = this.stepController(id, change.remaining, change.newConfig);
@@ -593,11 +592,17 @@ class PaxosClusterRun {
     this.world.schedule(restartAfterMs + (stepped ? 1 + random.int(change.gapMs) : setChangeRetryMs), () => this.stepNext(change, stepped ? index + 1 : index));
   }
 
+  /** Asks `again` once more after `setChangeRetryMs`; after `maxSetChangeWaits` waits in a row the change is stuck, a liveness failure named by `stuck`. */
+  private waitThen(change: { attempts: number }, stuck: string, again: () => void): void {
+    if (++change.attempts > maxSetChangeWaits) this.invariants.fail(stuck);
+    else this.world.schedule(setChangeRetryMs, again);
+  }
+
   /** Why the controller's durable log (what `haring inspect` shows) does not hold its own view yet: still rejoining, or its view short of its floor; null when it does. */
   private ownViewProblem(id: string): string | null {
     const read = decodeRecords(this.world.disk(id).durableRecords(paxosLogName), id);
     if (!read.ok) return read.error;
-    return read.records.some((record) => record.kind === "init") ? ownViewBehindFloorProblem(id, read.records) : "rejoining";
+    return lastInitRecord(read.records) !== undefined ? ownViewBehindFloorProblem(id, read.records) : "rejoining";
   }
 
   /** Stops the controller and moves its log to the set `to`, as the tool does; false (nothing written) when the tool refuses, with the set rule's refusal a violation. */
@@ -609,8 +614,7 @@ class PaxosClusterRun {
       this.invariants.fail(`the set change could not read ${id}'s log: ${read.error}`);
       return false;
     }
-    let last: Extract<ViewDurableRecord, { kind: "init" }> | undefined;
-    for (const record of read.records) if (record.kind === "init") last = record;
+    const last = lastInitRecord(read.records);
     if (last !== undefined && !this.options.ignoreSetRules) {
       const current = last.acceptors ?? this.controllerIds;
       const problem = kind === "shrink" ? acceptorShrinkProblem(current, to) : acceptorGrowthProblem(current, to, maxAcceptors);
@@ -652,8 +656,7 @@ class PaxosClusterRun {
     const begin = (): void => {
       // Not while a lost disk rejoins: the added ones would make two controllers without state.
       if (this.rejoinPending.size > 0) {
-        if (++change.attempts > maxSetChangeWaits) this.invariants.fail("the set change never began: a rejoin never completed");
-        else this.world.schedule(setChangeRetryMs, begin);
+        this.waitThen(change, "the set change never began: a rejoin never completed", begin);
         return;
       }
       change.attempts = 0;
@@ -675,8 +678,7 @@ class PaxosClusterRun {
     if (next !== undefined) {
       // One controller without state at a time: the added one before, or a lost disk, rejoins first.
       if (this.rejoinPending.size > 0) {
-        if (++change.attempts > maxSetChangeWaits) this.invariants.fail(`the set change never started ${next}: a rejoin never completed`);
-        else this.world.schedule(setChangeRetryMs, () => this.growNext(change, index));
+        this.waitThen(change, `the set change never started ${next}: a rejoin never completed`, () => this.growNext(change, index));
         return;
       }
       change.attempts = 0;
@@ -692,8 +694,7 @@ class PaxosClusterRun {
       return;
     }
     if (this.rejoinPending.size > 0) {
-      if (++change.attempts > maxSetChangeWaits) this.invariants.fail("the set change never finished: an added controller never rejoined");
-      else this.world.schedule(setChangeRetryMs, () => this.growNext(change, index));
+      this.waitThen(change, "the set change never finished: an added controller never rejoined", () => this.growNext(change, index));
       return;
     }
     const finish = (): void => {

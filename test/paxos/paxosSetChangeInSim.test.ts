@@ -10,8 +10,31 @@
  * name. More seeds: `haring sim fuzz --view --controllers 5
  * --remove-controllers 1 --disk-loss-percent 30`, or `--add-controllers 1`.
  */
-import test from "ava";
-import { runPaxosCluster } from "../../sim/paxos/paxosClusterRun.ts";
+import test, { type ExecutionContext } from "ava";
+import { runPaxosCluster, type PaxosClusterRunOptions, type PaxosClusterRunResult } from "../../sim/paxos/paxosClusterRun.ts";
+
+/**
+ * Runs seeds `firstSeed`-`lastSeed`, each with the next of `shapes`: every invariant holds, the probe naming the new
+ * set commits, and `check` asserts what the shape's change did. Returns the sum of `counted` over the runs.
+ */
+function runShapes<Shape extends Partial<PaxosClusterRunOptions>>(
+  t: ExecutionContext,
+  seeds: { readonly firstSeed: number; readonly lastSeed: number },
+  shapes: readonly Shape[],
+  check: (result: PaxosClusterRunResult, shape: Shape, seed: number) => void,
+  counted: (result: PaxosClusterRunResult) => number,
+): number {
+  let total = 0;
+  for (let seed = seeds.firstSeed; seed <= seeds.lastSeed; seed++) {
+    const shape = shapes[seed % shapes.length]!;
+    const result = runPaxosCluster({ seed, ...shape });
+    t.deepEqual(result.failures, [], `seed ${seed} (${JSON.stringify(shape)})`);
+    check(result, shape, seed);
+    t.true(result.stats.probeCommitMs >= 0, `seed ${seed}: the probe naming the new set committed`);
+    total += counted(result);
+  }
+  return total;
+}
 
 const shapes = [
   { controllers: 3, removeControllers: 1 },
@@ -22,16 +45,16 @@ const shapes = [
 ] as const;
 
 test("controllers removed under crashes, lost disks, partitions and loss: agreement, one applied sequence, exclusive leases, then the smaller set commits", (t) => {
-  let steps = 0;
-  for (let seed = 3_100_001; seed <= 3_100_060; seed++) {
-    const shape = shapes[seed % shapes.length]!;
-    const result = runPaxosCluster({ seed, ...shape });
-    t.deepEqual(result.failures, [], `seed ${seed} (${JSON.stringify(shape)})`);
-    t.is(result.stats.controllersRemoved, shape.removeControllers, `seed ${seed}: removed`);
-    t.is(result.stats.setSteps, shape.controllers - shape.removeControllers, `seed ${seed}: every remaining controller stepped once`);
-    t.true(result.stats.probeCommitMs >= 0, `seed ${seed}: the probe naming the smaller set committed`);
-    steps += result.stats.setSteps;
-  }
+  const steps = runShapes(
+    t,
+    { firstSeed: 3_100_001, lastSeed: 3_100_060 },
+    shapes,
+    (result, shape, seed) => {
+      t.is(result.stats.controllersRemoved, shape.removeControllers, `seed ${seed}: removed`);
+      t.is(result.stats.setSteps, shape.controllers - shape.removeControllers, `seed ${seed}: every remaining controller stepped once`);
+    },
+    (result) => result.stats.setSteps,
+  );
   t.true(steps > 100);
 });
 
@@ -64,16 +87,16 @@ const growths = [
 ] as const;
 
 test("controllers added under crashes, lost disks, partitions and loss: the added ones rejoin, and the larger set commits", (t) => {
-  let added = 0;
-  for (let seed = 3_200_001; seed <= 3_200_040; seed++) {
-    const shape = growths[seed % growths.length]!;
-    const result = runPaxosCluster({ seed, ...shape });
-    t.deepEqual(result.failures, [], `seed ${seed} (${JSON.stringify(shape)})`);
-    t.is(result.stats.controllersAdded, shape.addControllers, `seed ${seed}: added`);
-    t.is(result.stats.setSteps, shape.controllers, `seed ${seed}: every old controller stepped once`);
-    t.true(result.stats.probeCommitMs >= 0, `seed ${seed}: the probe naming the larger set committed`);
-    added += result.stats.controllersAdded;
-  }
+  const added = runShapes(
+    t,
+    { firstSeed: 3_200_001, lastSeed: 3_200_040 },
+    growths,
+    (result, shape, seed) => {
+      t.is(result.stats.controllersAdded, shape.addControllers, `seed ${seed}: added`);
+      t.is(result.stats.setSteps, shape.controllers, `seed ${seed}: every old controller stepped once`);
+    },
+    (result) => result.stats.controllersAdded,
+  );
   t.true(added >= 60);
 });
 
