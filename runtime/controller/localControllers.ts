@@ -1,8 +1,8 @@
 /**
  * Controller processes on this machine, for tests, benchmarks and (later)
  * `haring up`: one config file and data directory per controller under a base
- * directory, each controller a child `node --import tsx
- * runtime/controller/main.ts --config FILE`.
+ * directory, each controller a child `node bin/haring-controller.js --config
+ * FILE` (runtime/controller/main.ts, from its cached bundle when current).
  *
  * A member can be killed with any signal (SIGKILL is a crash: its data
  * directory stays) and started again, which then recovers from its log. Its
@@ -15,16 +15,15 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { PaxosTimings } from "./controllerConfig.ts";
+import { repositoryRoot } from "../repositoryRoot.ts";
 import { statusFileName, viewFileName, type ControllerStatusFile } from "./main.ts";
 
 export const controllerStopGraceMs = 5_000;
 export const controllerKillWaitMs = 5_000;
 export const maxCapturedControllerOutputChars = 32 * 1024;
-const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const controllerMain = join(repositoryRoot, "runtime/controller/main.ts");
+const controllerLauncher = join(repositoryRoot, "bin/haring-controller.js");
 
 export interface LocalControllersSpec {
   readonly clusterId: string;
@@ -85,7 +84,7 @@ export class LocalController {
       const config = JSON.parse(readFileSync(this.configPath, "utf8")) as Record<string, unknown>;
       writeFileSync(this.configPath, `${JSON.stringify({ ...config, bootstrap: false }, null, 2)}\n`);
     }
-    const child = spawn(process.execPath, [...this.nodeArguments, "--import", "tsx", controllerMain, "--config", this.configPath], {
+    const child = spawn(process.execPath, [...this.nodeArguments, controllerLauncher, "--config", this.configPath], {
       cwd: repositoryRoot,
       stdio: ["ignore", "pipe", "pipe"],
     });

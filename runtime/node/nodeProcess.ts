@@ -8,11 +8,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { repositoryRoot } from "../repositoryRoot.ts";
 
-const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const haringBin = join(repositoryRoot, "bin/haring.js");
 export const nodeProcessStartTimeoutMs = 30_000;
 export const maxKeptLogLines = 5_000;

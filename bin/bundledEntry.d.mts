@@ -1,0 +1,7 @@
+/** Types of bin/bundledEntry.mjs (plain JavaScript: it runs before tsx, or instead of it). */
+export declare const repositoryRoot: string;
+export declare const bundleCacheDir: string;
+export declare const staleBundleAgeMs: number;
+export declare const maxCachedBundles: number;
+export declare function bundledEntry(entry: string): Promise<string | undefined>;
+export declare function importEntry(entry: string): Promise<Record<string, unknown>>;
