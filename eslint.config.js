@@ -63,7 +63,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**/*.js", "bin/**/*.mjs", "eslint.config.js"],
+    files: ["bin/**/*.js", "bin/**/*.mjs", "test/loader/*.mjs", "eslint.config.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },
 );
