@@ -41,7 +41,7 @@
  * under a one-at-a-time load → time until the next command commits.
  * Every process is killed in teardown, every temp directory removed.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -746,6 +746,15 @@ const benchOf: Record<SystemName, SystemBench> = {
   etcd: benchEtcd,
 };
 
+/** Why the etcd side cannot run (checked before any system starts, so no half-run is left behind), or undefined. */
+function missingEtcd(options: Options): string | undefined {
+  if (options.only !== undefined && options.only !== "etcd") return undefined;
+  const probe = spawnSync("etcd", ["--version"], { encoding: "utf8", timeout: 10_000 });
+  if (probe.error === undefined && probe.status === 0) return undefined;
+  const reason = probe.error === undefined ? `exit ${probe.status}` : probe.error.message;
+  return `etcd cannot run (${reason}): install Debian's etcd-server (apt-get install -y etcd-server), or measure without it (--only haring|floor|floor-direct)`;
+}
+
 async function main(): Promise<void> {
   let options: Options;
   try {
@@ -754,6 +763,12 @@ async function main(): Promise<void> {
     // A wrong argument is the operator's typo, not a crash of the benchmark: say which, without a stack.
     process.stderr.write(`bench:paxos: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 2;
+    return;
+  }
+  const missing = missingEtcd(options);
+  if (missing !== undefined) {
+    process.stderr.write(`bench:paxos: ${missing}\n`);
+    process.exitCode = 3;
     return;
   }
   const stopStallProbes = options.stallProbes ? startStallProbes(options.latenciesDir!) : () => {};

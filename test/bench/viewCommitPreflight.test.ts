@@ -1,0 +1,23 @@
+import test from "ava";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { repositoryRoot } from "../../runtime/repositoryRoot.ts";
+
+// bench:paxos without etcd on PATH: one clear line and exit 3 before any system starts, not an unhandled spawn error.
+const emptyPath = mkdtempSync(join(tmpdir(), "haring-no-etcd-"));
+test.after.always(() => rmSync(emptyPath, { recursive: true, force: true }));
+
+test("bench:paxos refuses to start when etcd cannot run, naming the package and the options that do without it", (t) => {
+  const run = spawnSync(process.execPath, ["--import", join(repositoryRoot, "test/loader/register.mjs"), "bench/viewCommit.ts", "--only", "etcd"], {
+    cwd: repositoryRoot,
+    encoding: "utf8",
+    timeout: 60_000,
+    env: { ...process.env, PATH: emptyPath },
+  });
+  t.is(run.status, 3, run.stderr);
+  t.regex(run.stderr, /^bench:paxos: etcd cannot run \(.*ENOENT\): install Debian's etcd-server .*--only haring\|floor\|floor-direct\)\n$/);
+  t.notRegex(run.stderr, /\[bench\]/, "nothing was started");
+  t.is(run.stdout, "");
+});
