@@ -14,15 +14,21 @@ export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "
 export const bundleCacheDir = join(repositoryRoot, "node_modules/.cache/haring");
 /** Bundles no manifest names are deleted once older than this (a process may be loading one just replaced). */
 export const staleBundleAgeMs = 10 * 60_000;
-/** Bundles kept in all, newest first, however recent: a tree switched often between versions must not fill the disk. */
+/** Bundles no manifest names are kept at most, newest first, however recent: a tree switched often between versions must not fill the disk. */
 export const maxCachedBundles = 16;
 
-function contentHash(bytes) {
-  return createHash("sha256").update(bytes).digest("hex").slice(0, 32);
+/** A cache key for bytes or text (test/loader keys its transforms with it too). */
+export function contentHash(data) {
+  return createHash("sha256").update(data).digest("hex").slice(0, 32);
+}
+
+/** `path` as one file name's worth of letters, digits and dashes. */
+function fileStem(path) {
+  return path.replace(/[^A-Za-z0-9]+/g, "-");
 }
 
 function manifestPath(entry) {
-  return join(bundleCacheDir, `${entry.replace(/[^A-Za-z0-9]+/g, "-")}.json`);
+  return join(bundleCacheDir, `${fileStem(entry)}.json`);
 }
 
 /** The bundle the manifest names, if every input it lists still has the content it was built from. */
@@ -49,7 +55,8 @@ function currentBundle(entry) {
   return bundle;
 }
 
-function writeAtomically(path, data) {
+/** Readers see the old file or the whole new one, never a part: processes that start together share the cache. */
+export function writeAtomically(path, data) {
   const temporary = `${path}.${process.pid}.tmp`;
   writeFileSync(temporary, data);
   renameSync(temporary, path);
@@ -109,7 +116,7 @@ async function buildBundle(entry) {
   const code = result.outputFiles.find((file) => file.path.endsWith(".mjs"));
   const map = result.outputFiles.find((file) => file.path.endsWith(".mjs.map"));
   if (code === undefined || map === undefined) return undefined;
-  const name = `${entry.replace(/\.ts$/, "").replace(/[^A-Za-z0-9]+/g, "-")}-${contentHash(code.contents)}.mjs`;
+  const name = `${fileStem(entry.replace(/\.ts$/, ""))}-${contentHash(code.contents)}.mjs`;
   const text = code.text.replace("//# sourceMappingURL=pending.mjs.map", `//# sourceMappingURL=${name}.map`);
   mkdirSync(bundleCacheDir, { recursive: true });
   const bundle = join(bundleCacheDir, name);

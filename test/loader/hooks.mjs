@@ -1,13 +1,13 @@
 // Module hooks (register.mjs): `.ts` files are transformed by esbuild, with the project's module rules
 // (verbatimModuleSyntax: an import that is not marked `type` stays), and cached by content under
 // node_modules/.cache/haring/test-modules, so each of ava's worker processes does not transform them again.
-import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { transformSync } from "esbuild";
+import { bundleCacheDir, contentHash, writeAtomically } from "../../bin/bundledEntry.mjs";
 
-const cacheDir = join(resolve(dirname(fileURLToPath(import.meta.url)), "../.."), "node_modules/.cache/haring/test-modules");
+const cacheDir = join(bundleCacheDir, "test-modules");
 const transformOptions = {
   loader: "ts",
   format: "esm",
@@ -48,8 +48,7 @@ pruneCache();
 
 function transformed(path) {
   const source = readFileSync(path, "utf8");
-  const key = createHash("sha256").update(optionsKey).update("\0").update(path).update("\0").update(source).digest("hex").slice(0, 40);
-  const cached = join(cacheDir, `${key}.mjs`);
+  const cached = join(cacheDir, `${contentHash(`${optionsKey}\0${path}\0${source}`)}.mjs`);
   try {
     return readFileSync(cached, "utf8");
   } catch {
@@ -58,9 +57,7 @@ function transformed(path) {
   const { code } = transformSync(source, { ...transformOptions, sourcefile: path });
   try {
     mkdirSync(cacheDir, { recursive: true });
-    const temporary = `${cached}.${process.pid}.tmp`;
-    writeFileSync(temporary, code);
-    renameSync(temporary, cached);
+    writeAtomically(cached, code);
   } catch {
     // a read-only tree: transform every time
   }
