@@ -3,7 +3,7 @@
  * this machine (ARCHITECTURE §8: latency ≤ etcd, throughput ≥ etcd, leader
  * loss → next commit ≤ 1 s).
  *
- *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor|floor-direct] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR [--stall-probes]] [--controller-node-option OPTION ...] [--interleave] [--keep-run-dir]
+ *   npx tsx bench/viewCommit.ts [--warmup-commands N] [--latency-commands N] [--throughput-seconds S] [--failovers K] [--only haring|etcd|floor|floor-direct] [--json] [--profile-dir DIR] [--with-manager] [--timing key=value ...] [--no-kv-mirror] [--latencies-dir DIR [--stall-probes]] [--controller-node-option OPTION ...] [--interleave] [--rounds N] [--keep-run-dir]
  *
  * haring: 3 controller processes (runtime/controller/main.ts, default
  * timings, fsync on every log write) over one nats-server on loopback; the
@@ -33,6 +33,12 @@
  * accept round over a TCP connection between leader and voter: what direct
  * controller links could save.
  *
+ * --rounds N measures the systems N times over, taking turns (haring, the
+ * floors, etcd, then haring again, ...), prints each round's table, then
+ * each figure's median and range across the rounds and in how many rounds
+ * haring was at or below etcd (bench/roundSummary.ts): one round's p99 moves
+ * by 10-20 ms between runs of the same code on this machine.
+ *
  * Figures: commit latency p50/p99 with one client and one command at a time,
  * after 3,000 warm-up commits to each system (a Node process's JIT compiler
  * is still busy over its first seconds: with 200, haring's p50 was 0.35-0.4
@@ -51,6 +57,7 @@ import { LatencyTurns } from "./latencyTurns.ts";
 import { startStallProbe } from "./eventLoopStallProbe.mjs";
 import { floorRoles, startNatsRelayFloor, type FloorLinks } from "./natsRelayFloor.ts";
 import { percentile } from "./percentile.ts";
+import { roundsAtOrBelow, summarizeRounds, type LowerIsBetter, type Spread, type SystemAcrossRounds } from "./roundSummary.ts";
 import type { ViewCommand } from "../machines/view/viewCommands.ts";
 import { startLocalControllers, type LocalControllers } from "../runtime/controller/localControllers.ts";
 import { connectViewClient, type ViewClient } from "../runtime/controller/viewClient.ts";
@@ -61,6 +68,8 @@ const inFlightForThroughput = 64;
 /** The latency run of each system is measured in this many blocks, taking turns with the other system (LatencyTurns). */
 const latencyBlocks = 10;
 const controllerIds = ["c1", "c2", "c3"];
+/** Rounds of `--rounds`: each starts and stops every system (about a minute and a half for all four). */
+const maxRounds = 30;
 
 interface Figures {
   readonly system: string;
@@ -101,6 +110,8 @@ interface Options {
   readonly controllerNodeOptions: readonly string[];
   /** Take turns in the latency runs with both clusters up (`--interleave`), instead of one system after the other. */
   readonly interleave: boolean;
+  /** Measure the systems this many times over, taking turns, and summarize across the rounds (`--rounds`). */
+  readonly rounds: number;
   /** Keep haring's run directory (data, each controller's log tail) even when the run succeeds (`--keep-run-dir`), to read its elections. */
   readonly keepRunDir: boolean;
 }
@@ -127,7 +138,7 @@ function writeLatencies(options: Options, system: string, record: LatencyRecord)
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, stallProbes: false, controllerNodeOptions: [] as string[], interleave: false, keepRunDir: false };
+  const options = { warmupCommands: 3_000, latencyCommands: 2_000, throughputSeconds: 10, failovers: 5, only: undefined as Options["only"], json: false, profileDir: undefined as string | undefined, withManager: false, timing: {} as Record<string, number>, noKvMirror: false, latenciesDir: undefined as string | undefined, stallProbes: false, controllerNodeOptions: [] as string[], interleave: false, rounds: 1, keepRunDir: false };
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index]!;
     const number = (min = 1) => {
@@ -146,6 +157,10 @@ function parseOptions(argv: readonly string[]): Options {
     else if (argument === "--latencies-dir") options.latenciesDir = argv[++index] ?? "";
     else if (argument === "--interleave") options.interleave = true;
     else if (argument === "--keep-run-dir") options.keepRunDir = true;
+    else if (argument === "--rounds") {
+      options.rounds = number();
+      if (options.rounds > maxRounds) throw new RangeError(`--rounds takes at most ${maxRounds} (each round starts and stops every system)`);
+    }
     else if (argument === "--stall-probes") options.stallProbes = true;
     else if (argument === "--controller-node-option") options.controllerNodeOptions.push(argv[++index] ?? "");
     else if (argument === "--timing") {
@@ -161,6 +176,8 @@ function parseOptions(argv: readonly string[]): Options {
     } else throw new RangeError(`unknown argument ${argument}`);
   }
   if (options.stallProbes && options.latenciesDir === undefined) throw new RangeError("--stall-probes writes into --latencies-dir DIR: give both");
+  // One file per system and directory: later rounds would overwrite the first's commit times.
+  if (options.rounds > 1 && options.latenciesDir !== undefined) throw new RangeError("--latencies-dir records one round: drop --rounds, or --latencies-dir");
   if (options.latenciesDir !== undefined) {
     if (options.latenciesDir === "") throw new RangeError("--latencies-dir takes a directory");
     mkdirSync(options.latenciesDir, { recursive: true });
@@ -779,11 +796,11 @@ async function main(): Promise<void> {
   }
 }
 
-async function runSystems(options: Options): Promise<void> {
+/** One round: every system chosen, one after the other or interleaved; each entry names the system it measured. */
+async function runRound(options: Options): Promise<Array<{ readonly name: SystemName; readonly figures: Figures }>> {
+  const names = systemNames.filter((name) => options.only === undefined || options.only === name);
+  const systems = names.map((name) => benchOf[name]);
   const results: Figures[] = [];
-  // The figures move with the machine's load (both systems share it with whatever else runs): report it.
-  const loadAtStart = loadavg()[0]!;
-  const systems = systemNames.filter((name) => options.only === undefined || options.only === name).map((name) => benchOf[name]);
   if (options.interleave) {
     // Both systems start and warm up together, take turns in blocks of the latency run, then run their
     // throughput and failover rounds one after the other (LatencyTurns). Every system settles (and tears
@@ -798,12 +815,57 @@ async function runSystems(options: Options): Promise<void> {
     // One system after the other, each alone on the machine.
     for (const bench of systems) results.push(await bench(options, new LatencyTurns(1), 0));
   }
+  return results.map((figures, index) => ({ name: names[index]!, figures }));
+}
+
+function formatSpread(spread: Spread | undefined, format: (value: number) => string): string {
+  if (spread === undefined) return "-";
+  return spread.min === spread.max ? format(spread.median) : `${format(spread.median)} (${format(spread.min)}-${format(spread.max)})`;
+}
+
+function acrossRoundsTable(summaries: readonly SystemAcrossRounds[]): string {
+  const rows = [
+    ["medians (range) across rounds", ...summaries.map((summary) => `${summary.system}, ${summary.rounds} rounds`)],
+    ["commit latency p50, 1 client (ms)", ...summaries.map((summary) => formatSpread(summary.latencyP50Ms, formatMs))],
+    ["commit latency p99, 1 client (ms)", ...summaries.map((summary) => formatSpread(summary.latencyP99Ms, formatMs))],
+    [`throughput, ${inFlightForThroughput} in flight (commits/s)`, ...summaries.map((summary) => formatSpread(summary.throughputPerSecond, (value) => value.toFixed(0)))],
+    ["CPU per commit, all processes, 1 client (ms)", ...summaries.map((summary) => formatSpread(summary.cpuMsPerCommit, (value) => value.toFixed(2)))],
+    ["leader kill -9 → next commit (ms)", ...summaries.map((summary) => (summary.failoverMs.length === 0 ? "-" : `median ${formatMs(percentile(summary.failoverMs, 0.5))}, max ${formatMs(summary.failoverMs.at(-1)!)} of ${summary.failoverMs.length}`))],
+  ];
+  return [`| ${rows[0]!.join(" | ")} |`, `|${rows[0]!.map(() => "---").join("|")}|`, ...rows.slice(1).map((row) => `| ${row.join(" | ")} |`)].join("\n");
+}
+
+/** "haring at or below etcd: p50 in 4 of 5 rounds, ..." when both ran; empty otherwise. */
+function headToHead(rounds: ReadonlyArray<ReadonlyArray<{ readonly name: SystemName; readonly figures: Figures }>>): string {
+  const byName = rounds.map((round) => round.map(({ name, figures }) => ({ ...figures, system: name })));
+  const figures: Array<[LowerIsBetter, string]> = [["latencyP50Ms", "p50"], ["latencyP99Ms", "p99"], ["cpuMsPerCommit", "CPU per commit"]];
+  const counts = figures.map(([figure, label]) => ({ label, ...roundsAtOrBelow(byName, "haring", "etcd", figure) }));
+  if (counts[0]!.of === 0) return "";
+  return `haring at or below etcd, round by round: ${counts.map(({ label, atOrBelow, of }) => `${label} in ${atOrBelow} of ${of}`).join(", ")}\n`;
+}
+
+async function runSystems(options: Options): Promise<void> {
+  // The figures move with the machine's load (both systems share it with whatever else runs): report it.
+  const loadAtStart = loadavg()[0]!;
+  const rounds: Array<Array<{ readonly name: SystemName; readonly figures: Figures }>> = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    if (options.rounds > 1) progress(`round ${round} of ${options.rounds}`);
+    rounds.push(await runRound(options));
+  }
   const load = `load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${cpus().length} CPUs`;
+  const figuresOf = rounds.map((round) => round.map(({ figures }) => figures));
   if (options.json) {
-    process.stdout.write(`${JSON.stringify({ results, load }, null, 2)}\n`);
+    const report = options.rounds === 1 ? { results: figuresOf[0], load } : { rounds: figuresOf, acrossRounds: summarizeRounds(figuresOf), load };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`${table(results)}\n\n${results.map((figures) => `${figures.system}: ${figures.notes.join("; ")}`).join("\n")}\n${load}\n`);
+  const roundReport = (results: readonly Figures[]) => `${table(results)}\n\n${results.map((figures) => `${figures.system}: ${figures.notes.join("; ")}`).join("\n")}\n`;
+  if (options.rounds === 1) {
+    process.stdout.write(`${roundReport(figuresOf[0]!)}${load}\n`);
+    return;
+  }
+  const perRound = figuresOf.map((results, index) => `### Round ${index + 1} of ${options.rounds}\n\n${roundReport(results)}`).join("\n");
+  process.stdout.write(`${perRound}\n### Across the rounds\n\n${acrossRoundsTable(summarizeRounds(figuresOf))}\n\n${headToHead(rounds)}${load}\n`);
 }
 
 await main();

@@ -21,3 +21,16 @@ test("bench:paxos refuses to start when etcd cannot run, naming the package and 
   t.notRegex(run.stderr, /\[bench\]/, "nothing was started");
   t.is(run.stdout, "");
 });
+
+test("bench:paxos refuses --rounds beyond its bound and with --latencies-dir, before any system starts", (t) => {
+  for (const [argv, message] of [
+    [["--rounds", "31"], /^bench:paxos: --rounds takes at most 30 \(each round starts and stops every system\)\n$/],
+    [["--rounds", "0"], /^bench:paxos: --rounds takes a whole number in \[1, 1000000\]\n$/],
+    [["--rounds", "2", "--latencies-dir", emptyPath], /^bench:paxos: --latencies-dir records one round: drop --rounds, or --latencies-dir\n$/],
+  ] as const) {
+    const run = spawnSync(process.execPath, ["--import", join(repositoryRoot, "test/loader/register.mjs"), "bench/viewCommit.ts", ...argv], { cwd: repositoryRoot, encoding: "utf8", timeout: 60_000 });
+    t.is(run.status, 2, `${argv.join(" ")}: ${run.stderr}`);
+    t.regex(run.stderr, message);
+    t.is(run.stdout, "");
+  }
+});
