@@ -1,5 +1,4 @@
 /** Types of bin/bundledEntry.mjs (plain JavaScript: it runs before tsx, or instead of it). */
-export declare const repositoryRoot: string;
 export declare const bundleCacheDir: string;
 export declare const staleBundleAgeMs: number;
 export declare const maxCachedBundles: number;

@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-export const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+// Not exported: runtime modules take the root from runtime/repositoryRoot.ts, which still holds inside a bundle.
+const repositoryRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const bundleCacheDir = join(repositoryRoot, "node_modules/.cache/haring");
 /** Bundles no manifest names are deleted once older than this (a process may be loading one just replaced). */
 export const staleBundleAgeMs = 10 * 60_000;
