@@ -20,6 +20,7 @@ interface FuzzOptions {
   view?: boolean;
   diskLossPercent?: string;
   chunkedTransfers?: boolean;
+  bootstrapGate?: boolean;
   removeControllers?: string;
   addControllers?: string;
   save?: string;
@@ -47,6 +48,7 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
     .option("--controllers <n>", "controllers per run with --view (1-9)", "3")
     .option("--disk-loss-percent <n>", "with --view: percent of controller crashes that also lose the disk (0-100; one rejoin at a time)")
     .option("--chunked-transfers", "with --view: move snapshots, promises and rejoin states in small chunks")
+    .option("--bootstrap-gate", "with --view: every controller starts as a controller process does, its empty disks through the bootstrap gate with bootstrap set (not with a set change)")
     .option("--add-controllers <n>", "with --view: add n controllers to the acceptor set during each run, one stopped old controller at a time, then each on an empty disk, as `haring acceptors grow` does")
     .option("--remove-controllers <n>", "with --view: remove n controllers from the acceptor set during each run, one stopped controller at a time, as `haring acceptors shrink` does (1 to controllers - 1)")
     .option("--save <dir>", "write each failing run as a scenario directory under DIR")
@@ -55,8 +57,8 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
       const replay = options.replay === undefined ? undefined : parseBoundedInteger("--replay", options.replay, 0, maxStartSeed);
       const seeds = replay === undefined ? parseBoundedInteger("--seeds", options.seeds, 1, Math.min(paxosFuzzLimits.maxSeeds, systemFuzzLimits.maxSeeds)) : 1;
       const startSeed = replay ?? parseBoundedInteger("--start-seed", options.startSeed, 0, maxStartSeed);
-      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers || options.removeControllers !== undefined || options.addControllers !== undefined)) {
-        throw new UsageError("--disk-loss-percent, --chunked-transfers, --remove-controllers and --add-controllers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
+      if (!options.view && (options.diskLossPercent !== undefined || options.chunkedTransfers || options.bootstrapGate || options.removeControllers !== undefined || options.addControllers !== undefined)) {
+        throw new UsageError("--disk-loss-percent, --chunked-transfers, --bootstrap-gate, --remove-controllers and --add-controllers apply to --view only", "haring sim fuzz --view --disk-loss-percent 25 --chunked-transfers");
       }
       if (options.view) runViewFuzz(options, seeds, startSeed, output, setExitCode);
       else runWholeSystemFuzz(options, seeds, startSeed, output, setExitCode);
@@ -83,7 +85,9 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
     const problem = acceptorGrowthProblem(ids.slice(0, controllers), ids, maxAcceptors);
     if (problem !== null) throw new UsageError(`--add-controllers ${addControllers} with ${controllers} controllers: ${problem}`, "haring sim fuzz --view --controllers 3 --add-controllers 2");
   }
-  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers, removeControllers, addControllers });
+  const bootstrapGate = options.bootstrapGate === true;
+  if (bootstrapGate && (removeControllers > 0 || addControllers > 0)) throw new UsageError("--bootstrap-gate: not with a set change", "haring sim fuzz --view --bootstrap-gate --disk-loss-percent 50");
+  const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers, removeControllers, addControllers, bootstrapGate });
   if (options.json) {
     output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);
   } else {
@@ -91,7 +95,7 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
   }
   for (const failure of result.failures) output.err(`haring: ${failure}\n`);
   if (!result.ok) {
-    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}${removeControllers > 0 ? ` --remove-controllers ${removeControllers}` : ""}${addControllers > 0 ? ` --add-controllers ${addControllers}` : ""}`;
+    const faults = `${diskLossPercent > 0 ? ` --disk-loss-percent ${diskLossPercent}` : ""}${chunkedTransfers ? " --chunked-transfers" : ""}${removeControllers > 0 ? ` --remove-controllers ${removeControllers}` : ""}${addControllers > 0 ? ` --add-controllers ${addControllers}` : ""}${bootstrapGate ? " --bootstrap-gate" : ""}`;
     output.err(`hint: replay with haring sim fuzz --view --replay ${result.failedSeeds[0]} --controllers ${controllers} --hosts ${hosts}${faults}\n`);
     setExitCode(exitCodes.failed);
   }

@@ -43,7 +43,7 @@ import { startControllerSetRecorder } from "../../actors/paxos/controllerSetReco
 import { startVoteRecall, startVoteRecallResponder, voteRecallLogEvents, type VoteRecallOutcome } from "../../actors/paxos/voteRecall.ts";
 import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { durableVotingState, evidenceFromRecords, noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
-import { bootstrapAnswerOf, type BootstrapAnswer } from "../../machines/paxos/bootstrapDecision.ts";
+import { createBootstrapAnswerer } from "../../actors/paxos/bootstrapAnswerer.ts";
 import { acceptorSetChange, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
 import { formatBallot } from "../../machines/paxos/ballot.ts";
 import { FileStorage } from "../fileStorage.ts";
@@ -152,19 +152,15 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
   const ports = { ...runtime.ports, clock: promptClock, storage };
   // `bootstrap` on an empty disk is only a wish: the gate asks the other controllers whether the cluster ran.
   const emptyDisk = ports.storage.open(paxosLogName).readAll().length === 0;
-  let gatePending = config.bootstrap && emptyDisk;
+  const gatePending = config.bootstrap && emptyDisk;
+  const bootstrapAnswerer = createBootstrapAnswerer(gatePending);
   const bootstrapResponder = startBootstrapResponder(ports, {
     controllerIds: config.controllerIds,
-    answer: () => (gatePending ? "fresh" : answerAfterGate()),
+    answer: () => bootstrapAnswerer.answer(),
     rejections: createRejectionCounter(ports),
   });
   let bootstrap = false;
-  // Once past the gate: a controller that bootstrapped here answers from its core (bootstrapAnswerOf).
-  const afterGate: { actor?: ControllerActor; everLed: boolean } = { everLed: false };
-  const answerAfterGate = (): BootstrapAnswer => {
-    const core = bootstrap ? afterGate.actor?.core() : undefined;
-    return core === undefined ? "exists" : bootstrapAnswerOf(core, afterGate.everLed);
-  };
+  const afterGate: { actor?: ControllerActor } = {};
   // The log as it is at this start: its own recall checks it, and what it kept of its peers answers theirs.
   const startRecords = emptyDisk ? undefined : decodeRecords(ports.storage.open(paxosLogName).readAll(), ports.nodeId);
   const keptEvidence = startRecords?.ok ? evidenceFromRecords(startRecords.records, ports.nodeId, config.controllerIds) : new Map<string, VoteEvidence>();
@@ -209,11 +205,10 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
         mayBootstrap: config.bootstrap,
       });
     });
-    const wished = gatePending;
-    gatePending = false;
+    bootstrapAnswerer.passedGate(decision.kind === "bootstrap");
     if (decision.kind === "refuse") await refuseToStart(decision.error);
     bootstrap = decision.kind === "bootstrap";
-    if (decision.kind === "rejoin" && wished) {
+    if (decision.kind === "rejoin" && gatePending) {
       ports.log.write("warn", "controller.bootstrap-refused", {
         clusterExistsAt: decision.existsAt,
         note: "the cluster already ran, so this empty data directory is a lost disk: rejoining (bootstrap is ignored)",
@@ -238,12 +233,9 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
     leaderOverlapsItsDisk: true,
   }));
   afterGate.actor = actor;
-  afterGate.everLed = actor.leadership().role === "leader";
+  bootstrapAnswerer.controllerStarted(actor);
   // The view names the controllers: the leader records the set every controller was checked to share at its start.
   const controllerSet = startControllerSetRecorder(ports, actor, config.controllerIds);
-  const leadershipWatch = actor.onLeadership((leadership) => {
-    if (leadership.role === "leader") afterGate.everLed = true;
-  });
   // The manager is active only while this controller leads with the lease; its host commands go out through command multicast.
   const manager: ManagerOnController | undefined = config.manager.enabled
     ? startManagerOnController(ports, { controller: actor, rejections: createRejectionCounter(ports), config: config.manager.config, streamReplicas: config.streamReplicas })
@@ -326,7 +318,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       actor.stop();
       bootstrapResponder.unsubscribe();
       recallResponder.unsubscribe();
-      leadershipWatch.unsubscribe();
+      bootstrapAnswerer.stop();
       controllerSet.stop();
       await statusWrite;
       if (config.statusIntervalMs > 0) {

@@ -34,6 +34,9 @@ import { paxosTransfersMetric, type ChunkedTransferSettings } from "../../actors
 import { paxosRewritesHeldMetric, startControllerActor, type ControllerActor } from "../../actors/paxos/controllerActor.ts";
 import { decodeRecords, encodeRecord, paxosLogName, type ViewDurableRecord } from "../../actors/paxos/paxosRecords.ts";
 import { startLearnerActor, type LearnerActor } from "../../actors/paxos/learnerActor.ts";
+import { createBootstrapAnswerer } from "../../actors/paxos/bootstrapAnswerer.ts";
+import { startBootstrapGate, startBootstrapResponder, type BootstrapGate } from "../../actors/paxos/bootstrapGate.ts";
+import type { NodePorts } from "../../actors/ports/nodePorts.ts";
 import { createRejectionCounter } from "../../actors/codec/rejectionCounter.ts";
 import type { Clock } from "../../actors/ports/clock.ts";
 import type { Random } from "../../actors/ports/random.ts";
@@ -83,6 +86,9 @@ export const simClientLimits = { maxOutstandingProposals: 256, maxProposeAttempt
 export const simMirrorOptions: Partial<ViewKvMirrorOptions> = { minIntervalMs: 100, retryAfterMs: 300 };
 
 export const simStreamRequestTimeoutMs = 400;
+
+/** The bootstrap gate's probes in the simulator (`bootstrapGate`); its quarantine is the config's `rejoinQuarantineMs`, as in the process. */
+export const simBootstrapGateTimings = { probeIntervalMs: 100, requestTimeoutMs: 100 } as const;
 
 /** A set change waits this long before asking again whether it may begin or step a controller, at most `maxSetChangeWaits` times in a row. */
 const setChangeRetryMs = 50;
@@ -152,6 +158,17 @@ export interface PaxosClusterRunOptions {
    * needs the rule, for the same tests.
    */
   readonly lagUntilHeal?: boolean;
+  /**
+   * Controllers start as controller processes do on an empty disk (runtime/controller/main.ts): every config says
+   * `bootstrap`, as operators leave it, and the bootstrap gate (actors/paxos/bootstrapGate.ts) decides whether to
+   * create the cluster or rejoin, at the first start and after every lost disk; every controller answers the
+   * others' probes. Controllers crash only once every one passed its first gate: a new cluster whose first start was
+   * interrupted is started again from empty directories (docs/paxos.md, "Bootstrap: only when the cluster never
+   * ran"). Not with a set change.
+   */
+  readonly bootstrapGate?: boolean;
+  /** With `bootstrapGate`, every controller answers `fresh` whatever it did: only for the test that shows the answers matter. */
+  readonly answerFreshAlways?: boolean;
 }
 
 /** Chunked transfer settings that make the fuzz's small messages travel in 4 KiB chunks, retried fast. */
@@ -188,6 +205,9 @@ export interface PaxosClusterStats {
   readonly controllersRemoved: number;
   readonly controllersAdded: number;
   readonly setSteps: number;
+  /** `bootstrapGate`: the gates' decisions, to create the cluster or to rejoin it. */
+  readonly gateBootstraps: number;
+  readonly gateRejoins: number;
 }
 
 export interface PaxosClusterRunResult {
@@ -212,6 +232,8 @@ function checkOptions(options: PaxosClusterRunOptions): void {
   check("removeControllers", options.removeControllers ?? 0, 0, options.controllers - 1);
   check("addControllers", options.addControllers ?? 0, 0, paxosClusterLimits.maxControllers - options.controllers);
   if ((options.removeControllers ?? 0) > 0 && (options.addControllers ?? 0) > 0) throw new RangeError("removeControllers and addControllers: one set change per run");
+  if (options.bootstrapGate && ((options.removeControllers ?? 0) > 0 || (options.addControllers ?? 0) > 0)) throw new RangeError("bootstrapGate: not with a set change");
+  if (options.answerFreshAlways && !options.bootstrapGate) throw new RangeError("answerFreshAlways: only with bootstrapGate");
 }
 
 export function runPaxosCluster(options: Partial<PaxosClusterRunOptions> & { readonly seed: number }): PaxosClusterRunResult {
@@ -248,7 +270,7 @@ class PaxosClusterRun {
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
   /** Controllers that lost their disk (or were added) and do not vote yet, or whose own durable view does not cover their floor yet. */
   private readonly rejoinPending = new Set<string>();
-  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0 };
+  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0, gateBootstraps: 0, gateRejoins: 0 };
   /** `lagUntilHeal`: the split around the late controller was made, and chaos neither heals nor moves it. */
   private splitHeld = false;
   /** A growth began and has not finished: no disk is lost meanwhile (diskLossAllowed). */
@@ -257,6 +279,8 @@ class PaxosClusterRun {
   private readonly addedControllerIds: string[] = [];
   /** Once a set change began: the set it moves to. Disks are then lost only where that set can still fence a rejoin. */
   private newSet: readonly string[] | undefined;
+  /** `bootstrapGate`: controllers past their first gate (or started on a log); none crashes before all are. */
+  private readonly passedFirstGate = new Set<string>();
   private mirrorSlot = -1;
   private mirrorValue: string | undefined;
   private inspector: SimStreamClient | undefined;
@@ -346,47 +370,52 @@ class PaxosClusterRun {
     this.world.addNode(id, (ports) => {
       const incarnation = this.world.incarnation(id);
       const clock = this.world.nodeClock(id);
-      const actor = startControllerActor(ports, {
-        config: this.controllerConfigs.get(id)!,
-        // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty), as an added one does from the start.
-        bootstrap: incarnation === 1 && !this.addedControllerIds.includes(id),
-        rejections: createRejectionCounter(ports),
-        client: simClientLimits,
-        kvMirror: simMirrorOptions,
-        ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
-        ...(this.options.leaderOverlapsItsDisk ? { leaderOverlapsItsDisk: true } : {}),
-        ...(this.options.holdRewrites ? { maxRecordsPackedAtCompaction: 0 } : {}),
-        observer: {
-          synced: (nodeId, records, rewritten) => {
-            if (rewritten) this.rewritesDone++;
-            this.invariants.synced(nodeId, records);
+      const start = (bootstrap: boolean): ControllerActor => {
+        const actor = startControllerActor(ports, {
+          config: this.controllerConfigs.get(id)!,
+          bootstrap,
+          rejections: createRejectionCounter(ports),
+          client: simClientLimits,
+          kvMirror: simMirrorOptions,
+          ...(this.options.chunkedTransfers ? { transfer: simChunkedTransfer } : {}),
+          ...(this.options.leaderOverlapsItsDisk ? { leaderOverlapsItsDisk: true } : {}),
+          ...(this.options.holdRewrites ? { maxRecordsPackedAtCompaction: 0 } : {}),
+          observer: {
+            synced: (nodeId, records, rewritten) => {
+              if (rewritten) this.rewritesDone++;
+              this.invariants.synced(nodeId, records);
+            },
+            // A crash may leave whole records of a write whose sync never completed (a torn prefix that ends on a record
+            // boundary): they are durable now, and a recovered vote counts like one whose sync was reported.
+            recovered: (nodeId, records) => {
+              this.invariants.recovered(nodeId, records);
+              this.checkRecall(nodeId, records);
+            },
+            stepped: (report) => {
+              // Rejoined once it votes and its own durable view covers the floor its fences gave it: until then the slots below
+              // are on its peers alone, and losing one of those too is a second controller without state.
+              if (this.rejoinPending.has(id) && report.state.acceptor.mode === "voting" && !ownViewBehindFloor(report.state) && this.ownViewProblem(id) === null) {
+                this.rejoinPending.delete(id);
+              }
+              this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
+              const proposer = report.state.proposer;
+              const leaseEndsAtGlobalMs = holdsLease(proposer, report.nowMs)
+                ? this.world.now() + (proposer.leader!.leaseUntilMs - report.nowMs) / (1 + clock.driftPpm / 1e6)
+                : -1;
+              this.invariants.lease(id, leaseEndsAtGlobalMs);
+            },
           },
-          // A crash may leave whole records of a write whose sync never completed (a torn prefix that ends on a record
-          // boundary): they are durable now, and a recovered vote counts like one whose sync was reported.
-          recovered: (nodeId, records) => {
-            this.invariants.recovered(nodeId, records);
-            this.checkRecall(nodeId, records);
-          },
-          stepped: (report) => {
-            // Rejoined once it votes and its own durable view covers the floor its fences gave it: until then the slots below
-            // are on its peers alone, and losing one of those too is a second controller without state.
-            if (this.rejoinPending.has(id) && report.state.acceptor.mode === "voting" && !ownViewBehindFloor(report.state) && this.ownViewProblem(id) === null) {
-              this.rejoinPending.delete(id);
-            }
-            this.invariants.learnerStepped(id, incarnation, report.beforeSlot, report.state.learner, report.applied);
-            const proposer = report.state.proposer;
-            const leaseEndsAtGlobalMs = holdsLease(proposer, report.nowMs)
-              ? this.world.now() + (proposer.leader!.leaseUntilMs - report.nowMs) / (1 + clock.driftPpm / 1e6)
-              : -1;
-            this.invariants.lease(id, leaseEndsAtGlobalMs);
-          },
-        },
-        onFatal: (error) => this.invariants.fail(`controller ${id} stopped: ${error}`),
-      });
-      actor.onLeadership((leadership) => {
-        if (leadership.role === "leader") this.counts.leaderChanges++;
-      });
-      member.actor = actor;
+          onFatal: (error) => this.invariants.fail(`controller ${id} stopped: ${error}`),
+        });
+        actor.onLeadership((leadership) => {
+          if (leadership.role === "leader") this.counts.leaderChanges++;
+        });
+        member.actor = actor;
+        return actor;
+      };
+      if (this.options.bootstrapGate) return this.startThroughGate(id, ports, member, start);
+      // The first boot creates the cluster; a restarted node recovers from its disk (or rejoins if it is empty), as an added one does from the start.
+      const actor = start(incarnation === 1 && !this.addedControllerIds.includes(id));
       return {
         stop: () => {
           this.invariants.crashed(id);
@@ -394,6 +423,65 @@ class PaxosClusterRun {
         },
       };
     });
+  }
+
+  /**
+   * `bootstrapGate`: starts as a controller process does (runtime/controller/main.ts). It answers the others' probes
+   * from the start; on a log it runs at once, on an empty disk (the first start, or a lost disk) its config's
+   * `bootstrap` is a wish and the gate decides. Checked besides the usual invariants: no gate creates the cluster
+   * once a slot was chosen (PaxosInvariants.gateBootstrapped).
+   */
+  private startThroughGate(id: string, ports: NodePorts, member: Member, start: (bootstrap: boolean) => ControllerActor): { stop(): void } {
+    const config = this.controllerConfigs.get(id)!;
+    member.actor = undefined;
+    const emptyDisk = ports.storage.open(paxosLogName).readAll().length === 0;
+    const answerer = createBootstrapAnswerer(emptyDisk);
+    const responder = startBootstrapResponder(ports, {
+      controllerIds: config.acceptorIds,
+      answer: () => (this.options.answerFreshAlways ? "fresh" : answerer.answer()),
+      rejections: createRejectionCounter(ports),
+    });
+    let actor: ControllerActor | undefined;
+    const run = (bootstrap: boolean): void => {
+      this.passedFirstGate.add(id);
+      actor = start(bootstrap);
+      answerer.controllerStarted(actor);
+    };
+    let gate: BootstrapGate | undefined;
+    if (!emptyDisk) run(false);
+    else {
+      gate = startBootstrapGate(ports, {
+        controllerIds: config.acceptorIds,
+        rejections: createRejectionCounter(ports),
+        timings: { ...simBootstrapGateTimings, quarantineMs: config.rejoinQuarantineMs },
+        onDecision: (decision) => {
+          gate = undefined;
+          answerer.passedGate(decision.kind === "bootstrap");
+          if (decision.kind === "refuse") {
+            this.invariants.fail(`controller ${id} refused to start: ${decision.error}`);
+            return;
+          }
+          if (decision.kind === "rejoin") {
+            this.counts.gateRejoins++;
+            // Without state like a lost disk (also at a first start that came after the others began): no other disk is lost until it votes.
+            this.rejoinPending.add(id);
+          } else {
+            this.counts.gateBootstraps++;
+            this.invariants.gateBootstrapped(id);
+          }
+          run(decision.kind === "bootstrap");
+        },
+      });
+    }
+    return {
+      stop: () => {
+        this.invariants.crashed(id);
+        gate?.stop();
+        responder.unsubscribe();
+        answerer.stop();
+        actor?.stop();
+      },
+    };
   }
 
   /**
@@ -493,7 +581,8 @@ class PaxosClusterRun {
   }
 
   private crashSomeNode(random: Random): void {
-    const up = this.upNodes();
+    const gatesPending = this.options.bootstrapGate === true && this.passedFirstGate.size < this.controllerIds.length;
+    const up = this.upNodes().filter((id) => !gatesPending || !this.controllerConfigs.has(id));
     if (up.length === 0) return;
     const id = up[random.int(up.length)]!;
     this.world.crash(id);
@@ -833,11 +922,14 @@ class PaxosClusterRun {
     const probeId = `probe-${this.options.seed}`;
     const proposers = world.nodeIds().filter((id) => !this.retired.has(id));
     const prober = proposers[this.workload.int(proposers.length)]!;
-    this.propose(prober, { id: probeId, type: "controllers.set", controllerIds: [...this.finalControllerIds] });
+    const probe: ViewCommand = { id: probeId, type: "controllers.set", controllerIds: [...this.finalControllerIds] };
+    // A controller still at its bootstrap gate (`bootstrapGate`) runs no actor yet: the probe goes in once it does.
+    let probeProposed = this.propose(prober, probe);
     const deadlineMs = healedAtMs + this.options.healBoundMs;
     let committedAtMs = -1;
     while (world.now() < deadlineMs && this.invariants.ok) {
       world.runFor(20);
+      if (!probeProposed) probeProposed = this.propose(prober, probe);
       if (committedAtMs < 0) {
         const outcome = this.outcomes.get(probeId);
         if (outcome && outcome.kind !== "no-outcome") committedAtMs = outcome.atMs;

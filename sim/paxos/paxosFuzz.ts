@@ -24,6 +24,8 @@ export interface PaxosFuzzOptions {
   readonly removeControllers?: number;
   /** Controllers added to the acceptor set during each run's chaos (see PaxosClusterRunOptions); 0 by default. */
   readonly addControllers?: number;
+  /** Every controller starts through its bootstrap gate, as controller processes do (see PaxosClusterRunOptions). */
+  readonly bootstrapGate?: boolean;
   /** Called after each seed, e.g. to print progress. */
   readonly onSeed?: (result: PaxosClusterRunResult) => void;
 }
@@ -42,6 +44,8 @@ export interface PaxosFuzzTotals {
   readonly controllersRemoved: number;
   readonly controllersAdded: number;
   readonly setSteps: number;
+  readonly gateBootstraps: number;
+  readonly gateRejoins: number;
   /** The slowest probe commit after healing, in virtual ms. */
   readonly worstProbeCommitMs: number;
 }
@@ -56,7 +60,7 @@ export interface PaxosFuzzResult {
   readonly summaryText: string;
 }
 
-const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "controllersAdded", "setSteps"] as const;
+const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "controllersAdded", "setSteps", "gateBootstraps", "gateRejoins"] as const;
 
 export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const { seeds, startSeed, controllers } = options;
@@ -77,12 +81,14 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     controllersRemoved: 0,
     controllersAdded: 0,
     setSteps: 0,
+    gateBootstraps: 0,
+    gateRejoins: 0,
     worstProbeCommitMs: 0,
   };
   const failedSeeds: number[] = [];
   const failures: string[] = [];
   for (let seed = startSeed; seed < startSeed + seeds; seed++) {
-    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}), ...(options.removeControllers ? { removeControllers: options.removeControllers } : {}), ...(options.addControllers ? { addControllers: options.addControllers } : {}) });
+    const result = runPaxosCluster({ seed, controllers, hosts, ...(options.diskLossPercent ? { diskLossPercent: options.diskLossPercent } : {}), ...(options.chunkedTransfers ? { chunkedTransfers: true } : {}), ...(options.removeControllers ? { removeControllers: options.removeControllers } : {}), ...(options.addControllers ? { addControllers: options.addControllers } : {}), ...(options.bootstrapGate ? { bootstrapGate: true } : {}) });
     options.onSeed?.(result);
     const stats: PaxosClusterStats = result.stats;
     for (const key of summed) totals[key] += stats[key];
@@ -98,6 +104,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes (${totals.disksLost} losing the disk), ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
     ...(options.removeControllers ? [`${totals.controllersRemoved} controllers removed from the acceptor set, in ${totals.setSteps} steps of the others`] : []),
     ...(options.addControllers ? [`${totals.controllersAdded} controllers added to the acceptor set, after ${totals.setSteps} steps of the old ones`] : []),
+    ...(options.bootstrapGate ? [`bootstrap gates: ${totals.gateBootstraps} created the cluster, ${totals.gateRejoins} rejoined it`] : []),
     `worst probe commit after healing: ${totals.worstProbeCommitMs.toFixed(1)} ms (virtual)`,
     ok ? "result: ok" : `result: FAILED on seeds ${failedSeeds.slice(0, 20).join(", ")}${failedSeeds.length > 20 ? ", …" : ""}`,
   ].join("\n");

@@ -267,6 +267,17 @@ export class PaxosInvariants {
     this.awaitingRejoin.add(acceptorId);
   }
 
+  /**
+   * A controller's bootstrap gate created the cluster. At a first start that is what it is for (nothing of the
+   * controller can be forgotten). After a lost disk it may do so only while nothing of it was counted, and a correct
+   * gate sees that no earlier than no slot is chosen: a chosen slot has a majority of votes, which takes a vote from
+   * one of the controllers it needed to answer `fresh`.
+   */
+  gateBootstrapped(acceptorId: string): void {
+    const lostItsDisk = this.awaitingRejoin.delete(acceptorId);
+    if (lostItsDisk && this.chosenByVotes.size > 0) this.fail(`bootstrap gate: ${acceptorId} lost its disk and created the cluster again after ${this.chosenByVotes.size} slots were chosen`);
+  }
+
   /** A crashed controller holds no lease any more (it cannot act). */
   crashed(controllerId: string): void {
     this.leaseEndsAtGlobalMs.delete(controllerId);

@@ -140,6 +140,14 @@ test("sim fuzz --view runs seeds of the replicated view and reports; the same se
   const both = await run(["sim", "fuzz", "--view", "--controllers", "5", "--add-controllers", "1", "--remove-controllers", "1"]);
   t.is(both.code, 2);
   t.regex(both.err, /one set change per run/);
+  // Every controller through its bootstrap gate: the run says what the gates decided.
+  const gated = await run(["sim", "fuzz", "--view", "--seeds", "2", "--start-seed", "40", "--bootstrap-gate", "--disk-loss-percent", "100"]);
+  t.is(gated.code, 0, gated.err);
+  const gates = /^bootstrap gates: (\d+) created the cluster, (\d+) rejoined it$/m.exec(gated.out);
+  t.true(Number(gates?.[1]) >= 6 && Number(gates?.[2]) > 0, gated.out);
+  t.notRegex(first.out, /bootstrap gates/);
+  t.regex((await run(["sim", "fuzz", "--bootstrap-gate"])).err, /apply to --view only/);
+  t.regex((await run(["sim", "fuzz", "--view", "--controllers", "5", "--remove-controllers", "1", "--bootstrap-gate"])).err, /--bootstrap-gate: not with a set change/);
 });
 
 test("node --config reports every wrong field of its config file and exits 2", async (t) => {
