@@ -70,6 +70,7 @@ import { viewRecordBytes } from "../../machines/view/viewSize.ts";
 import { noVoteEvidence, type VoteEvidence } from "../../machines/paxos/voteEvidence.ts";
 import { acceptorSetChange, recordedAcceptorSet } from "../../machines/paxos/acceptorSet.ts";
 import { PeerEvidenceKeeper } from "./peerEvidenceKeeper.ts";
+import { OutsideControllerWatch, outsideControllerQuietMs } from "./outsideControllerWatch.ts";
 import { startProposalClient, type OutcomeCallback, type ProposalClientActor, type ProposalClientLimits, type ProposeResult } from "./proposalClientActor.ts";
 
 export const paxosDroppedMetric = "haring_paxos_dropped_total";
@@ -105,6 +106,8 @@ export const paxosLateTicksMetric = "haring_paxos_late_ticks_total";
 /** Acceptors this controller knows to be rejoining after a lost disk (itself included), and 1 while they leave fewer than a majority voting. */
 export const paxosRejoiningAcceptorsGauge = "haring_paxos_rejoining_acceptors";
 export const paxosMajorityWithoutStateGauge = "haring_paxos_majority_without_state";
+/** Controllers outside this one's acceptor set that still send it controller messages (outsideControllerWatch.ts). */
+export const paxosOutsideControllersGauge = "haring_paxos_outside_controllers";
 /** While a majority is without state, the error line comes again this often (every occurrence is in the gauge). */
 export const majorityWithoutStateReminderMs = 60_000;
 /** A rejoin that has not completed says so every this many fence attempts (5 s at the default 250 ms retry). */
@@ -179,6 +182,8 @@ export interface ControllerActor {
   onLeadership(listener: (leadership: Leadership) => void): Subscription;
   /** Whether this controller's acceptor votes, and who it knows to be rejoining (rejoiningMajorityWatch.ts). */
   rejoinHealth(): RejoinHealth;
+  /** Controllers outside its acceptor set that still send it controller messages: removed ones still running (outsideControllerWatch.ts). */
+  outsideControllers(): readonly string[];
   /** What this controller has seen another controller's disk hold (machines/paxos/voteEvidence.ts), for its restart's recall. */
   voteEvidence(controllerId: string): VoteEvidence;
   /** The core's state, for inspection and tests. */
@@ -257,6 +262,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
   const rejoinWatch = new RejoiningMajorityWatch(config, nodeId);
   let rejoinJudgement: RejoiningAcceptors = { rejoining: [], majorityWithoutState: false };
   let majorityWithoutStateLoggedAtMs = Number.NEGATIVE_INFINITY;
+  const outsideWatch = new OutsideControllerWatch(config.acceptorIds, nodeId);
   // The rejoin attempt this controller's acceptor is on, and who answered it so far (the core forgets at the next attempt).
   let rejoinAttempt = 0;
   let rejoinAnsweredBy: readonly string[] = [];
@@ -519,6 +525,27 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     }
   }
 
+  /** A message only controllers send, from one outside this set: logged when that controller is new to the list (outsideControllerWatch.ts). */
+  function heardOutsideController(senderId: string, messageType: string): void {
+    if (!outsideWatch.heard(senderId, ports.clock.now())) return;
+    ports.metrics.setGauge(paxosOutsideControllersGauge, outsideWatch.running().length);
+    ports.log.write("warn", "paxos.outside-controller-running", {
+      controller: senderId,
+      sends: messageType,
+      acceptors: config.acceptorIds.join(","),
+      note: "a controller outside this controller's set still runs: a removed controller that was not stopped (stop it for good), or one whose set differs (during a growth, this controller may not be stepped yet); its messages are dropped (docs/paxos.md, Removing controllers)",
+    });
+  }
+
+  function forgetQuietOutsideControllers(nowMs: number): void {
+    const quiet = outsideWatch.forgetQuiet(nowMs);
+    if (quiet.length === 0) return;
+    ports.metrics.setGauge(paxosOutsideControllersGauge, outsideWatch.running().length);
+    for (const senderId of quiet) {
+      ports.log.write("info", "paxos.outside-controller-quiet", { controller: senderId, quietMs: outsideControllerQuietMs, note: "not heard for this long: stopped, or cut off from this controller" });
+    }
+  }
+
   /** Whether this rewrite waits for its snapshot's records to be packed (maxRecordsPackedAtCompaction); starts that packing if so. */
   function holdsRewrite(records: readonly ViewDurableRecord[]): boolean {
     let snapshot: ViewSnapshot | undefined;
@@ -589,6 +616,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     }
     if (!messageTypesFromLearners.has(message.type) && !config.acceptorIds.includes(message.from)) {
       countDrop("not-a-controller", `${message.type} from ${message.from}, not one of ${config.acceptorIds.join(", ")}, arrived on ${subject}`);
+      heardOutsideController(message.from, message.type);
       return;
     }
     if (message.type === "paxos.propose-reply") client.receive(message);
@@ -623,6 +651,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       prepacker.tick();
       writeHeldRewrite();
       judgeRejoins(ports.clock.now());
+      forgetQuietOutsideControllers(ports.clock.now());
     }
   }
 
@@ -641,8 +670,10 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       if (transport.isOwnBroadcastEcho(netMessage.data)) return;
       const message = receive(netMessage, ["paxos.commit"]);
       if (!message || message.from === nodeId) return;
-      if (!config.acceptorIds.includes(message.from)) countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${config.acceptorIds.join(", ")}`);
-      else host.send({ type: "message", message, nowMs: ports.clock.now() });
+      if (!config.acceptorIds.includes(message.from)) {
+        countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${config.acceptorIds.join(", ")}`);
+        heardOutsideController(message.from, message.type);
+      } else host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),
     ports.network.subscribe(subjects.viewFetch, (netMessage) => {
       const message = receive(netMessage, ["paxos.fetch"]);
@@ -689,6 +720,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     rejoinHealth() {
       return { acceptorMode: acceptorMode ?? "none", ...rejoinJudgement };
     },
+    outsideControllers() {
+      return outsideWatch.running();
+    },
     core: coreState,
     stop() {
       if (status === "running") shutDown("stopped");
@@ -709,6 +743,7 @@ function inertController(nodeId: string): ControllerActor {
     onApplied: () => ({ unsubscribe: () => undefined }),
     onLeadership: () => ({ unsubscribe: () => undefined }),
     rejoinHealth: () => ({ acceptorMode: "none", rejoining: [], majorityWithoutState: false }),
+    outsideControllers: () => [],
     voteEvidence: () => noVoteEvidence,
     core: () => undefined,
     stop: () => undefined,

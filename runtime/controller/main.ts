@@ -78,6 +78,8 @@ export interface ControllerStatusFile {
   readonly rejoiningAcceptors: readonly string[];
   /** Too many of them for any to finish: nothing commits until an operator acts (docs/paxos.md, "A majority without state"). */
   readonly majorityWithoutState: boolean;
+  /** Controllers outside its set that still send it controller messages: removed ones not stopped (docs/paxos.md, "Removing controllers"). */
+  readonly outsideControllers: readonly string[];
   readonly atMs: number;
 }
 
@@ -275,6 +277,7 @@ export async function runController(config: ControllerProcessConfig, paxos: Paxo
       acceptorMode: rejoinHealth.acceptorMode,
       rejoiningAcceptors: rejoinHealth.rejoining,
       majorityWithoutState: rejoinHealth.majorityWithoutState,
+      outsideControllers: actor.outsideControllers(),
       atMs: Math.round(promptClock.now()),
     };
   };

@@ -55,9 +55,16 @@ test("a controller replaced by a new id: the set shrinks to two, one at a time w
     // Mixed sets: c3 still counts majorities of three, the stepped ones of two, and every majority meets.
     await commit(client, `after-${member.id}-stepped`);
   }
+  // c3 runs on outside their set: both name it in their status and their log, the check the procedure ends with.
+  const namingC3 = () => survivors.every((member) => member.status()?.outsideControllers.join(",") === "c3");
+  t.true(await waitFor(namingC3, 30_000), "c1 and c2 to name c3 as a controller outside their set that still runs");
+  for (const member of survivors) {
+    t.true(logEvents(member.outputTail(), "paxos.outside-controller-running").some((event) => event.controller === "c3"), member.outputTail());
+  }
   // Then c3 is stopped for good, its directory moved aside as the procedure says (kept for forensics, never started again).
   await c3.stop();
   renameSync(c3.dataDir, `${c3.dataDir}.removed`);
+  t.true(await waitFor(() => survivors.every((member) => member.status()?.outsideControllers.length === 0), 30_000), "c1 and c2 to list nobody outside once c3 stopped");
   await commit(client, "without-c3");
   const twoClient = await connectViewClient({ clusterId: "shrink", nodeId: "two-client", natsUrls: [resources.nats!.url], paxos: createPaxosConfig(["c1", "c2"]), clientLimits: { retryAfterMs: 100, maxRetryDelayMs: 400, maxProposeAttempts: 120 } });
   clients.push(twoClient);
