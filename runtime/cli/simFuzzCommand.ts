@@ -48,7 +48,7 @@ export function registerSimFuzzCommand(sim: Command, output: CliOutput, setExitC
     .option("--controllers <n>", "controllers per run with --view (1-9)", "3")
     .option("--disk-loss-percent <n>", "with --view: percent of controller crashes that also lose the disk (0-100; one rejoin at a time)")
     .option("--chunked-transfers", "with --view: move snapshots, promises and rejoin states in small chunks")
-    .option("--bootstrap-gate", "with --view: every controller starts as a controller process does, its empty disks through the bootstrap gate with bootstrap set (not with a set change)")
+    .option("--bootstrap-gate", "with --view: every controller starts as a controller process does, its empty disks through the bootstrap gate with bootstrap set (not with --add-controllers)")
     .option("--add-controllers <n>", "with --view: add n controllers to the acceptor set during each run, one stopped old controller at a time, then each on an empty disk, as `haring acceptors grow` does")
     .option("--remove-controllers <n>", "with --view: remove n controllers from the acceptor set during each run, one stopped controller at a time, as `haring acceptors shrink` does (1 to controllers - 1)")
     .option("--save <dir>", "write each failing run as a scenario directory under DIR")
@@ -86,7 +86,7 @@ function runViewFuzz(options: FuzzOptions, seeds: number, startSeed: number, out
     if (problem !== null) throw new UsageError(`--add-controllers ${addControllers} with ${controllers} controllers: ${problem}`, "haring sim fuzz --view --controllers 3 --add-controllers 2");
   }
   const bootstrapGate = options.bootstrapGate === true;
-  if (bootstrapGate && (removeControllers > 0 || addControllers > 0)) throw new UsageError("--bootstrap-gate: not with a set change", "haring sim fuzz --view --bootstrap-gate --disk-loss-percent 50");
+  if (bootstrapGate && addControllers > 0) throw new UsageError("--bootstrap-gate: not with --add-controllers", "haring sim fuzz --view --bootstrap-gate --controllers 5 --remove-controllers 1");
   const result = runPaxosFuzz({ seeds, startSeed, controllers, hosts, diskLossPercent, chunkedTransfers, removeControllers, addControllers, bootstrapGate });
   if (options.json) {
     output.out(`${JSON.stringify({ ok: result.ok, seeds: result.seeds, failedSeeds: result.failedSeeds, failures: result.failures, totals: result.totals }, null, 2)}\n`);

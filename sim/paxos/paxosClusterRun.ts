@@ -90,6 +90,12 @@ export const simStreamRequestTimeoutMs = 400;
 /** The bootstrap gate's probes in the simulator (`bootstrapGate`); its quarantine is the config's `rejoinQuarantineMs`, as in the process. */
 export const simBootstrapGateTimings = { probeIntervalMs: 100, requestTimeoutMs: 100 } as const;
 
+/**
+ * `bootstrapGate` with a set change: a controller whose gate refused (another set heard) starts again after
+ * `setChangeRetryMs`, at most this many times in a row; more is a liveness failure.
+ */
+const maxGateRefusals = 200;
+
 /** A set change waits this long before asking again whether it may begin or step a controller, at most `maxSetChangeWaits` times in a row. */
 const setChangeRetryMs = 50;
 const maxSetChangeWaits = 200;
@@ -164,7 +170,10 @@ export interface PaxosClusterRunOptions {
    * create the cluster or rejoin, at the first start and after every lost disk; every controller answers the
    * others' probes. Controllers crash only once every one passed its first gate: a new cluster whose first start was
    * interrupted is started again from empty directories (docs/paxos.md, "Bootstrap: only when the cluster never
-   * ran"). Not with a set change.
+   * ran"). With `removeControllers`, a gate that hears another set refuses, as the process does (exit 1), and the
+   * controller is started again a little later, as an operator does, at most `maxGateRefusals` times in a row. Not
+   * with `addControllers`: its forgotten-step shape would keep the added controllers' gates refusing until the step
+   * that waits for them to vote.
    */
   readonly bootstrapGate?: boolean;
   /** With `bootstrapGate`, every controller answers `fresh` whatever it did: only for the test that shows the answers matter. */
@@ -205,9 +214,10 @@ export interface PaxosClusterStats {
   readonly controllersRemoved: number;
   readonly controllersAdded: number;
   readonly setSteps: number;
-  /** `bootstrapGate`: the gates' decisions, to create the cluster or to rejoin it. */
+  /** `bootstrapGate`: the gates' decisions, to create the cluster or to rejoin it, or to refuse (another set heard during a set change). */
   readonly gateBootstraps: number;
   readonly gateRejoins: number;
+  readonly gateRefusals: number;
 }
 
 export interface PaxosClusterRunResult {
@@ -232,7 +242,7 @@ function checkOptions(options: PaxosClusterRunOptions): void {
   check("removeControllers", options.removeControllers ?? 0, 0, options.controllers - 1);
   check("addControllers", options.addControllers ?? 0, 0, paxosClusterLimits.maxControllers - options.controllers);
   if ((options.removeControllers ?? 0) > 0 && (options.addControllers ?? 0) > 0) throw new RangeError("removeControllers and addControllers: one set change per run");
-  if (options.bootstrapGate && ((options.removeControllers ?? 0) > 0 || (options.addControllers ?? 0) > 0)) throw new RangeError("bootstrapGate: not with a set change");
+  if (options.bootstrapGate && (options.addControllers ?? 0) > 0) throw new RangeError("bootstrapGate: not with addControllers");
   if (options.answerFreshAlways && !options.bootstrapGate) throw new RangeError("answerFreshAlways: only with bootstrapGate");
 }
 
@@ -270,7 +280,7 @@ class PaxosClusterRun {
   private readonly outcomes = new Map<string, ProposalOutcome & { readonly atMs: number }>();
   /** Controllers that lost their disk (or were added) and do not vote yet, or whose own durable view does not cover their floor yet. */
   private readonly rejoinPending = new Set<string>();
-  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0, gateBootstraps: 0, gateRejoins: 0 };
+  private counts = { crashes: 0, disksLost: 0, partitions: 0, pauses: 0, outages: 0, leaderChanges: 0, mirrorWrites: 0, controllersRemoved: 0, controllersAdded: 0, setSteps: 0, gateBootstraps: 0, gateRejoins: 0, gateRefusals: 0 };
   /** `lagUntilHeal`: the split around the late controller was made, and chaos neither heals nor moves it. */
   private splitHeld = false;
   /** A growth began and has not finished: no disk is lost meanwhile (diskLossAllowed). */
@@ -281,6 +291,8 @@ class PaxosClusterRun {
   private newSet: readonly string[] | undefined;
   /** `bootstrapGate`: controllers past their first gate (or started on a log); none crashes before all are. */
   private readonly passedFirstGate = new Set<string>();
+  /** `bootstrapGate`: refusals in a row per controller, since its last start that passed its gate. */
+  private readonly gateRefusalsInARow = new Map<string, number>();
   private mirrorSlot = -1;
   private mirrorValue: string | undefined;
   private inspector: SimStreamClient | undefined;
@@ -458,9 +470,10 @@ class PaxosClusterRun {
           gate = undefined;
           answerer.passedGate(decision.kind === "bootstrap");
           if (decision.kind === "refuse") {
-            this.invariants.fail(`controller ${id} refused to start: ${decision.error}`);
+            this.gateRefused(id, decision.error);
             return;
           }
+          this.gateRefusalsInARow.delete(id);
           if (decision.kind === "rejoin") {
             this.counts.gateRejoins++;
             // Without state like a lost disk (also at a first start that came after the others began): no other disk is lost until it votes.
@@ -482,6 +495,32 @@ class PaxosClusterRun {
         actor?.stop();
       },
     };
+  }
+
+  /**
+   * A gate refused: another controller answered with another set. Only a set change explains that; the process exits
+   * 1 and the operator starts it again once the others took their steps (docs/paxos.md, "Removing controllers").
+   */
+  private gateRefused(id: string, error: string): void {
+    if ((this.options.removeControllers ?? 0) === 0) {
+      this.invariants.fail(`controller ${id} refused to start: ${error}`);
+      return;
+    }
+    this.counts.gateRefusals++;
+    const inARow = (this.gateRefusalsInARow.get(id) ?? 0) + 1;
+    this.gateRefusalsInARow.set(id, inARow);
+    if (inARow > maxGateRefusals) {
+      this.invariants.fail(`liveness: the bootstrap gate of ${id} refused ${inARow} times in a row: ${error}`);
+      return;
+    }
+    // Not inside the gate's own callback: the process exits on the next turn.
+    this.world.schedule(0, () => {
+      if (this.world.nodeState(id) === "crashed") return;
+      this.world.crash(id);
+      this.world.schedule(setChangeRetryMs, () => {
+        if (this.world.nodeState(id) === "crashed" && !this.retired.has(id) && !this.healed) this.world.restart(id);
+      });
+    });
   }
 
   /**

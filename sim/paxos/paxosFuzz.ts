@@ -46,6 +46,7 @@ export interface PaxosFuzzTotals {
   readonly setSteps: number;
   readonly gateBootstraps: number;
   readonly gateRejoins: number;
+  readonly gateRefusals: number;
   /** The slowest probe commit after healing, in virtual ms. */
   readonly worstProbeCommitMs: number;
 }
@@ -60,7 +61,7 @@ export interface PaxosFuzzResult {
   readonly summaryText: string;
 }
 
-const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "controllersAdded", "setSteps", "gateBootstraps", "gateRejoins"] as const;
+const summed = ["commandsCommitted", "slotsChosen", "crashes", "disksLost", "partitions", "pauses", "outages", "leaderChanges", "mirrorWrites", "messagesDelivered", "controllersRemoved", "controllersAdded", "setSteps", "gateBootstraps", "gateRejoins", "gateRefusals"] as const;
 
 export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   const { seeds, startSeed, controllers } = options;
@@ -83,6 +84,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     setSteps: 0,
     gateBootstraps: 0,
     gateRejoins: 0,
+    gateRefusals: 0,
     worstProbeCommitMs: 0,
   };
   const failedSeeds: number[] = [];
@@ -104,7 +106,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
     `committed ${totals.commandsCommitted} commands in ${totals.slotsChosen} slots; ${totals.crashes} crashes (${totals.disksLost} losing the disk), ${totals.partitions} partitions, ${totals.pauses} pauses, ${totals.outages} NATS outages, ${totals.leaderChanges} elections`,
     ...(options.removeControllers ? [`${totals.controllersRemoved} controllers removed from the acceptor set, in ${totals.setSteps} steps of the others`] : []),
     ...(options.addControllers ? [`${totals.controllersAdded} controllers added to the acceptor set, after ${totals.setSteps} steps of the old ones`] : []),
-    ...(options.bootstrapGate ? [`bootstrap gates: ${totals.gateBootstraps} created the cluster, ${totals.gateRejoins} rejoined it`] : []),
+    ...(options.bootstrapGate ? [`bootstrap gates: ${totals.gateBootstraps} created the cluster, ${totals.gateRejoins} rejoined it${totals.gateRefusals > 0 ? `, ${totals.gateRefusals} refused (another set heard during the set change) and started again` : ""}`] : []),
     `worst probe commit after healing: ${totals.worstProbeCommitMs.toFixed(1)} ms (virtual)`,
     ok ? "result: ok" : `result: FAILED on seeds ${failedSeeds.slice(0, 20).join(", ")}${failedSeeds.length > 20 ? ", …" : ""}`,
   ].join("\n");
