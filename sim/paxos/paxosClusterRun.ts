@@ -518,7 +518,7 @@ class PaxosClusterRun {
       if (this.world.nodeState(id) === "crashed") return;
       this.world.crash(id);
       this.world.schedule(setChangeRetryMs, () => {
-        if (this.world.nodeState(id) === "crashed" && !this.retired.has(id) && !this.healed) this.world.restart(id);
+        if (this.world.nodeState(id) === "crashed" && !this.retired.has(id)) this.world.restart(id);
       });
     });
   }
