@@ -525,8 +525,9 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
     }
   }
 
-  /** A message only controllers send, from one outside this set: logged when that controller is new to the list (outsideControllerWatch.ts). */
-  function heardOutsideController(senderId: string, messageType: string): void {
+  /** A message only controllers send, from one outside this set: dropped and counted, and logged when that controller is new to the list (outsideControllerWatch.ts). */
+  function droppedFromOutsideController(senderId: string, messageType: string, detail: string): void {
+    countDrop("not-a-controller", detail);
     if (!outsideWatch.heard(senderId, ports.clock.now())) return;
     ports.metrics.setGauge(paxosOutsideControllersGauge, outsideWatch.running().length);
     ports.log.write("warn", "paxos.outside-controller-running", {
@@ -615,8 +616,7 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       return;
     }
     if (!messageTypesFromLearners.has(message.type) && !config.acceptorIds.includes(message.from)) {
-      countDrop("not-a-controller", `${message.type} from ${message.from}, not one of ${config.acceptorIds.join(", ")}, arrived on ${subject}`);
-      heardOutsideController(message.from, message.type);
+      droppedFromOutsideController(message.from, message.type, `${message.type} from ${message.from}, not one of ${config.acceptorIds.join(", ")}, arrived on ${subject}`);
       return;
     }
     if (message.type === "paxos.propose-reply") client.receive(message);
@@ -670,10 +670,8 @@ export function startControllerActor(ports: NodePorts, options: ControllerActorO
       if (transport.isOwnBroadcastEcho(netMessage.data)) return;
       const message = receive(netMessage, ["paxos.commit"]);
       if (!message || message.from === nodeId) return;
-      if (!config.acceptorIds.includes(message.from)) {
-        countDrop("not-a-controller", `a commit broadcast from ${message.from}, not one of ${config.acceptorIds.join(", ")}`);
-        heardOutsideController(message.from, message.type);
-      } else host.send({ type: "message", message, nowMs: ports.clock.now() });
+      if (!config.acceptorIds.includes(message.from)) droppedFromOutsideController(message.from, message.type, `a commit broadcast from ${message.from}, not one of ${config.acceptorIds.join(", ")}`);
+      else host.send({ type: "message", message, nowMs: ports.clock.now() });
     }),
     ports.network.subscribe(subjects.viewFetch, (netMessage) => {
       const message = receive(netMessage, ["paxos.fetch"]);

@@ -68,25 +68,7 @@ export function runPaxosFuzz(options: PaxosFuzzOptions): PaxosFuzzResult {
   if (!Number.isSafeInteger(seeds) || seeds < 1 || seeds > paxosFuzzLimits.maxSeeds) throw new RangeError(`seeds must be a whole number in [1, ${paxosFuzzLimits.maxSeeds}], got ${seeds}`);
   if (!Number.isSafeInteger(startSeed) || startSeed < 0 || startSeed + seeds > Number.MAX_SAFE_INTEGER) throw new RangeError(`startSeed must be a whole number ≥ 0, got ${startSeed}`);
   const hosts = options.hosts ?? defaultPaxosClusterRunOptions.hosts;
-  const totals: Record<(typeof summed)[number], number> & { worstProbeCommitMs: number } = {
-    commandsCommitted: 0,
-    slotsChosen: 0,
-    crashes: 0,
-    disksLost: 0,
-    partitions: 0,
-    pauses: 0,
-    outages: 0,
-    leaderChanges: 0,
-    mirrorWrites: 0,
-    messagesDelivered: 0,
-    controllersRemoved: 0,
-    controllersAdded: 0,
-    setSteps: 0,
-    gateBootstraps: 0,
-    gateRejoins: 0,
-    gateRefusals: 0,
-    worstProbeCommitMs: 0,
-  };
+  const totals = { ...(Object.fromEntries(summed.map((key) => [key, 0])) as Record<(typeof summed)[number], number>), worstProbeCommitMs: 0 };
   const failedSeeds: number[] = [];
   const failures: string[] = [];
   for (let seed = startSeed; seed < startSeed + seeds; seed++) {
